@@ -1,0 +1,111 @@
+"""Compliance case files: given events and a clock, expected actions (subset match) and forbidden ones."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rulesvc.errors import InvalidEventError, Location, RulesetError
+from rulesvc.events import event_from_json, parse_time
+from rulesvc.lang.yamlpos import load_yaml, plain
+from rulesvc.model import Event
+
+CASE_KEYS = ("name", "description", "given", "until", "expect", "expect_not")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    file: str
+    location: Location
+    events: tuple[Event, ...]
+    until: datetime
+    expect: tuple[Mapping[str, Any], ...]
+    expect_not: tuple[Mapping[str, Any], ...] = ()
+    description: str = ""
+
+
+@dataclass
+class CaseFile:
+    file: str
+    cases: list[Case] = field(default_factory=list)
+
+
+def load_case_text(file: str, text: str) -> tuple[list[Case], list[RulesetError]]:
+    src, errors = load_yaml(file, text)
+    if src is None:
+        return [], errors
+    data = src.data
+    raw_cases = data.get("cases") if isinstance(data, Mapping) else None
+    if not isinstance(raw_cases, list):
+        return [], [RulesetError("bad_file", "a case file needs `cases:` (a list)", Location(file, 1, 1))]
+    cases: list[Case] = []
+    names: set[str] = set()
+    for index, raw in enumerate(raw_cases):
+        where = src.item_loc(raw_cases, index)
+        if not isinstance(raw, Mapping):
+            errors.append(RulesetError("bad_case", "each case must be a mapping", where))
+            continue
+        for key in raw:
+            if key not in CASE_KEYS:
+                errors.append(
+                    RulesetError("unknown_key", f"unknown key {key!r} in case", src.key_loc(raw, key))
+                )
+        name = str(raw.get("name") or f"case {index + 1}")
+        if name in names:
+            errors.append(RulesetError("duplicate_id", f"duplicate case name {name!r}", where))
+        names.add(name)
+        events: list[Event] = []
+        given = raw.get("given") or []
+        for event_index, raw_event in enumerate(given if isinstance(given, list) else []):
+            event_loc = src.item_loc(given, event_index)
+            try:
+                body = dict(plain(raw_event))
+                body.setdefault("event_id", f"{name}#{event_index + 1}")
+                events.append(event_from_json(body))
+            except (InvalidEventError, TypeError, ValueError) as exc:
+                errors.append(RulesetError("bad_event", f"bad event: {exc}", event_loc))
+        if not events:
+            errors.append(
+                RulesetError("bad_case", f"case {name!r} needs at least one event under `given`", where)
+            )
+            continue
+        try:
+            until = (
+                parse_time(raw["until"], "until") if raw.get("until") else max(e.occurred_at for e in events)
+            )
+        except InvalidEventError as exc:
+            errors.append(RulesetError("bad_case", str(exc), src.value_loc(raw, "until")))
+            continue
+        cases.append(
+            Case(
+                name=name,
+                file=file,
+                location=where,
+                events=tuple(events),
+                until=until,
+                expect=tuple(_expectations(raw.get("expect"))),
+                expect_not=tuple(_expectations(raw.get("expect_not"))),
+                description=str(raw.get("description", "")),
+            )
+        )
+    return cases, errors
+
+
+def _expectations(raw: Any) -> Sequence[Mapping[str, Any]]:
+    if not isinstance(raw, list):
+        return []
+    return [plain(item) for item in raw if isinstance(item, Mapping)]
+
+
+def load_case_files(files: Sequence[Path]) -> tuple[list[Case], list[RulesetError]]:
+    cases: list[Case] = []
+    errors: list[RulesetError] = []
+    for file in files:
+        found, file_errors = load_case_text(str(file), file.read_text(encoding="utf-8"))
+        cases.extend(found)
+        errors.extend(file_errors)
+    return cases, errors

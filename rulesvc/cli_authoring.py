@@ -1,0 +1,124 @@
+"""Authoring commands for risk and compliance staff: check, test, simulate."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from rulesvc.errors import InvalidEventError, InvalidRulesetError, RulesetError
+
+DEFAULT_PATHS = [Path("rulesets")]
+
+
+def _print_errors(errors: list[RulesetError]) -> None:
+    for error in errors:
+        typer.echo(str(error), err=False)
+    typer.echo(f"{len(errors)} error(s)", err=True)
+
+
+def check(
+    paths: list[Path] = typer.Argument(None, help="rules folders or files (default: rulesets/)"),
+) -> None:
+    """Validate rulesets, kinds, calendars and case files; every error as file:line:col: message."""
+    from rulesvc.cases.model import load_case_files
+    from rulesvc.lang.loader import load_folder
+
+    folder, errors = load_folder(paths or DEFAULT_PATHS)
+    cases, case_errors = load_case_files(folder.case_files)
+    errors = sorted(errors + case_errors, key=RulesetError.sort_key)
+    if errors:
+        _print_errors(errors)
+        raise typer.Exit(1)
+    rules = sum(len(r.rules) for r in folder.rulesets.values())
+    rows = sum(len(t.rows) + 1 for r in folder.rulesets.values() for t in r.tables)
+    typer.echo(
+        f"ok: {len(folder.rulesets)} rulesets ({rules} rules, {rows} table rows), "
+        f"{len(folder.kinds)} kinds, {len(folder.calendars)} calendars, {len(cases)} cases"
+    )
+
+
+def test(
+    paths: list[Path] = typer.Argument(None, help="rules folders (default: rulesets/)"),
+    junit: Path | None = typer.Option(None, "--junit", help="write a JUnit XML report to FILE"),
+    min_coverage: float = typer.Option(0.0, "--min-coverage", help="fail below this rule coverage (percent)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show the actions of passing cases too"),
+) -> None:
+    """Run compliance cases; expected/actual diff on failure; coverage of rules and table rows."""
+    from rulesvc.cases.model import load_case_files
+    from rulesvc.cases.runner import format_failure, junit_xml, run_cases
+    from rulesvc.rulebook import RuleBook
+
+    try:
+        book = RuleBook.load(paths or DEFAULT_PATHS)
+    except InvalidRulesetError as exc:
+        _print_errors(exc.errors)
+        raise typer.Exit(1) from exc
+    cases, errors = load_case_files(book.folder.case_files)
+    if errors:
+        _print_errors(errors)
+        raise typer.Exit(1)
+    report = run_cases(book, cases, book.all_refs())
+    for result in report.results:
+        if result.passed:
+            typer.echo(f"PASS {result.case.name}")
+            if verbose:
+                for obs in result.observed:
+                    typer.echo(f"    {obs.describe()}")
+        else:
+            typer.echo(format_failure(result))
+    covered = len(report.all_refs) - len(report.uncovered)
+    typer.echo(
+        f"\n{len(report.results) - len(report.failed)} passed, {len(report.failed)} failed; "
+        f"coverage {covered}/{len(report.all_refs)} rules and table rows ({report.coverage:.0%})"
+    )
+    if report.uncovered:
+        typer.echo("not fired by any case:")
+        for ref in report.uncovered:
+            typer.echo(f"  - {ref}")
+    if junit is not None:
+        junit.write_text(junit_xml(report), encoding="utf-8")
+    if report.failed or report.coverage * 100 < min_coverage - 1e-9:
+        raise typer.Exit(1)
+
+
+def simulate(
+    events_file: Path = typer.Argument(..., help="JSON or YAML list of events"),
+    until: str = typer.Option(..., "--until", help="virtual clock end, ISO 8601 with offset"),
+    rulesets: Path = typer.Option(Path("rulesets"), "--rulesets", help="rules folder"),
+) -> None:
+    """Run events and every timer due up to --until on a virtual clock; print {"timeline": [...]}."""
+    from rulesvc.events import event_from_json, parse_time
+    from rulesvc.lang.yamlpos import plain
+    from rulesvc.rulebook import RuleBook
+    from rulesvc.simulation import simulate as run
+
+    try:
+        book = RuleBook.load([rulesets])
+    except InvalidRulesetError as exc:
+        _print_errors(exc.errors)
+        raise typer.Exit(1) from exc
+    text = events_file.read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError:
+        from ruamel.yaml import YAML
+
+        raw = plain(YAML(typ="rt").load(text))
+    if isinstance(raw, dict) and "events" in raw:
+        raw = raw["events"]
+    try:
+        events = [event_from_json(item, default_id=True) for item in raw]
+        end = parse_time(until, "--until")
+    except (InvalidEventError, TypeError) as exc:
+        typer.echo(f"{events_file}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    sys.stdout.write(json.dumps(run(book, events, end).to_json(), ensure_ascii=False, indent=2) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(check)
+    app.command()(test)
+    app.command()(simulate)

@@ -1,0 +1,95 @@
+"""One error tree for the core.
+
+Authoring errors (a ruleset or case file is wrong) carry a stable code, a message readable by risk staff,
+a `file:line:col` location and an optional hint; they are collected, never raised one at a time.
+Runtime errors (the engine failed while deciding) are a separate branch so callers can tell
+"your rule is wrong" from "the service is broken".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    file: str
+    line: int = 0  # 1-based; 0 = unknown
+    col: int = 0  # 1-based; 0 = unknown
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def shifted(self, line_offset: int, col: int) -> Location:
+        """Location inside an embedded text (an expression in a YAML scalar) starting at this location."""
+        if line_offset == 0:
+            return Location(self.file, self.line, self.col + col - 1)
+        return Location(self.file, self.line + line_offset, col)
+
+
+@dataclass(frozen=True)
+class RulesetError:
+    """A positioned authoring error. `code` is stable and machine-readable."""
+
+    code: str
+    message: str
+    location: Location
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.location.file, self.location.line, self.location.col, self.code)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "file": self.location.file,
+            "line": self.location.line,
+            "col": self.location.col,
+            "hint": self.hint,
+            "text": str(self),
+        }
+
+
+class RulesvcError(Exception):
+    """Base of every exception raised by the core."""
+
+    code = "rulesvc_error"
+
+
+class InvalidRulesetError(RulesvcError):
+    """Raised when loading files that have authoring errors; carries all of them, sorted by location."""
+
+    code = "invalid_ruleset"
+
+    def __init__(self, errors: list[RulesetError]) -> None:
+        self.errors = sorted(errors, key=RulesetError.sort_key)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class InvalidEventError(RulesvcError):
+    """An event that cannot be evaluated (unknown ticket kind, bad field type, ...)."""
+
+    code = "invalid_event"
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class EngineError(RulesvcError):
+    """The rule engine failed while deciding (not the author's fault)."""
+
+    code = "engine_error"
+
+
+class ActionFailedError(EngineError):
+    """A rule's action raised inside the engine; durable_rules would have swallowed it."""
+
+    code = "action_failed"

@@ -1,0 +1,668 @@
+"""Rules folder → validated model. Collects every authoring error, positioned, instead of stopping at one.
+
+Layout of a folder: `kinds/*.yaml`, `calendars/*.yaml`, `*.yaml` (rulesets), `cases/*.yaml` (cases; loaded by
+rulesvc.cases). Ruleset files may also be checked one by one (drafts uploaded over HTTP).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rulesvc.errors import InvalidRulesetError, Location, RulesetError
+from rulesvc.events import TICKET_EVENT_TYPES
+from rulesvc.durations import parse_duration
+from rulesvc.lang.actions import CATALOGUE, CHANNELS
+from rulesvc.lang.expr import (
+    Expr,
+    FieldType,
+    TypeEnv,
+    bind_subject,
+    check,
+    parse_cell,
+    parse_expression,
+)
+from rulesvc.lang.model import ActionSpec, KindSchema, ParamSpec, Row, Rule, Ruleset, Table
+from rulesvc.lang.tables import analyse_table
+from rulesvc.lang.yamlpos import Source, load_yaml, plain
+from rulesvc.model import TIMER_DUE, TIMER_WARNING
+from rulesvc.sla.calendar import BusinessCalendar, always_open, load_calendar
+
+EVENT_TYPES = (*TICKET_EVENT_TYPES, TIMER_WARNING, TIMER_DUE)
+BASE_TYPES = ("string", "number", "bool", "datetime")
+HIT_POLICIES = ("first", "unique", "collect")
+RESERVED_ROOTS = ("ticket", "event", "timer")
+RULESET_KEYS = ("ruleset", "kind", "description", "facts", "tables", "rules", "version")
+RULE_KEYS = ("id", "description", "on", "priority", "when", "then")
+TABLE_KEYS = ("id", "description", "on", "hit", "inputs", "rows", "default")
+KIND_KEYS = ("kind", "description", "enums", "fields")
+_TEMPLATE = re.compile(r"\{([^{}]+)\}")
+_PATH = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)+$")
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """'did you mean X?' for a misspelt name, or None."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f"did you mean {match[0]!r}?" if match else None
+
+
+@dataclass
+class RulesFolder:
+    """Everything loaded from one or more folders."""
+
+    kinds: dict[str, KindSchema] = field(default_factory=dict)
+    calendars: dict[str, BusinessCalendar] = field(default_factory=dict)
+    rulesets: dict[str, Ruleset] = field(default_factory=dict)
+    case_files: list[Path] = field(default_factory=list)
+
+
+def _collect(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+    kinds: list[Path] = []
+    calendars: list[Path] = []
+    rulesets: list[Path] = []
+    cases: list[Path] = []
+    for path in paths:
+        files = sorted(path.rglob("*.yaml")) + sorted(path.rglob("*.yml")) if path.is_dir() else [path]
+        for file in files:
+            parent = file.parent.name
+            if parent == "kinds":
+                kinds.append(file)
+            elif parent == "calendars":
+                calendars.append(file)
+            elif parent == "cases":
+                cases.append(file)
+            else:
+                rulesets.append(file)
+    return kinds, calendars, rulesets, cases
+
+
+def load_folder(paths: Sequence[Path]) -> tuple[RulesFolder, list[RulesetError]]:
+    """Load kinds, calendars and rulesets (cases are only listed); returns every error found."""
+    kind_files, calendar_files, ruleset_files, case_files = _collect(paths)
+    folder = RulesFolder(case_files=case_files)
+    errors: list[RulesetError] = []
+    folder.calendars["24x7"] = always_open()
+    for file in calendar_files:
+        try:
+            calendar = load_calendar(file)
+        except InvalidRulesetError as exc:
+            errors.extend(exc.errors)
+            continue
+        folder.calendars[calendar.name] = calendar
+    for file in kind_files:
+        kind, kind_errors = load_kind(str(file), file.read_text(encoding="utf-8"))
+        errors.extend(kind_errors)
+        if kind is not None:
+            if kind.kind in folder.kinds:
+                errors.append(RulesetError("duplicate_kind", f"kind {kind.kind!r} declared twice", kind.location))
+            folder.kinds[kind.kind] = kind
+    for file in ruleset_files:
+        ruleset, ruleset_errors = load_ruleset(
+            str(file), file.read_text(encoding="utf-8"), folder.kinds, folder.calendars
+        )
+        errors.extend(ruleset_errors)
+        if ruleset is not None:
+            if ruleset.name in folder.rulesets:
+                errors.append(
+                    RulesetError(
+                        "duplicate_ruleset",
+                        f"ruleset {ruleset.name!r} is also defined in {folder.rulesets[ruleset.name].file}",
+                        Location(ruleset.file, 1, 1),
+                    )
+                )
+            folder.rulesets[ruleset.name] = ruleset
+    return folder, sorted(errors, key=RulesetError.sort_key)
+
+
+def load_folder_or_raise(paths: Sequence[Path]) -> RulesFolder:
+    folder, errors = load_folder(paths)
+    if errors:
+        raise InvalidRulesetError(errors)
+    return folder
+
+
+def _unknown_keys(src: Source, node: Mapping[str, Any], allowed: Sequence[str], what: str) -> list[RulesetError]:
+    return [
+        RulesetError(
+            "unknown_key", f"unknown key {key!r} in {what}", src.key_loc(node, key), suggest(str(key), allowed)
+        )
+        for key in node
+        if key not in allowed
+    ]
+
+
+def load_kind(file: str, text: str) -> tuple[KindSchema | None, list[RulesetError]]:
+    src, errors = load_yaml(file, text)
+    if src is None:
+        return None, errors
+    data = src.data
+    if not isinstance(data, Mapping) or not isinstance(data.get("kind"), str):
+        return None, [RulesetError("missing_key", "a kind file needs `kind: <name>`", Location(file, 1, 1))]
+    errors += _unknown_keys(src, data, KIND_KEYS, "kind file")
+    enums: dict[str, tuple[str, ...]] = {}
+    raw_enums = data.get("enums") or {}
+    if not isinstance(raw_enums, Mapping):
+        errors.append(RulesetError("bad_value", "enums must be a mapping name → [values]", src.value_loc(data, "enums")))
+        raw_enums = {}
+    for name, values in raw_enums.items():
+        if not isinstance(values, list) or not values:
+            errors.append(
+                RulesetError("bad_value", f"enum {name!r} needs a list of values", src.value_loc(raw_enums, name))
+            )
+            continue
+        strings = tuple(str(v) for v in values)
+        if len(set(strings)) != len(strings):
+            errors.append(
+                RulesetError("duplicate_value", f"enum {name!r} lists a value twice", src.value_loc(raw_enums, name))
+            )
+        enums[str(name)] = strings
+    fields: dict[str, str] = {"kind": "string", "id": "string"}
+    raw_fields = data.get("fields") or {}
+    if not isinstance(raw_fields, Mapping):
+        errors.append(RulesetError("bad_value", "fields must be a mapping", src.value_loc(data, "fields")))
+        raw_fields = {}
+    for name, type_name in raw_fields.items():
+        type_text = str(type_name)
+        if type_text not in BASE_TYPES and type_text not in enums:
+            errors.append(
+                RulesetError(
+                    "unknown_type",
+                    f"unknown type {type_text!r} for field {name!r}",
+                    src.value_loc(raw_fields, name),
+                    suggest(type_text, [*BASE_TYPES, *enums]) or f"use one of {', '.join(BASE_TYPES)} or an enum",
+                )
+            )
+            continue
+        fields[str(name)] = type_text
+    kind = KindSchema(
+        kind=str(data["kind"]),
+        fields=fields,
+        enums=enums,
+        location=src.node_loc(data),
+        description=str(data.get("description", "")),
+    )
+    return kind, errors
+
+
+def field_type(type_name: str) -> FieldType:
+    if type_name in BASE_TYPES:
+        return FieldType(type_name)
+    return FieldType("enum", enum=type_name)
+
+
+def type_env(kind: KindSchema, facts: Mapping[str, Mapping[str, str]]) -> TypeEnv:
+    """Names a ruleset's expressions may use."""
+    fields: dict[tuple[str, ...], FieldType] = {
+        ("ticket", name): field_type(type_name) for name, type_name in kind.fields.items()
+    }
+    fields[("event", "type")] = FieldType("string")
+    fields[("event", "id")] = FieldType("string")
+    fields[("event", "occurred_at")] = FieldType("datetime")
+    fields[("timer", "name")] = FieldType("string")
+    fields[("timer", "point")] = FieldType("string")
+    fields[("timer", "due_at")] = FieldType("datetime")
+    fields[("timer", "late_by")] = FieldType("duration")
+    for fact, fact_fields in facts.items():
+        for name, type_name in fact_fields.items():
+            fields[(fact, name)] = field_type(type_name)
+    return TypeEnv(fields=fields, enums=dict(kind.enums), facts=frozenset(facts))
+
+
+class _RulesetLoader:
+    """One ruleset file; accumulates errors in self.errors."""
+
+    def __init__(
+        self, src: Source, kinds: Mapping[str, KindSchema], calendars: Mapping[str, BusinessCalendar]
+    ) -> None:
+        self.src = src
+        self.kinds = kinds
+        self.calendars = calendars
+        self.errors: list[RulesetError] = []
+        self.env: TypeEnv | None = None
+        self.facts: dict[str, dict[str, str]] = {}
+        self.enums: Mapping[str, tuple[str, ...]] = {}
+
+    def error(self, code: str, message: str, location: Location, hint: str | None = None) -> None:
+        self.errors.append(RulesetError(code, message, location, hint))
+
+    def expression(self, text: str, location: Location) -> Expr | None:
+        try:
+            expr = parse_expression(text, location)
+        except InvalidRulesetError as exc:
+            self.errors.extend(exc.errors)
+            return None
+        if self.env is not None:
+            found = check(expr, self.env, location)
+            self.errors.extend(found)
+            if found:
+                return None
+        return expr
+
+    def load(self) -> Ruleset | None:
+        src, data = self.src, self.src.data
+        if not isinstance(data, Mapping):
+            self.error("bad_file", "a ruleset file must be a mapping with `ruleset:` and `kind:`", src.node_loc(data))
+            return None
+        self.errors += _unknown_keys(src, data, RULESET_KEYS, "ruleset")
+        name = data.get("ruleset")
+        if not isinstance(name, str) or not name:
+            self.error("missing_key", "missing `ruleset: <name>`", src.node_loc(data))
+            return None
+        kind_name = data.get("kind")
+        kind = self.kinds.get(str(kind_name)) if kind_name is not None else None
+        if kind is None:
+            self.error(
+                "unknown_kind",
+                f"unknown ticket kind {kind_name!r}",
+                src.value_loc(data, "kind") if "kind" in data else src.node_loc(data),
+                suggest(str(kind_name), self.kinds) or f"declared kinds: {', '.join(sorted(self.kinds)) or 'none'}",
+            )
+            return None
+        self.enums = kind.enums
+        self.facts = self.load_facts(data.get("facts"), data)
+        self.env = type_env(kind, self.facts)
+        ids: dict[str, Location] = {}
+        tables = self.load_list(data, "tables", self.load_table, ids)
+        rules = self.load_list(data, "rules", self.load_rule, ids)
+        if not tables and not rules and "tables" not in data and "rules" not in data:
+            self.error("empty_ruleset", "a ruleset needs `rules:` or `tables:`", src.node_loc(data))
+        if self.errors:
+            return None
+        text = src.text
+        return Ruleset(
+            name=name,
+            kind=kind.kind,
+            description=str(data.get("description", "")),
+            facts=self.facts,
+            tables=tuple(t for t in tables if isinstance(t, Table)),
+            rules=tuple(r for r in rules if isinstance(r, Rule)),
+            file=src.file,
+            content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            version=int(data.get("version", 1)),
+            source_text=text,
+        )
+
+    def load_facts(self, raw: Any, data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        facts: dict[str, dict[str, str]] = {}
+        if raw is None:
+            return facts
+        if not isinstance(raw, Mapping):
+            self.error("bad_value", "facts must map a fact name to its fields", self.src.value_loc(data, "facts"))
+            return facts
+        for name, fields in raw.items():
+            if name in RESERVED_ROOTS:
+                self.error("reserved_name", f"{name!r} is reserved", self.src.key_loc(raw, name))
+                continue
+            fact_fields: dict[str, str] = {}
+            for field_name, type_name in (fields or {}).items() if isinstance(fields, Mapping) else []:
+                if str(type_name) not in BASE_TYPES and str(type_name) not in self.enums:
+                    self.error(
+                        "unknown_type",
+                        f"unknown type {type_name!r}",
+                        self.src.value_loc(fields, field_name),
+                        suggest(str(type_name), [*BASE_TYPES, *self.enums]),
+                    )
+                fact_fields[str(field_name)] = str(type_name)
+            facts[str(name)] = fact_fields
+        return facts
+
+    def load_list(self, data: Mapping[str, Any], key: str, loader: Any, ids: dict[str, Location]) -> list[Any]:
+        raw = data.get(key)
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            self.error("bad_value", f"`{key}` must be a list", self.src.value_loc(data, key))
+            return []
+        items = []
+        for index, item in enumerate(raw):
+            location = self.src.item_loc(raw, index)
+            if not isinstance(item, Mapping):
+                self.error("bad_value", f"each entry of `{key}` must be a mapping", location)
+                continue
+            item_id = item.get("id")
+            if isinstance(item_id, str | int) and str(item_id):
+                id_loc = self.src.value_loc(item, "id")
+                if str(item_id) in ids:
+                    self.error(
+                        "duplicate_id",
+                        f"duplicate rule id {str(item_id)!r} (first defined at line {ids[str(item_id)].line})",
+                        id_loc,
+                        "every rule and table needs its own id",
+                    )
+                else:
+                    ids[str(item_id)] = id_loc
+            else:
+                self.error("missing_key", f"each entry of `{key}` needs an `id`", location)
+                continue
+            items.append(loader(item, index, location))
+        return items
+
+    def load_on(self, item: Mapping[str, Any], location: Location) -> tuple[str, ...]:
+        raw = item.get("on")
+        if raw is None:
+            self.error("missing_key", "missing `on:` (the event types that trigger it)", location, "e.g. on: [ticket.created]")
+            return ()
+        values = raw if isinstance(raw, list) else [raw]
+        result = []
+        for index, value in enumerate(values):
+            where = self.src.item_loc(raw, index) if isinstance(raw, list) else self.src.value_loc(item, "on")
+            if value not in EVENT_TYPES:
+                self.error(
+                    "unknown_event",
+                    f"unknown event type {value!r}",
+                    where,
+                    suggest(str(value), EVENT_TYPES) or f"use one of {', '.join(EVENT_TYPES)}",
+                )
+            else:
+                result.append(str(value))
+        return tuple(result)
+
+    def load_rule(self, item: Mapping[str, Any], index: int, location: Location) -> Rule | None:
+        self.errors += _unknown_keys(self.src, item, RULE_KEYS, "rule")
+        on = self.load_on(item, location)
+        when: Expr | None = None
+        when_text = ""
+        if item.get("when") is not None:
+            when_text = str(item["when"]).strip()
+            when = self.expression(when_text, self.src.value_loc(item, "when"))
+        priority = item.get("priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            self.error("type_mismatch", "priority must be an integer", self.src.value_loc(item, "priority"))
+            priority = 0
+        then = self.load_actions(item, location)
+        return Rule(
+            id=str(item["id"]),
+            on=on,
+            priority=priority,
+            when=when,
+            when_text=when_text,
+            then=then,
+            location=location,
+            index=index,
+            description=str(item.get("description", "")),
+        )
+
+    def load_actions(self, item: Mapping[str, Any], location: Location) -> tuple[ActionSpec, ...]:
+        raw = item.get("then")
+        if raw is None:
+            self.error("missing_key", "missing `then:` (the actions)", location)
+            return ()
+        if not isinstance(raw, list):
+            raw_list = [raw]
+            locations = [self.src.value_loc(item, "then")]
+        else:
+            raw_list = list(raw)
+            locations = [self.src.item_loc(raw, i) for i in range(len(raw))]
+        actions = []
+        for entry, where in zip(raw_list, locations, strict=True):
+            action = self.load_action(entry, where)
+            if action is not None:
+                actions.append(action)
+        return tuple(actions)
+
+    def load_action(self, entry: Any, where: Location) -> ActionSpec | None:
+        if isinstance(entry, str):
+            entry = {entry: {}}
+        if not isinstance(entry, Mapping) or len(entry) != 1:
+            self.error("bad_action", "an action is `- <type>: {parameters}`", where, "e.g. - assign: {group: 费用审批岗}")
+            return None
+        ((action_type, raw_params),) = entry.items()
+        kind = CATALOGUE.get(str(action_type))
+        if kind is None:
+            self.error(
+                "unknown_action",
+                f"unknown action {action_type!r}",
+                self.src.key_loc(entry, action_type),
+                suggest(str(action_type), CATALOGUE) or f"actions: {', '.join(CATALOGUE)}",
+            )
+            return None
+        if action_type == "assert" and isinstance(raw_params, str):
+            raw_params = {"fact": raw_params}
+        raw_params = raw_params if raw_params is not None else {}
+        if not isinstance(raw_params, Mapping):
+            self.error("bad_action", f"parameters of {action_type} must be a mapping", where)
+            return None
+        params_loc = self.src.value_loc(entry, action_type)
+        for name in kind.required:
+            if name not in raw_params:
+                self.error(
+                    "missing_param",
+                    f"action {action_type} needs parameter {name!r}",
+                    params_loc,
+                    f"write {action_type}: {{{', '.join(f'{p}: ...' for p in kind.required)}}}",
+                )
+        allowed = (*kind.required, *kind.optional)
+        params: dict[str, ParamSpec] = {}
+        duration = None
+        warnings: list[tuple[str, Any]] = []
+        for name, value in raw_params.items():
+            value_loc = self.src.value_loc(raw_params, name)
+            if name not in allowed:
+                self.error(
+                    "unknown_param",
+                    f"action {action_type} has no parameter {name!r}",
+                    self.src.key_loc(raw_params, name),
+                    suggest(str(name), allowed) or (f"parameters: {', '.join(allowed)}" if allowed else "it takes none"),
+                )
+                continue
+            if action_type == "start_timer" and name == "duration":
+                duration = parse_duration(value)
+                if duration is None or duration.total_seconds() <= 0:
+                    self.error("bad_duration", f"not a duration: {value!r}", value_loc, "e.g. 90m, 2h, 1.5h, 1d")
+                continue
+            if action_type == "start_timer" and name == "warnings":
+                warnings = self.load_warnings(value, raw_params, value_loc)
+                continue
+            if action_type == "start_timer" and name == "calendar" and str(value) not in self.calendars:
+                self.error(
+                    "unknown_calendar",
+                    f"unknown calendar {value!r}",
+                    value_loc,
+                    suggest(str(value), self.calendars) or f"calendars: {', '.join(sorted(self.calendars))}",
+                )
+                continue
+            if action_type == "notify" and name == "channels":
+                self.check_channels(value, value_loc)
+            if action_type == "assert" and name == "fact" and str(value) not in self.facts:
+                self.error(
+                    "unknown_fact",
+                    f"fact {value!r} is not declared under `facts:`",
+                    value_loc,
+                    suggest(str(value), self.facts) or "declare it: facts: {name: {field: type}}",
+                )
+                continue
+            if action_type == "assert" and name == "with":
+                params[name] = self.load_with(value, value_loc)
+                continue
+            params[str(name)] = self.param(value, value_loc)
+        if action_type == "start_timer" and duration and any(at >= duration for _, at in warnings):
+            self.error("bad_duration", "a warning point must come before the deadline", params_loc)
+        return ActionSpec(
+            type=str(action_type),
+            params=params,
+            location=where,
+            duration=duration,
+            warnings=tuple(warnings),
+        )
+
+    def load_warnings(self, value: Any, parent: Any, where: Location) -> list[tuple[str, Any]]:
+        if not isinstance(value, Mapping):
+            self.error("bad_value", "warnings map a warning name to a duration", where, "e.g. warnings: {预警: 90m}")
+            return []
+        result = []
+        for name, text in value.items():
+            duration = parse_duration(text)
+            if duration is None:
+                self.error("bad_duration", f"not a duration: {text!r}", self.src.value_loc(value, name))
+                continue
+            result.append((str(name), duration))
+        return result
+
+    def check_channels(self, value: Any, where: Location) -> None:
+        channels = value if isinstance(value, list) else [value]
+        for channel in channels:
+            if channel not in CHANNELS:
+                self.error(
+                    "unknown_channel",
+                    f"unknown channel {channel!r}",
+                    where,
+                    suggest(str(channel), CHANNELS) or f"channels: {', '.join(CHANNELS)}",
+                )
+
+    def load_with(self, value: Any, where: Location) -> ParamSpec:
+        if not isinstance(value, Mapping):
+            self.error("bad_value", "`with` maps fact fields to values", where)
+            return ParamSpec("literal", {})
+        fields = {str(k): self.param(v, self.src.value_loc(value, k)) for k, v in value.items()}
+        return ParamSpec("literal", fields)
+
+    def param(self, value: Any, where: Location) -> ParamSpec:
+        if isinstance(value, str):
+            text = str(value)
+            if text.startswith("="):
+                expr = self.expression(text[1:].strip(), where.shifted(0, 2))
+                return ParamSpec("expr", text, expr=expr)
+            roots = (*RESERVED_ROOTS, *self.facts)
+            if _PATH.match(text) and text.split(".", 1)[0] in roots:
+                return ParamSpec("path", text, expr=self.expression(text, where))
+            if _TEMPLATE.search(text):
+                parts: list[str | Expr] = []
+                position = 0
+                for match in _TEMPLATE.finditer(text):
+                    parts.append(text[position : match.start()])
+                    expr = self.expression(match.group(1).strip(), where.shifted(0, match.start() + 2))
+                    if expr is not None:
+                        parts.append(expr)
+                    position = match.end()
+                parts.append(text[position:])
+                return ParamSpec("template", text, parts=tuple(p for p in parts if p != ""))
+            return ParamSpec("literal", text)
+        return ParamSpec("literal", plain(value))
+
+    def load_table(self, item: Mapping[str, Any], index: int, location: Location) -> Table | None:
+        src = self.src
+        self.errors += _unknown_keys(src, item, TABLE_KEYS, "table")
+        on = self.load_on(item, location)
+        hit = str(item.get("hit", "first"))
+        if hit not in HIT_POLICIES:
+            self.error(
+                "bad_hit_policy", f"unknown hit policy {hit!r}", src.value_loc(item, "hit"), f"use {', '.join(HIT_POLICIES)}"
+            )
+        raw_inputs = item.get("inputs")
+        inputs: dict[str, Expr] = {}
+        input_texts: dict[str, str] = {}
+        if not isinstance(raw_inputs, Mapping) or not raw_inputs:
+            self.error("missing_key", "a table needs `inputs:` (column → expression)", location)
+            raw_inputs = {}
+        for column, text in raw_inputs.items():
+            expr = self.expression(str(text), src.value_loc(raw_inputs, column))
+            input_texts[str(column)] = str(text)
+            if expr is not None:
+                inputs[str(column)] = expr
+        rows: list[Row] = []
+        raw_rows = item.get("rows")
+        if not isinstance(raw_rows, list):
+            self.error("missing_key", "a table needs `rows:` (a list)", location)
+            raw_rows = []
+        for row_index, raw_row in enumerate(raw_rows, start=1):
+            row = self.load_row(raw_row, row_index, src.item_loc(raw_rows, row_index - 1), inputs, input_texts)
+            if row is not None:
+                rows.append(row)
+        seen_rows: dict[str, Location] = {}
+        for row in rows:
+            if row.id in seen_rows:
+                self.error("duplicate_id", f"duplicate row id {row.id!r}", row.location)
+            seen_rows[row.id] = row.location
+        raw_default = item.get("default")
+        if raw_default is None:
+            self.error(
+                "missing_default",
+                "a table needs an explicit `default:` row",
+                location,
+                "write `default: {then: [...]}`; `default: {then: []}` states that nothing happens",
+            )
+            default = Row("默认", {}, {}, (), location, 0, True)
+        else:
+            default_loc = src.value_loc(item, "default")
+            if not isinstance(raw_default, Mapping):
+                self.error("bad_value", "default must be a mapping with `then:`", default_loc)
+                raw_default = {}
+            default = Row(
+                str(raw_default.get("id", "默认")), {}, {}, self.load_actions(raw_default, default_loc), default_loc, 0, True
+            )
+        table = Table(
+            id=str(item["id"]),
+            on=on,
+            hit=hit,
+            inputs=inputs,
+            input_texts=input_texts,
+            rows=tuple(rows),
+            default=default,
+            location=location,
+            description=str(item.get("description", "")),
+        )
+        if len(inputs) == len(input_texts) and self.env is not None:
+            self.errors.extend(analyse_table(table, self.env))
+        return table
+
+    def load_row(
+        self,
+        raw: Any,
+        index: int,
+        location: Location,
+        inputs: Mapping[str, Expr],
+        input_texts: Mapping[str, str],
+    ) -> Row | None:
+        if not isinstance(raw, Mapping):
+            self.error("bad_value", "a row is a mapping of column → cell, plus `then:`", location)
+            return None
+        cells: dict[str, Expr] = {}
+        texts: dict[str, str] = {}
+        for key, value in raw.items():
+            if key in ("id", "then"):
+                continue
+            cell_loc = self.src.value_loc(raw, key)
+            if key not in input_texts:
+                self.error(
+                    "unknown_column",
+                    f"unknown column {key!r}",
+                    self.src.key_loc(raw, key),
+                    suggest(str(key), input_texts) or f"columns: {', '.join(input_texts)}",
+                )
+                continue
+            text = "" if value is None else str(plain(value))
+            try:
+                cell = parse_cell(text, cell_loc)
+            except InvalidRulesetError as exc:
+                self.errors.extend(exc.errors)
+                continue
+            subject = inputs.get(str(key))
+            if subject is not None and self.env is not None:
+                found = check(bind_subject(cell, subject), self.env, cell_loc)
+                if found:
+                    self.errors.extend(found)
+                    continue
+            cells[str(key)] = cell
+            texts[str(key)] = text
+        then = self.load_actions(raw, location)
+        return Row(str(raw.get("id", f"行{index}")), cells, texts, then, location, index)
+
+
+def load_ruleset(
+    file: str,
+    text: str,
+    kinds: Mapping[str, KindSchema],
+    calendars: Mapping[str, BusinessCalendar],
+) -> tuple[Ruleset | None, list[RulesetError]]:
+    """Load and validate one ruleset file against the declared kinds and calendars."""
+    src, errors = load_yaml(file, text)
+    if src is None:
+        return None, errors
+    loader = _RulesetLoader(src, kinds, calendars)
+    ruleset = loader.load()
+    return ruleset, sorted(loader.errors, key=RulesetError.sort_key)

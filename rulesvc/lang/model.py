@@ -1,0 +1,103 @@
+"""The validated, frozen model of rules folders: kinds, rulesets (rules, tables, actions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from rulesvc.errors import Location
+from rulesvc.lang.expr import Expr
+
+
+@dataclass(frozen=True)
+class KindSchema:
+    """A ticket kind: declared field types (`string`, `number`, `bool`, `datetime` or an enum name)."""
+
+    kind: str
+    fields: Mapping[str, str]
+    enums: Mapping[str, tuple[str, ...]]
+    location: Location
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One action parameter: a literal, a field path, a `{path}` template or an `=` expression."""
+
+    mode: str  # "literal" | "path" | "template" | "expr"
+    value: Any
+    expr: Expr | None = None
+    parts: tuple[str | Expr, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    type: str
+    params: Mapping[str, ParamSpec]
+    location: Location
+    duration: timedelta | None = None  # start_timer
+    warnings: tuple[tuple[str, timedelta], ...] = ()  # start_timer
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    on: tuple[str, ...]
+    priority: int
+    when: Expr | None
+    when_text: str
+    then: tuple[ActionSpec, ...]
+    location: Location
+    index: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    cells: Mapping[str, Expr]  # column → cell test (subject not yet bound)
+    cell_texts: Mapping[str, str]
+    then: tuple[ActionSpec, ...]
+    location: Location
+    index: int  # 1-based; 0 for the default row
+    is_default: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    id: str
+    on: tuple[str, ...]
+    hit: str  # "first" | "unique" | "collect"
+    inputs: Mapping[str, Expr]
+    input_texts: Mapping[str, str]
+    rows: tuple[Row, ...]
+    default: Row
+    location: Location
+    description: str = ""
+
+    def row_ref(self, row: Row) -> str:
+        return f"{self.id}#{row.id}"
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    name: str
+    kind: str
+    description: str
+    facts: Mapping[str, Mapping[str, str]]
+    tables: tuple[Table, ...]
+    rules: tuple[Rule, ...]
+    file: str
+    content_hash: str
+    version: int = 1
+    source_text: str = field(default="", compare=False, repr=False)
+
+    def rule_refs(self) -> list[str]:
+        """Every rule id and table row reference, for coverage."""
+        refs: list[str] = []
+        for table in self.tables:
+            refs.extend(table.row_ref(row) for row in (*table.rows, table.default))
+        refs.extend(rule.id for rule in self.rules)
+        return refs

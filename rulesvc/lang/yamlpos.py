@@ -1,0 +1,95 @@
+"""YAML loading that keeps positions, so every authoring error can say `file:line:col`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
+
+from rulesvc.errors import Location, RulesetError
+
+
+@dataclass(frozen=True)
+class Source:
+    """A YAML document with its file name and raw lines (for locating text inside block scalars)."""
+
+    file: str
+    text: str
+    data: Any
+
+    def key_loc(self, mapping: Any, key: Any) -> Location:
+        if isinstance(mapping, CommentedMap):
+            try:
+                line, col = mapping.lc.key(key)
+                return Location(self.file, line + 1, col + 1)
+            except (KeyError, TypeError):
+                pass
+        return self.node_loc(mapping)
+
+    def value_loc(self, mapping: Any, key: Any) -> Location:
+        """Where the value's text starts (inside quotes; first content line of a block scalar)."""
+        if isinstance(mapping, CommentedMap):
+            try:
+                line, col = mapping.lc.value(key)
+            except (KeyError, TypeError):
+                return self.key_loc(mapping, key)
+            return self._content_loc(line, col, mapping.get(key))
+        return self.node_loc(mapping)
+
+    def item_loc(self, seq: Any, index: int) -> Location:
+        if isinstance(seq, CommentedSeq):
+            try:
+                line, col = seq.lc.item(index)
+                return self._content_loc(line, col, seq[index])
+            except (KeyError, TypeError, IndexError):
+                pass
+        return self.node_loc(seq)
+
+    def node_loc(self, node: Any) -> Location:
+        if isinstance(node, CommentedMap | CommentedSeq):
+            return Location(self.file, node.lc.line + 1, node.lc.col + 1)
+        return Location(self.file, 1, 1)
+
+    def _content_loc(self, line: int, col: int, value: Any) -> Location:
+        lines = self.text.splitlines()
+        if isinstance(value, FoldedScalarString | LiteralScalarString):
+            for number in range(line + 1, len(lines)):
+                stripped = lines[number].lstrip()
+                if stripped:
+                    return Location(self.file, number + 1, len(lines[number]) - len(stripped) + 1)
+        if isinstance(value, str) and line < len(lines):
+            raw = lines[line]
+            if col < len(raw) and raw[col] in "\"'":
+                col += 1
+        return Location(self.file, line + 1, col + 1)
+
+
+def load_yaml(file: str, text: str) -> tuple[Source | None, list[RulesetError]]:
+    """Parse YAML keeping positions; a syntax error becomes one positioned RulesetError."""
+    yaml = YAML(typ="rt")
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        hint = "values starting with '>', '|', '*', '&', '!', '%', '@' or containing ': ' must be quoted"
+        return None, [RulesetError("yaml_syntax", f"YAML syntax error: {problem}", Location(file, line, col), hint)]
+    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. duplicate keys)
+        return None, [RulesetError("yaml_syntax", f"YAML error: {exc}", Location(file, 1, 1))]
+    return Source(file, text, data), []
+
+
+def plain(value: Any) -> Any:
+    """ruamel containers → plain dicts/lists/str (for values handed to the runtime)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value

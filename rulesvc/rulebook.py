@@ -1,0 +1,1 @@
+"""Loaded, compiled rulesets of a rules folder: the engine's entry point (evaluate one event)."""

@@ -1,0 +1,58 @@
+"""Service settings, read from the environment with the prefix `RULESVC_`.
+
+Built in `main()` / `create_app()` and passed down; never a module-level global. Complex values (the
+masking tables) are given as JSON in the environment, e.g.
+`RULESVC_MASK_FIELDS='{"id_no": "id_card", "手机号": "mobile"}'`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rulesvc.masking import DEFAULT_FIELD_RULES, DEFAULT_PATTERN_RULES, MaskKind, MaskPolicy
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RULESVC_", extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        default="sqlite:///./var/rulesvc.db",
+        description="SQLAlchemy URL; `postgresql://...` is run with psycopg 3.",
+    )
+    redis_url: str | None = Field(default=None, description="Redis URL, e.g. redis://127.0.0.1:6379/0.")
+    rulesets: Path = Field(default=Path("rulesets"), description="Rules folder loaded at start.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger request bodies get 413.")
+    max_json_depth: int = Field(default=32, ge=4, description="Deeper JSON request bodies get 422.")
+    max_simulate_events: int = Field(default=1000, ge=1)
+    mask_fields: dict[str, MaskKind] = Field(
+        default_factory=lambda: dict(DEFAULT_FIELD_RULES),
+        description="Ticket field name (case-insensitive, any depth) → mask kind.",
+    )
+    mask_patterns: dict[str, MaskKind] = Field(
+        default_factory=lambda: dict(DEFAULT_PATTERN_RULES),
+        description="Regular expression → mask kind, applied to every string value.",
+    )
+    bootstrap_admin_key: bool = Field(
+        default=True,
+        description="On the embedded SQLite default, `serve` prints a local admin key when no key exists.",
+    )
+    log_level: str = "INFO"
+    access_log: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("database_url must not be empty")
+        return value.strip()
+
+    def mask_policy(self) -> MaskPolicy:
+        return MaskPolicy.build(self.mask_fields, self.mask_patterns)
+
+    @property
+    def is_embedded(self) -> bool:
+        """True for the embedded SQLite default (one process trying rulesvc out)."""
+        return self.database_url.startswith("sqlite")

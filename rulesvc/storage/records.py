@@ -1,0 +1,122 @@
+"""What storage hands in and out: frozen records and the repository protocols (the ports).
+
+ORM classes never leave `rulesvc.storage`; callers see only these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from rulesvc.apikeys import Role
+from rulesvc.audit import ChainEntry
+
+
+@dataclass(frozen=True)
+class NewDecision:
+    """A decision ready to be stored with its actions and its audit entry, in one transaction.
+
+    `record_text` is the canonical JSON of the masked record; `clear_input_text` the canonical JSON of the
+    event as received (kept apart, for compliance only); `audit_payload` goes into the chain entry.
+    """
+
+    decision_id: str
+    event_id: str
+    ticket_id: str
+    decided_at: datetime
+    record_text: str
+    clear_input_text: str
+    input_salt: str
+    input_digest: str
+    actions: Sequence[Mapping[str, Any]]
+    audit_payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    decision_id: str
+    event_id: str
+    ticket_id: str
+    decided_at: datetime
+    record_text: str
+    input_salt: str
+    input_digest: str
+    chain_seq: int
+    chain_hash: str
+
+
+@dataclass(frozen=True)
+class FeedRecord:
+    cursor: int
+    at: datetime
+    ticket_id: str
+    decision_id: str
+    action_text: str
+
+
+@dataclass(frozen=True)
+class DecisionEvidence:
+    """A `decision` chain entry next to the stored rows it vouches for (None where a row is missing)."""
+
+    entry: ChainEntry
+    event_id: str | None
+    ticket_id: str | None
+    record_text: str | None
+    input_salt: str | None
+    clear_input_text: str | None
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    key_id: str
+    key_hash: str
+    roles: frozenset[Role]
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class DecisionStore(Protocol):
+    def find_by_event_id(self, event_id: str) -> StoredDecision | None: ...
+
+    def get_decision(self, decision_id: str) -> StoredDecision | None: ...
+
+    def get_clear_input(self, decision_id: str) -> str | None: ...
+
+    def append_decision(self, new: NewDecision) -> tuple[StoredDecision, bool]:
+        """Store it unless `event_id` is already stored; returns (the stored decision, created?)."""
+        ...
+
+    def list_actions(self, after: int, limit: int) -> list[FeedRecord]: ...
+
+    def append_audit(self, at: str, kind: str, subject: str, payload: Mapping[str, Any]) -> ChainEntry: ...
+
+    def audit_entries(self) -> Iterator[ChainEntry]: ...
+
+    def chain_head(self) -> tuple[int, str]: ...
+
+    def decision_evidence(self) -> Iterator[DecisionEvidence]: ...
+
+    def unlogged_decisions(self) -> list[tuple[str, int]]:
+        """(decision_id, chain_seq) of decision rows that no `decision` chain entry names."""
+        ...
+
+    def ping(self) -> None: ...
+
+
+class KeyStore(Protocol):
+    def create_key(self, record: ApiKeyRecord) -> None: ...
+
+    def find_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    def list_keys(self) -> list[ApiKeyRecord]: ...
+
+    def revoke_key(self, key_id: str, at: datetime) -> bool: ...
+
+    def count_keys(self) -> int: ...

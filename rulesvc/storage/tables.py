@@ -1,0 +1,107 @@
+"""ORM tables. Private to `rulesvc.storage`; the migrations in `migrations/versions` create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Dialect, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# A 64-bit integer that is still SQLite's rowid alias (autoincrementing) when it is the primary key.
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; times must be aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    ticket_id: Mapped[str] = mapped_column(String(200), index=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    record: Mapped[str] = mapped_column(Text)
+    input_salt: Mapped[str] = mapped_column(String(32))
+    input_digest: Mapped[str] = mapped_column(String(64))
+    chain_seq: Mapped[int] = mapped_column(BigInteger)
+    chain_hash: Mapped[str] = mapped_column(String(64))
+
+
+class DecisionInputRow(Base):
+    """The event exactly as received, personal data in clear: read only through the compliance route."""
+
+    __tablename__ = "decision_inputs"
+
+    decision_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    event: Mapped[str] = mapped_column(Text)
+
+
+class ActionRow(Base):
+    """The action feed (outbox): `cursor` grows in commit order because appends hold the chain lock."""
+
+    __tablename__ = "actions"
+
+    cursor: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ticket_id: Mapped[str] = mapped_column(String(200), index=True)
+    decision_id: Mapped[str] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """One row (id 1): the chain's last seq and hash. Appenders lock it (FOR UPDATE) to serialize."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    roles: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

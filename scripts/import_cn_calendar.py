@@ -1,0 +1,173 @@
+"""Generate rulesets/calendars/cn.yaml (PRC working calendar) from the `holidays` package.
+
+    .venv/bin/python scripts/import_cn_calendar.py            # (re)write rulesets/calendars/cn.yaml
+    .venv/bin/python scripts/import_cn_calendar.py --check    # exit 1 if the file is out of date
+
+Which years: every year for which `holidays.China` knows at least one official make-up working day (调休,
+`weekend_workdays`). Those are the years whose State Council notice the package has transcribed; for other
+years it only knows the statutory festival dates, not the actual days off, so they are left out rather than
+guessed. Weekday hours are Mon–Fri 09:00–12:00 and 13:00–18:00; make-up days are worked with the same hours.
+
+Holidays are every date the package lists as a public day off in those years: the statutory days, their
+observed (补假) days and the extra golden-week days swapped against make-up days (休息日（由 … 调休）).
+Some fall on weekends; they are kept with their names although a weekend is non-working anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterable
+from datetime import date, timedelta
+from pathlib import Path
+
+import holidays
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = ROOT / "rulesets" / "calendars" / "cn.yaml"
+COMMAND = ".venv/bin/python scripts/import_cn_calendar.py"
+WORKING_HOURS = '["09:00-12:00", "13:00-18:00"]'
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Suffixes of package labels that do not change which festival a day belongs to.
+_LABEL_NOISE = re.compile(r"（[^）]*）$|延长假期$")
+# The eve belongs to the Spring Festival break: its make-up days are called 春节调休.
+_FESTIVAL_OF = {"农历除夕": "春节"}
+
+
+def festival_names(labels: Iterable[str]) -> list[str]:
+    """Festival names behind holiday labels: '国庆节（补假）' → 国庆节; swap-day labels carry none."""
+    names: list[str] = []
+    for label in labels:
+        for part in label.split(";"):
+            part = part.strip()
+            if not part or part.startswith("休息日"):
+                continue
+            base = _LABEL_NOISE.sub("", part).strip()
+            base = _FESTIVAL_OF.get(base, base)
+            if base and base not in names:
+                names.append(base)
+    return names
+
+
+def makeup_label(workday: date, days_off: dict[date, str], workdays: set[date]) -> str:
+    """'国庆节调休' for the make-up day that pays for a day off of the National Day break.
+
+    The package labels the swapped day off '休息日（由 <workday> 调休）'; the festival is found in the run of
+    consecutive non-working days around it.
+    """
+    key = workday.isoformat()
+    swapped = [day for day, label in days_off.items() if key in label]
+    if not swapped:
+        return "调休上班日"
+
+    def off(day: date) -> bool:
+        return day in days_off or (day.weekday() >= 5 and day not in workdays)
+
+    labels: list[str] = []
+    for anchor in swapped:
+        first = anchor
+        while off(first - timedelta(days=1)):
+            first -= timedelta(days=1)
+        day = first
+        while off(day):
+            if day in days_off:
+                labels.append(days_off[day])
+            day += timedelta(days=1)
+    names = festival_names(labels)
+    return ("、".join(names) + "调休") if names else "调休上班日"
+
+
+def build() -> tuple[str, list[int]]:
+    """The cn.yaml text and the years it covers."""
+    known = range(holidays.China.start_year, holidays.China.end_year + 1)
+    china = holidays.China(years=known, language="zh_CN")
+    workdays_all = set(china.weekend_workdays)
+    years = sorted({day.year for day in workdays_all})
+    if not years:
+        raise SystemExit(
+            f"holidays {holidays.__version__} reports no PRC make-up working days; nothing to import"
+        )
+    covered = set(years)
+    days_off = {day: str(name) for day, name in sorted(china.items())}
+    holidays_out = {day: name for day, name in days_off.items() if day.year in covered}
+    workdays_out = sorted(day for day in workdays_all if day.year in covered)
+
+    clash = sorted(set(holidays_out) & set(workdays_out))
+    if clash:
+        raise SystemExit(f"package lists days both as holiday and make-up day: {clash}")
+    not_weekend = [day for day in workdays_out if day.weekday() < 5]
+    if not_weekend:
+        raise SystemExit(f"package lists make-up working days that are not weekend days: {not_weekend}")
+
+    span = f"{years[0]}–{years[-1]}"
+    gaps = sorted(set(range(years[0], years[-1] + 1)) - covered)
+    lines = [
+        "# 由脚本生成，请勿手工修改 / GENERATED FILE, do not edit by hand.",
+        f"# Command: {COMMAND}",
+        f"# Source: holidays=={holidays.__version__} (holidays.China, language zh_CN).",
+        f"# Years: {span}{' except ' + ', '.join(map(str, gaps)) if gaps else ''} — every year for which the package"
+        " knows official 调休 make-up working days.",
+        "# Later years: only weekends are known; re-run the command after the State Council publishes the notice.",
+        "name: cn",
+        "timezone: Asia/Shanghai",
+        f"description: 中国大陆工作日历（法定节假日与调休，{span}）",
+        "weekly:",
+    ]
+    for index, weekday in enumerate(WEEKDAYS):
+        lines.append(f"  {weekday}: {WORKING_HOURS if index < 5 else '[]'}")
+    lines.append(f"makeup_hours: {WORKING_HOURS}")
+    lines.append("holidays:")
+    current_year = None
+    for day, name in holidays_out.items():
+        if day.year != current_year:
+            current_year = day.year
+            lines.append(f"  # {current_year}")
+        lines.append(
+            f"  {day.isoformat()}: {json.dumps(name, ensure_ascii=False)}  # {WEEKDAYS[day.weekday()]}"
+        )
+    lines.append("workdays:")
+    current_year = None
+    for day in workdays_out:
+        if day.year != current_year:
+            current_year = day.year
+            lines.append(f"  # {current_year}")
+        label = makeup_label(day, days_off, workdays_all)
+        lines.append(
+            f"  {day.isoformat()}: {json.dumps(label, ensure_ascii=False)}  # {WEEKDAYS[day.weekday()]}"
+        )
+    return "\n".join(lines) + "\n", years
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the output file is out of date")
+    args = parser.parse_args(argv)
+    text, years = build()
+
+    sys.path.insert(0, str(ROOT))
+    from rulesvc.sla.calendar import load_calendar  # needs ROOT on sys.path
+
+    output: Path = args.output
+    if args.check:
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
+        if current != text:
+            print(f"{output} is out of date; run: {COMMAND}", file=sys.stderr)
+            return 1
+        load_calendar(output)
+        print(f"{output} is up to date ({years[0]}–{years[-1]})")
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    calendar = load_calendar(output)  # the file must load with the service's own loader
+    print(
+        f"wrote {output}: years {years[0]}–{years[-1]} ({len(years)}), "
+        f"{len(calendar.holidays)} holidays, {len(calendar.workdays)} make-up days"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
