@@ -1,0 +1,5 @@
+"""HTTP layer: `create_app(settings)` builds the FastAPI app over `rulesvc.service`."""
+
+from api.app import create_app
+
+__all__ = ["create_app"]

@@ -27,6 +27,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 
 KEY_PREFIX = "rsk_"
@@ -81,7 +82,9 @@ def parse_roles(values: Iterable[str]) -> frozenset[Role]:
             try:
                 roles.add(Role(name))
             except ValueError:
-                raise ValueError(f"unknown role {name!r}; roles: {', '.join(r.value for r in Role)}") from None
+                raise ValueError(
+                    f"unknown role {name!r}; roles: {', '.join(r.value for r in Role)}"
+                ) from None
     if not roles:
         raise ValueError("at least one role is required")
     return frozenset(roles)
@@ -105,3 +108,18 @@ def key_id_of(key: str) -> str | None:
 
 def matches(key: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_key(key), stored_hash)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id (never the key) and its roles."""
+
+    key_id: str
+    roles: frozenset[Role]
+
+    def may(self, permission: Permission) -> bool:
+        return allowed(self.roles, permission)
+
+    @property
+    def clearance(self) -> bool:
+        return has_clearance(self.roles)

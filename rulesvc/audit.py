@@ -43,9 +43,12 @@ def sha256_hex(text: str | bytes) -> str:
 
 def entry_hash(seq: int, at: str, kind: str, subject: str, payload_text: str, prev_hash: str) -> str:
     """The hash of one entry; `payload_text` is the canonical text of its payload."""
-    header = canonical({"seq": seq, "at": at, "kind": kind, "subject": subject, "prev": prev_hash})
-    # The payload is already canonical text; splicing it in avoids a parse/re-encode round trip.
-    body = header[:-1] + ',"payload":' + payload_text + "}"
+    # Byte-for-byte canonical({"at", "kind", "payload", "prev", "seq", "subject"}) with keys in sorted order;
+    # the payload is already canonical text, so it is spliced in rather than parsed and re-encoded.
+    body = (
+        f'{{"at":{canonical(at)},"kind":{canonical(kind)},"payload":{payload_text},'
+        f'"prev":{canonical(prev_hash)},"seq":{int(seq)},"subject":{canonical(subject)}}}'
+    )
     return sha256_hex(body)
 
 
@@ -129,14 +132,20 @@ def verify_chain(entries: Iterable[ChainEntry], head: tuple[int, str] | None = N
             return VerifyResult(
                 False,
                 checked,
-                BrokenEntry(entry.seq, "prev_mismatch", f"第 {entry.seq} 条日志的前序哈希与上一条不符", entry.subject),
+                BrokenEntry(
+                    entry.seq, "prev_mismatch", f"第 {entry.seq} 条日志的前序哈希与上一条不符", entry.subject
+                ),
             )
-        recomputed = entry_hash(entry.seq, entry.at, entry.kind, entry.subject, entry.payload_text, entry.prev_hash)
+        recomputed = entry_hash(
+            entry.seq, entry.at, entry.kind, entry.subject, entry.payload_text, entry.prev_hash
+        )
         if recomputed != entry.hash:
             return VerifyResult(
                 False,
                 checked,
-                BrokenEntry(entry.seq, "hash_mismatch", f"第 {entry.seq} 条日志内容被修改（哈希不符）", entry.subject),
+                BrokenEntry(
+                    entry.seq, "hash_mismatch", f"第 {entry.seq} 条日志内容被修改（哈希不符）", entry.subject
+                ),
             )
         prev_hash = entry.hash
         expected_seq += 1
@@ -152,7 +161,9 @@ def verify_chain(entries: Iterable[ChainEntry], head: tuple[int, str] | None = N
         return VerifyResult(
             False,
             checked,
-            BrokenEntry(seq, "head_mismatch", f"日志链末端与记录的链头（第 {head_seq} 条）不符，日志被截断或追加"),
+            BrokenEntry(
+                seq, "head_mismatch", f"日志链末端与记录的链头（第 {head_seq} 条）不符，日志被截断或追加"
+            ),
         )
     return VerifyResult(True, checked)
 
@@ -163,6 +174,9 @@ def check_record(entry: ChainEntry, expected: Mapping[str, Any]) -> BrokenEntry 
     for key, value in expected.items():
         if not isinstance(payload, Mapping) or payload.get(key) != value:
             return BrokenEntry(
-                entry.seq, "record_mismatch", f"第 {entry.seq} 条日志对应的决策记录被修改（{key} 不符）", entry.subject
+                entry.seq,
+                "record_mismatch",
+                f"第 {entry.seq} 条日志对应的决策记录被修改（{key} 不符）",
+                entry.subject,
             )
     return None

@@ -1,9 +1,169 @@
-"""Service and operations commands (serve, keys, audit, ...)."""
+"""Service and operations commands: `serve`, `keys create|list|revoke`, `audit verify`, `db upgrade`.
+
+Settings come from the environment (`RULESVC_DATABASE_URL`, `RULESVC_RULESETS`, ...). API keys are printed
+once, alone on the last line of stdout, and never logged.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+
+from rulesvc.apikeys import Role, parse_roles
+from rulesvc.settings import Settings
+from rulesvc.sla.clock import SystemClock
+
+keys_app = typer.Typer(help="API keys (stored as SHA-256 hashes only).", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident decision log.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+if TYPE_CHECKING:
+    from rulesvc.storage import SqlStore
 
 
 def register(app: typer.Typer) -> None:
     """Attach the operations commands to the root app."""
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(db_app, name="db")
+
+
+def _store(settings: Settings) -> SqlStore:
+    from rulesvc.storage import SqlStore, make_engine, migrate
+
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return SqlStore(engine)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
+    port: int = typer.Option(8000, "--port", help="TCP port"),
+    workers: int = typer.Option(1, "--workers", min=1, help="worker processes"),
+) -> None:
+    """Run the HTTP service under uvicorn (uvloop, httptools); migrates the database first."""
+    import uvicorn
+
+    from api.logs import configure_logging, logging_config
+    from rulesvc.errors import InvalidRulesetError
+    from rulesvc.service import create_api_key
+    from rulesvc.storage import SqlStore, make_engine, migrate
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    try:
+        from api.app import load_book
+
+        load_book(settings)
+    except InvalidRulesetError as exc:
+        for error in exc.errors:
+            typer.echo(str(error), err=True)
+        raise typer.Exit(1) from exc
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = SqlStore(engine)
+    if settings.is_embedded and settings.bootstrap_admin_key and store.count_keys() == 0:
+        key_id, key = create_api_key(
+            store, frozenset({Role.ADMIN}), SystemClock(), "local admin (first start)"
+        )
+        typer.echo(f"首次启动：已创建本地管理员 API 密钥 {key_id}（仅显示这一次，请妥善保存）：")
+        typer.echo(key)
+    engine.dispose()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = Path("var") / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    uvicorn.run(
+        "api.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop=_loop(),
+        http=_http(),
+        log_config=logging_config(settings.log_level),
+        access_log=False,
+        server_header=False,
+    )
+
+
+def _loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def _http() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+@keys_app.command("create")
+def keys_create(
+    role: list[str] = typer.Option(
+        ..., "--role", help=f"role ({', '.join(r.value for r in Role)}); repeatable"
+    ),
+    label: str = typer.Option("", "--label", help="who or what the key is for"),
+) -> None:
+    """Create an API key; the key is printed once, alone on the last line."""
+    from rulesvc.service import create_api_key
+
+    try:
+        roles = parse_roles(role)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    store = _store(Settings())
+    key_id, key = create_api_key(store, roles, SystemClock(), label)
+    typer.echo(f"key_id: {key_id}  roles: {','.join(sorted(roles))}", err=True)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (id, roles, label, created, revoked); never the keys themselves."""
+    store = _store(Settings())
+    for record in store.list_keys():
+        status = f"revoked {record.revoked_at.isoformat()}" if record.revoked_at else "active"
+        roles = ",".join(sorted(record.roles))
+        typer.echo(f"{record.key_id}\t{roles}\t{record.created_at.isoformat()}\t{status}\t{record.label}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `keys list`")) -> None:
+    """Revoke a key (takes effect within seconds on running services)."""
+    store = _store(Settings())
+    if not store.revoke_key(key_id, SystemClock().now()):
+        typer.echo(f"no active key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the decision log's hash chain; exit 1 and name the first bad entry if it is broken."""
+    from rulesvc.service import verify_store
+
+    result = verify_store(_store(Settings()))
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (serve does this too)."""
+    _store(Settings())
+    typer.echo("database schema is up to date")

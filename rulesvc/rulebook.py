@@ -1,1 +1,58 @@
 """Loaded, compiled rulesets of a rules folder: the engine's entry point (evaluate one event)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from rulesvc.engine.compiler import CompiledRuleset, base_scope
+from rulesvc.errors import InvalidEventError
+from rulesvc.lang.loader import RulesFolder, load_folder_or_raise, type_env
+from rulesvc.model import Action, Decision, Event, FiredRule, TraceEntry
+from rulesvc.sla.calendar import BusinessCalendar
+
+
+class RuleBook:
+    """Every ruleset in force, grouped by ticket kind. Pure: `evaluate` reads no clock and stores nothing."""
+
+    def __init__(self, folder: RulesFolder) -> None:
+        self.folder = folder
+        self.calendars: Mapping[str, BusinessCalendar] = folder.calendars
+        self.compiled: dict[str, CompiledRuleset] = {}
+        for name in sorted(folder.rulesets):
+            ruleset = folder.rulesets[name]
+            kind = folder.kinds[ruleset.kind]
+            self.compiled[name] = CompiledRuleset(ruleset, type_env(kind, ruleset.facts), folder.calendars)
+        self.by_kind: dict[str, list[CompiledRuleset]] = {kind: [] for kind in folder.kinds}
+        for compiled in self.compiled.values():
+            self.by_kind[compiled.ruleset.kind].append(compiled)
+
+    @classmethod
+    def load(cls, paths: Sequence[Path]) -> RuleBook:
+        """Load and compile a rules folder; raises InvalidRulesetError listing every authoring error."""
+        return cls(load_folder_or_raise(paths))
+
+    def versions(self) -> dict[str, int]:
+        return {name: c.ruleset.version for name, c in self.compiled.items()}
+
+    def all_refs(self) -> list[str]:
+        """`ruleset/rule` for every rule and `ruleset/table#row` for every table row (coverage universe)."""
+        return [f"{name}/{ref}" for name, c in self.compiled.items() for ref in c.ruleset.rule_refs()]
+
+    def evaluate(self, event: Event) -> Decision:
+        rulesets = self.by_kind.get(event.kind)
+        if rulesets is None:
+            known = ", ".join(sorted(self.by_kind)) or "none"
+            raise InvalidEventError(
+                f"ticket.kind: unknown ticket kind {event.kind!r} (known: {known})", "ticket.kind"
+            )
+        scope = base_scope(event)
+        actions: list[Action] = []
+        fired: list[FiredRule] = []
+        trace: list[TraceEntry] = []
+        for compiled in rulesets:
+            run = compiled.evaluate(event, scope)
+            actions.extend(run.actions)
+            fired.extend(run.fired)
+            trace.extend(run.trace)
+        return Decision(event=event, actions=tuple(actions), fired=tuple(fired), trace=tuple(trace))

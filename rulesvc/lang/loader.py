@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rulesvc.durations import parse_duration
 from rulesvc.errors import InvalidRulesetError, Location, RulesetError
 from rulesvc.events import TICKET_EVENT_TYPES
-from rulesvc.durations import parse_duration
 from rulesvc.lang.actions import CATALOGUE, CHANNELS
 from rulesvc.lang.expr import (
     Expr,
@@ -99,7 +99,9 @@ def load_folder(paths: Sequence[Path]) -> tuple[RulesFolder, list[RulesetError]]
         errors.extend(kind_errors)
         if kind is not None:
             if kind.kind in folder.kinds:
-                errors.append(RulesetError("duplicate_kind", f"kind {kind.kind!r} declared twice", kind.location))
+                errors.append(
+                    RulesetError("duplicate_kind", f"kind {kind.kind!r} declared twice", kind.location)
+                )
             folder.kinds[kind.kind] = kind
     for file in ruleset_files:
         ruleset, ruleset_errors = load_ruleset(
@@ -126,10 +128,15 @@ def load_folder_or_raise(paths: Sequence[Path]) -> RulesFolder:
     return folder
 
 
-def _unknown_keys(src: Source, node: Mapping[str, Any], allowed: Sequence[str], what: str) -> list[RulesetError]:
+def _unknown_keys(
+    src: Source, node: Mapping[str, Any], allowed: Sequence[str], what: str
+) -> list[RulesetError]:
     return [
         RulesetError(
-            "unknown_key", f"unknown key {key!r} in {what}", src.key_loc(node, key), suggest(str(key), allowed)
+            "unknown_key",
+            f"unknown key {key!r} in {what}",
+            src.key_loc(node, key),
+            suggest(str(key), allowed),
         )
         for key in node
         if key not in allowed
@@ -147,18 +154,24 @@ def load_kind(file: str, text: str) -> tuple[KindSchema | None, list[RulesetErro
     enums: dict[str, tuple[str, ...]] = {}
     raw_enums = data.get("enums") or {}
     if not isinstance(raw_enums, Mapping):
-        errors.append(RulesetError("bad_value", "enums must be a mapping name → [values]", src.value_loc(data, "enums")))
+        errors.append(
+            RulesetError("bad_value", "enums must be a mapping name → [values]", src.value_loc(data, "enums"))
+        )
         raw_enums = {}
     for name, values in raw_enums.items():
         if not isinstance(values, list) or not values:
             errors.append(
-                RulesetError("bad_value", f"enum {name!r} needs a list of values", src.value_loc(raw_enums, name))
+                RulesetError(
+                    "bad_value", f"enum {name!r} needs a list of values", src.value_loc(raw_enums, name)
+                )
             )
             continue
         strings = tuple(str(v) for v in values)
         if len(set(strings)) != len(strings):
             errors.append(
-                RulesetError("duplicate_value", f"enum {name!r} lists a value twice", src.value_loc(raw_enums, name))
+                RulesetError(
+                    "duplicate_value", f"enum {name!r} lists a value twice", src.value_loc(raw_enums, name)
+                )
             )
         enums[str(name)] = strings
     fields: dict[str, str] = {"kind": "string", "id": "string"}
@@ -174,7 +187,8 @@ def load_kind(file: str, text: str) -> tuple[KindSchema | None, list[RulesetErro
                     "unknown_type",
                     f"unknown type {type_text!r} for field {name!r}",
                     src.value_loc(raw_fields, name),
-                    suggest(type_text, [*BASE_TYPES, *enums]) or f"use one of {', '.join(BASE_TYPES)} or an enum",
+                    suggest(type_text, [*BASE_TYPES, *enums])
+                    or f"use one of {', '.join(BASE_TYPES)} or an enum",
                 )
             )
             continue
@@ -246,7 +260,9 @@ class _RulesetLoader:
     def load(self) -> Ruleset | None:
         src, data = self.src, self.src.data
         if not isinstance(data, Mapping):
-            self.error("bad_file", "a ruleset file must be a mapping with `ruleset:` and `kind:`", src.node_loc(data))
+            self.error(
+                "bad_file", "a ruleset file must be a mapping with `ruleset:` and `kind:`", src.node_loc(data)
+            )
             return None
         self.errors += _unknown_keys(src, data, RULESET_KEYS, "ruleset")
         name = data.get("ruleset")
@@ -260,7 +276,8 @@ class _RulesetLoader:
                 "unknown_kind",
                 f"unknown ticket kind {kind_name!r}",
                 src.value_loc(data, "kind") if "kind" in data else src.node_loc(data),
-                suggest(str(kind_name), self.kinds) or f"declared kinds: {', '.join(sorted(self.kinds)) or 'none'}",
+                suggest(str(kind_name), self.kinds)
+                or f"declared kinds: {', '.join(sorted(self.kinds)) or 'none'}",
             )
             return None
         self.enums = kind.enums
@@ -292,7 +309,9 @@ class _RulesetLoader:
         if raw is None:
             return facts
         if not isinstance(raw, Mapping):
-            self.error("bad_value", "facts must map a fact name to its fields", self.src.value_loc(data, "facts"))
+            self.error(
+                "bad_value", "facts must map a fact name to its fields", self.src.value_loc(data, "facts")
+            )
             return facts
         for name, fields in raw.items():
             if name in RESERVED_ROOTS:
@@ -311,7 +330,9 @@ class _RulesetLoader:
             facts[str(name)] = fact_fields
         return facts
 
-    def load_list(self, data: Mapping[str, Any], key: str, loader: Any, ids: dict[str, Location]) -> list[Any]:
+    def load_list(
+        self, data: Mapping[str, Any], key: str, loader: Any, ids: dict[str, Location]
+    ) -> list[Any]:
         raw = data.get(key)
         if raw is None:
             return []
@@ -345,7 +366,12 @@ class _RulesetLoader:
     def load_on(self, item: Mapping[str, Any], location: Location) -> tuple[str, ...]:
         raw = item.get("on")
         if raw is None:
-            self.error("missing_key", "missing `on:` (the event types that trigger it)", location, "e.g. on: [ticket.created]")
+            self.error(
+                "missing_key",
+                "missing `on:` (the event types that trigger it)",
+                location,
+                "e.g. on: [ticket.created]",
+            )
             return ()
         values = raw if isinstance(raw, list) else [raw]
         result = []
@@ -409,7 +435,12 @@ class _RulesetLoader:
         if isinstance(entry, str):
             entry = {entry: {}}
         if not isinstance(entry, Mapping) or len(entry) != 1:
-            self.error("bad_action", "an action is `- <type>: {parameters}`", where, "e.g. - assign: {group: 费用审批岗}")
+            self.error(
+                "bad_action",
+                "an action is `- <type>: {parameters}`",
+                where,
+                "e.g. - assign: {group: 费用审批岗}",
+            )
             return None
         ((action_type, raw_params),) = entry.items()
         kind = CATALOGUE.get(str(action_type))
@@ -447,13 +478,16 @@ class _RulesetLoader:
                     "unknown_param",
                     f"action {action_type} has no parameter {name!r}",
                     self.src.key_loc(raw_params, name),
-                    suggest(str(name), allowed) or (f"parameters: {', '.join(allowed)}" if allowed else "it takes none"),
+                    suggest(str(name), allowed)
+                    or (f"parameters: {', '.join(allowed)}" if allowed else "it takes none"),
                 )
                 continue
             if action_type == "start_timer" and name == "duration":
                 duration = parse_duration(value)
                 if duration is None or duration.total_seconds() <= 0:
-                    self.error("bad_duration", f"not a duration: {value!r}", value_loc, "e.g. 90m, 2h, 1.5h, 1d")
+                    self.error(
+                        "bad_duration", f"not a duration: {value!r}", value_loc, "e.g. 90m, 2h, 1.5h, 1d"
+                    )
                 continue
             if action_type == "start_timer" and name == "warnings":
                 warnings = self.load_warnings(value, raw_params, value_loc)
@@ -492,7 +526,9 @@ class _RulesetLoader:
 
     def load_warnings(self, value: Any, parent: Any, where: Location) -> list[tuple[str, Any]]:
         if not isinstance(value, Mapping):
-            self.error("bad_value", "warnings map a warning name to a duration", where, "e.g. warnings: {预警: 90m}")
+            self.error(
+                "bad_value", "warnings map a warning name to a duration", where, "e.g. warnings: {预警: 90m}"
+            )
             return []
         result = []
         for name, text in value.items():
@@ -551,7 +587,10 @@ class _RulesetLoader:
         hit = str(item.get("hit", "first"))
         if hit not in HIT_POLICIES:
             self.error(
-                "bad_hit_policy", f"unknown hit policy {hit!r}", src.value_loc(item, "hit"), f"use {', '.join(HIT_POLICIES)}"
+                "bad_hit_policy",
+                f"unknown hit policy {hit!r}",
+                src.value_loc(item, "hit"),
+                f"use {', '.join(HIT_POLICIES)}",
             )
         raw_inputs = item.get("inputs")
         inputs: dict[str, Expr] = {}
@@ -570,7 +609,9 @@ class _RulesetLoader:
             self.error("missing_key", "a table needs `rows:` (a list)", location)
             raw_rows = []
         for row_index, raw_row in enumerate(raw_rows, start=1):
-            row = self.load_row(raw_row, row_index, src.item_loc(raw_rows, row_index - 1), inputs, input_texts)
+            row = self.load_row(
+                raw_row, row_index, src.item_loc(raw_rows, row_index - 1), inputs, input_texts
+            )
             if row is not None:
                 rows.append(row)
         seen_rows: dict[str, Location] = {}
@@ -593,7 +634,13 @@ class _RulesetLoader:
                 self.error("bad_value", "default must be a mapping with `then:`", default_loc)
                 raw_default = {}
             default = Row(
-                str(raw_default.get("id", "默认")), {}, {}, self.load_actions(raw_default, default_loc), default_loc, 0, True
+                str(raw_default.get("id", "默认")),
+                {},
+                {},
+                self.load_actions(raw_default, default_loc),
+                default_loc,
+                0,
+                True,
             )
         table = Table(
             id=str(item["id"]),

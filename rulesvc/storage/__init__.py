@@ -1,0 +1,26 @@
+"""Persistence: records and repository protocols, the SQLAlchemy store, engine factory and migrations."""
+
+from rulesvc.storage.engine import make_engine, migrate
+from rulesvc.storage.records import (
+    ApiKeyRecord,
+    DecisionEvidence,
+    DecisionStore,
+    FeedRecord,
+    KeyStore,
+    NewDecision,
+    StoredDecision,
+)
+from rulesvc.storage.sql import SqlStore
+
+__all__ = [
+    "ApiKeyRecord",
+    "DecisionEvidence",
+    "DecisionStore",
+    "FeedRecord",
+    "KeyStore",
+    "NewDecision",
+    "SqlStore",
+    "StoredDecision",
+    "make_engine",
+    "migrate",
+]

@@ -1,0 +1,118 @@
+"""`create_app(settings)`: the FastAPI application, a thin layer over `rulesvc.service`.
+
+Building the app migrates the database and loads the rulesets (fail fast: a service that cannot decide
+should not start). Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from api.deps import Runtime
+from api.errors import install_error_handlers
+from api.metrics import Metrics
+from api.middleware import ServiceMiddleware
+from api.responses import JSONBytes
+from api.routes import actions, audit, decisions, events, health, simulate
+from api.schemas import EventIn, SimulateIn
+from rulesvc.service import DecisionService, Evaluator, Simulator
+from rulesvc.settings import Settings
+from rulesvc.sla.clock import Clock, SystemClock
+from rulesvc.storage import SqlStore, make_engine, migrate
+
+DESCRIPTION = """
+rulesvc 决策服务：工单系统提交事件，服务按规则集返回动作（分派、审批层级、复核、自动审批、付款、SLA 计时、提醒、升级）。
+
+认证：`Authorization: Bearer <API 密钥>`（`rulesvc keys create --role ROLE` 创建）。
+错误统一为 `{"code", "message", "details"}`。
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    book: Evaluator | None = None,
+    clock: Clock | None = None,
+    simulator: Simulator | None = None,
+) -> FastAPI:
+    """The service app. `book` defaults to the rulesets in `settings.rulesets`; `clock` to the system clock."""
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = SqlStore(engine)
+    if book is None:
+        book = load_book(settings)
+    service = DecisionService(
+        store, store, book, clock or SystemClock(), settings.mask_policy(), simulator=simulator
+    )
+    metrics = Metrics()
+    redis_client = _redis(settings.redis_url)
+    runtime = Runtime(settings, service, metrics, engine, redis_client)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+        if redis_client is not None:
+            redis_client.close()
+
+    app = FastAPI(
+        title="rulesvc",
+        version="1",
+        description=DESCRIPTION,
+        default_response_class=JSONBytes,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    for module in (events, simulate, decisions, actions, audit, health):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        access_log_enabled=settings.access_log,
+    )
+    _install_openapi(app, [EventIn, SimulateIn])
+    return app
+
+
+def load_book(settings: Settings) -> Evaluator:
+    from rulesvc.rulebook import RuleBook
+
+    book: Evaluator = RuleBook.load(settings.rulesets)
+    return book
+
+
+def _redis(url: str | None) -> Any | None:
+    if not url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+def _install_openapi(app: FastAPI, body_models: list[type[BaseModel]]) -> None:
+    """Add the models of routes that parse their own JSON bodies to the schema's components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in body_models:
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in model_schema.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components[model.__name__] = model_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

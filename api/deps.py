@@ -1,0 +1,127 @@
+"""Dependencies shared by the routers: the app's runtime objects, authentication, JSON bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import ApiError
+from api.metrics import Metrics
+from rulesvc.apikeys import Permission, Principal
+from rulesvc.service import DecisionService
+from rulesvc.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    service: DecisionService
+    metrics: Metrics
+    engine: Engine
+    redis: Any | None = None
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer rsk_...`")
+_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
+
+
+def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting keys whose roles grant `permission` (401 without a valid key, 403 otherwise)."""
+
+    async def dependency(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    ) -> Principal:
+        if credentials is None or not credentials.credentials:
+            raise ApiError(
+                401, "unauthorized", "缺少 API 密钥（Authorization: Bearer ...）", None, _UNAUTHORIZED_HEADERS
+            )
+        service = runtime(request).service
+        key = credentials.credentials
+        hit, principal = service.cached_principal(key)
+        if not hit:
+            principal = await run_in_threadpool(service.authenticate, key)
+        if principal is None:
+            raise ApiError(401, "unauthorized", "API 密钥无效或已吊销", None, _UNAUTHORIZED_HEADERS)
+        if not principal.may(permission):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"当前角色无权执行此操作（需要 {permission.value}）",
+                {"permission": permission.value, "roles": sorted(principal.roles)},
+            )
+        request.scope["rulesvc.key_id"] = principal.key_id
+        return principal
+
+    return dependency
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as JSON: 415 unless JSON, 413 past the size limit (middleware), 422 when malformed,
+    not UTF-8, or nested deeper than `max_json_depth`."""
+    content_type = request.headers.get("content-type", "")
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "请求体必须是 JSON（Content-Type: application/json）",
+            {"content_type": content_type},
+        )
+    charset = params.partition("charset=")[2].strip().strip('"').lower()
+    if charset and charset not in ("utf-8", "utf8"):
+        raise ApiError(415, "unsupported_media_type", "JSON 请求体必须使用 UTF-8 编码", {"charset": charset})
+    raw = await request.body()
+    if not raw:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "请求体为空",
+            [{"path": "", "message": "body required", "type": "missing"}],
+        )
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise ApiError(
+                422, "invalid_encoding", "请求体不是合法的 UTF-8", {"position": bad.start}
+            ) from None
+        raise ApiError(
+            422,
+            "malformed_json",
+            f"JSON 格式错误：{exc.msg}",
+            {"line": exc.lineno, "col": exc.colno, "position": exc.pos},
+        ) from None
+    limit = runtime(request).settings.max_json_depth
+    if _depth_exceeds(data, limit):
+        raise ApiError(422, "too_deep", f"JSON 嵌套超过 {limit} 层", {"max_depth": limit})
+    return data
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in item)
+    return False

@@ -1,0 +1,63 @@
+"""Prometheus metrics, one registry per app (several apps may live in one test process).
+
+Under `rulesvc serve --workers N` each worker is a process: `serve` sets `PROMETHEUS_MULTIPROC_DIR`, and
+`/metrics` then aggregates every worker's values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "rulesvc_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "rulesvc_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter("rulesvc_errors", "Error responses by error code", ["code"], registry=r)
+        self.decisions = Counter(
+            "rulesvc_decisions",
+            "Events decided (created) or answered from a stored decision (replayed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.rules_fired = Counter("rulesvc_rules_fired", "Rules fired", ["ruleset", "rule"], registry=r)
+        self.actions = Counter("rulesvc_actions", "Actions emitted", ["ruleset", "rule", "type"], registry=r)
+
+    def observe_decision(
+        self, created: bool, fired: Iterable[Mapping[str, Any]], actions: Iterable[Mapping[str, Any]]
+    ) -> None:
+        self.decisions.labels("created" if created else "replayed").inc()
+        if not created:
+            return
+        for hit in fired:
+            self.rules_fired.labels(str(hit.get("ruleset", "")), str(hit.get("rule", ""))).inc()
+        for action in actions:
+            ruleset, _, rule = str(action.get("rule", "")).partition("/")
+            self.actions.labels(ruleset, rule, str(action.get("type", ""))).inc()
+
+    def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,35 @@
+"""GET /v1/actions — the ordered feed of emitted actions, polled by ticket tools with a cursor."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.deps import require, runtime
+from api.responses import JSONBytes
+from api.routes.common import errors
+from api.schemas import FeedOut
+from rulesvc.apikeys import Permission, Principal
+
+router = APIRouter(tags=["actions"])
+
+MAX_CURSOR = 2**63 - 1
+
+
+@router.get(
+    "/v1/actions",
+    response_model=FeedOut,
+    summary="动作流（按游标轮询）",
+    description="返回游标大于 `after` 的动作，按游标升序；下次以 `next_after` 作为 `after` 继续。",
+    responses=errors(401, 403, 422),
+)
+async def list_actions(
+    request: Request,
+    after: int = Query(0, ge=0, le=MAX_CURSOR, description="上次读到的游标"),
+    limit: int = Query(100, ge=1, le=1000, description="最多返回条数"),
+    _principal: Principal = Depends(require(Permission.ACTIONS_READ)),
+) -> Response:
+    items = await run_in_threadpool(runtime(request).service.list_actions, after, limit)
+    next_after = items[-1].cursor if items else after
+    return JSONBytes({"records": [item.to_json() for item in items], "next_after": next_after})

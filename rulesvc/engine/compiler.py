@@ -1,0 +1,234 @@
+"""A validated ruleset compiled for evaluation: indexed tables, then rules forward-chained on durable_rules.
+
+Per event type the ruleset's rules become one durable network (`rulesvc.engine.durable`, the only module
+that touches durable_rules). Conditions are compiled twice: simple conjuncts (`ticket.x == "v"`,
+`ticket.n < 5000`) become durable's native pattern tests, a sound over-approximation (numeric bounds are
+relaxed to non-strict so float rounding can never drop a match); the exact Decimal/enum-aware closure is the
+rule's guard, so durable decides *when* rules are ready and chains facts, and the guard decides *whether*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from rulesvc.engine.actions import CompiledAction, compile_action
+from rulesvc.engine.durable import DurableNetwork, FactPattern, NetworkRule, compile_network
+from rulesvc.engine.tables import CompiledTable
+from rulesvc.lang.expr import And, Compare, Const, Expr, Path, TypeEnv, compile_expr, explain, paths
+from rulesvc.lang.model import ActionSpec, Rule, Ruleset
+from rulesvc.model import Action, ConditionTrace, Event, FiredRule, TraceEntry
+from rulesvc.sla.calendar import BusinessCalendar
+
+INPUT_FACT = "input"
+NATIVE_PREFIX = "ticket__"
+_NATIVE_OPS = {"<": "$lte", "<=": "$lte", ">": "$gte", ">=": "$gte"}
+
+
+@dataclass
+class Run:
+    """The state of one evaluation of one ruleset (isolated: nothing survives it)."""
+
+    scope: dict[str, Any]
+    at: datetime
+    facts: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    actions: list[Action] = field(default_factory=list)
+    fired: list[FiredRule] = field(default_factory=list)
+    trace: list[TraceEntry] = field(default_factory=list)
+
+    def scope_with(self, matched: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        scope = {**self.scope, **self.facts}
+        for alias, fact in matched.items():
+            if alias != INPUT_FACT:
+                scope[alias] = fact
+        return scope
+
+
+_RUN: ContextVar[Run] = ContextVar("rulesvc_run")
+
+
+def base_scope(event: Event) -> dict[str, Any]:
+    scope: dict[str, Any] = {
+        "ticket": event.ticket,
+        "event": {"type": event.type, "id": event.event_id, "occurred_at": event.occurred_at},
+    }
+    if event.timer is not None:
+        scope["timer"] = {
+            "name": event.timer.name,
+            "point": event.timer.point,
+            "due_at": event.timer.due_at,
+            "late_by": event.timer.late_by,
+        }
+    return scope
+
+
+def _conjuncts(expr: Expr | None) -> list[Expr]:
+    if expr is None:
+        return []
+    if isinstance(expr, And):
+        return [c for item in expr.items for c in _conjuncts(item)]
+    return [expr]
+
+
+class CompiledRule:
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        rule: Rule,
+        env: TypeEnv,
+        number_fields: frozenset[str],
+        calendars: Mapping[str, BusinessCalendar],
+    ) -> None:
+        self.ruleset = ruleset
+        self.rule = rule
+        self.env = env
+        self.when = compile_expr(rule.when, env) if rule.when is not None else None
+        self.actions: list[CompiledAction] = [
+            compile_action(spec, env, f"{ruleset.name}/{rule.id}", calendars) for spec in rule.then
+        ]
+        fact_roots = sorted(
+            {
+                p[0]
+                for conjunct in _conjuncts(rule.when)
+                if not isinstance(conjunct, Compare) or conjunct.op not in ("!=", "not in")
+                for p in paths(conjunct)
+                if p[0] in env.facts
+            }
+        )
+        self.patterns = (
+            FactPattern(INPUT_FACT, INPUT_FACT, self._native(number_fields)),
+            *(FactPattern(root, root) for root in fact_roots),
+        )
+
+    def _native(self, number_fields: frozenset[str]) -> Mapping[str, Any] | None:
+        tests: list[Mapping[str, Any]] = []
+        for conjunct in _conjuncts(self.rule.when):
+            if not (isinstance(conjunct, Compare) and isinstance(conjunct.left, Path)):
+                continue
+            parts, right = conjunct.left.parts, conjunct.right
+            if len(parts) != 2 or parts[0] != "ticket" or not isinstance(right, Const):
+                continue
+            key = NATIVE_PREFIX + parts[1]
+            if conjunct.op == "==" and isinstance(right.value, str) and parts[1] not in number_fields:
+                tests.append({key: right.value})
+            elif (
+                conjunct.op in _NATIVE_OPS and isinstance(right.value, Decimal) and parts[1] in number_fields
+            ):
+                tests.append({_NATIVE_OPS[conjunct.op]: {key: float(right.value)}})
+        if not tests:
+            return None
+        return tests[0] if len(tests) == 1 else {"$and": tests}
+
+    def guard(self, matched: Mapping[str, Mapping[str, Any]]) -> bool:
+        if self.when is None:
+            return True
+        return self.when(_RUN.get().scope_with(matched)) is True
+
+    def fire(self, matched: Mapping[str, Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+        run = _RUN.get()
+        scope = run.scope_with(matched)
+        run.fired.append(FiredRule(self.ruleset.name, self.ruleset.version, self.rule.id))
+        conditions = explain(self.rule.when, self.env, scope) if self.rule.when is not None else []
+        run.trace.append(TraceEntry(self.ruleset.name, self.ruleset.version, self.rule.id, tuple(conditions)))
+        derived: list[Mapping[str, Any]] = []
+        for action in self.actions:
+            if action.is_assert:
+                fact = action.derived_fact(scope)
+                run.facts[str(fact["_t"])] = fact
+                derived.append(fact)
+            else:
+                run.actions.append(action.emit(scope, run.at))
+        return derived
+
+    def network_rule(self) -> NetworkRule:
+        return NetworkRule(
+            name=self.rule.id,
+            salience=self.rule.priority,
+            patterns=self.patterns,
+            guard=self.guard,
+            fire=self.fire,
+        )
+
+
+class CompiledRuleset:
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        env: TypeEnv,
+        calendars: Mapping[str, BusinessCalendar],
+    ) -> None:
+        self.ruleset = ruleset
+        self.env = env
+        self.number_fields = frozenset(
+            path[1] for path, ftype in env.fields.items() if path[0] == "ticket" and ftype.kind == "number"
+        )
+        self.tables = [CompiledTable(table, env) for table in ruleset.tables]
+        self.row_actions = {
+            (table.id, row.id): [
+                compile_action(spec, env, f"{ruleset.name}/{table.row_ref(row)}", calendars)
+                for spec in row.then
+            ]
+            for table in ruleset.tables
+            for row in (*table.rows, table.default)
+        }
+        self.rules = [
+            CompiledRule(ruleset, rule, env, self.number_fields, calendars) for rule in ruleset.rules
+        ]
+        self.networks: dict[str, DurableNetwork] = {}
+        for event_type in sorted({t for rule in ruleset.rules for t in rule.on}):
+            rules = [r.network_rule() for r in self.rules if event_type in r.rule.on]
+            key = f"{ruleset.name}@{ruleset.version}:{ruleset.content_hash}:{event_type}"
+            self.networks[event_type] = compile_network(key, rules)
+
+    def input_fact(self, ticket: Mapping[str, Any]) -> dict[str, Any]:
+        fact: dict[str, Any] = {"_t": INPUT_FACT}
+        for name, value in ticket.items():
+            if name in self.number_fields:
+                if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+                    fact[NATIVE_PREFIX + name] = float(value)
+            elif isinstance(value, str):
+                fact[NATIVE_PREFIX + name] = value
+        return fact
+
+    def evaluate(self, event: Event, scope: Mapping[str, Any]) -> Run:
+        run = Run(scope=dict(scope), at=event.occurred_at)
+        token = _RUN.set(run)
+        try:
+            self._tables(event, run)
+            network = self.networks.get(event.type)
+            if network is not None:
+                network.run([self.input_fact(event.ticket), *run.facts.values()])
+        finally:
+            _RUN.reset(token)
+        return run
+
+    def _tables(self, event: Event, run: Run) -> None:
+        for compiled in self.tables:
+            table = compiled.table
+            if event.type not in table.on:
+                continue
+            rows, inputs = compiled.match(run.scope)
+            for row in rows:
+                ref = table.row_ref(row)
+                run.fired.append(FiredRule(self.ruleset.name, self.ruleset.version, ref))
+                run.trace.append(
+                    TraceEntry(self.ruleset.name, self.ruleset.version, ref, compiled.explain(row, inputs))
+                )
+                scope = run.scope_with({})
+                for action in self.row_actions[(table.id, row.id)]:
+                    if action.is_assert:
+                        fact = action.derived_fact(scope)
+                        run.facts[str(fact["_t"])] = fact
+                    else:
+                        run.actions.append(action.emit(scope, run.at))
+
+
+def trace_conditions(entries: Sequence[TraceEntry]) -> list[ConditionTrace]:
+    return [c for entry in entries for c in entry.conditions]
+
+
+__all__ = ["ActionSpec", "CompiledRuleset", "Run", "base_scope"]

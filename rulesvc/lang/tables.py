@@ -1,0 +1,304 @@
+"""Static analysis of decision tables: rows that can never match under `first`, overlaps under `unique`.
+
+Each cell is turned into the exact set of column values it accepts, when that set can be known:
+numbers → a union of intervals, strings → a finite set or its complement, enums → the set of members
+(computed by evaluating the cell on every member). Cells that cannot be analysed (arithmetic, string tests)
+are "unknown" and never produce a report: the analysis only claims what it can prove.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from rulesvc.errors import RulesetError
+from rulesvc.lang.expr import (
+    And,
+    Compare,
+    Const,
+    Expr,
+    ListExpr,
+    Or,
+    Path,
+    Subject,
+    TypeEnv,
+    bind_subject,
+    compile_expr,
+    infer_type,
+)
+from rulesvc.lang.model import Row, Table
+
+Bound = tuple[Decimal, bool] | None  # (value, inclusive); None = infinite
+
+
+@dataclass(frozen=True)
+class Interval:
+    lo: Bound
+    hi: Bound
+
+    def empty(self) -> bool:
+        if self.lo is None or self.hi is None:
+            return False
+        if self.lo[0] != self.hi[0]:
+            return self.lo[0] > self.hi[0]
+        return not (self.lo[1] and self.hi[1])
+
+    def intersect(self, other: Interval) -> Interval:
+        return Interval(_max_lo(self.lo, other.lo), _min_hi(self.hi, other.hi))
+
+    def contains(self, other: Interval) -> bool:
+        return _max_lo(self.lo, other.lo) == other.lo and _min_hi(self.hi, other.hi) == other.hi
+
+
+def _max_lo(a: Bound, b: Bound) -> Bound:
+    if a is None:
+        return b
+    if b is None or a[0] > b[0]:
+        return a
+    if b[0] > a[0]:
+        return b
+    return (a[0], a[1] and b[1])
+
+
+def _min_hi(a: Bound, b: Bound) -> Bound:
+    if a is None:
+        return b
+    if b is None or a[0] < b[0]:
+        return a
+    if b[0] < a[0]:
+        return b
+    return (a[0], a[1] and b[1])
+
+
+EVERYTHING = (Interval(None, None),)
+
+
+def _norm(intervals: list[Interval]) -> tuple[Interval, ...]:
+    return tuple(i for i in intervals if not i.empty())
+
+
+def _num_intersect(a: tuple[Interval, ...], b: tuple[Interval, ...]) -> tuple[Interval, ...]:
+    return _norm([x.intersect(y) for x in a for y in b])
+
+
+def _num_subset(a: tuple[Interval, ...], b: tuple[Interval, ...]) -> bool:
+    """Conservative: each interval of a lies inside a single interval of b."""
+    return all(any(y.contains(x) for y in b) for x in a)
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """What one cell accepts. kind: "num" (intervals), "str" (finite or co-finite), "enum" (members)."""
+
+    kind: str
+    intervals: tuple[Interval, ...] = ()
+    values: frozenset[Any] = frozenset()
+    negated: bool = False  # str: the set is everything except `values`
+
+    def is_empty(self) -> bool:
+        if self.kind == "num":
+            return not self.intervals
+        return not self.negated and not self.values
+
+    def intersect(self, other: ValueSet) -> ValueSet:
+        if self.kind == "num":
+            return ValueSet("num", _num_intersect(self.intervals, other.intervals))
+        if self.negated and other.negated:
+            return ValueSet(self.kind, values=self.values | other.values, negated=True)
+        if self.negated:
+            return ValueSet(self.kind, values=other.values - self.values)
+        if other.negated:
+            return ValueSet(self.kind, values=self.values - other.values)
+        return ValueSet(self.kind, values=self.values & other.values)
+
+    def union(self, other: ValueSet) -> ValueSet | None:
+        if self.kind == "num":
+            return ValueSet("num", _norm([*self.intervals, *other.intervals]))
+        if not self.negated and not other.negated:
+            return ValueSet(self.kind, values=self.values | other.values)
+        if self.negated and other.negated:
+            return ValueSet(self.kind, values=self.values & other.values, negated=True)
+        pos, neg = (other, self) if self.negated else (self, other)
+        return ValueSet(self.kind, values=neg.values - pos.values, negated=True)
+
+    def subset_of(self, other: ValueSet) -> bool:
+        if self.kind == "num":
+            return _num_subset(self.intervals, other.intervals)
+        if other.negated:
+            return not (self.values & other.values) if not self.negated else other.values <= self.values
+        return not self.negated and self.values <= other.values
+
+
+def _universe(kind: str, members: tuple[str, ...]) -> ValueSet:
+    if kind == "num":
+        return ValueSet("num", EVERYTHING)
+    if kind == "enum":
+        return ValueSet("enum", values=frozenset(members))
+    return ValueSet("str", negated=True)
+
+
+def _num_test(op: str, value: Decimal) -> tuple[Interval, ...] | None:
+    if op == "==":
+        return (Interval((value, True), (value, True)),)
+    if op == "!=":
+        return (Interval(None, (value, False)), Interval((value, False), None))
+    if op == "<":
+        return (Interval(None, (value, False)),)
+    if op == "<=":
+        return (Interval(None, (value, True)),)
+    if op == ">":
+        return (Interval((value, False), None),)
+    if op == ">=":
+        return (Interval((value, True), None),)
+    return None
+
+
+def cell_set(cell: Expr, kind: str, members: tuple[str, ...], env: TypeEnv, subject: Expr) -> ValueSet | None:
+    """The values a cell accepts, or None when that cannot be known statically."""
+    if isinstance(cell, Const) and cell.value is True:
+        return _universe(kind, members)
+    if kind == "enum":
+        probe = compile_expr(bind_subject(cell, subject), env)
+        root = subject.parts[0] if isinstance(subject, Path) else ""
+        accepted = set()
+        for member in members:
+            scope = {root: _nest(subject, member)} if isinstance(subject, Path) else {}
+            if probe(scope) is True:
+                accepted.add(member)
+        return ValueSet("enum", values=frozenset(accepted))
+    if isinstance(cell, And | Or):
+        parts = [cell_set(item, kind, members, env, subject) for item in cell.items]
+        if any(p is None for p in parts):
+            return None
+        result = parts[0]
+        for part in parts[1:]:
+            assert result is not None and part is not None
+            result = result.intersect(part) if isinstance(cell, And) else result.union(part)
+            if result is None:
+                return None
+        return result
+    if not isinstance(cell, Compare) or not isinstance(cell.left, Subject):
+        return None
+    if cell.op in ("in", "not in") and isinstance(cell.right, ListExpr):
+        if not all(isinstance(i, Const) for i in cell.right.items):
+            return None
+        consts = [i.value for i in cell.right.items if isinstance(i, Const)]
+        if kind == "num":
+            if not all(isinstance(v, Decimal) for v in consts):
+                return None
+            points = _norm([Interval((v, True), (v, True)) for v in consts if isinstance(v, Decimal)])
+            if cell.op == "in":
+                return ValueSet("num", points)
+            result = ValueSet("num", EVERYTHING)
+            for v in consts:
+                assert isinstance(v, Decimal)
+                result = result.intersect(ValueSet("num", _num_test("!=", v) or ()))
+            return result
+        return ValueSet("str", values=frozenset(consts), negated=cell.op == "not in")
+    if not isinstance(cell.right, Const):
+        return None
+    value = cell.right.value
+    if kind == "num" and isinstance(value, Decimal):
+        intervals = _num_test(cell.op, value)
+        return ValueSet("num", intervals) if intervals is not None else None
+    if kind == "str" and isinstance(value, str) and cell.op in ("==", "!="):
+        return ValueSet("str", values=frozenset({value}), negated=cell.op == "!=")
+    return None
+
+
+def _nest(subject: Path, value: Any) -> dict[str, Any]:
+    nested: Any = value
+    for part in reversed(subject.parts[1:]):
+        nested = {part: nested}
+    return nested if isinstance(nested, dict) else {}
+
+
+def column_kind(expr: Expr, env: TypeEnv) -> tuple[str, tuple[str, ...]]:
+    field_type = infer_type(expr, env)
+    if field_type.kind == "number":
+        return "num", ()
+    if field_type.kind == "enum" and field_type.enum in env.enums:
+        return "enum", env.enums[field_type.enum]
+    if field_type.kind == "string":
+        return "str", ()
+    return "other", ()
+
+
+def row_sets(table: Table, row: Row, env: TypeEnv) -> dict[str, ValueSet | None]:
+    sets: dict[str, ValueSet | None] = {}
+    for column, subject in table.inputs.items():
+        kind, members = column_kind(subject, env)
+        cell = row.cells.get(column, Const(True))
+        if kind == "other":
+            sets[column] = None if not (isinstance(cell, Const) and cell.value is True) else ValueSet("any")
+            continue
+        if kind == "enum" and not isinstance(subject, Path):
+            sets[column] = None
+            continue
+        sets[column] = cell_set(cell, kind, members, env, subject)
+    return sets
+
+
+def _covers(earlier: dict[str, ValueSet | None], later: dict[str, ValueSet | None]) -> bool:
+    for column, later_set in later.items():
+        earlier_set = earlier[column]
+        if earlier_set is not None and earlier_set.kind == "any":
+            continue
+        if earlier_set is None or later_set is None or later_set.kind == "any":
+            return False
+        if not later_set.subset_of(earlier_set):
+            return False
+    return True
+
+
+def _overlap(a: dict[str, ValueSet | None], b: dict[str, ValueSet | None]) -> bool:
+    for column, a_set in a.items():
+        b_set = b[column]
+        if a_set is None or b_set is None:
+            return False  # cannot prove
+        if a_set.kind == "any" or b_set.kind == "any":
+            continue
+        if a_set.intersect(b_set).is_empty():
+            return False
+    return True
+
+
+def analyse_table(table: Table, env: TypeEnv) -> list[RulesetError]:
+    """Shadowed rows under `first`, overlapping rows under `unique`, rows that match nothing at all."""
+    errors: list[RulesetError] = []
+    sets = [row_sets(table, row, env) for row in table.rows]
+    for index, (row, row_set) in enumerate(zip(table.rows, sets, strict=True)):
+        if any(s is not None and s.kind != "any" and s.is_empty() for s in row_set.values()):
+            errors.append(
+                RulesetError(
+                    "unreachable_row",
+                    f"row {row.id!r} of table {table.id!r} can never match: a cell accepts no value",
+                    row.location,
+                )
+            )
+            continue
+        for earlier_index in range(index):
+            earlier = table.rows[earlier_index]
+            if table.hit == "first" and _covers(sets[earlier_index], row_set):
+                errors.append(
+                    RulesetError(
+                        "unreachable_row",
+                        f"row {row.id!r} of table {table.id!r} can never match: "
+                        f"row {earlier.id!r} (line {earlier.location.line}) matches everything it does",
+                        row.location,
+                        "reorder the rows (specific before general) or remove it",
+                    )
+                )
+                break
+            if table.hit == "unique" and _overlap(sets[earlier_index], row_set):
+                errors.append(
+                    RulesetError(
+                        "overlapping_rows",
+                        f"rows {earlier.id!r} (line {earlier.location.line}) and {row.id!r} of unique table "
+                        f"{table.id!r} can both match",
+                        row.location,
+                        "make the conditions disjoint or use hit: first",
+                    )
+                )
+    return errors

@@ -1,0 +1,333 @@
+"""Use cases of the decision service: decide an event (idempotently), read decisions, the action feed,
+verify the audit chain, simulate, and manage API keys.
+
+Depends only on ports: an evaluator (the `RuleBook`), a `DecisionStore`/`KeyStore`, a `Clock` and a
+`MaskPolicy`. No HTTP here; `api/` maps these results and errors to responses.
+
+`handle_event` contract:
+- the event is validated (`InvalidEventError` with a field path) and evaluated outside any lock;
+- the decision, its actions (feed) and its audit entry are committed in one transaction;
+- `event_id` is unique: the same event again (same canonical body) returns the original decision and
+  stores nothing new; a different body under a known `event_id` raises `IdempotencyConflictError`; racing
+  twins are settled under the chain-head lock, so exactly one decision is stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+
+from rulesvc.apikeys import Principal, Role, generate_key, hash_key, key_id_of
+from rulesvc.audit import (
+    KIND_CLEAR_READ,
+    BrokenEntry,
+    VerifyResult,
+    canonical,
+    check_record,
+    sha256_hex,
+    verify_chain,
+)
+from rulesvc.errors import RulesvcError
+from rulesvc.events import event_from_json
+from rulesvc.masking import MaskPolicy
+from rulesvc.model import Decision, Event, to_jsonable
+from rulesvc.sla.clock import Clock
+from rulesvc.storage.records import ApiKeyRecord, DecisionStore, KeyStore, NewDecision, StoredDecision
+
+
+class Evaluator(Protocol):
+    def evaluate(self, event: Event) -> Decision: ...
+
+    def versions(self) -> dict[str, int]: ...
+
+
+# rulesvc.simulation.simulate: (book, events, until) -> a timeline with `to_json()` (or the JSON itself).
+Simulator = Callable[[Any, Sequence[Event], datetime], Any]
+
+
+class IdempotencyConflictError(RulesvcError):
+    """The event_id is known but arrived with a different body."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, event_id: str, decision_id: str) -> None:
+        self.event_id = event_id
+        self.decision_id = decision_id
+        super().__init__(f"event_id {event_id!r} 已用于另一个不同内容的事件（决策 {decision_id}）")
+
+
+class DecisionNotFoundError(RulesvcError):
+    code = "not_found"
+
+    def __init__(self, decision_id: str) -> None:
+        self.decision_id = decision_id
+        super().__init__(f"决策 {decision_id!r} 不存在")
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """The answer to one event; `created` is False for an idempotent replay."""
+
+    decision_id: str
+    event_id: str
+    ticket_id: str
+    actions: list[dict[str, Any]]
+    fired: list[dict[str, Any]]
+    created: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "event_id": self.event_id,
+            "ticket_id": self.ticket_id,
+            "actions": self.actions,
+            "fired": self.fired,
+        }
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    cursor: int
+    at: datetime
+    ticket_id: str
+    decision_id: str
+    action: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cursor": self.cursor,
+            "at": self.at.isoformat(),
+            "ticket_id": self.ticket_id,
+            "decision_id": self.decision_id,
+            "action": self.action,
+        }
+
+
+class DecisionService:
+    def __init__(
+        self,
+        store: DecisionStore,
+        keys: KeyStore,
+        book: Evaluator,
+        clock: Clock,
+        masking: MaskPolicy,
+        simulator: Simulator | None = None,
+        key_cache_seconds: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.book = book
+        self.clock = clock
+        self.masking = masking
+        self._simulator = simulator
+        # The engine may keep per-process state (durable_rules does); evaluate one event at a time.
+        self._engine_lock = threading.Lock()
+        self._key_cache: dict[str, tuple[float, Principal | None]] = {}
+        self._key_cache_seconds = key_cache_seconds
+
+    # -- events -------------------------------------------------------------------------------------------
+
+    def handle_event(self, body: Mapping[str, Any]) -> EventOutcome:
+        event = event_from_json(body)
+        clear_text = canonical(body)
+        existing = self.store.find_by_event_id(event.event_id)
+        if existing is not None:
+            return self._replay(existing, clear_text)
+
+        with self._engine_lock:
+            decision = self.book.evaluate(event)
+        decided_at = self.clock.now()
+        decision_id = str(uuid.uuid4())
+        actions = [a.to_json() for a in decision.actions]
+        fired = [f.to_json() for f in decision.fired]
+        record = {
+            "decision_id": decision_id,
+            "event_id": event.event_id,
+            "ticket_id": event.ticket_id,
+            "decided_at": decided_at.isoformat(),
+            "event": self.masking.mask(body),
+            "actions": actions,
+            "fired": fired,
+            "versions": self.book.versions(),
+            "trace": self.masking.mask([to_jsonable(t.to_json()) for t in decision.trace]),
+        }
+        record_text = canonical(record)
+        salt = secrets.token_hex(16)
+        input_digest = sha256_hex(salt + clear_text)
+        new = NewDecision(
+            decision_id=decision_id,
+            event_id=event.event_id,
+            ticket_id=event.ticket_id,
+            decided_at=decided_at,
+            record_text=record_text,
+            clear_input_text=clear_text,
+            input_salt=salt,
+            input_digest=input_digest,
+            actions=actions,
+            audit_payload=_decision_payload(
+                decision_id, event.event_id, event.ticket_id, sha256_hex(record_text), input_digest
+            ),
+        )
+        stored, created = self.store.append_decision(new)
+        if not created:
+            return self._replay(stored, clear_text)
+        return EventOutcome(decision_id, event.event_id, event.ticket_id, actions, fired, True)
+
+    def _replay(self, stored: StoredDecision, clear_text: str) -> EventOutcome:
+        if sha256_hex(stored.input_salt + clear_text) != stored.input_digest:
+            raise IdempotencyConflictError(stored.event_id, stored.decision_id)
+        record = orjson.loads(stored.record_text)
+        return EventOutcome(
+            stored.decision_id, stored.event_id, stored.ticket_id, record["actions"], record["fired"], False
+        )
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def get_decision(self, decision_id: str, principal: Principal) -> dict[str, Any]:
+        """The stored decision; personal data masked unless the caller has clearance (then the read is logged)."""
+        stored = self.store.get_decision(decision_id)
+        if stored is None:
+            raise DecisionNotFoundError(decision_id)
+        record = orjson.loads(stored.record_text)
+        if principal.clearance:
+            clear = self.store.get_clear_input(decision_id)
+            if clear is not None:
+                record["event"] = orjson.loads(clear)
+            self.store.append_audit(
+                self.clock.now().isoformat(),
+                KIND_CLEAR_READ,
+                decision_id,
+                {"decision_id": decision_id, "key_id": principal.key_id, "roles": sorted(principal.roles)},
+            )
+        else:
+            record["actions"] = self.masking.mask(record["actions"])
+        record["masked"] = not principal.clearance
+        record["chain"] = {"seq": stored.chain_seq, "hash": stored.chain_hash}
+        return dict(record)
+
+    def list_actions(self, after: int, limit: int) -> list[FeedItem]:
+        return [
+            FeedItem(r.cursor, r.at, r.ticket_id, r.decision_id, orjson.loads(r.action_text))
+            for r in self.store.list_actions(after, limit)
+        ]
+
+    # -- audit --------------------------------------------------------------------------------------------
+
+    def verify_audit(self) -> VerifyResult:
+        return verify_store(self.store)
+
+    # -- simulation ---------------------------------------------------------------------------------------
+
+    def simulate(self, bodies: Sequence[Mapping[str, Any]], until: datetime) -> Mapping[str, Any]:
+        """Run events and due timers on a virtual clock; stores nothing."""
+        events = [event_from_json(body) for body in bodies]
+        simulator = self._simulator or _default_simulator()
+        with self._engine_lock:
+            result: Any = simulator(self.book, events, until)
+        return dict(result.to_json() if hasattr(result, "to_json") else result)
+
+    # -- API keys -----------------------------------------------------------------------------------------
+
+    def cached_principal(self, key: str) -> tuple[bool, Principal | None]:
+        """(True, principal) when the answer for this key is known without the database."""
+        if key_id_of(key) is None:
+            return True, None
+        cached = self._key_cache.get(hash_key(key))
+        if cached is not None and cached[0] > time.monotonic():
+            return True, cached[1]
+        return False, None
+
+    def authenticate(self, key: str) -> Principal | None:
+        """The principal of an active key, or None. Results are cached briefly (revocation lag ≤ cache TTL)."""
+        if key_id_of(key) is None:
+            return None
+        key_hash = hash_key(key)
+        now = time.monotonic()
+        cached = self._key_cache.get(key_hash)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        record = self.keys.find_key_by_hash(key_hash)
+        principal = Principal(record.key_id, record.roles) if record and record.active else None
+        if len(self._key_cache) > 10_000:
+            self._key_cache.clear()
+        self._key_cache[key_hash] = (now + self._key_cache_seconds, principal)
+        return principal
+
+
+def verify_store(store: DecisionStore) -> VerifyResult:
+    """Recompute the chain, then check every decision row against the digests its entry holds."""
+    chain = verify_chain(store.audit_entries(), store.chain_head())
+    candidates: list[BrokenEntry] = [chain.broken] if chain.broken else []
+    for evidence in store.decision_evidence():
+        if chain.broken is not None and evidence.entry.seq >= chain.broken.seq:
+            break
+        entry = evidence.entry
+        if evidence.record_text is None:
+            candidates.append(
+                BrokenEntry(
+                    entry.seq,
+                    "record_missing",
+                    f"第 {entry.seq} 条日志对应的决策记录被删除",
+                    entry.subject,
+                )
+            )
+            break
+        problem = check_record(
+            entry,
+            _decision_payload(
+                entry.subject,
+                evidence.event_id or "",
+                evidence.ticket_id or "",
+                sha256_hex(evidence.record_text),
+                sha256_hex((evidence.input_salt or "") + (evidence.clear_input_text or "")),
+            ),
+        )
+        if problem is not None:
+            candidates.append(problem)
+            break
+    for decision_id, seq in store.unlogged_decisions()[:1]:
+        candidates.append(
+            BrokenEntry(
+                seq,
+                "unlogged_decision",
+                f"决策 {decision_id} 不在日志链中（被直接写入数据库）",
+                decision_id,
+            )
+        )
+    if not candidates:
+        return chain
+    first = min(candidates, key=lambda b: b.seq)
+    return VerifyResult(False, max(0, min(chain.checked, first.seq - 1)), first)
+
+
+def create_api_key(keys: KeyStore, roles: frozenset[Role], clock: Clock, label: str = "") -> tuple[str, str]:
+    """Create a key with these roles; returns (key_id, key). The key itself is never stored."""
+    key_id, key = generate_key()
+    keys.create_key(ApiKeyRecord(key_id, hash_key(key), roles, label, clock.now(), None))
+    return key_id, key
+
+
+def _default_simulator() -> Simulator:
+    from rulesvc.simulation import simulate
+
+    return simulate  # type: ignore[return-value]
+
+
+def _decision_payload(
+    decision_id: str, event_id: str, ticket_id: str, record_sha256: str, input_sha256: str
+) -> dict[str, str]:
+    return {
+        "decision_id": decision_id,
+        "event_id": event_id,
+        "ticket_id": ticket_id,
+        "record_sha256": record_sha256,
+        "input_sha256": input_sha256,
+    }

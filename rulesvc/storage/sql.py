@@ -1,0 +1,286 @@
+"""SQLAlchemy implementation of the decision and key stores (PostgreSQL and SQLite).
+
+Every append (decision or audit entry) locks the chain-head row first, so appends are serialized across
+threads and processes, the idempotency re-check under that lock sees any racing twin that committed, and
+action cursors are allocated in commit order (a feed reader never skips a cursor that commits late).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from rulesvc.apikeys import parse_roles
+from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
+from rulesvc.storage.engine import writer
+from rulesvc.storage.records import (
+    ApiKeyRecord,
+    DecisionEvidence,
+    FeedRecord,
+    NewDecision,
+    StoredDecision,
+)
+from rulesvc.storage.tables import (
+    ActionRow,
+    ApiKeyRow,
+    AuditHeadRow,
+    AuditRow,
+    DecisionInputRow,
+    DecisionRow,
+)
+
+_BATCH = 500
+
+
+class SqlStore:
+    """Implements `DecisionStore` and `KeyStore` on one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(bind=engine, expire_on_commit=False)
+        self._write = sessionmaker(bind=writer(engine), expire_on_commit=False)
+
+    # -- decisions ----------------------------------------------------------------------------------------
+
+    def find_by_event_id(self, event_id: str) -> StoredDecision | None:
+        with self._read() as session:
+            row = session.scalars(select(DecisionRow).where(DecisionRow.event_id == event_id)).first()
+            return _stored(row) if row else None
+
+    def get_decision(self, decision_id: str) -> StoredDecision | None:
+        with self._read() as session:
+            row = session.get(DecisionRow, decision_id)
+            return _stored(row) if row else None
+
+    def get_clear_input(self, decision_id: str) -> str | None:
+        with self._read() as session:
+            row = session.get(DecisionInputRow, decision_id)
+            return row.event if row else None
+
+    def append_decision(self, new: NewDecision) -> tuple[StoredDecision, bool]:
+        try:
+            with self._write() as session, session.begin():
+                head = _lock_head(session)
+                twin = session.scalars(
+                    select(DecisionRow).where(DecisionRow.event_id == new.event_id)
+                ).first()
+                if twin is not None:
+                    return _stored(twin), False
+                entry = next_entry(
+                    head.seq,
+                    head.hash,
+                    new.decided_at.isoformat(),
+                    KIND_DECISION,
+                    new.decision_id,
+                    new.audit_payload,
+                )
+                row = DecisionRow(
+                    decision_id=new.decision_id,
+                    event_id=new.event_id,
+                    ticket_id=new.ticket_id,
+                    decided_at=new.decided_at,
+                    record=new.record_text,
+                    input_salt=new.input_salt,
+                    input_digest=new.input_digest,
+                    chain_seq=entry.seq,
+                    chain_hash=entry.hash,
+                )
+                session.add(row)
+                session.flush()
+                session.add(DecisionInputRow(decision_id=new.decision_id, event=new.clear_input_text))
+                if new.actions:
+                    session.execute(
+                        insert(ActionRow),
+                        [
+                            {
+                                "at": new.decided_at,
+                                "ticket_id": new.ticket_id,
+                                "decision_id": new.decision_id,
+                                "action": action_text,
+                            }
+                            for action_text in (_json_text(a) for a in new.actions)
+                        ],
+                    )
+                _add_entry(session, head, entry)
+                stored = _stored(row)
+            return stored, True
+        except IntegrityError:
+            # Only reachable if the head lock was bypassed; the unique event_id still keeps one decision.
+            existing = self.find_by_event_id(new.event_id)
+            if existing is None:
+                raise
+            return existing, False
+
+    def list_actions(self, after: int, limit: int) -> list[FeedRecord]:
+        with self._read() as session:
+            rows = session.scalars(
+                select(ActionRow).where(ActionRow.cursor > after).order_by(ActionRow.cursor).limit(limit)
+            ).all()
+            return [FeedRecord(r.cursor, r.at, r.ticket_id, r.decision_id, r.action) for r in rows]
+
+    # -- audit chain --------------------------------------------------------------------------------------
+
+    def append_audit(self, at: str, kind: str, subject: str, payload: Mapping[str, Any]) -> ChainEntry:
+        with self._write() as session, session.begin():
+            head = _lock_head(session)
+            entry = next_entry(head.seq, head.hash, at, kind, subject, payload)
+            _add_entry(session, head, entry)
+        return entry
+
+    def audit_entries(self) -> Iterator[ChainEntry]:
+        last = 0
+        while True:
+            with self._read() as session:
+                rows = session.scalars(
+                    select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(_BATCH)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry(row)
+            last = rows[-1].seq
+
+    def chain_head(self) -> tuple[int, str]:
+        with self._read() as session:
+            head = session.get(AuditHeadRow, 1)
+            if head is None:
+                raise RuntimeError("audit_head row missing: the schema was not migrated")
+            return head.seq, head.hash
+
+    def decision_evidence(self) -> Iterator[DecisionEvidence]:
+        last = 0
+        while True:
+            with self._read() as session:
+                rows = session.execute(
+                    select(AuditRow, DecisionRow, DecisionInputRow.event)
+                    .outerjoin(DecisionRow, DecisionRow.decision_id == AuditRow.subject)
+                    .outerjoin(DecisionInputRow, DecisionInputRow.decision_id == AuditRow.subject)
+                    .where(AuditRow.kind == KIND_DECISION, AuditRow.seq > last)
+                    .order_by(AuditRow.seq)
+                    .limit(_BATCH)
+                ).all()
+            if not rows:
+                return
+            for audit, decision, clear in rows:
+                yield DecisionEvidence(
+                    entry=_entry(audit),
+                    event_id=decision.event_id if decision else None,
+                    ticket_id=decision.ticket_id if decision else None,
+                    record_text=decision.record if decision else None,
+                    input_salt=decision.input_salt if decision else None,
+                    clear_input_text=clear,
+                )
+            last = rows[-1][0].seq
+
+    def unlogged_decisions(self) -> list[tuple[str, int]]:
+        logged = select(AuditRow.subject).where(AuditRow.kind == KIND_DECISION)
+        with self._read() as session:
+            rows = session.execute(
+                select(DecisionRow.decision_id, DecisionRow.chain_seq)
+                .where(DecisionRow.decision_id.not_in(logged))
+                .order_by(DecisionRow.chain_seq)
+            ).all()
+            return [(decision_id, seq) for decision_id, seq in rows]
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    # -- API keys -----------------------------------------------------------------------------------------
+
+    def create_key(self, record: ApiKeyRecord) -> None:
+        with self._write() as session, session.begin():
+            session.add(
+                ApiKeyRow(
+                    key_id=record.key_id,
+                    key_hash=record.key_hash,
+                    roles=",".join(sorted(record.roles)),
+                    label=record.label,
+                    created_at=record.created_at,
+                    revoked_at=record.revoked_at,
+                )
+            )
+
+    def find_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        with self._read() as session:
+            row = session.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash)).first()
+            return _key(row) if row else None
+
+    def list_keys(self) -> list[ApiKeyRecord]:
+        with self._read() as session:
+            return [_key(r) for r in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)).all()]
+
+    def revoke_key(self, key_id: str, at: datetime) -> bool:
+        with self._write() as session, session.begin():
+            result = session.execute(
+                update(ApiKeyRow)
+                .where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
+                .values(revoked_at=at)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def count_keys(self) -> int:
+        with self._read() as session:
+            return int(session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0)
+
+
+def _lock_head(session: Session) -> AuditHeadRow:
+    head = session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).first()
+    if head is None:
+        raise RuntimeError("audit_head row missing: the schema was not migrated")
+    return head
+
+
+def _add_entry(session: Session, head: AuditHeadRow, entry: ChainEntry) -> None:
+    session.add(
+        AuditRow(
+            seq=entry.seq,
+            at=entry.at,
+            kind=entry.kind,
+            subject=entry.subject,
+            payload=entry.payload_text,
+            prev_hash=entry.prev_hash,
+            hash=entry.hash,
+        )
+    )
+    head.seq = entry.seq
+    head.hash = entry.hash
+
+
+def _stored(row: DecisionRow) -> StoredDecision:
+    return StoredDecision(
+        decision_id=row.decision_id,
+        event_id=row.event_id,
+        ticket_id=row.ticket_id,
+        decided_at=row.decided_at,
+        record_text=row.record,
+        input_salt=row.input_salt,
+        input_digest=row.input_digest,
+        chain_seq=row.chain_seq,
+        chain_hash=row.chain_hash,
+    )
+
+
+def _entry(row: AuditRow) -> ChainEntry:
+    return ChainEntry(row.seq, row.at, row.kind, row.subject, row.payload, row.prev_hash, row.hash)
+
+
+def _key(row: ApiKeyRow) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=row.key_id,
+        key_hash=row.key_hash,
+        roles=parse_roles([row.roles]),
+        label=row.label,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _json_text(value: Mapping[str, Any]) -> str:
+    return orjson.dumps(value).decode("utf-8")
