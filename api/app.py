@@ -85,7 +85,7 @@ def create_app(
 def load_book(settings: Settings) -> Evaluator:
     from rulesvc.rulebook import RuleBook
 
-    book: Evaluator = RuleBook.load(settings.rulesets)
+    book: Evaluator = RuleBook.load([settings.rulesets])
     return book
 
 

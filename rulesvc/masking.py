@@ -3,7 +3,8 @@
 Pure functions over JSON-like values. A `MaskPolicy` masks
 
 - every value under a configured field name (case-insensitive, at any depth; containers are masked leaf
-  by leaf), with that field's mask kind, and
+  by leaf; a dotted key such as `ticket.customer_name` in a rule trace counts by its last part), with that
+  field's mask kind, and
 - every match of a configured regular expression inside any other string value (an ID card number written
   into a free-text `remark` is caught too).
 
@@ -118,10 +119,7 @@ class MaskPolicy:
 
     def _walk(self, value: Any, kind: MaskKind | None) -> Any:
         if isinstance(value, Mapping):
-            return {
-                key: self._walk(item, kind or self.fields.get(str(key).casefold()))
-                for key, item in value.items()
-            }
+            return {key: self._walk(item, kind or self._field_kind(str(key))) for key, item in value.items()}
         if isinstance(value, list | tuple):
             return [self._walk(item, kind) for item in value]
         if kind is not None:
@@ -131,6 +129,14 @@ class MaskPolicy:
         if isinstance(value, str):
             return self._mask_patterns(value)
         return value
+
+    def _field_kind(self, key: str) -> MaskKind | None:
+        """The kind for a field name; a dotted path (`ticket.customer_name`, as traces use) by its last part."""
+        name = key.casefold()
+        kind = self.fields.get(name)
+        if kind is None and "." in name:
+            kind = self.fields.get(name.rsplit(".", 1)[1])
+        return kind
 
     def _mask_patterns(self, text: str) -> str:
         for pattern, kind in self.patterns:

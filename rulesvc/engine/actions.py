@@ -25,14 +25,17 @@ def compile_param(param: ParamSpec, env: TypeEnv) -> ParamFn:
         pieces: list[Callable[[Scope], Any]] = []
         for part in param.parts:
             if isinstance(part, str):
-                pieces.append(lambda _scope, text=part: text)
+                pieces.append(_constant(part))
             else:
                 pieces.append(compile_expr(part, env))
         return lambda scope: "".join(_text(piece(scope)) for piece in pieces)
     if isinstance(param.value, Mapping) and all(isinstance(v, ParamSpec) for v in param.value.values()):
         fields = {name: compile_param(spec, env) for name, spec in param.value.items()}
         return lambda scope: {name: fn(scope) for name, fn in fields.items()}
-    value = param.value
+    return _constant(param.value)
+
+
+def _constant(value: Any) -> ParamFn:
     return lambda _scope: value
 
 

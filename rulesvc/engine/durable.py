@@ -192,7 +192,7 @@ def _plain(node: Any, aliases: frozenset[str], fields: set[str]) -> Any:
     if isinstance(node, list | tuple):
         return [_plain(item, aliases, fields) for item in node]
     if isinstance(node, Decimal | float):
-        number = float(node) if math.isfinite(node) else math.nan
+        number = math.nan if isinstance(node, Decimal) and not node.is_finite() else float(node)
         if number.is_integer():
             return int(number)  # exact, and durable cannot parse "1e+16"
         if not math.isfinite(number) or "." not in repr(number):  # durable cannot parse "1e-05"
@@ -243,13 +243,15 @@ class DurableNetwork:
         self._ranked = [rules[i] for i in order]  # rank = durable pri = agenda position
         self._aliases = [tuple(p.alias for p in r.patterns) for r in self._ranked]
         fields: set[str] = set()
-        conditions, costs = [], []
+        conditions: list[list[dict[str, Any]]] = []
+        costs: list[dict[str, tuple[int, int]]] = []
         for rule, aliases in zip(self._ranked, self._aliases, strict=True):
             if not rule.patterns or len(set(aliases)) != len(aliases):
                 raise EngineError(f"rule {rule.name!r}: needs patterns with distinct aliases")
             if not all(a.isidentifier() for a in aliases):
                 raise EngineError(f"rule {rule.name!r}: aliases must be identifiers")
-            conds, cost = [], {}
+            conds: list[dict[str, Any]] = []
+            cost: dict[str, tuple[int, int]] = {}
             for p in rule.patterns:
                 native = _plain(p.native, frozenset(aliases), fields) if p.native is not None else None
                 conds.append(
@@ -406,8 +408,10 @@ class DurableNetwork:
         if handle is not None:
             self._drain(partition, handle)
             if run.error is not None:
-                rank, exc = run.error
-                raise ActionFailedError(f"rule {self._ranked[rank].name!r}: action failed: {exc!r}") from exc
+                rank, error = run.error
+                raise ActionFailedError(
+                    f"rule {self._ranked[rank].name!r}: action failed: {error!r}"
+                ) from error
 
     def _drain(self, partition: _Partition, handle: int) -> None:
         """Run the queued actions of one session synchronously (nothing else dispatches them, #3/#4)."""

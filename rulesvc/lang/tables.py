@@ -218,7 +218,7 @@ def column_kind(expr: Expr, env: TypeEnv) -> tuple[str, tuple[str, ...]]:
     field_type = infer_type(expr, env)
     if field_type.kind == "number":
         return "num", ()
-    if field_type.kind == "enum" and field_type.enum in env.enums:
+    if field_type.kind == "enum" and field_type.enum is not None and field_type.enum in env.enums:
         return "enum", env.enums[field_type.enum]
     if field_type.kind == "string":
         return "str", ()

@@ -123,52 +123,8 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     return f"sqlite:///{target}"
 
 
-class StubBook:
-    """Stand-in until rulesvc.rulebook lands: the expense and loan-routing tables, by hand."""
-
-    RANKS = ("员工", "主管", "部门经理", "总监", "副总经理", "总经理")
-
-    def evaluate(self, event: Any) -> Any:
-        from decimal import Decimal
-
-        from rulesvc.errors import InvalidEventError
-        from rulesvc.model import Action, Decision, FiredRule
-
-        ticket = event.ticket
-        if event.kind == "expense":
-            rank = str(ticket.get("applicant_rank", ""))
-            if (
-                ticket.get("expense_type") == "差旅费"
-                and Decimal(ticket.get("amount", 0)) < 5000
-                and rank in self.RANKS
-                and self.RANKS.index(rank) >= 2
-            ):
-                rule = "expense-approval/差旅费小额自动审批"
-                actions = (Action("auto_approve", {}, rule), Action("trigger_payment", {"amount": ticket["amount"]}, rule))
-            else:
-                rule = "expense-approval/报销审批#default"
-                actions = (Action("assign", {"group": "费用审批岗"}, rule),)
-            name, _, rule_id = rule.partition("/")
-            return Decision(event, actions, (FiredRule(name, 1, rule_id),))
-        if event.kind == "loan":
-            groups = {"上海浦东": "浦东分行信贷审批A组", "北京海淀": "海淀支行信贷审批B岗"}
-            group = groups.get(str(ticket.get("region")), "总行信贷审批中心")
-            action = Action("assign", {"group": group}, "loan-routing/地区分派")
-            return Decision(event, (action,), (FiredRule("loan-routing", 1, "地区分派"),))
-        if event.kind == "complaint":
-            return Decision(event, (), ())
-        raise InvalidEventError(f"unknown ticket kind {event.kind!r}", "ticket.kind")
-
-    def versions(self) -> dict[str, int]:
-        return {"expense-approval": 1, "loan-routing": 1}
-
-
 @pytest.fixture(scope="session")
 def book() -> Evaluator:
-    try:
-        from rulesvc.rulebook import RuleBook  # noqa: F401
-    except ImportError:
-        return StubBook()
     return load_book(Settings(rulesets=RULESETS))
 
 

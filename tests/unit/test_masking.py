@@ -64,3 +64,8 @@ def test_unknown_kind_is_refused() -> None:
 
 def test_null_and_bool_values_are_kept() -> None:
     assert MaskPolicy.build().mask({"name": None, "mobile": True}) == {"name": None, "mobile": True}
+
+
+def test_dotted_trace_keys_count_by_last_part() -> None:
+    masked = MaskPolicy.build().mask({"values": {"ticket.customer_name": "张三", "ticket.amount": 1}})
+    assert masked == {"values": {"ticket.customer_name": "张*", "ticket.amount": 1}}
