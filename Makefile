@@ -22,7 +22,7 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/rulesvc check rulesets/
-	$(BIN)/rulesvc test rulesets/ --min-coverage 100 > /dev/null
+	$(BIN)/rulesvc test rulesets/ --min-coverage 100
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)

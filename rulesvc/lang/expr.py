@@ -1884,7 +1884,7 @@ def _fused_path_const(
             if record is None:
                 return False
             try:
-                value = record.get(key)
+                value: Any = record.get(key)
             except AttributeError:
                 return False
             kind = value.__class__
