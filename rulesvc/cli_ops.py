@@ -91,6 +91,8 @@ def serve(
         log_config=logging_config(settings.log_level),
         access_log=False,
         server_header=False,
+        # A worker imports the app and compiles the rulesets before answering the supervisor's pings.
+        timeout_worker_healthcheck=60,
     )
 
 

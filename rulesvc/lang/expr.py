@@ -1877,7 +1877,13 @@ def _fused_path_const(
     """`root.key <op> const` in a single closure; only for operands whose types make `op` safe."""
     root, key = parts
     compare = _SAFE_OPS[op]
-    if convert is _to_number:
+    if convert is _to_number and isinstance(const, Decimal):
+        # Floats (JSON numbers) are compared without building a Decimal: rounding is monotonic, so for a float
+        # v != float(const), Decimal(repr(v)) and const are ordered exactly like v and float(const). Only when
+        # v == float(const) does the decimal text decide (const itself when const is that float's repr).
+        float_const = float(const)
+        const_is_repr = isfinite(float_const) and Decimal(repr(float_const)) == const
+        on_tie = compare(const, const)
 
         def number(scope: Scope) -> bool:
             record = scope.get(root)
@@ -1891,6 +1897,10 @@ def _fused_path_const(
             if kind is float:
                 if not isfinite(value):
                     return False
+                if value != float_const:
+                    return compare(value, float_const)
+                if const_is_repr:
+                    return on_tie
                 value = Decimal(repr(value))
             elif kind is int:
                 value = Decimal(value)

@@ -377,6 +377,32 @@ def test_numbers_compare_exactly(amount: Any, expected: bool) -> None:
     assert run("ticket.amount < 5000", {"ticket": {"amount": amount}}) is expected
 
 
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-(10**6), max_value=10**6).map(
+            float
+        ),
+    ),
+    st.one_of(
+        st.decimals(allow_nan=False, allow_infinity=False),
+        st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-(10**6), max_value=10**6),
+    ),
+    st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+)
+def test_float_inputs_compare_as_their_decimal_text(value: float, const: Decimal, op: str) -> None:
+    cond = compile_expr(Compare(op, P("ticket", "amount"), Const(const)), ENV)
+    if value != value or value in (float("inf"), float("-inf")):
+        expected = False
+    else:
+        import operator
+
+        funcs = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt}
+        expected = funcs.get(op, operator.ge)(Decimal(repr(value)), const)
+    assert cond({"ticket": {"amount": value}}) is expected
+
+
 def test_decimal_arithmetic_is_exact() -> None:
     assert run("0.1 + 0.2 == 0.3", {}) is True
     assert run("ticket.amount + 0.2 == 0.3", {"ticket": {"amount": 0.1}}) is True
