@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -713,3 +713,29 @@ def load_ruleset(
     loader = _RulesetLoader(src, kinds, calendars)
     ruleset = loader.load()
     return ruleset, sorted(loader.errors, key=RulesetError.sort_key)
+
+
+def load_ruleset_sources(
+    sources: Mapping[str, tuple[str, int]],
+    kinds: Mapping[str, KindSchema],
+    calendars: Mapping[str, BusinessCalendar],
+) -> tuple[dict[str, Ruleset], list[RulesetError]]:
+    """Rulesets from texts (name → (YAML, version)), e.g. versions stored in the database."""
+    rulesets: dict[str, Ruleset] = {}
+    errors: list[RulesetError] = []
+    for name, (text, version) in sources.items():
+        ruleset, found = load_ruleset(f"{name}.yaml", text, kinds, calendars)
+        errors.extend(found)
+        if ruleset is None:
+            continue
+        if ruleset.name != name:
+            errors.append(
+                RulesetError(
+                    "name_mismatch",
+                    f"the file says `ruleset: {ruleset.name}` but it is stored as {name!r}",
+                    Location(ruleset.file, 1, 1),
+                )
+            )
+            continue
+        rulesets[name] = replace(ruleset, version=version)
+    return rulesets, sorted(errors, key=RulesetError.sort_key)
