@@ -27,7 +27,8 @@ Evaluation (`compile_expr`), deliberately simple and never raising on data:
   is missing (absent root, absent field, null, wrong runtime type, failed arithmetic such as division by
   zero) is **False** — including `!=` and `not in`. `and` / `or` / `not` are then ordinary boolean logic,
   so `not (ticket.x == 5)` is True when x is missing while `ticket.x != 5` is False.
-  The one exception: `x == null` is True iff x is missing, `x != null` iff present (the existence test).
+  The one exception: `x == null` is True iff x is missing, `x != null` iff present (the existence test);
+  likewise `x in [null, "a"]` is True for a missing x.
 * Arithmetic on a missing value or failing (÷0, type clash) yields missing, hence the comparison is False.
 * Enum-typed fields compare by rank in the enum's declared order (low → high); a runtime value that is not
   a member makes every comparison on it False.
@@ -241,7 +242,7 @@ def parse_expression(text: str, location: Location) -> Expr:
         )
     tree = _parse(text, "expression", location)
     try:
-        return _Builder(text, location).expr(tree)
+        return _Builder(location).expr(tree)
     except RecursionError:
         raise _syntax_error("expression is nested too deeply", location, 1, 1, None) from None
 
@@ -252,7 +253,7 @@ def parse_cell(text: str, location: Location) -> Expr:
     if stripped in ("", "-"):
         return Const(True, line=1, col=1)
     tree = _parse(text, "cell", location)
-    return _Builder(text, location).cell(tree)
+    return _Builder(location).cell(tree)
 
 
 def _parse(text: str, start: str, location: Location) -> Tree[Token]:
@@ -475,8 +476,7 @@ def _unescape(body: str) -> str:
 class _Builder:
     """Lark tree → AST with positions; rejects what the grammar cannot (oversized durations, empty intervals)."""
 
-    def __init__(self, text: str, location: Location) -> None:
-        self.text = text
+    def __init__(self, location: Location) -> None:
         self.location = location
 
     def fail(self, message: str, token: Token, hint: str | None = None) -> ExpressionError:
@@ -628,9 +628,11 @@ class _Builder:
             return self.cell_value(node.children[0])
         if kind == "literal":
             return self.literal(_tok(node.children[0]))
-        if kind == "cell_negative":
+        if kind == "cell_negative":  # folded: a cell `-5` is the constant -5 (table analysis needs constants)
             minus = _tok(node.children[0])
-            return Neg(self.literal(_tok(node.children[1])), line=minus.line or 1, col=minus.column or 1)
+            value = self.literal(_tok(node.children[1])).value
+            assert isinstance(value, Decimal | timedelta)
+            return Const(-value, line=minus.line or 1, col=minus.column or 1)
         word = _tok(node.children[0])  # cell_word: a bare word is a string
         return Const(str(word), line=word.line or 1, col=word.column or 1)
 
@@ -1216,7 +1218,8 @@ def check(expr: Expr, env: TypeEnv, location: Location, *, condition: bool = Fal
             f"a condition must be true or false, but {_short(expr)} is a {_kind_word(result)}",
             "compare it, e.g. ticket.amount > 0",
         )
-    return sorted(typer.errors, key=RulesetError.sort_key)
+    unique = list(dict.fromkeys(typer.errors))  # a subject bound twice (an interval) reports once
+    return sorted(unique, key=RulesetError.sort_key)
 
 
 def infer_type(expr: Expr, env: TypeEnv) -> FieldType:
@@ -1902,8 +1905,8 @@ def _fused_path_const(
                 if const_is_repr:
                     return on_tie
                 value = Decimal(repr(value))
-            elif kind is int:
-                value = Decimal(value)
+            elif kind is int:  # int and Decimal compare exactly
+                return compare(value, const)
             elif kind is not Decimal or not value.is_finite():
                 value = _to_number(value)
                 if value is None:

@@ -244,14 +244,14 @@ class _RulesetLoader:
     def error(self, code: str, message: str, location: Location, hint: str | None = None) -> None:
         self.errors.append(RulesetError(code, message, location, hint))
 
-    def expression(self, text: str, location: Location) -> Expr | None:
+    def expression(self, text: str, location: Location, *, condition: bool = False) -> Expr | None:
         try:
             expr = parse_expression(text, location)
         except InvalidRulesetError as exc:
             self.errors.extend(exc.errors)
             return None
         if self.env is not None:
-            found = check(expr, self.env, location)
+            found = check(expr, self.env, location, condition=condition)
             self.errors.extend(found)
             if found:
                 return None
@@ -395,7 +395,7 @@ class _RulesetLoader:
         when_text = ""
         if item.get("when") is not None:
             when_text = str(item["when"]).strip()
-            when = self.expression(when_text, self.src.value_loc(item, "when"))
+            when = self.expression(when_text, self.src.value_loc(item, "when"), condition=True)
         priority = item.get("priority", 0)
         if not isinstance(priority, int) or isinstance(priority, bool):
             self.error("type_mismatch", "priority must be an integer", self.src.value_loc(item, "priority"))
@@ -682,7 +682,7 @@ class _RulesetLoader:
                     suggest(str(key), input_texts) or f"columns: {', '.join(input_texts)}",
                 )
                 continue
-            text = "" if value is None else str(plain(value))
+            text = _cell_text(value)
             try:
                 cell = parse_cell(text, cell_loc)
             except InvalidRulesetError as exc:
@@ -698,6 +698,15 @@ class _RulesetLoader:
             texts[str(key)] = text
         then = self.load_actions(raw, location)
         return Row(str(raw.get("id", f"行{index}")), cells, texts, then, location, index)
+
+
+def _cell_text(value: Any) -> str:
+    """YAML scalars of a table cell as the text risk staff wrote (YAML turns `true` into a bool)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(plain(value))
 
 
 def load_ruleset(
