@@ -90,7 +90,13 @@ class ServiceMiddleware:
                     method,
                     scope.get("path", ""),
                     status,
-                    extra={"status": status, "duration_ms": round(elapsed * 1000, 3), "route": route_path},
+                    extra={
+                        "request_id": request_id,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "route": route_path,
+                        "key_id": scope.get("rulesvc.key_id"),
+                    },
                 )
             request_id_var.reset(token)
 

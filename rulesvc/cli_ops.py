@@ -43,9 +43,9 @@ def _store(settings: Settings) -> SqlStore:
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
-    port: int = typer.Option(8000, "--port", help="TCP port"),
-    workers: int = typer.Option(1, "--workers", min=1, help="worker processes"),
+    host: str = typer.Option("127.0.0.1", "--host", envvar="RULESVC_HOST", help="interface to listen on"),
+    port: int = typer.Option(8000, "--port", envvar="RULESVC_PORT", help="TCP port"),
+    workers: int = typer.Option(1, "--workers", min=1, envvar="RULESVC_WORKERS", help="worker processes"),
 ) -> None:
     """Run the HTTP service under uvicorn (uvloop, httptools); migrates the database first."""
     import uvicorn

@@ -14,7 +14,6 @@ Depends only on ports: an evaluator (the `RuleBook`), a `DecisionStore`/`KeyStor
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 import uuid
@@ -35,12 +34,13 @@ from rulesvc.audit import (
     sha256_hex,
     verify_chain,
 )
+from rulesvc.decision_record import decision_payload, new_decision
 from rulesvc.errors import RulesvcError
 from rulesvc.events import event_from_json
 from rulesvc.masking import MaskPolicy
-from rulesvc.model import Decision, Event, to_jsonable
+from rulesvc.model import Decision, Event
 from rulesvc.sla.clock import Clock
-from rulesvc.storage.records import ApiKeyRecord, DecisionStore, KeyStore, NewDecision, StoredDecision
+from rulesvc.storage.records import ApiKeyRecord, DecisionStore, KeyStore, StoredDecision
 
 
 class Evaluator(Protocol):
@@ -121,6 +121,7 @@ class DecisionService:
         masking: MaskPolicy,
         simulator: Simulator | None = None,
         key_cache_seconds: float = 5.0,
+        engine_lock: threading.Lock | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -128,8 +129,9 @@ class DecisionService:
         self.clock = clock
         self.masking = masking
         self._simulator = simulator
-        # The engine may keep per-process state (durable_rules does); evaluate one event at a time.
-        self._engine_lock = threading.Lock()
+        # The engine may keep per-process state (durable_rules does); evaluate one event at a time, also
+        # across services of one process that share this lock (the timer service).
+        self._engine_lock = engine_lock or threading.Lock()
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
         self._key_cache_seconds = key_cache_seconds
 
@@ -144,42 +146,23 @@ class DecisionService:
 
         with self._engine_lock:
             decision = self.book.evaluate(event)
-        decided_at = self.clock.now()
-        decision_id = str(uuid.uuid4())
-        actions = [a.to_json() for a in decision.actions]
-        fired = [f.to_json() for f in decision.fired]
-        record = {
-            "decision_id": decision_id,
-            "event_id": event.event_id,
-            "ticket_id": event.ticket_id,
-            "decided_at": decided_at.isoformat(),
-            "event": self.masking.mask(body),
-            "actions": actions,
-            "fired": fired,
-            "versions": self.book.versions(),
-            "trace": self.masking.mask([to_jsonable(t.to_json()) for t in decision.trace]),
-        }
-        record_text = canonical(record)
-        salt = secrets.token_hex(16)
-        input_digest = sha256_hex(salt + clear_text)
-        new = NewDecision(
-            decision_id=decision_id,
-            event_id=event.event_id,
-            ticket_id=event.ticket_id,
-            decided_at=decided_at,
-            record_text=record_text,
-            clear_input_text=clear_text,
-            input_salt=salt,
-            input_digest=input_digest,
-            actions=actions,
-            audit_payload=_decision_payload(
-                decision_id, event.event_id, event.ticket_id, sha256_hex(record_text), input_digest
-            ),
+        new = new_decision(
+            decision_id=str(uuid.uuid4()),
+            body=body,
+            event=event,
+            decision=decision,
+            decided_at=self.clock.now(),
+            versions=self.book.versions(),
+            masking=self.masking,
+            clear_text=clear_text,
         )
         stored, created = self.store.append_decision(new)
         if not created:
             return self._replay(stored, clear_text)
-        return EventOutcome(decision_id, event.event_id, event.ticket_id, actions, fired, True)
+        actions = [dict(a) for a in new.actions]
+        return EventOutcome(
+            new.decision_id, event.event_id, event.ticket_id, actions, decision.fired_json(), True
+        )
 
     def _replay(self, stored: StoredDecision, clear_text: str) -> EventOutcome:
         if sha256_hex(stored.input_salt + clear_text) != stored.input_digest:
@@ -282,7 +265,7 @@ def verify_store(store: DecisionStore) -> VerifyResult:
             break
         problem = check_record(
             entry,
-            _decision_payload(
+            decision_payload(
                 entry.subject,
                 evidence.event_id or "",
                 evidence.ticket_id or "",
@@ -319,15 +302,3 @@ def _default_simulator() -> Simulator:
     from rulesvc.simulation import simulate
 
     return simulate  # type: ignore[return-value]
-
-
-def _decision_payload(
-    decision_id: str, event_id: str, ticket_id: str, record_sha256: str, input_sha256: str
-) -> dict[str, str]:
-    return {
-        "decision_id": decision_id,
-        "event_id": event_id,
-        "ticket_id": ticket_id,
-        "record_sha256": record_sha256,
-        "input_sha256": input_sha256,
-    }

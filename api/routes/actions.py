@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -17,6 +20,13 @@ router = APIRouter(tags=["actions"])
 MAX_CURSOR = 2**63 - 1
 
 
+class FeedQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(0, ge=0, le=MAX_CURSOR, description="上次读到的游标（首次为 0）")
+    limit: int = Field(100, ge=1, le=1000, description="最多返回条数")
+
+
 @router.get(
     "/v1/actions",
     response_model=FeedOut,
@@ -26,10 +36,9 @@ MAX_CURSOR = 2**63 - 1
 )
 async def list_actions(
     request: Request,
-    after: int = Query(0, ge=0, le=MAX_CURSOR, description="上次读到的游标"),
-    limit: int = Query(100, ge=1, le=1000, description="最多返回条数"),
+    query: Annotated[FeedQuery, Query()],
     _principal: Principal = Depends(require(Permission.ACTIONS_READ)),
 ) -> Response:
-    items = await run_in_threadpool(runtime(request).service.list_actions, after, limit)
-    next_after = items[-1].cursor if items else after
+    items = await run_in_threadpool(runtime(request).service.list_actions, query.after, query.limit)
+    next_after = items[-1].cursor if items else query.after
     return JSONBytes({"records": [item.to_json() for item in items], "next_after": next_after})

@@ -93,13 +93,11 @@ def ruleset_yaml(table: RoutingTable) -> str:
         "      金额: ticket.amount",
         "    rows:",
     ]
-    for position, row in enumerate(table.rows, start=1):
-        lines += [
-            f"      - id: r{position}",
-            f"        地区: {row.region}",
-            f'        金额: "[{row.low}..{row.high})"',
-            f"        then: [{{assign: {{group: {row.group}}}}}]",
-        ]
+    for row in table.rows:  # one flow mapping per row, ids default to 行1, 行2, ... (parses faster)
+        lines.append(
+            f'      - {{地区: {row.region}, 金额: "[{row.low}..{row.high})", '
+            f"then: [{{assign: {{group: {row.group}}}}}]}}"
+        )
     lines += [
         "    default:",
         f"      then: [{{assign: {{group: {DEFAULT_GROUP}}}}}]",
@@ -131,7 +129,9 @@ def jdm(table: RoutingTable) -> dict[str, Any]:
         }
         for position, row in enumerate(table.rows, start=1)
     ]
-    rules.append({"_id": "default", "region": "", "amount": "", "group": json.dumps(DEFAULT_GROUP)})
+    rules.append(
+        {"_id": "default", "region": "", "amount": "", "group": json.dumps(DEFAULT_GROUP, ensure_ascii=False)}
+    )
     return {
         "nodes": [
             {"id": "request", "type": "inputNode", "name": "request", "position": {"x": 0, "y": 0}},

@@ -2,37 +2,39 @@
 
 It runs a generic forward-chaining network (`NetworkRule` objects built by a compiler elsewhere) over facts
 (dicts with a "_t" type) and knows nothing about our ruleset language. durable_rules 2.0.28 is unmaintained
-and has sharp edges (/work/shared/ENGINE-NOTES.md, "#n" below); every one is contained here:
+and has sharp edges (/work/shared/ENGINE-NOTES.md, "#n" below, plus ones measured while writing this module);
+all of them are contained here:
 
-* #1 alpha-network limits. A ruleset "hangs at 512 rules" because one alpha node holds at most 511
-  successors (an open-addressed table that loops forever when full); we also measured that one node holds
-  at most 255 joins (256 crashes, 257 is error 108) and that a fact may satisfy at most 64 sibling conditions
-  at once (error 303 at assert time). Rules are therefore split into several durable rulesets (partitions)
-  under those budgets and `run()` iterates the partitions to a fixpoint.
+* #1 alpha-network limits. "512 rules hang" because one alpha node holds at most 511 successors (a full
+  open-addressed table loops forever). Measured too: one alpha node feeds at most 255 joins (256 crashes,
+  257 is error 108) and a fact may satisfy at most 64 sibling conditions at once (error 303 at assert).
+  Rules are split into several durable rulesets (partitions) under those budgets; `run()` iterates the
+  partitions to a fixpoint, so the result does not depend on how the rules were split.
 * #2 sessions. One fresh session id per `run()`, deleted in `finally`; concurrent runs are bounded.
-  Found here: deleting a session on which no action ever started frees uninitialised memory (segfault), so
-  such a session first gets a sentinel fact whose no-op action initialises it.
-* #3/#4 background dispatch. Our `Host` subclass never starts durable's `threading.Timer` loops, so actions
-  run only inside our own calls; they write to a per-run collector, never to the return value of `post`.
-* #5 swallowed exceptions. Actions only record the match (they cannot fail in practice); guard and fire run
-  outside durable, so their exceptions propagate as `ActionFailedError`. What durable would still swallow
-  is detected through the collector and the state's "exception" key.
-* #6 no match / duplicates. We assert through the engine's C entry point, which returns "not handled" as a
-  code (a batch assert would raise and strand the actions of the facts that did match); every fact gets a
-  unique internal id, so equal facts never collide.
-* #7 global names. Every partition is registered once under a name derived from a hash of the key plus a
-  generation counter; `compile_network` caches by key. Nothing can be unregistered, so the CALLER MUST use a
-  content hash of the ruleset in the key: a changed ruleset under an old key would silently reuse the old
-  network, and every distinct key costs memory until the process exits.
-* #8 JSON form with "pri": lower pri fires first, ties in declaration order, negative pri fires last
-  (measured). pri = global position in (salience desc, declaration order), so durable's own agenda already
-  agrees with the order we enforce with an explicit sort.
+  Measured: deleting a session on which no action ever started frees uninitialised memory (segfault), so
+  such a session first gets a sentinel fact whose action initialises it.
+* #3/#4/#5 actions. Our `Host` subclass never starts durable's background `threading.Timer` loops, and we
+  do not use durable's Python action loop at all (`Ruleset.do_actions`: ~25 µs per action here, swallows
+  exceptions, drops the result when a background thread won the race). We pull matches straight from the
+  engine (`start_action_for_state` / `complete_and_start_action`) into a per-run collector, then run
+  guard and fire outside durable, so their exceptions propagate as `ActionFailedError`. Rules still carry
+  the `run` callable durable requires; it is a tripwire that fails the run if durable ever dispatches.
+* #6 no match / duplicates. Facts are asserted one by one through the engine entry point, which reports
+  "not handled" as a code (a batch assert raises and strands the actions of the facts that did match);
+  every fact gets a unique internal id, so equal facts never collide.
+* #7 global names. Each partition is registered once, under a name built from a hash of the key and a
+  generation counter; `compile_network` caches by key. Nothing can ever be unregistered, so the CALLER
+  MUST put a content hash of the ruleset in the key: a changed ruleset under an old key silently reuses the
+  old network, and every distinct key holds memory until the process exits.
+* #8 JSON form with "pri": measured, lower pri fires first, ties in declaration order, negative pri last.
+  pri = the rule's position in (salience desc, declaration order), so durable's agenda already agrees with
+  the order we enforce (a stable sort by the same key) across partitions.
 
-Facts: durable only sees "_t" plus the top-level fields that some `native` condition mentions, projected
-to JSON scalars (Decimal -> float, date/time -> ISO string, None -> null; nested values are dropped);
-guard and fire always get the caller's original objects. Floats are written as "1.0e-05" because durable's
-parser rejects "1e-05" (found here). Because of this projection a native prefilter must tolerate float
-rounding: it is a necessary condition, the guard decides exactly.
+Facts: durable only sees "_t" plus the top-level fields some `native` condition mentions, projected to JSON
+scalars (Decimal -> float, date/time -> ISO string, None -> null; nested values and other objects are left
+out); guard and fire always get the caller's original objects. Floats are written as "1.0e-05" because
+durable's parser rejects "1e-05" (error 204). A native prefilter must therefore tolerate float rounding and
+string-compared timestamps: it is a necessary condition, the guard decides exactly.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,32 +58,34 @@ from rulesvc.errors import ActionFailedError, EngineError
 
 Facts = Mapping[str, Mapping[str, Any]]
 
-MAX_CONCURRENT_RUNS = 64  # sessions per durable ruleset are capped at 1,024 (#2)
-MAX_FACTS_PER_RUN = 10_000  # input + derived; stops a rule that derives its own trigger forever
-_MAX_PARTITION = 511  # #1: one alpha node holds at most 511 successors
-_STACK_BUDGET = 56  # durable: a fact may satisfy at most 64 sibling alpha conditions (error 303)
-_JOIN_BUDGET = 250  # durable: one alpha node feeds at most 255 joins (256 segfaults, 257 is error 108)
-_TYPE_BUDGET = 500  # the root alpha node: one successor per fact type, at most 511
-_FIELD_BUDGET = 250  # durable rejects facts with more than 255 properties (error 302)
+MAX_CONCURRENT_RUNS = 64  # live sessions per durable ruleset are capped at 1,024 (#2)
+MAX_FACTS_PER_RUN = 10_000  # input + derived; stops a rule that keeps deriving its own trigger
+_MAX_PARTITION = 511  # #1: rules per partition
+_STACK_BUDGET = 56  # alpha conditions per fact type per partition (durable's match stack holds 64)
+_JOIN_BUDGET = 250  # patterns per fact type per partition (an alpha node feeds at most 255 joins)
+_TYPE_BUDGET = 500  # fact types per partition (the root alpha node holds at most 511 successors)
+_FIELD_BUDGET = 250  # fields visible to durable (facts with more than 255 properties are error 302)
+_NOT_HANDLED = 1  # assert_fact result code: no rule of the ruleset matches (#6)
 _SENTINEL = "$rulesvc.sentinel"
 _RESERVED_FIELDS = frozenset({"id", "sid"})  # durable's fact identity and session keys
 _STR = json.JSONEncoder(ensure_ascii=False).encode
+_MATCHED = re.compile(r'"(\w+)":\{"sid":"\d+","id":"(\d+)"')  # quotes inside JSON strings are escaped
 
 
 @dataclass(frozen=True)
 class FactPattern:
-    alias: str
-    fact_type: str
-    native: Mapping[str, Any] | None = None  # durable JSON condition, ANDed with the "_t" test; a prefilter
+    alias: str  # the name under which the matched fact reaches guard and fire
+    fact_type: str  # the fact's "_t"
+    native: Mapping[str, Any] | None = None  # durable JSON condition ANDed with the "_t" test; a prefilter
 
 
 @dataclass(frozen=True)
 class NetworkRule:
-    name: str
+    name: str  # unique within a network
     salience: int  # higher fires first; ties fire in declaration order
-    patterns: tuple[FactPattern, ...]
-    guard: Callable[[Facts], bool]
-    fire: Callable[[Facts], Sequence[Mapping[str, Any]]]
+    patterns: tuple[FactPattern, ...]  # all must match (a join)
+    guard: Callable[[Facts], bool]  # the exact check on {alias: original fact}
+    fire: Callable[[Facts], Sequence[Mapping[str, Any]]]  # derived facts to assert; may raise
 
 
 @dataclass(frozen=True)
@@ -90,57 +95,45 @@ class Firing:
 
 
 class _QuietHost(Host):  # type: ignore[misc]
-    """A durable Host without the background Timer loops that steal actions from `post` (#3/#4)."""
+    """A durable Host without the background Timer loops that race us for actions (#3/#4)."""
 
     def _run(self) -> None:
         return None
 
 
 class _Run:
-    """Per-run collector written by the actions of every partition of one session."""
+    """What one `run()` collects; its durable sessions all share one session id."""
 
-    __slots__ = ("aborting", "activations", "created", "error", "originals", "poisoned", "started")
+    __slots__ = ("activations", "created", "fired", "originals", "poisoned", "started", "stray")
 
     def __init__(self) -> None:
         self.originals: list[Mapping[str, Any]] = []  # internal fact id -> the caller's object
         self.activations: list[tuple[int, tuple[int, ...]]] = []  # (rank, fact ids in pattern order)
-        self.created: dict[int, int | None] = {}  # partition -> state handle of its session
-        self.started: set[int] = set()  # partitions whose session has run an action (safe to delete)
-        self.poisoned: set[int] = set()  # partitions whose session may be half-built (never delete)
-        self.error: tuple[int, Exception] | None = None
-        self.aborting = False
-
-    def record(self, rank: int, aliases: tuple[str, ...], matched: Mapping[str, Any]) -> None:
-        try:
-            self.activations.append((rank, tuple(_fact_index(matched[a]) for a in aliases)))
-        except Exception as exc:  # durable would swallow it (#5): keep it for run() to raise
-            if self.error is None:
-                self.error = (rank, exc)
+        self.created: dict[int, int] = {}  # partition -> its session's state offset (-1: not known)
+        self.started: set[int] = set()  # partitions whose session has started an action: safe to delete
+        self.poisoned: set[int] = set()  # partitions whose session may be half-built: never delete
+        self.fired: set[tuple[int, tuple[int, ...]]] = set()  # activations already executed
+        self.stray = False
 
 
-def _fact_index(fact: Mapping[str, Any]) -> int:
-    return int(fact["id"])
-
-
-_HOST_LOCK = threading.Lock()
-_HOST: list[Any] = []  # the process's single host (#7: get_host() is a singleton, never rebuilt)
-_COMPILE_LOCK = threading.Lock()
+_COMPILE_LOCK = threading.RLock()  # compiles are serialised
+_HOST: list[Any] = []  # the process's single host (#7: never rebuilt)
 _NETWORKS: dict[str, DurableNetwork] = {}
-_RUNS: dict[str, _Run] = {}  # session id -> collector, read by actions
+_RUNS: dict[str, _Run] = {}  # session id -> collector, for the tripwire
 _SESSION_IDS = itertools.count(1)
 _GENERATIONS = itertools.count(1)
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_RUNS)
 
 
-def _host() -> Any:
-    with _HOST_LOCK:
-        if not _HOST:
-            _HOST.append(_QuietHost())
-        return _HOST[0]
+def _stray_action(c: Any) -> None:
+    """Every rule's durable `run`: never called, since we never let durable dispatch (#3/#4)."""
+    run = _RUNS.get(c.s["sid"])
+    if run is not None:
+        run.stray = True
 
 
 def _agenda_order(activations: list[tuple[int, tuple[int, ...]]]) -> None:
-    """Salience desc, declaration order, then fact order: durable's pri already yields this per ruleset."""
+    """Salience desc, declaration order, then fact order (durable's pri already agrees per partition)."""
     activations.sort()
 
 
@@ -151,11 +144,11 @@ def _number(value: float | Decimal) -> str | None:
     if not math.isfinite(number):
         return None
     text = repr(number)
-    return text.replace("e", ".0e") if "e" in text and "." not in text else text  # "1e-05" is error 204
+    return text.replace("e", ".0e") if "e" in text and "." not in text else text
 
 
 def _encode_scalar(value: Any) -> str | None:
-    """JSON text of a top-level fact value as durable can parse it, or None to leave the field out."""
+    """JSON text of a top-level fact value that durable can parse, or None to leave the field out."""
     kind = type(value)
     if kind is str:
         return _STR(value)
@@ -173,7 +166,7 @@ def _encode_scalar(value: Any) -> str | None:
         return _number(value)
     if isinstance(value, str):  # str enums
         return _STR(str.__str__(value))
-    return None  # nested dicts, lists and other objects stay invisible to durable
+    return None
 
 
 def _plain(node: Any, aliases: frozenset[str], fields: set[str]) -> Any:
@@ -184,7 +177,7 @@ def _plain(node: Any, aliases: frozenset[str], fields: set[str]) -> Any:
             if not isinstance(key, str):
                 raise EngineError(f"native condition key {key!r} is not a string")
             if key in aliases and isinstance(value, str):
-                fields.add(value)  # {"alias": "field"}: a field of another matched fact
+                fields.add(value)  # {"alias": "field"} reads a field of another matched fact
             elif not key.startswith("$"):
                 fields.add(key)
             out[key] = _plain(value, aliases, fields)
@@ -195,7 +188,7 @@ def _plain(node: Any, aliases: frozenset[str], fields: set[str]) -> Any:
         number = math.nan if isinstance(node, Decimal) and not node.is_finite() else float(node)
         if number.is_integer():
             return int(number)  # exact, and durable cannot parse "1e+16"
-        if not math.isfinite(number) or "." not in repr(number):  # durable cannot parse "1e-05"
+        if not math.isfinite(number) or "." not in repr(number):
             raise EngineError(f"durable_rules cannot parse the number {node!r} in a native condition")
         return number
     if node is None or isinstance(node, str | int):
@@ -204,7 +197,7 @@ def _plain(node: Any, aliases: frozenset[str], fields: set[str]) -> Any:
 
 
 def _alpha_cost(node: Any) -> list[int]:
-    """Lengths of the terms of a condition in disjunctive normal form: durable builds one alpha path per term."""
+    """Term lengths of a condition in disjunctive normal form: durable builds one alpha path per term."""
     if not isinstance(node, Mapping) or not node:
         return [1]
     if len(node) > 1:
@@ -215,9 +208,7 @@ def _alpha_cost(node: Any) -> list[int]:
     if key == "$and" and isinstance(value, list):
         terms = [0]
         for item in value:
-            terms = [a + b for a in terms for b in _alpha_cost(item)]
-            if len(terms) > _STACK_BUDGET:
-                break
+            terms = [a + b for a in terms for b in _alpha_cost(item)][: _STACK_BUDGET + 1]
         return terms
     return [max(1, len(value)) if key.startswith("$") and isinstance(value, Mapping) else 1]
 
@@ -225,9 +216,9 @@ def _alpha_cost(node: Any) -> list[int]:
 @dataclass(frozen=True)
 class _Partition:
     index: int
-    ruleset: Any  # durable.engine.Ruleset
-    handle: int  # its durable_rules_engine handle
-    types: frozenset[str]
+    name: str
+    handle: int  # the durable_rules_engine ruleset handle
+    types: frozenset[str]  # fact types its rules match; other facts are not asserted into it
 
 
 class DurableNetwork:
@@ -240,131 +231,117 @@ class DurableNetwork:
             raise EngineError(f"network {key!r}: rule names are not unique")
         self.key = key
         order = sorted(range(len(rules)), key=lambda i: (-rules[i].salience, i))
-        self._ranked = [rules[i] for i in order]  # rank = durable pri = agenda position
+        self._ranked = [rules[i] for i in order]  # rank = agenda position = durable pri
         self._aliases = [tuple(p.alias for p in r.patterns) for r in self._ranked]
         fields: set[str] = set()
         conditions: list[list[dict[str, Any]]] = []
-        costs: list[dict[str, tuple[int, int]]] = []
+        costs: list[dict[str, tuple[int, int]]] = []  # per rank: fact type -> (alpha conditions, patterns)
         for rule, aliases in zip(self._ranked, self._aliases, strict=True):
-            if not rule.patterns or len(set(aliases)) != len(aliases):
-                raise EngineError(f"rule {rule.name!r}: needs patterns with distinct aliases")
-            if not all(a.isidentifier() for a in aliases):
-                raise EngineError(f"rule {rule.name!r}: aliases must be identifiers")
+            if not aliases or len(set(aliases)) != len(aliases) or not all(a.isidentifier() for a in aliases):
+                raise EngineError(f"rule {rule.name!r}: needs patterns with distinct identifier aliases")
             conds: list[dict[str, Any]] = []
             cost: dict[str, tuple[int, int]] = {}
             for p in rule.patterns:
-                native = _plain(p.native, frozenset(aliases), fields) if p.native is not None else None
-                conds.append(
-                    {p.alias: {"$and": [{"_t": p.fact_type}, native]} if native else {"_t": p.fact_type}}
-                )
+                native = _plain(p.native, frozenset(aliases), fields) if p.native else None
+                test = {"$and": [{"_t": p.fact_type}, native]} if native else {"_t": p.fact_type}
+                conds.append({p.alias: test})  # "_t" first: each type gets its own alpha subtree
                 stack, joins = cost.get(p.fact_type, (0, 0))
                 cost[p.fact_type] = (stack + (sum(_alpha_cost(native)) if native else 0), joins + 1)
             conditions.append(conds)
             costs.append(cost)
         if fields & _RESERVED_FIELDS or len(fields) > _FIELD_BUDGET:
-            raise EngineError(f"network {key!r}: native conditions may not use 'id'/'sid' or >250 fields")
+            raise EngineError(f"network {key!r}: native conditions use 'id'/'sid' or over 250 fields")
         self._fields = tuple((f, _STR(f) + ":") for f in sorted(fields))
         self._partitions = self._register(key, self._split(costs, partition_size), conditions)
 
     def _split(self, costs: list[dict[str, tuple[int, int]]], size: int) -> list[list[int]]:
-        """Consecutive ranks under the rule count and durable's alpha budgets (#1)."""
+        """Consecutive ranks, within the rule count and durable's alpha budgets (#1)."""
         groups: list[list[int]] = []
-        used: dict[str, tuple[int, int]] = {}  # fact type -> (alpha conditions, joins) in the open group
+        used: dict[str, tuple[int, int]] = {}
         for rank, cost in enumerate(costs):
             if any(s > _STACK_BUDGET or j > _JOIN_BUDGET for s, j in cost.values()):
                 raise EngineError(f"rule {self._ranked[rank].name!r} is too large for durable_rules")
             merged = {
                 t: (used.get(t, (0, 0))[0] + s, used.get(t, (0, 0))[1] + j) for t, (s, j) in cost.items()
             }
-            fits = (
-                groups
-                and len(groups[-1]) < size
-                and len(used.keys() | cost.keys()) <= _TYPE_BUDGET
-                and all(s <= _STACK_BUDGET and j <= _JOIN_BUDGET for s, j in merged.values())
-            )
-            if not fits:
+            if (
+                not groups
+                or len(groups[-1]) >= size
+                or len(used.keys() | cost.keys()) > _TYPE_BUDGET
+                or any(s > _STACK_BUDGET or j > _JOIN_BUDGET for s, j in merged.values())
+            ):
                 groups.append([])
-                used, merged = {}, dict(cost)
+                used, merged = {}, cost
             groups[-1].append(rank)
             used.update(merged)
         return groups
 
     def _register(self, key: str, groups: list[list[int]], conditions: list[list[Any]]) -> list[_Partition]:
-        host = _host()
+        with _COMPILE_LOCK:
+            if not _HOST:
+                _HOST.append(_QuietHost())
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
         generation = next(_GENERATIONS)
         partitions = []
         for index, ranks in enumerate(groups):
-            definition: dict[str, Any] = {
-                f"r{rank}": {"all": conditions[rank], "pri": rank, "run": self._action(index, rank)}
-                for rank in ranks
+            rules = {
+                f"r{rank}": {"all": conditions[rank], "pri": rank, "run": _stray_action} for rank in ranks
             }
-            definition["sentinel"] = {
+            rules["sentinel"] = {
                 "all": [{"m": {"_t": _SENTINEL}}],
                 "pri": len(self._ranked),
-                "run": self._action(index, -1),
+                "run": _stray_action,
             }
             name = f"rulesvc_{digest}_{generation}_{index}"
             try:
-                host.register_rulesets({name: definition})
-                ruleset = host.get_ruleset(name)
+                _HOST[0].register_rulesets({name: rules})
+                handle = _HOST[0].get_ruleset(name)._handle
             except Exception as exc:
                 raise EngineError(
                     f"durable_rules rejected partition {index} of network {key!r}: {exc}"
                 ) from exc
             types = frozenset(p.fact_type for rank in ranks for p in self._ranked[rank].patterns)
-            partitions.append(_Partition(index, ruleset, ruleset._handle, types))
+            partitions.append(_Partition(index, name, handle, types))
         return partitions
 
-    def _action(self, partition: int, rank: int) -> Callable[[Any], None]:
-        aliases = self._aliases[rank] if rank >= 0 else ()
-
-        def action(c: Any) -> None:  # durable's Closure; c._m avoids alias clashes with its attributes
-            run = _RUNS.get(c.s["sid"])
-            if run is not None:
-                run.started.add(partition)
-                if rank >= 0 and not run.aborting:
-                    run.record(rank, aliases, c._m)
-
-        return action
-
     def run(self, facts: Sequence[Mapping[str, Any]]) -> list[Firing]:
-        """Fire the network over `facts`; returns the firings (guard returned True) in execution order.
+        """Fire the network over `facts`; the firings (guard returned True) in execution order.
 
-        Evaluation goes in waves: all activations of a wave's facts are collected from every partition, then
-        executed in (salience desc, declaration order, fact order); facts derived by fire form the next wave.
+        Evaluation goes in waves: the activations of a wave's facts are collected from every partition,
+        then executed in agenda order; the facts they derive form the next wave, until nothing is derived.
+        A rule fires at most once per combination of distinct facts.
         """
         with _SLOTS:  # #2: bounded live sessions
             sid = str(next(_SESSION_IDS))
             run = _RUNS[sid] = _Run()
             try:
-                firings = self._evaluate(sid, run, facts)
-            except BaseException:
-                run.aborting = True
-                self._close(sid, run, failed=True)
-                raise
-            else:
-                self._close(sid, run, failed=False)
+                return self._evaluate(sid, run, facts)
             finally:
+                self._close(sid, run)
                 del _RUNS[sid]
-            return firings
 
     def _evaluate(self, sid: str, run: _Run, facts: Sequence[Mapping[str, Any]]) -> list[Firing]:
         firings: list[Firing] = []
         wave = [self._admit(sid, run, fact, None) for fact in facts]
         while wave:
             for partition in self._partitions:
-                self._assert_wave(partition, sid, run, wave)
+                self._assert_wave(partition, run, wave)
+            if run.stray:
+                raise EngineError("durable_rules dispatched an action on its own (ENGINE-NOTES #4)")
             activations, run.activations, wave = run.activations, [], []
             _agenda_order(activations)
-            for rank, ids in activations:
+            for activation in activations:
+                if activation in run.fired:  # durable matches once per $or alternative
+                    continue
+                run.fired.add(activation)
+                rank, ids = activation
                 rule = self._ranked[rank]
                 bound = {alias: run.originals[i] for alias, i in zip(self._aliases[rank], ids, strict=True)}
                 try:
                     if not rule.guard(bound):
                         continue
                     derived = rule.fire(bound)
-                except Exception as exc:
+                except Exception as exc:  # durable would have swallowed it (#5)
                     raise ActionFailedError(
                         f"rule {rule.name!r} failed: {type(exc).__name__}: {exc}"
                     ) from exc
@@ -373,12 +350,12 @@ class DurableNetwork:
         return firings
 
     def _admit(self, sid: str, run: _Run, fact: Mapping[str, Any], rule: str | None) -> tuple[str, str]:
+        """Register a fact under a fresh internal id; its type and the JSON durable gets."""
         fact_type = fact.get("_t") if isinstance(fact, Mapping) else None
         if not isinstance(fact_type, str):
-            what = f"rule {rule!r} derived" if rule else "run() got"
-            raise (ActionFailedError if rule else EngineError)(
-                f"{what} a fact without a string '_t': {fact!r}"
-            )
+            if rule is not None:
+                raise ActionFailedError(f"rule {rule!r} derived a fact without a string '_t': {fact!r}")
+            raise EngineError(f"a fact without a string '_t': {fact!r}")
         if len(run.originals) >= MAX_FACTS_PER_RUN:
             raise EngineError(f"network {self.key!r}: more than {MAX_FACTS_PER_RUN} facts in one run")
         parts = [f'{{"sid":"{sid}","id":"{len(run.originals)}","_t":{_STR(fact_type)}']
@@ -388,56 +365,54 @@ class DurableNetwork:
         run.originals.append(fact)
         return fact_type, ",".join(parts) + "}"
 
-    def _assert_wave(self, partition: _Partition, sid: str, run: _Run, wave: list[tuple[str, str]]) -> None:
-        handle = None
+    def _assert_wave(self, partition: _Partition, run: _Run, wave: list[tuple[str, str]]) -> None:
+        state = -1
         for fact_type, text in wave:
             if fact_type not in partition.types:
                 continue
-            run.created.setdefault(partition.index, None)
+            run.created.setdefault(partition.index, -1)
             try:
-                code, state = _dre.assert_fact(partition.handle, text)
-            except MemoryError as exc:  # the session table is full: the new session may be half-built
+                code, offset = _dre.assert_fact(partition.handle, text)
+            except MemoryError as exc:  # the session table is full; the new session may be half-built
                 run.poisoned.add(partition.index)
                 raise EngineError("durable_rules is out of sessions (ENGINE-NOTES #2)") from exc
             except Exception as exc:
                 raise EngineError(f"durable_rules failed to assert a fact: {exc}") from exc
             if code == 0:
-                handle = run.created[partition.index] = state
-            elif code != 1:  # 1 = not handled: no rule of this partition matches (#6)
+                state = run.created[partition.index] = offset
+            elif code != _NOT_HANDLED:
                 raise EngineError(f"durable_rules returned code {code} for a fact")
-        if handle is not None:
-            self._drain(partition, handle)
-            if run.error is not None:
-                rank, error = run.error
-                raise ActionFailedError(
-                    f"rule {self._ranked[rank].name!r}: action failed: {error!r}"
-                ) from error
+        if state >= 0:
+            self._collect(partition, run, state)
 
-    def _drain(self, partition: _Partition, handle: int) -> None:
-        """Run the queued actions of one session synchronously (nothing else dispatches them, #3/#4)."""
-        outcome: list[tuple[Any, Any]] = []
-        partition.ruleset.do_actions(handle, lambda error, state: outcome.append((error, state)))
-        error, state = outcome[0] if outcome else (EngineError("durable_rules did not complete"), None)
-        if error is not None:
-            raise EngineError(f"durable_rules failed while running actions: {error}") from error
-        if state is not None and "exception" in state:  # #5: what durable swallowed
-            raise ActionFailedError(f"an action raised inside durable_rules: {state['exception']}")
+    def _collect(self, partition: _Partition, run: _Run, state: int) -> None:
+        """Move every queued match of the session into the collector (one C call per match, no JSON parse)."""
+        handle, aliases, append = partition.handle, self._aliases, run.activations.append
+        try:
+            started = _dre.start_action_for_state(handle, state)
+            if started is None:
+                return
+            run.started.add(partition.index)
+            messages = started[1]
+            while messages is not None:  # '{"r<rank>":{"<alias>":{"sid":"…","id":"<fact id>",…},…}}'
+                rank = int(messages[3 : messages.index('"', 3)])
+                ids = dict(_MATCHED.findall(messages))
+                append((rank, tuple(int(ids[alias]) for alias in aliases[rank])))
+                messages = _dre.complete_and_start_action(handle, state)
+        except Exception as exc:
+            raise EngineError(f"durable_rules failed while collecting matches: {exc}") from exc
 
-    def _close(self, sid: str, run: _Run, *, failed: bool) -> None:
-        """Delete every session of the run; never raise (the run's own outcome wins)."""
-        sentinel = f'{{"sid":"{sid}","id":"sentinel","_t":"{_SENTINEL}"}}'
-        for index, handle in run.created.items():
-            if index in run.poisoned:
-                continue  # leak one session rather than free garbage
-            partition = self._partitions[index]
+    def _close(self, sid: str, run: _Run) -> None:
+        """Delete the run's sessions. Never raises: the run's own outcome wins, a leaked session is bounded."""
+        for index in run.created:
+            handle = self._partitions[index].handle
             try:
-                if failed and handle is not None:  # pending actions run as no-ops
-                    partition.ruleset.do_actions(handle, lambda error, state: None)
-                if index not in run.started:  # deleting a never-actioned session segfaults (#2)
-                    _code, handle = _dre.assert_fact(partition.handle, sentinel)
-                    partition.ruleset.do_actions(handle, lambda error, state: None)
+                if index not in run.started and index not in run.poisoned:  # else deleting segfaults (#2)
+                    code, state = _dre.assert_fact(handle, f'{{"sid":"{sid}","id":"-","_t":"{_SENTINEL}"}}')
+                    if code == 0 and _dre.start_action_for_state(handle, state) is not None:
+                        run.started.add(index)
                 if index in run.started:
-                    partition.ruleset.delete_state(sid)
+                    _dre.delete_state(handle, sid)
             except Exception:
                 pass
 
@@ -445,13 +420,11 @@ class DurableNetwork:
 def compile_network(key: str, rules: Sequence[NetworkRule]) -> DurableNetwork:
     """The network for `key`, built and registered once per process (#7).
 
-    `key` must include a content hash of the rules: a second call with the same key returns the cached
+    `key` must contain a content hash of the rules: a second call with the same key returns the cached
     network even if `rules` differ, and durable_rules can never unregister a network.
     """
     network = _NETWORKS.get(key)
     if network is None:
         with _COMPILE_LOCK:
-            network = _NETWORKS.get(key)
-            if network is None:
-                network = _NETWORKS[key] = DurableNetwork(key, rules)
+            network = _NETWORKS.get(key) or _NETWORKS.setdefault(key, DurableNetwork(key, rules))
     return network

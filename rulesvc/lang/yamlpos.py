@@ -78,7 +78,9 @@ def load_yaml(file: str, text: str) -> tuple[Source | None, list[RulesetError]]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         hint = "values starting with '>', '|', '*', '&', '!', '%', '@' or containing ': ' must be quoted"
-        return None, [RulesetError("yaml_syntax", f"YAML syntax error: {problem}", Location(file, line, col), hint)]
+        return None, [
+            RulesetError("yaml_syntax", f"YAML syntax error: {problem}", Location(file, line, col), hint)
+        ]
     except Exception as exc:  # ruamel raises a few unmarked errors (e.g. duplicate keys)
         return None, [RulesetError("yaml_syntax", f"YAML error: {exc}", Location(file, 1, 1))]
     return Source(file, text, data), []

@@ -11,13 +11,19 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from rulesvc.apikeys import parse_roles
 from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
+from rulesvc.storage.decision_writes import (
+    audit_values,
+    find_decision_by_event,
+    insert_decisions,
+    lock_head,
+    stored_decision,
+)
 from rulesvc.storage.engine import writer
 from rulesvc.storage.records import (
     ApiKeyRecord,
@@ -51,12 +57,12 @@ class SqlStore:
     def find_by_event_id(self, event_id: str) -> StoredDecision | None:
         with self._read() as session:
             row = session.scalars(select(DecisionRow).where(DecisionRow.event_id == event_id)).first()
-            return _stored(row) if row else None
+            return stored_decision(row) if row else None
 
     def get_decision(self, decision_id: str) -> StoredDecision | None:
         with self._read() as session:
             row = session.get(DecisionRow, decision_id)
-            return _stored(row) if row else None
+            return stored_decision(row) if row else None
 
     def get_clear_input(self, decision_id: str) -> str | None:
         with self._read() as session:
@@ -66,49 +72,11 @@ class SqlStore:
     def append_decision(self, new: NewDecision) -> tuple[StoredDecision, bool]:
         try:
             with self._write() as session, session.begin():
-                head = _lock_head(session)
-                twin = session.scalars(
-                    select(DecisionRow).where(DecisionRow.event_id == new.event_id)
-                ).first()
+                head = lock_head(session)
+                twin = find_decision_by_event(session, new.event_id)
                 if twin is not None:
-                    return _stored(twin), False
-                entry = next_entry(
-                    head.seq,
-                    head.hash,
-                    new.decided_at.isoformat(),
-                    KIND_DECISION,
-                    new.decision_id,
-                    new.audit_payload,
-                )
-                row = DecisionRow(
-                    decision_id=new.decision_id,
-                    event_id=new.event_id,
-                    ticket_id=new.ticket_id,
-                    decided_at=new.decided_at,
-                    record=new.record_text,
-                    input_salt=new.input_salt,
-                    input_digest=new.input_digest,
-                    chain_seq=entry.seq,
-                    chain_hash=entry.hash,
-                )
-                session.add(row)
-                session.flush()
-                session.add(DecisionInputRow(decision_id=new.decision_id, event=new.clear_input_text))
-                if new.actions:
-                    session.execute(
-                        insert(ActionRow),
-                        [
-                            {
-                                "at": new.decided_at,
-                                "ticket_id": new.ticket_id,
-                                "decision_id": new.decision_id,
-                                "action": action_text,
-                            }
-                            for action_text in (_json_text(a) for a in new.actions)
-                        ],
-                    )
-                _add_entry(session, head, entry)
-                stored = _stored(row)
+                    return twin, False
+                (stored,) = insert_decisions(session, head, [new])
             return stored, True
         except IntegrityError:
             # Only reachable if the head lock was bypassed; the unique event_id still keeps one decision.
@@ -128,9 +96,10 @@ class SqlStore:
 
     def append_audit(self, at: str, kind: str, subject: str, payload: Mapping[str, Any]) -> ChainEntry:
         with self._write() as session, session.begin():
-            head = _lock_head(session)
+            head = lock_head(session)
             entry = next_entry(head.seq, head.hash, at, kind, subject, payload)
-            _add_entry(session, head, entry)
+            session.execute(insert(AuditRow), [audit_values(entry)])
+            head.seq, head.hash = entry.seq, entry.hash
         return entry
 
     def audit_entries(self) -> Iterator[ChainEntry]:
@@ -230,43 +199,6 @@ class SqlStore:
             return int(session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0)
 
 
-def _lock_head(session: Session) -> AuditHeadRow:
-    head = session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).first()
-    if head is None:
-        raise RuntimeError("audit_head row missing: the schema was not migrated")
-    return head
-
-
-def _add_entry(session: Session, head: AuditHeadRow, entry: ChainEntry) -> None:
-    session.add(
-        AuditRow(
-            seq=entry.seq,
-            at=entry.at,
-            kind=entry.kind,
-            subject=entry.subject,
-            payload=entry.payload_text,
-            prev_hash=entry.prev_hash,
-            hash=entry.hash,
-        )
-    )
-    head.seq = entry.seq
-    head.hash = entry.hash
-
-
-def _stored(row: DecisionRow) -> StoredDecision:
-    return StoredDecision(
-        decision_id=row.decision_id,
-        event_id=row.event_id,
-        ticket_id=row.ticket_id,
-        decided_at=row.decided_at,
-        record_text=row.record,
-        input_salt=row.input_salt,
-        input_digest=row.input_digest,
-        chain_seq=row.chain_seq,
-        chain_hash=row.chain_hash,
-    )
-
-
 def _entry(row: AuditRow) -> ChainEntry:
     return ChainEntry(row.seq, row.at, row.kind, row.subject, row.payload, row.prev_hash, row.hash)
 
@@ -280,7 +212,3 @@ def _key(row: ApiKeyRow) -> ApiKeyRecord:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
     )
-
-
-def _json_text(value: Mapping[str, Any]) -> str:
-    return orjson.dumps(value).decode("utf-8")

@@ -42,7 +42,6 @@ REDIS_URL = os.environ.get("RULESVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 TABLES = ("decision_inputs", "actions", "decisions", "audit_log", "api_keys")
 
 
-
 def unavailable(what: str, reason: object) -> None:
     """Fail under CI (the service must be there), skip elsewhere."""
     message = f"{what} unreachable: {reason}"
@@ -129,7 +128,8 @@ def book() -> Evaluator:
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    return Settings(database_url=database_url, rulesets=RULESETS, access_log=False, **overrides)
+    values: dict[str, Any] = {"database_url": database_url, "rulesets": RULESETS, "access_log": False}
+    return Settings(**{**values, **overrides})
 
 
 @pytest.fixture
@@ -152,7 +152,9 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 def keys(app: FastAPI) -> dict[str, str]:
     """One key per role, plus "all" holding every role."""
     store = app.state.runtime.service.keys
-    result = {role.value: create_api_key(store, frozenset({role}), SystemClock(), role.value)[1] for role in Role}
+    result = {
+        role.value: create_api_key(store, frozenset({role}), SystemClock(), role.value)[1] for role in Role
+    }
     result["all"] = create_api_key(store, frozenset(Role), SystemClock(), "all")[1]
     return result
 
@@ -169,11 +171,24 @@ def engine_of(app: FastAPI) -> Engine:
 def event(event_id: str, kind: str = "expense", **ticket: Any) -> dict[str, Any]:
     """An event body; the default ticket is a 差旅费 claim that qualifies for auto-approval."""
     defaults: dict[str, dict[str, Any]] = {
-        "expense": {"id": f"E-{event_id}", "expense_type": "差旅费", "amount": 4999.99, "applicant_rank": "部门经理",
-                    "applicant": "赵敏"},
-        "loan": {"id": f"L-{event_id}", "region": "上海浦东", "amount": 800000, "credit_rating": "AA",
-                 "owner": "王经理", "stage": "初审", "customer_name": "张三", "id_card": "110105199001011234",
-                 "mobile": "13812345678"},
+        "expense": {
+            "id": f"E-{event_id}",
+            "expense_type": "差旅费",
+            "amount": 4999.99,
+            "applicant_rank": "部门经理",
+            "applicant": "赵敏",
+        },
+        "loan": {
+            "id": f"L-{event_id}",
+            "region": "上海浦东",
+            "amount": 800000,
+            "credit_rating": "AA",
+            "owner": "王经理",
+            "stage": "初审",
+            "customer_name": "张三",
+            "id_card": "110105199001011234",
+            "mobile": "13812345678",
+        },
         "complaint": {"id": f"C-{event_id}", "owner": "李娜", "channel": "电话"},
     }
     return {
@@ -202,18 +217,34 @@ def rulesvc_command() -> list[str]:
 
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RULESVC_")}
-    env.update(
-        RULESVC_DATABASE_URL=database_url,
-        RULESVC_RULESETS=str(RULESETS),
-        PYTHONPATH=str(REPO),
-        **extra,
-    )
+    env.update(RULESVC_DATABASE_URL=database_url, RULESVC_RULESETS=str(RULESETS), PYTHONPATH=str(REPO))
+    env.update(extra)
     return env
 
 
 def run_cli(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*rulesvc_command(), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=check
+        [*rulesvc_command(), *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
+
+
+def invoke_cli(args: list[str], database_url: str) -> Any:
+    """Run an operations command in this process (fast); returns typer's Result (exit_code, stdout)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from rulesvc import cli_ops
+
+    app = typer.Typer()
+    cli_ops.register(app)
+    return CliRunner().invoke(
+        app, args, env={"RULESVC_DATABASE_URL": database_url, "RULESVC_RULESETS": str(RULESETS)}
     )
 
 

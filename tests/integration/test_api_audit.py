@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, text
 
-from tests.integration.conftest import auth, cli_env, engine_of, event, run_cli
+from tests.integration.conftest import auth, engine_of, event, invoke_cli
 
 N = 5
 
@@ -63,11 +63,17 @@ CASES: dict[str, tuple[Callable[[Connection, list[str]], None], int, str]] = {
         "hash_mismatch",
     ),
     "delete log row": (lambda c, ids: c.execute(text("DELETE FROM audit_log WHERE seq = 3")), 3, "missing"),
-    "delete log tail": (lambda c, ids: c.execute(text("DELETE FROM audit_log WHERE seq = 5")), 5, "head_mismatch"),
+    "delete log tail": (
+        lambda c, ids: c.execute(text("DELETE FROM audit_log WHERE seq = 5")),
+        5,
+        "head_mismatch",
+    ),
     "reorder log rows": (lambda c, ids: swap_seq(c, 2, 4), 2, "prev_mismatch"),
     "edit decision record": (
         lambda c, ids: c.execute(
-            text("UPDATE decisions SET record = replace(record, '4999.99', '49999.99') WHERE decision_id = :d"),
+            text(
+                "UPDATE decisions SET record = replace(record, '4999.99', '49999.99') WHERE decision_id = :d"
+            ),
             {"d": ids[3]},
         ),
         4,
@@ -75,7 +81,9 @@ CASES: dict[str, tuple[Callable[[Connection, list[str]], None], int, str]] = {
     ),
     "edit clear input": (
         lambda c, ids: c.execute(
-            text("UPDATE decision_inputs SET event = replace(event, '4999.99', '4000') WHERE decision_id = :d"),
+            text(
+                "UPDATE decision_inputs SET event = replace(event, '4999.99', '4000') WHERE decision_id = :d"
+            ),
             {"d": ids[1]},
         ),
         2,
@@ -102,7 +110,9 @@ CASES: dict[str, tuple[Callable[[Connection, list[str]], None], int, str]] = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_tampering_is_detected(client: TestClient, keys: dict[str, str], decided: list[str], case: str) -> None:
+def test_tampering_is_detected(
+    client: TestClient, keys: dict[str, str], decided: list[str], case: str
+) -> None:
     change, seq, reason = CASES[case]
     tamper(client, lambda conn: change(conn, decided))
     result = verify(client, keys)
@@ -114,11 +124,12 @@ def test_tampering_is_detected(client: TestClient, keys: dict[str, str], decided
     assert broken["message"]
 
 
-def test_cli_audit_verify(client: TestClient, keys: dict[str, str], decided: list[str], settings: object) -> None:
-    env = cli_env(settings.database_url)  # type: ignore[attr-defined]
-    ok = run_cli(["audit", "verify"], env)
-    assert json.loads(ok.stdout) == {"ok": True, "checked": N}
+def test_cli_audit_verify(
+    client: TestClient, keys: dict[str, str], decided: list[str], database_url: str
+) -> None:
+    ok = invoke_cli(["audit", "verify"], database_url)
+    assert ok.exit_code == 0 and json.loads(ok.stdout) == {"ok": True, "checked": N}
     tamper(client, lambda conn: conn.execute(text("DELETE FROM audit_log WHERE seq = 2")))
-    broken = run_cli(["audit", "verify"], env, check=False)
-    assert broken.returncode == 1
+    broken = invoke_cli(["audit", "verify"], database_url)
+    assert broken.exit_code == 1
     assert json.loads(broken.stdout)["first_broken"]["seq"] == 2

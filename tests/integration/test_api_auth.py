@@ -40,7 +40,9 @@ def call(client: TestClient, name: str, headers: dict[str, str], decision_id: st
 
 @pytest.fixture
 def decision_id(client: TestClient, keys: dict[str, str]) -> str:
-    return str(client.post("/v1/events", json=event("auth-seed"), headers=auth(keys["ingest"])).json()["decision_id"])
+    return str(
+        client.post("/v1/events", json=event("auth-seed"), headers=auth(keys["ingest"])).json()["decision_id"]
+    )
 
 
 def test_every_route_for_every_role(client: TestClient, keys: dict[str, str], decision_id: str) -> None:
@@ -50,7 +52,9 @@ def test_every_route_for_every_role(client: TestClient, keys: dict[str, str], de
             response = call(client, name, auth(keys[role.value]), decision_id)
             expected = 200 if role.value in allowed else 403
             if response.status_code != expected:
-                failures.append(f"{name} as {role.value}: {response.status_code} (want {expected}) {response.text}")
+                failures.append(
+                    f"{name} as {role.value}: {response.status_code} (want {expected}) {response.text}"
+                )
             elif expected == 403:
                 assert response.json()["code"] == "forbidden"
         assert call(client, name, auth(keys["all"]), decision_id).status_code == 200

@@ -48,9 +48,15 @@ def test_expense_boundaries(
 
 def test_loan_routing(client: TestClient, keys: dict[str, str]) -> None:
     for i, (region, group) in enumerate(
-        [("上海浦东", "浦东分行信贷审批A组"), ("北京海淀", "海淀支行信贷审批B岗"), ("广州天河", "总行信贷审批中心")]
+        [
+            ("上海浦东", "浦东分行信贷审批A组"),
+            ("北京海淀", "海淀支行信贷审批B岗"),
+            ("广州天河", "总行信贷审批中心"),
+        ]
     ):
-        body = client.post("/v1/events", json=event(f"r{i}", "loan", region=region), headers=auth(keys["ingest"]))
+        body = client.post(
+            "/v1/events", json=event(f"r{i}", "loan", region=region), headers=auth(keys["ingest"])
+        )
         assigns = [a for a in body.json()["actions"] if a["type"] == "assign"]
         assert [a["group"] for a in assigns] == [group]
 
@@ -84,7 +90,9 @@ def test_same_event_id_different_body_is_409(client: TestClient, keys: dict[str,
 
 
 def test_action_feed_pages_by_cursor(client: TestClient, keys: dict[str, str]) -> None:
-    ids = [client.post("/v1/events", json=event(f"f{i}"), headers=auth(keys["ingest"])).json() for i in range(3)]
+    ids = [
+        client.post("/v1/events", json=event(f"f{i}"), headers=auth(keys["ingest"])).json() for i in range(3)
+    ]
     feed = client.get("/v1/actions?limit=4", headers=auth(keys["ingest"])).json()
     records = feed["records"]
     assert len(records) == 4
@@ -104,7 +112,9 @@ def test_action_feed_pages_by_cursor(client: TestClient, keys: dict[str, str]) -
 # -- bad input ------------------------------------------------------------------------------------------
 
 
-def post_raw(client: TestClient, key: str, content: bytes, content_type: str = "application/json") -> dict[str, object]:
+def post_raw(
+    client: TestClient, key: str, content: bytes, content_type: str = "application/json"
+) -> dict[str, object]:
     response = client.post("/v1/events", content=content, headers={**auth(key), "content-type": content_type})
     body = response.json()
     assert set(body) == {"code", "message", "details"}, body
@@ -126,7 +136,9 @@ def post_raw(client: TestClient, key: str, content: bytes, content_type: str = "
         (b"NaN", 422, "malformed_json"),
     ],
 )
-def test_malformed_bodies(client: TestClient, keys: dict[str, str], content: bytes, status: int, code: str) -> None:
+def test_malformed_bodies(
+    client: TestClient, keys: dict[str, str], content: bytes, status: int, code: str
+) -> None:
     result = post_raw(client, keys["ingest"], content)
     assert (result["status"], result["code"]) == (status, code)
 
@@ -142,7 +154,9 @@ def test_field_paths_in_validation_errors(client: TestClient, keys: dict[str, st
     assert {"type", "occurred_at", "ticket.kind"} <= paths
 
 
-def test_extra_top_level_field_and_control_characters_refused(client: TestClient, keys: dict[str, str]) -> None:
+def test_extra_top_level_field_and_control_characters_refused(
+    client: TestClient, keys: dict[str, str]
+) -> None:
     assert post_raw(client, keys["ingest"], json.dumps({**event("x1"), "oops": 1}).encode())["status"] == 422
     nul = event("x\u0000nul")
     assert post_raw(client, keys["ingest"], json.dumps(nul).encode())["status"] == 422
@@ -161,7 +175,9 @@ def test_wrong_types_in_ticket(client: TestClient, keys: dict[str, str]) -> None
     assert result["status"] == 422 and result["details"][0]["path"] == "ticket"  # type: ignore[index]
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"]
+)
 def test_wrong_content_type_is_415(client: TestClient, keys: dict[str, str], content_type: str) -> None:
     result = post_raw(client, keys["ingest"], json.dumps(event("ct")).encode(), content_type)
     assert (result["status"], result["code"]) == (415, "unsupported_media_type")

@@ -1,0 +1,437 @@
+"""Ruleset lifecycle routes: versions, drafts through test gate and four-eyes approval, publishing,
+rollback, diff, history, backtest, import/export. A thin layer over `rulesvc.lifecycle.LifecycleService`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.deps import json_body
+from api.errors import ApiError
+from api.lifecycle import lifecycle_of, require_ruleset
+from api.responses import JSONBytes
+from api.ruleset_schemas import (
+    DiffOut,
+    DraftIn,
+    DraftListOut,
+    DraftOut,
+    ExportOut,
+    HistoryOut,
+    ImportIn,
+    ImportOut,
+    PublishIn,
+    PublishOut,
+    ReplayIn,
+    ReviewIn,
+    RollbackIn,
+    RulesetListOut,
+    VersionListOut,
+    VersionOut,
+)
+from api.schemas import ErrorOut
+from rulesvc.apikeys import Principal
+from rulesvc.events import parse_time
+from rulesvc.lifecycle.roles import RulesetPermission, may_bootstrap
+from rulesvc.lifecycle.service import LifecycleService
+from rulesvc.lifecycle.views import draft_json, overview_json, version_json
+
+router = APIRouter(tags=["rulesets"])
+
+READ = require_ruleset(RulesetPermission.READ)
+WRITE = require_ruleset(RulesetPermission.WRITE)
+REVIEW = require_ruleset(RulesetPermission.REVIEW)
+PUBLISH = require_ruleset(RulesetPermission.PUBLISH)
+REPLAY = require_ruleset(RulesetPermission.REPLAY)
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+_DESCRIPTIONS = {
+    401: "缺少或无效的 API 密钥",
+    403: "角色无权访问；或违反四眼原则（作者不能审批自己的草稿）",
+    404: "规则集、版本或草稿不存在",
+    409: "草稿状态不允许此操作，或草稿已过时（之后又发布了新版本）",
+    413: "请求体过大",
+    415: "请求体类型不支持",
+    422: "请求不合法：规则集错误（file:line:col）、合规样例未通过、时间不合法等",
+}
+DRAFT_ID = "草稿 id（创建草稿时返回的 draft_id）"
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorOut, "description": _DESCRIPTIONS[s]} for s in (401, 403, *statuses)}
+
+
+def _json_body(model: str, required: bool = True) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+        }
+    }
+
+
+def _yaml_body(description: str, json_model: str | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/yaml": {"schema": {"type": "string"}}}
+    if json_model is not None:
+        content["application/json"] = {"schema": {"$ref": f"#/components/schemas/{json_model}"}}
+    return {"requestBody": {"required": True, "description": description, "content": content}}
+
+
+BODY_MODELS = [DraftIn, ReviewIn, PublishIn, RollbackIn, ReplayIn, ImportIn]
+"""Models of bodies the routes parse themselves: added to the OpenAPI components by the app."""
+
+
+def _service(request: Request) -> LifecycleService:
+    return lifecycle_of(request).service
+
+
+def _media(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+async def _yaml_text(request: Request) -> str:
+    media = _media(request)
+    if media not in YAML_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "请求体必须是 YAML 文件（Content-Type: application/yaml）",
+            {"content_type": request.headers.get("content-type", "")},
+        )
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, "invalid_encoding", "请求体不是合法的 UTF-8", {"position": exc.start}) from None
+    if not text.strip():
+        raise ApiError(422, "invalid_request", "请求体为空", [{"path": "", "message": "body required"}])
+    return text
+
+
+async def _optional_json(request: Request) -> Any:
+    """An optional JSON body: none (or empty) → {}."""
+    if not (await request.body()).strip():
+        return {}
+    return await json_body(request)
+
+
+def _instant(value: str | None, field: str) -> datetime | None:
+    return parse_time(value, field) if value else None
+
+
+# -- rulesets ---------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/rulesets",
+    response_model=RulesetListOut,
+    summary="规则集列表：每个规则集当前（或 as_of 时刻）生效的版本",
+    description="`as_of` 可查询任一时刻生效的版本（监管问询：某天哪个规则在生效）；`pending` 为已发布但尚未生效的版本。",
+    responses=_errors(422),
+)
+async def list_rulesets(
+    request: Request,
+    as_of: str | None = Query(None, description="ISO 8601 时刻（带时区），默认当前"),
+    _principal: Principal = Depends(READ),
+) -> Response:
+    service = _service(request)
+    instant = _instant(as_of, "as_of") or service.clock.now()
+    entries = await run_in_threadpool(service.overview, instant)
+    return JSONBytes({"as_of": instant.isoformat(), "rulesets": [overview_json(e) for e in entries]})
+
+
+@router.post(
+    "/v1/rulesets/import",
+    response_model=ImportOut,
+    summary="导入规则集文件夹",
+    description=(
+        "数据库为空时（需 admin）：每个规则集成为版本 1。否则与最新版本不同的规则集各生成一个草稿，照常测试、审批、发布。"
+    ),
+    responses=_errors(413, 415, 422),
+    openapi_extra=_json_body("ImportIn"),
+)
+async def import_rulesets(request: Request, principal: Principal = Depends(WRITE)) -> Response:
+    body = ImportIn.model_validate(await json_body(request))
+    result = await run_in_threadpool(
+        _service(request).import_rulesets,
+        principal.key_id,
+        body.rulesets,
+        body.cases,
+        may_bootstrap=may_bootstrap(principal.roles),
+    )
+    return JSONBytes(
+        {
+            "imported": [version_json(v) for v in result.imported],
+            "drafts": [draft_json(d) for d in result.drafts],
+            "unchanged": result.unchanged,
+        }
+    )
+
+
+@router.get(
+    "/v1/rulesets/export",
+    response_model=ExportOut,
+    summary="导出生效版本（写回规则文件夹，GitOps）",
+    responses=_errors(422),
+)
+async def export_rulesets(
+    request: Request,
+    as_of: str | None = Query(None, description="ISO 8601 时刻（带时区），默认当前"),
+    _principal: Principal = Depends(READ),
+) -> Response:
+    service = _service(request)
+    instant = _instant(as_of, "as_of") or service.clock.now()
+    versions, cases = await run_in_threadpool(service.export, instant)
+    return JSONBytes(
+        {
+            "as_of": instant.isoformat(),
+            "rulesets": {
+                n: {"version": v.version, "content": v.content} for n, v in sorted(versions.items())
+            },
+            "cases": dict(sorted(cases.items())),
+        }
+    )
+
+
+# -- drafts -----------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/rulesets/{name}/drafts",
+    status_code=201,
+    response_model=DraftOut,
+    summary="上传草稿（规则集 YAML 文件）",
+    description=(
+        "校验规则集（错误与 `rulesvc check` 相同，带 file:line:col）并运行全部合规样例（内置 + 上传）。"
+        "请求体为 YAML 文件（`?reason=` 写明修改原因），或 JSON `{content, reason, cases}`。"
+    ),
+    responses=_errors(404, 409, 413, 415, 422),
+    openapi_extra=_yaml_body("规则集文件", "DraftIn"),
+)
+async def create_draft(
+    name: str,
+    request: Request,
+    reason: str = Query("", max_length=2000, description="修改原因"),
+    principal: Principal = Depends(WRITE),
+) -> Response:
+    cases: dict[str, str] = {}
+    if _media(request) == "application/json":
+        body = DraftIn.model_validate(await json_body(request))
+        content, reason, cases = body.content, body.reason or reason, body.cases
+    else:
+        content = await _yaml_text(request)
+    service = _service(request)
+    draft = await run_in_threadpool(service.create_draft, principal.key_id, name, content, reason, cases)
+    diff = await run_in_threadpool(service.draft_diff, draft)
+    return JSONBytes(draft_json(draft, diff=diff), status_code=201)
+
+
+@router.get(
+    "/v1/rulesets/{name}/drafts",
+    response_model=DraftListOut,
+    summary="草稿列表",
+    responses=_errors(422),
+)
+async def list_drafts(
+    name: str,
+    request: Request,
+    status: str | None = Query(None, description="draft | submitted | approved | rejected | published"),
+    _principal: Principal = Depends(READ),
+) -> Response:
+    drafts = await run_in_threadpool(_service(request).drafts, name, status)
+    return JSONBytes({"drafts": [draft_json(d) for d in drafts]})
+
+
+@router.get(
+    "/v1/rulesets/{name}/drafts/{draft_id}",
+    response_model=DraftOut,
+    summary="草稿详情：差异、测试结果、回放结果（审批人据此审批）",
+    responses=_errors(404, 422),
+)
+async def get_draft(
+    name: str, draft_id: str, request: Request, _principal: Principal = Depends(READ)
+) -> Response:
+    service = _service(request)
+    draft = await run_in_threadpool(service.draft, name, draft_id)
+    diff = await run_in_threadpool(service.draft_diff, draft)
+    return JSONBytes(draft_json(draft, diff=diff, content=True))
+
+
+@router.put(
+    "/v1/rulesets/{name}/drafts/{draft_id}/cases",
+    response_model=DraftOut,
+    summary="为草稿上传合规样例文件（替换同名文件）并重新测试",
+    description="默认替换 `cases/<name>.yaml`；`?file=` 指定其他样例文件（不含 .yaml）。只有草稿作者可以上传。",
+    responses=_errors(404, 409, 413, 415, 422),
+    openapi_extra=_yaml_body("合规样例文件"),
+)
+async def upload_cases(
+    name: str,
+    draft_id: str,
+    request: Request,
+    file: str | None = Query(None, max_length=100, description="样例文件名（不含 .yaml），默认规则集名"),
+    principal: Principal = Depends(WRITE),
+) -> Response:
+    text = await _yaml_text(request)
+    service = _service(request)
+    draft = await run_in_threadpool(service.upload_cases, principal.key_id, name, draft_id, file, text)
+    return JSONBytes(draft_json(draft))
+
+
+@router.post(
+    "/v1/rulesets/{name}/drafts/{draft_id}/submit",
+    response_model=DraftOut,
+    summary="提交审批（全部合规样例通过才可提交）",
+    description="重新运行全部合规样例；有失败时返回 422，`details.failures` 列出失败样例及期望/实际。",
+    responses=_errors(404, 409, 422),
+)
+async def submit_draft(
+    name: str, draft_id: str, request: Request, principal: Principal = Depends(WRITE)
+) -> Response:
+    draft = await run_in_threadpool(_service(request).submit, principal.key_id, name, draft_id)
+    return JSONBytes(draft_json(draft))
+
+
+@router.post(
+    "/v1/rulesets/{name}/drafts/{draft_id}/approve",
+    response_model=DraftOut,
+    summary="批准（四眼原则：作者本人即使持有 approver 角色也返回 403）",
+    responses=_errors(404, 409, 413, 415, 422),
+    openapi_extra=_json_body("ReviewIn", required=False),
+)
+async def approve_draft(
+    name: str, draft_id: str, request: Request, principal: Principal = Depends(REVIEW)
+) -> Response:
+    body = ReviewIn.model_validate(await _optional_json(request))
+    service = _service(request)
+    draft = await run_in_threadpool(service.approve, principal.key_id, name, draft_id, body.comment)
+    return JSONBytes(draft_json(draft))
+
+
+@router.post(
+    "/v1/rulesets/{name}/drafts/{draft_id}/reject",
+    response_model=DraftOut,
+    summary="驳回（须写明理由；作者本人不能驳回自己的草稿）",
+    responses=_errors(404, 409, 413, 415, 422),
+    openapi_extra=_json_body("ReviewIn"),
+)
+async def reject_draft(
+    name: str, draft_id: str, request: Request, principal: Principal = Depends(REVIEW)
+) -> Response:
+    body = ReviewIn.model_validate(await _optional_json(request))
+    service = _service(request)
+    draft = await run_in_threadpool(service.reject, principal.key_id, name, draft_id, body.comment)
+    return JSONBytes(draft_json(draft))
+
+
+@router.post(
+    "/v1/rulesets/{name}/drafts/{draft_id}/publish",
+    response_model=PublishOut,
+    summary="发布已批准的草稿为新版本（可指定未来生效时间）",
+    description="`effective_at` 默认当前；不能早于当前。发布后 1 秒内在所有副本生效；未来时间到点自动生效。",
+    responses=_errors(404, 409, 413, 415, 422),
+    openapi_extra=_json_body("PublishIn", required=False),
+)
+async def publish_draft(
+    name: str, draft_id: str, request: Request, principal: Principal = Depends(PUBLISH)
+) -> Response:
+    body = PublishIn.model_validate(await _optional_json(request))
+    service = _service(request)
+    publication = await run_in_threadpool(
+        service.publish, principal.key_id, name, draft_id, body.effective_at
+    )
+    return JSONBytes({**version_json(publication.version), "supersedes": publication.supersedes})
+
+
+@router.post(
+    "/v1/rulesets/{name}/drafts/{draft_id}/replay",
+    response_model=DraftOut,
+    summary="回放：用草稿重新判定某时段已记录的决策，统计结果变化（示例已脱敏）",
+    responses=_errors(404, 409, 413, 415, 422),
+    openapi_extra=_json_body("ReplayIn"),
+)
+async def replay_draft(
+    name: str, draft_id: str, request: Request, principal: Principal = Depends(REPLAY)
+) -> Response:
+    body = ReplayIn.model_validate(await json_body(request))
+    service = _service(request)
+    draft = await run_in_threadpool(
+        service.replay, principal.key_id, name, draft_id, body.start, body.end, body.limit
+    )
+    return JSONBytes(draft_json(draft))
+
+
+# -- versions ---------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/rulesets/{name}/versions",
+    response_model=VersionListOut,
+    summary="版本列表（作者、审批人、原因、创建/审批/生效时间、内容哈希）",
+    responses=_errors(404),
+)
+async def list_versions(name: str, request: Request, _principal: Principal = Depends(READ)) -> Response:
+    versions = await run_in_threadpool(_service(request).versions, name)
+    return JSONBytes({"ruleset": name, "versions": [version_json(v) for v in versions]})
+
+
+@router.get(
+    "/v1/rulesets/{name}/versions/{version}",
+    response_model=VersionOut,
+    summary="某个版本（含规则集文件内容与样例文件）",
+    responses=_errors(404, 422),
+)
+async def get_version(
+    name: str, version: int, request: Request, _principal: Principal = Depends(READ)
+) -> Response:
+    record = await run_in_threadpool(_service(request).version, name, version)
+    return JSONBytes(version_json(record, content=True))
+
+
+@router.get(
+    "/v1/rulesets/{name}/diff",
+    response_model=DiffOut,
+    summary="两个版本（或草稿）之间的差异：结构化（阈值 旧 → 新）与文本",
+    description="`from`/`to` 为版本号（`3` 或 `v3`）或草稿 id。默认 `to` 为最新版本，`from` 为草稿的基础版本或 `to` 的上一版本。",
+    responses=_errors(404, 422),
+)
+async def diff_versions(
+    name: str,
+    request: Request,
+    from_ref: str | None = Query(None, alias="from", max_length=64),
+    to_ref: str | None = Query(None, alias="to", max_length=64),
+    _principal: Principal = Depends(READ),
+) -> Response:
+    result = await run_in_threadpool(_service(request).diff, name, from_ref, to_ref)
+    return JSONBytes(result)
+
+
+@router.post(
+    "/v1/rulesets/{name}/rollback",
+    status_code=201,
+    response_model=DraftOut,
+    summary="回滚：以旧版本内容生成新草稿，并按同样流程审批、发布",
+    description="样例全部通过时草稿直接进入 submitted 状态，等待另一人审批。",
+    responses=_errors(404, 409, 413, 415, 422),
+    openapi_extra=_json_body("RollbackIn"),
+)
+async def rollback(name: str, request: Request, principal: Principal = Depends(WRITE)) -> Response:
+    body = RollbackIn.model_validate(await json_body(request))
+    service = _service(request)
+    draft = await run_in_threadpool(service.rollback, principal.key_id, name, body.to_version, body.reason)
+    diff = await run_in_threadpool(service.draft_diff, draft)
+    return JSONBytes(draft_json(draft, diff=diff), status_code=201)
+
+
+@router.get(
+    "/v1/rulesets/{name}/history",
+    response_model=HistoryOut,
+    summary="审计历史：该规则集每一步（谁、做了什么、何时、为何、内容哈希）及其哈希链位置",
+    responses=_errors(404),
+)
+async def history(name: str, request: Request, _principal: Principal = Depends(READ)) -> Response:
+    entries = await run_in_threadpool(_service(request).history, name)
+    return JSONBytes({"ruleset": name, "entries": entries})

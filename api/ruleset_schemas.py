@@ -1,0 +1,194 @@
+"""Request and response models of the ruleset lifecycle routes (pydantic at the boundary only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Text = Annotated[str, Field(max_length=2000)]
+FileName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s/\\:*?\"<>|\x00-\x1f]+$")]
+EXPENSE_RULESET = "expense-approval"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DraftIn(_In):
+    """The JSON form of a draft upload (the plain form is the YAML file itself)."""
+
+    content: str = Field(min_length=1, description="the ruleset file (YAML)")
+    reason: Text = ""
+    cases: dict[FileName, str] = Field(
+        default_factory=dict, description="case files replacing the current ones: file stem → YAML"
+    )
+
+
+class ReviewIn(_In):
+    comment: Text = ""
+
+
+class PublishIn(_In):
+    effective_at: AwareDatetime | None = Field(
+        default=None, description="when the version takes effect (now or later); default now"
+    )
+
+
+class RollbackIn(_In):
+    to_version: int = Field(ge=1, le=1_000_000)
+    reason: Text = ""
+
+
+class ReplayIn(_In):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: AwareDatetime = Field(alias="from")
+    end: AwareDatetime = Field(alias="to")
+    limit: int = Field(default=10_000, ge=1, le=50_000)
+
+
+class ImportIn(_In):
+    rulesets: dict[FileName, str] = Field(description="ruleset name → YAML")
+    cases: dict[FileName, str] = Field(default_factory=dict, description="case file stem → YAML")
+
+
+# -- answers (documentation; routes render the core's JSON) -----------------------------------------------
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class PendingOut(_Out):
+    version: int
+    effective_at: str
+
+
+class RulesetOut(_Out):
+    name: str
+    version: int | None
+    effective_at: str | None
+    content_sha256: str | None
+    approver: str | None
+    published_at: str | None
+    pending: list[PendingOut]
+
+
+class RulesetListOut(_Out):
+    as_of: str
+    rulesets: list[RulesetOut]
+
+
+class CaseFailureOut(_Out):
+    name: str
+    file: str
+    line: int
+    col: int
+    problems: list[str]
+    text: str
+
+
+class TestReportOut(_Out):
+    total: int
+    passed: int
+    failed: int
+    coverage: float
+    uncovered: list[str]
+    failures: list[CaseFailureOut]
+    cases_sha256: str
+
+
+class ChangeOut(_Out):
+    where: str
+    what: str
+    old: Any = None
+    new: Any = None
+
+
+class DiffOut(_Out):
+    ruleset: str
+    added: list[str]
+    removed: list[str]
+    changed: list[ChangeOut]
+    summary: list[str]
+    text: str
+    cases_text: str
+    from_: str = Field(alias="from")
+    to: str
+
+
+class DraftOut(_Out):
+    draft_id: str
+    ruleset: str
+    status: str
+    source: str
+    base_version: int | None
+    rollback_of: int | None
+    content_sha256: str
+    case_files: list[str]
+    author: str
+    reason: str
+    created_at: str
+    submittable: bool
+    tests: TestReportOut
+    replay: dict[str, Any] | None
+
+
+class DraftListOut(_Out):
+    drafts: list[DraftOut]
+
+
+class VersionOut(_Out):
+    ruleset: str
+    version: int
+    effective_at: str
+    content_sha256: str
+    cases_sha256: str
+    source: str
+    author: str
+    reason: str
+    approver: str | None
+    approval_comment: str
+    published_at: str
+    published_by: str
+
+
+class VersionListOut(_Out):
+    ruleset: str
+    versions: list[VersionOut]
+
+
+class PublishOut(VersionOut):
+    supersedes: list[int] = Field(description="scheduled versions that will now never take effect")
+
+
+class HistoryEntryOut(_Out):
+    seq: int
+    at: str
+    hash: str
+    prev_hash: str
+    step: str
+    by: str
+
+
+class HistoryOut(_Out):
+    ruleset: str
+    entries: list[HistoryEntryOut]
+
+
+class ImportOut(_Out):
+    imported: list[VersionOut]
+    drafts: list[DraftOut]
+    unchanged: list[str]
+
+
+class ExportedOut(_Out):
+    version: int
+    content: str
+
+
+class ExportOut(_Out):
+    as_of: str
+    rulesets: dict[str, ExportedOut]
+    cases: dict[str, str]

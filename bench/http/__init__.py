@@ -1,0 +1,1 @@
+"""HTTP benchmark: POST /v1/events (rulesets evaluated, decision persisted) vs a bare FastAPI endpoint."""

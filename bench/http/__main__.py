@@ -1,0 +1,224 @@
+"""`python -m bench.http [--seconds 10] [--connections 32] [--workers 2] [--backends sqlite,postgresql]`
+
+Starts, one after another and with the same uvicorn settings (workers, uvloop, httptools):
+1. a bare FastAPI endpoint returning a constant (the baseline, measured in the same run),
+2. `rulesvc serve` on SQLite, 3. `rulesvc serve` on PostgreSQL (a scratch database, dropped afterwards),
+drives each with `connections` concurrent keep-alive connections POSTing distinct events (loan, complaint,
+expense: rulesets evaluated, decision + actions + audit entry persisted), and prints req/s, p50, p99 and
+the ratios against the bare endpoint. Targets: ≥ 0.4× the bare req/s, p99 ≤ 2.5× the bare p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.http.load import LoadResult, run_load
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET_RPS_RATIO = 0.4
+TARGET_P99_RATIO = 2.5
+
+BODIES: list[dict[str, Any]] = [
+    {
+        "event_id": "@ID@",
+        "type": "ticket.created",
+        "occurred_at": "2026-09-30T10:00:00+08:00",
+        "ticket": {
+            "kind": "loan",
+            "id": "L-@ID@",
+            "region": "上海浦东",
+            "amount": 6000000,
+            "credit_rating": "AA",
+            "owner": "王经理",
+            "stage": "初审",
+            "customer_name": "张三",
+            "mobile": "13812345678",
+        },
+    },
+    {
+        "event_id": "@ID@",
+        "type": "ticket.created",
+        "occurred_at": "2026-09-30T14:00:00+08:00",
+        "ticket": {"kind": "complaint", "id": "C-@ID@", "owner": "李娜", "channel": "电话银行"},
+    },
+    {
+        "event_id": "@ID@",
+        "type": "ticket.created",
+        "occurred_at": "2026-09-30T09:30:00+08:00",
+        "ticket": {
+            "kind": "expense",
+            "id": "E-@ID@",
+            "expense_type": "差旅费",
+            "amount": 4999.99,
+            "applicant_rank": "部门经理",
+            "applicant": "赵敏",
+        },
+    },
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rulesvc_command() -> list[str]:
+    script = Path(sys.executable).with_name("rulesvc")
+    return (
+        [str(script)] if script.exists() else [sys.executable, "-c", "from rulesvc.cli import main; main()"]
+    )
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
+    port = free_port()
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], env=env, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
+            try:
+                if (
+                    httpx.get(
+                        f"{base}/healthz" if "rulesvc" in " ".join(command) else f"{base}/docs", timeout=1
+                    ).status_code
+                    == 200
+                ):
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        handle.close()
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    import psycopg
+
+    admin_url = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"rulesvc_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure(base: str, key: str, label: str, args: argparse.Namespace) -> LoadResult:
+    prefix = f"{label}-{secrets.token_hex(3)}"
+    run_load(base, key, BODIES, prefix + "w", args.connections, args.warmup, args.tool)  # warm-up
+    result = run_load(base, key, BODIES, prefix, args.connections, args.seconds, args.tool)
+    print(
+        f"{label:<22} {result.rps:>9.0f} req/s   p50 {result.p50_ms:7.2f} ms   p99 {result.p99_ms:7.2f} ms"
+        f"   errors {result.errors}   ({result.tool}, {result.requests} requests)",
+        flush=True,
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.http", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--tool", choices=["auto", "wrk", "asyncio"], default="auto")
+    args = parser.parse_args()
+
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("RULESVC_")}
+    base_env.update(
+        PYTHONPATH=str(REPO), RULESVC_RULESETS=str(REPO / "rulesets"), RULESVC_LOG_LEVEL="WARNING"
+    )
+    work = Path(tempfile.mkdtemp(prefix="rulesvc-bench-"))
+    uvicorn_common = [
+        "--workers",
+        str(args.workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--no-server-header",
+    ]
+    print(
+        f"{os.cpu_count()} CPUs, {args.workers} workers, {args.connections} connections, "
+        f"{args.seconds:.0f}s per target",
+        flush=True,
+    )
+    try:
+        with running(
+            [sys.executable, "-m", "uvicorn", "bench.http.bare:app", *uvicorn_common],
+            base_env,
+            work / "bare.log",
+        ) as base:
+            bare = measure(base, "none", "bare FastAPI", args)
+        results: dict[str, LoadResult] = {}
+        for backend in args.backends.split(","):
+            with postgres_database() if backend == "postgresql" else _sqlite(work) as url:
+                env = {**base_env, "RULESVC_DATABASE_URL": url}
+                key = subprocess.run(
+                    [*rulesvc_command(), "keys", "create", "--role", "ingest"],
+                    env=env,
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.splitlines()[-1]
+                command = [*rulesvc_command(), "serve", "--workers", str(args.workers)]
+                with running(command, env, work / f"{backend}.log") as base:
+                    results[backend] = measure(base, key, f"POST /v1/events {backend}", args)
+        print()
+        for backend, result in results.items():
+            rps_ratio = result.rps / bare.rps
+            p99_ratio = result.p99_ms / bare.p99_ms
+            verdict = "PASS" if rps_ratio >= TARGET_RPS_RATIO and p99_ratio <= TARGET_P99_RATIO else "MISS"
+            print(
+                f"{backend:<11} req/s ratio {rps_ratio:5.2f} (target >= {TARGET_RPS_RATIO})   "
+                f"p99 ratio {p99_ratio:5.2f} (target <= {TARGET_P99_RATIO})   {verdict}",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def _sqlite(work: Path) -> Iterator[str]:
+    yield f"sqlite:///{work / 'bench.db'}"
+
+
+if __name__ == "__main__":
+    main()

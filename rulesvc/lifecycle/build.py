@@ -1,0 +1,82 @@
+"""Composition root of the lifecycle: one call gives a process its ruleset registry, live evaluator,
+reload watcher and use cases. Used by the HTTP app and the background worker alike.
+
+On the first start against an empty database the rules folder's rulesets (and their `cases/<name>.yaml`)
+become version 1; afterwards the database is the source of truth and the folder only supplies the ticket
+kinds, the calendars and the case files no version has replaced.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from rulesvc.lang.loader import load_folder_or_raise
+from rulesvc.lifecycle.gate import shipped_cases
+from rulesvc.lifecycle.registry import BookRegistry, LiveBook
+from rulesvc.lifecycle.reload import TOPIC, ReloadWatcher
+from rulesvc.lifecycle.service import LifecycleService
+from rulesvc.lifecycle.timeline import BookFactory
+from rulesvc.masking import MaskPolicy
+from rulesvc.notify import Notifier, RedisNotifier
+from rulesvc.sla.clock import Clock
+from rulesvc.storage.ruleset_store import SqlRulesetStore
+
+
+@dataclass
+class Lifecycle:
+    service: LifecycleService
+    registry: BookRegistry
+    book: LiveBook
+    watcher: ReloadWatcher
+    notifier: Notifier | None
+
+    def close(self) -> None:
+        self.watcher.close()
+        if self.notifier is not None:
+            self.notifier.close()
+
+
+def build_lifecycle(
+    engine: Engine,
+    rules_folder: Path,
+    clock: Clock,
+    masking: MaskPolicy,
+    *,
+    redis_url: str | None = None,
+    engine_lock: threading.Lock | None = None,
+    poll_seconds: float = 1.0,
+    bootstrap: bool = True,
+) -> Lifecycle:
+    """Everything wired and the watcher running; raises InvalidRulesetError if the folder or a stored
+    version does not compile (a replica must not start deciding on a partial history)."""
+    folder = load_folder_or_raise([rules_folder])
+    store = SqlRulesetStore(engine)
+    registry = BookRegistry(store, BookFactory(folder))
+    notifier: Notifier | None = RedisNotifier(redis_url, topics=(TOPIC,)) if redis_url else None
+    watcher = ReloadWatcher(registry, notifier, poll_seconds)
+    cases = shipped_cases(folder)
+    service = LifecycleService(
+        store,
+        registry,
+        clock,
+        masking,
+        shipped_cases=cases,
+        announce=watcher.announce,
+        engine_lock=engine_lock,
+    )
+    try:
+        if bootstrap:
+            rulesets = {name: r.source_text for name, r in folder.rulesets.items()}
+            service.bootstrap(rulesets, {n: t for n, t in cases.items() if n in rulesets})
+        else:
+            registry.refresh()
+    except Exception:
+        if notifier is not None:
+            notifier.close()
+        raise
+    watcher.start()
+    return Lifecycle(service, registry, LiveBook(registry, clock), watcher, notifier)

@@ -1,0 +1,83 @@
+"""Why a lifecycle step was refused. Each error has a stable `code`; the HTTP layer picks the status.
+
+Messages are for risk staff (Chinese); `details` carries what a client needs to act (the positioned
+authoring errors, the failing cases, the version a draft should be rebased on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rulesvc.errors import RulesetError, RulesvcError
+
+
+class LifecycleError(RulesvcError):
+    code = "lifecycle_error"
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFoundError(LifecycleError):
+    code = "not_found"
+
+
+class InvalidDraftError(LifecycleError):
+    """The ruleset or case file has authoring errors (the same positioned errors as `rulesvc check`)."""
+
+    code = "invalid_ruleset"
+
+    def __init__(self, errors: Sequence[RulesetError], message: str = "规则集有错误") -> None:
+        self.errors = sorted(errors, key=RulesetError.sort_key)
+        super().__init__(
+            f"{message}（{len(self.errors)} 处）：" + "；".join(str(e) for e in self.errors[:3]),
+            [e.to_json() for e in self.errors],
+        )
+
+
+class CasesFailedError(LifecycleError):
+    """Compliance cases fail on the draft: it cannot be submitted."""
+
+    code = "cases_failed"
+
+    def __init__(self, tests: Mapping[str, Any]) -> None:
+        failed = list(tests.get("failures", []))
+        names = "、".join(str(f.get("name")) for f in failed[:5])
+        super().__init__(f"{len(failed)} 个合规样例未通过，草稿不能提交审批：{names}", dict(tests))
+
+
+class FourEyesError(LifecycleError):
+    """The draft's author may not approve or reject it, whatever roles the key holds."""
+
+    code = "four_eyes"
+
+
+class ForbiddenError(LifecycleError):
+    """The caller may not take this step on this draft (e.g. change someone else's draft)."""
+
+    code = "forbidden"
+
+
+class StateError(LifecycleError):
+    """The draft is not in the state this step needs (e.g. publishing a draft that is not approved)."""
+
+    code = "invalid_state"
+
+
+class StaleDraftError(LifecycleError):
+    """A newer version was published after the draft was made; publishing it would undo that version."""
+
+    code = "stale_draft"
+
+
+class NoChangeError(LifecycleError):
+    code = "no_change"
+
+
+class BadRequestError(LifecycleError):
+    """A request value is out of range (an effective time in the past, an empty reason, ...)."""
+
+    code = "invalid_request"

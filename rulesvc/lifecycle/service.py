@@ -1,0 +1,737 @@
+"""Use cases of the ruleset lifecycle: import, draft, test, submit, approve/reject, publish, rollback,
+diff, history, backtest, and the books simulation runs on.
+
+State machine of a draft (every step is a chain entry `ruleset:<name>` with who, what, when, why and the
+content hash):
+
+    draft ──submit (all cases pass)──▶ submitted ──approve (not the author)──▶ approved ──publish──▶ published
+      ▲ cases re-uploaded                   └────reject (not the author)──▶ rejected
+
+A draft is based on the latest version when it is made; once another version is published it is stale and
+can be neither submitted, approved nor published (it would silently undo that version). Publishing gives
+the next version number and an effective time (now or later; never earlier, decisions already made must
+stay explainable). Rollback makes a draft of an earlier version's content and cases and submits it: it is
+then approved and published like any other.
+
+Depends on ports only: a `RulesetStore`, the `BookRegistry`, a `Clock`, a `MaskPolicy`, an announce hook.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from rulesvc.lang.diff import diff_rulesets
+from rulesvc.lang.model import Ruleset
+from rulesvc.lifecycle.errors import (
+    BadRequestError,
+    CasesFailedError,
+    ForbiddenError,
+    FourEyesError,
+    InvalidDraftError,
+    NoChangeError,
+    NotFoundError,
+    StaleDraftError,
+    StateError,
+)
+from rulesvc.lifecycle.gate import check_case_files, corpus, corpus_hash, load_corpus, run_gate, summary
+from rulesvc.lifecycle.registry import BookRegistry
+from rulesvc.lifecycle.replay import backtest
+from rulesvc.lifecycle.timeline import EPOCH, in_force, latest
+from rulesvc.masking import MaskPolicy
+from rulesvc.model import Decision, Event
+from rulesvc.rulebook import RuleBook
+from rulesvc.sla.clock import Clock
+from rulesvc.storage.ruleset_records import (
+    AuditNote,
+    Change,
+    DraftRecord,
+    RulesetStore,
+    StoreView,
+    VersionRecord,
+    ruleset_subject,
+)
+
+DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED = "draft", "submitted", "approved", "rejected", "published"
+STATUSES = (DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED)
+SYSTEM = "system"
+"""The author of the versions imported at first start."""
+
+_NAME = re.compile(r"^[^\s/\\:*?\"<>|\x00-\x1f]{1,100}$")
+MAX_REPLAY = 50_000
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: list[VersionRecord]
+    drafts: list[DraftRecord]
+    unchanged: list[str]
+
+
+@dataclass(frozen=True)
+class Publication:
+    version: VersionRecord
+    supersedes: list[int]
+    """Pending (future) versions that will now never take effect."""
+
+
+@dataclass(frozen=True)
+class DiffSide:
+    label: str
+    version: int | None
+    content: str
+    cases: Mapping[str, str]
+    draft: bool = False
+    base: int | None = None
+
+
+def _check_name(name: str, what: str = "规则集名称") -> None:
+    if not _NAME.match(name):
+        raise BadRequestError(f"{what}不合法：{name!r}", {"name": name})
+
+
+class LifecycleService:
+    def __init__(
+        self,
+        store: RulesetStore,
+        registry: BookRegistry,
+        clock: Clock,
+        masking: MaskPolicy,
+        *,
+        shipped_cases: Mapping[str, str],
+        announce: Callable[[], None] | None = None,
+        engine_lock: threading.Lock | None = None,
+        clock_skew: timedelta = timedelta(seconds=5),
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.factory = registry.factory
+        self.clock = clock
+        self.masking = masking
+        self.shipped_cases = dict(shipped_cases)
+        self._announce = announce or registry.refresh
+        self._engine_lock = engine_lock
+        self._clock_skew = clock_skew
+
+    # -- import -------------------------------------------------------------------------------------------
+
+    def bootstrap(self, rulesets: Mapping[str, str], cases: Mapping[str, str]) -> list[VersionRecord]:
+        """First start: the rules folder becomes version 1 of each ruleset (effective since EPOCH), unless
+        the database already holds versions (then it is the source of truth and nothing happens)."""
+        if self.store.generation() == 0:
+            self._parse_all(rulesets)
+            now = self.clock.now()
+            imported = self._import_versions(rulesets, cases, SYSTEM, now)
+        else:
+            imported = []
+        self.registry.refresh()
+        return imported
+
+    def import_rulesets(
+        self, actor: str, rulesets: Mapping[str, str], cases: Mapping[str, str], *, may_bootstrap: bool
+    ) -> ImportResult:
+        """Into an empty database: version 1 of each (needs `may_bootstrap`). Otherwise every ruleset that
+        differs from its latest version becomes a draft by `actor`, to go through approval."""
+        for name in rulesets:
+            _check_name(name)
+        self._parse_all(rulesets)
+        problems = check_case_files(cases)
+        if problems:
+            raise InvalidDraftError(problems, "合规样例文件有错误")
+        if self.store.generation() == 0:
+            if not may_bootstrap:
+                raise ForbiddenError("数据库中还没有任何规则集版本：首次导入需要 admin 角色")
+            imported = self._import_versions(rulesets, cases, actor, self.clock.now())
+            if imported:
+                self._announce()
+                return ImportResult(imported, [], [])
+        current = self.store.latest_versions()
+        files = corpus(self.shipped_cases, self.store.all_versions())
+        drafts: list[DraftRecord] = []
+        unchanged: list[str] = []
+        for name in sorted(rulesets):
+            case_changes = {name: cases[name]} if name in cases and files.get(name) != cases[name] else {}
+            head = current.get(name)
+            if head is not None and head.content == rulesets[name] and not case_changes:
+                unchanged.append(name)
+                continue
+            drafts.append(self.create_draft(actor, name, rulesets[name], "导入", case_changes))
+        return ImportResult([], drafts, unchanged)
+
+    def _parse_all(self, rulesets: Mapping[str, str]) -> dict[str, Ruleset]:
+        parsed: dict[str, Ruleset] = {}
+        errors = []
+        for name, text in sorted(rulesets.items()):
+            ruleset, found = self.factory.parse(name, text)
+            errors.extend(found)
+            if ruleset is not None:
+                parsed[name] = ruleset
+        if errors:
+            raise InvalidDraftError(errors)
+        return parsed
+
+    def _import_versions(
+        self, rulesets: Mapping[str, str], cases: Mapping[str, str], actor: str, now: datetime
+    ) -> list[VersionRecord]:
+        records = [
+            VersionRecord(
+                name=name,
+                version=1,
+                content=text,
+                content_hash=self.factory.ruleset(name, text).content_hash,
+                cases={name: cases[name]} if name in cases else {},
+                source="import",
+                author=actor,
+                reason="首次导入",
+                created_at=now,
+                published_at=now,
+                published_by=actor,
+                effective_at=EPOCH,
+            )
+            for name, text in sorted(rulesets.items())
+        ]
+
+        def decide(view: StoreView) -> Change:
+            if view.has_versions():
+                return Change()  # another replica imported first
+            notes = [
+                _note(
+                    "imported",
+                    r.name,
+                    actor,
+                    version=1,
+                    content_sha256=r.content_hash,
+                    cases_sha256=corpus_hash(r.cases),
+                    effective_at=r.effective_at.isoformat(),
+                )
+                for r in records
+            ]
+            return Change(versions=records, audit=notes)
+
+        return list(self.store.write(now, decide).change.versions)
+
+    # -- drafts -------------------------------------------------------------------------------------------
+
+    def create_draft(
+        self,
+        actor: str,
+        name: str,
+        content: str,
+        reason: str = "",
+        cases: Mapping[str, str] | None = None,
+        *,
+        source: str = "draft",
+        rollback_of: int | None = None,
+    ) -> DraftRecord:
+        """Check the ruleset (InvalidDraftError with every positioned error), run every case, store it."""
+        _check_name(name)
+        ruleset, errors = self.factory.parse(name, content)
+        if ruleset is None:
+            raise InvalidDraftError(errors)
+        cases = dict(cases or {})
+        for file in cases:
+            _check_name(file, "样例文件名")
+        problems = check_case_files(cases)
+        if problems:
+            raise InvalidDraftError(problems, "合规样例文件有错误")
+        versions = self.store.all_versions()
+        head = latest(versions).get(name)
+        files = corpus(self.shipped_cases, versions)
+        if (
+            head is not None
+            and head.content_hash == ruleset.content_hash
+            and all(files.get(f) == t for f, t in cases.items())
+        ):
+            raise NoChangeError(
+                f"草稿与 {name} 的最新版本 v{head.version} 完全相同", {"version": head.version}
+            )
+        tests = self._test(name, ruleset, cases, versions)
+        now = self.clock.now()
+        draft = DraftRecord(
+            draft_id=str(uuid.uuid4()),
+            name=name,
+            base_version=head.version if head else None,
+            content=content,
+            content_hash=ruleset.content_hash,
+            cases=cases,
+            status=DRAFT,
+            source=source,
+            author=actor,
+            reason=reason,
+            created_at=now,
+            updated_at=now,
+            tests=tests,
+            rollback_of=rollback_of,
+        )
+
+        def decide(view: StoreView) -> Change:
+            _require_base(view, draft)
+            fields: dict[str, Any] = {
+                "draft_id": draft.draft_id,
+                "base_version": draft.base_version,
+                "reason": reason,
+                "content_sha256": draft.content_hash,
+                "tests": summary(tests),
+            }
+            if rollback_of is not None:
+                fields["rollback_to"] = rollback_of
+            step = "rollback_requested" if source == "rollback" else "draft_created"
+            return Change(drafts=[draft], audit=[_note(step, name, actor, **fields)])
+
+        self.store.write(now, decide)
+        return draft
+
+    def upload_cases(self, actor: str, name: str, draft_id: str, file: str | None, text: str) -> DraftRecord:
+        """Replace one case file for this draft (default: the ruleset's own, `cases/<name>.yaml`) and re-test."""
+        file = file or name
+        _check_name(file, "样例文件名")
+        draft = self.draft(name, draft_id)
+        _require_author(draft, actor, "修改")
+        _require_status(draft, DRAFT, "上传样例")
+        cases = {**draft.cases, file: text}
+        problems = check_case_files({file: text})
+        if problems:
+            raise InvalidDraftError(problems, "合规样例文件有错误")
+        tests = self._test(name, self.factory.ruleset(name, draft.content), cases)
+        now = self.clock.now()
+
+        def decide(view: StoreView) -> Change:
+            current = _require_draft(view, draft_id)
+            _require_status(current, DRAFT, "上传样例")
+            updated = replace(current, cases=cases, tests=tests, updated_at=now)
+            note = _note(
+                "cases_uploaded",
+                name,
+                actor,
+                draft_id=draft_id,
+                file=file,
+                file_sha256=corpus_hash({file: text}),
+                tests=summary(tests),
+            )
+            return Change(drafts=[updated], audit=[note])
+
+        return self._one_draft(now, decide)
+
+    def submit(self, actor: str, name: str, draft_id: str) -> DraftRecord:
+        """Re-run every case; refuse (CasesFailedError, the report in `details`) unless all pass."""
+        draft = self.draft(name, draft_id)
+        _require_author(draft, actor, "提交")
+        _require_status(draft, DRAFT, "提交")
+        tests = self._test(name, self.factory.ruleset(name, draft.content), draft.cases)
+        now = self.clock.now()
+        passed = tests["failed"] == 0
+
+        def decide(view: StoreView) -> Change:
+            current = _require_draft(view, draft_id)
+            _require_status(current, DRAFT, "提交")
+            _require_base(view, current)
+            if not passed:
+                return Change(drafts=[replace(current, tests=tests, updated_at=now)])
+            updated = replace(current, status=SUBMITTED, tests=tests, submitted_at=now, updated_at=now)
+            note = _note(
+                "submitted",
+                name,
+                actor,
+                draft_id=draft_id,
+                content_sha256=current.content_hash,
+                tests=summary(tests),
+            )
+            return Change(drafts=[updated], audit=[note])
+
+        updated = self._one_draft(now, decide)
+        if not passed:
+            raise CasesFailedError(tests)
+        return updated
+
+    def approve(self, actor: str, name: str, draft_id: str, comment: str = "") -> DraftRecord:
+        return self._review(actor, name, draft_id, comment, APPROVED)
+
+    def reject(self, actor: str, name: str, draft_id: str, comment: str) -> DraftRecord:
+        if not comment.strip():
+            raise BadRequestError("驳回时必须写明理由（comment）")
+        return self._review(actor, name, draft_id, comment, REJECTED)
+
+    def _review(self, actor: str, name: str, draft_id: str, comment: str, outcome: str) -> DraftRecord:
+        self.draft(name, draft_id)
+        now = self.clock.now()
+        verb = "批准" if outcome == APPROVED else "驳回"
+
+        def decide(view: StoreView) -> Change:
+            current = _require_draft(view, draft_id)
+            if current.author == actor:
+                raise FourEyesError(
+                    f"四眼原则：草稿作者不能{verb}自己的草稿（即使持有 approver 角色）",
+                    {"draft_id": draft_id, "author": current.author},
+                )
+            _require_status(current, SUBMITTED, verb)
+            if outcome == APPROVED:
+                _require_base(view, current)
+            updated = replace(
+                current,
+                status=outcome,
+                reviewer=actor,
+                review_comment=comment,
+                reviewed_at=now,
+                updated_at=now,
+            )
+            note = _note(
+                outcome,
+                name,
+                actor,
+                draft_id=draft_id,
+                author=current.author,
+                comment=comment,
+                content_sha256=current.content_hash,
+                tests=summary(current.tests),
+                replay=_replay_summary(current.replay),
+            )
+            return Change(drafts=[updated], audit=[note])
+
+        return self._one_draft(now, decide)
+
+    def publish(
+        self, actor: str, name: str, draft_id: str, effective_at: datetime | None = None
+    ) -> Publication:
+        """The approved draft becomes the next version, in force from `effective_at` (default now)."""
+        self.draft(name, draft_id)
+        now = self.clock.now()
+        effective = effective_at or now
+        if effective.tzinfo is None:
+            raise BadRequestError("effective_at 必须带时区偏移，例如 2026-12-01T00:00:00+08:00")
+        if effective < now - self._clock_skew:
+            raise BadRequestError(
+                "effective_at 不能早于当前时间：已经做出的决策必须仍能用当时生效的版本解释",
+                {"effective_at": effective.isoformat(), "now": now.isoformat()},
+            )
+        effective = max(effective, now)
+        existing = self.store.all_versions()
+        files = corpus(self.shipped_cases, existing)
+        pending: list[int] = []
+
+        def decide(view: StoreView) -> Change:
+            current = _require_draft(view, draft_id)
+            _require_status(current, APPROVED, "发布")
+            head = _require_base(view, current)
+            number = (head.version if head else 0) + 1
+            own = {name: files[name]} if name in files else {}
+            record = VersionRecord(
+                name=name,
+                version=number,
+                content=current.content,
+                content_hash=current.content_hash,
+                cases={**own, **current.cases},
+                source=current.source,
+                author=current.author,
+                reason=current.reason,
+                created_at=current.created_at,
+                published_at=now,
+                published_by=actor,
+                effective_at=effective,
+                draft_id=current.draft_id,
+                rollback_of=current.rollback_of,
+                approver=current.reviewer,
+                approval_comment=current.review_comment,
+                approved_at=current.reviewed_at,
+            )
+            updated = replace(
+                current,
+                status=PUBLISHED,
+                published_version=number,
+                published_at=now,
+                published_by=actor,
+                effective_at=effective,
+                updated_at=now,
+            )
+            pending.extend(
+                v.version
+                for v in existing
+                if v.name == name and v.effective_at > effective and v.version < number
+            )
+            note = _note(
+                "published",
+                name,
+                actor,
+                draft_id=draft_id,
+                version=number,
+                effective_at=effective.isoformat(),
+                author=current.author,
+                approver=current.reviewer,
+                reason=current.reason,
+                content_sha256=current.content_hash,
+                cases_sha256=corpus_hash(record.cases),
+                rollback_to=current.rollback_of,
+                supersedes=list(pending),
+            )
+            return Change(drafts=[updated], versions=[record], audit=[note])
+
+        written = self.store.write(now, decide)
+        self._announce()
+        return Publication(written.change.versions[0], pending)
+
+    def rollback(self, actor: str, name: str, to_version: int, reason: str = "") -> DraftRecord:
+        """A draft with version `to_version`'s content and cases, submitted at once when its cases pass."""
+        target = self.version(name, to_version)
+        draft = self.create_draft(
+            actor,
+            name,
+            target.content,
+            reason or f"回滚到版本 {to_version}",
+            dict(target.cases),
+            source="rollback",
+            rollback_of=to_version,
+        )
+        if draft.tests.get("failed", 0):
+            return draft
+        return self.submit(actor, name, draft.draft_id)
+
+    def replay(
+        self, actor: str, name: str, draft_id: str, start: datetime, end: datetime, limit: int = 10_000
+    ) -> DraftRecord:
+        """Backtest the draft on the decisions logged in [start, end); the report is kept on the draft as
+        evidence for the approver."""
+        if end <= start:
+            raise BadRequestError("回放区间不合法：to 必须晚于 from")
+        if not 1 <= limit <= MAX_REPLAY:
+            raise BadRequestError(f"limit 必须在 1 到 {MAX_REPLAY} 之间")
+        draft = self.draft(name, draft_id)
+        if draft.status in (REJECTED, PUBLISHED):
+            raise StateError(f"草稿状态为 {draft.status}，不能回放", {"status": draft.status})
+        ruleset = self.factory.ruleset(name, draft.content)
+        timeline = self.registry.timeline
+
+        def candidate(instant: datetime) -> RuleBook:
+            return self.with_draft(timeline.at(instant), ruleset)
+
+        report = backtest(
+            self.store.logged_decisions(start, end, limit + 1),
+            kind=ruleset.kind,
+            baseline=timeline.at,
+            candidate=candidate,
+            evaluate=self._evaluate,
+            masking=self.masking,
+            start=start,
+            end=end,
+            limit=limit,
+        )
+        now = self.clock.now()
+
+        def decide(view: StoreView) -> Change:
+            current = _require_draft(view, draft_id)
+            note = _note("replayed", name, actor, draft_id=draft_id, **_replay_summary(report))
+            return Change(drafts=[replace(current, replay=report, updated_at=now)], audit=[note])
+
+        return self._one_draft(now, decide)
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def draft(self, name: str, draft_id: str) -> DraftRecord:
+        draft = self.store.get_draft(draft_id)
+        if draft is None or draft.name != name:
+            raise NotFoundError(f"规则集 {name} 没有草稿 {draft_id}", {"draft_id": draft_id})
+        return draft
+
+    def drafts(self, name: str, status: str | None = None) -> list[DraftRecord]:
+        if status is not None and status not in STATUSES:
+            raise BadRequestError(f"status 必须是 {', '.join(STATUSES)} 之一")
+        return self.store.drafts(name, status)
+
+    def version(self, name: str, number: int) -> VersionRecord:
+        record = self.store.get_version(name, number)
+        if record is None:
+            raise NotFoundError(f"规则集 {name} 没有版本 {number}", {"version": number})
+        return record
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        records = self.store.versions(name)
+        if not records:
+            raise NotFoundError(f"规则集 {name} 不存在", {"ruleset": name})
+        return records
+
+    def overview(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
+        """Each ruleset: the version in force at `as_of` (default now) and versions scheduled after it."""
+        instant = as_of or self.clock.now()
+        versions = self.store.all_versions()
+        force = in_force(versions, instant)
+        result = []
+        for name in sorted({v.name for v in versions}):
+            current = force.get(name)
+            number = current.version if current else 0
+            pending = [
+                v for v in versions if v.name == name and v.version > number and v.effective_at > instant
+            ]
+            result.append({"name": name, "in_force": current, "pending": pending})
+        return result
+
+    def diff(self, name: str, from_ref: str | None, to_ref: str | None) -> dict[str, Any]:
+        """Structured and text diff between two versions or drafts (`3`, `v3` or a draft id).
+
+        Defaults: `to` = the latest version; `from` = the draft's base version, or the version before `to`.
+        """
+        new_side = self._side(name, to_ref) if to_ref else self._latest_side(name)
+        if from_ref:
+            old_side: DiffSide | None = self._side(name, from_ref)
+        else:
+            number = new_side.base if new_side.draft else (new_side.version or 1) - 1
+            old_side = self._side(name, str(number)) if number else None
+        old = self.factory.ruleset(name, old_side.content, old_side.version or 0) if old_side else None
+        new = self.factory.ruleset(name, new_side.content, new_side.version or 0)
+        old_label = old_side.label if old_side else "（无）"
+        result = diff_rulesets(old, new, old_label, new_side.label).to_json()
+        result["from"] = old_label
+        result["to"] = new_side.label
+        result["cases_text"] = _cases_diff(
+            old_side.cases if old_side else {}, new_side.cases, old_label, new_side.label
+        )
+        return result
+
+    def draft_diff(self, draft: DraftRecord) -> dict[str, Any]:
+        return self.diff(draft.name, None, draft.draft_id)
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        entries = self.store.history(ruleset_subject(name))
+        if not entries:
+            raise NotFoundError(f"规则集 {name} 没有任何记录", {"ruleset": name})
+        return [
+            {"seq": e.seq, "at": e.at, "hash": e.hash, "prev_hash": e.prev_hash, **e.payload} for e in entries
+        ]
+
+    def export(self, as_of: datetime | None = None) -> tuple[dict[str, VersionRecord], dict[str, str]]:
+        """The versions in force at `as_of` (default now) and the case files in force, for writing back to
+        a rules folder."""
+        versions = self.store.all_versions()
+        return in_force(versions, as_of or self.clock.now()), corpus(self.shipped_cases, versions)
+
+    # -- books for simulation -----------------------------------------------------------------------------
+
+    def simulation_book(self, as_of: datetime | None = None, draft_id: str | None = None) -> Any:
+        """What `simulate` runs on: the versions in force at each event's time (default), at `as_of`, or —
+        with a draft — those at `as_of` (default now) with the draft in place of its ruleset."""
+        timeline = self.registry.timeline
+        if draft_id is None:
+            return timeline if as_of is None else timeline.at(as_of)
+        draft = self.store.get_draft(draft_id)
+        if draft is None:
+            raise NotFoundError(f"草稿 {draft_id} 不存在", {"draft_id": draft_id})
+        base = timeline.at(as_of or self.clock.now())
+        return self.with_draft(base, self.factory.ruleset(draft.name, draft.content))
+
+    def with_draft(self, book: RuleBook, ruleset: Ruleset) -> RuleBook:
+        return self.factory.book({**book.folder.rulesets, ruleset.name: ruleset})
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    def _test(
+        self,
+        name: str,
+        ruleset: Ruleset,
+        cases: Mapping[str, str],
+        versions: list[VersionRecord] | None = None,
+    ) -> dict[str, Any]:
+        """Every case in force (with the draft's files in place) on the latest versions plus the draft."""
+        versions = versions if versions is not None else self.store.all_versions()
+        heads = {n: self.factory.stored(r) for n, r in latest(versions).items()}
+        book = self.factory.book({**heads, name: ruleset})
+        files = {**corpus(self.shipped_cases, versions), **cases}
+        loaded, errors = load_corpus(files)
+        if errors:
+            raise InvalidDraftError(errors, "合规样例文件有错误")
+        return run_gate(book, loaded, files, self._engine_lock)
+
+    def _evaluate(self, book: RuleBook, event: Event) -> Decision:
+        if self._engine_lock is None:
+            return book.evaluate(event)
+        with self._engine_lock:
+            return book.evaluate(event)
+
+    def _one_draft(self, now: datetime, decide: Callable[[StoreView], Change]) -> DraftRecord:
+        return self.store.write(now, decide).change.drafts[0]
+
+    def _latest_side(self, name: str) -> DiffSide:
+        head = self.versions(name)[-1]
+        return DiffSide(f"v{head.version}", head.version, head.content, head.cases)
+
+    def _side(self, name: str, ref: str) -> DiffSide:
+        number = ref[1:] if ref[:1] in ("v", "V") else ref
+        if number.isdigit():
+            record = self.version(name, int(number))
+            return DiffSide(f"v{record.version}", record.version, record.content, record.cases)
+        draft = self.draft(name, ref)
+        base_cases = self.version(name, draft.base_version).cases if draft.base_version else {}
+        return DiffSide(
+            f"草稿 {draft.draft_id[:8]}",
+            None,
+            draft.content,
+            {**base_cases, **draft.cases},
+            draft=True,
+            base=draft.base_version,
+        )
+
+
+def _note(step: str, name: str, actor: str, **fields: Any) -> AuditNote:
+    return AuditNote(ruleset_subject(name), {"step": step, "ruleset": name, "by": actor, **fields})
+
+
+def _replay_summary(report: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not report:
+        return {}
+    return {
+        "from": report.get("from"),
+        "to": report.get("to"),
+        "decisions": report.get("decisions"),
+        "changed": report.get("changed"),
+    }
+
+
+def _require_draft(view: StoreView, draft_id: str) -> DraftRecord:
+    draft = view.draft(draft_id)
+    if draft is None:
+        raise NotFoundError(f"草稿 {draft_id} 不存在", {"draft_id": draft_id})
+    return draft
+
+
+def _require_status(draft: DraftRecord, status: str, step: str) -> None:
+    if draft.status != status:
+        raise StateError(
+            f"草稿状态为 {draft.status}，只有 {status} 状态的草稿才能{step}",
+            {"status": draft.status, "required": status},
+        )
+
+
+def _require_author(draft: DraftRecord, actor: str, step: str) -> None:
+    if draft.author != actor:
+        raise ForbiddenError(f"只有草稿作者才能{step}草稿", {"author": draft.author})
+
+
+def _require_base(view: StoreView, draft: DraftRecord) -> VersionRecord | None:
+    head = view.latest(draft.name)
+    number = head.version if head else None
+    if number != draft.base_version:
+        raise StaleDraftError(
+            f"草稿基于 v{draft.base_version}，但 {draft.name} 之后已发布 v{number}；请基于最新版本重新提交草稿",
+            {"base_version": draft.base_version, "latest_version": number},
+        )
+    return head
+
+
+def _cases_diff(old: Mapping[str, str], new: Mapping[str, str], old_label: str, new_label: str) -> str:
+    parts = []
+    for file in sorted(set(old) | set(new)):
+        before, after = old.get(file, ""), new.get(file, "")
+        if before != after:
+            parts.append(
+                "".join(
+                    difflib.unified_diff(
+                        before.splitlines(keepends=True),
+                        after.splitlines(keepends=True),
+                        fromfile=f"cases/{file}.yaml ({old_label})",
+                        tofile=f"cases/{file}.yaml ({new_label})",
+                    )
+                )
+            )
+    return "".join(parts)

@@ -1,0 +1,124 @@
+"""Appending decisions inside a caller's transaction: rows, clear inputs, feed actions and chain entries.
+
+The caller holds the chain-head row lock (`lock_head`) for the rest of its transaction, so chain entries
+and action cursors are allocated in commit order. Used by every path that stores decisions in one
+transaction with other writes (timer state, ticket snapshots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
+from rulesvc.storage.records import NewDecision, StoredDecision
+from rulesvc.storage.tables import ActionRow, AuditHeadRow, AuditRow, DecisionInputRow, DecisionRow
+
+
+def lock_head(session: Session) -> AuditHeadRow:
+    head = session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).first()
+    if head is None:
+        raise RuntimeError("audit_head row missing: the schema was not migrated")
+    return head
+
+
+def find_decision_by_event(session: Session, event_id: str) -> StoredDecision | None:
+    row = session.scalars(select(DecisionRow).where(DecisionRow.event_id == event_id)).first()
+    return stored_decision(row) if row is not None else None
+
+
+def insert_decisions(
+    session: Session, head: AuditHeadRow, news: Sequence[NewDecision]
+) -> list[StoredDecision]:
+    """Insert decisions in order, chaining each after the head; moves the head (the caller holds its lock)."""
+    if not news:
+        return []
+    seq, prev = head.seq, head.hash
+    decisions: list[dict[str, Any]] = []
+    inputs: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    result: list[StoredDecision] = []
+    for new in news:
+        entry = next_entry(
+            seq, prev, new.decided_at.isoformat(), KIND_DECISION, new.decision_id, new.audit_payload
+        )
+        seq, prev = entry.seq, entry.hash
+        stored = StoredDecision(
+            decision_id=new.decision_id,
+            event_id=new.event_id,
+            ticket_id=new.ticket_id,
+            decided_at=new.decided_at,
+            record_text=new.record_text,
+            input_salt=new.input_salt,
+            input_digest=new.input_digest,
+            chain_seq=entry.seq,
+            chain_hash=entry.hash,
+        )
+        result.append(stored)
+        decisions.append(
+            {
+                "decision_id": new.decision_id,
+                "event_id": new.event_id,
+                "ticket_id": new.ticket_id,
+                "decided_at": new.decided_at,
+                "record": new.record_text,
+                "input_salt": new.input_salt,
+                "input_digest": new.input_digest,
+                "chain_seq": entry.seq,
+                "chain_hash": entry.hash,
+            }
+        )
+        inputs.append({"decision_id": new.decision_id, "event": new.clear_input_text})
+        actions.extend(
+            {
+                "at": new.decided_at,
+                "ticket_id": new.ticket_id,
+                "decision_id": new.decision_id,
+                "action": json_text(action),
+            }
+            for action in new.actions
+        )
+        audits.append(audit_values(entry))
+    session.execute(insert(DecisionRow), decisions)
+    session.execute(insert(DecisionInputRow), inputs)
+    if actions:
+        session.execute(insert(ActionRow), actions)
+    session.execute(insert(AuditRow), audits)
+    head.seq, head.hash = seq, prev
+    session.flush()
+    return result
+
+
+def audit_values(entry: ChainEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at,
+        "kind": entry.kind,
+        "subject": entry.subject,
+        "payload": entry.payload_text,
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+    }
+
+
+def stored_decision(row: DecisionRow) -> StoredDecision:
+    return StoredDecision(
+        decision_id=row.decision_id,
+        event_id=row.event_id,
+        ticket_id=row.ticket_id,
+        decided_at=row.decided_at,
+        record_text=row.record,
+        input_salt=row.input_salt,
+        input_digest=row.input_digest,
+        chain_seq=row.chain_seq,
+        chain_hash=row.chain_hash,
+    )
+
+
+def json_text(value: Mapping[str, Any]) -> str:
+    return orjson.dumps(value).decode("utf-8")

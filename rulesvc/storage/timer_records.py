@@ -1,0 +1,104 @@
+"""What the timer store hands in and out (frozen records) and its port, `TimerStore`.
+
+A *unit of work* on one ticket: the store locks the ticket, hands its `TicketView` to a pure callback that
+decides what changes, and writes the returned `TicketWrite` (decisions, snapshot, timers, SLA figures) in
+the same transaction. ORM rows never leave `rulesvc.storage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from rulesvc.sla.outcomes import SlaOutcome
+from rulesvc.sla.ticket_timers import ScheduledTimer
+from rulesvc.storage.records import NewDecision, StoredDecision
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A locked ticket: its latest snapshot (`{}` if never seen), routing group and every timer."""
+
+    ticket_id: str
+    kind: str
+    snapshot: Mapping[str, Any]
+    group: str
+    timers: tuple[ScheduledTimer, ...]
+
+
+@dataclass(frozen=True)
+class TicketWrite:
+    """Everything one unit of work on a ticket stores, atomically. None/empty = unchanged."""
+
+    decisions: Sequence[NewDecision] = ()
+    snapshot: Mapping[str, Any] | None = None
+    kind: str | None = None
+    group: str | None = None
+    timers: Sequence[ScheduledTimer] = ()
+    sla: Sequence[SlaOutcome] = ()
+    late_by: Sequence[float] = ()
+    """Seconds each fired timer point was late (not stored: the decisions carry it; for metrics)."""
+
+
+@dataclass(frozen=True)
+class EventWriteResult:
+    """`created` is False when the event_id was already decided (nothing written, `decision` is the twin)."""
+
+    decision: StoredDecision
+    created: bool
+    write: TicketWrite | None = None
+
+
+@dataclass(frozen=True)
+class FiredBatch:
+    """One claim: how many tickets were locked and the decisions their due points produced."""
+
+    tickets: int
+    decisions: list[StoredDecision] = field(default_factory=list)
+    actions: int = 0
+    writes: list[TicketWrite] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SlaRecord:
+    ticket_id: str
+    kind: str
+    timer: str
+    ruleset: str
+    rule: str
+    calendar: str
+    group: str
+    started_at: datetime
+    due_at: datetime
+    outcome: str
+    decided_at: datetime
+    stopped_at: datetime | None
+    remaining: timedelta
+    breach: timedelta
+
+
+EventPrepare = Callable[[TicketView], TicketWrite]
+FirePrepare = Callable[[TicketView], TicketWrite]
+
+
+class TimerStore(Protocol):
+    def write_event(
+        self, ticket_id: str, event_id: str, now: datetime, prepare: EventPrepare
+    ) -> EventWriteResult:
+        """Lock the ticket, then store `prepare(view)` unless `event_id` was already decided."""
+        ...
+
+    def fire_due(self, now: datetime, limit: int, prepare: FirePrepare) -> FiredBatch:
+        """Lock up to `limit` tickets having a timer point due at `now` (skipping tickets other writers
+        hold) and store `prepare(view)` for each, all in one transaction."""
+        ...
+
+    def ticket(self, ticket_id: str) -> TicketView | None: ...
+
+    def next_fire_at(self) -> datetime | None: ...
+
+    def pending_timers(self) -> int: ...
+
+    def sla_records(self, start: datetime, end: datetime) -> Iterator[SlaRecord]: ...

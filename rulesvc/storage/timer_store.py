@@ -1,0 +1,351 @@
+"""SQLAlchemy implementation of `TimerStore` (PostgreSQL and SQLite).
+
+Locking protocol (why a poll never fires a point twice and never deadlocks with an event):
+- every writer of a ticket's timers holds that ticket's row lock, and takes the chain-head lock last;
+- an event waits for its ticket (`SELECT ... FOR UPDATE`); a poll never waits for a ticket: it locks
+  tickets with due points `FOR UPDATE SKIP LOCKED`, so replicas split the due tickets between them and a
+  ticket busy with an event is simply left for the next poll;
+- the poll re-reads the locked tickets' timers after locking, so a point another replica fired and
+  committed meanwhile is no longer due. Timer state, decisions, actions and chain entries commit together:
+  a crash before the commit fires nothing, after it everything.
+On SQLite (one writer) the write transaction is `BEGIN IMMEDIATE`, which serializes all of the above.
+
+A poll reads the head of the partial index `ix_timers_next_fire_at` (`ORDER BY next_fire_at LIMIT n`), so
+its cost depends on the batch size, not on the number of pending timers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, Select, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from rulesvc.events import normalise_value
+from rulesvc.model import to_jsonable
+from rulesvc.sla.outcomes import SlaOutcome
+from rulesvc.sla.ticket_timers import ScheduledTimer
+from rulesvc.sla.timers import PAUSED, TimerState
+from rulesvc.storage.decision_writes import find_decision_by_event, insert_decisions, lock_head
+from rulesvc.storage.engine import writer
+from rulesvc.storage.records import StoredDecision
+from rulesvc.storage.timer_records import (
+    EventPrepare,
+    EventWriteResult,
+    FiredBatch,
+    FirePrepare,
+    SlaRecord,
+    TicketView,
+    TicketWrite,
+)
+from rulesvc.storage.timer_tables import SlaResultRow, TicketRow, TimerRow
+
+US = timedelta(microseconds=1)
+# A poll looks at the tickets of the `limit * _WINDOW` earliest due timers, so that replicas polling at the
+# same moment find different unlocked tickets instead of all queueing for the first `limit`.
+_WINDOW = 4
+_STREAM_BATCH = 2000
+
+
+class SqlTimerStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(bind=engine, expire_on_commit=False)
+        self._write = sessionmaker(bind=writer(engine), expire_on_commit=False)
+
+    # -- units of work ------------------------------------------------------------------------------------
+
+    def write_event(
+        self, ticket_id: str, event_id: str, now: datetime, prepare: EventPrepare
+    ) -> EventWriteResult:
+        with self._write() as session, session.begin():
+            ticket = self._lock_ticket(session, ticket_id, now)
+            view, ids = _views(session, [ticket])[0]
+            head = lock_head(session)
+            twin = find_decision_by_event(session, event_id)
+            if twin is not None:
+                return EventWriteResult(twin, False)
+            write = prepare(view)
+            stored = insert_decisions(session, head, write.decisions)
+            _apply(session, now, [(ticket, view, ids, write)])
+        if not stored:
+            raise ValueError("an event unit of work must store its decision")
+        return EventWriteResult(stored[0], True, write)
+
+    def fire_due(self, now: datetime, limit: int, prepare: FirePrepare) -> FiredBatch:
+        with self._write() as session, session.begin():
+            tickets = list(session.scalars(self.claim_statement(now, limit)).all())
+            if not tickets:
+                return FiredBatch(0)
+            loaded = _views(session, tickets)
+            writes = [prepare(view) for view, _ in loaded]
+            news = [decision for write in writes for decision in write.decisions]
+            stored: list[StoredDecision] = []
+            if news:
+                stored = insert_decisions(session, lock_head(session), news)
+            _apply(
+                session,
+                now,
+                [(t, view, ids, w) for t, (view, ids), w in zip(tickets, loaded, writes, strict=True)],
+            )
+        actions = sum(len(d.actions) for d in news)
+        return FiredBatch(len(tickets), stored, actions, writes)
+
+    def import_timers(
+        self,
+        tickets: Sequence[tuple[str, str, Mapping[str, Any]]],
+        timers: Sequence[ScheduledTimer],
+        now: datetime,
+    ) -> None:
+        """Bulk-load tickets (id, kind, snapshot) and their timers, e.g. when migrating from another system
+        (and for benchmarks); existing rows are not touched."""
+        with self._write() as session, session.begin():
+            if tickets:
+                session.execute(
+                    insert(TicketRow),
+                    [
+                        {
+                            "ticket_id": ticket_id,
+                            "kind": kind,
+                            "snapshot": orjson.dumps(to_jsonable(dict(snapshot))).decode("utf-8"),
+                            "group_name": "",
+                            "updated_at": now,
+                        }
+                        for ticket_id, kind, snapshot in tickets
+                    ],
+                )
+            if timers:
+                session.execute(insert(TimerRow), [_timer_values(t.state.ticket_id, t, now) for t in timers])
+
+    def claim_statement(self, now: datetime, limit: int) -> Select[TicketRow]:
+        """Tickets (locked, skipping locked ones) having a timer point due at `now`."""
+        due = (
+            select(TimerRow.ticket_id)
+            .where(TimerRow.next_fire_at.is_not(None), TimerRow.next_fire_at <= now)
+            .order_by(TimerRow.next_fire_at)
+            .limit(limit * _WINDOW)
+        )
+        return (
+            select(TicketRow)
+            .where(TicketRow.ticket_id.in_(due))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    def claim_plan(self, now: datetime, limit: int) -> str:
+        """EXPLAIN of a poll's claim query (PostgreSQL; SQLite's EXPLAIN QUERY PLAN otherwise)."""
+        statement = self.claim_statement(now, limit)
+        with self.engine.connect() as conn:
+            compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            prefix = "EXPLAIN" if conn.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
+            rows = conn.exec_driver_sql(f"{prefix} {compiled}").all()
+        return "\n".join(" ".join(str(v) for v in row) for row in rows)
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def ticket(self, ticket_id: str) -> TicketView | None:
+        with self._read() as session:
+            row = session.get(TicketRow, ticket_id)
+            return _views(session, [row])[0][0] if row is not None else None
+
+    def next_fire_at(self) -> datetime | None:
+        with self._read() as session:
+            value = session.scalar(
+                select(TimerRow.next_fire_at)
+                .where(TimerRow.next_fire_at.is_not(None))
+                .order_by(TimerRow.next_fire_at)
+                .limit(1)
+            )
+            return value
+
+    def pending_timers(self) -> int:
+        with self._read() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).select_from(TimerRow).where(TimerRow.next_fire_at.is_not(None))
+                )
+                or 0
+            )
+
+    def sla_records(self, start: datetime, end: datetime) -> Iterator[SlaRecord]:
+        """SLA figures decided in [start, end), streamed."""
+        last_id = 0
+        while True:
+            with self._read() as session:
+                rows = session.scalars(
+                    select(SlaResultRow)
+                    .where(
+                        SlaResultRow.decided_at >= start,
+                        SlaResultRow.decided_at < end,
+                        SlaResultRow.id > last_id,
+                    )
+                    .order_by(SlaResultRow.id)
+                    .limit(_STREAM_BATCH)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield SlaRecord(
+                    ticket_id=row.ticket_id,
+                    kind=row.kind,
+                    timer=row.timer,
+                    ruleset=row.ruleset,
+                    rule=row.rule,
+                    calendar=row.calendar,
+                    group=row.group_name,
+                    started_at=row.started_at,
+                    due_at=row.due_at,
+                    outcome=row.outcome,
+                    decided_at=row.decided_at,
+                    stopped_at=row.stopped_at,
+                    remaining=row.remaining_us * US,
+                    breach=row.breach_us * US,
+                )
+            last_id = rows[-1].id
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _lock_ticket(self, session: Session, ticket_id: str, now: datetime) -> TicketRow:
+        """Create the ticket's row if needed and lock it, in one statement (an upsert that locks)."""
+        values = {"ticket_id": ticket_id, "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now}
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(TicketRow)
+            .values(values)
+            .on_conflict_do_update(index_elements=[TicketRow.ticket_id], set_={"ticket_id": ticket_id})
+            .returning(TicketRow)
+        )
+        row = session.scalars(statement, execution_options={"populate_existing": True}).one()
+        return row
+
+
+def _views(session: Session, tickets: Iterable[TicketRow]) -> list[tuple[TicketView, dict[str, int]]]:
+    """Views of locked tickets (with every timer) and each ticket's timer row ids by name."""
+    tickets = list(tickets)
+    by_ticket: dict[str, list[TimerRow]] = {t.ticket_id: [] for t in tickets}
+    if by_ticket:
+        for row in session.scalars(select(TimerRow).where(TimerRow.ticket_id.in_(list(by_ticket)))).all():
+            by_ticket[row.ticket_id].append(row)
+    result = []
+    for ticket in tickets:
+        rows = by_ticket[ticket.ticket_id]
+        view = TicketView(
+            ticket_id=ticket.ticket_id,
+            kind=ticket.kind,
+            snapshot=normalise_value(orjson.loads(ticket.snapshot)),
+            group=ticket.group_name,
+            timers=tuple(_scheduled(row) for row in rows),
+        )
+        result.append((view, {row.name: row.id for row in rows}))
+    return result
+
+
+def _apply(
+    session: Session,
+    now: datetime,
+    items: Iterable[tuple[TicketRow, TicketView, Mapping[str, int], TicketWrite]],
+) -> None:
+    """Write the tickets', timers' and SLA figures' changes of a batch (a few statements for all of it)."""
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    closes: list[SlaOutcome] = []
+    for ticket, view, ids, write in items:
+        if write.snapshot is not None:
+            ticket.snapshot = orjson.dumps(to_jsonable(dict(write.snapshot))).decode("utf-8")
+            ticket.updated_at = now
+        if write.kind and write.kind != ticket.kind:
+            ticket.kind = write.kind
+        if write.group is not None and write.group != ticket.group_name:
+            ticket.group_name = write.group
+        for timer in write.timers:
+            values = _timer_values(view.ticket_id, timer, now)
+            if timer.name in ids:
+                updates.append({"id": ids[timer.name], **values})
+            else:
+                inserts.append(values)
+        kind = write.kind or view.kind
+        group = write.group if write.group is not None else view.group
+        results.extend(_sla_values(o, kind, group) for o in write.sla if not o.closes_breach)
+        closes.extend(o for o in write.sla if o.closes_breach)
+    if updates:
+        session.execute(update(TimerRow), updates)
+    if inserts:
+        session.execute(insert(TimerRow), inserts)
+    if results:
+        session.execute(insert(SlaResultRow), results)
+    for outcome in closes:
+        session.execute(
+            update(SlaResultRow)
+            .where(
+                SlaResultRow.ticket_id == outcome.ticket_id,
+                SlaResultRow.timer == outcome.timer,
+                SlaResultRow.generation == outcome.generation,
+            )
+            .values(stopped_at=outcome.stopped_at, breach_us=outcome.breach // US)
+        )
+
+
+def _timer_values(ticket_id: str, timer: ScheduledTimer, now: datetime) -> dict[str, Any]:
+    state = timer.state
+    return {
+        "ticket_id": ticket_id,
+        "name": state.name,
+        "generation": timer.generation,
+        "calendar": state.calendar,
+        "rule": state.rule,
+        "status": state.status,
+        "started_at": state.started_at,
+        "duration_us": state.duration // US,
+        "warnings": orjson.dumps([[name, offset // US] for name, offset in state.warnings]).decode(),
+        "anchor_at": state.anchor_at,
+        "consumed_us": state.consumed // US,
+        "remaining_us": (state.duration - state.consumed) // US if state.status == PAUSED else None,
+        "fired": orjson.dumps(sorted(state.fired)).decode(),
+        "due_at": timer.due_at,
+        "next_fire_at": timer.next_fire_at,
+        "next_point": timer.next_point,
+        "stopped_at": timer.stopped_at,
+        "updated_at": now,
+    }
+
+
+def _scheduled(row: TimerRow) -> ScheduledTimer:
+    state = TimerState(
+        ticket_id=row.ticket_id,
+        name=row.name,
+        calendar=row.calendar,
+        started_at=row.started_at,
+        duration=row.duration_us * US,
+        warnings=tuple((str(name), int(us) * US) for name, us in orjson.loads(row.warnings)),
+        anchor_at=row.anchor_at,
+        consumed=row.consumed_us * US,
+        status=row.status,
+        fired=frozenset(orjson.loads(row.fired)),
+        rule=row.rule,
+    )
+    return ScheduledTimer(state, row.generation, row.next_fire_at, row.next_point, row.due_at, row.stopped_at)
+
+
+def _sla_values(outcome: SlaOutcome, kind: str, group: str) -> dict[str, Any]:
+    return {
+        "ticket_id": outcome.ticket_id,
+        "kind": kind,
+        "timer": outcome.timer,
+        "generation": outcome.generation,
+        "ruleset": outcome.ruleset,
+        "rule": outcome.rule,
+        "calendar": outcome.calendar,
+        "group_name": group,
+        "started_at": outcome.started_at,
+        "due_at": outcome.due_at,
+        "outcome": outcome.outcome,
+        "decided_at": outcome.decided_at,
+        "stopped_at": outcome.stopped_at,
+        "remaining_us": outcome.remaining // US,
+        "breach_us": outcome.breach // US,
+    }

@@ -1,0 +1,104 @@
+"""What the webhook store hands in and out, and its port `WebhookStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from rulesvc.storage.records import FeedRecord
+
+PENDING = "pending"
+DELIVERED = "delivered"
+DEAD = "dead"
+DISCARDED = "discarded"
+
+
+@dataclass(frozen=True)
+class SubscriptionRecord:
+    id: str
+    url: str
+    secret: str
+    kinds: tuple[str, ...]
+    action_types: tuple[str, ...]
+    description: str
+    active: bool
+    created_at: datetime
+    fanout_cursor: int
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    row_id: int
+    delivery_id: str
+    subscription_id: str
+    cursor: int
+    ticket_id: str
+    action_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery reserved for one attempt (its lease runs until `lease_until`)."""
+
+    row_id: int
+    delivery_id: str
+    subscription_id: str
+    url: str
+    secret: str
+    body: str
+    attempts: int
+    """Attempts including this one."""
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    delivery_id: str
+    action_type: str
+    body: str
+
+
+# (subscription, feed record, ticket kind or None) -> the delivery to create, or None when filtered out
+DeliveryBuilder = Callable[[SubscriptionRecord, FeedRecord, str | None], NewDelivery | None]
+
+
+class WebhookStore(Protocol):
+    def create_subscription(self, record: SubscriptionRecord) -> None: ...
+
+    def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None: ...
+
+    def list_subscriptions(self) -> list[SubscriptionRecord]: ...
+
+    def set_active(self, subscription_id: str, active: bool) -> bool: ...
+
+    def delete_subscription(self, subscription_id: str) -> bool: ...
+
+    def last_cursor(self) -> int: ...
+
+    def fan_out(self, build: DeliveryBuilder, now: datetime, limit: int) -> int: ...
+
+    def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedDelivery]: ...
+
+    def mark_delivered(self, row_id: int, now: datetime, status: int) -> None: ...
+
+    def mark_failed(
+        self, row_id: int, status: int | None, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None: ...
+
+    def deliveries(
+        self, subscription_id: str | None, status: str | None, after: int, limit: int
+    ) -> list[DeliveryRecord]: ...
+
+    def redrive(self, now: datetime, subscription_id: str | None, delivery_id: str | None) -> int: ...
+
+    def discard(self, delivery_id: str) -> bool: ...
+
+    def counts(self) -> Mapping[str, int]: ...

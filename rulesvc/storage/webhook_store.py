@@ -1,0 +1,284 @@
+"""SQLAlchemy implementation of `WebhookStore` (PostgreSQL and SQLite).
+
+- Fan-out: for each active subscription (locked `SKIP LOCKED`, so one replica at a time handles it), the
+  actions after its `fanout_cursor` become delivery rows and the cursor advances, in one transaction.
+  Action cursors are allocated in commit order (appends hold the chain-head lock), so none is skipped.
+- Claim: a delivery may be attempted when it is pending, its `next_attempt_at` has passed, and no earlier
+  delivery of the same ticket to the same subscription is still pending or dead (order per ticket). The
+  claim moves `next_attempt_at` to the end of a lease and commits before the HTTP call, so a worker that
+  dies mid-call only delays the retry; replicas never attempt the same delivery at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, delete, exists, func, insert, select, update
+from sqlalchemy.orm import aliased, sessionmaker
+
+from rulesvc.storage.engine import writer
+from rulesvc.storage.records import FeedRecord
+from rulesvc.storage.tables import ActionRow
+from rulesvc.storage.timer_tables import TicketRow
+from rulesvc.storage.webhook_records import (
+    DEAD,
+    DELIVERED,
+    DISCARDED,
+    PENDING,
+    ClaimedDelivery,
+    DeliveryBuilder,
+    DeliveryRecord,
+    SubscriptionRecord,
+)
+from rulesvc.storage.webhook_tables import DeliveryRow, SubscriptionRow
+
+_ERROR_LIMIT = 1000
+
+
+class SqlWebhookStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(bind=engine, expire_on_commit=False)
+        self._write = sessionmaker(bind=writer(engine), expire_on_commit=False)
+
+    # -- subscriptions ------------------------------------------------------------------------------------
+
+    def create_subscription(self, record: SubscriptionRecord) -> None:
+        with self._write() as session, session.begin():
+            session.add(
+                SubscriptionRow(
+                    id=record.id,
+                    url=record.url,
+                    secret=record.secret,
+                    kinds=orjson.dumps(list(record.kinds)).decode(),
+                    action_types=orjson.dumps(list(record.action_types)).decode(),
+                    description=record.description,
+                    active=record.active,
+                    created_at=record.created_at,
+                    fanout_cursor=record.fanout_cursor,
+                )
+            )
+
+    def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
+        with self._read() as session:
+            row = session.get(SubscriptionRow, subscription_id)
+            return _subscription(row) if row is not None else None
+
+    def list_subscriptions(self) -> list[SubscriptionRecord]:
+        with self._read() as session:
+            rows = session.scalars(select(SubscriptionRow).order_by(SubscriptionRow.created_at)).all()
+            return [_subscription(row) for row in rows]
+
+    def set_active(self, subscription_id: str, active: bool) -> bool:
+        with self._write() as session, session.begin():
+            result = session.execute(
+                update(SubscriptionRow).where(SubscriptionRow.id == subscription_id).values(active=active)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def delete_subscription(self, subscription_id: str) -> bool:
+        with self._write() as session, session.begin():
+            session.execute(delete(DeliveryRow).where(DeliveryRow.subscription_id == subscription_id))
+            result = session.execute(delete(SubscriptionRow).where(SubscriptionRow.id == subscription_id))
+            return bool(getattr(result, "rowcount", 0))
+
+    def last_cursor(self) -> int:
+        with self._read() as session:
+            return int(session.scalar(select(func.max(ActionRow.cursor))) or 0)
+
+    # -- fan-out ------------------------------------------------------------------------------------------
+
+    def fan_out(self, build: DeliveryBuilder, now: datetime, limit: int) -> int:
+        """Turn up to `limit` new actions per subscription into deliveries; returns how many were created."""
+        created = 0
+        with self._write() as session, session.begin():
+            subscriptions = session.scalars(
+                select(SubscriptionRow)
+                .where(SubscriptionRow.active.is_(True))
+                .order_by(SubscriptionRow.id)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for sub in subscriptions:
+                rows = session.execute(
+                    select(ActionRow, TicketRow.kind)
+                    .outerjoin(TicketRow, TicketRow.ticket_id == ActionRow.ticket_id)
+                    .where(ActionRow.cursor > sub.fanout_cursor)
+                    .order_by(ActionRow.cursor)
+                    .limit(limit)
+                ).all()
+                if not rows:
+                    continue
+                record = _subscription(sub)
+                values: list[dict[str, Any]] = []
+                for action, kind in rows:
+                    feed = FeedRecord(
+                        action.cursor, action.at, action.ticket_id, action.decision_id, action.action
+                    )
+                    new = build(record, feed, kind)
+                    if new is None:
+                        continue
+                    values.append(
+                        {
+                            "delivery_id": new.delivery_id,
+                            "subscription_id": sub.id,
+                            "cursor": action.cursor,
+                            "ticket_id": action.ticket_id,
+                            "action_type": new.action_type[:64],
+                            "body": new.body,
+                            "status": PENDING,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                        }
+                    )
+                if values:
+                    session.execute(insert(DeliveryRow), values)
+                    created += len(values)
+                sub.fanout_cursor = rows[-1][0].cursor
+        return created
+
+    # -- attempts -----------------------------------------------------------------------------------------
+
+    def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedDelivery]:
+        earlier = aliased(DeliveryRow)
+        blocked = (
+            exists()
+            .where(
+                earlier.subscription_id == DeliveryRow.subscription_id,
+                earlier.ticket_id == DeliveryRow.ticket_id,
+                earlier.cursor < DeliveryRow.cursor,
+                earlier.status.in_((PENDING, DEAD)),
+            )
+            .correlate(DeliveryRow)
+        )
+        statement = (
+            select(DeliveryRow, SubscriptionRow.url, SubscriptionRow.secret)
+            .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
+            .where(
+                DeliveryRow.status == PENDING,
+                DeliveryRow.next_attempt_at <= now,
+                SubscriptionRow.active.is_(True),
+                ~blocked,
+            )
+            .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=DeliveryRow)
+        )
+        with self._write() as session, session.begin():
+            rows = session.execute(statement).all()
+            claimed = []
+            for delivery, url, secret in rows:
+                delivery.attempts += 1
+                delivery.next_attempt_at = lease_until
+                claimed.append(
+                    ClaimedDelivery(
+                        delivery.id,
+                        delivery.delivery_id,
+                        delivery.subscription_id,
+                        url,
+                        secret,
+                        delivery.body,
+                        delivery.attempts,
+                    )
+                )
+        return claimed
+
+    def mark_delivered(self, row_id: int, now: datetime, status: int) -> None:
+        with self._write() as session, session.begin():
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == row_id)
+                .values(status=DELIVERED, delivered_at=now, last_status=status, last_error=None)
+            )
+
+    def mark_failed(
+        self, row_id: int, status: int | None, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        with self._write() as session, session.begin():
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == row_id, DeliveryRow.status == PENDING)
+                .values(
+                    status=DEAD if dead else PENDING,
+                    next_attempt_at=next_attempt_at,
+                    last_status=status,
+                    last_error=error[:_ERROR_LIMIT],
+                )
+            )
+
+    # -- dead letters -------------------------------------------------------------------------------------
+
+    def deliveries(
+        self, subscription_id: str | None, status: str | None, after: int, limit: int
+    ) -> list[DeliveryRecord]:
+        statement = select(DeliveryRow).where(DeliveryRow.id > after)
+        if subscription_id is not None:
+            statement = statement.where(DeliveryRow.subscription_id == subscription_id)
+        if status is not None:
+            statement = statement.where(DeliveryRow.status == status)
+        with self._read() as session:
+            rows = session.scalars(statement.order_by(DeliveryRow.id).limit(limit)).all()
+            return [_delivery(row) for row in rows]
+
+    def redrive(self, now: datetime, subscription_id: str | None, delivery_id: str | None) -> int:
+        """Dead letters (of one subscription, or one by id) back to pending with a fresh attempt budget."""
+        statement = update(DeliveryRow).where(DeliveryRow.status == DEAD)
+        if subscription_id is not None:
+            statement = statement.where(DeliveryRow.subscription_id == subscription_id)
+        if delivery_id is not None:
+            statement = statement.where(DeliveryRow.delivery_id == delivery_id)
+        with self._write() as session, session.begin():
+            result = session.execute(statement.values(status=PENDING, attempts=0, next_attempt_at=now))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def discard(self, delivery_id: str) -> bool:
+        """Give up on a dead letter for good (it stops holding back later deliveries of its ticket)."""
+        with self._write() as session, session.begin():
+            result = session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.delivery_id == delivery_id, DeliveryRow.status == DEAD)
+                .values(status=DISCARDED)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def counts(self) -> Mapping[str, int]:
+        with self._read() as session:
+            rows = session.execute(
+                select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+            ).all()
+            return {str(status): int(count) for status, count in rows}
+
+
+def _subscription(row: SubscriptionRow) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        id=row.id,
+        url=row.url,
+        secret=row.secret,
+        kinds=tuple(orjson.loads(row.kinds)),
+        action_types=tuple(orjson.loads(row.action_types)),
+        description=row.description,
+        active=row.active,
+        created_at=row.created_at,
+        fanout_cursor=row.fanout_cursor,
+    )
+
+
+def _delivery(row: DeliveryRow) -> DeliveryRecord:
+    return DeliveryRecord(
+        row_id=row.id,
+        delivery_id=row.delivery_id,
+        subscription_id=row.subscription_id,
+        cursor=row.cursor,
+        ticket_id=row.ticket_id,
+        action_type=row.action_type,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+    )

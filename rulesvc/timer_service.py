@@ -1,0 +1,206 @@
+"""Use cases of SLA timers: store an event's decision together with the timer changes it makes, and fire
+due timer points (feed the timer fact with the ticket's latest snapshot into the engine, store the timer's
+new state, the decision and its actions in one transaction).
+
+Depends only on ports: a `TimerStore`, an evaluator (the `RuleBook`), a `Clock`, a `MaskPolicy` and a
+`Notifier`. Exactly-once firing is the store's job (see `rulesvc.storage.timer_store`); what fires and what
+changes is decided here by the pure `TicketTimers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from rulesvc.decision_record import event_json, new_decision
+from rulesvc.masking import MaskPolicy
+from rulesvc.model import Decision, Event
+from rulesvc.notify import ACTIONS, TIMERS, Notifier
+from rulesvc.simulation import timer_event
+from rulesvc.sla.calendar import BusinessCalendar
+from rulesvc.sla.clock import Clock
+from rulesvc.sla.ticket_timers import TicketTimers
+from rulesvc.storage.timer_records import EventWriteResult, TicketView, TicketWrite, TimerStore
+
+log = logging.getLogger("rulesvc.timers")
+
+MAX_POINTS_PER_TICKET = 50
+"""A poll fires at most this many points of one ticket (guards against rules restarting timers forever)."""
+
+
+class TimerEvaluator(Protocol):
+    calendars: Mapping[str, BusinessCalendar]
+
+    def evaluate(self, event: Event) -> Decision: ...
+
+    def versions(self) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class PollResult:
+    tickets: int
+    decisions: int
+    actions: int
+    late_by: list[float]
+    """Seconds between each fired point's scheduled time and its firing."""
+
+
+class TimerService:
+    def __init__(
+        self,
+        store: TimerStore,
+        book: TimerEvaluator,
+        clock: Clock,
+        masking: MaskPolicy,
+        notifier: Notifier | None = None,
+        engine_lock: threading.Lock | None = None,
+        retry_delay: timedelta = timedelta(minutes=1),
+    ) -> None:
+        self.store = store
+        self.book = book
+        self.clock = clock
+        self.masking = masking
+        self.notifier = notifier
+        # Shared with the DecisionService of the same process: the engine evaluates one event at a time.
+        self.engine_lock = engine_lock or threading.Lock()
+        self.retry_delay = retry_delay
+
+    # -- events -------------------------------------------------------------------------------------------
+
+    def store_event_decision(
+        self,
+        event: Event,
+        decision: Decision,
+        *,
+        body: Mapping[str, Any],
+        clear_text: str,
+        decided_at: datetime,
+    ) -> EventWriteResult:
+        """Store an event's decision with its timer changes (moved on each timer's calendar at the event's
+        `occurred_at`) and the ticket's merged snapshot, atomically; idempotent on `event_id`."""
+        decision_id = str(uuid.uuid4())
+
+        def prepare(view: TicketView) -> TicketWrite:
+            timers = TicketTimers(view.ticket_id, view.timers, self.book.calendars)
+            enriched = timers.apply(decision, event.occurred_at)
+            record = new_decision(
+                decision_id=decision_id,
+                body=body,
+                event=event,
+                decision=enriched,
+                decided_at=decided_at,
+                versions=self.book.versions(),
+                masking=self.masking,
+                clear_text=clear_text,
+            )
+            return TicketWrite(
+                decisions=[record],
+                snapshot={**view.snapshot, **event.ticket},
+                kind=event.kind,
+                group=_assigned_group(enriched),
+                timers=timers.changes(),
+                sla=timers.outcomes,
+            )
+
+        result = self.store.write_event(event.ticket_id, event.event_id, decided_at, prepare)
+        if result.created and result.write is not None:
+            if result.write.timers:
+                self._notify(TIMERS)
+            if any(d.actions for d in result.write.decisions):
+                self._notify(ACTIONS)
+        return result
+
+    # -- firing -------------------------------------------------------------------------------------------
+
+    def fire_due(self, limit: int = 100) -> PollResult:
+        """One claim: fire every due point of up to `limit` tickets (those not locked elsewhere)."""
+        now = self.clock.now()
+        late: list[float] = []
+
+        def prepare(view: TicketView) -> TicketWrite:
+            write = self._fire_safely(view, now)
+            late.extend(write.late_by)
+            return write
+
+        batch = self.store.fire_due(now, limit, prepare)
+        if batch.actions:
+            self._notify(ACTIONS)
+        return PollResult(batch.tickets, len(batch.decisions), batch.actions, late)
+
+    def fire_ticket(self, view: TicketView, now: datetime) -> TicketWrite:
+        """The decisions of every point of this ticket due at `now`, in time order, and the new timer state."""
+        timers = TicketTimers(view.ticket_id, view.timers, self.book.calendars)
+        snapshot = dict(view.snapshot) or {"id": view.ticket_id, "kind": view.kind}
+        records = []
+        late: list[float] = []
+        group: str | None = None
+        for _ in range(MAX_POINTS_PER_TICKET):
+            due = timers.next_due(now)
+            if due is None:
+                break
+            point_at, name, point = due
+            state = timers.fire(name, point, point_at)
+            generation = timers.generation(name)
+            event = timer_event(state, point, now, point_at, snapshot)
+            if generation > 1:
+                event = replace(event, event_id=f"{event.event_id}#{generation}")
+            with self.engine_lock:
+                decision = self.book.evaluate(event)
+            decision = timers.apply(decision, now)
+            late.append((now - point_at).total_seconds())
+            fired_by = {
+                "timer": name,
+                "point": point,
+                "due_at": point_at.isoformat(),
+                "late_by": (now - point_at).total_seconds(),
+            }
+            records.append(
+                new_decision(
+                    decision_id=str(uuid.uuid4()),
+                    body=event_json(event),
+                    event=event,
+                    decision=decision,
+                    decided_at=now,
+                    versions=self.book.versions(),
+                    masking=self.masking,
+                    actions=[{**a, "fired_by": fired_by} for a in decision.actions_json()],
+                )
+            )
+            group = _assigned_group(decision) or group
+        return TicketWrite(
+            decisions=records, group=group, timers=timers.changes(), sla=timers.outcomes, late_by=late
+        )
+
+    def _fire_safely(self, view: TicketView, now: datetime) -> TicketWrite:
+        """`fire_ticket`, except that a ticket whose firing fails is retried after `retry_delay` instead of
+        failing (and re-failing) the whole batch."""
+        try:
+            return self.fire_ticket(view, now)
+        except Exception:
+            log.exception(
+                "firing the timers of ticket %s failed; retrying in %s", view.ticket_id, self.retry_delay
+            )
+            later = now + self.retry_delay
+            return TicketWrite(
+                timers=[
+                    replace(t, next_fire_at=later)
+                    for t in view.timers
+                    if t.next_fire_at is not None and t.next_fire_at <= now
+                ]
+            )
+
+    def _notify(self, topic: str) -> None:
+        if self.notifier is not None:
+            self.notifier.publish(topic)
+
+
+def _assigned_group(decision: Decision) -> str | None:
+    groups = [
+        str(a.params.get("group")) for a in decision.actions if a.type == "assign" and a.params.get("group")
+    ]
+    return groups[-1] if groups else None

@@ -1,0 +1,191 @@
+"""Use cases of webhook delivery: manage subscriptions, turn feed actions into deliveries, reserve attempts
+and record their outcome (retry with backoff, dead letters, re-drive).
+
+The HTTP call itself is made by `scheduler.delivery` (through `request_for` and `complete`); nothing here
+does I/O except through the `WebhookStore` port.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import orjson
+
+from rulesvc.errors import RulesvcError
+from rulesvc.sla.clock import Clock
+from rulesvc.storage.records import FeedRecord
+from rulesvc.storage.webhook_records import (
+    DEAD,
+    ClaimedDelivery,
+    DeliveryRecord,
+    NewDelivery,
+    SubscriptionRecord,
+    WebhookStore,
+)
+from rulesvc.webhooks import (
+    RetryPolicy,
+    SubscriptionFilter,
+    delivery_body,
+    delivery_id,
+    new_secret,
+    signed_headers,
+)
+
+
+class InvalidSubscriptionError(RulesvcError):
+    code = "invalid_subscription"
+
+    def __init__(self, message: str, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class SubscriptionNotFoundError(RulesvcError):
+    code = "not_found"
+
+    def __init__(self, subscription_id: str) -> None:
+        self.subscription_id = subscription_id
+        super().__init__(f"webhook 订阅 {subscription_id!r} 不存在")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one HTTP attempt: the status received, or the transport error (timeout, refused)."""
+
+    status: int | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class WebhookService:
+    def __init__(
+        self,
+        store: WebhookStore,
+        clock: Clock,
+        policy: RetryPolicy | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self._rand = rand
+
+    # -- subscriptions ------------------------------------------------------------------------------------
+
+    def create_subscription(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        kinds: Iterable[str] = (),
+        action_types: Iterable[str] = (),
+        description: str = "",
+        from_start: bool = False,
+    ) -> SubscriptionRecord:
+        """A new subscription; it receives actions emitted from now on (or the whole feed: `from_start`)."""
+        _check_url(url)
+        if secret is not None and len(secret) < 16:
+            raise InvalidSubscriptionError("secret 至少 16 个字符", "secret")
+        record = SubscriptionRecord(
+            id="wh_" + secrets.token_hex(6),
+            url=url,
+            secret=secret or new_secret(),
+            kinds=tuple(sorted(set(kinds))),
+            action_types=tuple(sorted(set(action_types))),
+            description=description,
+            active=True,
+            created_at=self.clock.now(),
+            fanout_cursor=0 if from_start else self.store.last_cursor(),
+        )
+        self.store.create_subscription(record)
+        return record
+
+    def subscriptions(self) -> list[SubscriptionRecord]:
+        return self.store.list_subscriptions()
+
+    def subscription(self, subscription_id: str) -> SubscriptionRecord:
+        record = self.store.get_subscription(subscription_id)
+        if record is None:
+            raise SubscriptionNotFoundError(subscription_id)
+        return record
+
+    def set_active(self, subscription_id: str, active: bool) -> SubscriptionRecord:
+        if not self.store.set_active(subscription_id, active):
+            raise SubscriptionNotFoundError(subscription_id)
+        return self.subscription(subscription_id)
+
+    def delete_subscription(self, subscription_id: str) -> None:
+        if not self.store.delete_subscription(subscription_id):
+            raise SubscriptionNotFoundError(subscription_id)
+
+    # -- dead letters -------------------------------------------------------------------------------------
+
+    def dead_letters(self, subscription_id: str | None, after: int, limit: int) -> list[DeliveryRecord]:
+        return self.store.deliveries(subscription_id, DEAD, after, limit)
+
+    def deliveries(
+        self, subscription_id: str | None, status: str | None, after: int, limit: int
+    ) -> list[DeliveryRecord]:
+        return self.store.deliveries(subscription_id, status, after, limit)
+
+    def redrive(self, subscription_id: str | None = None, delivery_id: str | None = None) -> int:
+        return self.store.redrive(self.clock.now(), subscription_id, delivery_id)
+
+    def discard(self, delivery: str) -> bool:
+        return self.store.discard(delivery)
+
+    def counts(self) -> Mapping[str, int]:
+        return self.store.counts()
+
+    # -- delivery -----------------------------------------------------------------------------------------
+
+    def fan_out(self, limit: int = 1000) -> int:
+        return self.store.fan_out(_build_delivery, self.clock.now(), limit)
+
+    def claim(self, limit: int) -> list[ClaimedDelivery]:
+        now = self.clock.now()
+        return self.store.claim(now, now + timedelta(seconds=self.policy.lease_seconds), limit)
+
+    def request_for(self, claimed: ClaimedDelivery) -> tuple[dict[str, str], bytes]:
+        """Headers (signed now) and the body of one attempt."""
+        body = claimed.body.encode("utf-8")
+        timestamp = int(self.clock.now().timestamp())
+        return signed_headers(claimed.secret, timestamp, body, claimed.delivery_id), body
+
+    def complete(self, claimed: ClaimedDelivery, result: SendResult) -> bool:
+        """Record an attempt's outcome; returns True when the delivery became a dead letter."""
+        now = self.clock.now()
+        if result.ok:
+            assert result.status is not None
+            self.store.mark_delivered(claimed.row_id, now, result.status)
+            return False
+        dead = claimed.attempts >= self.policy.max_attempts
+        delay = self.policy.delay(claimed.attempts, self._rand)
+        error = result.error or f"HTTP {result.status}"
+        self.store.mark_failed(claimed.row_id, result.status, error, now + timedelta(seconds=delay), dead)
+        return dead
+
+
+def _build_delivery(sub: SubscriptionRecord, record: FeedRecord, kind: str | None) -> NewDelivery | None:
+    action = orjson.loads(record.action_text)
+    if not SubscriptionFilter.of(sub.kinds, sub.action_types).matches(kind, action):
+        return None
+    identifier = delivery_id(sub.id, record.cursor)
+    body = delivery_body(
+        identifier, sub.id, record.cursor, record.at, record.ticket_id, kind, record.decision_id, action
+    )
+    return NewDelivery(identifier, str(action.get("type", "")), body)
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidSubscriptionError("url 必须是 http(s)://host/... 形式", "url")

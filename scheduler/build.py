@@ -1,0 +1,74 @@
+"""Assembling a worker from its parts (the composition root of `rulesvc worker` and of `serve`'s worker)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from rulesvc.masking import MaskPolicy
+from rulesvc.notify import Notifier
+from rulesvc.sla.clock import Clock, SystemClock
+from rulesvc.storage import make_engine, migrate
+from rulesvc.storage.timer_store import SqlTimerStore
+from rulesvc.storage.webhook_store import SqlWebhookStore
+from rulesvc.timer_service import TimerEvaluator, TimerService
+from rulesvc.webhook_service import WebhookService
+from rulesvc.webhooks import RetryPolicy
+from scheduler.config import WorkerConfig
+from scheduler.delivery import Sender, WebhookDeliverer
+from scheduler.poller import TimerPoller
+from scheduler.runner import Worker
+
+
+@dataclass
+class WorkerParts:
+    engine: Engine
+    timers: TimerService
+    webhooks: WebhookService
+    poller: TimerPoller
+    deliverer: WebhookDeliverer
+    worker: Worker
+
+
+def build_worker(
+    database_url: str,
+    book: TimerEvaluator,
+    masking: MaskPolicy,
+    *,
+    config: WorkerConfig | None = None,
+    retry: RetryPolicy | None = None,
+    clock: Clock | None = None,
+    delivery_clock: Clock | None = None,
+    notifier: Notifier | None = None,
+    sender: Sender | None = None,
+    engine_lock: threading.Lock | None = None,
+    pool_size: int = 5,
+) -> WorkerParts:
+    """A worker on its own engine (migrated). `clock` drives timers (inject a VirtualClock in tests);
+    `delivery_clock` drives retry backoff (real time by default)."""
+    config = config or WorkerConfig()
+    engine = make_engine(
+        database_url, **({"pool_size": pool_size} if not database_url.startswith("sqlite") else {})
+    )
+    migrate(engine)
+    timers = TimerService(
+        SqlTimerStore(engine), book, clock or SystemClock(), masking, notifier, engine_lock=engine_lock
+    )
+    webhooks = WebhookService(SqlWebhookStore(engine), delivery_clock or SystemClock(), retry)
+    poller = TimerPoller(timers, config.timer_batch)
+    deliverer = WebhookDeliverer(
+        webhooks, sender, config.delivery_batch, config.delivery_concurrency, config.fanout_batch
+    )
+    worker = Worker(config, poller, deliverer, notifier, on_stop=engine.dispose)
+    return WorkerParts(engine, timers, webhooks, poller, deliverer, worker)
+
+
+def load_rulebook(paths: Sequence[Path]) -> TimerEvaluator:
+    from rulesvc.rulebook import RuleBook
+
+    book: TimerEvaluator = RuleBook.load(paths)
+    return book

@@ -1,0 +1,21 @@
+"""How the background worker runs: intervals, batch sizes, concurrency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    timers: bool = True
+    """Run the timer poller."""
+    webhooks: bool = True
+    """Run webhook fan-out and delivery."""
+    poll_interval: float = 0.5
+    """Seconds between timer polls (a wake-up notification polls at once)."""
+    timer_batch: int = 100
+    """Tickets locked per claim transaction."""
+    delivery_interval: float = 0.5
+    delivery_batch: int = 50
+    delivery_concurrency: int = 8
+    fanout_batch: int = 1000

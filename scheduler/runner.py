@@ -1,0 +1,149 @@
+"""The background worker: APScheduler (3.x, `BackgroundScheduler`) runs the timer poller and the webhook
+deliverer as interval jobs; wake-up notifications (`rulesvc.notify`) run a job at once.
+
+Runs inside `rulesvc serve` (a thread of the server process) and standalone as `rulesvc worker`. Any
+number of workers may run against one PostgreSQL database: claims skip rows other workers hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from rulesvc.notify import ACTIONS, TIMERS, Notifier
+from scheduler.config import WorkerConfig
+from scheduler.delivery import WebhookDeliverer
+from scheduler.poller import TimerPoller
+
+log = logging.getLogger("rulesvc.scheduler")
+
+TIMERS_JOB = "timers"
+WEBHOOKS_JOB = "webhooks"
+
+
+class _Job:
+    """A job body that never runs twice at once and reruns once if woken while running."""
+
+    def __init__(self, name: str, body: Callable[[], object]) -> None:
+        self.name = name
+        self._body = body
+        self._running = threading.Lock()
+        self._again = threading.Event()
+
+    def __call__(self) -> None:
+        if not self._running.acquire(blocking=False):
+            self._again.set()
+            return
+        try:
+            while True:
+                self._again.clear()
+                try:
+                    self._body()
+                except Exception:
+                    log.exception("%s job failed", self.name)
+                if not self._again.is_set():
+                    break
+        finally:
+            self._running.release()
+
+    @property
+    def busy(self) -> bool:
+        return self._running.locked()
+
+    def mark_again(self) -> None:
+        self._again.set()
+
+
+class Worker:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        poller: TimerPoller | None = None,
+        deliverer: WebhookDeliverer | None = None,
+        notifier: Notifier | None = None,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.poller = poller
+        self.deliverer = deliverer
+        self.notifier = notifier
+        self._on_stop = on_stop
+        self._scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
+        self._jobs: dict[str, _Job] = {}
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        if self.poller is not None and self.config.timers:
+            self._add(TIMERS_JOB, self.poller.poll, self.config.poll_interval)
+        if self.deliverer is not None and self.config.webhooks:
+            self._add(WEBHOOKS_JOB, self.deliverer.run_once, self.config.delivery_interval)
+        if self.notifier is not None:
+            self.notifier.subscribe(self._on_notification)
+        self._scheduler.start()
+        log.info("worker started: jobs %s", ", ".join(self._jobs) or "none")
+
+    def _add(self, job_id: str, body: Callable[[], object], interval: float) -> None:
+        job = _Job(job_id, body)
+        self._jobs[job_id] = job
+        self._scheduler.add_job(
+            job,
+            IntervalTrigger(seconds=interval),
+            id=job_id,
+            name=job_id,
+            max_instances=2,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+
+    def _on_notification(self, topic: str) -> None:
+        if topic == TIMERS:
+            self.wake(TIMERS_JOB)
+        elif topic == ACTIONS:
+            self.wake(WEBHOOKS_JOB)
+
+    def wake(self, job_id: str) -> None:
+        """Run a job now (or right after its current run)."""
+        job = self._jobs.get(job_id)
+        if job is None or self._stopped.is_set():
+            return
+        if job.busy:
+            job.mark_again()
+            return
+        try:
+            self._scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+        except Exception:  # the scheduler is shutting down
+            log.debug("wake-up of %s ignored", job_id)
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.poller is not None:
+            self.poller.stop()
+        if self.deliverer is not None:
+            self.deliverer.stop()
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        if self._on_stop is not None:
+            self._on_stop()
+        log.info("worker stopped")
+
+    def run_forever(self) -> None:
+        """Start and block until SIGTERM or SIGINT (`rulesvc worker`)."""
+        done = threading.Event()
+
+        def _signal(_signum: int, _frame: FrameType | None) -> None:
+            done.set()
+
+        signal.signal(signal.SIGTERM, _signal)
+        signal.signal(signal.SIGINT, _signal)
+        self.start()
+        done.wait()
+        self.stop()

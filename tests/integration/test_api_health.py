@@ -1,0 +1,83 @@
+"""Health, readiness (database, Redis) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.logs import JsonFormatter
+from rulesvc.service import Evaluator
+from tests.integration.conftest import REDIS_URL, auth, event, free_port, make_settings, unavailable
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_checks_database(client: TestClient) -> None:
+    assert client.get("/readyz").json() == {"status": "ready", "checks": {"rulesets": "ok", "database": "ok"}}
+
+
+def test_readyz_with_redis(sqlite_url: str, book: Evaluator) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis at {REDIS_URL}", exc)
+    with TestClient(create_app(make_settings(sqlite_url, redis_url=REDIS_URL), book=book)) as client:
+        assert client.get("/readyz").json()["checks"]["redis"] == "ok"
+
+
+def test_readyz_reports_unreachable_redis(sqlite_url: str, book: Evaluator) -> None:
+    settings = make_settings(sqlite_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(settings, book=book)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "not_ready"
+    assert response.json()["checks"]["redis"].startswith("error: ")
+
+
+def test_metrics_by_ruleset_rule_and_action_type(client: TestClient, keys: dict[str, str]) -> None:
+    client.post("/v1/events", json=event("m1"), headers=auth(keys["ingest"]))
+    client.post("/v1/events", json=event("m1"), headers=auth(keys["ingest"]))
+    client.post("/v1/events", json=event("m2", "mortgage"), headers=auth(keys["ingest"]))
+    client.get("/v1/actions")
+    text = client.get("/metrics").text
+    assert 'rulesvc_decisions_total{outcome="created"} 1.0' in text
+    assert 'rulesvc_decisions_total{outcome="replayed"} 1.0' in text
+    assert (
+        'rulesvc_actions_total{rule="报销审批#差旅费小额自动审批",ruleset="expense-approval",type="auto_approve"} 1.0'
+        in text
+    )
+    assert (
+        'rulesvc_rules_fired_total{rule="报销审批#差旅费小额自动审批",ruleset="expense-approval"} 1.0' in text
+    )
+    assert 'rulesvc_http_request_duration_seconds_bucket{le="0.25",method="POST",route="/v1/events"}' in text
+    assert 'rulesvc_errors_total{code="invalid_event"} 1.0' in text
+    assert 'rulesvc_errors_total{code="unauthorized"} 1.0' in text
+
+
+def test_access_log_is_json_with_request_id_and_no_secrets(
+    sqlite_url: str, book: Evaluator, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(sqlite_url, access_log=True), book=book)
+    from rulesvc.apikeys import Role
+    from rulesvc.service import create_api_key
+    from rulesvc.sla.clock import SystemClock
+
+    _, key = create_api_key(app.state.runtime.service.keys, frozenset({Role.INGEST}), SystemClock())
+    body = event("log-1", "loan", customer_name="张三", mobile="13812345678")
+    with caplog.at_level(logging.INFO, logger="rulesvc"), TestClient(app) as client:
+        client.post("/v1/events", json=body, headers={**auth(key), "X-Request-ID": "trace-42"})
+    records = [r for r in caplog.records if r.name == "rulesvc.access"]
+    assert records
+    line = json.loads(JsonFormatter().format(records[-1]))
+    assert line["request_id"] == "trace-42" and line["status"] == 200 and line["route"] == "/v1/events"
+    everything = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    for secret in (key, "张三", "13812345678"):
+        assert secret not in everything

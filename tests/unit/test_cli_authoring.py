@@ -1,0 +1,204 @@
+"""`rulesvc check | test | simulate` through typer's CliRunner on the real `rulesvc.cli.app`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+from typer.testing import CliRunner, Result
+
+from rulesvc import cli, cli_authoring, cli_ops
+
+RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
+POSITIONED = re.compile(r"^(?P<file>[^:]+\.yaml):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")
+
+
+def _registered() -> set[str]:
+    return {c.name or (c.callback.__name__ if c.callback else "") for c in cli.app.registered_commands}
+
+
+if "check" not in _registered():
+    cli_authoring.register(cli.app)
+if "serve" not in _registered():
+    cli_ops.register(cli.app)
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli.app, [str(a) for a in args])
+
+
+def small_copy(root: Path, *rulesets: str, cases: tuple[str, ...] = ()) -> Path:
+    """A copy of some shipped rulesets (with their kinds and the named case files); no cn calendar to load."""
+    (root / "kinds").mkdir(parents=True)
+    (root / "cases").mkdir()
+    for name in rulesets:
+        shutil.copy(RULESETS / f"{name}.yaml", root / f"{name}.yaml")
+    for kind in ("complaint", "expense", "loan"):
+        shutil.copy(RULESETS / "kinds" / f"{kind}.yaml", root / "kinds" / f"{kind}.yaml")
+    for name in cases:
+        shutil.copy(RULESETS / "cases" / f"{name}.yaml", root / "cases" / f"{name}.yaml")
+    return root
+
+
+# ---- check ----------------------------------------------------------------------------------------------------
+
+
+def test_check_shipped_rulesets_exits_0() -> None:
+    result = run("check", RULESETS)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().startswith("ok: 5 rulesets")
+    assert "49 cases" in result.stdout
+
+
+def test_check_broken_folder_exits_1_with_positioned_errors(tmp_path: Path) -> None:
+    root = small_copy(tmp_path, "expense-approval")
+    expense = root / "expense-approval.yaml"
+    text = expense.read_text(encoding="utf-8")
+    text = text.replace('职级: ">= 部门经理"', '职级: ">= 部门经里"').replace(
+        "ticket.amount}", "ticket.amout}"
+    )
+    expense.write_text(text, encoding="utf-8")
+    (root / "cases" / "broken.yaml").write_text("cases:\n  - name: x\n    given: []\n", encoding="utf-8")
+    result = run("check", root)
+    assert result.exit_code == 1
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 3, result.stdout
+    parsed = [POSITIONED.match(line) for line in lines]
+    assert all(parsed), lines
+    names = [Path(m["file"]).name for m in parsed if m]
+    assert names == ["broken.yaml", "expense-approval.yaml", "expense-approval.yaml"]
+    assert "case 'x' needs at least one event" in lines[0]
+    source = text.splitlines()
+    enum_line = next(i for i, line in enumerate(source, 1) if "部门经里" in line)
+    field_line = next(i for i, line in enumerate(source, 1) if "ticket.amout" in line)
+    assert parsed[1] is not None and parsed[2] is not None
+    assert (int(parsed[1]["line"]), int(parsed[1]["col"])) == (
+        enum_line,
+        source[enum_line - 1].index("部门经里") + 1,
+    )
+    assert "部门经里" in lines[1] and "部门经理" in lines[1]
+    assert (int(parsed[2]["line"]), int(parsed[2]["col"])) == (
+        field_line,
+        source[field_line - 1].index("ticket.amout") + 1,
+    )
+    assert "unknown field ticket.amout" in lines[2] and "did you mean ticket.amount?" in lines[2]
+    assert "3 error(s)" in result.output
+
+
+# ---- test ----------------------------------------------------------------------------------------------------
+
+
+def test_test_shipped_rulesets_with_junit(tmp_path: Path) -> None:
+    junit = tmp_path / "report.xml"
+    result = run("test", RULESETS, "--junit", junit, "--min-coverage", "100")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("PASS ") == 49
+    assert "FAIL" not in result.stdout
+    assert "49 passed, 0 failed; coverage 23/23 rules and table rows (100%)" in result.stdout
+    root = ElementTree.parse(junit).getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("49", "0", "0")
+    assert len(root.findall("testcase")) == 49
+    assert [p.get("value") for p in root.iter("property") if p.get("name") == "coverage"] == ["1.0000"]
+
+
+def test_test_broken_case_exits_1_with_fail_and_diff(tmp_path: Path) -> None:
+    root = small_copy(tmp_path, "complaint-sla", cases=("complaint-sla",))
+    cases = root / "cases" / "complaint-sla.yaml"
+    text = cases.read_text(encoding="utf-8")
+    wrong = "{type: escalate, at: 2026-11-02T11:30:00+08:00, to: supervisor}"
+    text = text.replace("{type: escalate, at: 2026-11-02T11:00:00+08:00, to: supervisor}", wrong, 1)
+    cases.write_text(text, encoding="utf-8")
+    result = run("test", root)
+    assert result.exit_code == 1
+    out = result.stdout
+    assert "FAIL 始终未受理1.5小时预警2小时升级" in out
+    assert (
+        "expected  {type: escalate, at: 2026-11-02T11:30:00+08:00, to: supervisor}  — no such action" in out
+    )
+    block = out[out.index("FAIL 始终未受理") :].split("\nPASS ")[0]
+    assert "actual actions:" in block
+    assert "2026-11-02T11:00:00+08:00  escalate(to=supervisor" in block
+    assert "2026-11-02T10:30:00+08:00  notify(to=owner" in block
+    assert "9 passed, 1 failed" in out
+
+
+def test_test_lists_uncovered_rules_and_enforces_min_coverage(tmp_path: Path) -> None:
+    root = small_copy(tmp_path, "complaint-sla", "expense-approval", "loan-routing", cases=("complaint-sla",))
+    result = run("test", root)
+    assert result.exit_code == 0, result.output
+    assert "coverage 6/11 rules and table rows (55%)" in result.stdout
+    uncovered = result.stdout[result.stdout.index("not fired by any case:") :].splitlines()[1:]
+    assert uncovered == [
+        "  - expense-approval/报销审批#差旅费小额自动审批",
+        "  - expense-approval/报销审批#默认",
+        "  - loan-routing/地区分派#上海浦东",
+        "  - loan-routing/地区分派#北京海淀",
+        "  - loan-routing/地区分派#默认",
+    ]
+    assert run("test", root, "--min-coverage", "100").exit_code == 1
+
+
+# ---- simulate ------------------------------------------------------------------------------------------------
+
+COMPLAINT_EVENTS = [
+    {
+        "event_id": "evt-1",
+        "type": "ticket.created",
+        "occurred_at": "2026-11-02T09:00:00+08:00",
+        "ticket": {"kind": "complaint", "id": "C-2026-0042", "owner": "王五", "channel": "电话"},
+    }
+]
+
+
+def timeline_actions(stdout: str) -> list[tuple[datetime, dict[str, Any]]]:
+    data = json.loads(stdout)
+    assert list(data) == ["timeline"]
+    return [(datetime.fromisoformat(e["at"]), a) for e in data["timeline"] for a in e["actions"]]
+
+
+def test_simulate_complaint_prints_the_timeline(tmp_path: Path) -> None:
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps(COMPLAINT_EVENTS, ensure_ascii=False), encoding="utf-8")
+    result = run("simulate", events, "--until", "2026-11-02T12:00:00+08:00", "--rulesets", RULESETS)
+    assert result.exit_code == 0, result.output
+    got = [(at.isoformat(), a["type"]) for at, a in timeline_actions(result.stdout)]
+    assert got == [
+        ("2026-11-02T09:00:00+08:00", "start_timer"),
+        ("2026-11-02T10:30:00+08:00", "notify"),
+        ("2026-11-02T11:00:00+08:00", "escalate"),
+    ]
+    (_, notify) = timeline_actions(result.stdout)[1]
+    assert sorted(notify["channels"]) == ["email", "in_app", "sms"] and notify["to"] == "owner"
+    assert notify["rule"] == "complaint-sla/投诉超时预警"
+
+
+def test_simulate_accepts_a_yaml_events_file_and_stops_after_acceptance(tmp_path: Path) -> None:
+    events = tmp_path / "events.yaml"
+    events.write_text(
+        "events:\n"
+        "  - {type: ticket.created, at: '2026-11-02T09:00:00+08:00', ticket: {kind: complaint, id: C-1, owner: 王五}}\n"
+        "  - {type: ticket.accepted, at: '2026-11-02T10:00:00+08:00', ticket: {kind: complaint, id: C-1}}\n",
+        encoding="utf-8",
+    )
+    result = run("simulate", events, "--until", "2026-11-02T18:00:00+08:00", "--rulesets", RULESETS)
+    assert result.exit_code == 0, result.output
+    got = [(at.isoformat(), a["type"]) for at, a in timeline_actions(result.stdout)]
+    assert got == [
+        ("2026-11-02T09:00:00+08:00", "start_timer"),
+        ("2026-11-02T10:00:00+08:00", "cancel_timer"),
+    ]
+
+
+def test_simulate_rejects_a_bad_event(tmp_path: Path) -> None:
+    events = tmp_path / "events.json"
+    events.write_text(
+        json.dumps([{**COMPLAINT_EVENTS[0], "occurred_at": "2026-11-02T09:00:00"}]), encoding="utf-8"
+    )
+    result = run("simulate", events, "--until", "2026-11-02T12:00:00+08:00", "--rulesets", RULESETS)
+    assert result.exit_code == 2
+    assert "UTC offset" in result.output
