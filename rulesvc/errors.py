@@ -21,10 +21,10 @@ class Location:
         return f"{self.file}:{self.line}:{self.col}"
 
     def shifted(self, line_offset: int, col: int) -> Location:
-        """Location inside an embedded text (an expression in a YAML scalar) starting at this location."""
-        if line_offset == 0:
-            return Location(self.file, self.line, self.col + col - 1)
-        return Location(self.file, self.line + line_offset, col)
+        """Location inside an embedded text (an expression in a YAML scalar) starting at this location.
+
+        Later lines of a block scalar are indented like its first line, so columns keep this offset."""
+        return Location(self.file, self.line + line_offset, self.col + col - 1)
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ class MaskPolicy:
 
     fields: Mapping[str, MaskKind]
     patterns: tuple[tuple[re.Pattern[str], MaskKind], ...]
+    any_pattern: re.Pattern[str] | None = None
 
     @classmethod
     def build(
@@ -108,9 +109,11 @@ class MaskPolicy:
         for kind in (*fields.values(), *patterns.values()):
             if kind not in MASKERS:
                 raise ValueError(f"unknown mask kind {kind!r}; use one of {', '.join(MASKERS)}")
+        compiled = tuple((re.compile(p), kind) for p, kind in patterns.items())
         return cls(
             fields={name.casefold(): kind for name, kind in fields.items()},
-            patterns=tuple((re.compile(p), kind) for p, kind in patterns.items()),
+            patterns=compiled,
+            any_pattern=re.compile("|".join(f"(?:{p.pattern})" for p, _ in compiled)) if compiled else None,
         )
 
     def mask(self, value: Any) -> Any:
@@ -118,20 +121,24 @@ class MaskPolicy:
         return self._walk(value, None)
 
     def _walk(self, value: Any, kind: MaskKind | None) -> Any:
-        if isinstance(value, Mapping):
+        # Exact type checks first: JSON values are dicts, lists and scalars, and ABC checks are slow.
+        value_type = type(value)
+        if value_type is dict or (value_type is not str and isinstance(value, Mapping)):
             return {key: self._walk(item, kind or self._field_kind(str(key))) for key, item in value.items()}
-        if isinstance(value, list | tuple):
+        if value_type is list or value_type is tuple:
             return [self._walk(item, kind) for item in value]
         if kind is not None:
-            if value is None or isinstance(value, bool):
+            if value is None or value_type is bool:
                 return value
             return mask_text(kind, str(value))
-        if isinstance(value, str):
-            return self._mask_patterns(value)
+        if value_type is str:
+            return self._mask_patterns(value) if self.patterns else value
         return value
 
     def _field_kind(self, key: str) -> MaskKind | None:
         """The kind for a field name; a dotted path (`ticket.customer_name`, as traces use) by its last part."""
+        if not self.fields:
+            return None
         name = key.casefold()
         kind = self.fields.get(name)
         if kind is None and "." in name:
@@ -139,6 +146,8 @@ class MaskPolicy:
         return kind
 
     def _mask_patterns(self, text: str) -> str:
+        if self.any_pattern is not None and self.any_pattern.search(text) is None:
+            return text  # one scan for all patterns; most values match none
         for pattern, kind in self.patterns:
             text = pattern.sub(lambda m, k=kind: mask_text(k, m.group(0)), text)  # type: ignore[misc]
         return text

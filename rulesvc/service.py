@@ -5,7 +5,7 @@ Depends only on ports: an evaluator (the `RuleBook`), a `DecisionStore`/`KeyStor
 `MaskPolicy`. No HTTP here; `api/` maps these results and errors to responses.
 
 `handle_event` contract:
-- the event is validated (`InvalidEventError` with a field path) and evaluated outside any lock;
+- the event is validated (`InvalidEventError` with a field path) and evaluated outside any database lock;
 - the decision, its actions (feed) and its audit entry are committed in one transaction;
 - `event_id` is unique: the same event again (same canonical body) returns the original decision and
   stores nothing new; a different body under a known `event_id` raises `IdempotencyConflictError`; racing
@@ -140,10 +140,7 @@ class DecisionService:
     def handle_event(self, body: Mapping[str, Any]) -> EventOutcome:
         event = event_from_json(body)
         clear_text = canonical(body)
-        existing = self.store.find_by_event_id(event.event_id)
-        if existing is not None:
-            return self._replay(existing, clear_text)
-
+        # No read-before-write: a replay is rare, and the store settles it under the chain lock anyway.
         with self._engine_lock:
             decision = self.book.evaluate(event)
         new = new_decision(

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=True,
         description="On the embedded SQLite default, `serve` prints a local admin key when no key exists.",
     )
+    group_commit: bool = Field(
+        default=True,
+        description="Concurrent decisions of one process share a transaction (one chain lock, one fsync).",
+    )
     log_level: str = "INFO"
     access_log: bool = True
 

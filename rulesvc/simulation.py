@@ -96,8 +96,10 @@ def simulate(book: Evaluator, events: Sequence[Event], until: datetime) -> Timel
     while True:
         next_event = pending[position] if position < len(pending) else None
         next_point = _next_point(timeline.timers, book.calendars)
-        limit = next_event.occurred_at if next_event is not None else until
-        if next_point is not None and next_point[0] < limit and next_point[0] <= until:
+        before_next_event = next_event is None or (
+            next_point is not None and next_point[0] < next_event.occurred_at
+        )
+        if next_point is not None and before_next_event and next_point[0] <= until:
             at, state, point = next_point
             due = state.due_at(book.calendars[state.calendar])
             event = timer_event(

@@ -76,7 +76,14 @@ def _same(expected: Any, actual: Any) -> bool:
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(expected) != len(actual):
             return False
-        return all(any(_same(e, a) for a in actual) for e in expected)
+        # order-insensitive, but each actual item answers one expected item (a multiset match)
+        unused = list(actual)
+        for item in expected:
+            hit = next((i for i, candidate in enumerate(unused) if _same(item, candidate)), None)
+            if hit is None:
+                return False
+            unused.pop(hit)
+        return True
     if isinstance(expected, datetime) or isinstance(actual, datetime):
         try:
             return parse_time(expected, "expected") == parse_time(actual, "actual")

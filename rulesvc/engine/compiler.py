@@ -119,11 +119,14 @@ class CompiledRule:
         self.actions: list[CompiledAction] = [
             compile_action(spec, env, f"{ruleset.name}/{rule.id}", calendars) for spec in rule.then
         ]
+        # Only facts every firing needs (bare facts and comparisons in top-level `and`) become join
+        # patterns; facts under `not`/`or` are read by the guard from the facts derived so far.
         fact_roots = sorted(
             {
                 p[0]
                 for conjunct in _conjuncts(rule.when)
-                if not isinstance(conjunct, Compare) or conjunct.op not in ("!=", "not in")
+                if isinstance(conjunct, Path)
+                or (isinstance(conjunct, Compare) and conjunct.op not in ("!=", "not in"))
                 for p in paths(conjunct)
                 if p[0] in env.facts
             }

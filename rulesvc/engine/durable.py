@@ -67,7 +67,8 @@ _TYPE_BUDGET = 500  # fact types per partition (the root alpha node holds at mos
 _FIELD_BUDGET = 250  # fields visible to durable (facts with more than 255 properties are error 302)
 _NOT_HANDLED = 1  # assert_fact result code: no rule of the ruleset matches (#6)
 _SENTINEL = "$rulesvc.sentinel"
-_RESERVED_FIELDS = frozenset({"id", "sid"})  # durable's fact identity and session keys
+_RESERVED_FIELDS = frozenset({"id", "sid", "_t"})  # durable's fact identity and session keys, our type
+_COMPARISONS = frozenset({"$lt", "$lte", "$gt", "$gte", "$eq", "$neq", "$ex", "$nex"})
 _STR = json.JSONEncoder(ensure_ascii=False).encode
 _MATCHED = re.compile(r'"(\w+)":\{"sid":"\d+","id":"(\d+)"')  # quotes inside JSON strings are escaped
 
@@ -169,48 +170,52 @@ def _encode_scalar(value: Any) -> str | None:
     return None
 
 
-def _plain(node: Any, aliases: frozenset[str], fields: set[str]) -> Any:
-    """A JSON copy of a native condition; collects the fact fields it mentions."""
-    if isinstance(node, Mapping):
-        out = {}
-        for key, value in node.items():
-            if not isinstance(key, str):
-                raise EngineError(f"native condition key {key!r} is not a string")
-            if key in aliases and isinstance(value, str):
-                fields.add(value)  # {"alias": "field"} reads a field of another matched fact
-            elif not key.startswith("$"):
-                fields.add(key)
-            out[key] = _plain(value, aliases, fields)
-        return out
-    if isinstance(node, list | tuple):
-        return [_plain(item, aliases, fields) for item in node]
-    if isinstance(node, Decimal | float):
-        number = math.nan if isinstance(node, Decimal) and not node.is_finite() else float(node)
+def _literal(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float | Decimal):
+        number = math.nan if isinstance(value, Decimal) and not value.is_finite() else float(value)
         if number.is_integer():
             return int(number)  # exact, and durable cannot parse "1e+16"
-        if not math.isfinite(number) or "." not in repr(number):
-            raise EngineError(f"durable_rules cannot parse the number {node!r} in a native condition")
-        return number
-    if node is None or isinstance(node, str | int):
-        return node
-    raise EngineError(f"native condition value {node!r} is not JSON")
+        if math.isfinite(number) and "." in repr(number):  # durable cannot parse "1e-05" either
+            return number
+    raise EngineError(f"native condition: durable_rules cannot compare with {value!r}")
 
 
-def _alpha_cost(node: Any) -> list[int]:
-    """Term lengths of a condition in disjunctive normal form: durable builds one alpha path per term."""
-    if not isinstance(node, Mapping) or not node:
-        return [1]
-    if len(node) > 1:
-        return _alpha_cost({"$and": [{k: v} for k, v in node.items()]})
-    ((key, value),) = node.items()
-    if key == "$or" and isinstance(value, list):
-        return [n for item in value for n in _alpha_cost(item)]
-    if key == "$and" and isinstance(value, list):
-        terms = [0]
-        for item in value:
-            terms = [a + b for a in terms for b in _alpha_cost(item)][: _STACK_BUDGET + 1]
-        return terms
-    return [max(1, len(value)) if key.startswith("$") and isinstance(value, Mapping) else 1]
+def _condition(node: Any, fields: set[str]) -> tuple[dict[str, Any], list[int]]:
+    """Validate a native condition; its JSON copy and its DNF term lengths (one alpha path per term).
+
+    Only this subset is accepted: {"$and"|"$or": [cond, ...]}, {"$lt"|"$lte"|"$gt"|"$gte"|"$eq"|"$neq":
+    {field: literal}}, {"$ex"|"$nex": {field: 1}} and {field: literal}. Conditions that compare with
+    another fact ({"alias": "field"}) are refused: durable reads out of bounds when one is false (measured,
+    segfaults); a join condition belongs in the guard. Array operators see nothing (lists are not projected).
+    """
+    if not isinstance(node, Mapping) or len(node) != 1:
+        raise EngineError(f"native condition {node!r}: expected a mapping with one key")
+    ((op, arg),) = node.items()
+    if op in ("$and", "$or") and isinstance(arg, list | tuple) and arg:
+        parts = [_condition(item, fields) for item in arg]
+        terms = [0] if op == "$and" else []
+        for _, sub in parts:
+            terms = [a + b for a in terms for b in sub] if op == "$and" else terms + sub
+            if len(terms) > _STACK_BUDGET:
+                raise EngineError(f"native condition {node!r} is too large for durable_rules")
+        return {op: [plain for plain, _ in parts]}, terms
+    if op in _COMPARISONS and isinstance(arg, Mapping) and len(arg) == 1:
+        ((field, value),) = arg.items()
+        literal = 1 if op in ("$ex", "$nex") else _literal(value)
+        out: dict[str, Any] = {op: {_field(field, fields): literal}}
+        return out, [1]
+    if isinstance(op, str) and not op.startswith("$"):
+        return {_field(op, fields): _literal(arg)}, [1]
+    raise EngineError(f"native condition {node!r}: unsupported operator {op!r}")
+
+
+def _field(name: Any, fields: set[str]) -> str:
+    if not isinstance(name, str) or not name or name.startswith("$") or name in _RESERVED_FIELDS:
+        raise EngineError(f"native condition: {name!r} cannot be a field name (reserved by durable_rules)")
+    fields.add(name)
+    return name
 
 
 @dataclass(frozen=True)
@@ -242,15 +247,15 @@ class DurableNetwork:
             conds: list[dict[str, Any]] = []
             cost: dict[str, tuple[int, int]] = {}
             for p in rule.patterns:
-                native = _plain(p.native, frozenset(aliases), fields) if p.native else None
+                native, terms = _condition(p.native, fields) if p.native is not None else (None, [])
                 test = {"$and": [{"_t": p.fact_type}, native]} if native else {"_t": p.fact_type}
                 conds.append({p.alias: test})  # "_t" first: each type gets its own alpha subtree
                 stack, joins = cost.get(p.fact_type, (0, 0))
-                cost[p.fact_type] = (stack + (sum(_alpha_cost(native)) if native else 0), joins + 1)
+                cost[p.fact_type] = (stack + sum(terms), joins + 1)
             conditions.append(conds)
             costs.append(cost)
-        if fields & _RESERVED_FIELDS or len(fields) > _FIELD_BUDGET:
-            raise EngineError(f"network {key!r}: native conditions use 'id'/'sid' or over 250 fields")
+        if len(fields) > _FIELD_BUDGET:
+            raise EngineError(f"network {key!r}: native conditions use more than {_FIELD_BUDGET} fields")
         self._fields = tuple((f, _STR(f) + ":") for f in sorted(fields))
         self._partitions = self._register(key, self._split(costs, partition_size), conditions)
 

@@ -394,7 +394,7 @@ class _RulesetLoader:
         when: Expr | None = None
         when_text = ""
         if item.get("when") is not None:
-            when_text = str(item["when"]).strip()
+            when_text = self.src.block_text(item, "when") or str(item["when"]).strip()
             when = self.expression(when_text, self.src.value_loc(item, "when"), condition=True)
         priority = item.get("priority", 0)
         if not isinstance(priority, int) or isinstance(priority, bool):

@@ -264,10 +264,69 @@ def _overlap(a: dict[str, ValueSet | None], b: dict[str, ValueSet | None]) -> bo
     return True
 
 
+def _equality_values(cell: Expr) -> list[Any] | None:
+    """Literal values of an equality-style cell; [] for any; None when the cell is not equality-style."""
+    if isinstance(cell, Const) and cell.value is True:
+        return []
+    if isinstance(cell, Compare) and isinstance(cell.left, Subject):
+        if cell.op == "==" and isinstance(cell.right, Const):
+            return [cell.right.value]
+        if (
+            cell.op == "in"
+            and isinstance(cell.right, ListExpr)
+            and all(isinstance(i, Const) for i in cell.right.items)
+        ):
+            return [i.value for i in cell.right.items if isinstance(i, Const)]
+    if isinstance(cell, Or):
+        values: list[Any] = []
+        for item in cell.items:
+            found = _equality_values(item)
+            if not found:
+                return None
+            values.extend(found)
+        return values
+    return None
+
+
+def _rivals(table: Table) -> list[list[int]]:
+    """For each row, the earlier rows that could cover or overlap it.
+
+    Two rows can only share an input when they share a value of an equality column (or one of them is a
+    wildcard there), so with such a column each row is compared with a few rows instead of all: a 5,000-row
+    routing table is analysed in linear time, not 12.5 million comparisons.
+    """
+    best: tuple[int, list[list[Any]]] | None = None
+    for column in table.inputs:
+        values = [_equality_values(row.cells.get(column, Const(True))) for row in table.rows]
+        if any(v is None for v in values):
+            continue
+        distinct = len({x for v in values if v for x in v})
+        if best is None or distinct > best[0]:
+            best = (distinct, [v or [] for v in values])
+    if best is None or best[0] <= 1:
+        return [list(range(index)) for index in range(len(table.rows))]
+    by_value: dict[Any, list[int]] = {}
+    wildcards: list[int] = []
+    rivals: list[list[int]] = []
+    for index, values in enumerate(best[1]):
+        if not values:
+            rivals.append(list(range(index)))  # a wildcard row may meet any earlier row
+            wildcards.append(index)
+            continue
+        found = set(wildcards)
+        for value in values:
+            found.update(by_value.get(value, ()))
+        rivals.append(sorted(found))
+        for value in values:
+            by_value.setdefault(value, []).append(index)
+    return rivals
+
+
 def analyse_table(table: Table, env: TypeEnv) -> list[RulesetError]:
     """Shadowed rows under `first`, overlapping rows under `unique`, rows that match nothing at all."""
     errors: list[RulesetError] = []
     sets = [row_sets(table, row, env) for row in table.rows]
+    rivals = _rivals(table)
     for index, (row, row_set) in enumerate(zip(table.rows, sets, strict=True)):
         if any(s is not None and s.kind != "any" and s.is_empty() for s in row_set.values()):
             errors.append(
@@ -278,7 +337,7 @@ def analyse_table(table: Table, env: TypeEnv) -> list[RulesetError]:
                 )
             )
             continue
-        for earlier_index in range(index):
+        for earlier_index in rivals[index]:
             earlier = table.rows[earlier_index]
             if table.hit == "first" and _covers(sets[earlier_index], row_set):
                 errors.append(

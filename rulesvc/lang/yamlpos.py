@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -20,6 +21,10 @@ class Source:
     file: str
     text: str
     data: Any
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
 
     def key_loc(self, mapping: Any, key: Any) -> Location:
         if isinstance(mapping, CommentedMap):
@@ -49,13 +54,31 @@ class Source:
                 pass
         return self.node_loc(seq)
 
+    def block_text(self, mapping: Any, key: Any) -> str | None:
+        """The raw lines of a `|` or `>` block scalar value, de-indented, newlines kept.
+
+        Expressions treat newlines as spaces, so parsing the raw block instead of YAML's folded text keeps
+        every error position on the line and column the author sees.
+        """
+        value = mapping.get(key) if isinstance(mapping, CommentedMap) else None
+        if not isinstance(value, FoldedScalarString | LiteralScalarString):
+            return None
+        start = self.value_loc(mapping, key)
+        indent = start.col - 1
+        block: list[str] = []
+        for raw in self.lines[start.line - 1 :]:
+            if raw.strip() and len(raw) - len(raw.lstrip()) < indent:
+                break
+            block.append(raw[indent:])
+        return "\n".join(block).rstrip()
+
     def node_loc(self, node: Any) -> Location:
         if isinstance(node, CommentedMap | CommentedSeq):
             return Location(self.file, node.lc.line + 1, node.lc.col + 1)
         return Location(self.file, 1, 1)
 
     def _content_loc(self, line: int, col: int, value: Any) -> Location:
-        lines = self.text.splitlines()
+        lines = self.lines
         if isinstance(value, FoldedScalarString | LiteralScalarString):
             for number in range(line + 1, len(lines)):
                 stripped = lines[number].lstrip()

@@ -18,7 +18,6 @@ Depends on ports only: a `RulesetStore`, the `BookRegistry`, a `Clock`, a `MaskP
 
 from __future__ import annotations
 
-import difflib
 import re
 import threading
 import uuid
@@ -27,7 +26,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from rulesvc.lang.diff import diff_rulesets
 from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.errors import (
     BadRequestError,
@@ -41,14 +39,20 @@ from rulesvc.lifecycle.errors import (
     StateError,
 )
 from rulesvc.lifecycle.gate import check_case_files, corpus, corpus_hash, load_corpus, run_gate, summary
+from rulesvc.lifecycle.queries import RulesetQueries
 from rulesvc.lifecycle.registry import BookRegistry
 from rulesvc.lifecycle.replay import backtest
-from rulesvc.lifecycle.timeline import EPOCH, in_force, latest
+from rulesvc.lifecycle.timeline import EPOCH, latest
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.clock import Clock
 from rulesvc.storage.ruleset_records import (
+    APPROVED,
+    DRAFT,
+    PUBLISHED,
+    REJECTED,
+    SUBMITTED,
     AuditNote,
     Change,
     DraftRecord,
@@ -58,8 +62,6 @@ from rulesvc.storage.ruleset_records import (
     ruleset_subject,
 )
 
-DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED = "draft", "submitted", "approved", "rejected", "published"
-STATUSES = (DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED)
 SYSTEM = "system"
 """The author of the versions imported at first start."""
 
@@ -79,16 +81,6 @@ class Publication:
     version: VersionRecord
     supersedes: list[int]
     """Pending (future) versions that will now never take effect."""
-
-
-@dataclass(frozen=True)
-class DiffSide:
-    label: str
-    version: int | None
-    content: str
-    cases: Mapping[str, str]
-    draft: bool = False
-    base: int | None = None
 
 
 def _check_name(name: str, what: str = "规则集名称") -> None:
@@ -115,6 +107,7 @@ class LifecycleService:
         self.clock = clock
         self.masking = masking
         self.shipped_cases = dict(shipped_cases)
+        self.queries = RulesetQueries(store, registry, clock, shipped_cases)
         self._announce = announce or registry.refresh
         self._engine_lock = engine_lock
         self._clock_skew = clock_skew
@@ -291,7 +284,7 @@ class LifecycleService:
         """Replace one case file for this draft (default: the ruleset's own, `cases/<name>.yaml`) and re-test."""
         file = file or name
         _check_name(file, "样例文件名")
-        draft = self.draft(name, draft_id)
+        draft = self.queries.draft(name, draft_id)
         _require_author(draft, actor, "修改")
         _require_status(draft, DRAFT, "上传样例")
         cases = {**draft.cases, file: text}
@@ -320,7 +313,7 @@ class LifecycleService:
 
     def submit(self, actor: str, name: str, draft_id: str) -> DraftRecord:
         """Re-run every case; refuse (CasesFailedError, the report in `details`) unless all pass."""
-        draft = self.draft(name, draft_id)
+        draft = self.queries.draft(name, draft_id)
         _require_author(draft, actor, "提交")
         _require_status(draft, DRAFT, "提交")
         tests = self._test(name, self.factory.ruleset(name, draft.content), draft.cases)
@@ -358,7 +351,7 @@ class LifecycleService:
         return self._review(actor, name, draft_id, comment, REJECTED)
 
     def _review(self, actor: str, name: str, draft_id: str, comment: str, outcome: str) -> DraftRecord:
-        self.draft(name, draft_id)
+        self.queries.draft(name, draft_id)
         now = self.clock.now()
         verb = "批准" if outcome == APPROVED else "驳回"
 
@@ -399,7 +392,7 @@ class LifecycleService:
         self, actor: str, name: str, draft_id: str, effective_at: datetime | None = None
     ) -> Publication:
         """The approved draft becomes the next version, in force from `effective_at` (default now)."""
-        self.draft(name, draft_id)
+        self.queries.draft(name, draft_id)
         now = self.clock.now()
         effective = effective_at or now
         if effective.tzinfo is None:
@@ -476,7 +469,7 @@ class LifecycleService:
 
     def rollback(self, actor: str, name: str, to_version: int, reason: str = "") -> DraftRecord:
         """A draft with version `to_version`'s content and cases, submitted at once when its cases pass."""
-        target = self.version(name, to_version)
+        target = self.queries.version(name, to_version)
         draft = self.create_draft(
             actor,
             name,
@@ -499,14 +492,14 @@ class LifecycleService:
             raise BadRequestError("回放区间不合法：to 必须晚于 from")
         if not 1 <= limit <= MAX_REPLAY:
             raise BadRequestError(f"limit 必须在 1 到 {MAX_REPLAY} 之间")
-        draft = self.draft(name, draft_id)
+        draft = self.queries.draft(name, draft_id)
         if draft.status in (REJECTED, PUBLISHED):
             raise StateError(f"草稿状态为 {draft.status}，不能回放", {"status": draft.status})
         ruleset = self.factory.ruleset(name, draft.content)
         timeline = self.registry.timeline
 
         def candidate(instant: datetime) -> RuleBook:
-            return self.with_draft(timeline.at(instant), ruleset)
+            return self.queries.with_draft(timeline.at(instant), ruleset)
 
         report = backtest(
             self.store.logged_decisions(start, end, limit + 1),
@@ -527,102 +520,6 @@ class LifecycleService:
             return Change(drafts=[replace(current, replay=report, updated_at=now)], audit=[note])
 
         return self._one_draft(now, decide)
-
-    # -- reads --------------------------------------------------------------------------------------------
-
-    def draft(self, name: str, draft_id: str) -> DraftRecord:
-        draft = self.store.get_draft(draft_id)
-        if draft is None or draft.name != name:
-            raise NotFoundError(f"规则集 {name} 没有草稿 {draft_id}", {"draft_id": draft_id})
-        return draft
-
-    def drafts(self, name: str, status: str | None = None) -> list[DraftRecord]:
-        if status is not None and status not in STATUSES:
-            raise BadRequestError(f"status 必须是 {', '.join(STATUSES)} 之一")
-        return self.store.drafts(name, status)
-
-    def version(self, name: str, number: int) -> VersionRecord:
-        record = self.store.get_version(name, number)
-        if record is None:
-            raise NotFoundError(f"规则集 {name} 没有版本 {number}", {"version": number})
-        return record
-
-    def versions(self, name: str) -> list[VersionRecord]:
-        records = self.store.versions(name)
-        if not records:
-            raise NotFoundError(f"规则集 {name} 不存在", {"ruleset": name})
-        return records
-
-    def overview(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
-        """Each ruleset: the version in force at `as_of` (default now) and versions scheduled after it."""
-        instant = as_of or self.clock.now()
-        versions = self.store.all_versions()
-        force = in_force(versions, instant)
-        result = []
-        for name in sorted({v.name for v in versions}):
-            current = force.get(name)
-            number = current.version if current else 0
-            pending = [
-                v for v in versions if v.name == name and v.version > number and v.effective_at > instant
-            ]
-            result.append({"name": name, "in_force": current, "pending": pending})
-        return result
-
-    def diff(self, name: str, from_ref: str | None, to_ref: str | None) -> dict[str, Any]:
-        """Structured and text diff between two versions or drafts (`3`, `v3` or a draft id).
-
-        Defaults: `to` = the latest version; `from` = the draft's base version, or the version before `to`.
-        """
-        new_side = self._side(name, to_ref) if to_ref else self._latest_side(name)
-        if from_ref:
-            old_side: DiffSide | None = self._side(name, from_ref)
-        else:
-            number = new_side.base if new_side.draft else (new_side.version or 1) - 1
-            old_side = self._side(name, str(number)) if number else None
-        old = self.factory.ruleset(name, old_side.content, old_side.version or 0) if old_side else None
-        new = self.factory.ruleset(name, new_side.content, new_side.version or 0)
-        old_label = old_side.label if old_side else "（无）"
-        result = diff_rulesets(old, new, old_label, new_side.label).to_json()
-        result["from"] = old_label
-        result["to"] = new_side.label
-        result["cases_text"] = _cases_diff(
-            old_side.cases if old_side else {}, new_side.cases, old_label, new_side.label
-        )
-        return result
-
-    def draft_diff(self, draft: DraftRecord) -> dict[str, Any]:
-        return self.diff(draft.name, None, draft.draft_id)
-
-    def history(self, name: str) -> list[dict[str, Any]]:
-        entries = self.store.history(ruleset_subject(name))
-        if not entries:
-            raise NotFoundError(f"规则集 {name} 没有任何记录", {"ruleset": name})
-        return [
-            {"seq": e.seq, "at": e.at, "hash": e.hash, "prev_hash": e.prev_hash, **e.payload} for e in entries
-        ]
-
-    def export(self, as_of: datetime | None = None) -> tuple[dict[str, VersionRecord], dict[str, str]]:
-        """The versions in force at `as_of` (default now) and the case files in force, for writing back to
-        a rules folder."""
-        versions = self.store.all_versions()
-        return in_force(versions, as_of or self.clock.now()), corpus(self.shipped_cases, versions)
-
-    # -- books for simulation -----------------------------------------------------------------------------
-
-    def simulation_book(self, as_of: datetime | None = None, draft_id: str | None = None) -> Any:
-        """What `simulate` runs on: the versions in force at each event's time (default), at `as_of`, or —
-        with a draft — those at `as_of` (default now) with the draft in place of its ruleset."""
-        timeline = self.registry.timeline
-        if draft_id is None:
-            return timeline if as_of is None else timeline.at(as_of)
-        draft = self.store.get_draft(draft_id)
-        if draft is None:
-            raise NotFoundError(f"草稿 {draft_id} 不存在", {"draft_id": draft_id})
-        base = timeline.at(as_of or self.clock.now())
-        return self.with_draft(base, self.factory.ruleset(draft.name, draft.content))
-
-    def with_draft(self, book: RuleBook, ruleset: Ruleset) -> RuleBook:
-        return self.factory.book({**book.folder.rulesets, ruleset.name: ruleset})
 
     # -- internals ----------------------------------------------------------------------------------------
 
@@ -651,26 +548,6 @@ class LifecycleService:
 
     def _one_draft(self, now: datetime, decide: Callable[[StoreView], Change]) -> DraftRecord:
         return self.store.write(now, decide).change.drafts[0]
-
-    def _latest_side(self, name: str) -> DiffSide:
-        head = self.versions(name)[-1]
-        return DiffSide(f"v{head.version}", head.version, head.content, head.cases)
-
-    def _side(self, name: str, ref: str) -> DiffSide:
-        number = ref[1:] if ref[:1] in ("v", "V") else ref
-        if number.isdigit():
-            record = self.version(name, int(number))
-            return DiffSide(f"v{record.version}", record.version, record.content, record.cases)
-        draft = self.draft(name, ref)
-        base_cases = self.version(name, draft.base_version).cases if draft.base_version else {}
-        return DiffSide(
-            f"草稿 {draft.draft_id[:8]}",
-            None,
-            draft.content,
-            {**base_cases, **draft.cases},
-            draft=True,
-            base=draft.base_version,
-        )
 
 
 def _note(step: str, name: str, actor: str, **fields: Any) -> AuditNote:
@@ -717,21 +594,3 @@ def _require_base(view: StoreView, draft: DraftRecord) -> VersionRecord | None:
             {"base_version": draft.base_version, "latest_version": number},
         )
     return head
-
-
-def _cases_diff(old: Mapping[str, str], new: Mapping[str, str], old_label: str, new_label: str) -> str:
-    parts = []
-    for file in sorted(set(old) | set(new)):
-        before, after = old.get(file, ""), new.get(file, "")
-        if before != after:
-            parts.append(
-                "".join(
-                    difflib.unified_diff(
-                        before.splitlines(keepends=True),
-                        after.splitlines(keepends=True),
-                        fromfile=f"cases/{file}.yaml ({old_label})",
-                        tofile=f"cases/{file}.yaml ({new_label})",
-                    )
-                )
-            )
-    return "".join(parts)

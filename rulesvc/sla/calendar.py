@@ -231,7 +231,19 @@ class BusinessCalendar:
             day += _ONE_DAY
 
     def _intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
-        """The working periods of `day` as non-empty UTC intervals, in order."""
+        """The working periods of `day` as non-empty UTC intervals, in order (memoised per calendar: every
+        SLA timer start computes them, and a calendar is immutable)."""
+        cache: dict[date, tuple[tuple[datetime, datetime], ...]] = self.__dict__.setdefault(
+            "_interval_cache", {}
+        )
+        found = cache.get(day)
+        if found is None:
+            if len(cache) > 20_000:
+                cache.clear()
+            found = cache[day] = self._compute_intervals(day)
+        return found
+
+    def _compute_intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         result = []
         for start, end in self.periods_on(day):
             start_utc = self._wall_to_utc(day, start)

@@ -16,6 +16,10 @@ from typing import Any, Protocol
 
 from rulesvc.audit import ChainEntry
 
+DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED = "draft", "submitted", "approved", "rejected", "published"
+STATUSES = (DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED)
+"""A draft's states: draft → submitted → approved → published, or submitted → rejected."""
+
 KIND_RULESET = "ruleset"
 """Chain entry kind of every ruleset lifecycle step; the subject is `ruleset:<name>`."""
 

@@ -7,24 +7,23 @@ action cursors are allocated in commit order (a feed reader never skips a cursor
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from rulesvc.apikeys import parse_roles
 from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
 from rulesvc.storage.decision_writes import (
     audit_values,
-    find_decision_by_event,
     insert_decisions,
     lock_head,
     stored_decision,
 )
 from rulesvc.storage.engine import writer
+from rulesvc.storage.group_commit import GroupCommitter
 from rulesvc.storage.records import (
     ApiKeyRecord,
     DecisionEvidence,
@@ -47,10 +46,21 @@ _BATCH = 500
 class SqlStore:
     """Implements `DecisionStore` and `KeyStore` on one SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, group_commit: bool = True, max_batch: int = 64) -> None:
+        """With `group_commit`, concurrent `append_decision` calls of this process share transactions."""
         self.engine = engine
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=writer(engine), expire_on_commit=False)
+        self._committer: GroupCommitter[NewDecision, tuple[StoredDecision, bool]] | None = (
+            GroupCommitter(self.append_decisions, max_batch=max_batch, name="rulesvc-decisions")
+            if group_commit
+            else None
+        )
+
+    def close(self) -> None:
+        """Stop the group-commit writer (pending appends are finished first)."""
+        if self._committer is not None:
+            self._committer.close()
 
     # -- decisions ----------------------------------------------------------------------------------------
 
@@ -70,20 +80,32 @@ class SqlStore:
             return row.event if row else None
 
     def append_decision(self, new: NewDecision) -> tuple[StoredDecision, bool]:
-        try:
-            with self._write() as session, session.begin():
-                head = lock_head(session)
-                twin = find_decision_by_event(session, new.event_id)
-                if twin is not None:
-                    return twin, False
-                (stored,) = insert_decisions(session, head, [new])
-            return stored, True
-        except IntegrityError:
-            # Only reachable if the head lock was bypassed; the unique event_id still keeps one decision.
-            existing = self.find_by_event_id(new.event_id)
-            if existing is None:
-                raise
-            return existing, False
+        if self._committer is not None:
+            return self._committer.submit(new)
+        return self.append_decisions([new])[0]
+
+    def append_decisions(self, news: Sequence[NewDecision]) -> list[tuple[StoredDecision, bool]]:
+        """Store several decisions in one transaction; per item (stored, created?) as `append_decision`.
+
+        An `event_id` already stored, or repeated within `news`, is not stored again: its item gets the
+        decision stored first (created False), and the caller compares bodies.
+        """
+        with self._write() as session, session.begin():
+            head = lock_head(session)
+            ids = list(dict.fromkeys(new.event_id for new in news))
+            rows = session.scalars(select(DecisionRow).where(DecisionRow.event_id.in_(ids))).all()
+            existing = {row.event_id: stored_decision(row) for row in rows}
+            fresh: dict[str, NewDecision] = {}
+            for new in news:
+                if new.event_id not in existing:
+                    fresh.setdefault(new.event_id, new)
+            created = insert_decisions(session, head, list(fresh.values()))
+            by_event = {**existing, **{stored.event_id: stored for stored in created}}
+            results: list[tuple[StoredDecision, bool]] = []
+            for new in news:
+                first = fresh.get(new.event_id)
+                results.append((by_event[new.event_id], first is new))
+        return results
 
     def list_actions(self, after: int, limit: int) -> list[FeedRecord]:
         with self._read() as session:

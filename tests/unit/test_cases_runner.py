@@ -219,11 +219,6 @@ def test_at_compares_as_an_instant() -> None:
     assert not matches({"at": "2026-11-02T09:00:01+08:00"}, observed(type="notify"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rulesvc/cases/runner.py _same compares lists by length + 'each expected item occurs', "
-    "so [sms, sms, email] matches [sms, email, in_app] although the sets differ",
-)
 def test_lists_of_scalars_compare_as_sets_even_with_repeats() -> None:
     assert not matches({"channels": ["sms", "sms", "email"]}, observed(channels=["sms", "email", "in_app"]))
 

@@ -233,11 +233,6 @@ rules:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rulesvc/engine/compiler.py CompiledRule.__init__ (fact_roots) makes every derived fact named "
-    "in a `not`/`or` conjunct a required durable pattern, so the rule can only fire when the fact exists",
-)
 @pytest.mark.parametrize("when", ["not 大额", "ticket.amount > 0 and not 大额", "大额 or ticket.amount < 10"])
 def test_rules_on_an_absent_derived_fact_fire(tmp_path: Path, when: str) -> None:
     book = make_book(tmp_path, NEGATED_FACT.replace("WHEN", when))
@@ -497,15 +492,19 @@ def test_unique_table_with_two_matching_rows_at_run_time_is_an_engine_error(tmp_
         book.evaluate(event(expense_type="差旅费"))
 
 
+class DeadlineExceeded(BaseException):
+    """Not an Exception, so no `except Exception` in the code under test can swallow it."""
+
+
 @contextmanager
 def deadline(seconds: int) -> Iterator[None]:
-    """Fail instead of hanging: raise TimeoutError after `seconds` (main thread only)."""
+    """Fail instead of hanging: raise DeadlineExceeded after `seconds` (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expire(_signum: int, _frame: object) -> None:
-        raise TimeoutError(f"took more than {seconds} s")
+        raise DeadlineExceeded(f"took more than {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.alarm(seconds)
@@ -567,18 +566,11 @@ def test_5000_row_table_compiles_and_evaluates_in_engine(tmp_path: Path) -> None
     check_big_table(book, 5000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="BUG: loading a 5,000-row table is quadratic: rulesvc/lang/tables.py analyse_table compares every "
-    "row pair and rulesvc/lang/yamlpos.py Source._content_loc re-splits the whole file per location "
-    "(~190 s measured)",
-)
 def test_5000_row_table_loads_compiles_and_evaluates(tmp_path: Path) -> None:
     (tmp_path / "kinds").mkdir()
     (tmp_path / "kinds" / "expense.yaml").write_text(EXPENSE_KIND, encoding="utf-8")
     (tmp_path / "big.yaml").write_text(big_table_yaml(5000), encoding="utf-8")
-    with deadline(20):
+    with deadline(30):
         book = RuleBook.load([tmp_path])
     check_big_table(book, 5000)
 

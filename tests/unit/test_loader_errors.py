@@ -618,11 +618,6 @@ def test_expression_syntax_error_on_first_line_of_block_when(tmp_path: Path) -> 
     assert_at(error, path, *pos(text, ")"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rulesvc/errors.py Location.shifted drops the block scalar's indentation for lines after "
-    "the first of a `when: |` block (column counts from the block text, not the file line)",
-)
 def test_expression_syntax_error_on_later_line_of_block_when(tmp_path: Path) -> None:
     path, text, errors = check(
         tmp_path,
@@ -640,6 +635,25 @@ def test_expression_syntax_error_on_later_line_of_block_when(tmp_path: Path) -> 
     )
     error = the(errors, "expr_syntax")
     assert_at(error, path, *pos(text, '== "x"'))
+
+
+def test_expression_syntax_error_on_later_line_of_folded_when(tmp_path: Path) -> None:
+    path, text, errors = check(
+        tmp_path,
+        """\
+        ruleset: r
+        kind: expense
+        rules:
+          - id: 规则1
+            on: [ticket.created]
+            when: >
+              ticket.amount < 5000 and
+              ticket.amount > > 3
+            then: [{auto_approve: {}}]
+        """,
+    )
+    error = the(errors, "expr_syntax")
+    assert_at(error, path, *pos(text, "> 3"))
 
 
 def test_expression_error_inside_action_template_and_expression(tmp_path: Path) -> None:

@@ -119,11 +119,6 @@ def test_timer_point_exactly_at_until_fires_when_a_later_event_is_pending(book: 
     assert types_at(simulate(book, events, after(2)))[-1] == (after(2), "escalate")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rulesvc/simulation.py:99-100 uses `next_point < until` when no event is pending, so a timer "
-    "point exactly at `until` is dropped (docstring: 'due at or before until')",
-)
 def test_timer_point_exactly_at_until_fires(book: RuleBook) -> None:
     events = [complaint("ticket.created", T0)]
     assert types_at(simulate(book, events, after(2)))[-1] == (after(2), "escalate")

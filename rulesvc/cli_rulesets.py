@@ -1,0 +1,379 @@
+"""`rulesvc rulesets ...`: the ruleset lifecycle from the command line, talking to a running service.
+
+Every command takes `--url` (env `RULESVC_URL`, default http://127.0.0.1:8000) and `--key` (env
+`RULESVC_KEY`). Exit codes: 0 done; 1 refused by the server (authoring errors, failing cases, four-eyes,
+wrong state, ...), with its message on stderr; 2 the server could not be reached or a local file is wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from rulesvc.rulesets_client import ApiError, RulesetsClient, UnreachableError, read_folder, write_folder
+
+app = typer.Typer(
+    help="Ruleset lifecycle: drafts, tests, four-eyes approval, publishing, rollback, history.",
+    no_args_is_help=True,
+)
+
+Url = Annotated[str, typer.Option("--url", envvar="RULESVC_URL", help="service URL")]
+Key = Annotated[str | None, typer.Option("--key", envvar="RULESVC_KEY", help="API key")]
+Name = Annotated[str, typer.Argument(help="ruleset name, e.g. expense-approval")]
+Draft = Annotated[str, typer.Argument(help="draft id (printed by push)")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _handled(command: Callable[P, R]) -> Callable[P, R]:
+    """Server refusals → their message (and details) on stderr, exit 1; unreachable server → exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except UnreachableError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        except ApiError as exc:
+            _print_refusal(exc, local_file=_local_file(kwargs))
+            raise typer.Exit(1) from exc
+
+    return wrapper
+
+
+def _local_file(kwargs: Mapping[str, Any]) -> Path | None:
+    value = kwargs.get("file")
+    return value if isinstance(value, Path) else None
+
+
+def _print_refusal(exc: ApiError, local_file: Path | None = None) -> None:
+    details = exc.details
+    if exc.code in ("invalid_ruleset",) and isinstance(details, list):
+        for error in details:
+            text = str(error.get("text", error))
+            if local_file is not None and "file" in error and text.startswith(str(error["file"])):
+                text = str(local_file) + text[len(str(error["file"])) :]
+            typer.echo(text, err=True)
+        typer.echo(f"{len(details)} error(s)", err=True)
+        return
+    typer.echo(f"refused ({exc.status} {exc.code}): {exc.message}", err=True)
+    if exc.code == "cases_failed" and isinstance(details, dict):
+        for failure in details.get("failures", []):
+            typer.echo(failure.get("text", ""), err=True)
+
+
+def _client(url: str, key: str | None) -> RulesetsClient:
+    return RulesetsClient(url, key)
+
+
+def _tests_line(tests: Mapping[str, Any]) -> str:
+    return (
+        f"tests: {tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed; "
+        f"coverage {float(tests.get('coverage', 0)):.0%}"
+    )
+
+
+def _print_draft(draft: Mapping[str, Any], *, diff: bool = True) -> None:
+    base = f"v{draft['base_version']}" if draft.get("base_version") else "nothing (new ruleset)"
+    typer.echo(f"draft {draft['draft_id']}  {draft['ruleset']}  status {draft['status']}  based on {base}")
+    typer.echo(f"author {draft['author']}  reason: {draft.get('reason') or '-'}")
+    if draft.get("reviewer"):
+        typer.echo(f"reviewed by {draft['reviewer']}: {draft.get('review_comment') or '-'}")
+    changes = (draft.get("diff") or {}).get("summary", []) if diff else []
+    added = (draft.get("diff") or {}).get("added", []) if diff else []
+    removed = (draft.get("diff") or {}).get("removed", []) if diff else []
+    if changes or added or removed:
+        typer.echo("changes:")
+        for line in changes:
+            typer.echo(f"  {line}")
+        for line in added:
+            typer.echo(f"  + {line}")
+        for line in removed:
+            typer.echo(f"  - {line}")
+    tests = draft.get("tests") or {}
+    typer.echo(_tests_line(tests))
+    for failure in tests.get("failures", []):
+        typer.echo(failure.get("text", ""))
+    replay = draft.get("replay")
+    if replay:
+        _print_replay(replay)
+
+
+def _print_replay(report: Mapping[str, Any]) -> None:
+    typer.echo(
+        f"replay {report['from']} .. {report['to']}: {report['decisions']} decisions, "
+        f"{report['changed']} would change"
+    )
+    for action, counts in report.get("by_action", {}).items():
+        typer.echo(f"  {action}: +{counts['added']} -{counts['removed']}")
+
+
+@app.command("list")
+@_handled
+def list_rulesets(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO 8601 time with offset")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Each ruleset's version in force now (or at --as-of) and versions scheduled after it."""
+    body = _client(url, key).call("GET", "/v1/rulesets", params={"as_of": as_of} if as_of else None)
+    typer.echo(f"as of {body['as_of']}")
+    for entry in body["rulesets"]:
+        pending = ", ".join(f"v{p['version']} from {p['effective_at']}" for p in entry["pending"])
+        line = f"{entry['name']:<20} v{entry['version']}  since {entry['effective_at']}"
+        typer.echo(line + (f"  (scheduled: {pending})" if pending else ""))
+
+
+@app.command()
+@_handled
+def push(
+    file: Annotated[Path, typer.Argument(help="the ruleset file (YAML)", exists=True, dir_okay=False)],
+    name: Annotated[str | None, typer.Option("--name", help="default: the file's `ruleset:`")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="why the change")] = "",
+    cases: Annotated[
+        list[Path] | None,
+        typer.Option("--cases", help="case file replacing the one of the same name; repeatable", exists=True),
+    ] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Upload a draft; prints the changes and the result of every compliance case."""
+    from rulesvc.rulesets_client import ruleset_name
+
+    text = file.read_text(encoding="utf-8")
+    target = name or ruleset_name(text) or file.stem
+    body = {
+        "content": text,
+        "reason": reason,
+        "cases": {path.stem: path.read_text(encoding="utf-8") for path in cases or []},
+    }
+    draft = _client(url, key).call("POST", RulesetsClient.path(target, "drafts"), json=body)
+    _print_draft(draft)
+    if not draft.get("submittable"):
+        typer.echo(
+            "not submittable yet: fix the ruleset, or upload updated cases with `rulesvc rulesets cases`"
+        )
+        raise typer.Exit(1)
+    typer.echo(f"next: rulesvc rulesets submit {target} {draft['draft_id']}")
+
+
+@app.command("cases")
+@_handled
+def upload_cases(
+    name: Name,
+    draft: Draft,
+    file: Annotated[Path, typer.Argument(help="case file (YAML)", exists=True, dir_okay=False)],
+    target: Annotated[str | None, typer.Option("--file", help="case file to replace (default: NAME)")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Replace a case file for a draft (default `cases/NAME.yaml`) and re-run the cases."""
+    result = _client(url, key).call(
+        "PUT",
+        RulesetsClient.path(name, "drafts", draft, "cases"),
+        params={"file": target} if target else None,
+        content=file.read_text(encoding="utf-8").encode("utf-8"),
+        headers={"Content-Type": "application/yaml"},
+    )
+    _print_draft(result, diff=False)
+    if not result.get("submittable"):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_handled
+def show(name: Name, draft: Draft, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """A draft as the approver sees it: changes, test results, backtest."""
+    _print_draft(_client(url, key).call("GET", RulesetsClient.path(name, "drafts", draft)))
+
+
+@app.command()
+@_handled
+def diff(
+    name: Name,
+    from_ref: Annotated[str | None, typer.Option("--from", help="version or draft id")] = None,
+    to_ref: Annotated[str | None, typer.Option("--to", help="version or draft id (default: latest)")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Differences between two versions or drafts: structured, then as text."""
+    params = {k: v for k, v in (("from", from_ref), ("to", to_ref)) if v}
+    result = _client(url, key).call("GET", RulesetsClient.path(name, "diff"), params=params)
+    typer.echo(f"{name}: {result['from']} → {result['to']}")
+    for line in result["summary"]:
+        typer.echo(f"  {line}")
+    for line in result["added"]:
+        typer.echo(f"  + {line}")
+    for line in result["removed"]:
+        typer.echo(f"  - {line}")
+    typer.echo("")
+    typer.echo(result["text"] + result.get("cases_text", ""), nl=False)
+
+
+@app.command()
+@_handled
+def submit(name: Name, draft: Draft, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """Submit for approval (every compliance case is re-run and must pass)."""
+    result = _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "submit"))
+    typer.echo(f"submitted {name} draft {draft}; {_tests_line(result['tests'])}")
+
+
+@app.command()
+@_handled
+def approve(
+    name: Name,
+    draft: Draft,
+    comment: Annotated[str, typer.Option("--comment", help="why you approve")] = "",
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Approve a submitted draft (not your own)."""
+    _client(url, key).call(
+        "POST", RulesetsClient.path(name, "drafts", draft, "approve"), json={"comment": comment}
+    )
+    typer.echo(f"approved {name} draft {draft}")
+
+
+@app.command()
+@_handled
+def reject(
+    name: Name,
+    draft: Draft,
+    comment: Annotated[str, typer.Option("--comment", help="why you reject (required)")],
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Reject a submitted draft (not your own), with a reason."""
+    _client(url, key).call(
+        "POST", RulesetsClient.path(name, "drafts", draft, "reject"), json={"comment": comment}
+    )
+    typer.echo(f"rejected {name} draft {draft}")
+
+
+@app.command()
+@_handled
+def publish(
+    name: Name,
+    draft: Draft,
+    at: Annotated[str | None, typer.Option("--at", help="effective time, ISO 8601 with offset")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Publish an approved draft as the next version, effective now or at --at."""
+    body = {"effective_at": at} if at else {}
+    result = _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "publish"), json=body)
+    typer.echo(f"published {name} v{result['version']}, effective {result['effective_at']}")
+    if result.get("supersedes"):
+        typer.echo(
+            "scheduled versions that will now never take effect: " + ", ".join(map(str, result["supersedes"]))
+        )
+
+
+@app.command()
+@_handled
+def rollback(
+    name: Name,
+    to: Annotated[int, typer.Option("--to", help="the version whose content comes back", min=1)],
+    reason: Annotated[str, typer.Option("--reason", help="why")] = "",
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Draft version --to's content (and cases) again; it is then approved and published as usual."""
+    draft = _client(url, key).call(
+        "POST", RulesetsClient.path(name, "rollback"), json={"to_version": to, "reason": reason}
+    )
+    _print_draft(draft)
+    if draft["status"] == "submitted":
+        typer.echo(f"next (another person): rulesvc rulesets approve {name} {draft['draft_id']}")
+
+
+@app.command()
+@_handled
+def replay(
+    name: Name,
+    draft: Draft,
+    start: Annotated[str, typer.Option("--from", help="period start, ISO 8601 with offset")],
+    end: Annotated[str, typer.Option("--to", help="period end, ISO 8601 with offset")],
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 10_000,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Re-decide the logged decisions of a period with the draft; counts of changed outcomes."""
+    result = _client(url, key).call(
+        "POST",
+        RulesetsClient.path(name, "drafts", draft, "replay"),
+        json={"from": start, "to": end, "limit": limit},
+    )
+    _print_replay(result["replay"])
+
+
+@app.command()
+@_handled
+def versions(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """Every version: effective time, author, approver, reason."""
+    result = _client(url, key).call("GET", RulesetsClient.path(name, "versions"))
+    for v in result["versions"]:
+        typer.echo(
+            f"v{v['version']}  effective {v['effective_at']}  by {v['author']}"
+            f"  approved by {v['approver'] or '-'}  {v['source']}: {v['reason']}"
+        )
+
+
+@app.command()
+@_handled
+def history(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """Every lifecycle step of a ruleset, as recorded in the audit chain."""
+    result = _client(url, key).call("GET", RulesetsClient.path(name, "history"))
+    skip = {"seq", "at", "hash", "prev_hash", "step", "by", "ruleset"}
+    for entry in result["entries"]:
+        extra = "  ".join(
+            f"{k}={v}" for k, v in entry.items() if k not in skip and v not in (None, "", [], {})
+        )
+        typer.echo(f"#{entry['seq']:<5} {entry['at']}  {entry['step']:<18} by {entry['by']}  {extra}")
+
+
+@app.command("import")
+@_handled
+def import_folder(
+    folder: Annotated[Path, typer.Argument(help="rules folder", exists=True, file_okay=False)],
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Import a rules folder: version 1 into an empty database (admin), else a draft per changed ruleset."""
+    rulesets, cases = read_folder(folder)
+    result = _client(url, key).call(
+        "POST", "/v1/rulesets/import", json={"rulesets": rulesets, "cases": cases}
+    )
+    for version in result["imported"]:
+        typer.echo(f"imported {version['ruleset']} v{version['version']}")
+    for draft in result["drafts"]:
+        typer.echo(f"draft {draft['draft_id']} for {draft['ruleset']}: {_tests_line(draft['tests'])}")
+    for name in result["unchanged"]:
+        typer.echo(f"unchanged {name}")
+
+
+@app.command()
+@_handled
+def export(
+    folder: Annotated[Path, typer.Argument(help="rules folder to write", file_okay=False)],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO 8601 time with offset")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Write the versions in force (and the case files in force) back to a rules folder."""
+    result = _client(url, key).call("GET", "/v1/rulesets/export", params={"as_of": as_of} if as_of else None)
+    rulesets = {name: entry["content"] for name, entry in result["rulesets"].items()}
+    written = write_folder(folder, rulesets, result["cases"])
+    versions = ", ".join(f"{n} v{e['version']}" for n, e in result["rulesets"].items())
+    typer.echo(f"wrote {len(written)} files to {folder} (as of {result['as_of']}: {versions})")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="rulesets")

@@ -1,0 +1,181 @@
+"""Reading the lifecycle: drafts, versions, what is in force when, diffs, history, export, and the books
+simulation runs on (as of a time, or with a draft in place)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rulesvc.lang.diff import diff_rulesets
+from rulesvc.lang.model import Ruleset
+from rulesvc.lifecycle.errors import BadRequestError, NotFoundError
+from rulesvc.lifecycle.gate import corpus
+from rulesvc.lifecycle.registry import BookRegistry
+from rulesvc.lifecycle.timeline import in_force
+from rulesvc.rulebook import RuleBook
+from rulesvc.sla.clock import Clock
+from rulesvc.storage.ruleset_records import (
+    STATUSES,
+    DraftRecord,
+    RulesetStore,
+    VersionRecord,
+    ruleset_subject,
+)
+
+
+@dataclass(frozen=True)
+class DiffSide:
+    label: str
+    version: int | None
+    content: str
+    cases: Mapping[str, str]
+    draft: bool = False
+    base: int | None = None
+
+
+class RulesetQueries:
+    def __init__(
+        self, store: RulesetStore, registry: BookRegistry, clock: Clock, shipped_cases: Mapping[str, str]
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.factory = registry.factory
+        self.clock = clock
+        self.shipped_cases = dict(shipped_cases)
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def draft(self, name: str, draft_id: str) -> DraftRecord:
+        draft = self.store.get_draft(draft_id)
+        if draft is None or draft.name != name:
+            raise NotFoundError(f"规则集 {name} 没有草稿 {draft_id}", {"draft_id": draft_id})
+        return draft
+
+    def drafts(self, name: str, status: str | None = None) -> list[DraftRecord]:
+        if status is not None and status not in STATUSES:
+            raise BadRequestError(f"status 必须是 {', '.join(STATUSES)} 之一")
+        return self.store.drafts(name, status)
+
+    def version(self, name: str, number: int) -> VersionRecord:
+        record = self.store.get_version(name, number)
+        if record is None:
+            raise NotFoundError(f"规则集 {name} 没有版本 {number}", {"version": number})
+        return record
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        records = self.store.versions(name)
+        if not records:
+            raise NotFoundError(f"规则集 {name} 不存在", {"ruleset": name})
+        return records
+
+    def overview(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
+        """Each ruleset: the version in force at `as_of` (default now) and versions scheduled after it."""
+        instant = as_of or self.clock.now()
+        versions = self.store.all_versions()
+        force = in_force(versions, instant)
+        result = []
+        for name in sorted({v.name for v in versions}):
+            current = force.get(name)
+            number = current.version if current else 0
+            pending = [
+                v for v in versions if v.name == name and v.version > number and v.effective_at > instant
+            ]
+            result.append({"name": name, "in_force": current, "pending": pending})
+        return result
+
+    def diff(self, name: str, from_ref: str | None, to_ref: str | None) -> dict[str, Any]:
+        """Structured and text diff between two versions or drafts (`3`, `v3` or a draft id).
+
+        Defaults: `to` = the latest version; `from` = the draft's base version, or the version before `to`.
+        """
+        new_side = self._side(name, to_ref) if to_ref else self._latest_side(name)
+        if from_ref:
+            old_side: DiffSide | None = self._side(name, from_ref)
+        else:
+            number = new_side.base if new_side.draft else (new_side.version or 1) - 1
+            old_side = self._side(name, str(number)) if number else None
+        old = self.factory.ruleset(name, old_side.content, old_side.version or 0) if old_side else None
+        new = self.factory.ruleset(name, new_side.content, new_side.version or 0)
+        old_label = old_side.label if old_side else "（无）"
+        result = diff_rulesets(old, new, old_label, new_side.label).to_json()
+        result["from"] = old_label
+        result["to"] = new_side.label
+        result["cases_text"] = _cases_diff(
+            old_side.cases if old_side else {}, new_side.cases, old_label, new_side.label
+        )
+        return result
+
+    def draft_diff(self, draft: DraftRecord) -> dict[str, Any]:
+        return self.diff(draft.name, None, draft.draft_id)
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        entries = self.store.history(ruleset_subject(name))
+        if not entries:
+            raise NotFoundError(f"规则集 {name} 没有任何记录", {"ruleset": name})
+        return [
+            {"seq": e.seq, "at": e.at, "hash": e.hash, "prev_hash": e.prev_hash, **e.payload} for e in entries
+        ]
+
+    def export(self, as_of: datetime | None = None) -> tuple[dict[str, VersionRecord], dict[str, str]]:
+        """The versions in force at `as_of` (default now) and the case files in force, for writing back to
+        a rules folder."""
+        versions = self.store.all_versions()
+        return in_force(versions, as_of or self.clock.now()), corpus(self.shipped_cases, versions)
+
+    # -- books for simulation -----------------------------------------------------------------------------
+
+    def simulation_book(self, as_of: datetime | None = None, draft_id: str | None = None) -> Any:
+        """What `simulate` runs on: the versions in force at each event's time (default), at `as_of`, or —
+        with a draft — those at `as_of` (default now) with the draft in place of its ruleset."""
+        timeline = self.registry.timeline
+        if draft_id is None:
+            return timeline if as_of is None else timeline.at(as_of)
+        draft = self.store.get_draft(draft_id)
+        if draft is None:
+            raise NotFoundError(f"草稿 {draft_id} 不存在", {"draft_id": draft_id})
+        base = timeline.at(as_of or self.clock.now())
+        return self.with_draft(base, self.factory.ruleset(draft.name, draft.content))
+
+    def with_draft(self, book: RuleBook, ruleset: Ruleset) -> RuleBook:
+        return self.factory.book({**book.folder.rulesets, ruleset.name: ruleset})
+
+    def _latest_side(self, name: str) -> DiffSide:
+        head = self.versions(name)[-1]
+        return DiffSide(f"v{head.version}", head.version, head.content, head.cases)
+
+    def _side(self, name: str, ref: str) -> DiffSide:
+        number = ref[1:] if ref[:1] in ("v", "V") else ref
+        if number.isdigit():
+            record = self.version(name, int(number))
+            return DiffSide(f"v{record.version}", record.version, record.content, record.cases)
+        draft = self.draft(name, ref)
+        base_cases = self.version(name, draft.base_version).cases if draft.base_version else {}
+        return DiffSide(
+            f"草稿 {draft.draft_id[:8]}",
+            None,
+            draft.content,
+            {**base_cases, **draft.cases},
+            draft=True,
+            base=draft.base_version,
+        )
+
+
+def _cases_diff(old: Mapping[str, str], new: Mapping[str, str], old_label: str, new_label: str) -> str:
+    parts = []
+    for file in sorted(set(old) | set(new)):
+        before, after = old.get(file, ""), new.get(file, "")
+        if before != after:
+            parts.append(
+                "".join(
+                    difflib.unified_diff(
+                        before.splitlines(keepends=True),
+                        after.splitlines(keepends=True),
+                        fromfile=f"cases/{file}.yaml ({old_label})",
+                        tofile=f"cases/{file}.yaml ({new_label})",
+                    )
+                )
+            )
+    return "".join(parts)
