@@ -44,7 +44,7 @@ def create_app(
     """The service app. `book` defaults to the rulesets in `settings.rulesets`; `clock` to the system clock."""
     engine = make_engine(settings.database_url)
     migrate(engine)
-    store = SqlStore(engine)
+    store = SqlStore(engine, group_commit=settings.group_commit)
     if book is None:
         book = load_book(settings)
     service = DecisionService(
@@ -57,6 +57,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        store.close()
         engine.dispose()
         if redis_client is not None:
             redis_client.close()

@@ -43,28 +43,37 @@ def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Princip
     async def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
     ) -> Principal:
-        if credentials is None or not credentials.credentials:
-            raise ApiError(
-                401, "unauthorized", "缺少 API 密钥（Authorization: Bearer ...）", None, _UNAUTHORIZED_HEADERS
-            )
-        service = runtime(request).service
-        key = credentials.credentials
-        hit, principal = service.cached_principal(key)
-        if not hit:
-            principal = await run_in_threadpool(service.authenticate, key)
-        if principal is None:
-            raise ApiError(401, "unauthorized", "API 密钥无效或已吊销", None, _UNAUTHORIZED_HEADERS)
-        if not principal.may(permission):
-            raise ApiError(
-                403,
-                "forbidden",
-                f"当前角色无权执行此操作（需要 {permission.value}）",
-                {"permission": permission.value, "roles": sorted(principal.roles)},
-            )
-        request.scope["rulesvc.key_id"] = principal.key_id
-        return principal
+        return await authorize(request, credentials.credentials if credentials else None, permission)
 
     return dependency
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer <token>` (what HTTPBearer reads), for routes without DI."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def authorize(request: Request, key: str | None, permission: Permission) -> Principal:
+    if not key:
+        raise ApiError(
+            401, "unauthorized", "缺少 API 密钥（Authorization: Bearer ...）", None, _UNAUTHORIZED_HEADERS
+        )
+    service = runtime(request).service
+    hit, principal = service.cached_principal(key)
+    if not hit:
+        principal = await run_in_threadpool(service.authenticate, key)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "API 密钥无效或已吊销", None, _UNAUTHORIZED_HEADERS)
+    if not principal.may(permission):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"当前角色无权执行此操作（需要 {permission.value}）",
+            {"permission": permission.value, "roles": sorted(principal.roles)},
+        )
+    request.scope["rulesvc.key_id"] = principal.key_id
+    return principal
 
 
 async def json_body(request: Request) -> Any:

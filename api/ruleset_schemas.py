@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-Text = Annotated[str, Field(max_length=2000)]
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    """Only ISO 8601 text: pydantic would otherwise take numbers as Unix timestamps."""
+    if not isinstance(value, str) or not _ISO.match(value):
+        raise ValueError("expected an ISO 8601 time with offset, e.g. 2026-12-01T00:00:00+08:00")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+Text = Annotated[str, Field(max_length=2000, pattern=r"^[^\x00]*$")]
 FileName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s/\\:*?\"<>|\x00-\x1f]+$")]
 EXPENSE_RULESET = "expense-approval"
 
@@ -30,7 +42,7 @@ class ReviewIn(_In):
 
 
 class PublishIn(_In):
-    effective_at: AwareDatetime | None = Field(
+    effective_at: Instant | None = Field(
         default=None, description="when the version takes effect (now or later); default now"
     )
 
@@ -43,14 +55,44 @@ class RollbackIn(_In):
 class ReplayIn(_In):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    start: AwareDatetime = Field(alias="from")
-    end: AwareDatetime = Field(alias="to")
+    start: Instant = Field(alias="from")
+    end: Instant = Field(alias="to")
     limit: int = Field(default=10_000, ge=1, le=50_000)
 
 
 class ImportIn(_In):
     rulesets: dict[FileName, str] = Field(description="ruleset name → YAML")
     cases: dict[FileName, str] = Field(default_factory=dict, description="case file stem → YAML")
+
+
+# -- query strings (unknown parameters are refused, like every other route) ---------------------------------
+
+
+class AsOfQuery(_In):
+    as_of: Instant | None = Field(None, description="ISO 8601 时刻（带时区），默认当前")
+
+
+class DraftQuery(_In):
+    reason: Text = Field("", description="修改原因（YAML 请求体时）")
+
+
+class DraftListQuery(_In):
+    status: Literal["draft", "submitted", "approved", "rejected", "published"] | None = None
+
+
+class CasesQuery(_In):
+    file: FileName | None = Field(None, description="样例文件名（不含 .yaml），默认规则集名")
+
+
+class DiffQuery(_In):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_ref: Annotated[str, Field(max_length=64)] | None = Field(
+        None, alias="from", description="版本号（3 或 v3）或草稿 id"
+    )
+    to_ref: Annotated[str, Field(max_length=64)] | None = Field(
+        None, alias="to", description="版本号或草稿 id，默认最新版本"
+    )
 
 
 # -- answers (documentation; routes render the core's JSON) -----------------------------------------------

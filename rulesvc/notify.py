@@ -88,7 +88,9 @@ class LocalNotifier:
 class RedisNotifier(LocalNotifier):
     """Publishes on Redis (`rulesvc:<topic>`) and relays every replica's notifications locally.
 
-    Redis being down degrades to local-only notifications (logged once per outage), never to errors.
+    `publish` never waits for Redis: it marks the topic and a publisher thread sends it (notifications of
+    one topic raised while a send is pending coalesce into one). Redis being down degrades to local-only
+    notifications (logged once per outage), never to errors.
     """
 
     def __init__(self, url: str, topics: tuple[str, ...] = (ACTIONS, TIMERS)) -> None:
@@ -99,10 +101,31 @@ class RedisNotifier(LocalNotifier):
         self._topics = topics
         self._stop = threading.Event()
         self._down = False
-        self._thread = threading.Thread(target=self._relay, name="rulesvc-redis-notify", daemon=True)
-        self._thread.start()
+        self._pending: set[str] = set()
+        self._pending_cond = threading.Condition()
+        self._relay_thread = threading.Thread(target=self._relay, name="rulesvc-redis-relay", daemon=True)
+        self._publisher = threading.Thread(
+            target=self._publish_loop, name="rulesvc-redis-publish", daemon=True
+        )
+        self._relay_thread.start()
+        self._publisher.start()
 
     def publish(self, topic: str) -> None:
+        with self._pending_cond:
+            self._pending.add(topic)
+            self._pending_cond.notify()
+
+    def _publish_loop(self) -> None:
+        while True:
+            with self._pending_cond:
+                self._pending_cond.wait_for(lambda: bool(self._pending) or self._stop.is_set())
+                topics, self._pending = self._pending, set()
+            for topic in sorted(topics):
+                self._send(topic)
+            if self._stop.is_set() and not self._pending:
+                return
+
+    def _send(self, topic: str) -> None:
         try:
             self._redis.publish(CHANNEL_PREFIX + topic, b"1")
             self._down = False
@@ -134,8 +157,12 @@ class RedisNotifier(LocalNotifier):
                     pubsub.close()
 
     def close(self) -> None:
+        """Send what is pending, then stop both threads."""
         self._stop.set()
-        self._thread.join(timeout=3)
+        with self._pending_cond:
+            self._pending_cond.notify_all()
+        self._publisher.join(timeout=3)
+        self._relay_thread.join(timeout=3)
         self._redis.close()
 
 

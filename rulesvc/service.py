@@ -40,7 +40,7 @@ from rulesvc.events import event_from_json
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
 from rulesvc.sla.clock import Clock
-from rulesvc.storage.records import ApiKeyRecord, DecisionStore, KeyStore, StoredDecision
+from rulesvc.storage.records import ApiKeyRecord, DecisionStore, KeyStore, NewDecision, StoredDecision
 
 
 class Evaluator(Protocol):
@@ -94,6 +94,15 @@ class EventOutcome:
 
 
 @dataclass(frozen=True)
+class PreparedEvent:
+    """An evaluated event whose decision is ready to be stored."""
+
+    new: NewDecision
+    clear_text: str
+    fired: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class FeedItem:
     cursor: int
     at: datetime
@@ -138,9 +147,17 @@ class DecisionService:
     # -- events -------------------------------------------------------------------------------------------
 
     def handle_event(self, body: Mapping[str, Any]) -> EventOutcome:
+        prepared = self.prepare_event(body)
+        stored, created = self.store.append_decision(prepared.new)
+        return self.finish_event(prepared, stored, created)
+
+    def prepare_event(self, body: Mapping[str, Any]) -> PreparedEvent:
+        """Validate and evaluate an event and build its record (CPU only, no I/O): step 1 of `handle_event`.
+
+        No read-before-write: a replay is rare, and the store settles it under the chain lock anyway.
+        """
         event = event_from_json(body)
         clear_text = canonical(body)
-        # No read-before-write: a replay is rare, and the store settles it under the chain lock anyway.
         with self._engine_lock:
             decision = self.book.evaluate(event)
         new = new_decision(
@@ -153,13 +170,15 @@ class DecisionService:
             masking=self.masking,
             clear_text=clear_text,
         )
-        stored, created = self.store.append_decision(new)
+        return PreparedEvent(new, clear_text, decision.fired_json())
+
+    def finish_event(self, prepared: PreparedEvent, stored: StoredDecision, created: bool) -> EventOutcome:
+        """Step 3 of `handle_event`, after the store answered `append_decision(prepared.new)`."""
         if not created:
-            return self._replay(stored, clear_text)
+            return self._replay(stored, prepared.clear_text)
+        new = prepared.new
         actions = [dict(a) for a in new.actions]
-        return EventOutcome(
-            new.decision_id, event.event_id, event.ticket_id, actions, decision.fired_json(), True
-        )
+        return EventOutcome(new.decision_id, new.event_id, new.ticket_id, actions, prepared.fired, True)
 
     def _replay(self, stored: StoredDecision, clear_text: str) -> EventOutcome:
         if sha256_hex(stored.input_salt + clear_text) != stored.input_digest:

@@ -53,6 +53,14 @@ class SubscriptionNotFoundError(RulesvcError):
         super().__init__(f"webhook 订阅 {subscription_id!r} 不存在")
 
 
+class DeliveryNotFoundError(RulesvcError):
+    code = "not_found"
+
+    def __init__(self, delivery_id: str) -> None:
+        self.delivery_id = delivery_id
+        super().__init__(f"死信 {delivery_id!r} 不存在")
+
+
 @dataclass(frozen=True)
 class SendResult:
     """The outcome of one HTTP attempt: the status received, or the transport error (timeout, refused)."""
@@ -137,10 +145,16 @@ class WebhookService:
         return self.store.deliveries(subscription_id, status, after, limit)
 
     def redrive(self, subscription_id: str | None = None, delivery_id: str | None = None) -> int:
-        return self.store.redrive(self.clock.now(), subscription_id, delivery_id)
+        """Dead letters back to pending with a fresh attempt budget; a named one must exist."""
+        count = self.store.redrive(self.clock.now(), subscription_id, delivery_id)
+        if delivery_id is not None and not count:
+            raise DeliveryNotFoundError(delivery_id)
+        return count
 
-    def discard(self, delivery: str) -> bool:
-        return self.store.discard(delivery)
+    def discard(self, delivery: str) -> None:
+        """Give up on a dead letter (later deliveries of its ticket go ahead without it)."""
+        if not self.store.discard(delivery):
+            raise DeliveryNotFoundError(delivery)
 
     def counts(self) -> Mapping[str, int]:
         return self.store.counts()

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import json_body, require, runtime
+from api.deps import authorize, bearer_token, json_body, runtime
 from api.responses import JSONBytes
 from api.routes.common import errors, json_request_body
 from api.schemas import COMPLAINT_EVENT, EXPENSE_EVENT, LOAN_EVENT, EventDecisionOut, EventIn
-from rulesvc.apikeys import Permission, Principal
+from rulesvc.apikeys import Permission
+from rulesvc.storage.records import DecisionStore, NewDecision, StoredDecision
 
 router = APIRouter(tags=["events"])
+
+
+async def append_decision(store: DecisionStore, new: NewDecision) -> tuple[StoredDecision, bool]:
+    """Store a decision without holding a thread while its (group) commit is in flight."""
+    if not getattr(store, "commits_in_background", False):
+        return await run_in_threadpool(store.append_decision, new)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[tuple[StoredDecision, bool]] = loop.create_future()
+
+    def settle(result: tuple[StoredDecision, bool] | None, error: BaseException | None) -> None:
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)  # type: ignore[arg-type]
+
+    store.append_decision_later(new, lambda r, e: loop.call_soon_threadsafe(settle, r, e))  # type: ignore[attr-defined]
+    return await future
 
 
 @router.post(
@@ -35,13 +54,19 @@ router = APIRouter(tags=["events"])
         },
     ),
 )
-async def post_event(
-    request: Request,
-    _principal: Principal = Depends(require(Permission.EVENTS_WRITE)),
-    body: Any = Depends(json_body),
-) -> Response:
+async def post_event(request: Request) -> Response:
+    # The hot path: authorization and body parsing are called directly rather than through dependency
+    # injection (same functions, a third of the per-request overhead); OpenAPI security is declared below.
+    await authorize(request, bearer_token(request), Permission.EVENTS_WRITE)
+    body = await json_body(request)
     EventIn.model_validate(body)
     rt = runtime(request)
-    outcome = await run_in_threadpool(rt.service.handle_event, body)
+    service = rt.service
+    if rt.settings.evaluate_in_thread:
+        prepared = await run_in_threadpool(service.prepare_event, body)
+    else:
+        prepared = service.prepare_event(body)
+    stored, created = await append_decision(service.store, prepared.new)
+    outcome = service.finish_event(prepared, stored, created)
     rt.metrics.observe_decision(outcome.created, outcome.fired, outcome.actions)
     return JSONBytes(outcome.to_json())

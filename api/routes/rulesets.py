@@ -3,10 +3,10 @@ rollback, diff, history, backtest, import/export. A thin layer over `rulesvc.lif
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -15,10 +15,15 @@ from api.errors import ApiError
 from api.lifecycle import lifecycle_of, require_ruleset
 from api.responses import JSONBytes
 from api.ruleset_schemas import (
+    AsOfQuery,
+    CasesQuery,
     DiffOut,
+    DiffQuery,
     DraftIn,
     DraftListOut,
+    DraftListQuery,
     DraftOut,
+    DraftQuery,
     ExportOut,
     HistoryOut,
     ImportIn,
@@ -34,7 +39,7 @@ from api.ruleset_schemas import (
 )
 from api.schemas import ErrorOut
 from rulesvc.apikeys import Principal
-from rulesvc.events import parse_time
+from rulesvc.lifecycle.queries import RulesetQueries
 from rulesvc.lifecycle.roles import RulesetPermission, may_bootstrap
 from rulesvc.lifecycle.service import LifecycleService
 from rulesvc.lifecycle.views import draft_json, overview_json, version_json
@@ -80,12 +85,16 @@ def _yaml_body(description: str, json_model: str | None = None) -> dict[str, Any
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
-BODY_MODELS = [DraftIn, ReviewIn, PublishIn, RollbackIn, ReplayIn, ImportIn]
+BODY_MODELS: list[type[BaseModel]] = [DraftIn, ReviewIn, PublishIn, RollbackIn, ReplayIn, ImportIn]
 """Models of bodies the routes parse themselves: added to the OpenAPI components by the app."""
 
 
 def _service(request: Request) -> LifecycleService:
     return lifecycle_of(request).service
+
+
+def _queries(request: Request) -> RulesetQueries:
+    return lifecycle_of(request).service.queries
 
 
 def _media(request: Request) -> str:
@@ -118,10 +127,6 @@ async def _optional_json(request: Request) -> Any:
     return await json_body(request)
 
 
-def _instant(value: str | None, field: str) -> datetime | None:
-    return parse_time(value, field) if value else None
-
-
 # -- rulesets ---------------------------------------------------------------------------------------------
 
 
@@ -134,12 +139,12 @@ def _instant(value: str | None, field: str) -> datetime | None:
 )
 async def list_rulesets(
     request: Request,
-    as_of: str | None = Query(None, description="ISO 8601 时刻（带时区），默认当前"),
+    query: Annotated[AsOfQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    service = _service(request)
-    instant = _instant(as_of, "as_of") or service.clock.now()
-    entries = await run_in_threadpool(service.overview, instant)
+    queries = _queries(request)
+    instant = query.as_of or queries.clock.now()
+    entries = await run_in_threadpool(queries.overview, instant)
     return JSONBytes({"as_of": instant.isoformat(), "rulesets": [overview_json(e) for e in entries]})
 
 
@@ -179,12 +184,12 @@ async def import_rulesets(request: Request, principal: Principal = Depends(WRITE
 )
 async def export_rulesets(
     request: Request,
-    as_of: str | None = Query(None, description="ISO 8601 时刻（带时区），默认当前"),
+    query: Annotated[AsOfQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    service = _service(request)
-    instant = _instant(as_of, "as_of") or service.clock.now()
-    versions, cases = await run_in_threadpool(service.export, instant)
+    queries = _queries(request)
+    instant = query.as_of or queries.clock.now()
+    versions, cases = await run_in_threadpool(queries.export, instant)
     return JSONBytes(
         {
             "as_of": instant.isoformat(),
@@ -214,10 +219,11 @@ async def export_rulesets(
 async def create_draft(
     name: str,
     request: Request,
-    reason: str = Query("", max_length=2000, description="修改原因"),
+    query: Annotated[DraftQuery, Query()],
     principal: Principal = Depends(WRITE),
 ) -> Response:
     cases: dict[str, str] = {}
+    reason = query.reason
     if _media(request) == "application/json":
         body = DraftIn.model_validate(await json_body(request))
         content, reason, cases = body.content, body.reason or reason, body.cases
@@ -225,7 +231,7 @@ async def create_draft(
         content = await _yaml_text(request)
     service = _service(request)
     draft = await run_in_threadpool(service.create_draft, principal.key_id, name, content, reason, cases)
-    diff = await run_in_threadpool(service.draft_diff, draft)
+    diff = await run_in_threadpool(service.queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff), status_code=201)
 
 
@@ -238,10 +244,10 @@ async def create_draft(
 async def list_drafts(
     name: str,
     request: Request,
-    status: str | None = Query(None, description="draft | submitted | approved | rejected | published"),
+    query: Annotated[DraftListQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    drafts = await run_in_threadpool(_service(request).drafts, name, status)
+    drafts = await run_in_threadpool(_queries(request).drafts, name, query.status)
     return JSONBytes({"drafts": [draft_json(d) for d in drafts]})
 
 
@@ -254,9 +260,9 @@ async def list_drafts(
 async def get_draft(
     name: str, draft_id: str, request: Request, _principal: Principal = Depends(READ)
 ) -> Response:
-    service = _service(request)
-    draft = await run_in_threadpool(service.draft, name, draft_id)
-    diff = await run_in_threadpool(service.draft_diff, draft)
+    queries = _queries(request)
+    draft = await run_in_threadpool(queries.draft, name, draft_id)
+    diff = await run_in_threadpool(queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff, content=True))
 
 
@@ -272,12 +278,12 @@ async def upload_cases(
     name: str,
     draft_id: str,
     request: Request,
-    file: str | None = Query(None, max_length=100, description="样例文件名（不含 .yaml），默认规则集名"),
+    query: Annotated[CasesQuery, Query()],
     principal: Principal = Depends(WRITE),
 ) -> Response:
     text = await _yaml_text(request)
     service = _service(request)
-    draft = await run_in_threadpool(service.upload_cases, principal.key_id, name, draft_id, file, text)
+    draft = await run_in_threadpool(service.upload_cases, principal.key_id, name, draft_id, query.file, text)
     return JSONBytes(draft_json(draft))
 
 
@@ -374,7 +380,7 @@ async def replay_draft(
     responses=_errors(404),
 )
 async def list_versions(name: str, request: Request, _principal: Principal = Depends(READ)) -> Response:
-    versions = await run_in_threadpool(_service(request).versions, name)
+    versions = await run_in_threadpool(_queries(request).versions, name)
     return JSONBytes({"ruleset": name, "versions": [version_json(v) for v in versions]})
 
 
@@ -385,9 +391,12 @@ async def list_versions(name: str, request: Request, _principal: Principal = Dep
     responses=_errors(404, 422),
 )
 async def get_version(
-    name: str, version: int, request: Request, _principal: Principal = Depends(READ)
+    name: str,
+    version: Annotated[int, Path(ge=1, le=1_000_000)],
+    request: Request,
+    _principal: Principal = Depends(READ),
 ) -> Response:
-    record = await run_in_threadpool(_service(request).version, name, version)
+    record = await run_in_threadpool(_queries(request).version, name, version)
     return JSONBytes(version_json(record, content=True))
 
 
@@ -401,11 +410,10 @@ async def get_version(
 async def diff_versions(
     name: str,
     request: Request,
-    from_ref: str | None = Query(None, alias="from", max_length=64),
-    to_ref: str | None = Query(None, alias="to", max_length=64),
+    query: Annotated[DiffQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    result = await run_in_threadpool(_service(request).diff, name, from_ref, to_ref)
+    result = await run_in_threadpool(_queries(request).diff, name, query.from_ref, query.to_ref)
     return JSONBytes(result)
 
 
@@ -422,7 +430,7 @@ async def rollback(name: str, request: Request, principal: Principal = Depends(W
     body = RollbackIn.model_validate(await json_body(request))
     service = _service(request)
     draft = await run_in_threadpool(service.rollback, principal.key_id, name, body.to_version, body.reason)
-    diff = await run_in_threadpool(service.draft_diff, draft)
+    diff = await run_in_threadpool(service.queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff), status_code=201)
 
 
@@ -433,5 +441,5 @@ async def rollback(name: str, request: Request, principal: Principal = Depends(W
     responses=_errors(404),
 )
 async def history(name: str, request: Request, _principal: Principal = Depends(READ)) -> Response:
-    entries = await run_in_threadpool(_service(request).history, name)
+    entries = await run_in_threadpool(_queries(request).history, name)
     return JSONBytes({"ruleset": name, "entries": entries})

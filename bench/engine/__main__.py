@@ -28,7 +28,7 @@ TARGET_ZEN_RATIO = 0.25
 TARGET_P99_US = 1000.0
 TARGET_P99_ROWS = 1000
 FLAT_RSS_KIB = 1024  # RSS growth tolerated after warm-up (allocator/page granularity)
-FLAT_HEAP_BYTES = 64 * 1024  # traced Python heap growth tolerated over the heap check
+FLAT_BLOCKS = 256  # live Python blocks tolerated after warm-up (a leak per evaluation: thousands)
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,13 @@ class Profile:
     rounds: int
     warmup: float
     shipped_seconds: float
-    heap_calls: int
     durable_checkpoints: tuple[int, int]
     samples: int  # distinct synthetic inputs cycled through
     verify: int  # inputs checked for equal decisions across the three engines
 
 
-FULL = Profile((10, 100, 1000, 5000), 1.0, 5, 0.2, 1.0, 3000, (10_000, 100_000), 1000, 1000)
-QUICK = Profile((10, 100, 1000), 0.2, 3, 0.05, 0.2, 500, (1_000, 5_000), 500, 300)
+FULL = Profile((10, 100, 1000, 5000), 1.0, 5, 0.3, 1.0, (10_000, 100_000), 1000, 1000)
+QUICK = Profile((10, 100, 1000), 0.15, 3, 0.08, 0.15, (1_000, 5_000), 500, 300)
 
 
 def out(line: str = "") -> None:
@@ -58,10 +57,6 @@ def fmt_rate(value: float) -> str:
 
 def fmt_kib(value: int) -> str:
     return f"{value:+,d}"
-
-
-def fmt_heap(value: int | None) -> str:
-    return "" if value is None else f"{value:+,d}"
 
 
 ROW = "{:<36} {:<7} {:>11} {:>11} {:>8} {:>9} {:>9} {:>8} {:>8}"
@@ -78,7 +73,7 @@ def header() -> None:
             "p99 µs",
             "p99cpu µs",
             "ΔRSS KiB",
-            "heap Δ B",
+            "blocks Δ",
         )
     )
     out("-" * 118)
@@ -95,7 +90,7 @@ def row(case: str, result: measure.Result) -> None:
             f"{result.p99:.1f}",
             f"{result.p99_cpu:.1f}",
             fmt_kib(result.rss_delta_kib),
-            fmt_heap(result.heap_growth),
+            f"{result.blocks_delta:+,d}",
         )
     )
 
@@ -120,9 +115,6 @@ def bench_shipped(profile: Profile) -> list[tuple[str, measure.Result]]:
         result = measure.interleaved(
             engines, seconds=profile.shipped_seconds, rounds=profile.rounds, warmup_seconds=profile.warmup
         )["rulesvc"]
-        result.heap_growth = measure.heap_growth(
-            book.evaluate, [scenario.event], warm=profile.heap_calls, calls=profile.heap_calls // 3
-        )
         results.append((scenario.name, result))
         row(scenario.name, result)
     return results
@@ -196,9 +188,6 @@ def bench_size(size: int, profile: Profile, stock: bool) -> SizeOutcome:
         rounds=profile.rounds,
         warmup_seconds=profile.warmup,
     )
-    results["rulesvc"].heap_growth = measure.heap_growth(
-        book.evaluate, events, warm=profile.heap_calls // 2, calls=profile.heap_calls
-    )
     case = f"routing table {size:,} rows"
     for result in results.values():
         row(case, result)
@@ -212,6 +201,7 @@ def bench_size(size: int, profile: Profile, stock: bool) -> SizeOutcome:
 class DurableOutcome:
     checkpoints: tuple[int, int]
     rss: tuple[int, int]
+    blocks: tuple[int, int]
     per_second: float
     wrong: int
     live_runs: int
@@ -224,6 +214,7 @@ def bench_durable(profile: Profile) -> DurableOutcome:
     first, last = profile.durable_checkpoints
     wrong = 0
     rss: list[int] = []
+    blocks: list[int] = []
     done = 0
     start = time.perf_counter()
     for checkpoint in (first, last):
@@ -234,8 +225,11 @@ def bench_durable(profile: Profile) -> DurableOutcome:
             done += 1
         gc.collect()
         rss.append(measure.rss_kib())
+        blocks.append(sys.getallocatedblocks())
     elapsed = time.perf_counter() - start
-    return DurableOutcome((first, last), (rss[0], rss[1]), last / elapsed, wrong, len(durable._RUNS))
+    return DurableOutcome(
+        (first, last), (rss[0], rss[1]), (blocks[0], blocks[1]), last / elapsed, wrong, len(durable._RUNS)
+    )
 
 
 # ---- main --------------------------------------------------------------------------------------------
@@ -251,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stock-load",
         action="store_true",
-        help="load synthetic tables with the unpatched loader (quadratic: 1,000 rows ≈ 10 s, 5,000 ≈ 3 min)",
+        help="load synthetic tables with the unpatched loader (quadratic: 1,000 rows ≈ 3 s CPU, 5,000 ≈ 40 s CPU)",
     )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
@@ -266,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     out("1. shipped rulesets (rulesets/), one representative event per scenario")
     header()
     section = time.perf_counter()
-    bench_shipped(profile)
+    shipped_results = bench_shipped(profile)
     out(f"   ({time.perf_counter() - section:.1f} s)")
 
     out()
@@ -298,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     section = time.perf_counter()
     dur = bench_durable(profile)
-    growth = dur.rss[1] - dur.rss[0]
+    growth, block_growth = dur.rss[1] - dur.rss[0], dur.blocks[1] - dur.blocks[0]
     out(
-        f"   RSS {dur.rss[0]:,} KiB → {dur.rss[1]:,} KiB ({fmt_kib(growth)} KiB); "
+        f"   RSS {dur.rss[0]:,} KiB → {dur.rss[1]:,} KiB ({fmt_kib(growth)} KiB), live blocks "
+        f"{fmt_kib(block_growth)}; "
         f"{dur.per_second:,.0f} decisions/s; wrong action counts: {dur.wrong}; live durable runs: {dur.live_runs} "
         f"({time.perf_counter() - section:.1f} s)"
     )
@@ -322,14 +317,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{verdict(result.p99 <= TARGET_P99_US)}; thread CPU time {result.p99_cpu:.1f} µs "
             f"{verdict(result.p99_cpu <= TARGET_P99_US)}"
         )
-    rss_growth = max(o.results["rulesvc"].rss_delta_kib for o in outcomes)
-    heap = max(o.results["rulesvc"].heap_growth or 0 for o in outcomes)
+    ours = [r for _, r in shipped_results] + [o.results["rulesvc"] for o in outcomes]
+    rss_growth = max(r.rss_delta_kib for r in ours)
+    blocks = max(r.blocks_delta for r in ours)
     flat = (
-        rss_growth <= FLAT_RSS_KIB and heap <= FLAT_HEAP_BYTES and growth <= FLAT_RSS_KIB and dur.wrong == 0
+        rss_growth <= FLAT_RSS_KIB
+        and blocks <= FLAT_BLOCKS
+        and growth <= FLAT_RSS_KIB
+        and block_growth <= FLAT_BLOCKS
+        and dur.wrong == 0
     )
     out(
-        f"  memory flat: rulesvc table ΔRSS max {fmt_kib(rss_growth)} KiB, heap Δ max {fmt_heap(heap)} B; "
-        f"durable {fmt_kib(growth)} KiB over {last - first:,} evaluations: {verdict(flat)}"
+        f"  memory flat: rulesvc ΔRSS max {fmt_kib(rss_growth)} KiB, live blocks Δ max {fmt_kib(blocks)} "
+        f"(sections 1-2); durable {fmt_kib(growth)} KiB, {fmt_kib(block_growth)} blocks over "
+        f"{last - first:,} evaluations: {verdict(flat)}"
     )
     switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches_before
     out(

@@ -1,7 +1,7 @@
 """A load-time shim for the synthetic tables (evaluation code is never touched).
 
-The stock loader is quadratic in the number of table rows (measured: 1,000 rows ≈ 10 s, 5,000 rows ≈ 170 s on
-this machine), which alone would exceed the benchmark's time budget. Two functions are responsible:
+The stock loader is quadratic in the number of table rows (measured: 1,000 rows ≈ 3.3 s CPU, 5,000 rows ≈ 39 s
+CPU, 111 s wall on this loaded machine), which alone would exceed the time budget. Two functions cause it:
 
 * `rulesvc.lang.yamlpos.Source._content_loc` splits the whole file into lines on every call (one call per
   cell/row location);

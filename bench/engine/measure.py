@@ -1,10 +1,10 @@
-"""Timing and memory helpers: interleaved rounds, per-call latencies, RSS and traced-heap deltas."""
+"""Timing and memory helpers: interleaved rounds, per-call latencies, RSS and live-block deltas."""
 
 from __future__ import annotations
 
 import gc
+import sys
 import time
-import tracemalloc
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +33,7 @@ class Result:
     latencies: array = field(default_factory=lambda: array("q"))  # wall ns per call, timed loops
     cpu_latencies: array = field(default_factory=lambda: array("q"))  # thread CPU ns per call, same calls
     rss_delta_kib: int = 0  # summed over this engine's throughput loops (after warm-up)
-    heap_growth: int | None = None  # tracemalloc bytes, see heap_growth()
+    blocks_delta: int = 0  # live Python memory blocks (sys.getallocatedblocks), same loops
 
     @property
     def per_second(self) -> float:
@@ -142,8 +142,10 @@ def interleaved(
             timed_n = max(50, int(n * per_call[name] / (per_call[name] + overhead)))  # same time budget
             wall, cpu = array("q", bytes(8 * timed_n)), array("q", bytes(8 * timed_n))
             gc.collect()
-            before = rss_kib()
+            before, blocks = rss_kib(), sys.getallocatedblocks()
             elapsed, cpu_elapsed = _throughput_both(fn, batch)
+            gc.collect()
+            results[name].blocks_delta += sys.getallocatedblocks() - blocks
             results[name].rss_delta_kib += rss_kib() - before
             results[name].calls += n
             results[name].seconds += elapsed
@@ -153,20 +155,3 @@ def interleaved(
             results[name].cpu_latencies.extend(cpu)
             del wall, cpu, batch
     return results
-
-
-def heap_growth(fn: Call, inputs: Sequence[Any], warm: int, calls: int) -> int:
-    """Bytes still allocated (tracemalloc) after `calls` more evaluations than after `warm` evaluations."""
-    tracemalloc.start()
-    try:
-        for item in _batch(inputs, warm):
-            fn(item)
-        batch = _batch(inputs, calls)
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        for item in batch:
-            fn(item)
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()

@@ -4,6 +4,7 @@ simulation runs on (as of a time, or with a draft in place)."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,10 @@ from rulesvc.storage.ruleset_records import (
     VersionRecord,
     ruleset_subject,
 )
+
+NAME = re.compile(r"^[^\s/\\:*?\"<>|\x00-\x1f]{1,100}$")
+"""What a ruleset or case file may be called (it becomes a file name on export)."""
+_DRAFT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class RulesetQueries:
     # -- reads --------------------------------------------------------------------------------------------
 
     def draft(self, name: str, draft_id: str) -> DraftRecord:
-        draft = self.store.get_draft(draft_id)
+        draft = self.store.get_draft(draft_id) if _DRAFT_ID.match(draft_id) else None
         if draft is None or draft.name != name:
             raise NotFoundError(f"规则集 {name} 没有草稿 {draft_id}", {"draft_id": draft_id})
         return draft
@@ -57,16 +62,16 @@ class RulesetQueries:
     def drafts(self, name: str, status: str | None = None) -> list[DraftRecord]:
         if status is not None and status not in STATUSES:
             raise BadRequestError(f"status 必须是 {', '.join(STATUSES)} 之一")
-        return self.store.drafts(name, status)
+        return self.store.drafts(name, status) if NAME.match(name) else []
 
     def version(self, name: str, number: int) -> VersionRecord:
-        record = self.store.get_version(name, number)
+        record = self.store.get_version(name, number) if NAME.match(name) else None
         if record is None:
             raise NotFoundError(f"规则集 {name} 没有版本 {number}", {"version": number})
         return record
 
     def versions(self, name: str) -> list[VersionRecord]:
-        records = self.store.versions(name)
+        records = self.store.versions(name) if NAME.match(name) else []
         if not records:
             raise NotFoundError(f"规则集 {name} 不存在", {"ruleset": name})
         return records
@@ -112,7 +117,7 @@ class RulesetQueries:
         return self.diff(draft.name, None, draft.draft_id)
 
     def history(self, name: str) -> list[dict[str, Any]]:
-        entries = self.store.history(ruleset_subject(name))
+        entries = self.store.history(ruleset_subject(name)) if NAME.match(name) else []
         if not entries:
             raise NotFoundError(f"规则集 {name} 没有任何记录", {"ruleset": name})
         return [
@@ -148,7 +153,7 @@ class RulesetQueries:
 
     def _side(self, name: str, ref: str) -> DiffSide:
         number = ref[1:] if ref[:1] in ("v", "V") else ref
-        if number.isdigit():
+        if number.isdigit() and len(number) <= 9:
             record = self.version(name, int(number))
             return DiffSide(f"v{record.version}", record.version, record.content, record.cases)
         draft = self.draft(name, ref)

@@ -18,7 +18,6 @@ Depends on ports only: a `RulesetStore`, the `BookRegistry`, a `Clock`, a `MaskP
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -39,7 +38,7 @@ from rulesvc.lifecycle.errors import (
     StateError,
 )
 from rulesvc.lifecycle.gate import check_case_files, corpus, corpus_hash, load_corpus, run_gate, summary
-from rulesvc.lifecycle.queries import RulesetQueries
+from rulesvc.lifecycle.queries import NAME, RulesetQueries
 from rulesvc.lifecycle.registry import BookRegistry
 from rulesvc.lifecycle.replay import backtest
 from rulesvc.lifecycle.timeline import EPOCH, latest
@@ -65,7 +64,6 @@ from rulesvc.storage.ruleset_records import (
 SYSTEM = "system"
 """The author of the versions imported at first start."""
 
-_NAME = re.compile(r"^[^\s/\\:*?\"<>|\x00-\x1f]{1,100}$")
 MAX_REPLAY = 50_000
 
 
@@ -84,7 +82,7 @@ class Publication:
 
 
 def _check_name(name: str, what: str = "规则集名称") -> None:
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise BadRequestError(f"{what}不合法：{name!r}", {"name": name})
 
 

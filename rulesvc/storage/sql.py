@@ -7,7 +7,7 @@ action cursors are allocated in commit order (a feed reader never skips a cursor
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -83,6 +83,28 @@ class SqlStore:
         if self._committer is not None:
             return self._committer.submit(new)
         return self.append_decisions([new])[0]
+
+    @property
+    def commits_in_background(self) -> bool:
+        """True when `append_decision_later` returns at once (group commit on)."""
+        return self._committer is not None
+
+    def append_decision_later(
+        self,
+        new: NewDecision,
+        callback: Callable[[tuple[StoredDecision, bool] | None, BaseException | None], None],
+    ) -> None:
+        """`append_decision` whose result goes to `callback(result, error)`, called from the writer thread
+        (or at once, on this thread, without group commit)."""
+        if self._committer is not None:
+            self._committer.submit_later(new, callback)
+            return
+        try:
+            result = self.append_decisions([new])[0]
+        except Exception as exc:
+            callback(None, exc)
+        else:
+            callback(result, None)
 
     def append_decisions(self, news: Sequence[NewDecision]) -> list[tuple[StoredDecision, bool]]:
         """Store several decisions in one transaction; per item (stored, created?) as `append_decision`.

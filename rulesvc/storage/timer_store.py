@@ -16,7 +16,7 @@ its cost depends on the batch size, not on the number of pending timers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,15 +63,14 @@ class SqlTimerStore:
         self, ticket_id: str, event_id: str, now: datetime, prepare: EventPrepare
     ) -> EventWriteResult:
         with self._write() as session, session.begin():
-            ticket = self._lock_ticket(session, ticket_id, now)
-            view, ids = _views(session, [ticket])[0]
+            batch = TicketBatch(session, [ticket_id], now)
             head = lock_head(session)
             twin = find_decision_by_event(session, event_id)
             if twin is not None:
                 return EventWriteResult(twin, False)
-            write = prepare(view)
+            write = batch.run(ticket_id, prepare)
             stored = insert_decisions(session, head, write.decisions)
-            _apply(session, now, [(ticket, view, ids, write)])
+            batch.write(session)
         if not stored:
             raise ValueError("an event unit of work must store its decision")
         return EventWriteResult(stored[0], True, write)
@@ -209,18 +208,90 @@ class SqlTimerStore:
 
     # -- helpers ------------------------------------------------------------------------------------------
 
-    def _lock_ticket(self, session: Session, ticket_id: str, now: datetime) -> TicketRow:
-        """Create the ticket's row if needed and lock it, in one statement (an upsert that locks)."""
-        values = {"ticket_id": ticket_id, "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now}
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(TicketRow)
-            .values(values)
-            .on_conflict_do_update(index_elements=[TicketRow.ticket_id], set_={"ticket_id": ticket_id})
-            .returning(TicketRow)
+
+class TicketBatch:
+    """The tickets of a group of event decisions stored in one transaction, locked in ticket id order.
+
+    `run` calls a unit of work with the ticket's current view and advances the view, so several decisions
+    for one ticket in one batch see each other's changes; `write` stores the net changes per ticket.
+    Lock order: these tickets (waiting for them), then the chain head.
+    """
+
+    def __init__(self, session: Session, ticket_ids: Iterable[str], now: datetime) -> None:
+        self.now = now
+        rows = lock_tickets(session, ticket_ids, now)
+        self._rows = {row.ticket_id: row for row in rows}
+        self._views: dict[str, TicketView] = {}
+        self._ids: dict[str, dict[str, int]] = {}
+        for view, ids in _views(session, rows):
+            self._views[view.ticket_id] = view
+            self._ids[view.ticket_id] = ids
+        self._writes: dict[str, list[TicketWrite]] = {}
+
+    def run(self, ticket_id: str, work: Callable[[TicketView], TicketWrite]) -> TicketWrite:
+        view = self._views[ticket_id]
+        write = work(view)
+        self._writes.setdefault(ticket_id, []).append(write)
+        self._views[ticket_id] = _advance(view, write)
+        return write
+
+    def write(self, session: Session) -> None:
+        _apply(
+            session,
+            self.now,
+            [
+                (self._rows[tid], self._views[tid], self._ids[tid], _merge(writes))
+                for tid, writes in self._writes.items()
+            ],
         )
-        row = session.scalars(statement, execution_options={"populate_existing": True}).one()
-        return row
+
+
+def lock_tickets(session: Session, ticket_ids: Iterable[str], now: datetime) -> list[TicketRow]:
+    """Create missing ticket rows and lock all of them, in ticket id order, in one statement (an upsert that
+    locks: concurrent batches always lock in the same order, so they cannot deadlock)."""
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        return []
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(TicketRow).values(
+        [{"ticket_id": t, "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now} for t in ids]
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[TicketRow.ticket_id], set_={"ticket_id": statement.excluded.ticket_id}
+    ).returning(TicketRow)
+    rows = session.scalars(statement, execution_options={"populate_existing": True}).all()
+    return sorted(rows, key=lambda row: row.ticket_id)
+
+
+def _advance(view: TicketView, write: TicketWrite) -> TicketView:
+    """The view after `write` (for the next unit of work on the same ticket in the same transaction)."""
+    changed = {timer.name: timer for timer in write.timers}
+    timers = tuple(changed.pop(t.name, t) for t in view.timers) + tuple(changed.values())
+    return TicketView(
+        ticket_id=view.ticket_id,
+        kind=write.kind or view.kind,
+        snapshot=write.snapshot if write.snapshot is not None else view.snapshot,
+        group=write.group if write.group is not None else view.group,
+        timers=timers,
+    )
+
+
+def _merge(writes: Sequence[TicketWrite]) -> TicketWrite:
+    """The net effect of several writes on one ticket (decisions are stored by the caller)."""
+    if len(writes) == 1:
+        return writes[0]
+    timers: dict[str, ScheduledTimer] = {}
+    snapshot: Mapping[str, Any] | None = None
+    kind: str | None = None
+    group: str | None = None
+    sla: list[SlaOutcome] = []
+    for write in writes:
+        timers.update((timer.name, timer) for timer in write.timers)
+        snapshot = write.snapshot if write.snapshot is not None else snapshot
+        kind = write.kind or kind
+        group = write.group if write.group is not None else group
+        sla.extend(write.sla)
+    return TicketWrite((), snapshot, kind, group, list(timers.values()), sla)
 
 
 def _views(session: Session, tickets: Iterable[TicketRow]) -> list[tuple[TicketView, dict[str, int]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,7 +14,8 @@ from rulesvc.lifecycle.build import build_lifecycle
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.storage import make_engine
-from tests.integration.conftest import RULESETS
+
+RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
 
 LIFECYCLE_TABLES = ("ruleset_drafts", "ruleset_versions")
 

@@ -167,7 +167,7 @@ def test_threshold_change_end_to_end(
     assert expense_then["version"] == 1 and [p["version"] for p in expense_then["pending"]] == [2]
     diff = client.get(f"/v1/rulesets/{EXPENSE}/diff", params={"from": "1", "to": "2"}, headers=auth(approver))
     assert THRESHOLD_CHANGE in diff.json()["summary"]
-    assert "-        金额: \"< 5000\"" in diff.json()["text"] and "8000.01" in diff.json()["cases_text"]
+    assert '-        金额: "< 5000"' in diff.json()["text"] and "8000.01" in diff.json()["cases_text"]
 
     # Rollback: a new draft with version 1's content and cases, through the same approval.
     rolled = client.post(
@@ -219,7 +219,9 @@ def test_refusals(lifecycle_client: TestClient, lc_keys: dict[str, str], clock: 
     assert len(texts) == 6
 
     # Four eyes: the author is refused even holding the approver role.
-    revised = ORIGINAL.replace("description: 差旅费小额报销自动审批", "description: 差旅费小额报销自动审批（修订）")
+    revised = ORIGINAL.replace(
+        "description: 差旅费小额报销自动审批", "description: 差旅费小额报销自动审批（修订）"
+    )
     draft_id = push(client, both, revised, "措辞").json()["draft_id"]
     assert step(client, both, draft_id, "submit").status_code == 200
     for action in ("approve", "reject"):
@@ -229,7 +231,9 @@ def test_refusals(lifecycle_client: TestClient, lc_keys: dict[str, str], clock: 
     assert step(client, approver, draft_id, "reject").status_code == 422  # a rejection needs a reason
 
     # A draft made before another publication is stale: it would undo that version.
-    stale_id = push(client, lc_keys["editor2"], RAISED.replace("8000", "6000"), "门槛 6000").json()["draft_id"]
+    stale_id = push(client, lc_keys["editor2"], RAISED.replace("8000", "6000"), "门槛 6000").json()[
+        "draft_id"
+    ]
     assert step(client, approver, draft_id, "approve", {"comment": "ok"}).status_code == 200
     past = step(client, both, draft_id, "publish", {"effective_at": "2026-11-01T00:00:00+08:00"})
     assert past.status_code == 422 and "effective_at" in past.json()["message"]

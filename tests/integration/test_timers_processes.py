@@ -3,7 +3,6 @@ points once, marked late; three replicas fire 1,000 timers due within a few seco
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -158,12 +157,3 @@ def test_three_replicas_fire_1000_timers_exactly_once(pg_url: str, tmp_path: Pat
         assert verify_store(SqlStore(engine)).ok
     finally:
         engine.dispose()
-
-
-def test_worker_logs_no_secret_and_exits_cleanly_on_sigterm(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
-    worker = WorkerProcess(worker_env(pg_url), tmp_path / "w.log")
-    worker.wait_started()
-    worker.process.send_signal(signal.SIGTERM)
-    assert worker.process.wait(20) == 0
-    assert "worker stopped" in worker.stop()
-    assert os.environ.get("RULESVC_TEST_NEVER_SET") is None

@@ -1,0 +1,49 @@
+"""What storing an event's decision does to its ticket, decided under the ticket's lock (pure).
+
+`DecisionService.prepare_event` attaches an `EventTicketWork` to the decision it prepares; the store, in
+the transaction that appends the decision and after locking the ticket, calls it with the ticket's current
+timers and snapshot. It applies the decision's timer actions at the event's `occurred_at` (so pause and
+resume move deadlines on each timer's calendar from the state actually stored), merges the event's ticket
+fields into the latest snapshot, remembers the routing group, and returns the final record: the same
+decision, whose `resume_timer` actions now carry their new `due_at`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from rulesvc.model import Decision, Event
+from rulesvc.sla.calendar import BusinessCalendar
+from rulesvc.sla.ticket_timers import TicketTimers
+from rulesvc.storage.records import NewDecision
+from rulesvc.storage.timer_records import TicketView, TicketWrite
+
+
+def assigned_group(decision: Decision) -> str | None:
+    """The group of the decision's last `assign` action (the ticket's routing group for SLA reports)."""
+    groups = [str(a.params["group"]) for a in decision.actions if a.type == "assign" and a.params.get("group")]
+    return groups[-1] if groups else None
+
+
+@dataclass(frozen=True)
+class EventTicketWork:
+    event: Event
+    decision: Decision
+    calendars: Mapping[str, BusinessCalendar]
+    record: Callable[[Decision], NewDecision]
+    """Builds the stored record of a decision (called again only when timer actions were enriched)."""
+    prepared: NewDecision
+
+    def __call__(self, view: TicketView) -> TicketWrite:
+        timers = TicketTimers(view.ticket_id, view.timers, self.calendars)
+        enriched = timers.apply(self.decision, self.event.occurred_at)
+        new = self.prepared if enriched.actions == self.decision.actions else self.record(enriched)
+        return TicketWrite(
+            decisions=[new],
+            snapshot={**view.snapshot, **self.event.ticket},
+            kind=self.event.kind,
+            group=assigned_group(enriched),
+            timers=timers.changes(),
+            sla=timers.outcomes,
+        )
