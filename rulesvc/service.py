@@ -184,9 +184,9 @@ class DecisionService:
         if sha256_hex(stored.input_salt + clear_text) != stored.input_digest:
             raise IdempotencyConflictError(stored.event_id, stored.decision_id)
         record = orjson.loads(stored.record_text)
-        return EventOutcome(
-            stored.decision_id, stored.event_id, stored.ticket_id, record["actions"], record["fired"], False
-        )
+        actions = [_action_order(a) for a in record["actions"]]
+        fired = [{k: f[k] for k in ("ruleset", "version", "rule") if k in f} for f in record["fired"]]
+        return EventOutcome(stored.decision_id, stored.event_id, stored.ticket_id, actions, fired, False)
 
     # -- reads --------------------------------------------------------------------------------------------
 
@@ -208,9 +208,12 @@ class DecisionService:
             )
         else:
             record["actions"] = self.masking.mask(record["actions"])
-        record["masked"] = not principal.clearance
-        record["chain"] = {"seq": stored.chain_seq, "hash": stored.chain_hash}
-        return dict(record)
+        ordered = {key: record[key] for key in _RECORD_ORDER if key in record}
+        ordered.update(record)  # anything a newer writer added
+        ordered["actions"] = [_action_order(a) for a in record["actions"]]
+        ordered["masked"] = not principal.clearance
+        ordered["chain"] = {"seq": stored.chain_seq, "hash": stored.chain_hash}
+        return ordered
 
     def list_actions(self, after: int, limit: int) -> list[FeedItem]:
         return [
@@ -314,7 +317,26 @@ def create_api_key(keys: KeyStore, roles: frozenset[Role], clock: Clock, label: 
     return key_id, key
 
 
+# Records are stored as canonical JSON (sorted keys); answers use the contract's reading order.
+_RECORD_ORDER = (
+    "decision_id",
+    "event_id",
+    "ticket_id",
+    "decided_at",
+    "event",
+    "actions",
+    "fired",
+    "versions",
+)
+
+
+def _action_order(action: Mapping[str, Any]) -> dict[str, Any]:
+    """`type` first and `rule` last, as the decision answered them."""
+    rest = {k: v for k, v in action.items() if k not in ("type", "rule")}
+    return {"type": action.get("type"), **rest, "rule": action.get("rule")}
+
+
 def _default_simulator() -> Simulator:
     from rulesvc.simulation import simulate
 
-    return simulate  # type: ignore[return-value]
+    return simulate

@@ -22,7 +22,9 @@ from rulesvc.storage.timer_records import TicketView, TicketWrite
 
 def assigned_group(decision: Decision) -> str | None:
     """The group of the decision's last `assign` action (the ticket's routing group for SLA reports)."""
-    groups = [str(a.params["group"]) for a in decision.actions if a.type == "assign" and a.params.get("group")]
+    groups = [
+        str(a.params["group"]) for a in decision.actions if a.type == "assign" and a.params.get("group")
+    ]
     return groups[-1] if groups else None
 
 

@@ -23,6 +23,8 @@ from scheduler.delivery import Sender, WebhookDeliverer
 from scheduler.poller import TimerPoller
 from scheduler.runner import Worker
 
+SQLITE_TIMER_BATCH = 20
+
 
 @dataclass
 class WorkerParts:
@@ -59,7 +61,11 @@ def build_worker(
         SqlTimerStore(engine), book, clock or SystemClock(), masking, notifier, engine_lock=engine_lock
     )
     webhooks = WebhookService(SqlWebhookStore(engine), delivery_clock or SystemClock(), retry)
-    poller = TimerPoller(timers, config.timer_batch)
+    # SQLite has one writer: a poll holds it while it evaluates, so it takes fewer tickets at a time.
+    batch = (
+        min(config.timer_batch, SQLITE_TIMER_BATCH) if engine.dialect.name == "sqlite" else config.timer_batch
+    )
+    poller = TimerPoller(timers, batch)
     deliverer = WebhookDeliverer(
         webhooks, sender, config.delivery_batch, config.delivery_concurrency, config.fanout_batch
     )

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.deps import json_body, require, runtime
+from api.errors import ApiError
 from api.responses import JSONBytes
 from api.routes.common import errors, json_request_body
 from api.schemas import COMPLAINT_EVENT, SimulateIn, SimulateOut
@@ -37,8 +38,6 @@ async def post_simulate(
     rt = runtime(request)
     limit = rt.settings.max_simulate_events
     if len(parsed.events) > limit:
-        from api.errors import ApiError
-
         raise ApiError(422, "invalid_request", f"一次最多模拟 {limit} 个事件", {"max_events": limit})
     timeline = await run_in_threadpool(rt.service.simulate, body["events"], parsed.until)
     return JSONBytes(timeline)

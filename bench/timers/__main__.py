@@ -20,6 +20,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from rulesvc.rulebook import RuleBook
 from rulesvc.settings import Settings
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> None:
         print()
 
         lead, window = 3.0, args.window * (due_count / 10_000)
+        workers = start_workers(url, args.processes) if args.processes else []
         due_sql = f"now() + interval '{lead} seconds' + (i - 1) * interval '{window / due_count * 1e6} microseconds'"
         seed(url, 1, due_count, due_sql, "D-")
         print(
@@ -141,8 +143,8 @@ def run(args: argparse.Namespace) -> None:
             f"{pending_big:,} more pending; pollers: {args.processes or 'in-process'}"
         )
         wall = time.perf_counter()
-        if args.processes:
-            fired_stats = run_processes(url, args.processes, due_count)
+        if workers:
+            fired_stats = wait_for_workers(engine, workers, due_count)
         else:
             fired_stats = run_in_process(service, due_count)
         elapsed = time.perf_counter() - wall
@@ -178,7 +180,8 @@ def run_in_process(service: TimerService, due_count: int) -> str:
     return f"{polls} polls (50 ms apart), {poller.stats.decisions:,} decisions"
 
 
-def run_processes(url: str, count: int, due_count: int) -> str:
+def start_workers(url: str, count: int) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """`count` worker processes, started and polling (their start-up is not part of the lag)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RULESVC_")}
     env.update(
         RULESVC_DATABASE_URL=url,
@@ -186,11 +189,25 @@ def run_processes(url: str, count: int, due_count: int) -> str:
         RULESVC_TIMER_POLL_INTERVAL="0.05",
         PYTHONPATH=str(REPO),
     )
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "scheduler"], env=env, cwd=REPO, stderr=subprocess.DEVNULL)
-        for _ in range(count)
-    ]
-    engine = make_engine(url)
+    workers = []
+    for n in range(count):
+        log = Path(tempfile.gettempdir()) / f"bench-timers-worker-{os.getpid()}-{n}.log"
+        with log.open("wb") as handle:
+            process = subprocess.Popen([sys.executable, "-m", "scheduler"], env=env, cwd=REPO, stderr=handle)
+        workers.append((process, log))
+    deadline = time.monotonic() + 120
+    while not all("worker started" in log.read_text(errors="replace") for _, log in workers):
+        if time.monotonic() > deadline or any(p.poll() is not None for p, _ in workers):
+            raise RuntimeError(
+                "worker processes did not start:\n" + "\n".join(f.read_text() for _, f in workers)
+            )
+        time.sleep(0.2)
+    return workers
+
+
+def wait_for_workers(
+    engine: Engine, workers: list[tuple[subprocess.Popen[bytes], Path]], due_count: int
+) -> str:
     try:
         while True:
             with engine.connect() as conn:
@@ -199,12 +216,12 @@ def run_processes(url: str, count: int, due_count: int) -> str:
                 break
             time.sleep(0.2)
     finally:
-        engine.dispose()
-        for process in processes:
+        for process, _ in workers:
             process.send_signal(signal.SIGTERM)
-        for process in processes:
+        for process, log in workers:
             process.wait(30)
-    return f"{count} worker processes"
+            log.unlink(missing_ok=True)
+    return f"{len(workers)} worker processes"
 
 
 def main() -> None:

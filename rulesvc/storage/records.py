@@ -5,13 +5,16 @@ ORM classes never leave `rulesvc.storage`; callers see only these.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rulesvc.apikeys import Role
 from rulesvc.audit import ChainEntry
+
+if TYPE_CHECKING:
+    from rulesvc.storage.timer_records import TicketView, TicketWrite
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class NewDecision:
     input_digest: str
     actions: Sequence[Mapping[str, Any]]
     audit_payload: Mapping[str, Any]
+    ticket_work: Callable[[TicketView], TicketWrite] | None = field(default=None, compare=False, repr=False)
+    """Run by the store under the ticket's lock, in the same transaction: the timer changes, snapshot and
+    final record of this decision (`rulesvc.ticket_work.EventTicketWork`). None: the ticket is untouched."""
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,19 @@ def test_request_id_is_echoed(client: TestClient) -> None:
     assert client.get("/healthz", headers={"X-Request-ID": "req-123"}).headers["x-request-id"] == "req-123"
     generated = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
     assert len(generated) == 32
+
+
+def test_evaluation_in_the_thread_pool(sqlite_url: str, book: object) -> None:
+    from api.app import create_app
+    from rulesvc.apikeys import Role
+    from rulesvc.service import create_api_key
+    from rulesvc.sla.clock import SystemClock
+    from tests.integration.conftest import make_settings
+
+    app = create_app(make_settings(sqlite_url, evaluate_in_thread=True, group_commit=False), book=book)  # type: ignore[arg-type]
+    _, key = create_api_key(app.state.runtime.service.keys, frozenset({Role.INGEST}), SystemClock())
+    with TestClient(app) as client:
+        first = client.post("/v1/events", json=event("thread-1"), headers=auth(key)).json()
+        again = client.post("/v1/events", json=event("thread-1"), headers=auth(key)).json()
+    assert [a["type"] for a in first["actions"]] == ["auto_approve", "trigger_payment"]
+    assert again == first

@@ -1,0 +1,107 @@
+"""docs/http.md is executed: every `$ curl ...` block runs (through bash, with curl and jq) against a real
+`rulesvc serve` on a fresh database, and must print what the document shows.
+
+Values that differ from run to run are compared by shape: decision ids (the document's ids are mapped to
+this run's as they appear, and substituted into later commands), server timestamps and chain hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rulesvc.apikeys import Role
+from rulesvc.service import create_api_key
+from rulesvc.sla.clock import SystemClock
+from rulesvc.storage import SqlStore, make_engine, migrate
+from tests.integration.conftest import cli_env, start_server, stop_server
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "http.md"
+DOC_BASE = "http://127.0.0.1:8000"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+SERVER_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
+HASH = re.compile(r"\b[0-9a-f]{64}\b")
+KEYS = {
+    "INGEST_KEY": Role.INGEST,
+    "AUDITOR_KEY": Role.AUDITOR,
+    "COMPLIANCE_KEY": Role.COMPLIANCE,
+    "EDITOR_KEY": Role.EDITOR,
+}
+
+
+def curl_blocks() -> list[tuple[str, str]]:
+    blocks = re.findall(r"```console\n\$ (curl .*?)\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    return [(command, output) for command, output in blocks]
+
+
+def json_values(text: str) -> list[Any]:
+    decoder = json.JSONDecoder()
+    values, position, text = [], 0, text.strip()
+    while position < len(text):
+        value, position = decoder.raw_decode(text, position)
+        values.append(value)
+        while position < len(text) and text[position].isspace():
+            position += 1
+    return values
+
+
+def learn_ids(expected: Any, actual: Any, ids: dict[str, str]) -> None:
+    """Map the document's decision ids to this run's, walking both answers in step."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key, value in expected.items():
+            if key == "decision_id" and isinstance(value, str) and isinstance(actual.get(key), str):
+                ids.setdefault(value, actual[key])
+            learn_ids(value, actual.get(key), ids)
+    elif isinstance(expected, list) and isinstance(actual, list):
+        for e, a in zip(expected, actual, strict=False):
+            learn_ids(e, a, ids)
+
+
+def shape(text: str) -> str:
+    return HASH.sub("<hash>", SERVER_TIME.sub("<time>", UUID.sub("<uuid>", text)))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if not (shutil.which("curl") and shutil.which("jq") and shutil.which("bash")):
+        pytest.skip("the walkthrough runs curl and jq")
+    work = tmp_path_factory.mktemp("http-doc")
+    url = f"sqlite:///{work / 'rulesvc.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    store = SqlStore(engine, group_commit=False)
+    env = {**os.environ, **cli_env(url)}
+    for name, role in KEYS.items():
+        env[name] = create_api_key(store, frozenset({role}), SystemClock())[1]
+    engine.dispose()
+    running = start_server(cli_env(url, RULESVC_BOOTSTRAP_ADMIN_KEY="false"), work / "serve.log")
+    yield running, env
+    stop_server(running)
+
+
+def test_walkthrough_answers_as_documented(server: Any) -> None:
+    running, env = server
+    blocks = curl_blocks()
+    assert len(blocks) >= 15
+    ids: dict[str, str] = {}
+    for command, documented in blocks:
+        actual_command = command.replace(DOC_BASE, running.base_url)
+        for doc_id, run_id in ids.items():
+            actual_command = actual_command.replace(doc_id, run_id)
+        result = subprocess.run(
+            ["bash", "-c", actual_command], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert result.returncode == 0, result.stderr
+        expected, actual = json_values(documented), json_values(result.stdout)
+        for e, a in zip(expected, actual, strict=False):
+            learn_ids(e, a, ids)
+        want = shape(json.dumps(expected, ensure_ascii=False, sort_keys=True))
+        got = shape(json.dumps(actual, ensure_ascii=False, sort_keys=True))
+        assert got == want, f"\n$ {command}\n--- documented ---\n{documented}--- actual ---\n{result.stdout}"
