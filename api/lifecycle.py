@@ -7,16 +7,12 @@ and not-the-author → 403, wrong state or a stale draft → 409.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
+from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from api.errors import ApiError, error_response
-from rulesvc.apikeys import Principal
+from api.errors import error_response
 from rulesvc.lifecycle import (
     BadRequestError,
     CasesFailedError,
@@ -30,7 +26,6 @@ from rulesvc.lifecycle import (
     StateError,
 )
 from rulesvc.lifecycle.build import Lifecycle
-from rulesvc.lifecycle.roles import RulesetPermission, may
 
 _STATUS: dict[type[LifecycleError], int] = {
     NotFoundError: 404,
@@ -82,36 +77,3 @@ def _add_body_models(app: FastAPI) -> None:
 def lifecycle_of(request: Request) -> Lifecycle:
     lifecycle: Lifecycle = request.app.state.lifecycle
     return lifecycle
-
-
-_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer rsk_...`")
-_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
-
-
-def require_ruleset(permission: RulesetPermission) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency admitting keys whose roles grant `permission` (401 without a valid key, 403 otherwise)."""
-
-    async def dependency(
-        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-    ) -> Principal:
-        if credentials is None or not credentials.credentials:
-            raise ApiError(
-                401, "unauthorized", "缺少 API 密钥（Authorization: Bearer ...）", None, _UNAUTHORIZED
-            )
-        service = request.app.state.runtime.service
-        hit, principal = service.cached_principal(credentials.credentials)
-        if not hit:
-            principal = await run_in_threadpool(service.authenticate, credentials.credentials)
-        if principal is None:
-            raise ApiError(401, "unauthorized", "API 密钥无效或已吊销", None, _UNAUTHORIZED)
-        if not may(principal.roles, permission):
-            raise ApiError(
-                403,
-                "forbidden",
-                f"当前角色无权执行此操作（需要 {permission.value}）",
-                {"permission": permission.value, "roles": sorted(principal.roles)},
-            )
-        request.scope["rulesvc.key_id"] = principal.key_id
-        return principal
-
-    return dependency

@@ -12,12 +12,19 @@ Role matrix (✓ allowed; "clear" = personal data unmasked, and the read itself 
 | `actions:read`      | GET /v1/actions                | ✓      |        |          |            |         | ✓     |
 | `decisions:read`    | GET /v1/decisions/{id}         |        |        |          | ✓ clear    | ✓ masked| ✓ masked |
 | `audit:verify`      | GET /v1/audit/verify           |        |        |          | ✓          | ✓       | ✓     |
+| `rulesets:read`     | GET /v1/rulesets/...           |        | ✓      | ✓        | ✓          | ✓       | ✓     |
+| `rulesets:write`    | drafts, cases, submit, rollback, import |  | ✓  |          |            |         | ✓     |
+| `rulesets:review`   | approve, reject (never own)    |        |        | ✓        |            |         | ✓     |
+| `rulesets:publish`  | publish an approved draft      |        | ✓      | ✓        |            |         | ✓     |
+| `rulesets:replay`   | backtest a draft (masked)      |        | ✓      | ✓        |            |         | ✓     |
 
 `admin` may call every route but holds no personal-data clearance: only `compliance` reads in clear
 (separation of duties — operators run the service, compliance looks at customers' data). Editors and
 approvers may simulate (to see what a change would do) but see no production decisions; the auditor
 checks the log without touching production traffic or personal data. `/healthz`, `/readyz`, `/metrics`,
 `/openapi.json` and `/docs` need no key (probes and scrapers; they carry no personal data).
+Four eyes: a draft's author may not approve or reject it whatever roles the key holds (checked by the
+lifecycle, which knows the author); importing into an empty database needs `admin`.
 """
 
 from __future__ import annotations
@@ -49,6 +56,11 @@ class Permission(StrEnum):
     ACTIONS_READ = "actions:read"
     DECISIONS_READ = "decisions:read"
     AUDIT_VERIFY = "audit:verify"
+    RULESETS_READ = "rulesets:read"
+    RULESETS_WRITE = "rulesets:write"
+    RULESETS_REVIEW = "rulesets:review"
+    RULESETS_PUBLISH = "rulesets:publish"
+    RULESETS_REPLAY = "rulesets:replay"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -57,6 +69,13 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.ACTIONS_READ: frozenset({Role.INGEST, Role.ADMIN}),
     Permission.DECISIONS_READ: frozenset({Role.COMPLIANCE, Role.AUDITOR, Role.ADMIN}),
     Permission.AUDIT_VERIFY: frozenset({Role.COMPLIANCE, Role.AUDITOR, Role.ADMIN}),
+    Permission.RULESETS_READ: frozenset(
+        {Role.EDITOR, Role.APPROVER, Role.COMPLIANCE, Role.AUDITOR, Role.ADMIN}
+    ),
+    Permission.RULESETS_WRITE: frozenset({Role.EDITOR, Role.ADMIN}),
+    Permission.RULESETS_REVIEW: frozenset({Role.APPROVER, Role.ADMIN}),
+    Permission.RULESETS_PUBLISH: frozenset({Role.EDITOR, Role.APPROVER, Role.ADMIN}),
+    Permission.RULESETS_REPLAY: frozenset({Role.EDITOR, Role.APPROVER, Role.ADMIN}),
 }
 
 CLEARANCE_ROLES = frozenset({Role.COMPLIANCE})

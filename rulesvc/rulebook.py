@@ -49,6 +49,10 @@ class RuleBook:
         )
         return RuleBook(folder)
 
+    def book_for(self, event: Event) -> RuleBook:
+        """The book deciding `event`: this one (a versioned registry picks the one in force at its time)."""
+        return self
+
     def versions(self) -> dict[str, int]:
         return {name: c.ruleset.version for name, c in self.compiled.items()}
 

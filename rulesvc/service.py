@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -39,12 +39,20 @@ from rulesvc.errors import RulesvcError
 from rulesvc.events import event_from_json
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
+from rulesvc.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.sla.clock import Clock
+from rulesvc.sla.ticket_timers import TIMER_ACTIONS
 from rulesvc.storage.records import ApiKeyRecord, DecisionStore, KeyStore, NewDecision, StoredDecision
+from rulesvc.ticket_work import EventTicketWork
 
 
 class Evaluator(Protocol):
     def evaluate(self, event: Event) -> Decision: ...
+
+    def book_for(self, event: Event) -> Evaluator:
+        """The evaluator for this event (the ruleset versions in force at its time), used for the whole
+        decision: evaluation and the versions recorded."""
+        ...
 
     def versions(self) -> dict[str, int]: ...
 
@@ -131,8 +139,10 @@ class DecisionService:
         simulator: Simulator | None = None,
         key_cache_seconds: float = 5.0,
         engine_lock: threading.Lock | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
+        self.notifier = notifier
         self.keys = keys
         self.book = book
         self.clock = clock
@@ -160,17 +170,24 @@ class DecisionService:
         clear_text = canonical(body)
         with self._engine_lock:
             decision = self.book.evaluate(event)
-        new = new_decision(
-            decision_id=str(uuid.uuid4()),
-            body=body,
-            event=event,
-            decision=decision,
-            decided_at=self.clock.now(),
-            versions=self.book.versions(),
-            masking=self.masking,
-            clear_text=clear_text,
-        )
-        return PreparedEvent(new, clear_text, decision.fired_json())
+        decision_id, decided_at, versions = str(uuid.uuid4()), self.clock.now(), self.book.versions()
+
+        def record(final: Decision) -> NewDecision:
+            return new_decision(
+                decision_id=decision_id,
+                body=body,
+                event=event,
+                decision=final,
+                decided_at=decided_at,
+                versions=versions,
+                masking=self.masking,
+                clear_text=clear_text,
+            )
+
+        new = record(decision)
+        # The store runs this under the ticket's lock: timer changes, snapshot, final record (rulesvc.ticket_work).
+        work = EventTicketWork(event, decision, getattr(self.book, "calendars", {}), record, new)
+        return PreparedEvent(replace(new, ticket_work=work), clear_text, decision.fired_json())
 
     def finish_event(self, prepared: PreparedEvent, stored: StoredDecision, created: bool) -> EventOutcome:
         """Step 3 of `handle_event`, after the store answered `append_decision(prepared.new)`."""
@@ -178,7 +195,18 @@ class DecisionService:
             return self._replay(stored, prepared.clear_text)
         new = prepared.new
         actions = [dict(a) for a in new.actions]
+        if any(a.get("type") in TIMER_ACTIONS for a in actions):
+            actions = [
+                _action_order(a) for a in orjson.loads(stored.record_text)["actions"]
+            ]  # resume: due_at
+            self._notify(TIMERS)
+        if actions:
+            self._notify(ACTIONS)
         return EventOutcome(new.decision_id, new.event_id, new.ticket_id, actions, prepared.fired, True)
+
+    def _notify(self, topic: str) -> None:
+        if self.notifier is not None:
+            self.notifier.publish(topic)
 
     def _replay(self, stored: StoredDecision, clear_text: str) -> EventOutcome:
         if sha256_hex(stored.input_salt + clear_text) != stored.input_digest:

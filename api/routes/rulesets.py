@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import json_body
+from api.deps import json_body, require
 from api.errors import ApiError
-from api.lifecycle import lifecycle_of, require_ruleset
+from api.lifecycle import lifecycle_of
 from api.responses import JSONBytes
 from api.ruleset_schemas import (
     AsOfQuery,
@@ -38,19 +38,18 @@ from api.ruleset_schemas import (
     VersionOut,
 )
 from api.schemas import ErrorOut
-from rulesvc.apikeys import Principal
+from rulesvc.apikeys import Permission, Principal, Role
 from rulesvc.lifecycle.queries import RulesetQueries
-from rulesvc.lifecycle.roles import RulesetPermission, may_bootstrap
 from rulesvc.lifecycle.service import LifecycleService
 from rulesvc.lifecycle.views import draft_json, overview_json, version_json
 
 router = APIRouter(tags=["rulesets"])
 
-READ = require_ruleset(RulesetPermission.READ)
-WRITE = require_ruleset(RulesetPermission.WRITE)
-REVIEW = require_ruleset(RulesetPermission.REVIEW)
-PUBLISH = require_ruleset(RulesetPermission.PUBLISH)
-REPLAY = require_ruleset(RulesetPermission.REPLAY)
+READ = require(Permission.RULESETS_READ)
+WRITE = require(Permission.RULESETS_WRITE)
+REVIEW = require(Permission.RULESETS_REVIEW)
+PUBLISH = require(Permission.RULESETS_PUBLISH)
+REPLAY = require(Permission.RULESETS_REPLAY)
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 _DESCRIPTIONS = {
@@ -165,7 +164,7 @@ async def import_rulesets(request: Request, principal: Principal = Depends(WRITE
         principal.key_id,
         body.rulesets,
         body.cases,
-        may_bootstrap=may_bootstrap(principal.roles),
+        may_bootstrap=Role.ADMIN in principal.roles,
     )
     return JSONBytes(
         {

@@ -1,9 +1,8 @@
-"""rulesvc engine benchmark: `python -m bench.engine [--quick] [--stock-load]` (see bench/README.md)."""
+"""rulesvc engine benchmark: `python -m bench.engine [--quick]` (see bench/README.md)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -20,7 +19,6 @@ from typing import Any
 import zen
 
 from bench.engine import measure, shipped, synthetic
-from bench.engine.loadshim import fast_load
 from rulesvc.engine import durable
 from rulesvc.rulebook import RuleBook
 
@@ -136,12 +134,11 @@ class SizeOutcome:
         return ours.per_second / theirs.per_second
 
 
-def load_table_book(table: synthetic.RoutingTable, stock: bool) -> tuple[RuleBook, float]:
+def load_table_book(table: synthetic.RoutingTable) -> tuple[RuleBook, float]:
     with tempfile.TemporaryDirectory(prefix="rulesvc-bench-") as tmp:
         folder = synthetic.write_folder(Path(tmp), table)
         start = time.perf_counter()
-        with contextlib.nullcontext() if stock else fast_load():
-            book = RuleBook.load([folder])
+        book = RuleBook.load([folder])
         return book, time.perf_counter() - start
 
 
@@ -163,9 +160,9 @@ def verify(book: RuleBook, engine: Any, index: Any, samples: list[synthetic.Samp
             )
 
 
-def bench_size(size: int, profile: Profile, stock: bool) -> SizeOutcome:
+def bench_size(size: int, profile: Profile) -> SizeOutcome:
     table = synthetic.make_table(size)
-    book, load_seconds = load_table_book(table, stock)
+    book, load_seconds = load_table_book(table)
     engine = zen_engine(table)
     index = synthetic.plain_index(table)
     verify(book, engine, index, synthetic.make_inputs(table, profile.verify, seed=size + 1))
@@ -242,11 +239,6 @@ def verdict(ok: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller run (< 20 s): sizes 10/100/1,000 only")
-    parser.add_argument(
-        "--stock-load",
-        action="store_true",
-        help="load synthetic tables with the unpatched loader (quadratic: 1,000 rows ≈ 3 s CPU, 5,000 ≈ 40 s CPU)",
-    )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
     began = time.perf_counter()
@@ -271,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header()
     section = time.perf_counter()
-    outcomes = [bench_size(size, profile, args.stock_load) for size in profile.sizes]
+    outcomes = [bench_size(size, profile) for size in profile.sizes]
     out(f"   ({time.perf_counter() - section:.1f} s)")
     out()
     out("   ratios of throughput: wall clock (per CPU-second in parentheses)")
@@ -282,8 +274,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{outcome.ratio('zen'):>6.2f}× ({outcome.ratio('zen', cpu=True):.2f}×)   "
             f"{outcome.ratio('python'):>8.3f}× ({outcome.ratio('python', cpu=True):.3f}×)"
         )
-    if not args.stock_load:
-        out("   (load s: tables > 200 rows load through bench/engine/loadshim.py; see bench/README.md)")
 
     out()
     first, last = profile.durable_checkpoints

@@ -39,6 +39,7 @@ from rulesvc.storage.tables import (
     DecisionInputRow,
     DecisionRow,
 )
+from rulesvc.storage.timer_store import TicketBatch
 
 _BATCH = 500
 
@@ -111,8 +112,15 @@ class SqlStore:
 
         An `event_id` already stored, or repeated within `news`, is not stored again: its item gets the
         decision stored first (created False), and the caller compares bodies.
+
+        Decisions carrying `ticket_work` lock their tickets first (then the chain head: the timer poller
+        takes locks in the same order) and store their timer changes and ticket snapshot with them.
         """
         with self._write() as session, session.begin():
+            worked = [new for new in news if new.ticket_work is not None]
+            tickets = TicketBatch(
+                session, [n.ticket_id for n in worked], max((n.decided_at for n in worked), default=None)
+            )
             head = lock_head(session)
             ids = list(dict.fromkeys(new.event_id for new in news))
             rows = session.scalars(select(DecisionRow).where(DecisionRow.event_id.in_(ids))).all()
@@ -121,7 +129,12 @@ class SqlStore:
             for new in news:
                 if new.event_id not in existing:
                     fresh.setdefault(new.event_id, new)
-            created = insert_decisions(session, head, list(fresh.values()))
+            final = [
+                tickets.run(new.ticket_id, new.ticket_work).decisions[0] if new.ticket_work else new
+                for new in fresh.values()
+            ]
+            created = insert_decisions(session, head, final)
+            tickets.write(session)
             by_event = {**existing, **{stored.event_id: stored for stored in created}}
             results: list[tuple[StoredDecision, bool]] = []
             for new in news:

@@ -217,9 +217,13 @@ class TicketBatch:
     Lock order: these tickets (waiting for them), then the chain head.
     """
 
-    def __init__(self, session: Session, ticket_ids: Iterable[str], now: datetime) -> None:
+    def __init__(self, session: Session, ticket_ids: Iterable[str], now: datetime | None) -> None:
+        """`now` (when the rows are updated) may be None only without tickets."""
         self.now = now
-        rows = lock_tickets(session, ticket_ids, now)
+        wanted = list(ticket_ids)
+        if wanted and now is None:
+            raise ValueError("a ticket batch with tickets needs the time of its writes")
+        rows = lock_tickets(session, wanted, now) if now is not None else []
         self._rows = {row.ticket_id: row for row in rows}
         self._views: dict[str, TicketView] = {}
         self._ids: dict[str, dict[str, int]] = {}
@@ -236,6 +240,8 @@ class TicketBatch:
         return write
 
     def write(self, session: Session) -> None:
+        if not self._writes or self.now is None:
+            return
         _apply(
             session,
             self.now,
