@@ -15,48 +15,19 @@ from typing import Any
 from rulesvc.errors import EngineError
 from rulesvc.lang.expr import (
     And,
-    Compare,
     Const,
-    Expr,
-    ListExpr,
-    Or,
     Path,
-    Subject,
     TypeEnv,
     bind_subject,
     compile_expr,
     infer_type,
 )
 from rulesvc.lang.model import Row, Table
-from rulesvc.lang.tables import column_kind
+from rulesvc.lang.tables import column_kind, equality_values
 from rulesvc.model import ConditionTrace
 
 Scope = Mapping[str, Any]
 INPUTS = "$in"  # synthetic scope root holding a table's input values, computed once per evaluation
-
-
-def _equality_values(cell: Expr) -> list[Any] | None:
-    """The literal values an equality-style cell accepts; [] for `-` (any); None if not equality-style."""
-    if isinstance(cell, Const) and cell.value is True:
-        return []
-    if isinstance(cell, Compare) and isinstance(cell.left, Subject):
-        if cell.op == "==" and isinstance(cell.right, Const) and cell.right.value is not None:
-            return [cell.right.value]
-        if (
-            cell.op == "in"
-            and isinstance(cell.right, ListExpr)
-            and all(isinstance(i, Const) for i in cell.right.items)
-        ):
-            return [i.value for i in cell.right.items if isinstance(i, Const)]
-    if isinstance(cell, Or):
-        values: list[Any] = []
-        for item in cell.items:
-            found = _equality_values(item)
-            if not found:
-                return None
-            values.extend(found)
-        return values
-    return None
 
 
 def _key(value: Any, numeric: bool) -> Any:
@@ -102,7 +73,7 @@ class CompiledTable:
         self.wildcards: list[int] = []
         if self.index_column is not None:
             for position, row in enumerate(table.rows):
-                values = _equality_values(row.cells.get(self.index_column, Const(True)))
+                values = equality_values(row.cells.get(self.index_column, Const(True)))
                 if not values:
                     self.wildcards.append(position)
                     continue
@@ -120,7 +91,7 @@ class CompiledTable:
                 continue
             distinct: set[Any] = set()
             for row in self.table.rows:
-                values = _equality_values(row.cells.get(column, Const(True)))
+                values = equality_values(row.cells.get(column, Const(True)))
                 if values is None:
                     break
                 distinct.update(values)

@@ -264,12 +264,14 @@ def _overlap(a: dict[str, ValueSet | None], b: dict[str, ValueSet | None]) -> bo
     return True
 
 
-def _equality_values(cell: Expr) -> list[Any] | None:
-    """Literal values of an equality-style cell; [] for any; None when the cell is not equality-style."""
+def equality_values(cell: Expr) -> list[Any] | None:
+    """Literal values of an equality-style cell (`x`, `in [..]`, `a, b`); [] for `-`; None otherwise.
+
+    Such cells make a column hashable: the engine indexes on it and the analysis pairs rows by it."""
     if isinstance(cell, Const) and cell.value is True:
         return []
     if isinstance(cell, Compare) and isinstance(cell.left, Subject):
-        if cell.op == "==" and isinstance(cell.right, Const):
+        if cell.op == "==" and isinstance(cell.right, Const) and cell.right.value is not None:
             return [cell.right.value]
         if (
             cell.op == "in"
@@ -280,7 +282,7 @@ def _equality_values(cell: Expr) -> list[Any] | None:
     if isinstance(cell, Or):
         values: list[Any] = []
         for item in cell.items:
-            found = _equality_values(item)
+            found = equality_values(item)
             if not found:
                 return None
             values.extend(found)
@@ -297,7 +299,7 @@ def _rivals(table: Table) -> list[list[int]]:
     """
     best: tuple[int, list[list[Any]]] | None = None
     for column in table.inputs:
-        values = [_equality_values(row.cells.get(column, Const(True))) for row in table.rows]
+        values = [equality_values(row.cells.get(column, Const(True))) for row in table.rows]
         if any(v is None for v in values):
             continue
         distinct = len({x for v in values if v for x in v})
