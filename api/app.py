@@ -6,6 +6,7 @@ should not start). Nothing is created at import time.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,15 +17,24 @@ from pydantic import BaseModel
 
 from api.deps import Runtime
 from api.errors import install_error_handlers
+from api.lifecycle import install_lifecycle
 from api.metrics import Metrics
 from api.middleware import ServiceMiddleware
 from api.responses import JSONBytes
 from api.routes import actions, audit, decisions, events, health, simulate
+from api.routes.rulesets import BODY_MODELS
 from api.schemas import EventIn, SimulateIn
+from api.timer_schemas import TIMER_BODY_MODELS
+from api.timers import TimerRuntime, install_timers
+from rulesvc.lifecycle.build import Lifecycle, build_lifecycle
+from rulesvc.notify import shared_notifier
 from rulesvc.service import DecisionService, Evaluator, Simulator
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.storage import SqlStore, make_engine, migrate
+from rulesvc.storage.timer_store import SqlTimerStore
+from rulesvc.storage.webhook_store import SqlWebhookStore
+from rulesvc.webhook_service import WebhookService
 
 DESCRIPTION = """
 rulesvc 决策服务：工单系统提交事件，服务按规则集返回动作（分派、审批层级、复核、自动审批、付款、SLA 计时、提醒、升级）。
@@ -41,14 +51,39 @@ def create_app(
     clock: Clock | None = None,
     simulator: Simulator | None = None,
 ) -> FastAPI:
-    """The service app. `book` defaults to the rulesets in `settings.rulesets`; `clock` to the system clock."""
+    """The service app; `clock` defaults to the system clock.
+
+    Without `book`, decisions use the ruleset versions kept in the database, as of each event's time (the
+    rules folder becomes version 1 on first start), and the lifecycle routes are mounted. A given `book`
+    decides everything instead (tests, embedding) and there is no lifecycle.
+    """
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = SqlStore(engine, group_commit=settings.group_commit)
-    if book is None:
-        book = load_book(settings)
+    clock = clock or SystemClock()
+    engine_lock = threading.Lock()
+    lifecycle: Lifecycle | None = None
+    if book is None:  # the database's ruleset versions, as of each event's time
+        lifecycle = build_lifecycle(
+            engine,
+            settings.rulesets,
+            clock,
+            settings.mask_policy(),
+            redis_url=settings.redis_url,
+            engine_lock=engine_lock,
+            poll_seconds=settings.ruleset_poll_seconds,
+        )
+        book = lifecycle.book
+    notifier = shared_notifier(settings.redis_url)
     service = DecisionService(
-        store, store, book, clock or SystemClock(), settings.mask_policy(), simulator=simulator
+        store,
+        store,
+        book,
+        clock,
+        settings.mask_policy(),
+        simulator=simulator,
+        engine_lock=engine_lock,
+        notifier=notifier,
     )
     metrics = Metrics()
     redis_client = _redis(settings.redis_url)
@@ -57,6 +92,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        if lifecycle is not None:
+            lifecycle.close()
         store.close()
         engine.dispose()
         if redis_client is not None:
@@ -73,13 +110,18 @@ def create_app(
     for module in (events, simulate, decisions, actions, audit, health):
         app.include_router(module.router)
     install_error_handlers(app)
+    if lifecycle is not None:
+        install_lifecycle(app, lifecycle)
+    # Webhook retries run on real time (SystemClock) whatever clock decides events.
+    webhooks = WebhookService(SqlWebhookStore(engine), SystemClock())
+    install_timers(app, TimerRuntime(webhooks, SqlTimerStore(engine), notifier))
     app.add_middleware(
         ServiceMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         access_log_enabled=settings.access_log,
     )
-    _install_openapi(app, [EventIn, SimulateIn])
+    _install_openapi(app, [EventIn, SimulateIn, *BODY_MODELS, *TIMER_BODY_MODELS])
     return app
 
 

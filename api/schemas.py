@@ -96,6 +96,15 @@ class SimulateIn(BaseModel):
 
     events: list[EventIn] = Field(max_length=1000)
     until: AwareDatetime
+    as_of: AwareDatetime | None = Field(
+        default=None,
+        description="decide every event on the ruleset versions in force at this time "
+        "(default: those in force at each event's own time)",
+    )
+    draft_id: Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)] | None = Field(
+        default=None,
+        description="a ruleset draft to decide with, in place of its ruleset: what would this draft decide",
+    )
 
 
 class ActionOut(BaseModel):

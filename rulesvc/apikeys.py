@@ -17,6 +17,8 @@ Role matrix (✓ allowed; "clear" = personal data unmasked, and the read itself 
 | `rulesets:review`   | approve, reject (never own)    |        |        | ✓        |            |         | ✓     |
 | `rulesets:publish`  | publish an approved draft      |        | ✓      | ✓        |            |         | ✓     |
 | `rulesets:replay`   | backtest a draft (masked)      |        | ✓      | ✓        |            |         | ✓     |
+| `webhooks:admin`    | /v1/webhooks/... (subscriptions, dead letters) | |  |          |            |         | ✓     |
+| `reports:read`      | GET /v1/reports/sla            |        |        |          | ✓          | ✓       | ✓     |
 
 `admin` may call every route but holds no personal-data clearance: only `compliance` reads in clear
 (separation of duties — operators run the service, compliance looks at customers' data). Editors and
@@ -61,6 +63,8 @@ class Permission(StrEnum):
     RULESETS_REVIEW = "rulesets:review"
     RULESETS_PUBLISH = "rulesets:publish"
     RULESETS_REPLAY = "rulesets:replay"
+    WEBHOOKS_ADMIN = "webhooks:admin"
+    REPORTS_READ = "reports:read"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -76,6 +80,8 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.RULESETS_REVIEW: frozenset({Role.APPROVER, Role.ADMIN}),
     Permission.RULESETS_PUBLISH: frozenset({Role.EDITOR, Role.APPROVER, Role.ADMIN}),
     Permission.RULESETS_REPLAY: frozenset({Role.EDITOR, Role.APPROVER, Role.ADMIN}),
+    Permission.WEBHOOKS_ADMIN: frozenset({Role.ADMIN}),
+    Permission.REPORTS_READ: frozenset({Role.COMPLIANCE, Role.AUDITOR, Role.ADMIN}),
 }
 
 CLEARANCE_ROLES = frozenset({Role.COMPLIANCE})

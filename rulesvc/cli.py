@@ -14,8 +14,9 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from rulesvc import cli_authoring, cli_ops
+    from rulesvc import cli_authoring, cli_ops, cli_rulesets
 
     cli_authoring.register(app)
     cli_ops.register(app)
+    cli_rulesets.register(app)
     app()

@@ -1,4 +1,5 @@
-"""Service and operations commands: `serve`, `keys create|list|revoke`, `audit verify`, `db upgrade`.
+"""Service and operations commands: `serve`, `worker`, `keys create|list|revoke`, `audit verify`,
+`db upgrade`.
 
 Settings come from the environment (`RULESVC_DATABASE_URL`, `RULESVC_RULESETS`, ...). API keys are printed
 once, alone on the last line of stdout, and never logged.
@@ -9,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 def register(app: typer.Typer) -> None:
     """Attach the operations commands to the root app."""
     app.command("serve")(serve)
+    app.command("worker")(worker)
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
     app.add_typer(db_app, name="db")
@@ -50,7 +53,7 @@ def serve(
     """Run the HTTP service under uvicorn (uvloop, httptools); migrates the database first."""
     import uvicorn
 
-    from api.logs import configure_logging, logging_config
+    from api.logs import configure_logging
     from rulesvc.errors import InvalidRulesetError
     from rulesvc.service import create_api_key
     from rulesvc.storage import SqlStore, make_engine, migrate
@@ -80,6 +83,25 @@ def serve(
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    background = None
+    if settings.worker_in_serve:
+        from scheduler.main import start_worker
+
+        background = start_worker(settings)  # timer poller and webhook delivery, in this process
+        # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, under the handlers it found: these
+        # no-op handlers let `run` return so the worker stops gracefully too.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda _signum, _frame: None)
+    try:
+        _run_uvicorn(uvicorn, settings, host, port, workers)
+    finally:
+        if background is not None:
+            background.stop()
+
+
+def _run_uvicorn(uvicorn: Any, settings: Settings, host: str, port: int, workers: int) -> None:
+    from api.logs import logging_config
+
     uvicorn.run(
         "api.main:app_from_env",
         factory=True,
@@ -94,6 +116,17 @@ def serve(
         # A worker imports the app and compiles the rulesets before answering the supervisor's pings.
         timeout_worker_healthcheck=60,
     )
+
+
+def worker() -> None:
+    """Run only the timer poller and webhook delivery (no HTTP), e.g. as separate replicas; stops on
+    SIGTERM/SIGINT after the poll in progress."""
+    from api.logs import configure_logging
+    from scheduler.main import run_worker
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    run_worker(settings)
 
 
 def _loop() -> str:

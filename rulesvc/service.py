@@ -168,9 +168,10 @@ class DecisionService:
         """
         event = event_from_json(body)
         clear_text = canonical(body)
+        book = self.book.book_for(event)  # in force at the event's time; kept for the whole decision
         with self._engine_lock:
-            decision = self.book.evaluate(event)
-        decision_id, decided_at, versions = str(uuid.uuid4()), self.clock.now(), self.book.versions()
+            decision = book.evaluate(event)
+        decision_id, decided_at, versions = str(uuid.uuid4()), self.clock.now(), book.versions()
 
         def record(final: Decision) -> NewDecision:
             return new_decision(
@@ -195,10 +196,10 @@ class DecisionService:
             return self._replay(stored, prepared.clear_text)
         new = prepared.new
         actions = [dict(a) for a in new.actions]
-        if any(a.get("type") in TIMER_ACTIONS for a in actions):
-            actions = [
-                _action_order(a) for a in orjson.loads(stored.record_text)["actions"]
-            ]  # resume: due_at
+        types = {a.get("type") for a in actions}
+        if "resume_timer" in types:  # the store gave it its new due_at, under the ticket's lock
+            actions = [_action_order(a) for a in orjson.loads(stored.record_text)["actions"]]
+        if not types.isdisjoint(TIMER_ACTIONS):
             self._notify(TIMERS)
         if actions:
             self._notify(ACTIONS)
@@ -256,12 +257,14 @@ class DecisionService:
 
     # -- simulation ---------------------------------------------------------------------------------------
 
-    def simulate(self, bodies: Sequence[Mapping[str, Any]], until: datetime) -> Mapping[str, Any]:
-        """Run events and due timers on a virtual clock; stores nothing."""
+    def simulate(
+        self, bodies: Sequence[Mapping[str, Any]], until: datetime, book: Any = None
+    ) -> Mapping[str, Any]:
+        """Run events and due timers on a virtual clock (on `book`, default the service's); stores nothing."""
         events = [event_from_json(body) for body in bodies]
         simulator = self._simulator or _default_simulator()
         with self._engine_lock:
-            result: Any = simulator(self.book, events, until)
+            result: Any = simulator(book or self.book, events, until)
         return dict(result.to_json() if hasattr(result, "to_json") else result)
 
     # -- API keys -----------------------------------------------------------------------------------------

@@ -23,7 +23,16 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; `postgresql://...` is run with psycopg 3.",
     )
     redis_url: str | None = Field(default=None, description="Redis URL, e.g. redis://127.0.0.1:6379/0.")
-    rulesets: Path = Field(default=Path("rulesets"), description="Rules folder loaded at start.")
+    rulesets: Path = Field(
+        default=Path("rulesets"),
+        description="Rules folder: kinds, calendars and cases; its rulesets become version 1 at first start.",
+    )
+    ruleset_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between checks for new ruleset versions (Redis or not).",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger request bodies get 413.")
     max_json_depth: int = Field(default=32, ge=4, description="Deeper JSON request bodies get 422.")
     max_simulate_events: int = Field(default=1000, ge=1)
@@ -51,6 +60,15 @@ class Settings(BaseSettings):
             "on); turn it on for rulesets slow enough to stall the loop. Parallelism comes from --workers."
         ),
     )
+    worker_in_serve: bool = Field(
+        default=True, description="`rulesvc serve` also runs the timer poller and webhook delivery."
+    )
+    timer_poll_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds between timer polls.")
+    timer_batch: int = Field(default=100, ge=1, le=10_000, description="Tickets locked per timer poll.")
+    webhook_timeout: float = Field(default=5.0, gt=0, le=120, description="Seconds a receiver has to answer.")
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100, description="Attempts before a dead letter.")
+    webhook_backoff_base: float = Field(default=1.0, gt=0, description="Seconds before the first retry.")
+    webhook_backoff_max: float = Field(default=300.0, gt=0, description="Longest wait between retries.")
     log_level: str = "INFO"
     access_log: bool = True
 

@@ -1,6 +1,6 @@
-"""Use cases of SLA timers: store an event's decision together with the timer changes it makes, and fire
-due timer points (feed the timer fact with the ticket's latest snapshot into the engine, store the timer's
-new state, the decision and its actions in one transaction).
+"""Use case of SLA timers: fire due timer points (feed the timer fact with the ticket's latest snapshot into
+the engine, store the timer's new state, the decision and its actions in one transaction). Events change
+timers through `rulesvc.ticket_work`, run by the decision store in the event's own transaction.
 
 Depends only on ports: a `TimerStore`, an evaluator (the `RuleBook`), a `Clock`, a `MaskPolicy` and a
 `Notifier`. Exactly-once firing is the store's job (see `rulesvc.storage.timer_store`); what fires and what
@@ -15,17 +15,18 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from rulesvc.decision_record import event_json, new_decision
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
-from rulesvc.notify import ACTIONS, TIMERS, Notifier
+from rulesvc.notify import ACTIONS, Notifier
 from rulesvc.simulation import timer_event
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.clock import Clock
 from rulesvc.sla.ticket_timers import TicketTimers
-from rulesvc.storage.timer_records import EventWriteResult, TicketView, TicketWrite, TimerStore
+from rulesvc.storage.timer_records import TicketView, TicketWrite, TimerStore
+from rulesvc.ticket_work import assigned_group
 
 log = logging.getLogger("rulesvc.timers")
 
@@ -69,51 +70,6 @@ class TimerService:
         # Shared with the DecisionService of the same process: the engine evaluates one event at a time.
         self.engine_lock = engine_lock or threading.Lock()
         self.retry_delay = retry_delay
-
-    # -- events -------------------------------------------------------------------------------------------
-
-    def store_event_decision(
-        self,
-        event: Event,
-        decision: Decision,
-        *,
-        body: Mapping[str, Any],
-        clear_text: str,
-        decided_at: datetime,
-    ) -> EventWriteResult:
-        """Store an event's decision with its timer changes (moved on each timer's calendar at the event's
-        `occurred_at`) and the ticket's merged snapshot, atomically; idempotent on `event_id`."""
-        decision_id = str(uuid.uuid4())
-
-        def prepare(view: TicketView) -> TicketWrite:
-            timers = TicketTimers(view.ticket_id, view.timers, self.book.calendars)
-            enriched = timers.apply(decision, event.occurred_at)
-            record = new_decision(
-                decision_id=decision_id,
-                body=body,
-                event=event,
-                decision=enriched,
-                decided_at=decided_at,
-                versions=self.book.versions(),
-                masking=self.masking,
-                clear_text=clear_text,
-            )
-            return TicketWrite(
-                decisions=[record],
-                snapshot={**view.snapshot, **event.ticket},
-                kind=event.kind,
-                group=_assigned_group(enriched),
-                timers=timers.changes(),
-                sla=timers.outcomes,
-            )
-
-        result = self.store.write_event(event.ticket_id, event.event_id, decided_at, prepare)
-        if result.created and result.write is not None:
-            if result.write.timers:
-                self._notify(TIMERS)
-            if any(d.actions for d in result.write.decisions):
-                self._notify(ACTIONS)
-        return result
 
     # -- firing -------------------------------------------------------------------------------------------
 
@@ -171,7 +127,7 @@ class TimerService:
                     actions=[{**a, "fired_by": fired_by} for a in decision.actions_json()],
                 )
             )
-            group = _assigned_group(decision) or group
+            group = assigned_group(decision) or group
         return TicketWrite(
             decisions=records, group=group, timers=timers.changes(), sla=timers.outcomes, late_by=late
         )
@@ -197,10 +153,3 @@ class TimerService:
     def _notify(self, topic: str) -> None:
         if self.notifier is not None:
             self.notifier.publish(topic)
-
-
-def _assigned_group(decision: Decision) -> str | None:
-    groups = [
-        str(a.params.get("group")) for a in decision.actions if a.type == "assign" and a.params.get("group")
-    ]
-    return groups[-1] if groups else None

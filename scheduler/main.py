@@ -1,55 +1,120 @@
-"""`rulesvc worker` (and `python -m scheduler`): the timer poller and webhook deliverer without the HTTP
-service, for deployments that split roles. Settings come from the environment (`RULESVC_*`)."""
+"""Running the worker from settings: in the background of `rulesvc serve`, or in the foreground as
+`rulesvc worker` (and `python -m scheduler`) for deployments that split roles.
+
+The worker decides timer points on the ruleset versions kept in the database (the same lifecycle registry
+the HTTP app uses, reloaded when a version is published), as of each point's time.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+import threading
+from dataclasses import dataclass
 
+from sqlalchemy import Engine
+
+from rulesvc.lifecycle.build import Lifecycle, build_lifecycle
 from rulesvc.notify import shared_notifier
 from rulesvc.settings import Settings
-from scheduler.build import build_worker, load_rulebook
+from rulesvc.sla.clock import Clock, SystemClock
+from rulesvc.storage import make_engine, migrate
+from rulesvc.webhooks import RetryPolicy
+from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 
 log = logging.getLogger("rulesvc.scheduler")
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
-    defaults = WorkerConfig()
     return WorkerConfig(
-        poll_interval=float(getattr(settings, "timer_poll_interval", defaults.poll_interval)),
-        timer_batch=int(getattr(settings, "timer_batch", defaults.timer_batch)),
-        delivery_interval=float(getattr(settings, "webhook_interval", defaults.delivery_interval)),
+        poll_interval=settings.timer_poll_interval,
+        timer_batch=settings.timer_batch,
+        delivery_interval=settings.timer_poll_interval,
     )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.webhook_max_attempts,
+        base_seconds=settings.webhook_backoff_base,
+        cap_seconds=settings.webhook_backoff_max,
+        timeout_seconds=settings.webhook_timeout,
+    )
+
+
+@dataclass
+class RunningWorker:
+    parts: WorkerParts
+    lifecycle: Lifecycle
+    lifecycle_engine: Engine
+
+    def stop(self) -> None:
+        """Stop polling and delivering (a poll in progress finishes), then log what was done."""
+        self.parts.worker.stop()
+        self.lifecycle.close()
+        self.lifecycle_engine.dispose()
+        stats, deliveries = self.parts.poller.stats, self.parts.deliverer.stats
+        log.info(
+            "worker stopped: fired %d timer decisions (%d actions) for %d tickets; %d webhook attempts, "
+            "%d delivered, %d dead letters",
+            stats.decisions,
+            stats.actions,
+            stats.tickets,
+            deliveries.attempts,
+            deliveries.delivered,
+            deliveries.dead,
+            extra={"timer_decisions": stats.decisions, "webhooks_delivered": deliveries.delivered},
+        )
+
+
+def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorker:
+    """Build the worker from settings and start its jobs (background threads)."""
+    clock = clock or SystemClock()
+    masking = settings.mask_policy()
+    engine_lock = threading.Lock()
+    lifecycle_engine = make_engine(settings.database_url, pool_size=2)
+    migrate(lifecycle_engine)
+    lifecycle = build_lifecycle(
+        lifecycle_engine,
+        settings.rulesets,
+        clock,
+        masking,
+        redis_url=settings.redis_url,
+        engine_lock=engine_lock,
+        poll_seconds=settings.ruleset_poll_seconds,
+    )
+    parts = build_worker(
+        settings.database_url,
+        lifecycle.book,
+        masking,
+        config=worker_config(settings),
+        retry=retry_policy(settings),
+        clock=clock,
+        notifier=shared_notifier(settings.redis_url),
+        engine_lock=engine_lock,
+    )
+    parts.worker.start()
+    log.info(
+        "worker started on %s:%d (%s)",
+        socket.gethostname(),
+        os.getpid(),
+        parts.engine.url.render_as_string(hide_password=True),
+    )
+    return RunningWorker(parts, lifecycle, lifecycle_engine)
 
 
 def run_worker(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT; logs what it fired and delivered when it stops."""
-    book = load_rulebook([settings.rulesets])
-    notifier = shared_notifier(settings.redis_url)
-    parts = build_worker(
-        settings.database_url,
-        book,
-        settings.mask_policy(),
-        config=worker_config(settings),
-        notifier=notifier,
-    )
-    log.info(
-        "worker %s:%d running on %s", socket.gethostname(), os.getpid(), parts.engine.url.render_as_string()
-    )
-    parts.worker.run_forever()
-    stats, deliveries = parts.poller.stats, parts.deliverer.stats
-    log.info(
-        "worker stopped: fired %d timer decisions (%d actions) for %d tickets; %d webhook attempts, %d delivered",
-        stats.decisions,
-        stats.actions,
-        stats.tickets,
-        deliveries.attempts,
-        deliveries.delivered,
-        extra={"timer_decisions": stats.decisions, "webhook_delivered": deliveries.delivered},
-    )
-    notifier.close()
+    """`rulesvc worker`: run until SIGTERM or SIGINT."""
+    import signal
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: done.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: done.set())
+    running = start_worker(settings)
+    done.wait()
+    running.stop()
 
 
 def main() -> None:

@@ -8,11 +8,9 @@ number of workers may run against one PostgreSQL database: claims skip rows othe
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -134,16 +132,3 @@ class Worker:
         if self._on_stop is not None:
             self._on_stop()
         log.info("worker stopped")
-
-    def run_forever(self) -> None:
-        """Start and block until SIGTERM or SIGINT (`rulesvc worker`)."""
-        done = threading.Event()
-
-        def _signal(_signum: int, _frame: FrameType | None) -> None:
-            done.set()
-
-        signal.signal(signal.SIGTERM, _signal)
-        signal.signal(signal.SIGINT, _signal)
-        self.start()
-        done.wait()
-        self.stop()

@@ -12,7 +12,6 @@ from starlette.responses import Response
 
 from api.deps import json_body, require
 from api.errors import ApiError
-from api.lifecycle import lifecycle_of
 from api.responses import JSONBytes
 from api.ruleset_schemas import (
     AsOfQuery,
@@ -39,6 +38,7 @@ from api.ruleset_schemas import (
 )
 from api.schemas import ErrorOut
 from rulesvc.apikeys import Permission, Principal, Role
+from rulesvc.lifecycle.build import Lifecycle
 from rulesvc.lifecycle.queries import RulesetQueries
 from rulesvc.lifecycle.service import LifecycleService
 from rulesvc.lifecycle.views import draft_json, overview_json, version_json
@@ -86,6 +86,11 @@ def _yaml_body(description: str, json_model: str | None = None) -> dict[str, Any
 
 BODY_MODELS: list[type[BaseModel]] = [DraftIn, ReviewIn, PublishIn, RollbackIn, ReplayIn, ImportIn]
 """Models of bodies the routes parse themselves: added to the OpenAPI components by the app."""
+
+
+def lifecycle_of(request: Request) -> Lifecycle:
+    lifecycle: Lifecycle = request.app.state.lifecycle
+    return lifecycle
 
 
 def _service(request: Request) -> LifecycleService:

@@ -37,7 +37,8 @@ class Lifecycle:
     def close(self) -> None:
         self.watcher.close()
         if self.notifier is not None:
-            self.notifier.close()
+            notifier, self.notifier = self.notifier, None
+            notifier.close()
 
 
 def build_lifecycle(

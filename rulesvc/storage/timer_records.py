@@ -43,15 +43,6 @@ class TicketWrite:
 
 
 @dataclass(frozen=True)
-class EventWriteResult:
-    """`created` is False when the event_id was already decided (nothing written, `decision` is the twin)."""
-
-    decision: StoredDecision
-    created: bool
-    write: TicketWrite | None = None
-
-
-@dataclass(frozen=True)
 class FiredBatch:
     """One claim: how many tickets were locked and the decisions their due points produced."""
 
@@ -79,17 +70,10 @@ class SlaRecord:
     breach: timedelta
 
 
-EventPrepare = Callable[[TicketView], TicketWrite]
 FirePrepare = Callable[[TicketView], TicketWrite]
 
 
 class TimerStore(Protocol):
-    def write_event(
-        self, ticket_id: str, event_id: str, now: datetime, prepare: EventPrepare
-    ) -> EventWriteResult:
-        """Lock the ticket, then store `prepare(view)` unless `event_id` was already decided."""
-        ...
-
     def fire_due(self, now: datetime, limit: int, prepare: FirePrepare) -> FiredBatch:
         """Lock up to `limit` tickets having a timer point due at `now` (skipping tickets other writers
         hold) and store `prepare(view)` for each, all in one transaction."""

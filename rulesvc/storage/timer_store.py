@@ -30,12 +30,10 @@ from rulesvc.model import to_jsonable
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
 from rulesvc.sla.timers import PAUSED, TimerState
-from rulesvc.storage.decision_writes import find_decision_by_event, insert_decisions, lock_head
+from rulesvc.storage.decision_writes import insert_decisions, lock_head
 from rulesvc.storage.engine import writer
 from rulesvc.storage.records import StoredDecision
 from rulesvc.storage.timer_records import (
-    EventPrepare,
-    EventWriteResult,
     FiredBatch,
     FirePrepare,
     SlaRecord,
@@ -58,22 +56,6 @@ class SqlTimerStore:
         self._write = sessionmaker(bind=writer(engine), expire_on_commit=False)
 
     # -- units of work ------------------------------------------------------------------------------------
-
-    def write_event(
-        self, ticket_id: str, event_id: str, now: datetime, prepare: EventPrepare
-    ) -> EventWriteResult:
-        with self._write() as session, session.begin():
-            batch = TicketBatch(session, [ticket_id], now)
-            head = lock_head(session)
-            twin = find_decision_by_event(session, event_id)
-            if twin is not None:
-                return EventWriteResult(twin, False)
-            write = batch.run(ticket_id, prepare)
-            stored = insert_decisions(session, head, write.decisions)
-            batch.write(session)
-        if not stored:
-            raise ValueError("an event unit of work must store its decision")
-        return EventWriteResult(stored[0], True, write)
 
     def fire_due(self, now: datetime, limit: int, prepare: FirePrepare) -> FiredBatch:
         with self._write() as session, session.begin():

@@ -39,7 +39,20 @@ PG_HOST = os.environ.get("RULESVC_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("RULESVC_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("RULESVC_TEST_PG_USER", "postgres")
 REDIS_URL = os.environ.get("RULESVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TABLES = ("decision_inputs", "actions", "decisions", "audit_log", "api_keys")
+TABLES = (
+    "decision_inputs",
+    "actions",
+    "decisions",
+    "audit_log",
+    "api_keys",
+    "ruleset_drafts",
+    "ruleset_versions",
+    "webhook_deliveries",
+    "webhook_subscriptions",
+    "sla_results",
+    "timers",
+    "tickets",
+)
 
 
 def unavailable(what: str, reason: object) -> None:

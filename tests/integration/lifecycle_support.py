@@ -1,21 +1,16 @@
-"""Helpers of the ruleset lifecycle tests: an app with the lifecycle mounted, clean lifecycle tables."""
+"""Helpers of the ruleset lifecycle tests: the app deciding on database versions, clean lifecycle tables."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from api.app import create_app
-from api.lifecycle import install_lifecycle
-from rulesvc.lifecycle.build import build_lifecycle
 from rulesvc.settings import Settings
-from rulesvc.sla.clock import Clock, SystemClock
+from rulesvc.sla.clock import Clock
 from rulesvc.storage import make_engine
-
-RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
 
 LIFECYCLE_TABLES = ("ruleset_drafts", "ruleset_versions")
 
@@ -31,19 +26,5 @@ def clear_lifecycle(database_url: str) -> None:
 
 
 def lifecycle_app(settings: Settings, clock: Clock | None = None, **kwargs: Any) -> FastAPI:
-    """The service app deciding on the versions in the database (as of each event's time)."""
-    clock = clock or SystemClock()
-    app = create_app(settings, clock=clock)
-    runtime = app.state.runtime
-    lifecycle = build_lifecycle(
-        runtime.engine,
-        RULESETS,
-        clock,
-        settings.mask_policy(),
-        redis_url=settings.redis_url,
-        engine_lock=runtime.service._engine_lock,
-        **kwargs,
-    )
-    runtime.service.book = lifecycle.book
-    install_lifecycle(app, lifecycle)
-    return app
+    """The service app as `rulesvc serve` builds it: decisions on the versions in the database."""
+    return create_app(settings, clock=clock, **kwargs)

@@ -80,8 +80,22 @@ def step(client: TestClient, key: str, draft_id: str, action: str, body: Any = N
     return client.post(f"/v1/rulesets/{EXPENSE}/drafts/{draft_id}/{action}", json=body, headers=auth(key))
 
 
+def simulate(client: TestClient, key: str, events: list[Any], **options: Any) -> Any:
+    body = {"events": events, "until": "2026-11-03T00:00:00+08:00"}
+    body.update({k: v.isoformat() if isinstance(v, datetime) else v for k, v in options.items()})
+    response = client.post("/v1/simulate", json=body, headers=auth(key))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def expense(client: TestClient, key: str, event_id: str, occurred_at: datetime, amount: float) -> Any:
-    body = {
+    response = client.post("/v1/events", json=expense_event(event_id, occurred_at, amount), headers=auth(key))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def expense_event(event_id: str, occurred_at: datetime, amount: float) -> dict[str, Any]:
+    return {
         "event_id": event_id,
         "type": "ticket.created",
         "occurred_at": occurred_at.isoformat(),
@@ -94,9 +108,6 @@ def expense(client: TestClient, key: str, event_id: str, occurred_at: datetime, 
             "applicant": "赵敏",
         },
     }
-    response = client.post("/v1/events", json=body, headers=auth(key))
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def outcome(decision: Any) -> tuple[set[str], int]:
@@ -125,6 +136,12 @@ def test_threshold_change_end_to_end(
     assert draft["base_version"] == 1 and draft["status"] == "draft" and not draft["submittable"]
     assert {f["name"] for f in draft["tests"]["failures"]} == PINNED_5000
     assert THRESHOLD_CHANGE in draft["diff"]["summary"]
+
+    # "What would this draft decide": simulation with the draft in place of its ruleset (version 0).
+    claim = expense_event("sim-1", START + timedelta(hours=2), 6000)
+    simulated = simulate(client, ingest, [claim], draft_id=draft_id)
+    assert outcome(simulated["timeline"][0]) == ({"auto_approve", "trigger_payment"}, 0)
+    assert outcome(simulate(client, ingest, [claim])["timeline"][0]) == ({"assign"}, 1)
 
     refused = step(client, editor, draft_id, "submit")
     assert refused.status_code == 422, refused.text
@@ -160,6 +177,15 @@ def test_threshold_change_end_to_end(
         {"assign"},
         1,
     )
+    # Simulation decides each event on the versions in force at its time, or all of them as of a time.
+    early, late = (expense_event(f"sim-{m}", START + timedelta(minutes=m), 6000) for m in (30, 90))
+    timeline = simulate(client, ingest, [early, late])["timeline"]
+    assert [outcome(entry) for entry in timeline] == [
+        ({"assign"}, 1),
+        ({"auto_approve", "trigger_payment"}, 2),
+    ]
+    timeline = simulate(client, ingest, [early, late], as_of=START)["timeline"]
+    assert [outcome(entry)[1] for entry in timeline] == [1, 1]
     as_of = client.get(
         "/v1/rulesets", params={"as_of": (START + timedelta(minutes=30)).isoformat()}, headers=auth(approver)
     ).json()

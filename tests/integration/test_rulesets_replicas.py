@@ -5,10 +5,9 @@ and that a decision in flight finishes on the book it started with.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,11 @@ from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine
 from tests.integration.conftest import (
     REDIS_URL,
-    REPO,
     RULESETS,
     Server,
     cli_env,
-    free_port,
     reset_pg,
+    start_server,
     stop_server,
     unavailable,
 )
@@ -54,43 +52,6 @@ def _redis() -> None:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except Exception as exc:
         unavailable(f"Redis at {REDIS_URL}", exc)
-
-
-def start(env: dict[str, str], log: Path) -> Server:
-    port = free_port()
-    handle = log.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "tests.integration.lifecycle_server:app_from_env",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-    return Server(process, f"http://127.0.0.1:{port}", log)
-
-
-def wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited:\n{server.log.read_text()}")
-        try:
-            if httpx.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not become healthy:\n{server.log.read_text()}")
 
 
 def rulesets_cli(args: list[str], server: Server, key: str) -> Any:
@@ -136,11 +97,16 @@ def replicas(pg_database: str, tmp_path: Path) -> Iterator[tuple[Server, Server,
     }
     engine.dispose()
     # Polling every 30 s: only the Redis notification can make the 1 s deadline.
-    env = cli_env(pg_database, RULESVC_REDIS_URL=REDIS_URL, RULESVC_TEST_RULESET_POLL_SECONDS="30")
-    servers = [start(env, tmp_path / f"replica-{i}.log") for i in range(2)]
+    env = cli_env(
+        pg_database,
+        RULESVC_REDIS_URL=REDIS_URL,
+        RULESVC_RULESET_POLL_SECONDS="30",
+        RULESVC_WORKER_IN_SERVE="false",
+    )
+    servers: list[Server] = []
     try:
-        for server in servers:
-            wait_healthy(server)
+        with ThreadPoolExecutor(2) as pool:  # start both at once
+            servers = list(pool.map(lambda i: start_server(env, tmp_path / f"replica-{i}.log"), range(2)))
         yield servers[0], servers[1], keys
     finally:
         for server in servers:

@@ -17,7 +17,7 @@ from rulesvc.storage import SqlStore
 from scheduler.build import build_worker
 from scheduler.config import WorkerConfig
 from tests.integration.conftest import REDIS_URL, RULESETS, unavailable
-from tests.integration.timer_support import complaint, decide, pg_url, wait_until  # noqa: F401
+from tests.integration.timer_support import Events, complaint, pg_url, wait_until  # noqa: F401
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_a_wake_up_fires_a_due_timer_long_before_the_next_poll(
         notifier=listener,
     )
     try:
-        decide(parts.timers, complaint("c1", "C-1", t0), t0)
+        Events(parts.engine, book).send(complaint("c1", "C-1", t0), t0)
         parts.worker.start()
         time.sleep(0.3)  # the first poll ran at start; the next one is an hour away
         clock.set(t0 + timedelta(hours=2))

@@ -22,7 +22,7 @@ from rulesvc.storage import SqlStore, make_engine, migrate
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.timer_service import TimerService
 from tests.integration.conftest import RULESETS
-from tests.integration.timer_support import complaint, decide, pg_url, timer_url  # noqa: F401
+from tests.integration.timer_support import Events, complaint, pg_url, timer_url  # noqa: F401
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 BOOK = RuleBook.load([RULESETS])
@@ -36,6 +36,7 @@ class Env:
         self.clock = VirtualClock(start)
         self.store = SqlTimerStore(self.engine)
         self.service = TimerService(self.store, BOOK, self.clock, MASKING)
+        self.events = Events(self.engine, BOOK)
         self.feed = SqlStore(self.engine)
 
     def poll_at(self, at: datetime) -> int:
@@ -57,7 +58,7 @@ def env(timer_url: str) -> Iterator[Env]:  # noqa: F811
 
 
 def test_not_accepted_warns_at_90_minutes_and_escalates_at_2_hours_once(env: Env) -> None:
-    decide(env.service, complaint("c1", "C-1", T0), T0)
+    env.events.send(complaint("c1", "C-1", T0), T0)
     assert env.poll_at(T0 + timedelta(minutes=89)) == 0
     assert env.poll_at(T0 + timedelta(minutes=90)) == 1
     assert env.poll_at(T0 + timedelta(minutes=100)) == 0
@@ -79,9 +80,8 @@ def test_not_accepted_warns_at_90_minutes_and_escalates_at_2_hours_once(env: Env
 
 
 def test_accepted_after_one_hour_fires_nothing_and_meets_the_sla(env: Env) -> None:
-    decide(env.service, complaint("c1", "C-1", T0), T0)
-    decide(
-        env.service,
+    env.events.send(complaint("c1", "C-1", T0), T0)
+    env.events.send(
         complaint("c2", "C-1", T0 + timedelta(hours=1), "ticket.accepted"),
         T0 + timedelta(hours=1),
     )
@@ -93,12 +93,12 @@ def test_accepted_after_one_hour_fires_nothing_and_meets_the_sla(env: Env) -> No
 
 
 def test_late_acceptance_closes_the_breach_and_the_report_shows_it(env: Env) -> None:
-    decide(env.service, complaint("c1", "C-1", T0), T0)
-    decide(env.service, complaint("d1", "C-2", T0), T0)
-    decide(env.service, complaint("d2", "C-2", T0 + timedelta(minutes=30), "ticket.accepted"), T0)
+    env.events.send(complaint("c1", "C-1", T0), T0)
+    env.events.send(complaint("d1", "C-2", T0), T0)
+    env.events.send(complaint("d2", "C-2", T0 + timedelta(minutes=30), "ticket.accepted"), T0)
     env.poll_at(T0 + timedelta(hours=2))
     late = T0 + timedelta(hours=2, minutes=25)
-    decide(env.service, complaint("c2", "C-1", late, "ticket.accepted"), late)
+    env.events.send(complaint("c2", "C-1", late, "ticket.accepted"), late)
     report = sla_report(env.store, T0, T0 + timedelta(days=1), ("ruleset",))
     assert report["total"] | {"avg_remaining_seconds": None} == {
         "total": 2,
@@ -114,11 +114,11 @@ def test_late_acceptance_closes_the_breach_and_the_report_shows_it(env: Env) -> 
 
 
 def test_pause_and_resume_move_the_points_on_the_calendar(env: Env) -> None:
-    decide(env.service, complaint("c1", "C-1", T0), T0)
+    env.events.send(complaint("c1", "C-1", T0), T0)
     paused_at, resumed_at = T0 + timedelta(minutes=30), T0 + timedelta(hours=3)
-    decide(env.service, complaint("c2", "C-1", paused_at, "ticket.paused"), paused_at)
+    env.events.send(complaint("c2", "C-1", paused_at, "ticket.paused"), paused_at)
     assert env.poll_at(T0 + timedelta(hours=2, minutes=30)) == 0
-    decide(env.service, complaint("c3", "C-1", resumed_at, "ticket.resumed"), resumed_at)
+    env.events.send(complaint("c3", "C-1", resumed_at, "ticket.resumed"), resumed_at)
     resume = env.actions()[-1]
     assert resume["type"] == "resume_timer" and resume["due_at"] == "2026-11-02T13:30:00+08:00"
     assert env.poll_at(T0 + timedelta(hours=3, minutes=59)) == 0
@@ -128,16 +128,16 @@ def test_pause_and_resume_move_the_points_on_the_calendar(env: Env) -> None:
 
 
 def test_same_event_twice_starts_one_timer(env: Env) -> None:
-    first = decide(env.service, complaint("c1", "C-1", T0), T0)
-    again = decide(env.service, complaint("c1", "C-1", T0), T0 + timedelta(seconds=5))
-    assert not again.created and again.decision.decision_id == first.decision.decision_id
+    first = env.events.send(complaint("c1", "C-1", T0), T0)
+    again = env.events.send(complaint("c1", "C-1", T0), T0 + timedelta(seconds=5))
+    assert not again.created and again.decision_id == first.decision_id
     assert env.poll_at(T0 + timedelta(hours=3)) == 2
     assert env.types() == ["start_timer", "notify", "escalate"]
 
 
 def test_complaint_reported_three_hours_late_fires_at_once_marked_late(env: Env) -> None:
     arrived = T0 + timedelta(hours=3)
-    decide(env.service, complaint("c1", "C-1", T0), arrived)
+    env.events.send(complaint("c1", "C-1", T0), arrived)
     assert env.poll_at(arrived + timedelta(seconds=1)) == 2
     notify, escalate = env.actions()[1:]
     assert notify["fired_by"]["late_by"] == 5401.0 and escalate["fired_by"]["late_by"] == 3601.0
@@ -176,7 +176,7 @@ def test_claim_reads_the_head_of_the_due_time_index(pg_url: str) -> None:  # noq
 def test_concurrent_pollers_fire_every_point_exactly_once(pg_url: str) -> None:  # noqa: F811
     seed = Env(pg_url)
     for i in range(200):
-        decide(seed.service, complaint(f"c{i}", f"C-{i}", T0 + timedelta(seconds=i % 7)), T0)
+        seed.events.send(complaint(f"c{i}", f"C-{i}", T0 + timedelta(seconds=i % 7)), T0)
     seed.engine.dispose()
     envs = [Env(pg_url, start=T0 + timedelta(hours=3)) for _ in range(4)]
     barrier = threading.Barrier(len(envs))

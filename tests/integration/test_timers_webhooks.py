@@ -20,8 +20,8 @@ from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 from tests.integration.conftest import RULESETS
 from tests.integration.timer_support import (  # noqa: F401
+    Events,
     Receiver,
-    decide,
     receiver,
     timer_url,
     wait_until,
@@ -80,7 +80,7 @@ def test_failing_then_stalling_receiver_gets_everything_in_order(
     receiver.script = [500] * 12 + [("sleep", 0.6)] * 3 + [503] * 3
     for n in range(8):
         for step in range(3):
-            decide(flaky.timers, expense(n, step), T0)
+            Events(flaky.engine, BOOK).send(expense(n, step), T0)
     expected = feed_cursors(flaky)
     assert len(expected) == 8 * 3 * 2  # auto_approve + trigger_payment per event
     flaky.worker.start()
@@ -119,8 +119,8 @@ def test_dead_letters_hold_their_ticket_and_redrive_delivers_in_order(
         )
         receiver.secret = sub.secret
         receiver.script = [500, 500]
-        decide(parts.timers, expense(1, 0), T0)
-        decide(parts.timers, expense(1, 1), T0)
+        Events(parts.engine, BOOK).send(expense(1, 0), T0)
+        Events(parts.engine, BOOK).send(expense(1, 1), T0)
         parts.worker.start()
         wait_until(lambda: len(parts.webhooks.dead_letters(sub.id, 0, 10)) == 1)
         [dead] = parts.webhooks.dead_letters(sub.id, 0, 10)
@@ -141,12 +141,12 @@ def test_subscription_filters_and_new_subscriptions_start_at_the_feed_end(
 ) -> None:
     parts = make_parts(timer_url, RetryPolicy())
     try:
-        decide(parts.timers, expense(1, 0), T0)  # before the subscription: not delivered
+        Events(parts.engine, BOOK).send(expense(1, 0), T0)  # before the subscription: not delivered
         sub = parts.webhooks.create_subscription(receiver.url, kinds=["loan"], secret=SECRET)
         other = parts.webhooks.create_subscription(
             receiver.url, kinds=["expense"], action_types=["auto_approve"]
         )
-        decide(parts.timers, expense(2, 0), T0)
+        Events(parts.engine, BOOK).send(expense(2, 0), T0)
         assert parts.deliverer.run_once() == 1
         [got] = receiver.accepted()
         assert got.json["subscription_id"] == other.id and got.json["action"]["type"] == "auto_approve"

@@ -21,9 +21,9 @@ from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 from tests.integration.conftest import RULESETS
 from tests.integration.timer_support import (  # noqa: F401
+    Events,
     Receiver,
     complaint,
-    decide,
     receiver,
     timer_url,
     wait_until,
@@ -67,7 +67,7 @@ def test_not_accepted_notifies_at_90_minutes_and_escalates_at_2_hours(
     clock = parts.timers.clock
     assert isinstance(clock, VirtualClock)
     subscribe(parts, receiver)
-    decide(parts.timers, complaint("c1", "C-1", T0), T0)
+    Events(parts.engine, BOOK).send(complaint("c1", "C-1", T0), T0)
     parts.worker.start()
     clock.set(T0 + timedelta(minutes=89))
     time.sleep(0.4)
@@ -99,10 +99,10 @@ def test_accepted_after_one_hour_delivers_nothing(
     clock = parts.timers.clock
     assert isinstance(clock, VirtualClock)
     subscribe(parts, receiver)
-    decide(parts.timers, complaint("c1", "C-1", T0), T0)
+    Events(parts.engine, BOOK).send(complaint("c1", "C-1", T0), T0)
     parts.worker.start()
     clock.set(T0 + timedelta(hours=1))
-    decide(parts.timers, complaint("c2", "C-1", clock.now(), "ticket.accepted"), clock.now())
+    Events(parts.engine, BOOK).send(complaint("c2", "C-1", clock.now(), "ticket.accepted"), clock.now())
     clock.set(T0 + timedelta(hours=6))
     time.sleep(0.5)
     assert [a["type"] for a in feed(parts)] == ["start_timer", "cancel_timer"]

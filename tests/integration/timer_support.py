@@ -7,19 +7,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
-from rulesvc.audit import canonical
-from rulesvc.events import event_from_json
-from rulesvc.storage import make_engine
-from rulesvc.storage.timer_records import EventWriteResult
-from rulesvc.timer_service import TimerService
+from rulesvc.service import DecisionService, EventOutcome
+from rulesvc.settings import Settings
+from rulesvc.storage import SqlStore, make_engine
 from rulesvc.webhooks import verify_signature
 
 TIMER_TABLES = ("webhook_deliveries", "webhook_subscriptions", "sla_results", "timers", "tickets")
@@ -65,13 +63,28 @@ def complaint(
     }
 
 
-def decide(service: TimerService, body: dict[str, Any], decided_at: datetime) -> EventWriteResult:
-    """What `POST /v1/events` does: evaluate, then store the decision with its timer changes."""
-    event = event_from_json(body)
-    decision = service.book.evaluate(event)
-    return service.store_event_decision(
-        event, decision, body=body, clear_text=canonical(body), decided_at=decided_at
-    )
+class SettableClock:
+    """A clock tests move anywhere (events may be decided in any order of `occurred_at`)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+class Events:
+    """What `POST /v1/events` does, without HTTP: evaluate, then store the decision with its timer
+    changes through the decision store (the production path, without group commit)."""
+
+    def __init__(self, engine: Engine, book: Any) -> None:
+        self.clock = SettableClock(datetime.now(UTC))
+        store = SqlStore(engine, group_commit=False)
+        self.service = DecisionService(store, store, book, self.clock, Settings().mask_policy())
+
+    def send(self, body: dict[str, Any], decided_at: datetime) -> EventOutcome:
+        self.clock.at = decided_at
+        return self.service.handle_event(body)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> None:

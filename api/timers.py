@@ -1,0 +1,102 @@
+"""Mounting SLA timers' HTTP side on the app: webhook subscriptions and dead letters, the SLA report, and
+the notifier that long-polls of the action feed wait on.
+
+Errors leave as `{"code", "message", "details"}`: an invalid subscription or report query → 422 (details:
+the field path), an unknown subscription or dead letter → 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.errors import error_response
+from rulesvc.notify import ACTIONS, Notifier
+from rulesvc.reports import InvalidReportError, SlaSource
+from rulesvc.webhook_service import (
+    DeliveryNotFoundError,
+    InvalidSubscriptionError,
+    SubscriptionNotFoundError,
+    WebhookService,
+)
+
+LONG_POLL_MAX_SECONDS = 30
+TICK_SECONDS = 0.05
+RECHECK_SECONDS = 1.0
+T = TypeVar("T")
+
+
+@dataclass
+class TimerRuntime:
+    webhooks: WebhookService
+    reports: SlaSource
+    notifier: Notifier | None
+
+
+async def wait_for_actions(
+    request: Request, read: Callable[[int, int], list[T]], after: int, limit: int, wait: float
+) -> list[T]:
+    """Long-poll: re-read the feed when a notification says actions were stored (this process, or any
+    replica through Redis), and at least every `RECHECK_SECONDS` (replicas without Redis); stop at the
+    first records, after `wait` seconds, or when the client went away. Holds no thread while waiting."""
+    notifier = timers_runtime(request).notifier
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    seen = notifier.version(ACTIONS) if notifier is not None else 0
+    recheck = loop.time() + RECHECK_SECONDS
+    while loop.time() < deadline:
+        await asyncio.sleep(min(TICK_SECONDS, max(0.0, deadline - loop.time())))
+        version = notifier.version(ACTIONS) if notifier is not None else seen
+        if version == seen and loop.time() < recheck:
+            continue
+        seen, recheck = version, loop.time() + RECHECK_SECONDS
+        items = await run_in_threadpool(read, after, limit)
+        if items:
+            return items
+        if await request.is_disconnected():
+            break
+    return []
+
+
+def timers_runtime(request: Request) -> TimerRuntime:
+    runtime: TimerRuntime = request.app.state.timers
+    return runtime
+
+
+def install_timers(app: FastAPI, runtime: TimerRuntime) -> None:
+    from api.routes import reports, webhooks
+
+    app.state.timers = runtime
+    app.include_router(webhooks.router)
+    app.include_router(reports.router)
+
+    @app.exception_handler(InvalidSubscriptionError)
+    async def _invalid_subscription(request: Request, exc: InvalidSubscriptionError) -> Response:
+        return _error(
+            request, 422, exc.code, str(exc), [{"path": exc.path, "message": str(exc), "type": exc.code}]
+        )
+
+    @app.exception_handler(InvalidReportError)
+    async def _invalid_report(request: Request, exc: InvalidReportError) -> Response:
+        return _error(
+            request, 422, exc.code, str(exc), [{"path": exc.path, "message": str(exc), "type": exc.code}]
+        )
+
+    @app.exception_handler(SubscriptionNotFoundError)
+    async def _no_subscription(request: Request, exc: SubscriptionNotFoundError) -> Response:
+        return _error(request, 404, exc.code, str(exc), {"subscription_id": exc.subscription_id})
+
+    @app.exception_handler(DeliveryNotFoundError)
+    async def _no_delivery(request: Request, exc: DeliveryNotFoundError) -> Response:
+        return _error(request, 404, exc.code, str(exc), {"delivery_id": exc.delivery_id})
+
+
+def _error(request: Request, status: int, code: str, message: str, details: Any) -> Response:
+    request.scope["rulesvc.error_code"] = code
+    return error_response(status, code, message, details)
