@@ -225,6 +225,19 @@ class ImportOut(_Out):
     unchanged: list[str]
 
 
+class VersionProblemOut(_Out):
+    ruleset: str
+    version: int
+    reason: str
+    message: str
+
+
+class RulesetVerifyOut(_Out):
+    ok: bool
+    checked: int
+    problems: list[VersionProblemOut]
+
+
 class ExportedOut(_Out):
     version: int
     content: str

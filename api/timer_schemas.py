@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rulesvc.storage.webhook_records import DeliveryRecord, SubscriptionRecord
 
@@ -35,6 +35,50 @@ class SubscriptionIn(BaseModel):
     )
     description: str = Field(default="", max_length=400)
     from_start: bool = Field(default=False, description="also deliver every action already in the feed")
+
+    @field_validator("url", "secret", "description")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 for c in value):
+            raise ValueError("control characters are not allowed")
+        return value
+
+    @field_validator("kinds", "action_types")
+    @classmethod
+    def _names(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not 0 < len(value) <= 64 or any(ord(c) < 32 for c in value):
+                raise ValueError("names are 1 to 64 printable characters")
+        return values
+
+
+MAX_ROW_ID = 2**63 - 1
+SUBSCRIPTION_ID_PATTERN = r"^wh_[0-9a-f]{12}$"
+
+
+class DeadLettersQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subscription_id: str | None = Field(None, pattern=SUBSCRIPTION_ID_PATTERN, description="只看该订阅的死信")
+    after: int = Field(0, ge=0, le=MAX_ROW_ID, description="上一页的 next_after")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class DeliveriesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["pending", "delivered", "dead", "discarded"] | None = None
+    after: int = Field(0, ge=0, le=MAX_ROW_ID, description="上一页的 next_after")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class SlaQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: datetime = Field(alias="from", description="区间起点（含），带时区偏移")
+    to: datetime = Field(description="区间终点（不含），带时区偏移")
+    group_by: str | None = Field(None, max_length=200, description="如 ruleset,month")
+    tz: str = Field("Asia/Shanghai", max_length=64, description="按日/周/月分组所用的时区")
 
 
 class SubscriptionPatch(BaseModel):

@@ -1,16 +1,19 @@
 """`rulesvc rulesets ...`: the ruleset lifecycle from the command line, talking to a running service.
 
 Every command takes `--url` (env `RULESVC_URL`, default http://127.0.0.1:8000) and `--key` (env
-`RULESVC_KEY`). Exit codes: 0 done; 1 refused by the server (authoring errors, failing cases, four-eyes,
+`RULESVC_KEY`). Times are shown in the zone named by `RULESVC_TZ` (e.g. `Asia/Shanghai`), else the
+machine's local zone; times typed on the command line need an offset. Exit codes: 0 done; 1 refused by the server (authoring errors, failing cases, four-eyes,
 wrong state, ...), with its message on stderr; 2 the server could not be reached or a local file is wrong.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -69,6 +72,20 @@ def _print_refusal(exc: ApiError, local_file: Path | None = None) -> None:
             typer.echo(failure.get("text", ""), err=True)
 
 
+def _when(value: Any) -> str:
+    """A server time (ISO 8601) in the display zone, to the second."""
+    if not value:
+        return "-"
+    from datetime import datetime
+
+    instant = datetime.fromisoformat(str(value))
+    if instant.timestamp() == 0:
+        return "always"  # versions imported at first start are in force since the beginning
+    zone = os.environ.get("RULESVC_TZ")
+    local = instant.astimezone(ZoneInfo(zone)) if zone else instant.astimezone()
+    return local.isoformat(timespec="seconds")
+
+
 def _client(url: str, key: str | None) -> RulesetsClient:
     return RulesetsClient(url, key)
 
@@ -97,6 +114,10 @@ def _print_draft(draft: Mapping[str, Any], *, diff: bool = True) -> None:
             typer.echo(f"  + {line}")
         for line in removed:
             typer.echo(f"  - {line}")
+    if draft.get("case_files"):
+        files = ", ".join(f"cases/{f}.yaml" for f in draft["case_files"])
+        typer.echo(f"case files replaced by this draft: {files}")
+        typer.echo(f"  (see them: rulesvc rulesets diff {draft['ruleset']} --to {draft['draft_id']})")
     tests = draft.get("tests") or {}
     typer.echo(_tests_line(tests))
     for failure in tests.get("failures", []):
@@ -108,11 +129,15 @@ def _print_draft(draft: Mapping[str, Any], *, diff: bool = True) -> None:
 
 def _print_replay(report: Mapping[str, Any]) -> None:
     typer.echo(
-        f"replay {report['from']} .. {report['to']}: {report['decisions']} decisions, "
-        f"{report['changed']} would change"
+        f"replay {_when(report['from'])} .. {_when(report['to'])}: {report['decisions']} decisions of kind "
+        f"{report['kind']}, {report['changed']} would change"
     )
     for action, counts in report.get("by_action", {}).items():
         typer.echo(f"  {action}: +{counts['added']} -{counts['removed']}")
+    for example in report.get("examples", [])[:3]:
+        before = ", ".join(a["type"] for a in example["before"]) or "nothing"
+        after = ", ".join(a["type"] for a in example["after"]) or "nothing"
+        typer.echo(f"  e.g. {example['event_id']}: {before} → {after}")
 
 
 @app.command("list")
@@ -124,11 +149,15 @@ def list_rulesets(
 ) -> None:
     """Each ruleset's version in force now (or at --as-of) and versions scheduled after it."""
     body = _client(url, key).call("GET", "/v1/rulesets", params={"as_of": as_of} if as_of else None)
-    typer.echo(f"as of {body['as_of']}")
+    typer.echo(f"in force at {_when(body['as_of'])}:")
     for entry in body["rulesets"]:
-        pending = ", ".join(f"v{p['version']} from {p['effective_at']}" for p in entry["pending"])
-        line = f"{entry['name']:<20} v{entry['version']}  since {entry['effective_at']}"
-        typer.echo(line + (f"  (scheduled: {pending})" if pending else ""))
+        if entry["version"] is None:
+            line = f"  {entry['name']:<18} -   not in force yet"
+        else:
+            approved = f"approved by {entry['approver']}" if entry["approver"] else "imported at first start"
+            line = f"  {entry['name']:<18} v{entry['version']}  effective {_when(entry['effective_at'])}  {approved}"
+        pending = ", ".join(f"v{p['version']} from {_when(p['effective_at'])}" for p in entry["pending"])
+        typer.echo(line + (f"; scheduled: {pending}" if pending else ""))
 
 
 @app.command()
@@ -269,7 +298,7 @@ def publish(
     """Publish an approved draft as the next version, effective now or at --at."""
     body = {"effective_at": at} if at else {}
     result = _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "publish"), json=body)
-    typer.echo(f"published {name} v{result['version']}, effective {result['effective_at']}")
+    typer.echo(f"published {name} v{result['version']}, effective {_when(result['effective_at'])}")
     if result.get("supersedes"):
         typer.echo(
             "scheduled versions that will now never take effect: " + ", ".join(map(str, result["supersedes"]))
@@ -321,7 +350,7 @@ def versions(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
     result = _client(url, key).call("GET", RulesetsClient.path(name, "versions"))
     for v in result["versions"]:
         typer.echo(
-            f"v{v['version']}  effective {v['effective_at']}  by {v['author']}"
+            f"v{v['version']}  effective {_when(v['effective_at'])}  by {v['author']}"
             f"  approved by {v['approver'] or '-'}  {v['source']}: {v['reason']}"
         )
 
@@ -331,12 +360,42 @@ def versions(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
 def history(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
     """Every lifecycle step of a ruleset, as recorded in the audit chain."""
     result = _client(url, key).call("GET", RulesetsClient.path(name, "history"))
-    skip = {"seq", "at", "hash", "prev_hash", "step", "by", "ruleset"}
     for entry in result["entries"]:
-        extra = "  ".join(
-            f"{k}={v}" for k, v in entry.items() if k not in skip and v not in (None, "", [], {})
+        details = "  ".join(_history_details(entry))
+        typer.echo(
+            f"#{entry['seq']:<4} {_when(entry['at'])}  {entry['step']:<18} by {entry['by']:<12}  {details}"
         )
-        typer.echo(f"#{entry['seq']:<5} {entry['at']}  {entry['step']:<18} by {entry['by']}  {extra}")
+
+
+def _history_details(entry: Mapping[str, Any]) -> list[str]:
+    parts = []
+    if entry.get("draft_id"):
+        parts.append(f"draft {str(entry['draft_id'])[:8]}")
+    if entry.get("version"):
+        parts.append(f"v{entry['version']}")
+    if entry.get("base_version"):
+        parts.append(f"based on v{entry['base_version']}")
+    if entry.get("rollback_to"):
+        parts.append(f"back to v{entry['rollback_to']}")
+    if entry.get("effective_at"):
+        parts.append(f"effective {_when(entry['effective_at'])}")
+    if entry.get("approver"):
+        parts.append(f"author {entry.get('author')} approver {entry['approver']}")
+    if entry.get("supersedes"):
+        parts.append("supersedes " + ", ".join(f"v{v}" for v in entry["supersedes"]))
+    if entry.get("file"):
+        parts.append(f"cases/{entry['file']}.yaml")
+    tests = entry.get("tests")
+    if isinstance(tests, dict) and tests:
+        parts.append(f"cases {tests.get('passed', 0)} passed {tests.get('failed', 0)} failed")
+    if entry.get("changed") is not None and entry.get("decisions") is not None:
+        parts.append(f"replay {entry['decisions']} decisions, {entry['changed']} changed")
+    if entry.get("content_sha256"):
+        parts.append(f"sha256 {str(entry['content_sha256'])[:12]}")
+    for field in ("reason", "comment"):
+        if entry.get(field):
+            parts.append(f'{field} "{entry[field]}"')
+    return parts
 
 
 @app.command("import")
@@ -372,7 +431,7 @@ def export(
     rulesets = {name: entry["content"] for name, entry in result["rulesets"].items()}
     written = write_folder(folder, rulesets, result["cases"])
     versions = ", ".join(f"{n} v{e['version']}" for n, e in result["rulesets"].items())
-    typer.echo(f"wrote {len(written)} files to {folder} (as of {result['as_of']}: {versions})")
+    typer.echo(f"wrote {len(written)} files to {folder} (in force at {_when(result['as_of'])}: {versions})")
 
 
 def register(root: typer.Typer) -> None:

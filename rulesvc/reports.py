@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -99,6 +99,10 @@ def sla_report(
     """`{"from", "to", "group_by", "timezone", "total": {...}, "groups": [{"key": {...}, ...}]}`."""
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidReportError("from/to 必须带时区偏移", "from")
+    try:
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+    except OverflowError:
+        raise InvalidReportError("from/to 超出可表示的时间范围", "from") from None
     if end <= start:
         raise InvalidReportError("to 必须晚于 from", "to")
     if end - start > MAX_RANGE:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -71,10 +69,3 @@ def build_worker(
     )
     worker = Worker(config, poller, deliverer, notifier, on_stop=engine.dispose)
     return WorkerParts(engine, timers, webhooks, poller, deliverer, worker)
-
-
-def load_rulebook(paths: Sequence[Path]) -> TimerEvaluator:
-    from rulesvc.rulebook import RuleBook
-
-    book: TimerEvaluator = RuleBook.load(paths)
-    return book

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -11,10 +11,10 @@ from starlette.responses import Response
 from api.deps import require
 from api.responses import JSONBytes
 from api.routes.common import errors
-from api.timer_schemas import SlaReportOut
+from api.timer_schemas import SlaQuery, SlaReportOut
 from api.timers import timers_runtime
 from rulesvc.apikeys import Permission, Principal
-from rulesvc.reports import DEFAULT_TZ, GROUP_KEYS, parse_group_by, sla_report
+from rulesvc.reports import GROUP_KEYS, parse_group_by, sla_report
 
 router = APIRouter(tags=["reports"])
 
@@ -33,13 +33,10 @@ router = APIRouter(tags=["reports"])
 )
 async def sla(
     request: Request,
-    from_: datetime = Query(..., alias="from", description="区间起点（含），带时区偏移"),
-    to: datetime = Query(..., description="区间终点（不含），带时区偏移"),
-    group_by: str | None = Query(None, max_length=200, description="如 ruleset,month"),
-    tz: str = Query(DEFAULT_TZ, max_length=64, description="按日/周/月分组所用的时区"),
+    query: Annotated[SlaQuery, Query()],
     _principal: Principal = Depends(require(Permission.REPORTS_READ)),
 ) -> Response:
-    keys = parse_group_by(group_by)
+    keys = parse_group_by(query.group_by)
     source = timers_runtime(request).reports
-    report = await run_in_threadpool(sla_report, source, from_, to, keys, tz)
+    report = await run_in_threadpool(sla_report, source, query.from_, query.to, keys, query.tz)
     return JSONBytes(report)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import json_body, require
+from api.deps import json_body, require, runtime
 from api.errors import ApiError
 from api.responses import JSONBytes
 from api.ruleset_schemas import (
@@ -33,6 +33,7 @@ from api.ruleset_schemas import (
     ReviewIn,
     RollbackIn,
     RulesetListOut,
+    RulesetVerifyOut,
     VersionListOut,
     VersionOut,
 )
@@ -40,7 +41,7 @@ from api.schemas import ErrorOut
 from rulesvc.apikeys import Permission, Principal, Role
 from rulesvc.lifecycle.build import Lifecycle
 from rulesvc.lifecycle.queries import RulesetQueries
-from rulesvc.lifecycle.service import LifecycleService
+from rulesvc.lifecycle.service import LifecycleService, actor_name
 from rulesvc.lifecycle.views import draft_json, overview_json, version_json
 
 router = APIRouter(tags=["rulesets"])
@@ -99,6 +100,13 @@ def _service(request: Request) -> LifecycleService:
 
 def _queries(request: Request) -> RulesetQueries:
     return lifecycle_of(request).service.queries
+
+
+async def _actor(request: Request, principal: Principal) -> str:
+    """Who acts, as recorded in drafts, versions and the chain: the key's label and id."""
+    keys = await run_in_threadpool(runtime(request).service.keys.list_keys)
+    label = next((k.label for k in keys if k.key_id == principal.key_id), "")
+    return actor_name(principal.key_id, label)
 
 
 def _media(request: Request) -> str:
@@ -166,7 +174,7 @@ async def import_rulesets(request: Request, principal: Principal = Depends(WRITE
     body = ImportIn.model_validate(await json_body(request))
     result = await run_in_threadpool(
         _service(request).import_rulesets,
-        principal.key_id,
+        await _actor(request, principal),
         body.rulesets,
         body.cases,
         may_bootstrap=Role.ADMIN in principal.roles,
@@ -205,6 +213,19 @@ async def export_rulesets(
     )
 
 
+@router.get(
+    "/v1/rulesets/verify",
+    response_model=RulesetVerifyOut,
+    summary="校验每个已发布版本的内容与审计链中审批时的哈希一致",
+    description="发现直接改库（改动、增加或替换版本内容/样例）的版本；审计链本身由 `/v1/audit/verify` 校验。",
+    responses=_errors(),
+)
+async def verify_versions(
+    request: Request, _principal: Principal = Depends(require(Permission.AUDIT_VERIFY))
+) -> Response:
+    return JSONBytes(await run_in_threadpool(_queries(request).verify))
+
+
 # -- drafts -----------------------------------------------------------------------------------------------
 
 
@@ -234,7 +255,9 @@ async def create_draft(
     else:
         content = await _yaml_text(request)
     service = _service(request)
-    draft = await run_in_threadpool(service.create_draft, principal.key_id, name, content, reason, cases)
+    draft = await run_in_threadpool(
+        service.create_draft, await _actor(request, principal), name, content, reason, cases
+    )
     diff = await run_in_threadpool(service.queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff), status_code=201)
 
@@ -287,7 +310,9 @@ async def upload_cases(
 ) -> Response:
     text = await _yaml_text(request)
     service = _service(request)
-    draft = await run_in_threadpool(service.upload_cases, principal.key_id, name, draft_id, query.file, text)
+    draft = await run_in_threadpool(
+        service.upload_cases, await _actor(request, principal), name, draft_id, query.file, text
+    )
     return JSONBytes(draft_json(draft))
 
 
@@ -301,7 +326,9 @@ async def upload_cases(
 async def submit_draft(
     name: str, draft_id: str, request: Request, principal: Principal = Depends(WRITE)
 ) -> Response:
-    draft = await run_in_threadpool(_service(request).submit, principal.key_id, name, draft_id)
+    draft = await run_in_threadpool(
+        _service(request).submit, await _actor(request, principal), name, draft_id
+    )
     return JSONBytes(draft_json(draft))
 
 
@@ -317,7 +344,9 @@ async def approve_draft(
 ) -> Response:
     body = ReviewIn.model_validate(await _optional_json(request))
     service = _service(request)
-    draft = await run_in_threadpool(service.approve, principal.key_id, name, draft_id, body.comment)
+    draft = await run_in_threadpool(
+        service.approve, await _actor(request, principal), name, draft_id, body.comment
+    )
     return JSONBytes(draft_json(draft))
 
 
@@ -333,7 +362,9 @@ async def reject_draft(
 ) -> Response:
     body = ReviewIn.model_validate(await _optional_json(request))
     service = _service(request)
-    draft = await run_in_threadpool(service.reject, principal.key_id, name, draft_id, body.comment)
+    draft = await run_in_threadpool(
+        service.reject, await _actor(request, principal), name, draft_id, body.comment
+    )
     return JSONBytes(draft_json(draft))
 
 
@@ -351,7 +382,7 @@ async def publish_draft(
     body = PublishIn.model_validate(await _optional_json(request))
     service = _service(request)
     publication = await run_in_threadpool(
-        service.publish, principal.key_id, name, draft_id, body.effective_at
+        service.publish, await _actor(request, principal), name, draft_id, body.effective_at
     )
     return JSONBytes({**version_json(publication.version), "supersedes": publication.supersedes})
 
@@ -369,7 +400,7 @@ async def replay_draft(
     body = ReplayIn.model_validate(await json_body(request))
     service = _service(request)
     draft = await run_in_threadpool(
-        service.replay, principal.key_id, name, draft_id, body.start, body.end, body.limit
+        service.replay, await _actor(request, principal), name, draft_id, body.start, body.end, body.limit
     )
     return JSONBytes(draft_json(draft))
 
@@ -433,7 +464,9 @@ async def diff_versions(
 async def rollback(name: str, request: Request, principal: Principal = Depends(WRITE)) -> Response:
     body = RollbackIn.model_validate(await json_body(request))
     service = _service(request)
-    draft = await run_in_threadpool(service.rollback, principal.key_id, name, body.to_version, body.reason)
+    draft = await run_in_threadpool(
+        service.rollback, await _actor(request, principal), name, body.to_version, body.reason
+    )
     diff = await run_in_threadpool(service.queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff), status_code=201)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -10,7 +12,10 @@ from api.deps import json_body, require
 from api.responses import JSONBytes
 from api.routes.common import errors
 from api.timer_schemas import (
+    SUBSCRIPTION_ID_PATTERN,
+    DeadLettersQuery,
     DeliveriesOut,
+    DeliveriesQuery,
     DeliveryOut,
     RedriveOut,
     SubscriptionIn,
@@ -23,6 +28,8 @@ from api.timers import timers_runtime
 from rulesvc.apikeys import Permission, Principal
 
 router = APIRouter(tags=["webhooks"])
+SUBSCRIPTION_ID = Path(pattern=SUBSCRIPTION_ID_PATTERN, description="订阅 id（wh_ 开头）")
+DELIVERY_ID = Path(pattern=r"^wh_[0-9a-f]{12}-[0-9]{1,19}$", description="投递 id（<订阅 id>-<游标>）")
 ADMIN = Depends(require(Permission.WEBHOOKS_ADMIN))
 
 
@@ -71,18 +78,14 @@ async def list_subscriptions(request: Request, _principal: Principal = ADMIN) ->
     responses=errors(401, 403, 422),
 )
 async def dead_letters(
-    request: Request,
-    subscription_id: str | None = Query(None, max_length=40),
-    after: int = Query(0, ge=0),
-    limit: int = Query(100, ge=1, le=1000),
-    _principal: Principal = ADMIN,
+    request: Request, query: Annotated[DeadLettersQuery, Query()], _principal: Principal = ADMIN
 ) -> Response:
     service = timers_runtime(request).webhooks
-    records = await run_in_threadpool(service.dead_letters, subscription_id, after, limit)
+    records = await run_in_threadpool(service.dead_letters, query.subscription_id, query.after, query.limit)
     return JSONBytes(
         {
             "deliveries": [DeliveryOut.of(r).model_dump(mode="json") for r in records],
-            "next_after": page(records, after),
+            "next_after": page(records, query.after),
         }
     )
 
@@ -93,7 +96,9 @@ async def dead_letters(
     summary="重新投递一条死信",
     responses=errors(401, 403, 404),
 )
-async def redrive_one(request: Request, delivery_id: str, _principal: Principal = ADMIN) -> Response:
+async def redrive_one(
+    request: Request, delivery_id: str = DELIVERY_ID, _principal: Principal = ADMIN
+) -> Response:
     count = await run_in_threadpool(lambda: timers_runtime(request).webhooks.redrive(delivery_id=delivery_id))
     return JSONBytes({"redriven": count})
 
@@ -104,7 +109,9 @@ async def redrive_one(request: Request, delivery_id: str, _principal: Principal 
     summary="放弃一条死信（其后同一工单的动作继续投递）",
     responses=errors(401, 403, 404),
 )
-async def discard(request: Request, delivery_id: str, _principal: Principal = ADMIN) -> Response:
+async def discard(
+    request: Request, delivery_id: str = DELIVERY_ID, _principal: Principal = ADMIN
+) -> Response:
     await run_in_threadpool(timers_runtime(request).webhooks.discard, delivery_id)
     return Response(status_code=204)
 
@@ -115,7 +122,9 @@ async def discard(request: Request, delivery_id: str, _principal: Principal = AD
     summary="读取订阅",
     responses=errors(401, 403, 404),
 )
-async def get_subscription(request: Request, subscription_id: str, _principal: Principal = ADMIN) -> Response:
+async def get_subscription(
+    request: Request, subscription_id: str = SUBSCRIPTION_ID, _principal: Principal = ADMIN
+) -> Response:
     record = await run_in_threadpool(timers_runtime(request).webhooks.subscription, subscription_id)
     return JSONBytes(SubscriptionOut.of(record).model_dump(mode="json"))
 
@@ -133,7 +142,7 @@ async def get_subscription(request: Request, subscription_id: str, _principal: P
     },
 )
 async def patch_subscription(
-    request: Request, subscription_id: str, _principal: Principal = ADMIN
+    request: Request, subscription_id: str = SUBSCRIPTION_ID, _principal: Principal = ADMIN
 ) -> Response:
     patch = SubscriptionPatch.model_validate(await json_body(request))
     service = timers_runtime(request).webhooks
@@ -145,7 +154,7 @@ async def patch_subscription(
     "/v1/webhooks/{subscription_id}", status_code=204, summary="删除订阅", responses=errors(401, 403, 404)
 )
 async def delete_subscription(
-    request: Request, subscription_id: str, _principal: Principal = ADMIN
+    request: Request, subscription_id: str = SUBSCRIPTION_ID, _principal: Principal = ADMIN
 ) -> Response:
     await run_in_threadpool(timers_runtime(request).webhooks.delete_subscription, subscription_id)
     return Response(status_code=204)
@@ -159,19 +168,19 @@ async def delete_subscription(
 )
 async def deliveries(
     request: Request,
-    subscription_id: str,
-    status: str | None = Query(None, pattern="^(pending|delivered|dead|discarded)$"),
-    after: int = Query(0, ge=0),
-    limit: int = Query(100, ge=1, le=1000),
+    query: Annotated[DeliveriesQuery, Query()],
+    subscription_id: str = SUBSCRIPTION_ID,
     _principal: Principal = ADMIN,
 ) -> Response:
     service = timers_runtime(request).webhooks
     await run_in_threadpool(service.subscription, subscription_id)
-    records = await run_in_threadpool(service.deliveries, subscription_id, status, after, limit)
+    records = await run_in_threadpool(
+        service.deliveries, subscription_id, query.status, query.after, query.limit
+    )
     return JSONBytes(
         {
             "deliveries": [DeliveryOut.of(r).model_dump(mode="json") for r in records],
-            "next_after": page(records, after),
+            "next_after": page(records, query.after),
         }
     )
 
@@ -183,7 +192,7 @@ async def deliveries(
     responses=errors(401, 403, 404),
 )
 async def redrive_subscription(
-    request: Request, subscription_id: str, _principal: Principal = ADMIN
+    request: Request, subscription_id: str = SUBSCRIPTION_ID, _principal: Principal = ADMIN
 ) -> Response:
     service = timers_runtime(request).webhooks
     await run_in_threadpool(service.subscription, subscription_id)

@@ -13,9 +13,9 @@ from typing import Any
 from rulesvc.lang.diff import diff_rulesets
 from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.errors import BadRequestError, NotFoundError
-from rulesvc.lifecycle.gate import corpus
+from rulesvc.lifecycle.gate import corpus, corpus_hash
 from rulesvc.lifecycle.registry import BookRegistry
-from rulesvc.lifecycle.timeline import in_force
+from rulesvc.lifecycle.timeline import content_hash, in_force
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.clock import Clock
 from rulesvc.storage.ruleset_records import (
@@ -123,6 +123,46 @@ class RulesetQueries:
         return [
             {"seq": e.seq, "at": e.at, "hash": e.hash, "prev_hash": e.prev_hash, **e.payload} for e in entries
         ]
+
+    def verify(self) -> dict[str, Any]:
+        """Check every stored version against the chain entry that published it: its content and case files
+        must hash to what was approved. Catches a version edited, added or swapped in the database directly
+        (the chain itself is checked by `GET /v1/audit/verify`)."""
+        vouched: dict[tuple[str, int], Mapping[str, Any]] = {}
+        for entry in self.store.lifecycle_entries():
+            payload = entry.payload
+            if isinstance(payload, dict) and payload.get("step") in ("imported", "published"):
+                vouched[(str(payload.get("ruleset")), int(payload.get("version") or 0))] = {
+                    **payload,
+                    "seq": entry.seq,
+                }
+        problems = []
+        versions = self.store.all_versions()
+        for record in versions:
+            where = {"ruleset": record.name, "version": record.version}
+            approved = vouched.get((record.name, record.version))
+            if approved is None:
+                problems.append({**where, "reason": "unlogged_version", "message": "该版本不在审计链中"})
+                continue
+            if content_hash(record.content) != approved.get("content_sha256"):
+                problems.append(
+                    {
+                        **where,
+                        "seq": approved["seq"],
+                        "reason": "content_mismatch",
+                        "message": "版本内容与审批时不符",
+                    }
+                )
+            elif corpus_hash(record.cases) != approved.get("cases_sha256"):
+                problems.append(
+                    {
+                        **where,
+                        "seq": approved["seq"],
+                        "reason": "cases_mismatch",
+                        "message": "版本的合规样例与审批时不符",
+                    }
+                )
+        return {"ok": not problems, "checked": len(versions), "problems": problems}
 
     def export(self, as_of: datetime | None = None) -> tuple[dict[str, VersionRecord], dict[str, str]]:
         """The versions in force at `as_of` (default now) and the case files in force, for writing back to

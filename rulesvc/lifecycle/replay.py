@@ -29,15 +29,17 @@ BookAt = Callable[[datetime], Any]  # instant → an evaluator (`evaluate(event)
 Evaluate = Callable[[Any, Event], Decision]
 
 
-def _outcome(decision: Decision) -> list[str]:
-    return sorted(
-        canonical(to_jsonable({k: v for k, v in a.to_json().items() if k != "rule"}))
-        for a in decision.actions
-    )
+def _actions(decision: Decision) -> list[dict[str, Any]]:
+    """The decision's actions in order, without `rule` (renaming a rule changes no outcome)."""
+    return [to_jsonable({k: v for k, v in a.to_json().items() if k != "rule"}) for a in decision.actions]
 
 
-def _types(outcome: Sequence[str]) -> Counter[str]:
-    return Counter(str(json.loads(item).get("type")) for item in outcome)
+def _outcome(actions: list[dict[str, Any]]) -> list[str]:
+    return sorted(canonical(action) for action in actions)
+
+
+def _types(actions: Sequence[dict[str, Any]]) -> Counter[str]:
+    return Counter(str(action.get("type")) for action in actions)
 
 
 def backtest(
@@ -80,9 +82,9 @@ def backtest(
         event = replace(event, ticket=merged)
         considered += 1
         as_of = min(event.occurred_at, logged.decided_at)
-        before = _outcome(evaluate(baseline(as_of), event))
-        after = _outcome(evaluate(candidate(as_of), event))
-        if before == after:
+        before = _actions(evaluate(baseline(as_of), event))
+        after = _actions(evaluate(candidate(as_of), event))
+        if _outcome(before) == _outcome(after):
             continue
         changed += 1
         old, new = _types(before), _types(after)
@@ -95,8 +97,8 @@ def backtest(
                     "event_id": event.event_id,
                     "occurred_at": event.occurred_at.isoformat(),
                     "ticket": masking.mask(to_jsonable(dict(merged))),
-                    "before": masking.mask([json.loads(item) for item in before]),
-                    "after": masking.mask([json.loads(item) for item in after]),
+                    "before": masking.mask(before),
+                    "after": masking.mask(after),
                 }
             )
     by_action = {

@@ -81,6 +81,15 @@ class Publication:
     """Pending (future) versions that will now never take effect."""
 
 
+def actor_name(key_id: str, label: str = "") -> str:
+    """How an API key is named in the lifecycle records: `风险专员张敏 (3f2a9c1e0b7d)`, or the bare key id.
+
+    Four eyes compares these names, so they must identify the key: the key id is always part of it.
+    """
+    label = " ".join(label.split())[:48]
+    return f"{label} ({key_id})" if label else key_id
+
+
 def _check_name(name: str, what: str = "规则集名称") -> None:
     if not NAME.match(name):
         raise BadRequestError(f"{what}不合法：{name!r}", {"name": name})

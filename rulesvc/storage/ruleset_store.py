@@ -19,6 +19,7 @@ from rulesvc.audit import ChainEntry, next_entry
 from rulesvc.storage.decision_writes import audit_values, lock_head
 from rulesvc.storage.engine import writer
 from rulesvc.storage.ruleset_records import (
+    KIND_RULESET,
     Decide,
     DraftRecord,
     LoggedDecision,
@@ -118,7 +119,14 @@ class SqlRulesetStore:
             rows = session.scalars(
                 select(AuditRow).where(AuditRow.subject == subject).order_by(AuditRow.seq)
             ).all()
-            return [ChainEntry(r.seq, r.at, r.kind, r.subject, r.payload, r.prev_hash, r.hash) for r in rows]
+            return [_entry(r) for r in rows]
+
+    def lifecycle_entries(self) -> list[ChainEntry]:
+        with self._read() as session:
+            rows = session.scalars(
+                select(AuditRow).where(AuditRow.kind == KIND_RULESET).order_by(AuditRow.seq)
+            ).all()
+            return [_entry(r) for r in rows]
 
     def logged_decisions(self, start: datetime, end: datetime, limit: int) -> list[LoggedDecision]:
         with self._read() as session:
@@ -161,6 +169,10 @@ class _View:
 
     def has_versions(self) -> bool:
         return self._session.scalar(select(RulesetVersionRow.id).limit(1)) is not None
+
+
+def _entry(row: AuditRow) -> ChainEntry:
+    return ChainEntry(row.seq, row.at, row.kind, row.subject, row.payload, row.prev_hash, row.hash)
 
 
 def _dumps(value: Any) -> str:

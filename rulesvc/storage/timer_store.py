@@ -103,18 +103,29 @@ class SqlTimerStore:
                 session.execute(insert(TimerRow), [_timer_values(t.state.ticket_id, t, now) for t in timers])
 
     def claim_statement(self, now: datetime, limit: int) -> Select[TicketRow]:
-        """Tickets (locked, skipping locked ones) having a timer point due at `now`."""
-        due = (
-            select(TimerRow.ticket_id)
+        """Tickets having a timer point due at `now`, earliest point first, locked (skipping locked ones).
+
+        The earliest `limit * _WINDOW` due points are read from the head of the index; ordering the tickets
+        by their earliest point keeps the oldest first under sustained load (no ticket starves).
+        """
+        window = (
+            select(TimerRow.ticket_id, TimerRow.next_fire_at)
             .where(TimerRow.next_fire_at.is_not(None), TimerRow.next_fire_at <= now)
             .order_by(TimerRow.next_fire_at)
             .limit(limit * _WINDOW)
+            .subquery("due_window")
+        )
+        due = (
+            select(window.c.ticket_id, func.min(window.c.next_fire_at).label("first_due"))
+            .group_by(window.c.ticket_id)
+            .subquery("due_tickets")
         )
         return (
             select(TicketRow)
-            .where(TicketRow.ticket_id.in_(due))
+            .join(due, due.c.ticket_id == TicketRow.ticket_id)
+            .order_by(due.c.first_due)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=TicketRow)
         )
 
     def claim_plan(self, now: datetime, limit: int) -> str:
@@ -127,21 +138,6 @@ class SqlTimerStore:
         return "\n".join(" ".join(str(v) for v in row) for row in rows)
 
     # -- reads --------------------------------------------------------------------------------------------
-
-    def ticket(self, ticket_id: str) -> TicketView | None:
-        with self._read() as session:
-            row = session.get(TicketRow, ticket_id)
-            return _views(session, [row])[0][0] if row is not None else None
-
-    def next_fire_at(self) -> datetime | None:
-        with self._read() as session:
-            value = session.scalar(
-                select(TimerRow.next_fire_at)
-                .where(TimerRow.next_fire_at.is_not(None))
-                .order_by(TimerRow.next_fire_at)
-                .limit(1)
-            )
-            return value
 
     def pending_timers(self) -> int:
         with self._read() as session:

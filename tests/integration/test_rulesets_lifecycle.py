@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from rulesvc.apikeys import Role
 from rulesvc.service import create_api_key
@@ -308,3 +309,37 @@ def test_replay_counts_changed_outcomes(
     example = report["examples"][0]
     assert example["ticket"]["applicant"] == "赵*"  # masked
     assert {a["type"] for a in example["after"]} == {"auto_approve", "trigger_payment"}
+
+
+def test_import_export_and_tampered_versions(lifecycle_client: TestClient, lc_keys: dict[str, str]) -> None:
+    client, editor, auditor = lifecycle_client, lc_keys["editor"], lc_keys["auditor"]
+    exported = client.get("/v1/rulesets/export", headers=auth(auditor)).json()
+    assert exported["rulesets"][EXPENSE] == {"version": 1, "content": ORIGINAL}
+    assert exported["cases"][EXPENSE] == ORIGINAL_CASES and len(exported["rulesets"]) == 5
+
+    # Importing a folder into a database that has versions: a draft per changed ruleset, nothing published.
+    folder = {name: entry["content"] for name, entry in exported["rulesets"].items()}
+    imported = client.post(
+        "/v1/rulesets/import",
+        json={"rulesets": {**folder, EXPENSE: RAISED}, "cases": {**exported["cases"], EXPENSE: RAISED_CASES}},
+        headers=auth(editor),
+    )
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["imported"] == [] and len(imported.json()["unchanged"]) == 4
+    [draft] = imported.json()["drafts"]
+    assert draft["ruleset"] == EXPENSE and draft["submittable"] and draft["case_files"] == [EXPENSE]
+
+    # Every version still hashes to what its chain entry approved; a version edited in the database does not.
+    assert client.get("/v1/rulesets/verify", headers=auth(auditor)).json() == {
+        "ok": True,
+        "checked": 5,
+        "problems": [],
+    }
+    engine = lifecycle_client.app.state.runtime.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE ruleset_versions SET content = :c WHERE name = :n"), {"c": RAISED, "n": EXPENSE}
+        )
+    tampered = client.get("/v1/rulesets/verify", headers=auth(auditor)).json()
+    assert tampered["ok"] is False
+    assert [(p["ruleset"], p["reason"]) for p in tampered["problems"]] == [(EXPENSE, "content_mismatch")]

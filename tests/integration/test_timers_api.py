@@ -158,8 +158,9 @@ def test_roles_and_errors_of_the_admin_and_report_routes(api: TestClient, keys: 
     assert [s["id"] for s in listed] == [created["id"]] and listed[0]["secret"] is None
     paused = api.patch(f"/v1/webhooks/{created['id']}", json={"active": False}, headers=auth(keys["admin"]))
     assert paused.json()["active"] is False
-    assert api.get("/v1/webhooks/wh_nope", headers=auth(keys["admin"])).status_code == 404
-    missing = api.post("/v1/webhooks/dead-letters/wh_nope-1/redrive", headers=auth(keys["admin"]))
+    assert api.get("/v1/webhooks/wh_000000000000", headers=auth(keys["admin"])).status_code == 404
+    assert api.get("/v1/webhooks/wh_nope", headers=auth(keys["admin"])).status_code == 422
+    missing = api.post("/v1/webhooks/dead-letters/wh_000000000000-1/redrive", headers=auth(keys["admin"]))
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
     assert api.delete(f"/v1/webhooks/{created['id']}", headers=auth(keys["admin"])).status_code == 204
     window = {"from": "2026-11-01T00:00:00+08:00", "to": "2026-11-02T00:00:00+08:00"}
