@@ -52,3 +52,17 @@ def test_readme_console_example(command: str, expected: list[str]) -> None:
             pytest.fail(f"README line not in output of `{command}`:\n  {line}\n--- actual ---\n{proc.stdout}")
     if "..." not in [line.strip() for line in expected]:
         assert actual == expected
+
+
+@pytest.mark.parametrize("doc", ["http.md", "timers.md", "lifecycle.md"])
+def test_readme_carries_the_executed_walkthroughs(doc: str) -> None:
+    """docs/*.md are executed against live servers by their own tests; the README carries them verbatim."""
+    readme = README.read_text(encoding="utf-8").splitlines()
+    position = 0
+    for line in (ROOT / "docs" / doc).read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue  # headings are shifted one level down in the README
+        try:
+            position = readme.index(line, position) + 1
+        except ValueError:
+            pytest.fail(f"README lacks this line of docs/{doc} (run scripts/merge_readme.py):\n  {line}")
