@@ -27,6 +27,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.timers --quick
 
 clean:
 	rm -rf $(VENV) var

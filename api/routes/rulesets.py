@@ -332,6 +332,17 @@ async def submit_draft(
     return JSONBytes(draft_json(draft))
 
 
+async def _review(
+    request: Request, principal: Principal, name: str, draft_id: str, *, approve: bool
+) -> Response:
+    """Approve or reject (four-eyes is enforced by the lifecycle service, not here)."""
+    body = ReviewIn.model_validate(await _optional_json(request))
+    service = _service(request)
+    decide = service.approve if approve else service.reject
+    draft = await run_in_threadpool(decide, await _actor(request, principal), name, draft_id, body.comment)
+    return JSONBytes(draft_json(draft))
+
+
 @router.post(
     "/v1/rulesets/{name}/drafts/{draft_id}/approve",
     response_model=DraftOut,
@@ -342,12 +353,7 @@ async def submit_draft(
 async def approve_draft(
     name: str, draft_id: str, request: Request, principal: Principal = Depends(REVIEW)
 ) -> Response:
-    body = ReviewIn.model_validate(await _optional_json(request))
-    service = _service(request)
-    draft = await run_in_threadpool(
-        service.approve, await _actor(request, principal), name, draft_id, body.comment
-    )
-    return JSONBytes(draft_json(draft))
+    return await _review(request, principal, name, draft_id, approve=True)
 
 
 @router.post(
@@ -360,12 +366,7 @@ async def approve_draft(
 async def reject_draft(
     name: str, draft_id: str, request: Request, principal: Principal = Depends(REVIEW)
 ) -> Response:
-    body = ReviewIn.model_validate(await _optional_json(request))
-    service = _service(request)
-    draft = await run_in_threadpool(
-        service.reject, await _actor(request, principal), name, draft_id, body.comment
-    )
-    return JSONBytes(draft_json(draft))
+    return await _review(request, principal, name, draft_id, approve=False)
 
 
 @router.post(

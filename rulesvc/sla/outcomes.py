@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.timers import PAUSED, RUNNING, TimerState
@@ -74,8 +75,7 @@ def met(state: TimerState, generation: int, at: datetime, calendar: BusinessCale
     )
 
 
-def breached(state: TimerState, generation: int, due_at: datetime) -> SlaOutcome:
-    """The figure recorded when the deadline fires; the breach is open (not stopped yet)."""
+def _breach(state: TimerState, generation: int, due_at: datetime, **extra: Any) -> SlaOutcome:
     return SlaOutcome(
         ticket_id=state.ticket_id,
         timer=state.name,
@@ -87,26 +87,17 @@ def breached(state: TimerState, generation: int, due_at: datetime) -> SlaOutcome
         due_at=due_at,
         outcome=BREACHED,
         decided_at=due_at,
-        stopped_at=None,
+        **extra,
     )
+
+
+def breached(state: TimerState, generation: int, due_at: datetime) -> SlaOutcome:
+    """The figure recorded when the deadline fires; the breach is open (not stopped yet)."""
+    return _breach(state, generation, due_at, stopped_at=None)
 
 
 def close_breach(state: TimerState, generation: int, at: datetime, calendar: BusinessCalendar) -> SlaOutcome:
     """A late stop of a timer whose deadline already fired: how far past the deadline it was stopped."""
     due_at = state.due_at(calendar)
     breach = calendar.working_time_between(due_at, at) if at > due_at else timedelta(0)
-    return SlaOutcome(
-        ticket_id=state.ticket_id,
-        timer=state.name,
-        generation=generation,
-        ruleset=ruleset_of(state.rule),
-        rule=state.rule,
-        calendar=state.calendar,
-        started_at=state.started_at,
-        due_at=due_at,
-        outcome=BREACHED,
-        decided_at=due_at,
-        stopped_at=at,
-        breach=breach,
-        closes_breach=True,
-    )
+    return _breach(state, generation, due_at, stopped_at=at, breach=breach, closes_breach=True)
