@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-TIMER_EVENT_PREFIX = "timer."
 TIMER_WARNING = "timer.warning"
 TIMER_DUE = "timer.due"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +31,15 @@ router = APIRouter(tags=["webhooks"])
 SUBSCRIPTION_ID = Path(pattern=SUBSCRIPTION_ID_PATTERN, description="订阅 id（wh_ 开头）")
 DELIVERY_ID = Path(pattern=r"^wh_[0-9a-f]{12}-[0-9]{1,19}$", description="投递 id（<订阅 id>-<游标>）")
 ADMIN = Depends(require(Permission.WEBHOOKS_ADMIN))
+
+
+def _deliveries_page(records: list[Any], after: int) -> Response:
+    return JSONBytes(
+        {
+            "deliveries": [DeliveryOut.of(r).model_dump(mode="json") for r in records],
+            "next_after": page(records, after),
+        }
+    )
 
 
 @router.post(
@@ -82,12 +91,7 @@ async def dead_letters(
 ) -> Response:
     service = timers_runtime(request).webhooks
     records = await run_in_threadpool(service.dead_letters, query.subscription_id, query.after, query.limit)
-    return JSONBytes(
-        {
-            "deliveries": [DeliveryOut.of(r).model_dump(mode="json") for r in records],
-            "next_after": page(records, query.after),
-        }
-    )
+    return _deliveries_page(records, query.after)
 
 
 @router.post(
@@ -177,12 +181,7 @@ async def deliveries(
     records = await run_in_threadpool(
         service.deliveries, subscription_id, query.status, query.after, query.limit
     )
-    return JSONBytes(
-        {
-            "deliveries": [DeliveryOut.of(r).model_dump(mode="json") for r in records],
-            "next_after": page(records, query.after),
-        }
-    )
+    return _deliveries_page(records, query.after)
 
 
 @router.post(

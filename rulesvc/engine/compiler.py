@@ -20,7 +20,7 @@ from rulesvc.engine.actions import CompiledAction, compile_action
 from rulesvc.engine.durable import DurableNetwork, FactPattern, NetworkRule, compile_network
 from rulesvc.engine.tables import CompiledTable
 from rulesvc.lang.expr import And, Compare, Const, Expr, Not, Or, Path, TypeEnv, compile_expr, paths, to_text
-from rulesvc.lang.model import ActionSpec, Rule, Ruleset
+from rulesvc.lang.model import Rule, Ruleset
 from rulesvc.model import Action, ConditionTrace, Event, FiredRule, TraceEntry
 from rulesvc.sla.calendar import BusinessCalendar
 
@@ -39,6 +39,18 @@ class Run:
     actions: list[Action] = field(default_factory=list)
     fired: list[FiredRule] = field(default_factory=list)
     trace: list[TraceEntry] = field(default_factory=list)
+
+    def perform(self, actions: Sequence[CompiledAction], scope: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """Emit a fired rule's or row's actions; `assert`s become derived facts (returned for chaining)."""
+        derived: list[Mapping[str, Any]] = []
+        for action in actions:
+            if action.is_assert:
+                fact = action.derived_fact(scope)
+                self.facts[str(fact["_t"])] = fact
+                derived.append(fact)
+            else:
+                self.actions.append(action.emit(scope, self.at))
+        return derived
 
     def scope_with(self, matched: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         scope = {**self.scope, **self.facts}
@@ -166,15 +178,7 @@ class CompiledRule:
         run.fired.append(FiredRule(self.ruleset.name, self.ruleset.version, self.rule.id))
         conditions = tuple(atom.trace(scope) for atom in self.atoms)
         run.trace.append(TraceEntry(self.ruleset.name, self.ruleset.version, self.rule.id, conditions))
-        derived: list[Mapping[str, Any]] = []
-        for action in self.actions:
-            if action.is_assert:
-                fact = action.derived_fact(scope)
-                run.facts[str(fact["_t"])] = fact
-                derived.append(fact)
-            else:
-                run.actions.append(action.emit(scope, run.at))
-        return derived
+        return run.perform(self.actions, scope)
 
     def network_rule(self) -> NetworkRule:
         return NetworkRule(
@@ -250,17 +254,4 @@ class CompiledRuleset:
                 run.trace.append(
                     TraceEntry(self.ruleset.name, self.ruleset.version, ref, compiled.explain(row, inputs))
                 )
-                scope = run.scope_with({})
-                for action in self.row_actions[(table.id, row.id)]:
-                    if action.is_assert:
-                        fact = action.derived_fact(scope)
-                        run.facts[str(fact["_t"])] = fact
-                    else:
-                        run.actions.append(action.emit(scope, run.at))
-
-
-def trace_conditions(entries: Sequence[TraceEntry]) -> list[ConditionTrace]:
-    return [c for entry in entries for c in entry.conditions]
-
-
-__all__ = ["ActionSpec", "CompiledRuleset", "Run", "base_scope"]
+                run.perform(self.row_actions[(table.id, row.id)], run.scope_with({}))
