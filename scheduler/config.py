@@ -15,6 +15,8 @@ class WorkerConfig:
     """Seconds between timer polls (a wake-up notification polls at once)."""
     timer_batch: int = 100
     """Tickets locked per claim transaction."""
+    min_wake_gap: float = 0.05
+    """Seconds between two wake-up runs of a job (wake-ups in between share the next run)."""
     delivery_interval: float = 0.5
     delivery_batch: int = 50
     delivery_concurrency: int = 8

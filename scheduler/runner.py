@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -27,13 +28,19 @@ WEBHOOKS_JOB = "webhooks"
 
 
 class _Job:
-    """A job body that never runs twice at once and reruns once if woken while running."""
+    """A job body that never runs twice at once, reruns once if woken while running, and starts at most
+    once per `min_gap` seconds when woken: under load every decision wakes the jobs, and back-to-back runs
+    would each pay a database round trip for a handful of rows instead of one run for all of them."""
 
-    def __init__(self, name: str, body: Callable[[], object]) -> None:
+    def __init__(self, name: str, body: Callable[[], object], min_gap: float = 0.0) -> None:
         self.name = name
         self._body = body
+        self._min_gap = min_gap
         self._running = threading.Lock()
+        self._state = threading.Lock()
         self._again = threading.Event()
+        self._scheduled = False
+        self._last_start = float("-inf")
 
     def __call__(self) -> None:
         if not self._running.acquire(blocking=False):
@@ -41,6 +48,9 @@ class _Job:
             return
         try:
             while True:
+                with self._state:
+                    self._scheduled = False
+                    self._last_start = time.monotonic()
                 self._again.clear()
                 try:
                     self._body()
@@ -48,15 +58,21 @@ class _Job:
                     log.exception("%s job failed", self.name)
                 if not self._again.is_set():
                     break
+                time.sleep(max(0.0, self._last_start + self._min_gap - time.monotonic()))
         finally:
             self._running.release()
 
-    @property
-    def busy(self) -> bool:
-        return self._running.locked()
-
-    def mark_again(self) -> None:
-        self._again.set()
+    def request_run(self) -> float | None:
+        """Ask for a run because of a wake-up: the delay (seconds) after which to schedule it, or None when
+        a run already in progress or already scheduled will cover it."""
+        if self._running.locked():
+            self._again.set()
+            return None
+        with self._state:
+            if self._scheduled:
+                return None
+            self._scheduled = True
+            return max(0.0, self._last_start + self._min_gap - time.monotonic())
 
 
 class Worker:
@@ -88,7 +104,7 @@ class Worker:
         log.info("worker started: jobs %s", ", ".join(self._jobs) or "none")
 
     def _add(self, job_id: str, body: Callable[[], object], interval: float) -> None:
-        job = _Job(job_id, body)
+        job = _Job(job_id, body, self.config.min_wake_gap)
         self._jobs[job_id] = job
         self._scheduler.add_job(
             job,
@@ -107,15 +123,15 @@ class Worker:
             self.wake(WEBHOOKS_JOB)
 
     def wake(self, job_id: str) -> None:
-        """Run a job now (or right after its current run)."""
+        """Run a job now (or right after its current run, or `min_wake_gap` after its last start)."""
         job = self._jobs.get(job_id)
         if job is None or self._stopped.is_set():
             return
-        if job.busy:
-            job.mark_again()
+        delay = job.request_run()
+        if delay is None:
             return
         try:
-            self._scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+            self._scheduler.modify_job(job_id, next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
         except Exception:  # the scheduler is shutting down
             log.debug("wake-up of %s ignored", job_id)
 

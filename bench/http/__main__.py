@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,7 @@ BODIES: list[dict[str, Any]] = [
     {
         "event_id": "@ID@",
         "type": "ticket.created",
-        "occurred_at": "2026-09-30T10:00:00+08:00",
+        "occurred_at": "@NOW@",
         "ticket": {
             "kind": "loan",
             "id": "L-@ID@",
@@ -52,13 +53,13 @@ BODIES: list[dict[str, Any]] = [
     {
         "event_id": "@ID@",
         "type": "ticket.created",
-        "occurred_at": "2026-09-30T14:00:00+08:00",
+        "occurred_at": "@NOW@",
         "ticket": {"kind": "complaint", "id": "C-@ID@", "owner": "李娜", "channel": "电话银行"},
     },
     {
         "event_id": "@ID@",
         "type": "ticket.created",
-        "occurred_at": "2026-09-30T09:30:00+08:00",
+        "occurred_at": "@NOW@",
         "ticket": {
             "kind": "expense",
             "id": "E-@ID@",
@@ -135,10 +136,18 @@ def postgres_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def bodies_now() -> list[dict[str, Any]]:
+    """The events as a ticket tool sends them: occurring now, so their SLA timers fall due hours later
+    (events from the past would start timers that are already overdue and fire during the run)."""
+    now = datetime.now(UTC).isoformat()
+    return [{**body, "occurred_at": now} for body in BODIES]
+
+
 def measure(base: str, key: str, label: str, args: argparse.Namespace) -> LoadResult:
     prefix = f"{label}-{secrets.token_hex(3)}"
-    run_load(base, key, BODIES, prefix + "w", args.connections, args.warmup, args.tool)  # warm-up
-    result = run_load(base, key, BODIES, prefix, args.connections, args.seconds, args.tool)
+    bodies = bodies_now()
+    run_load(base, key, bodies, prefix + "w", args.connections, args.warmup, args.tool)  # warm-up
+    result = run_load(base, key, bodies, prefix, args.connections, args.seconds, args.tool)
     print(
         f"{label:<22} {result.rps:>9.0f} req/s   p50 {result.p50_ms:7.2f} ms   p99 {result.p99_ms:7.2f} ms"
         f"   errors {result.errors}   ({result.tool}, {result.requests} requests)",

@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
+from rulesvc.storage.bulk import insert_rows, update_rows
 from rulesvc.storage.records import NewDecision, StoredDecision
 from rulesvc.storage.tables import ActionRow, AuditHeadRow, AuditRow, Base, DecisionInputRow, DecisionRow
 
@@ -85,16 +86,13 @@ def insert_decisions(
             for action in new.actions
         )
         audits.append(audit_values(entry))
-    # Core statements on the session's connection: the ORM bulk path costs several times more per row,
-    # and these appends run under the chain lock.
+    # Straight to the DB-API cursor: these appends run under the chain lock (rulesvc.storage.bulk).
     conn = session.connection()
-    conn.execute(insert(_table(DecisionRow)), decisions)
-    conn.execute(insert(_table(DecisionInputRow)), inputs)
-    if actions:
-        conn.execute(insert(_table(ActionRow)), actions)
-    conn.execute(insert(_table(AuditRow)), audits)
-    heads = _table(AuditHeadRow)
-    conn.execute(update(heads).where(heads.c.id == head.id).values(seq=seq, hash=prev))
+    insert_rows(conn, _table(DecisionRow), decisions)
+    insert_rows(conn, _table(DecisionInputRow), inputs)
+    insert_rows(conn, _table(ActionRow), actions)
+    insert_rows(conn, _table(AuditRow), audits)
+    update_rows(conn, _table(AuditHeadRow), ["id"], [{"seq": seq, "hash": prev, "id": head.id}])
     # The row is updated; keep the (locked) ORM object in step without marking it dirty.
     set_committed_value(head, "seq", seq)
     set_committed_value(head, "hash", prev)

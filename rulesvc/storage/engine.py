@@ -8,6 +8,8 @@ psycopg 3 at READ COMMITTED; writers serialize on the chain-head row (`SELECT ..
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +52,10 @@ def writer(engine: Engine) -> Engine:
 
 
 def _tune_sqlite(engine: Engine) -> None:
+    lock_path = _write_lock_path(engine.url)
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Take transaction control from the sqlite3 module; we issue BEGIN ourselves below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -60,11 +64,53 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        if lock_path is not None:
+            record.info[_LOCK_FD] = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        if immediate:
+            _lock_writer(conn.connection.info)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        _unlock_writer(record.info)
+
+    @event.listens_for(engine, "close")
+    def _on_close(_dbapi_connection: Any, record: Any) -> None:
+        fd = record.info.pop(_LOCK_FD, None)
+        if fd is not None:
+            os.close(fd)  # also releases its lock
+
+
+# Writers of one SQLite file queue on an flock of `<file>-writelock` before `BEGIN IMMEDIATE`: the kernel
+# wakes a waiter the moment the lock is free, whereas SQLite's busy handler polls with sleeps of up to
+# 100 ms, so two busy processes starve each other's writers for seconds. The lock is held by the pooled
+# connection from `BEGIN IMMEDIATE` until it returns to the pool (after its commit or rollback).
+_LOCK_FD = "rulesvc_write_lock_fd"
+_LOCK_HELD = "rulesvc_write_lock_held"
+
+
+def _write_lock_path(url: URL) -> str | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{database}-writelock"
+
+
+def _lock_writer(info: dict[str, Any]) -> None:
+    fd = info.get(_LOCK_FD)
+    if fd is not None and not info.get(_LOCK_HELD):
+        fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+        info[_LOCK_HELD] = True
+
+
+def _unlock_writer(info: dict[str, Any]) -> None:
+    fd = info.get(_LOCK_FD)
+    if fd is not None and info.pop(_LOCK_HELD, False):
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def alembic_config() -> Config:

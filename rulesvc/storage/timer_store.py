@@ -17,12 +17,12 @@ its cost depends on the batch size, not on the number of pending timers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Select, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Select, Table, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from rulesvc.events import normalise_value
@@ -30,9 +30,11 @@ from rulesvc.model import to_jsonable
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
 from rulesvc.sla.timers import PAUSED, TimerState
+from rulesvc.storage.bulk import insert_or_lock, insert_rows, update_rows
 from rulesvc.storage.decision_writes import insert_decisions, lock_head
 from rulesvc.storage.engine import writer
 from rulesvc.storage.records import StoredDecision
+from rulesvc.storage.tables import Base
 from rulesvc.storage.timer_records import (
     FiredBatch,
     FirePrepare,
@@ -59,7 +61,7 @@ class SqlTimerStore:
 
     def fire_due(self, now: datetime, limit: int, prepare: FirePrepare) -> FiredBatch:
         with self._write() as session, session.begin():
-            tickets = list(session.scalars(self.claim_statement(now, limit)).all())
+            tickets = [_locked(row) for row in session.scalars(self.claim_statement(now, limit)).all()]
             if not tickets:
                 return FiredBatch(0)
             loaded = _views(session, tickets)
@@ -230,21 +232,35 @@ class TicketBatch:
         )
 
 
-def lock_tickets(session: Session, ticket_ids: Iterable[str], now: datetime) -> list[TicketRow]:
+@dataclass(frozen=True)
+class LockedTicket:
+    """A ticket row as read under its lock (the writes of a batch go out as one UPDATE per table)."""
+
+    ticket_id: str
+    kind: str
+    snapshot: str
+    group_name: str
+    updated_at: datetime
+
+
+def _locked(row: TicketRow) -> LockedTicket:
+    return LockedTicket(row.ticket_id, row.kind, row.snapshot, row.group_name, row.updated_at)
+
+
+def lock_tickets(session: Session, ticket_ids: Iterable[str], now: datetime) -> list[LockedTicket]:
     """Create missing ticket rows and lock all of them, in ticket id order, in one statement (an upsert that
     locks: concurrent batches always lock in the same order, so they cannot deadlock)."""
     ids = sorted(set(ticket_ids))
     if not ids:
         return []
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(TicketRow).values(
-        [{"ticket_id": t, "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now} for t in ids]
+    rows = insert_or_lock(
+        session.connection(),
+        _TICKETS,
+        "ticket_id",
+        [{"ticket_id": t, "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now} for t in ids],
+        _LOCKED_COLUMNS,
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=[TicketRow.ticket_id], set_={"ticket_id": statement.excluded.ticket_id}
-    ).returning(TicketRow)
-    rows = session.scalars(statement, execution_options={"populate_existing": True}).all()
-    return sorted(rows, key=lambda row: row.ticket_id)
+    return sorted((LockedTicket(*row) for row in rows), key=lambda ticket: ticket.ticket_id)
 
 
 def _advance(view: TicketView, write: TicketWrite) -> TicketView:
@@ -278,12 +294,13 @@ def _merge(writes: Sequence[TicketWrite]) -> TicketWrite:
     return TicketWrite((), snapshot, kind, group, list(timers.values()), sla)
 
 
-def _views(session: Session, tickets: Iterable[TicketRow]) -> list[tuple[TicketView, dict[str, int]]]:
+def _views(session: Session, tickets: Iterable[LockedTicket]) -> list[tuple[TicketView, dict[str, int]]]:
     """Views of locked tickets (with every timer) and each ticket's timer row ids by name."""
     tickets = list(tickets)
-    by_ticket: dict[str, list[TimerRow]] = {t.ticket_id: [] for t in tickets}
+    by_ticket: dict[str, list[Any]] = {t.ticket_id: [] for t in tickets}
     if by_ticket:
-        for row in session.scalars(select(TimerRow).where(TimerRow.ticket_id.in_(list(by_ticket)))).all():
+        timers = _TIMERS
+        for row in session.execute(select(timers).where(timers.c.ticket_id.in_(list(by_ticket)))).all():
             by_ticket[row.ticket_id].append(row)
     result = []
     for ticket in tickets:
@@ -302,37 +319,45 @@ def _views(session: Session, tickets: Iterable[TicketRow]) -> list[tuple[TicketV
 def _apply(
     session: Session,
     now: datetime,
-    items: Iterable[tuple[TicketRow, TicketView, Mapping[str, int], TicketWrite]],
+    items: Iterable[tuple[LockedTicket, TicketView, Mapping[str, int], TicketWrite]],
 ) -> None:
     """Write the tickets', timers' and SLA figures' changes of a batch (a few statements for all of it)."""
+    tickets: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     inserts: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
     closes: list[SlaOutcome] = []
     for ticket, view, ids, write in items:
+        changed = {
+            "snapshot": ticket.snapshot,
+            "kind": ticket.kind,
+            "group_name": ticket.group_name,
+            "updated_at": ticket.updated_at,
+        }
         if write.snapshot is not None:
-            ticket.snapshot = orjson.dumps(to_jsonable(dict(write.snapshot))).decode("utf-8")
-            ticket.updated_at = now
-        if write.kind and write.kind != ticket.kind:
-            ticket.kind = write.kind
-        if write.group is not None and write.group != ticket.group_name:
-            ticket.group_name = write.group
+            changed["snapshot"] = orjson.dumps(to_jsonable(dict(write.snapshot))).decode("utf-8")
+            changed["updated_at"] = now
+        if write.kind:
+            changed["kind"] = write.kind
+        if write.group is not None:
+            changed["group_name"] = write.group
+        if any(changed[k] != getattr(ticket, k) for k in changed):
+            tickets.append({**changed, "ticket_id": ticket.ticket_id})
         for timer in write.timers:
             values = _timer_values(view.ticket_id, timer, now)
             if timer.name in ids:
-                updates.append({"id": ids[timer.name], **values})
+                updates.append({**values, "id": ids[timer.name]})
             else:
                 inserts.append(values)
         kind = write.kind or view.kind
         group = write.group if write.group is not None else view.group
         results.extend(_sla_values(o, kind, group) for o in write.sla if not o.closes_breach)
         closes.extend(o for o in write.sla if o.closes_breach)
-    if updates:
-        session.execute(update(TimerRow), updates)
-    if inserts:
-        session.execute(insert(TimerRow), inserts)
-    if results:
-        session.execute(insert(SlaResultRow), results)
+    conn = session.connection()
+    update_rows(conn, _TICKETS, ["ticket_id"], tickets)
+    update_rows(conn, _TIMERS, ["id"], updates)
+    insert_rows(conn, _TIMERS, inserts)
+    insert_rows(conn, _table(SlaResultRow), results)
     for outcome in closes:
         session.execute(
             update(SlaResultRow)
@@ -343,6 +368,15 @@ def _apply(
             )
             .values(stopped_at=outcome.stopped_at, breach_us=outcome.breach // US)
         )
+
+
+def _table(mapped: type[Base]) -> Table:
+    return cast(Table, mapped.__table__)
+
+
+_TICKETS = _table(TicketRow)
+_TIMERS = _table(TimerRow)
+_LOCKED_COLUMNS = ("ticket_id", "kind", "snapshot", "group_name", "updated_at")
 
 
 def _timer_values(ticket_id: str, timer: ScheduledTimer, now: datetime) -> dict[str, Any]:
@@ -369,7 +403,8 @@ def _timer_values(ticket_id: str, timer: ScheduledTimer, now: datetime) -> dict[
     }
 
 
-def _scheduled(row: TimerRow) -> ScheduledTimer:
+def _scheduled(row: Any) -> ScheduledTimer:
+    """The timer of a `timers` row (an ORM object or a Core row: the same attribute names)."""
     state = TimerState(
         ticket_id=row.ticket_id,
         name=row.name,
