@@ -19,9 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
