@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from rulesvc.audit import canonical, sha256_hex
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event, to_jsonable
@@ -49,6 +51,16 @@ def event_json(event: Event) -> dict[str, Any]:
     return body
 
 
+def record_json(record: Mapping[str, Any]) -> str:
+    """The stored text of a decision record: JSON with sorted keys. The chain vouches for this text's
+    SHA-256 as stored, so it needs no canonical form; orjson writes it several times faster than `json`
+    (which takes over for what orjson refuses, such as integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except TypeError:
+        return canonical(record)
+
+
 def new_decision(
     *,
     decision_id: str,
@@ -73,9 +85,9 @@ def new_decision(
         "actions": action_list,
         "fired": fired,
         "versions": dict(versions),
-        "trace": masking.mask([to_jsonable(t.to_json()) for t in decision.trace]),
+        "trace": masking.mask([t.to_json() for t in decision.trace]),
     }
-    record_text = canonical(record)
+    record_text = record_json(record)
     clear = clear_text if clear_text is not None else canonical(body)
     salt = secrets.token_hex(16)
     input_digest = sha256_hex(salt + clear)

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rulesvc.model import to_jsonable
+
 MaskKind = Literal["id_card", "mobile", "name", "full"]
 
 DEFAULT_FIELD_RULES: Mapping[str, MaskKind] = {
@@ -91,6 +93,9 @@ def mask_text(kind: MaskKind, text: str) -> str:
     return MASKERS[kind](text)
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 @dataclass(frozen=True)
 class MaskPolicy:
     """Which fields and patterns are personal data. Build with `MaskPolicy.build(...)`."""
@@ -117,7 +122,8 @@ class MaskPolicy:
         )
 
     def mask(self, value: Any) -> Any:
-        """A masked copy of a JSON-like value (mappings, lists, scalars); the input is left untouched."""
+        """A masked, JSON-ready copy of a JSON-like value (mappings, lists, scalars; decimals, datetimes and
+        durations become JSON as `to_jsonable` makes them, in the same walk); the input is left untouched."""
         return self._walk(value, None)
 
     def _walk(self, value: Any, kind: MaskKind | None) -> Any:
@@ -127,6 +133,9 @@ class MaskPolicy:
             return {key: self._walk(item, kind or self._field_kind(str(key))) for key, item in value.items()}
         if value_type is list or value_type is tuple:
             return [self._walk(item, kind) for item in value]
+        if value_type not in _JSON_SCALARS:
+            value = to_jsonable(value)
+            value_type = type(value)
         if kind is not None:
             if value is None or value_type is bool:
                 return value

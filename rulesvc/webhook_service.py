@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -85,6 +86,17 @@ class WebhookService:
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self._rand = rand
+        self._active_checked: tuple[float, bool] = (float("-inf"), True)
+
+    def any_active(self, max_age: float = 1.0) -> bool:
+        """Whether some subscription is active (known at most `max_age` seconds ago): with none, a delivery
+        round has nothing to fan out or send, and under load rounds run many times a second."""
+        checked_at, active = self._active_checked
+        now = time.monotonic()
+        if now - checked_at > max_age:
+            active = self.store.has_active_subscriptions()
+            self._active_checked = (now, active)
+        return active
 
     # -- subscriptions ------------------------------------------------------------------------------------
 
@@ -114,6 +126,7 @@ class WebhookService:
             fanout_cursor=0 if from_start else self.store.last_cursor(),
         )
         self.store.create_subscription(record)
+        self._active_checked = (float("-inf"), True)
         return record
 
     def subscriptions(self) -> list[SubscriptionRecord]:
@@ -126,6 +139,7 @@ class WebhookService:
         return record
 
     def set_active(self, subscription_id: str, active: bool) -> SubscriptionRecord:
+        self._active_checked = (float("-inf"), True)
         if not self.store.set_active(subscription_id, active):
             raise SubscriptionNotFoundError(subscription_id)
         return self.subscription(subscription_id)

@@ -78,6 +78,8 @@ class WebhookDeliverer:
         with self._lock:
             self.stats.rounds += 1
             try:
+                if not self.service.any_active():
+                    return 0
                 while not self._stop.is_set():
                     fanned = self.service.fan_out(self.fanout_batch)
                     self.stats.fanned_out += fanned

@@ -2,7 +2,9 @@
 
 Starts, one after another and with the same uvicorn settings (workers, uvloop, httptools):
 1. a bare FastAPI endpoint returning a constant (the baseline, measured in the same run),
-2. `rulesvc serve` on SQLite, 3. `rulesvc serve` on PostgreSQL (a scratch database, dropped afterwards),
+2. an endpoint that only evaluates the event with the shipped rulesets (`bench/http/engine_only.py`: the
+   ceiling evaluation sets, nothing stored),
+3. `rulesvc serve` on SQLite, 4. `rulesvc serve` on PostgreSQL (a scratch database, dropped afterwards),
 drives each with `connections` concurrent keep-alive connections POSTing distinct events (loan, complaint,
 expense: rulesets evaluated, decision + actions + audit entry persisted), and prints req/s, p50, p99 and
 the ratios against the bare endpoint. Targets: ≥ 0.4× the bare req/s, p99 ≤ 2.5× the bare p99.
@@ -195,6 +197,12 @@ def main() -> None:
             work / "bare.log",
         ) as base:
             bare = measure(base, "none", "bare FastAPI", args)
+        with running(
+            [sys.executable, "-m", "uvicorn", "bench.http.engine_only:app", *uvicorn_common],
+            base_env,
+            work / "engine.log",
+        ) as base:
+            engine_only = measure(base, "none", "evaluate only", args)
         results: dict[str, LoadResult] = {}
         for backend in args.backends.split(","):
             with postgres_database() if backend == "postgresql" else _sqlite(work) as url:
@@ -211,6 +219,11 @@ def main() -> None:
                 with running(command, env, work / f"{backend}.log") as base:
                     results[backend] = measure(base, key, f"POST /v1/events {backend}", args)
         print()
+        print(
+            f"evaluate only: req/s ratio {engine_only.rps / bare.rps:5.2f}   p99 ratio "
+            f"{engine_only.p99_ms / bare.p99_ms:5.2f}   (the ceiling evaluation alone sets; nothing stored)",
+            flush=True,
+        )
         for backend, result in results.items():
             rps_ratio = result.rps / bare.rps
             p99_ratio = result.p99_ms / bare.p99_ms

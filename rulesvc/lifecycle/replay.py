@@ -96,7 +96,7 @@ def backtest(
                     "decision_id": logged.decision_id,
                     "event_id": event.event_id,
                     "occurred_at": event.occurred_at.isoformat(),
-                    "ticket": masking.mask(to_jsonable(dict(merged))),
+                    "ticket": masking.mask(dict(merged)),
                     "before": masking.mask(before),
                     "after": masking.mask(after),
                 }

@@ -1,23 +1,31 @@
-"""Multi-row writes for the decision hot path, straight on the DB-API cursor of a SQLAlchemy connection.
+"""The statements of the decision hot path, straight on the DB-API cursor of a SQLAlchemy connection.
 
-Why: these writes run under the chain-head lock, so their cost is serialized across the whole service, and
-SQLAlchemy's executemany path spends 10–20 µs of Python per row (statement compilation, parameter coercion,
-psycopg pipeline round-trips). Here each (table, columns) pair gets one pre-rendered statement, values
-are converted by each column's own SQLAlchemy bind processor (so rows read back through the ORM exactly as
-if the ORM had written them), and a batch goes to the server as one statement over column arrays
-(`unnest`, PostgreSQL: one round trip, and the same statement text whatever the number of rows, so the
-driver's query cache and the server's prepared plan apply) or as one C-level `executemany` (SQLite).
+Why: these writes serialize the whole service (they run under ticket locks and the chain-head lock), and
+two costs dominate them. SQLAlchemy's executemany path spends 10–20 µs of Python per row (compilation,
+parameter coercion). And every round trip to the server costs far more under load than on an idle
+machine, because the server, the event loop and the writer thread share two cores and the GIL.
 
-The functions take part in the caller's transaction (the connection of its session) and never commit.
+So each (table, columns) pair gets one pre-rendered statement; values go through each column's own
+SQLAlchemy bind and result processors (rows read back through the ORM exactly as if the ORM had written
+them); a batch of rows is one statement over column arrays (`unnest`, PostgreSQL: one round trip and the
+same statement text for any number of rows) or one C-level `executemany` (SQLite); and the statements
+of a `round()` go to PostgreSQL together, in one psycopg pipeline (one round trip for all of them).
+
+Everything takes part in the caller's transaction and never commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table
+
+_Processor = Callable[[Any], Any] | None
+# SQLite's default limit on host parameters is 32,766; stay well below it.
+_SQLITE_IN = 500
 
 
 @dataclass(frozen=True)
@@ -25,127 +33,179 @@ class _Plan:
     sql: str
     """With one placeholder per column: a row (SQLite) or an array of that column's values (PostgreSQL)."""
     columns: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    processors: tuple[_Processor, ...]
+
+
+class Rows:
+    """The rows a statement returns, as tuples of Python values; read them after the statement's round."""
+
+    def __init__(self, fetch: Callable[[], list[tuple[Any, ...]]], processors: Sequence[_Processor]) -> None:
+        self._fetch = fetch
+        self._processors = processors
+        self._rows: list[tuple[Any, ...]] | None = None
+
+    def all(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            self._rows = [
+                tuple(
+                    v if p is None or v is None else p(v) for v, p in zip(row, self._processors, strict=True)
+                )
+                for row in self._fetch()
+            ]
+        return self._rows
+
+
+class Statements:
+    """Hot-path statements on the connection of a transaction (see the module docstring)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._dialect: Dialect = conn.dialect
+        self._dbapi = conn.connection
+        self._pg = self._dialect.name == "postgresql"
+
+    @contextmanager
+    def round(self) -> Iterator[None]:
+        """Send the statements issued inside together (PostgreSQL pipeline); their `Rows` are readable after."""
+        if not self._pg:
+            yield
+            return
+        driver: Any = self._dbapi.driver_connection  # psycopg.Connection
+        with driver.pipeline():
+            yield
+
+    def insert(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """INSERT `rows` (dicts with the same keys)."""
+        if rows:
+            self._execute(self._plan("insert", table, tuple(rows[0]), ()), rows)
+
+    def update(self, table: Table, keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+        """UPDATE: each dict holds the `keys` selecting one row (distinct within `rows`) and values to set."""
+        if rows:
+            columns = tuple(c for c in rows[0] if c not in keys)
+            self._execute(self._plan("update", table, columns, tuple(keys)), rows)
+
+    def insert_or_lock(
+        self, table: Table, key: str, rows: Sequence[Mapping[str, Any]], returning: Sequence[str]
+    ) -> Rows:
+        """INSERT the `rows` whose `key` is new and lock the existing ones, in the order given (an upsert
+        setting the key onto itself takes the row lock on PostgreSQL; SQLite's writer is exclusive anyway);
+        returns the `returning` columns of every row as stored."""
+        processors = self._result_processors(table, returning)
+        if not rows:
+            return Rows(list, processors)
+        plan = self._plan("insert", table, tuple(rows[0]), ())
+        quote = self._dialect.identifier_preparer.quote
+        upsert = _Plan(
+            f"{plan.sql} ON CONFLICT ({quote(key)}) DO UPDATE SET {quote(key)} = excluded.{quote(key)}"
+            f" RETURNING {', '.join(quote(c) for c in returning)}",
+            plan.columns,
+            plan.processors,
+        )
+        if self._pg:
+            return Rows(self._query(upsert.sql, self._arrays(upsert, rows)), processors)
+        # the sqlite3 module cannot return rows from executemany: one statement per row
+        fetches = [self._query(upsert.sql, self._convert(upsert, row)) for row in rows]
+        return Rows(lambda: [r for fetch in fetches for r in fetch()], processors)
+
+    def select(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        key: str,
+        values: Sequence[Any],
+        *,
+        for_update: bool = False,
+    ) -> Rows:
+        """SELECT `columns` of the rows whose `key` is one of `values` (locked with `for_update`)."""
+        processors = self._result_processors(table, columns)
+        if not values:
+            return Rows(list, processors)
+        preparer = self._dialect.identifier_preparer
+        head = f"SELECT {', '.join(preparer.quote(c) for c in columns)} FROM {preparer.format_table(table)}"
+        bind = table.c[key].type.dialect_impl(self._dialect).bind_processor(self._dialect)  # type: ignore[no-untyped-call]
+        params = [v if bind is None or v is None else bind(v) for v in values]
+        if self._pg:
+            sql = f"{head} WHERE {preparer.quote(key)} = ANY(%b::{table.c[key].type.compile(dialect=self._dialect)}[])"
+            return Rows(self._query(sql + (" FOR UPDATE" if for_update else ""), [params]), processors)
+        fetches = [
+            self._query(f"{head} WHERE {preparer.quote(key)} IN ({', '.join(['?'] * len(chunk))})", chunk)
+            for chunk in (params[i : i + _SQLITE_IN] for i in range(0, len(params), _SQLITE_IN))
+        ]
+        return Rows(lambda: [r for fetch in fetches for r in fetch()], processors)
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _execute(self, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> None:
+        cursor = self._dbapi.cursor()
+        if self._pg:
+            cursor.execute(plan.sql, self._arrays(plan, rows))
+        else:
+            cursor.executemany(plan.sql, [self._convert(plan, row) for row in rows])
+
+    def _query(self, sql: str, params: Sequence[Any]) -> Callable[[], list[tuple[Any, ...]]]:
+        """Execute now (queued in a pipeline round); the returned function fetches the rows."""
+        cursor = self._dbapi.cursor()
+        cursor.execute(sql, params)
+        if self._pg:
+            return lambda: [tuple(r) for r in cursor.fetchall()]
+        rows = [tuple(r) for r in cursor.fetchall()]  # SQLite: fetch before the next statement runs
+        return lambda: rows
+
+    def _arrays(self, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+        return [list(column) for column in zip(*(self._convert(plan, row) for row in rows), strict=True)]
+
+    @staticmethod
+    def _convert(plan: _Plan, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip((row[c] for c in plan.columns), plan.processors, strict=True)
+        )
+
+    def _result_processors(self, table: Table, columns: Sequence[str]) -> list[_Processor]:
+        key = (self._dialect.name, "result", table.name, tuple(columns), ())
+        cached = _processors.get(key)
+        if cached is None:
+            cached = [
+                table.c[c].type.dialect_impl(self._dialect).result_processor(self._dialect, None)  # type: ignore[no-untyped-call]
+                for c in columns
+            ]
+            _processors[key] = cached
+        return cached
+
+    def _plan(self, verb: str, table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> _Plan:
+        dialect = self._dialect
+        cache_key = (dialect.name, verb, table.name, columns, keys)
+        plan = _plans.get(cache_key)
+        if plan is not None:
+            return plan
+        preparer = dialect.identifier_preparer
+        name = preparer.format_table(table)
+        every = columns + keys
+        quoted = [preparer.quote(c) for c in every]
+        if self._pg:
+            arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=dialect)}[]" for c in every)
+            if verb == "insert":
+                sql = f"INSERT INTO {name} ({', '.join(quoted)}) SELECT * FROM unnest({arrays})"
+            else:
+                sets = ", ".join(f"{q} = v.{q}" for q in quoted[: len(columns)])
+                where = " AND ".join(f"{name}.{q} = v.{q}" for q in quoted[len(columns) :])
+                sql = (
+                    f"UPDATE {name} SET {sets} FROM unnest({arrays}) AS v({', '.join(quoted)}) WHERE {where}"
+                )
+        elif verb == "insert":
+            sql = f"INSERT INTO {name} ({', '.join(quoted)}) VALUES ({', '.join(['?'] * len(columns))})"
+        else:
+            sets = ", ".join(f"{q} = ?" for q in quoted[: len(columns)])
+            where = " AND ".join(f"{q} = ?" for q in quoted[len(columns) :])
+            sql = f"UPDATE {name} SET {sets} WHERE {where}"
+        processors = tuple(
+            table.c[c].type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-untyped-call]
+            for c in every
+        )
+        plan = _Plan(sql, every, processors)
+        _plans[cache_key] = plan
+        return plan
 
 
 _plans: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], _Plan] = {}
-
-
-def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT `rows` (dicts with the same keys) into `table`."""
-    if not rows:
-        return
-    plan = _plan(conn.dialect, "insert", table, tuple(rows[0]), ())
-    _execute(conn, plan, rows)
-
-
-def insert_or_lock(
-    conn: Connection,
-    table: Table,
-    key: str,
-    rows: Sequence[Mapping[str, Any]],
-    returning: Sequence[str],
-) -> list[tuple[Any, ...]]:
-    """INSERT the `rows` whose `key` is new and lock (`FOR UPDATE`-like) the ones that exist, in the order
-    given; returns the `returning` columns of every row as stored. An upsert setting the key onto itself
-    takes the row lock on PostgreSQL; SQLite's write transaction is exclusive anyway."""
-    if not rows:
-        return []
-    plan = _plan(conn.dialect, "insert", table, tuple(rows[0]), ())
-    quote = conn.dialect.identifier_preparer.quote
-    sql = (
-        f"{plan.sql} ON CONFLICT ({quote(key)}) DO UPDATE SET {quote(key)} = excluded.{quote(key)}"
-        f" RETURNING {', '.join(quote(c) for c in returning)}"
-    )
-    upsert = _Plan(sql, plan.columns, plan.processors)
-    if conn.dialect.name == "postgresql":
-        raw = _fetch(conn, upsert, rows)
-    else:  # the sqlite3 module cannot return rows from executemany: one statement per row
-        raw = [r for row in rows for r in _fetch(conn, upsert, [row])]
-    dialect = conn.dialect
-    processors = [table.c[c].type.dialect_impl(dialect).result_processor(dialect, None) for c in returning]
-    return [
-        tuple(v if p is None or v is None else p(v) for v, p in zip(row, processors, strict=True))
-        for row in raw
-    ]
-
-
-def update_rows(
-    conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """UPDATE `table`: each dict holds the `keys` that select one row (distinct within `rows`) and the
-    values to set."""
-    if not rows:
-        return
-    columns = tuple(c for c in rows[0] if c not in keys)
-    plan = _plan(conn.dialect, "update", table, columns, tuple(keys))
-    _execute(conn, plan, rows)
-
-
-def _execute(conn: Connection, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> None:
-    values = [_convert(plan, row) for row in rows]
-    cursor = conn.connection.cursor()
-    try:
-        if conn.dialect.name == "postgresql":
-            cursor.execute(plan.sql, [list(column) for column in zip(*values, strict=True)])
-        else:
-            cursor.executemany(plan.sql, values)
-    finally:
-        cursor.close()
-
-
-def _fetch(conn: Connection, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """`plan` for `rows` in one statement, returning what it returns."""
-    values = [_convert(plan, row) for row in rows]
-    cursor = conn.connection.cursor()
-    try:
-        params = (
-            [list(c) for c in zip(*values, strict=True)] if conn.dialect.name == "postgresql" else values[0]
-        )
-        cursor.execute(plan.sql, params)
-        return [tuple(r) for r in cursor.fetchall()]
-    finally:
-        cursor.close()
-
-
-def _plan(
-    dialect: Dialect, verb: str, table: Table, columns: tuple[str, ...], keys: tuple[str, ...]
-) -> _Plan:
-    cache_key = (dialect.name, verb, table.name, columns, keys)
-    plan = _plans.get(cache_key)
-    if plan is not None:
-        return plan
-    preparer = dialect.identifier_preparer
-    name = preparer.format_table(table)
-    every = columns + keys
-    if dialect.name == "postgresql":
-        arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=dialect)}[]" for c in every)
-        names = ", ".join(preparer.quote(c) for c in every)
-        if verb == "insert":
-            sql = f"INSERT INTO {name} ({names}) SELECT * FROM unnest({arrays})"
-        else:
-            sets = ", ".join(f"{preparer.quote(c)} = v.{preparer.quote(c)}" for c in columns)
-            where = " AND ".join(f"{name}.{preparer.quote(k)} = v.{preparer.quote(k)}" for k in keys)
-            sql = f"UPDATE {name} SET {sets} FROM unnest({arrays}) AS v({names}) WHERE {where}"
-    else:
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        if verb == "insert":
-            sql = f"INSERT INTO {name} ({', '.join(preparer.quote(c) for c in columns)}) VALUES ({', '.join([mark] * len(columns))})"
-        else:
-            sets = ", ".join(f"{preparer.quote(c)} = {mark}" for c in columns)
-            where = " AND ".join(f"{preparer.quote(k)} = {mark}" for k in keys)
-            sql = f"UPDATE {name} SET {sets} WHERE {where}"
-    processors = tuple(
-        table.c[c].type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-untyped-call]
-        for c in every
-    )
-    plan = _Plan(sql, every, processors)
-    _plans[cache_key] = plan
-    return plan
-
-
-def _convert(plan: _Plan, row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(
-        value if process is None or value is None else process(value)
-        for value, process in zip((row[c] for c in plan.columns), plan.processors, strict=True)
-    )
+_processors: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], list[_Processor]] = {}

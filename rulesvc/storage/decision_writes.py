@@ -1,22 +1,22 @@
 """Appending decisions inside a caller's transaction: rows, clear inputs, feed actions and chain entries.
 
-The caller holds the chain-head row lock (`lock_head`) for the rest of its transaction, so chain entries
-and action cursors are allocated in commit order. Used by every path that stores decisions in one
-transaction with other writes (timer state, ticket snapshots).
+The caller holds the chain-head row lock (`lock_chain_head`, or `lock_head` for ORM callers) for the rest
+of its transaction, so chain entries and action cursors are allocated in commit order. Used by every path
+that stores decisions in one transaction with other writes (timer state, ticket snapshots).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
-from rulesvc.storage.bulk import insert_rows, update_rows
+from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.records import NewDecision, StoredDecision
 from rulesvc.storage.tables import ActionRow, AuditHeadRow, AuditRow, Base, DecisionInputRow, DecisionRow
 
@@ -28,15 +28,37 @@ def lock_head(session: Session) -> AuditHeadRow:
     return head
 
 
-def find_decision_by_event(session: Session, event_id: str) -> StoredDecision | None:
-    row = session.scalars(select(DecisionRow).where(DecisionRow.event_id == event_id)).first()
-    return stored_decision(row) if row is not None else None
+@dataclass(frozen=True)
+class ChainHead:
+    seq: int
+    hash: str
 
 
-def insert_decisions(
-    session: Session, head: AuditHeadRow, news: Sequence[NewDecision]
-) -> list[StoredDecision]:
-    """Insert decisions in order, chaining each after the head; moves the head (the caller holds its lock)."""
+def lock_chain_head(sql: Statements) -> Rows:
+    """Lock the chain head; its one row is (seq, hash) (read it with `chain_head`)."""
+    return sql.select(_HEAD, ("seq", "hash"), "id", [1], for_update=True)
+
+
+def chain_head(rows: Rows) -> ChainHead:
+    found = rows.all()
+    if not found:
+        raise RuntimeError("audit_head row missing: the schema was not migrated")
+    return ChainHead(*found[0])
+
+
+def select_decisions(sql: Statements, event_ids: Sequence[str]) -> Rows:
+    """The stored decisions of these events (read them with `stored_decisions`)."""
+    return sql.select(_DECISIONS, DECISION_COLUMNS, "event_id", list(event_ids))
+
+
+def stored_decisions(rows: Rows) -> dict[str, StoredDecision]:
+    """By event id."""
+    return {row[1]: StoredDecision(*row) for row in rows.all()}
+
+
+def insert_decisions(sql: Statements, head: ChainHead, news: Sequence[NewDecision]) -> list[StoredDecision]:
+    """Insert decisions in order, chaining each after the head, and move the head (the caller holds its
+    lock); the statements join the caller's current round."""
     if not news:
         return []
     seq, prev = head.seq, head.hash
@@ -86,21 +108,32 @@ def insert_decisions(
             for action in new.actions
         )
         audits.append(audit_values(entry))
-    # Straight to the DB-API cursor: these appends run under the chain lock (rulesvc.storage.bulk).
-    conn = session.connection()
-    insert_rows(conn, _table(DecisionRow), decisions)
-    insert_rows(conn, _table(DecisionInputRow), inputs)
-    insert_rows(conn, _table(ActionRow), actions)
-    insert_rows(conn, _table(AuditRow), audits)
-    update_rows(conn, _table(AuditHeadRow), ["id"], [{"seq": seq, "hash": prev, "id": head.id}])
-    # The row is updated; keep the (locked) ORM object in step without marking it dirty.
-    set_committed_value(head, "seq", seq)
-    set_committed_value(head, "hash", prev)
+    sql.insert(_DECISIONS, decisions)
+    sql.insert(_table(DecisionInputRow), inputs)
+    sql.insert(_table(ActionRow), actions)
+    sql.insert(_table(AuditRow), audits)
+    sql.update(_HEAD, ["id"], [{"seq": seq, "hash": prev, "id": 1}])
     return result
 
 
 def _table(mapped: type[Base]) -> Table:
     return cast(Table, mapped.__table__)
+
+
+_HEAD = _table(AuditHeadRow)
+_DECISIONS = _table(DecisionRow)
+# In the order of StoredDecision's fields.
+DECISION_COLUMNS = (
+    "decision_id",
+    "event_id",
+    "ticket_id",
+    "decided_at",
+    "record",
+    "input_salt",
+    "input_digest",
+    "chain_seq",
+    "chain_hash",
+)
 
 
 def audit_values(entry: ChainEntry) -> dict[str, Any]:

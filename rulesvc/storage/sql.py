@@ -16,11 +16,16 @@ from sqlalchemy.orm import sessionmaker
 
 from rulesvc.apikeys import parse_roles
 from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
+from rulesvc.storage.bulk import Statements
 from rulesvc.storage.decision_writes import (
     audit_values,
+    chain_head,
     insert_decisions,
+    lock_chain_head,
     lock_head,
+    select_decisions,
     stored_decision,
+    stored_decisions,
 )
 from rulesvc.storage.engine import writer
 from rulesvc.storage.group_commit import GroupCommitter
@@ -116,15 +121,27 @@ class SqlStore:
         Decisions carrying `ticket_work` lock their tickets first (then the chain head: the timer poller
         takes locks in the same order) and store their timer changes and ticket snapshot with them.
         """
+        for _ in range(_RACE_RETRIES):
+            try:
+                return self._append_decisions(news)
+            except _RacedError:
+                continue  # rolled back; the next attempt sees the twin that won, as a stored decision
+        return self._append_decisions(news)
+
+    def _append_decisions(self, news: Sequence[NewDecision]) -> list[tuple[StoredDecision, bool]]:
+        # Three round trips (rulesvc.storage.bulk): lock the tickets and read their timers and any stored
+        # twins; write the tickets' changes and lock the chain head; append. The chain head serializes
+        # every writer of the service, so it is taken last and held only for the appends and the commit.
         with self._write() as session, session.begin():
+            sql = Statements(session.connection())
             worked = [new for new in news if new.ticket_work is not None]
-            tickets = TicketBatch(
-                session, [n.ticket_id for n in worked], max((n.decided_at for n in worked), default=None)
-            )
-            head = lock_head(session)
             ids = list(dict.fromkeys(new.event_id for new in news))
-            rows = session.scalars(select(DecisionRow).where(DecisionRow.event_id.in_(ids))).all()
-            existing = {row.event_id: stored_decision(row) for row in rows}
+            with sql.round():
+                tickets = TicketBatch(
+                    sql, [n.ticket_id for n in worked], max((n.decided_at for n in worked), default=None)
+                )
+                stored = select_decisions(sql, ids)
+            existing = stored_decisions(stored)
             fresh: dict[str, NewDecision] = {}
             for new in news:
                 if new.event_id not in existing:
@@ -133,8 +150,16 @@ class SqlStore:
                 tickets.run(new.ticket_id, new.ticket_work).decisions[0] if new.ticket_work else new
                 for new in fresh.values()
             ]
-            created = insert_decisions(session, head, final)
-            tickets.write(session)
+            with sql.round():
+                tickets.write(sql)
+                head = lock_chain_head(sql)
+                # A twin of the same event and ticket waited for the ticket lock and was seen above; only
+                # a twin on another ticket (a conflicting body) can have committed since.
+                raced = select_decisions(sql, list(fresh))
+            if raced.all():
+                raise _RacedError
+            with sql.round():
+                created = insert_decisions(sql, chain_head(head), final)
             by_event = {**existing, **{stored.event_id: stored for stored in created}}
             results: list[tuple[StoredDecision, bool]] = []
             for new in news:
@@ -254,6 +279,13 @@ class SqlStore:
     def count_keys(self) -> int:
         with self._read() as session:
             return int(session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0)
+
+
+_RACE_RETRIES = 3
+
+
+class _RacedError(Exception):
+    """A decision for one of the batch's events was committed by another writer after the pre-check."""
 
 
 def _entry(row: AuditRow) -> ChainEntry:

@@ -19,19 +19,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Select, Table, func, insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, Select, Table, func, insert, select
+from sqlalchemy.orm import sessionmaker
 
 from rulesvc.events import normalise_value
 from rulesvc.model import to_jsonable
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
 from rulesvc.sla.timers import PAUSED, TimerState
-from rulesvc.storage.bulk import insert_or_lock, insert_rows, update_rows
-from rulesvc.storage.decision_writes import insert_decisions, lock_head
+from rulesvc.storage.bulk import Rows, Statements
+from rulesvc.storage.decision_writes import chain_head, insert_decisions, lock_chain_head
 from rulesvc.storage.engine import writer
 from rulesvc.storage.records import StoredDecision
 from rulesvc.storage.tables import Base
@@ -64,17 +65,21 @@ class SqlTimerStore:
             tickets = [_locked(row) for row in session.scalars(self.claim_statement(now, limit)).all()]
             if not tickets:
                 return FiredBatch(0)
-            loaded = _views(session, tickets)
+            sql = Statements(session.connection())
+            loaded = _views(tickets, select_timers(sql, [t.ticket_id for t in tickets]))
             writes = [prepare(view) for view, _ in loaded]
             news = [decision for write in writes for decision in write.decisions]
             stored: list[StoredDecision] = []
-            if news:
-                stored = insert_decisions(session, lock_head(session), news)
-            _apply(
-                session,
-                now,
-                [(t, view, ids, w) for t, (view, ids), w in zip(tickets, loaded, writes, strict=True)],
-            )
+            with sql.round():
+                head = lock_chain_head(sql) if news else None
+            with sql.round():
+                if head is not None:
+                    stored = insert_decisions(sql, chain_head(head), news)
+                _apply(
+                    sql,
+                    now,
+                    [(t, view, ids, w) for t, (view, ids), w in zip(tickets, loaded, writes, strict=True)],
+                )
         actions = sum(len(d.actions) for d in news)
         return FiredBatch(len(tickets), stored, actions, writes)
 
@@ -192,38 +197,50 @@ class SqlTimerStore:
 class TicketBatch:
     """The tickets of a group of event decisions stored in one transaction, locked in ticket id order.
 
-    `run` calls a unit of work with the ticket's current view and advances the view, so several decisions
-    for one ticket in one batch see each other's changes; `write` stores the net changes per ticket.
-    Lock order: these tickets (waiting for them), then the chain head.
+    Creating it issues the locking statements (and the read of the tickets' timers) in the caller's current
+    round; `run` calls a unit of work with the ticket's current view and advances the view, so several
+    decisions for one ticket in one batch see each other's changes; `write` issues the net changes per
+    ticket. Lock order: these tickets (waiting for them), then the chain head.
     """
 
-    def __init__(self, session: Session, ticket_ids: Iterable[str], now: datetime | None) -> None:
+    def __init__(self, sql: Statements, ticket_ids: Iterable[str], now: datetime | None) -> None:
         """`now` (when the rows are updated) may be None only without tickets."""
         self.now = now
-        wanted = list(ticket_ids)
+        wanted = sorted(set(ticket_ids))
         if wanted and now is None:
             raise ValueError("a ticket batch with tickets needs the time of its writes")
-        rows = lock_tickets(session, wanted, now) if now is not None else []
-        self._rows = {row.ticket_id: row for row in rows}
+        self._locked = lock_tickets(sql, wanted, now) if now is not None else None
+        self._timers = select_timers(sql, wanted)
+        self._rows: dict[str, LockedTicket] = {}
         self._views: dict[str, TicketView] = {}
         self._ids: dict[str, dict[str, int]] = {}
-        for view, ids in _views(session, rows):
-            self._views[view.ticket_id] = view
-            self._ids[view.ticket_id] = ids
+        self._loaded = False
         self._writes: dict[str, list[TicketWrite]] = {}
 
+    def _load(self) -> None:
+        """Read what the locking round returned (after that round)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        locked = [LockedTicket(*row) for row in self._locked.all()] if self._locked is not None else []
+        self._rows = {ticket.ticket_id: ticket for ticket in locked}
+        for view, ids in _views(locked, self._timers):
+            self._views[view.ticket_id] = view
+            self._ids[view.ticket_id] = ids
+
     def run(self, ticket_id: str, work: Callable[[TicketView], TicketWrite]) -> TicketWrite:
+        self._load()
         view = self._views[ticket_id]
         write = work(view)
         self._writes.setdefault(ticket_id, []).append(write)
         self._views[ticket_id] = _advance(view, write)
         return write
 
-    def write(self, session: Session) -> None:
+    def write(self, sql: Statements) -> None:
         if not self._writes or self.now is None:
             return
         _apply(
-            session,
+            sql,
             self.now,
             [
                 (self._rows[tid], self._views[tid], self._ids[tid], _merge(writes))
@@ -247,20 +264,22 @@ def _locked(row: TicketRow) -> LockedTicket:
     return LockedTicket(row.ticket_id, row.kind, row.snapshot, row.group_name, row.updated_at)
 
 
-def lock_tickets(session: Session, ticket_ids: Iterable[str], now: datetime) -> list[LockedTicket]:
+def lock_tickets(sql: Statements, ticket_ids: Sequence[str], now: datetime) -> Rows:
     """Create missing ticket rows and lock all of them, in ticket id order, in one statement (an upsert that
-    locks: concurrent batches always lock in the same order, so they cannot deadlock)."""
+    locks: concurrent batches always lock in the same order, so they cannot deadlock). Rows are
+    `LockedTicket` fields."""
     ids = sorted(set(ticket_ids))
-    if not ids:
-        return []
-    rows = insert_or_lock(
-        session.connection(),
+    return sql.insert_or_lock(
         _TICKETS,
         "ticket_id",
         [{"ticket_id": t, "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now} for t in ids],
         _LOCKED_COLUMNS,
     )
-    return sorted((LockedTicket(*row) for row in rows), key=lambda ticket: ticket.ticket_id)
+
+
+def select_timers(sql: Statements, ticket_ids: Sequence[str]) -> Rows:
+    """Every timer of these tickets (issue it after, or in the same round as, the tickets' locks)."""
+    return sql.select(_TIMERS, _TIMER_COLUMNS, "ticket_id", list(ticket_ids))
 
 
 def _advance(view: TicketView, write: TicketWrite) -> TicketView:
@@ -294,14 +313,13 @@ def _merge(writes: Sequence[TicketWrite]) -> TicketWrite:
     return TicketWrite((), snapshot, kind, group, list(timers.values()), sla)
 
 
-def _views(session: Session, tickets: Iterable[LockedTicket]) -> list[tuple[TicketView, dict[str, int]]]:
+def _views(tickets: Iterable[LockedTicket], timers: Rows) -> list[tuple[TicketView, dict[str, int]]]:
     """Views of locked tickets (with every timer) and each ticket's timer row ids by name."""
     tickets = list(tickets)
     by_ticket: dict[str, list[Any]] = {t.ticket_id: [] for t in tickets}
-    if by_ticket:
-        timers = _TIMERS
-        for row in session.execute(select(timers).where(timers.c.ticket_id.in_(list(by_ticket)))).all():
-            by_ticket[row.ticket_id].append(row)
+    for values in timers.all():
+        row = SimpleNamespace(**dict(zip(_TIMER_COLUMNS, values, strict=True)))
+        by_ticket[row.ticket_id].append(row)
     result = []
     for ticket in tickets:
         rows = by_ticket[ticket.ticket_id]
@@ -317,7 +335,7 @@ def _views(session: Session, tickets: Iterable[LockedTicket]) -> list[tuple[Tick
 
 
 def _apply(
-    session: Session,
+    sql: Statements,
     now: datetime,
     items: Iterable[tuple[LockedTicket, TicketView, Mapping[str, int], TicketWrite]],
 ) -> None:
@@ -353,21 +371,24 @@ def _apply(
         group = write.group if write.group is not None else view.group
         results.extend(_sla_values(o, kind, group) for o in write.sla if not o.closes_breach)
         closes.extend(o for o in write.sla if o.closes_breach)
-    conn = session.connection()
-    update_rows(conn, _TICKETS, ["ticket_id"], tickets)
-    update_rows(conn, _TIMERS, ["id"], updates)
-    insert_rows(conn, _TIMERS, inserts)
-    insert_rows(conn, _table(SlaResultRow), results)
-    for outcome in closes:
-        session.execute(
-            update(SlaResultRow)
-            .where(
-                SlaResultRow.ticket_id == outcome.ticket_id,
-                SlaResultRow.timer == outcome.timer,
-                SlaResultRow.generation == outcome.generation,
-            )
-            .values(stopped_at=outcome.stopped_at, breach_us=outcome.breach // US)
-        )
+    sql.update(_TICKETS, ["ticket_id"], tickets)
+    sql.update(_TIMERS, ["id"], updates)
+    sql.insert(_TIMERS, inserts)
+    sql.insert(_table(SlaResultRow), results)
+    sql.update(
+        _table(SlaResultRow),
+        ["ticket_id", "timer", "generation"],
+        [
+            {
+                "stopped_at": o.stopped_at,
+                "breach_us": o.breach // US,
+                "ticket_id": o.ticket_id,
+                "timer": o.timer,
+                "generation": o.generation,
+            }
+            for o in closes
+        ],
+    )
 
 
 def _table(mapped: type[Base]) -> Table:
@@ -377,6 +398,7 @@ def _table(mapped: type[Base]) -> Table:
 _TICKETS = _table(TicketRow)
 _TIMERS = _table(TimerRow)
 _LOCKED_COLUMNS = ("ticket_id", "kind", "snapshot", "group_name", "updated_at")
+_TIMER_COLUMNS = tuple(column.name for column in _TIMERS.c)
 
 
 def _timer_values(ticket_id: str, timer: ScheduledTimer, now: datetime) -> dict[str, Any]:

@@ -85,6 +85,13 @@ class SqlWebhookStore:
             result = session.execute(delete(SubscriptionRow).where(SubscriptionRow.id == subscription_id))
             return bool(getattr(result, "rowcount", 0))
 
+    def has_active_subscriptions(self) -> bool:
+        with self._read() as session:
+            return (
+                session.scalar(select(SubscriptionRow.id).where(SubscriptionRow.active.is_(True)).limit(1))
+                is not None
+            )
+
     def last_cursor(self) -> int:
         with self._read() as session:
             return int(session.scalar(select(func.max(ActionRow.cursor))) or 0)
