@@ -109,6 +109,7 @@ def create_app(
     app.state.runtime = runtime
     for module in (events, simulate, decisions, actions, audit, health):
         app.include_router(module.router)
+    app.router.routes.insert(0, events.FastEventRoute())
     install_error_handlers(app)
     if lifecycle is not None:
         install_lifecycle(app, lifecycle)

@@ -52,8 +52,9 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 def record_json(record: Mapping[str, Any]) -> str:
-    """The stored text of a decision record: JSON with sorted keys. The chain vouches for this text's
-    SHA-256 as stored, so it needs no canonical form; orjson writes it several times faster than `json`
+    """The stored text of a decision record or input: JSON with sorted keys. The chain vouches for this
+    text's SHA-256 as stored, so it needs no canonical form beyond being stable for equal values (an event
+    retried with an equal body gets the same text); orjson writes it several times faster than `json`
     (which takes over for what orjson refuses, such as integers beyond 64 bits)."""
     try:
         return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode("utf-8")
@@ -88,7 +89,7 @@ def new_decision(
         "trace": masking.mask([t.to_json() for t in decision.trace]),
     }
     record_text = record_json(record)
-    clear = clear_text if clear_text is not None else canonical(body)
+    clear = clear_text if clear_text is not None else record_json(body)
     salt = secrets.token_hex(16)
     input_digest = sha256_hex(salt + clear)
     return NewDecision(

@@ -34,7 +34,7 @@ from rulesvc.audit import (
     sha256_hex,
     verify_chain,
 )
-from rulesvc.decision_record import decision_payload, new_decision
+from rulesvc.decision_record import decision_payload, new_decision, record_json
 from rulesvc.errors import RulesvcError
 from rulesvc.events import event_from_json
 from rulesvc.masking import MaskPolicy
@@ -108,6 +108,7 @@ class PreparedEvent:
     new: NewDecision
     clear_text: str
     fired: list[dict[str, Any]]
+    body: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class DecisionService:
         No read-before-write: a replay is rare, and the store settles it under the chain lock anyway.
         """
         event = event_from_json(body)
-        clear_text = canonical(body)
+        clear_text = record_json(body)
         book = self.book.book_for(event)  # in force at the event's time; kept for the whole decision
         with self._engine_lock:
             decision = book.evaluate(event)
@@ -188,12 +189,12 @@ class DecisionService:
         new = record(decision)
         # The store runs this under the ticket's lock: timer changes, snapshot, final record (rulesvc.ticket_work).
         work = EventTicketWork(event, decision, getattr(self.book, "calendars", {}), record, new)
-        return PreparedEvent(replace(new, ticket_work=work), clear_text, decision.fired_json())
+        return PreparedEvent(replace(new, ticket_work=work), clear_text, decision.fired_json(), body)
 
     def finish_event(self, prepared: PreparedEvent, stored: StoredDecision, created: bool) -> EventOutcome:
         """Step 3 of `handle_event`, after the store answered `append_decision(prepared.new)`."""
         if not created:
-            return self._replay(stored, prepared.clear_text)
+            return self._replay(stored, prepared.clear_text, prepared.body)
         new = prepared.new
         actions = [dict(a) for a in new.actions]
         types = {a.get("type") for a in actions}
@@ -209,8 +210,12 @@ class DecisionService:
         if self.notifier is not None:
             self.notifier.publish(topic)
 
-    def _replay(self, stored: StoredDecision, clear_text: str) -> EventOutcome:
-        if sha256_hex(stored.input_salt + clear_text) != stored.input_digest:
+    def _replay(self, stored: StoredDecision, clear_text: str, body: Mapping[str, Any]) -> EventOutcome:
+        digest = stored.input_digest
+        # Inputs stored before records were written by orjson hold the `json` canonical text.
+        if sha256_hex(stored.input_salt + clear_text) != digest and (
+            sha256_hex(stored.input_salt + canonical(body)) != digest
+        ):
             raise IdempotencyConflictError(stored.event_id, stored.decision_id)
         record = orjson.loads(stored.record_text)
         actions = [_action_order(a) for a in record["actions"]]

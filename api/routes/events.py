@@ -7,6 +7,8 @@ import asyncio
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from api.deps import authorize, bearer_token, json_body, runtime
 from api.responses import JSONBytes
@@ -55,6 +57,10 @@ async def append_decision(store: DecisionStore, new: NewDecision) -> tuple[Store
     ),
 )
 async def post_event(request: Request) -> Response:
+    return await decide_event(request)
+
+
+async def decide_event(request: Request) -> Response:
     # The hot path: authorization and body parsing are called directly rather than through dependency
     # injection (same functions, a third of the per-request overhead); OpenAPI security is declared below.
     await authorize(request, bearer_token(request), Permission.EVENTS_WRITE)
@@ -70,3 +76,19 @@ async def post_event(request: Request) -> Response:
     outcome = service.finish_event(prepared, stored, created)
     rt.metrics.observe_decision(outcome.created, outcome.fired, outcome.actions)
     return JSONBytes(outcome.to_json())
+
+
+class FastEventRoute(Route):
+    """`POST /v1/events` served as a plain Starlette route, placed ahead of the documented FastAPI route
+    (which stays for OpenAPI): the same handler without FastAPI's per-request dependency solving and
+    response post-processing, about a tenth of the service's CPU per event. Errors still go through the
+    app's exception handlers."""
+
+    def __init__(self) -> None:
+        super().__init__("/v1/events", decide_event, methods=["POST"], include_in_schema=False)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self  # metrics label requests by route path
+        return match, child
