@@ -8,6 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from rulesvc.audit import canonical, sha256_hex
+from rulesvc.decision_record import record_json
 from tests.integration.conftest import auth, engine_of, event
 
 
@@ -86,6 +88,26 @@ def test_same_event_id_different_body_is_409(client: TestClient, keys: dict[str,
     body = response.json()
     assert body["code"] == "idempotency_conflict"
     assert body["details"] == {"event_id": "c1", "decision_id": first["decision_id"]}
+    assert count(client, "decisions") == 1
+
+
+def test_retry_of_an_event_stored_by_an_earlier_version_is_still_a_replay(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """Earlier versions stored inputs as `json` canonical text, which writes some numbers differently from
+    orjson (1e+16 vs 1e16); a retry of such an event must not become a 409 after an upgrade."""
+    body = event("legacy", amount=1e16)
+    first = client.post("/v1/events", json=body, headers=auth(keys["ingest"])).json()
+    assert canonical(body) != record_json(body)
+    with engine_of(client.app).begin() as conn:  # type: ignore[arg-type]
+        salt = conn.execute(text("SELECT input_salt FROM decisions")).scalar_one()
+        conn.execute(
+            text("UPDATE decisions SET input_digest = :d"), {"d": sha256_hex(salt + canonical(body))}
+        )
+    again = client.post("/v1/events", json=body, headers=auth(keys["ingest"]))
+    assert again.status_code == 200 and again.json() == first
+    changed = client.post("/v1/events", json=event("legacy", amount=2e16), headers=auth(keys["ingest"]))
+    assert changed.status_code == 409
     assert count(client, "decisions") == 1
 
 

@@ -156,3 +156,47 @@ def test_subscription_filters_and_new_subscriptions_start_at_the_feed_end(
         assert body["decision_id"] and body["at"]
     finally:
         parts.worker.stop()
+
+
+class CountingStore:
+    """The real webhook store, counting the calls a delivery round makes."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._store, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+def test_rounds_skip_fan_out_and_claims_while_no_subscription_is_active(
+    timer_url: str,  # noqa: F811
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    """Under load every decision wakes the deliverer; without a subscription a round costs one cached
+    check instead of two locking queries."""
+    parts = make_parts(timer_url, RetryPolicy())
+    try:
+        store = CountingStore(parts.webhooks.store)
+        parts.webhooks.store = store  # type: ignore[assignment]
+        Events(parts.engine, BOOK).send(expense(1, 0), T0)
+        for _ in range(5):
+            assert parts.deliverer.run_once() == 0
+        assert store.calls["fan_out"] == 0 and store.calls["claim"] == 0
+        assert store.calls["has_active_subscriptions"] == 1  # cached between rounds
+        parts.webhooks.create_subscription(receiver.url, secret=SECRET, from_start=True)
+        actions = len(feed_cursors(parts))
+        assert actions >= 1
+        assert parts.deliverer.run_once() == actions  # this service's own change is seen at once
+        assert store.calls["fan_out"] >= 1 and store.calls["claim"] >= 1
+        assert [got.json["ticket_id"] for got in receiver.accepted()] == ["E-1"] * actions
+    finally:
+        parts.worker.stop()

@@ -1,0 +1,174 @@
+"""The hot-path statements (`rulesvc.storage.bulk`) on SQLite and PostgreSQL: what they write reads back
+through the ORM exactly as if the ORM had written it, rounds return every statement's rows, upserts lock
+and keep existing rows, and SQLite writers queue on the write lock."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, cast
+
+import psycopg
+import pytest
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from rulesvc.storage import make_engine, migrate
+from rulesvc.storage.bulk import Statements
+from rulesvc.storage.engine import writer
+from rulesvc.storage.timer_tables import TicketRow, TimerRow
+
+TICKETS = cast(Table, TicketRow.__table__)
+TIMERS = cast(Table, TimerRow.__table__)
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def _timer(ticket_id: str, name: str, due: datetime | None) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket_id,
+        "name": name,
+        "generation": 1,
+        "calendar": "cn",
+        "rule": "投诉时效/受理提醒",
+        "status": "running",
+        "started_at": datetime(2026, 9, 30, 14, 0, tzinfo=SHANGHAI),
+        "duration_us": 7_200_000_000,
+        "warnings": '[["提醒", 5400000000]]',
+        "anchor_at": datetime(2026, 9, 30, 6, 0, tzinfo=UTC),
+        "consumed_us": 0,
+        "remaining_us": None,
+        "fired": "[]",
+        "due_at": due,
+        "next_fire_at": due,
+        "next_point": "提醒" if due else None,
+        "stopped_at": None,
+        "updated_at": datetime(2026, 9, 30, 6, 0, tzinfo=UTC),
+    }
+
+
+def test_rows_written_in_rounds_read_back_through_the_orm(database_url: str) -> None:
+    engine = make_engine(database_url)
+    migrate(engine)
+    due = datetime(2026, 9, 30, 8, 0, tzinfo=UTC)
+    with Session(writer(engine)) as session, session.begin():
+        sql = Statements(session.connection())
+        with sql.round():
+            sql.insert(
+                TICKETS,
+                [
+                    {
+                        "ticket_id": t,
+                        "kind": "complaint",
+                        "snapshot": '{"owner":"李娜"}',
+                        "group_name": "",
+                        "updated_at": due,
+                    }
+                    for t in ("C-1", "C-2")
+                ],
+            )
+            sql.insert(TIMERS, [_timer("C-1", "受理时效", due), _timer("C-2", "受理时效", None)])
+        with sql.round():
+            locked = sql.insert_or_lock(
+                TICKETS,
+                "ticket_id",
+                [
+                    {"ticket_id": t, "kind": "", "snapshot": "{}", "group_name": "", "updated_at": due}
+                    for t in ("C-1", "C-3")
+                ],
+                ("ticket_id", "kind", "snapshot", "updated_at"),
+            )
+            timers = sql.select(
+                TIMERS, ("ticket_id", "name", "due_at", "remaining_us"), "ticket_id", ["C-1", "C-2"]
+            )
+            none = sql.select(TIMERS, ("ticket_id",), "ticket_id", ["C-404"], for_update=True)
+        # an existing row is locked and returned as stored; a new one is created
+        assert sorted(locked.all()) == [("C-1", "complaint", '{"owner":"李娜"}', due), ("C-3", "", "{}", due)]
+        assert sorted(timers.all()) == [("C-1", "受理时效", due, None), ("C-2", "受理时效", None, None)]
+        assert none.all() == []
+        ids = dict(session.execute(select(TimerRow.ticket_id, TimerRow.id)).all())
+        sql.update(
+            TIMERS,
+            ["id"],
+            [
+                {"status": "paused", "remaining_us": 3_600_000_000, "id": ids["C-1"]},
+                {"status": "stopped", "remaining_us": None, "id": ids["C-2"]},
+            ],
+        )
+    with Session(engine) as session:
+        rows = {row.ticket_id: row for row in session.scalars(select(TimerRow)).all()}
+        assert rows["C-1"].status == "paused" and rows["C-1"].remaining_us == 3_600_000_000
+        assert rows["C-2"].status == "stopped" and rows["C-2"].next_fire_at is None
+        # timestamps come back as the same instants, timezone-aware, whatever zone they were written in
+        assert rows["C-1"].started_at == datetime(2026, 9, 30, 6, 0, tzinfo=UTC)
+        assert rows["C-1"].due_at == due and rows["C-1"].due_at.tzinfo is not None
+        assert rows["C-1"].rule == "投诉时效/受理提醒"
+        tickets = {row.ticket_id: row for row in session.scalars(select(TicketRow)).all()}
+        assert set(tickets) == {"C-1", "C-2", "C-3"} and tickets["C-1"].snapshot == '{"owner":"李娜"}'
+    engine.dispose()
+
+
+def test_a_failing_round_rolls_back_the_whole_transaction(database_url: str) -> None:
+    engine = make_engine(database_url)
+    migrate(engine)
+    now = datetime(2026, 9, 30, 8, 0, tzinfo=UTC)
+    row = {"ticket_id": "C-9", "kind": "complaint", "snapshot": "{}", "group_name": "", "updated_at": now}
+    with (
+        pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)),
+        Session(writer(engine)) as session,
+        session.begin(),
+    ):
+        sql = Statements(session.connection())
+        with sql.round():
+            sql.insert(TICKETS, [row])
+            sql.insert(TICKETS, [row])  # duplicate key
+    with Session(engine) as session:
+        assert session.scalars(select(TicketRow)).all() == []
+    engine.dispose()
+
+
+def test_sqlite_writers_queue_on_the_write_lock(sqlite_url: str) -> None:
+    """A write transaction holds `<file>-writelock` from BEGIN IMMEDIATE until its connection is back in
+    the pool; other writers (threads or processes) wait on it in the kernel rather than polling."""
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+    lock_path = f"{engine.url.database}-writelock"
+
+    def lock_is_free() -> bool:
+        fd = os.open(lock_path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)  # closing releases a lock taken here
+        return True
+
+    now = datetime(2026, 9, 30, 8, 0, tzinfo=UTC)
+    second_done = threading.Event()
+
+    def second_writer() -> None:
+        with Session(writer(engine)) as session, session.begin():
+            Statements(session.connection()).insert(
+                TICKETS,
+                [{"ticket_id": "C-2", "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now}],
+            )
+        second_done.set()
+
+    with Session(writer(engine)) as session, session.begin():
+        Statements(session.connection()).insert(
+            TICKETS, [{"ticket_id": "C-1", "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now}]
+        )
+        assert not lock_is_free()
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        assert not second_done.wait(0.3)  # queued behind the first writer
+    thread.join(timeout=10)
+    assert second_done.is_set()
+    assert lock_is_free()
+    with Session(engine) as session:
+        assert {row.ticket_id for row in session.scalars(select(TicketRow)).all()} == {"C-1", "C-2"}
+        assert lock_is_free()  # a reader, inside its transaction, holds no write lock
+    engine.dispose()
