@@ -95,8 +95,8 @@ def test_retry_of_an_event_stored_by_an_earlier_version_is_still_a_replay(
     client: TestClient, keys: dict[str, str]
 ) -> None:
     """Earlier versions stored inputs as `json` canonical text, which writes some numbers differently from
-    orjson (1e+16 vs 1e16); a retry of such an event must not become a 409 after an upgrade."""
-    body = event("legacy", amount=1e16)
+    orjson (1e-07 vs 1e-7); a retry of such an event must not become a 409 after an upgrade."""
+    body = event("legacy", amount=1e-7)
     first = client.post("/v1/events", json=body, headers=auth(keys["ingest"])).json()
     assert canonical(body) != record_json(body)
     with engine_of(client.app).begin() as conn:  # type: ignore[arg-type]
@@ -106,7 +106,7 @@ def test_retry_of_an_event_stored_by_an_earlier_version_is_still_a_replay(
         )
     again = client.post("/v1/events", json=body, headers=auth(keys["ingest"]))
     assert again.status_code == 200 and again.json() == first
-    changed = client.post("/v1/events", json=event("legacy", amount=2e16), headers=auth(keys["ingest"]))
+    changed = client.post("/v1/events", json=event("legacy", amount=2e-7), headers=auth(keys["ingest"]))
     assert changed.status_code == 409
     assert count(client, "decisions") == 1
 
