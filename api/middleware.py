@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import request_id_var
 from api.errors import ERROR_CODE_KEY, ApiError, error_response
 from api.metrics import Metrics
+from rulesvc.entropy import uuid4
 
 access_log = logging.getLogger("rulesvc.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -108,7 +108,7 @@ def _request_id(scope: Scope) -> str:
             if _REQUEST_ID.match(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return uuid4().hex
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -6,7 +6,6 @@ hash-chained the same way and `verify_store` checks them all alike.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import orjson
 
 from rulesvc.audit import canonical, sha256_hex
+from rulesvc.entropy import token_hex
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event, to_jsonable
 from rulesvc.storage.records import NewDecision
@@ -90,7 +90,7 @@ def new_decision(
     }
     record_text = record_json(record)
     clear = clear_text if clear_text is not None else record_json(body)
-    salt = secrets.token_hex(16)
+    salt = token_hex(16)
     input_digest = sha256_hex(salt + clear)
     return NewDecision(
         decision_id=decision_id,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,6 +34,7 @@ from rulesvc.audit import (
     verify_chain,
 )
 from rulesvc.decision_record import decision_payload, new_decision, record_json
+from rulesvc.entropy import uuid4
 from rulesvc.errors import RulesvcError
 from rulesvc.events import event_from_json
 from rulesvc.masking import MaskPolicy
@@ -172,7 +172,7 @@ class DecisionService:
         book = self.book.book_for(event)  # in force at the event's time; kept for the whole decision
         with self._engine_lock:
             decision = book.evaluate(event)
-        decision_id, decided_at, versions = str(uuid.uuid4()), self.clock.now(), book.versions()
+        decision_id, decided_at, versions = str(uuid4()), self.clock.now(), book.versions()
 
         def record(final: Decision) -> NewDecision:
             return new_decision(

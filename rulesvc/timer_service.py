@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from rulesvc.decision_record import event_json, new_decision
+from rulesvc.entropy import uuid4
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
 from rulesvc.notify import ACTIONS, Notifier
@@ -117,7 +117,7 @@ class TimerService:
             }
             records.append(
                 new_decision(
-                    decision_id=str(uuid.uuid4()),
+                    decision_id=str(uuid4()),
                     body=event_json(event),
                     event=event,
                     decision=decision,
