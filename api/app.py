@@ -105,6 +105,9 @@ def create_app(
         description=DESCRIPTION,
         default_response_class=JSONBytes,
         lifespan=lifespan,
+        # The service exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks, left on, look up
+        # the global providers (and the environment) on every request although none is configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     for module in (events, simulate, decisions, actions, audit, health):

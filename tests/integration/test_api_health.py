@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.logs import JsonFormatter
 from rulesvc.service import Evaluator
-from tests.integration.conftest import REDIS_URL, auth, event, free_port, make_settings, unavailable
+from tests.integration.conftest import REDIS_URL, RULESETS, auth, event, free_port, make_settings, unavailable
 
 
 def test_healthz(client: TestClient) -> None:
@@ -81,3 +81,25 @@ def test_access_log_is_json_with_request_id_and_no_secrets(
     everything = "\n".join(JsonFormatter().format(r) for r in caplog.records)
     for secret in (key, "张三", "13812345678"):
         assert secret not in everything
+
+
+def test_app_factory_takes_startup_objects_out_of_the_collector(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full collections under load would otherwise walk every compiled ruleset and route: with them,
+    p99 under load was about 3× higher (bench/http)."""
+    import gc
+
+    import api.main
+
+    monkeypatch.setenv("RULESVC_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RULESVC_RULESETS", str(RULESETS))
+    monkeypatch.setattr(api.main, "configure_logging", lambda level: None)
+    gc.unfreeze()
+    try:
+        app = api.main.app_from_env()
+        assert gc.get_freeze_count() > 10_000
+        with TestClient(app) as client:
+            assert client.get("/healthz").status_code == 200
+    finally:
+        gc.unfreeze()
