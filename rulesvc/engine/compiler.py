@@ -19,6 +19,7 @@ from typing import Any
 from rulesvc.engine.actions import CompiledAction, compile_action
 from rulesvc.engine.durable import DurableNetwork, FactPattern, NetworkRule, compile_network
 from rulesvc.engine.tables import CompiledTable
+from rulesvc.errors import ActionFailedError
 from rulesvc.lang.expr import And, Compare, Const, Expr, Not, Or, Path, TypeEnv, compile_expr, paths, to_text
 from rulesvc.lang.model import Rule, Ruleset
 from rulesvc.model import Action, ConditionTrace, Event, FiredRule, TraceEntry
@@ -180,6 +181,15 @@ class CompiledRule:
         run.trace.append(TraceEntry(self.ruleset.name, self.ruleset.version, self.rule.id, conditions))
         return run.perform(self.actions, scope)
 
+    def run_alone(self) -> None:
+        """Guard and fire on the input fact alone (a rule of a network without joins)."""
+        bound: dict[str, Mapping[str, Any]] = {INPUT_FACT: {}}  # the scope holds the input itself
+        try:
+            if self.guard(bound):
+                self.fire(bound)
+        except Exception as exc:  # as the durable adapter reports a failing rule
+            raise ActionFailedError(f"rule {self.rule.id!r} failed: {type(exc).__name__}: {exc}") from exc
+
     def network_rule(self) -> NetworkRule:
         return NetworkRule(
             name=self.rule.id,
@@ -215,8 +225,16 @@ class CompiledRuleset:
             CompiledRule(ruleset, rule, env, self.number_fields, calendars) for rule in ruleset.rules
         ]
         self.networks: dict[str, DurableNetwork] = {}
+        self.single_fact: dict[str, list[CompiledRule]] = {}
         for event_type in sorted({t for rule in ruleset.rules for t in rule.on}):
-            rules = [r.network_rule() for r in self.rules if event_type in r.rule.on]
+            compiled = [r for r in self.rules if event_type in r.rule.on]
+            if all(len(r.patterns) == 1 for r in compiled):
+                # Every rule joins only the input fact, so there is nothing to join or chain: the rules
+                # run in agenda order (priority, then declaration) and the exact guards decide, without
+                # durable_rules' per-run session (assert, collect, delete), as tables do.
+                self.single_fact[event_type] = sorted(compiled, key=lambda r: -r.rule.priority)
+                continue
+            rules = [r.network_rule() for r in compiled]
             key = f"{ruleset.name}@{ruleset.version}:{ruleset.content_hash}:{event_type}"
             self.networks[event_type] = compile_network(key, rules)
 
@@ -238,6 +256,8 @@ class CompiledRuleset:
             network = self.networks.get(event.type)
             if network is not None:
                 network.run([self.input_fact(event.ticket), *run.facts.values()])
+            for rule in self.single_fact.get(event.type, ()):
+                rule.run_alone()
         finally:
             _RUN.reset(token)
         return run

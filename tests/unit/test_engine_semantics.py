@@ -589,6 +589,76 @@ def test_600_plain_rules_beyond_durables_511_limit(tmp_path: Path) -> None:
         assert actions(book.evaluate(event(n=Decimal(600)))) == []
 
 
+def test_600_rules_joining_a_derived_fact_run_through_partitioned_durable_networks(tmp_path: Path) -> None:
+    rules = [
+        f"  - {{id: 规则{i}, on: [ticket.created], when: 标记 and 标记.n == {i}, then: [assign: {{group: 组{i}}}]}}"
+        for i in range(600)
+    ]
+    text = (
+        "ruleset: 多规则\nkind: expense\nfacts:\n  标记: {n: number}\nrules:\n"
+        "  - {id: 标记, on: [ticket.created], priority: 1, when: ticket.n >= 0,"
+        " then: [{assert: {fact: 标记, with: {n: ticket.n}}}]}\n" + "\n".join(rules) + "\n"
+    )
+    with deadline(60):
+        book = make_book(tmp_path, text)
+        assert book.compiled["多规则"].networks and not book.compiled["多规则"].single_fact
+        for n in (0, 511, 599):
+            decision = book.evaluate(event(n=Decimal(n)))
+            assert actions(decision) == [{"type": "assign", "group": f"组{n}", "rule": f"多规则/规则{n}"}]
+            assert fired(decision) == ["标记", f"规则{n}"]
+
+
+SINGLE_FACT = """\
+ruleset: 单事实
+kind: expense
+facts:
+  大额: {金额: number}
+  从未: {n: number}
+rules:
+  - {id: 普通, on: [ticket.created], when: ticket.amount > 10, then: [{request_review: {reviewer: 普通}}]}
+  - {id: 认定大额, on: [ticket.created], priority: 5, when: ticket.amount >= 5000,
+     then: [{assert: {fact: 大额, with: {金额: ticket.amount}}}]}
+  - {id: 非大额, on: [ticket.created], when: not 大额 and ticket.amount > 10, then: [{assign: {group: 小额组}}]}
+  - {id: 大额复核, on: [ticket.created], priority: -1, when: 大额 or ticket.applicant_rank >= "总监",
+     then: [{request_review: {reviewer: 大额复核}}]}
+  - {id: 高级别, on: [ticket.created], priority: 9, when: ticket.applicant_rank >= "副总经理" and ticket.amount < 100000,
+     then: [{set_approval_level: {level: 总经理}}]}
+  - {id: 差旅, on: [ticket.created, ticket.updated], when: ticket.expense_type == "差旅费", then: [{assign: {group: 差旅组}}]}
+"""
+# The same rules plus one that joins a fact nobody derives: the network is no longer join-free, so every
+# rule goes through durable_rules.
+WITH_JOIN = SINGLE_FACT.replace("ruleset: 单事实", "ruleset: 有连接") + (
+    "  - {id: 连接, on: [ticket.created, ticket.updated], when: 从未 and 从未.n > 0, then: [{assign: {group: 不会}}]}\n"
+)
+
+
+def test_join_free_rules_decide_exactly_as_through_durable(tmp_path: Path) -> None:
+    """Rules joining only the input fact run without durable_rules: same firings, order and actions."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    single = make_book(tmp_path / "a", SINGLE_FACT)
+    joined = make_book(tmp_path / "b", WITH_JOIN)
+    assert set(single.compiled["单事实"].single_fact) == {"ticket.created", "ticket.updated"}
+    assert not single.compiled["单事实"].networks
+    assert set(joined.compiled["有连接"].networks) == {"ticket.created", "ticket.updated"}
+    cases = 0
+    for amount in ("0", "10", "10.01", "4999.99", "5000", "99999.99", "100000"):
+        for rank in RANKS:
+            for expense_type in ("差旅费", "招待费"):
+                for type_ in ("ticket.created", "ticket.updated"):
+                    e = event(
+                        type=type_, amount=Decimal(amount), applicant_rank=rank, expense_type=expense_type
+                    )
+                    a, b = single.evaluate(e), joined.evaluate(e)
+                    assert fired(a) == fired(b)
+                    assert [x.to_json() for x in a.actions] == [
+                        {**x.to_json(), "rule": x.to_json()["rule"].replace("有连接", "单事实")}
+                        for x in b.actions
+                    ]
+                    cases += 1
+    assert cases == 7 * 6 * 2 * 2
+
+
 # ---- action parameters, trace, unknown kinds -----------------------------------------------------------------
 
 
