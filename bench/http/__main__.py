@@ -191,18 +191,15 @@ def main() -> None:
         flush=True,
     )
     try:
-        with running(
-            [sys.executable, "-m", "uvicorn", "bench.http.bare:app", *uvicorn_common],
-            base_env,
-            work / "bare.log",
-        ) as base:
-            bare = measure(base, "none", "bare FastAPI", args)
-        with running(
-            [sys.executable, "-m", "uvicorn", "bench.http.engine_only:app", *uvicorn_common],
-            base_env,
-            work / "engine.log",
-        ) as base:
-            engine_only = measure(base, "none", "evaluate only", args)
+        references: dict[str, LoadResult] = {}
+        for app, label in (
+            ("bench.http.bare:app", "bare FastAPI"),
+            ("bench.http.engine_only:app", "evaluate only"),
+        ):
+            command = [sys.executable, "-m", "uvicorn", app, *uvicorn_common]
+            with running(command, base_env, work / f"{app.split(':')[0]}.log") as base:
+                references[label] = measure(base, "none", label, args)
+        bare, engine_only = references["bare FastAPI"], references["evaluate only"]
         results: dict[str, LoadResult] = {}
         for backend in args.backends.split(","):
             with postgres_database() if backend == "postgresql" else _sqlite(work) as url:
