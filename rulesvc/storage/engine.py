@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get(WRITE_OPTION, False)
         if immediate:
-            _lock_writer(conn.connection.info)
+            _lock_writer(conn.connection.info, lock_path)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     @event.listens_for(engine, "checkin")
@@ -100,17 +101,34 @@ def _write_lock_path(url: URL) -> str | None:
     return f"{database}-writelock"
 
 
-def _lock_writer(info: dict[str, Any]) -> None:
+def _lock_writer(info: dict[str, Any], path: str | None) -> None:
     fd = info.get(_LOCK_FD)
-    if fd is not None and not info.get(_LOCK_HELD):
-        fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
-        info[_LOCK_HELD] = True
+    if fd is None or path is None or info.get(_LOCK_HELD):
+        return
+    holder = (threading.get_ident(), path)
+    with _HOLDERS_LOCK:
+        if holder in _HOLDERS:  # SQLite would have said "database is locked" after its busy timeout
+            raise RuntimeError(
+                f"a second write transaction on {path[: -len('-writelock')]} from the thread that holds "
+                "the first would wait for itself"
+            )
+    fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+    with _HOLDERS_LOCK:
+        _HOLDERS.add(holder)
+    info[_LOCK_HELD] = holder
 
 
 def _unlock_writer(info: dict[str, Any]) -> None:
     fd = info.get(_LOCK_FD)
-    if fd is not None and info.pop(_LOCK_HELD, False):
+    holder = info.pop(_LOCK_HELD, None)
+    if fd is not None and holder is not None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+        with _HOLDERS_LOCK:
+            _HOLDERS.discard(holder)
+
+
+_HOLDERS: set[tuple[int, str]] = set()  # (thread, lock file) of every write lock this process holds
+_HOLDERS_LOCK = threading.Lock()
 
 
 def alembic_config() -> Config:

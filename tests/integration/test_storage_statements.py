@@ -16,10 +16,16 @@ import pytest
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from rulesvc.storage import make_engine, migrate
+import rulesvc.storage.sql as sql_module
+from rulesvc.masking import MaskPolicy
+from rulesvc.rulebook import RuleBook
+from rulesvc.service import DecisionService, IdempotencyConflictError
+from rulesvc.sla.clock import SystemClock
+from rulesvc.storage import SqlStore, make_engine, migrate
 from rulesvc.storage.bulk import Statements
 from rulesvc.storage.engine import writer
 from rulesvc.storage.timer_tables import TicketRow, TimerRow
+from tests.integration.conftest import RULESETS, event, reset_pg
 
 TICKETS = cast(Table, TicketRow.__table__)
 TIMERS = cast(Table, TimerRow.__table__)
@@ -171,4 +177,65 @@ def test_sqlite_writers_queue_on_the_write_lock(sqlite_url: str) -> None:
     with Session(engine) as session:
         assert {row.ticket_id for row in session.scalars(select(TicketRow)).all()} == {"C-1", "C-2"}
         assert lock_is_free()  # a reader, inside its transaction, holds no write lock
+    engine.dispose()
+
+
+def test_a_nested_sqlite_write_on_the_same_thread_fails_at_once(sqlite_url: str) -> None:
+    """It could only wait for itself; SQLite's own busy timeout used to make that a 30 s stall."""
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+    outcome: list[BaseException | None] = []
+
+    def nested() -> None:
+        try:
+            with Session(writer(engine)) as outer, outer.begin():
+                outer.connection()
+                with Session(writer(engine)) as inner, inner.begin():
+                    inner.connection()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=nested, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the nested write waited for itself"
+    assert isinstance(outcome[0], RuntimeError) and "wait for itself" in str(outcome[0])
+    with Session(writer(engine)) as session, session.begin():  # the outer lock was released
+        session.connection()
+    engine.dispose()
+
+
+def test_a_conflicting_twin_committed_after_the_pre_check_is_answered_as_stored(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a batch reads stored twins before it takes the chain head and again after. A twin of
+    the same event on another ticket (a conflicting body) that commits in between makes the batch start
+    over, and the event is answered with the stored decision (then 409 for the different body)."""
+    reset_pg(pg_database)
+    engine = make_engine(pg_database)
+    store = SqlStore(engine, group_commit=False)
+    service = DecisionService(store, store, RuleBook.load([RULESETS]), SystemClock(), MaskPolicy.build())
+    ours = service.prepare_event(event("race"))
+    twin = service.prepare_event(event("race", id="E-other-ticket"))
+    original = sql_module.lock_chain_head
+    raced: list[bool] = []
+
+    def lock_after_the_twin_commits(sql: Statements) -> Any:
+        if not raced:
+            raced.append(True)
+            other = threading.Thread(target=store.append_decisions, args=([twin.new],))
+            other.start()
+            other.join(timeout=10)
+        return original(sql)
+
+    monkeypatch.setattr(sql_module, "lock_chain_head", lock_after_the_twin_commits)
+    [(stored, created)] = store.append_decisions([ours.new])
+    assert raced and not created and stored.decision_id == twin.new.decision_id
+    with pytest.raises(IdempotencyConflictError):
+        service.finish_event(ours, stored, created)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM decisions").scalar_one() == 1
+        assert conn.exec_driver_sql("SELECT count(*) FROM audit_log").scalar_one() == 1
+    assert service.verify_audit().ok
     engine.dispose()
