@@ -8,8 +8,11 @@ machine, because the server, the event loop and the writer thread share two core
 So each (table, columns) pair gets one pre-rendered statement; values go through each column's own
 SQLAlchemy bind and result processors (rows read back through the ORM exactly as if the ORM had written
 them); a batch of rows is one statement over column arrays (`unnest`, PostgreSQL: one round trip and the
-same statement text for any number of rows) or one C-level `executemany` (SQLite); and the statements
-of a `round()` go to PostgreSQL together, in one psycopg pipeline (one round trip for all of them).
+same statement text for any number of rows) or one C-level `executemany` (SQLite); the statements of a
+`round()` go to PostgreSQL together, in one psycopg pipeline (one round trip for all of them); and the
+independent writes of a `together()` block become one statement of data-modifying `WITH`s. Fewer
+commands matter beyond round trips: psycopg waits for the socket once per command, and each wait hands
+the GIL to the event-loop thread, which may keep it for a whole switch interval.
 
 Everything takes part in the caller's transaction and never commits.
 """
@@ -62,6 +65,28 @@ class Statements:
         self._dialect: Dialect = conn.dialect
         self._dbapi = conn.connection
         self._pg = self._dialect.name == "postgresql"
+        self._together: list[tuple[_Plan, Sequence[Mapping[str, Any]]]] | None = None
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The inserts and updates issued inside (on distinct tables, none reading another's rows) go to
+        PostgreSQL as one statement: each a data-modifying `WITH` of the last."""
+        if not self._pg:
+            yield
+            return
+        self._together = []
+        try:
+            yield
+            writes = self._together
+        finally:
+            self._together = None
+        if not writes:
+            return
+        *first, (last_plan, _) = writes
+        ctes = ", ".join(f"w{i} AS ({plan.sql})" for i, (plan, _) in enumerate(first))
+        sql = (f"WITH {ctes} " if ctes else "") + last_plan.sql
+        params = [array for plan, rows in writes for array in self._arrays(plan, rows)]
+        self._dbapi.cursor().execute(sql, params)
 
     @contextmanager
     def round(self) -> Iterator[None]:
@@ -136,6 +161,9 @@ class Statements:
     # -- helpers ------------------------------------------------------------------------------------------
 
     def _execute(self, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> None:
+        if self._together is not None:
+            self._together.append((plan, rows))
+            return
         cursor = self._dbapi.cursor()
         if self._pg:
             cursor.execute(plan.sql, self._arrays(plan, rows))

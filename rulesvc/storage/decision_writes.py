@@ -108,11 +108,12 @@ def insert_decisions(sql: Statements, head: ChainHead, news: Sequence[NewDecisio
             for action in new.actions
         )
         audits.append(audit_values(entry))
-    sql.insert(_DECISIONS, decisions)
-    sql.insert(_table(DecisionInputRow), inputs)
-    sql.insert(_table(ActionRow), actions)
-    sql.insert(_table(AuditRow), audits)
-    sql.update(_HEAD, ["id"], [{"seq": seq, "hash": prev, "id": 1}])
+    with sql.together():
+        sql.insert(_DECISIONS, decisions)
+        sql.insert(_table(DecisionInputRow), inputs)
+        sql.insert(_table(ActionRow), actions)
+        sql.insert(_table(AuditRow), audits)
+        sql.update(_HEAD, ["id"], [{"seq": seq, "hash": prev, "id": 1}])
     return result
 
 
