@@ -19,6 +19,7 @@ Everything takes part in the caller's transaction and never commits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -150,7 +151,7 @@ class Statements:
         bind = table.c[key].type.dialect_impl(self._dialect).bind_processor(self._dialect)  # type: ignore[no-untyped-call]
         params = [v if bind is None or v is None else bind(v) for v in values]
         if self._pg:
-            sql = f"{head} WHERE {preparer.quote(key)} = ANY(%b::{table.c[key].type.compile(dialect=self._dialect)}[])"
+            sql = f"{head} WHERE {preparer.quote(key)} = ANY(%b::{_array_of(table, key, self._dialect)})"
             return Rows(self._query(sql + (" FOR UPDATE" if for_update else ""), [params]), processors)
         fetches = [
             self._query(f"{head} WHERE {preparer.quote(key)} IN ({', '.join(['?'] * len(chunk))})", chunk)
@@ -211,7 +212,7 @@ class Statements:
         every = columns + keys
         quoted = [preparer.quote(c) for c in every]
         if self._pg:
-            arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=dialect)}[]" for c in every)
+            arrays = ", ".join(f"%b::{_array_of(table, c, dialect)}" for c in every)
             if verb == "insert":
                 sql = f"INSERT INTO {name} ({', '.join(quoted)}) SELECT * FROM unnest({arrays})"
             else:
@@ -233,6 +234,12 @@ class Statements:
         plan = _Plan(sql, every, processors)
         _plans[cache_key] = plan
         return plan
+
+
+def _array_of(table: Table, column: str, dialect: Dialect) -> str:
+    """The PostgreSQL array type for a column's values, without length or precision: an explicit cast to
+    `VARCHAR(200)` would cut longer strings short, whereas the assignment to the column rejects them."""
+    return re.sub(r"\([^)]*\)", "", table.c[column].type.compile(dialect=dialect)) + "[]"
 
 
 _plans: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], _Plan] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -81,15 +82,18 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "close")
     def _on_close(_dbapi_connection: Any, record: Any) -> None:
+        _unlock_writer(record.info)  # an invalidated connection is closed before it is checked in
         fd = record.info.pop(_LOCK_FD, None)
         if fd is not None:
-            os.close(fd)  # also releases its lock
+            os.close(fd)
 
 
 # Writers of one SQLite file queue on an flock of `<file>-writelock` before `BEGIN IMMEDIATE`: the kernel
 # wakes a waiter the moment the lock is free, whereas SQLite's busy handler polls with sleeps of up to
 # 100 ms, so two busy processes starve each other's writers for seconds. The lock is held by the pooled
-# connection from `BEGIN IMMEDIATE` until it returns to the pool (after its commit or rollback).
+# connection from `BEGIN IMMEDIATE` until it returns to the pool (after its commit or rollback). A writer
+# waits at most `WRITE_LOCK_TIMEOUT` seconds (SQLite's busy timeout), then fails as SQLite would.
+WRITE_LOCK_TIMEOUT = 30.0
 _LOCK_FD = "rulesvc_write_lock_fd"
 _LOCK_HELD = "rulesvc_write_lock_held"
 
@@ -112,19 +116,54 @@ def _lock_writer(info: dict[str, Any], path: str | None) -> None:
                 f"a second write transaction on {path[: -len('-writelock')]} from the thread that holds "
                 "the first would wait for itself"
             )
-    fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+    held = _acquire(fd, path, WRITE_LOCK_TIMEOUT)
     with _HOLDERS_LOCK:
         _HOLDERS.add(holder)
-    info[_LOCK_HELD] = holder
+    info[_LOCK_HELD] = (holder, held)
+
+
+def _acquire(fd: int, path: str, timeout: float) -> int:
+    """Take the write lock; returns the descriptor that holds it (`fd`, or one opened for the wait)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        pass
+    # Wait in the kernel (woken the moment the lock is free) on a descriptor of the waiter's own, in a
+    # helper thread, so that the wait can time out; a waiter given up on releases what it gets.
+    own = os.open(path, os.O_RDWR)
+    got = threading.Event()
+    state = {"abandoned": False}
+    mutex = threading.Lock()
+
+    def wait() -> None:
+        fcntl.flock(own, fcntl.LOCK_EX)
+        with mutex:
+            abandoned = state["abandoned"]
+            got.set()
+        if abandoned:
+            os.close(own)  # releases the lock
+
+    threading.Thread(target=wait, name="rulesvc-sqlite-write-lock", daemon=True).start()
+    got.wait(timeout)
+    with mutex:
+        if got.is_set():
+            return own
+        state["abandoned"] = True
+    raise sqlite3.OperationalError(f"database is locked (waited {timeout:.0f} s for the write lock {path})")
 
 
 def _unlock_writer(info: dict[str, Any]) -> None:
-    fd = info.get(_LOCK_FD)
-    holder = info.pop(_LOCK_HELD, None)
-    if fd is not None and holder is not None:
+    held = info.pop(_LOCK_HELD, None)
+    if held is None:
+        return
+    holder, fd = held
+    with _HOLDERS_LOCK:
+        _HOLDERS.discard(holder)
+    if fd == info.get(_LOCK_FD):
         fcntl.flock(fd, fcntl.LOCK_UN)
-        with _HOLDERS_LOCK:
-            _HOLDERS.discard(holder)
+    else:
+        os.close(fd)  # the waiter's own descriptor: closing releases the lock
 
 
 _HOLDERS: set[tuple[int, str]] = set()  # (thread, lock file) of every write lock this process holds

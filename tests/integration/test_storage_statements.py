@@ -239,3 +239,73 @@ def test_a_conflicting_twin_committed_after_the_pre_check_is_answered_as_stored(
         assert conn.exec_driver_sql("SELECT count(*) FROM audit_log").scalar_one() == 1
     assert service.verify_audit().ok
     engine.dispose()
+
+
+def test_a_sqlite_writer_gives_up_after_the_lock_timeout_and_the_lock_stays_usable(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rulesvc.storage.engine as engine_module
+
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+    monkeypatch.setattr(engine_module, "WRITE_LOCK_TIMEOUT", 0.3)
+    other = os.open(f"{engine.url.database}-writelock", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)  # another process's writer, stuck
+    try:
+        with (
+            pytest.raises(sqlite3.OperationalError, match="database is locked"),
+            Session(writer(engine)) as session,
+            session.begin(),
+        ):
+            session.connection()
+    finally:
+        os.close(other)
+    with Session(writer(engine)) as session, session.begin():  # free again: the abandoned wait let go
+        Statements(session.connection()).insert(
+            TICKETS,
+            [
+                {
+                    "ticket_id": "C-1",
+                    "kind": "",
+                    "snapshot": "{}",
+                    "group_name": "",
+                    "updated_at": datetime.now(UTC),
+                }
+            ],
+        )
+    engine.dispose()
+
+
+def test_an_invalidated_sqlite_writer_releases_the_write_lock(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+    with writer(engine).connect() as conn:
+        conn.begin()
+        conn.invalidate()  # e.g. the connection broke: SQLAlchemy closes it before any check-in
+        conn.rollback()
+    for _ in range(2):  # the same thread writes again, neither blocked nor refused
+        with Session(writer(engine)) as session, session.begin():
+            session.connection()
+    engine.dispose()
+
+
+def test_a_value_longer_than_its_column_is_refused_not_cut(pg_database: str) -> None:
+    """Arrays are cast without the column's length: the assignment to `VARCHAR(200)` refuses a longer
+    value, as SQLAlchemy's insert did, instead of silently keeping its first 200 characters."""
+    reset_pg(pg_database)
+    engine = make_engine(pg_database)
+    now = datetime(2026, 9, 30, 8, 0, tzinfo=UTC)
+    row = {"ticket_id": "C-" + "9" * 250, "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now}
+    with (
+        pytest.raises(psycopg.errors.StringDataRightTruncation),
+        Session(writer(engine)) as session,
+        session.begin(),
+    ):
+        Statements(session.connection()).insert(TICKETS, [row])
+    with Session(engine) as session:
+        assert session.scalars(select(TicketRow)).all() == []
+        found = Statements(session.connection()).select(
+            TICKETS, ("ticket_id",), "ticket_id", [row["ticket_id"]]
+        )
+        assert found.all() == []
+    engine.dispose()
