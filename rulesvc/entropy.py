@@ -32,6 +32,8 @@ class _Pool:
             return self._buffer[start : self._offset]
 
     def reset(self) -> None:
+        """In a forked child: forget the parent's bytes, and its lock (another thread may have held it)."""
+        self._lock = threading.Lock()
         self._buffer, self._offset = b"", 0
 
 

@@ -36,39 +36,47 @@ class _Job:
         self.name = name
         self._body = body
         self._min_gap = min_gap
-        self._running = threading.Lock()
+        # One lock for all the flags: "run again or stop" and "is it running" change together, so a
+        # wake-up arriving as a run ends is either seen by that run or starts a new one, never dropped.
         self._state = threading.Lock()
-        self._again = threading.Event()
+        self._running = False
+        self._again = False
         self._scheduled = False
         self._last_start = float("-inf")
 
     def __call__(self) -> None:
-        if not self._running.acquire(blocking=False):
-            self._again.set()
-            return
+        with self._state:
+            if self._running:
+                self._again = True
+                return
+            self._running = True
         try:
             while True:
                 with self._state:
                     self._scheduled = False
+                    self._again = False
                     self._last_start = time.monotonic()
-                self._again.clear()
                 try:
                     self._body()
                 except Exception:
                     log.exception("%s job failed", self.name)
-                if not self._again.is_set():
-                    break
+                with self._state:
+                    if not self._again:
+                        self._running = False
+                        return
                 time.sleep(max(0.0, self._last_start + self._min_gap - time.monotonic()))
-        finally:
-            self._running.release()
+        except BaseException:
+            with self._state:
+                self._running = False
+            raise
 
     def request_run(self) -> float | None:
         """Ask for a run because of a wake-up: the delay (seconds) after which to schedule it, or None when
         a run already in progress or already scheduled will cover it."""
-        if self._running.locked():
-            self._again.set()
-            return None
         with self._state:
+            if self._running:
+                self._again = True
+                return None
             if self._scheduled:
                 return None
             self._scheduled = True

@@ -37,6 +37,8 @@ EVENT_TYPES = (*TICKET_EVENT_TYPES, TIMER_WARNING, TIMER_DUE)
 BASE_TYPES = ("string", "number", "bool", "datetime")
 HIT_POLICIES = ("first", "unique", "collect")
 RESERVED_ROOTS = ("ticket", "event", "timer")
+# Fact names also may not be "input": the engine's name for the fact each event asserts.
+RESERVED_FACTS = (*RESERVED_ROOTS, "input")
 RULESET_KEYS = ("ruleset", "kind", "description", "facts", "tables", "rules", "version")
 RULE_KEYS = ("id", "description", "on", "priority", "when", "then")
 TABLE_KEYS = ("id", "description", "on", "hit", "inputs", "rows", "default")
@@ -314,7 +316,7 @@ class _RulesetLoader:
             )
             return facts
         for name, fields in raw.items():
-            if name in RESERVED_ROOTS:
+            if name in RESERVED_FACTS:
                 self.error("reserved_name", f"{name!r} is reserved", self.src.key_loc(raw, name))
                 continue
             fact_fields: dict[str, str] = {}

@@ -386,7 +386,8 @@ def _apply(
                 "timer": o.timer,
                 "generation": o.generation,
             }
-            for o in closes
+            # one update per breach record (keys must be distinct): the last close wins, as in order
+            for o in {(o.ticket_id, o.timer, o.generation): o for o in closes}.values()
         ],
     )
 

@@ -285,6 +285,26 @@ def test_duplicate_rule_id(tmp_path: Path) -> None:
     assert "自动审批" in error.message and "line 4" in error.message
 
 
+@pytest.mark.parametrize("fact", ["input", "ticket", "timer"])
+def test_reserved_fact_names(tmp_path: Path, fact: str) -> None:
+    """`input` is the engine's name for the event's own fact; the others are expression roots."""
+    path, text, errors = check(
+        tmp_path,
+        f"""\
+        ruleset: r
+        kind: expense
+        facts:
+          {fact}: {{n: number}}
+        rules:
+          - id: 自动审批
+            on: [ticket.created]
+            then: [{{auto_approve: {{}}}}]
+        """,
+    )
+    error = the(errors, "reserved_name")
+    assert_at(error, path, *pos(text, f"{fact}: {{n"))
+
+
 # ---- decision tables: shadowed / overlapping rows, and no false positives ---------------------------------
 
 
