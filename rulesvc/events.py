@@ -21,6 +21,10 @@ TICKET_EVENT_TYPES = (
 )
 
 
+# The longest event id the decision log stores (API bodies are validated to it as well).
+MAX_EVENT_ID = 200
+
+
 def parse_time(value: Any, path: str) -> datetime:
     """ISO 8601 with an offset; naive times are refused (their meaning depends on the server's zone)."""
     if isinstance(value, datetime):

@@ -16,8 +16,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from rulesvc.audit import sha256_hex
 from rulesvc.decision_record import event_json, new_decision
 from rulesvc.entropy import uuid4
+from rulesvc.events import MAX_EVENT_ID
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
 from rulesvc.notify import ACTIONS, Notifier
@@ -103,8 +105,10 @@ class TimerService:
             state = timers.fire(name, point, point_at)
             generation = timers.generation(name)
             event = timer_event(state, point, now, point_at, snapshot)
-            if generation > 1:
-                event = replace(event, event_id=f"{event.event_id}#{generation}")
+            event_id = f"{event.event_id}#{generation}" if generation > 1 else event.event_id
+            if len(event_id) > MAX_EVENT_ID:  # a long ticket id: keep one stable id per point, shorter
+                event_id = f"timer:{sha256_hex(event_id)}"
+            event = replace(event, event_id=event_id)
             with self.engine_lock:
                 decision = self.book.evaluate(event)
             decision = timers.apply(decision, now)

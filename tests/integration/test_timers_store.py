@@ -79,6 +79,23 @@ def test_not_accepted_warns_at_90_minutes_and_escalates_at_2_hours_once(env: Env
     assert (figure.outcome, figure.stopped_at, figure.ruleset) == ("breached", None, "complaint-sla")
 
 
+def test_a_ticket_with_a_200_character_id_still_fires(env: Env) -> None:
+    """The fired point's event id (`timer:<ticket>:<timer>:<point>`) would outgrow the 200 characters an
+    event id may have: it is then shortened to a digest, still one per point, so polls keep firing."""
+    ticket = "C-" + "长" * 198
+    env.events.send(complaint("long", ticket, T0), T0)
+    assert env.poll_at(T0 + timedelta(minutes=90)) == 1
+    assert env.poll_at(T0 + timedelta(hours=2)) == 1
+    assert env.poll_at(T0 + timedelta(hours=3)) == 0
+    assert env.types() == ["start_timer", "notify", "escalate"]
+    with env.engine.connect() as conn:
+        ids = [
+            r[0] for r in conn.execute(text("SELECT event_id FROM decisions WHERE event_id LIKE 'timer:%'"))
+        ]
+    assert len(ids) == 2 and len(set(ids)) == 2 and all(len(i) <= 200 for i in ids)
+    assert verify_store(env.feed).ok
+
+
 def test_accepted_after_one_hour_fires_nothing_and_meets_the_sla(env: Env) -> None:
     env.events.send(complaint("c1", "C-1", T0), T0)
     env.events.send(
