@@ -1,31 +1,24 @@
 """Appending decisions inside a caller's transaction: rows, clear inputs, feed actions and chain entries.
 
-The caller holds the chain-head row lock (`lock_chain_head`, or `lock_head` for ORM callers) for the rest
-of its transaction, so chain entries and action cursors are allocated in commit order. Used by every path
-that stores decisions in one transaction with other writes (timer state, ticket snapshots).
+The caller holds the chain-head row lock (`lock_chain_head`) for the rest of its transaction, so chain
+entries and action cursors are allocated in commit order. Used by every path that stores decisions in one
+transaction with other writes (timer state, ticket snapshots); `chain` and `write_entries` serve every
+other appender of the chain too (ruleset changes, clear reads).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table
 
 from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
 from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.records import NewDecision, StoredDecision
 from rulesvc.storage.tables import ActionRow, AuditHeadRow, AuditRow, Base, DecisionInputRow, DecisionRow
-
-
-def lock_head(session: Session) -> AuditHeadRow:
-    head = session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).first()
-    if head is None:
-        raise RuntimeError("audit_head row missing: the schema was not migrated")
-    return head
 
 
 @dataclass(frozen=True)
@@ -46,6 +39,24 @@ def chain_head(rows: Rows) -> ChainHead:
     return ChainHead(*found[0])
 
 
+def chain(head: ChainHead, notes: Sequence[tuple[str, str, str, Any]]) -> list[ChainEntry]:
+    """The entries for `notes` (at, kind, subject, payload), in order, chained after `head`."""
+    entries: list[ChainEntry] = []
+    seq, prev = head.seq, head.hash
+    for at, kind, subject, payload in notes:
+        entry = next_entry(seq, prev, at, kind, subject, payload)
+        entries.append(entry)
+        seq, prev = entry.seq, entry.hash
+    return entries
+
+
+def write_entries(sql: Statements, entries: Sequence[ChainEntry]) -> None:
+    """Insert `chain`'s entries and move the head to the last one (the caller holds the head's lock)."""
+    if entries:
+        sql.insert(_table(AuditRow), [audit_values(entry) for entry in entries])
+        sql.update(_HEAD, ["id"], [{"seq": entries[-1].seq, "hash": entries[-1].hash, "id": 1}])
+
+
 def select_decisions(sql: Statements, event_ids: Sequence[str]) -> Rows:
     """The stored decisions of these events (read them with `stored_decisions`)."""
     return sql.select(_DECISIONS, DECISION_COLUMNS, "event_id", list(event_ids))
@@ -61,17 +72,14 @@ def insert_decisions(sql: Statements, head: ChainHead, news: Sequence[NewDecisio
     lock); the statements join the caller's current round."""
     if not news:
         return []
-    seq, prev = head.seq, head.hash
+    entries = chain(
+        head, [(n.decided_at.isoformat(), KIND_DECISION, n.decision_id, n.audit_payload) for n in news]
+    )
     decisions: list[dict[str, Any]] = []
     inputs: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
-    audits: list[dict[str, Any]] = []
     result: list[StoredDecision] = []
-    for new in news:
-        entry = next_entry(
-            seq, prev, new.decided_at.isoformat(), KIND_DECISION, new.decision_id, new.audit_payload
-        )
-        seq, prev = entry.seq, entry.hash
+    for new, entry in zip(news, entries, strict=True):
         stored = StoredDecision(
             decision_id=new.decision_id,
             event_id=new.event_id,
@@ -85,17 +93,7 @@ def insert_decisions(sql: Statements, head: ChainHead, news: Sequence[NewDecisio
         )
         result.append(stored)
         decisions.append(
-            {
-                "decision_id": new.decision_id,
-                "event_id": new.event_id,
-                "ticket_id": new.ticket_id,
-                "decided_at": new.decided_at,
-                "record": new.record_text,
-                "input_salt": new.input_salt,
-                "input_digest": new.input_digest,
-                "chain_seq": entry.seq,
-                "chain_hash": entry.hash,
-            }
+            dict(zip(DECISION_COLUMNS, (getattr(stored, f) for f in _STORED_FIELDS), strict=True))
         )
         inputs.append({"decision_id": new.decision_id, "event": new.clear_input_text})
         actions.extend(
@@ -107,13 +105,11 @@ def insert_decisions(sql: Statements, head: ChainHead, news: Sequence[NewDecisio
             }
             for action in new.actions
         )
-        audits.append(audit_values(entry))
     with sql.together():
         sql.insert(_DECISIONS, decisions)
         sql.insert(_table(DecisionInputRow), inputs)
         sql.insert(_table(ActionRow), actions)
-        sql.insert(_table(AuditRow), audits)
-        sql.update(_HEAD, ["id"], [{"seq": seq, "hash": prev, "id": 1}])
+        write_entries(sql, entries)
     return result
 
 
@@ -123,7 +119,7 @@ def _table(mapped: type[Base]) -> Table:
 
 _HEAD = _table(AuditHeadRow)
 _DECISIONS = _table(DecisionRow)
-# In the order of StoredDecision's fields.
+# The `decisions` columns, in the order of StoredDecision's fields.
 DECISION_COLUMNS = (
     "decision_id",
     "event_id",
@@ -135,6 +131,7 @@ DECISION_COLUMNS = (
     "chain_seq",
     "chain_hash",
 )
+_STORED_FIELDS = tuple(field.name for field in fields(StoredDecision))
 
 
 def audit_values(entry: ChainEntry) -> dict[str, Any]:
@@ -149,18 +146,13 @@ def audit_values(entry: ChainEntry) -> dict[str, Any]:
     }
 
 
+def chain_entry(row: AuditRow) -> ChainEntry:
+    """The entry an `audit_log` row holds (the inverse of `audit_values`)."""
+    return ChainEntry(row.seq, row.at, row.kind, row.subject, row.payload, row.prev_hash, row.hash)
+
+
 def stored_decision(row: DecisionRow) -> StoredDecision:
-    return StoredDecision(
-        decision_id=row.decision_id,
-        event_id=row.event_id,
-        ticket_id=row.ticket_id,
-        decided_at=row.decided_at,
-        record_text=row.record,
-        input_salt=row.input_salt,
-        input_digest=row.input_digest,
-        chain_seq=row.chain_seq,
-        chain_hash=row.chain_hash,
-    )
+    return StoredDecision(*(getattr(row, column) for column in DECISION_COLUMNS))
 
 
 def json_text(value: Mapping[str, Any]) -> str:

@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from rulesvc.audit import ChainEntry, next_entry
-from rulesvc.storage.decision_writes import audit_values, lock_head
+from rulesvc.audit import ChainEntry
+from rulesvc.storage.bulk import Statements
+from rulesvc.storage.decision_writes import chain, chain_entry, chain_head, lock_chain_head, write_entries
 from rulesvc.storage.engine import writer
 from rulesvc.storage.ruleset_records import (
     KIND_RULESET,
@@ -91,7 +92,8 @@ class SqlRulesetStore:
 
     def write(self, at: datetime, decide: Decide) -> Written:
         with self._write() as session, session.begin():
-            head = lock_head(session)
+            sql = Statements(session.connection())
+            head = chain_head(lock_chain_head(sql))
             change = decide(_View(session))
             for draft in change.drafts:
                 row = session.get(RulesetDraftRow, draft.draft_id)
@@ -102,14 +104,10 @@ class SqlRulesetStore:
                         setattr(row, key, value)
             for version in change.versions:
                 session.add(RulesetVersionRow(**_version_values(version)))
-            entries: list[ChainEntry] = []
-            seq, prev = head.seq, head.hash
-            for note in change.audit:
-                entry = next_entry(seq, prev, at.isoformat(), note.kind, note.subject, dict(note.payload))
-                session.add(AuditRow(**audit_values(entry)))
-                entries.append(entry)
-                seq, prev = entry.seq, entry.hash
-            head.seq, head.hash = seq, prev
+            entries = chain(
+                head, [(at.isoformat(), n.kind, n.subject, dict(n.payload)) for n in change.audit]
+            )
+            write_entries(sql, entries)
         return Written(change, entries)
 
     # -- reads for history and backtests ------------------------------------------------------------------
@@ -119,14 +117,14 @@ class SqlRulesetStore:
             rows = session.scalars(
                 select(AuditRow).where(AuditRow.subject == subject).order_by(AuditRow.seq)
             ).all()
-            return [_entry(r) for r in rows]
+            return [chain_entry(r) for r in rows]
 
     def lifecycle_entries(self) -> list[ChainEntry]:
         with self._read() as session:
             rows = session.scalars(
                 select(AuditRow).where(AuditRow.kind == KIND_RULESET).order_by(AuditRow.seq)
             ).all()
-            return [_entry(r) for r in rows]
+            return [chain_entry(r) for r in rows]
 
     def logged_decisions(self, start: datetime, end: datetime, limit: int) -> list[LoggedDecision]:
         with self._read() as session:
@@ -169,10 +167,6 @@ class _View:
 
     def has_versions(self) -> bool:
         return self._session.scalar(select(RulesetVersionRow.id).limit(1)) is not None
-
-
-def _entry(row: AuditRow) -> ChainEntry:
-    return ChainEntry(row.seq, row.at, row.kind, row.subject, row.payload, row.prev_hash, row.hash)
 
 
 def _dumps(value: Any) -> str:

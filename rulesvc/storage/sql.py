@@ -11,21 +11,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from rulesvc.apikeys import parse_roles
-from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
+from rulesvc.audit import KIND_DECISION, ChainEntry
 from rulesvc.storage.bulk import Statements
 from rulesvc.storage.decision_writes import (
-    audit_values,
+    chain,
+    chain_entry,
     chain_head,
     insert_decisions,
     lock_chain_head,
-    lock_head,
     select_decisions,
     stored_decision,
     stored_decisions,
+    write_entries,
 )
 from rulesvc.storage.engine import writer
 from rulesvc.storage.group_commit import GroupCommitter
@@ -178,10 +179,9 @@ class SqlStore:
 
     def append_audit(self, at: str, kind: str, subject: str, payload: Mapping[str, Any]) -> ChainEntry:
         with self._write() as session, session.begin():
-            head = lock_head(session)
-            entry = next_entry(head.seq, head.hash, at, kind, subject, payload)
-            session.execute(insert(AuditRow), [audit_values(entry)])
-            head.seq, head.hash = entry.seq, entry.hash
+            sql = Statements(session.connection())
+            [entry] = chain(chain_head(lock_chain_head(sql)), [(at, kind, subject, payload)])
+            write_entries(sql, [entry])
         return entry
 
     def audit_entries(self) -> Iterator[ChainEntry]:
@@ -194,7 +194,7 @@ class SqlStore:
             if not rows:
                 return
             for row in rows:
-                yield _entry(row)
+                yield chain_entry(row)
             last = rows[-1].seq
 
     def chain_head(self) -> tuple[int, str]:
@@ -220,7 +220,7 @@ class SqlStore:
                 return
             for audit, decision, clear in rows:
                 yield DecisionEvidence(
-                    entry=_entry(audit),
+                    entry=chain_entry(audit),
                     event_id=decision.event_id if decision else None,
                     ticket_id=decision.ticket_id if decision else None,
                     record_text=decision.record if decision else None,
@@ -286,10 +286,6 @@ _RACE_RETRIES = 3
 
 class _RacedError(Exception):
     """A decision for one of the batch's events was committed by another writer after the pre-check."""
-
-
-def _entry(row: AuditRow) -> ChainEntry:
-    return ChainEntry(row.seq, row.at, row.kind, row.subject, row.payload, row.prev_hash, row.hash)
 
 
 def _key(row: ApiKeyRow) -> ApiKeyRecord:
