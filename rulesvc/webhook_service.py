@@ -74,6 +74,10 @@ class SendResult:
         return self.status is not None and 200 <= self.status < 300
 
 
+# `any_active` asks the store at its next call (after this service changed a subscription itself).
+_UNCHECKED: tuple[float, bool] = (float("-inf"), True)
+
+
 class WebhookService:
     def __init__(
         self,
@@ -86,7 +90,7 @@ class WebhookService:
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self._rand = rand
-        self._active_checked: tuple[float, bool] = (float("-inf"), True)
+        self._active_checked: tuple[float, bool] = _UNCHECKED
 
     def any_active(self, max_age: float = 1.0) -> bool:
         """Whether some subscription is active (known at most `max_age` seconds ago): with none, a delivery
@@ -126,7 +130,7 @@ class WebhookService:
             fanout_cursor=0 if from_start else self.store.last_cursor(),
         )
         self.store.create_subscription(record)
-        self._active_checked = (float("-inf"), True)
+        self._active_checked = _UNCHECKED
         return record
 
     def subscriptions(self) -> list[SubscriptionRecord]:
@@ -139,7 +143,7 @@ class WebhookService:
         return record
 
     def set_active(self, subscription_id: str, active: bool) -> SubscriptionRecord:
-        self._active_checked = (float("-inf"), True)
+        self._active_checked = _UNCHECKED
         if not self.store.set_active(subscription_id, active):
             raise SubscriptionNotFoundError(subscription_id)
         return self.subscription(subscription_id)

@@ -130,8 +130,9 @@ class Statements:
         if self._pg:
             return Rows(self._query(upsert.sql, self._arrays(upsert, rows)), processors)
         # the sqlite3 module cannot return rows from executemany: one statement per row
-        fetches = [self._query(upsert.sql, self._convert(upsert, row)) for row in rows]
-        return Rows(lambda: [r for fetch in fetches for r in fetch()], processors)
+        return Rows(
+            _joined([self._query(upsert.sql, self._convert(upsert, row)) for row in rows]), processors
+        )
 
     def select(
         self,
@@ -157,7 +158,7 @@ class Statements:
             self._query(f"{head} WHERE {preparer.quote(key)} IN ({', '.join(['?'] * len(chunk))})", chunk)
             for chunk in (params[i : i + _SQLITE_IN] for i in range(0, len(params), _SQLITE_IN))
         ]
-        return Rows(lambda: [r for fetch in fetches for r in fetch()], processors)
+        return Rows(_joined(fetches), processors)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -234,6 +235,11 @@ class Statements:
         plan = _Plan(sql, every, processors)
         _plans[cache_key] = plan
         return plan
+
+
+def _joined(fetches: Sequence[Callable[[], list[tuple[Any, ...]]]]) -> Callable[[], list[tuple[Any, ...]]]:
+    """One fetch for the rows of several statements, in order."""
+    return lambda: [row for fetch in fetches for row in fetch()]
 
 
 def _array_of(table: Table, column: str, dialect: Dialect) -> str:
