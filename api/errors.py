@@ -83,7 +83,7 @@ def validation_details(errors: Sequence[Any], skip_prefix: tuple[str, ...] = ())
 ERROR_CODE_KEY = "rulesvc.error_code"
 
 
-def _respond(
+def respond_error(
     request: Request,
     status: int,
     code: str,
@@ -95,56 +95,66 @@ def _respond(
     return error_response(status, code, message, details, headers)
 
 
+def field_error(request: Request, exc: Any) -> Response:
+    """422 for an error naming the field at fault (`exc.path`) with its stable `exc.code`."""
+    message = str(exc)
+    return respond_error(
+        request, 422, exc.code, message, [{"path": exc.path, "message": message, "type": exc.code}]
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        return _respond(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
+        return respond_error(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
         details = validation_details(exc.errors(), skip_prefix=("body",))
-        return _respond(request, 422, "invalid_request", "请求参数不合法", details)
+        return respond_error(request, 422, "invalid_request", "请求参数不合法", details)
 
     @app.exception_handler(ValidationError)
     async def _model_validation(request: Request, exc: ValidationError) -> Response:
         details = validation_details(exc.errors(include_url=False))
-        return _respond(request, 422, "invalid_request", "请求内容不合法", details)
+        return respond_error(request, 422, "invalid_request", "请求内容不合法", details)
 
     @app.exception_handler(InvalidEventError)
     async def _invalid_event(request: Request, exc: InvalidEventError) -> Response:
-        return _respond(
-            request, 422, exc.code, str(exc), [{"path": exc.path, "message": str(exc), "type": exc.code}]
-        )
+        return field_error(request, exc)
 
     @app.exception_handler(IdempotencyConflictError)
     async def _conflict(request: Request, exc: IdempotencyConflictError) -> Response:
         details = {"event_id": exc.event_id, "decision_id": exc.decision_id}
-        return _respond(request, 409, exc.code, str(exc), details)
+        return respond_error(request, 409, exc.code, str(exc), details)
 
     @app.exception_handler(DecisionNotFoundError)
     async def _not_found(request: Request, exc: DecisionNotFoundError) -> Response:
-        return _respond(request, 404, "not_found", str(exc), {"decision_id": exc.decision_id})
+        return respond_error(request, 404, "not_found", str(exc), {"decision_id": exc.decision_id})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         status = exc.status_code if 400 <= exc.status_code < 600 else 400
         code = _STATUS_CODES.get(status, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
-        return _respond(request, status, code, message, None, dict(exc.headers or {}) or None)
+        return respond_error(request, status, code, message, None, dict(exc.headers or {}) or None)
 
     @app.exception_handler(OperationalError)
     async def _db_unavailable(request: Request, exc: OperationalError) -> Response:
         log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
-        return _respond(
+        return respond_error(
             request, 503, "unavailable", "数据库暂不可用，请稍后重试", {"request_id": request_id_var.get()}
         )
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> Response:
         log.exception("database error")
-        return _respond(request, 500, "internal_error", "服务内部错误", {"request_id": request_id_var.get()})
+        return respond_error(
+            request, 500, "internal_error", "服务内部错误", {"request_id": request_id_var.get()}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
-        return _respond(request, 500, "internal_error", "服务内部错误", {"request_id": request_id_var.get()})
+        return respond_error(
+            request, 500, "internal_error", "服务内部错误", {"request_id": request_id_var.get()}
+        )

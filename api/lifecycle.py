@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from api.errors import error_response
+from api.errors import respond_error
 from api.routes import rulesets
 from rulesvc.lifecycle import (
     BadRequestError,
@@ -46,5 +46,4 @@ def install_lifecycle(app: FastAPI, lifecycle: Lifecycle) -> None:
     @app.exception_handler(LifecycleError)
     async def _lifecycle_error(request: Request, exc: LifecycleError) -> Response:
         status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 422)
-        request.scope["rulesvc.error_code"] = exc.code
-        return error_response(status, exc.code, exc.message, exc.details)
+        return respond_error(request, status, exc.code, exc.message, exc.details)

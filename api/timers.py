@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.errors import error_response
+from api.errors import field_error, respond_error
 from rulesvc.notify import ACTIONS, Notifier
 from rulesvc.reports import InvalidReportError, SlaSource
 from rulesvc.webhook_service import (
@@ -78,25 +78,16 @@ def install_timers(app: FastAPI, runtime: TimerRuntime) -> None:
 
     @app.exception_handler(InvalidSubscriptionError)
     async def _invalid_subscription(request: Request, exc: InvalidSubscriptionError) -> Response:
-        return _error(
-            request, 422, exc.code, str(exc), [{"path": exc.path, "message": str(exc), "type": exc.code}]
-        )
+        return field_error(request, exc)
 
     @app.exception_handler(InvalidReportError)
     async def _invalid_report(request: Request, exc: InvalidReportError) -> Response:
-        return _error(
-            request, 422, exc.code, str(exc), [{"path": exc.path, "message": str(exc), "type": exc.code}]
-        )
+        return field_error(request, exc)
 
     @app.exception_handler(SubscriptionNotFoundError)
     async def _no_subscription(request: Request, exc: SubscriptionNotFoundError) -> Response:
-        return _error(request, 404, exc.code, str(exc), {"subscription_id": exc.subscription_id})
+        return respond_error(request, 404, exc.code, str(exc), {"subscription_id": exc.subscription_id})
 
     @app.exception_handler(DeliveryNotFoundError)
     async def _no_delivery(request: Request, exc: DeliveryNotFoundError) -> Response:
-        return _error(request, 404, exc.code, str(exc), {"delivery_id": exc.delivery_id})
-
-
-def _error(request: Request, status: int, code: str, message: str, details: Any) -> Response:
-    request.scope["rulesvc.error_code"] = code
-    return error_response(status, code, message, details)
+        return respond_error(request, 404, exc.code, str(exc), {"delivery_id": exc.delivery_id})

@@ -3,6 +3,7 @@ rollback, diff, history, backtest, import/export. A thin layer over `rulesvc.lif
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -102,6 +103,12 @@ def _queries(request: Request) -> RulesetQueries:
     return lifecycle_of(request).service.queries
 
 
+def _as_of(request: Request, query: AsOfQuery) -> tuple[RulesetQueries, datetime]:
+    """The queries and the instant they answer for: `?as_of=`, or now."""
+    queries = _queries(request)
+    return queries, query.as_of or queries.clock.now()
+
+
 async def _actor(request: Request, principal: Principal) -> str:
     """Who acts, as recorded in drafts, versions and the chain: the key's label and id."""
     keys = await run_in_threadpool(runtime(request).service.keys.list_keys)
@@ -154,8 +161,7 @@ async def list_rulesets(
     query: Annotated[AsOfQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    queries = _queries(request)
-    instant = query.as_of or queries.clock.now()
+    queries, instant = _as_of(request, query)
     entries = await run_in_threadpool(queries.overview, instant)
     return JSONBytes({"as_of": instant.isoformat(), "rulesets": [overview_json(e) for e in entries]})
 
@@ -199,8 +205,7 @@ async def export_rulesets(
     query: Annotated[AsOfQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    queries = _queries(request)
-    instant = query.as_of or queries.clock.now()
+    queries, instant = _as_of(request, query)
     versions, cases = await run_in_threadpool(queries.export, instant)
     return JSONBytes(
         {

@@ -59,23 +59,24 @@ def met(state: TimerState, generation: int, at: datetime, calendar: BusinessCale
     """The figure of a timer stopped at `at` before its deadline fired; None if it was not running."""
     if state.status not in (RUNNING, PAUSED):
         return None
-    return SlaOutcome(
-        ticket_id=state.ticket_id,
-        timer=state.name,
-        generation=generation,
-        ruleset=ruleset_of(state.rule),
-        rule=state.rule,
-        calendar=state.calendar,
-        started_at=state.started_at,
-        due_at=state.due_at(calendar),
-        outcome=MET,
-        decided_at=at,
+    return _outcome(
+        state,
+        generation,
+        state.due_at(calendar),
+        MET,
+        at,
         stopped_at=at,
         remaining=remaining_at(state, at, calendar),
     )
 
 
 def _breach(state: TimerState, generation: int, due_at: datetime, **extra: Any) -> SlaOutcome:
+    return _outcome(state, generation, due_at, BREACHED, due_at, **extra)
+
+
+def _outcome(
+    state: TimerState, generation: int, due_at: datetime, outcome: str, decided_at: datetime, **extra: Any
+) -> SlaOutcome:
     return SlaOutcome(
         ticket_id=state.ticket_id,
         timer=state.name,
@@ -85,8 +86,8 @@ def _breach(state: TimerState, generation: int, due_at: datetime, **extra: Any) 
         calendar=state.calendar,
         started_at=state.started_at,
         due_at=due_at,
-        outcome=BREACHED,
-        decided_at=due_at,
+        outcome=outcome,
+        decided_at=decided_at,
         **extra,
     )
 
