@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -42,6 +42,13 @@ class Metrics:
         )
         self.rules_fired = Counter("rulesvc_rules_fired", "Rules fired", ["ruleset", "rule"], registry=r)
         self.actions = Counter("rulesvc_actions", "Actions emitted", ["ruleset", "rule", "type"], registry=r)
+        self.dependency_up = Gauge(
+            "rulesvc_dependency_up",
+            "1 when the last readiness probe reached the dependency (database, redis), else 0",
+            ["dependency"],
+            registry=r,
+            multiprocess_mode="livemin",
+        )
 
     def observe_decision(
         self, created: bool, fired: Iterable[Mapping[str, Any]], actions: Iterable[Mapping[str, Any]]

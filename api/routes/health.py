@@ -12,6 +12,9 @@ from api.schemas import HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 
+DEGRADING = frozenset({"redis"})
+"""Checks whose failure degrades the replica but leaves it able to decide (so still ready)."""
+
 
 @router.get("/healthz", response_model=HealthOut, summary="存活检查")
 async def healthz() -> Response:
@@ -21,8 +24,13 @@ async def healthz() -> Response:
 @router.get(
     "/readyz",
     response_model=ReadyOut,
-    summary="就绪检查（数据库、Redis、规则集）",
-    responses={503: {"model": ReadyOut, "description": "未就绪"}},
+    summary="就绪检查：能否做出决策（数据库、规则集）；Redis 不可达只降级",
+    description=(
+        "数据库可达即就绪（200）。Redis 不可达时副本仍能决策，并靠轮询数据库加载新发布的规则集版本："
+        "`status` 为 `degraded`，`checks.redis` 写明错误，指标 `rulesvc_dependency_up{dependency=\"redis\"}` 为 0，"
+        "但不返回 503（否则 Redis 故障时负载均衡会摘掉所有副本）。数据库不可达 → 503。"
+    ),
+    responses={503: {"model": ReadyOut, "description": "未就绪（数据库不可达）"}},
 )
 async def readyz(request: Request) -> Response:
     rt = runtime(request)
@@ -42,10 +50,12 @@ async def readyz(request: Request) -> Response:
                 checks["redis"] = f"error: {type(exc).__name__}"
 
     await run_in_threadpool(probe)
-    ready = all(value == "ok" for value in checks.values())
-    return JSONBytes(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
-    )
+    for dependency in ("database", "redis"):
+        if dependency in checks:
+            rt.metrics.dependency_up.labels(dependency).set(1 if checks[dependency] == "ok" else 0)
+    ready = all(value == "ok" for name, value in checks.items() if name not in DEGRADING)
+    status = "not_ready" if not ready else "ready" if all(v == "ok" for v in checks.values()) else "degraded"
+    return JSONBytes({"status": status, "checks": checks}, status_code=200 if ready else 503)
 
 
 @router.get(

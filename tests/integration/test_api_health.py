@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.logs import JsonFormatter
 from rulesvc.service import Evaluator
+from rulesvc.storage import make_engine
 from tests.integration.conftest import REDIS_URL, RULESETS, auth, event, free_port, make_settings, unavailable
 
 
@@ -33,13 +34,28 @@ def test_readyz_with_redis(sqlite_url: str, book: Evaluator) -> None:
         assert client.get("/readyz").json()["checks"]["redis"] == "ok"
 
 
-def test_readyz_reports_unreachable_redis(sqlite_url: str, book: Evaluator) -> None:
+def test_readyz_unreachable_redis_degrades_but_stays_ready(sqlite_url: str, book: Evaluator) -> None:
+    """A replica without Redis still decides (and reloads rulesets by polling the database): a load balancer
+    must not take every replica out during a Redis outage. The outage shows in the details and the metrics."""
     settings = make_settings(sqlite_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     with TestClient(create_app(settings, book=book)) as client:
         response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["status"] == "not_ready"
+        metrics = client.get("/metrics").text
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "degraded"
+    assert response.json()["checks"]["database"] == "ok"
     assert response.json()["checks"]["redis"].startswith("error: ")
+    assert 'rulesvc_dependency_up{dependency="redis"} 0.0' in metrics
+    assert 'rulesvc_dependency_up{dependency="database"} 1.0' in metrics
+
+
+def test_readyz_fails_without_database(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = client.app.state.runtime.service.store  # type: ignore[attr-defined]
+    unreachable = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/rulesvc")
+    monkeypatch.setattr(store, "engine", unreachable)
+    response = client.get("/readyz")
+    assert response.status_code == 503, response.text
+    assert response.json()["status"] == "not_ready"
 
 
 def test_metrics_by_ruleset_rule_and_action_type(client: TestClient, keys: dict[str, str]) -> None:
