@@ -105,6 +105,16 @@ class _Out(BaseModel):
 class PendingOut(_Out):
     version: int
     effective_at: str
+    state: str
+
+
+class SupersededOut(_Out):
+    version: int
+    effective_at: str
+    state: Literal["superseded", "rolled_back"]
+    state_label: str
+    superseded_by: int | None
+    never_in_force: bool
 
 
 class RulesetOut(_Out):
@@ -114,7 +124,11 @@ class RulesetOut(_Out):
     content_sha256: str | None
     approver: str | None
     published_at: str | None
-    pending: list[PendingOut]
+    state: Literal["in_force"] | None
+    pending: list[PendingOut] = Field(description="versions scheduled to take effect later")
+    superseded: list[SupersededOut] = Field(
+        description="versions that were scheduled after the one in force but will now never take effect"
+    )
 
 
 class RulesetListOut(_Out):
@@ -184,6 +198,12 @@ class DraftListOut(_Out):
 class VersionOut(_Out):
     ruleset: str
     version: int
+    state: Literal["in_force", "scheduled", "superseded", "rolled_back"] = Field(
+        description="生效中 / 待生效 / 已被取代 / 已回滚（现在）"
+    )
+    state_label: str
+    superseded_by: int | None
+    never_in_force: bool = Field(description="superseded before it ever took effect")
     effective_at: str
     content_sha256: str
     cases_sha256: str

@@ -157,7 +157,15 @@ def list_rulesets(
             approved = f"approved by {entry['approver']}" if entry["approver"] else "imported at first start"
             line = f"  {entry['name']:<18} v{entry['version']}  effective {_when(entry['effective_at'])}  {approved}"
         pending = ", ".join(f"v{p['version']} from {_when(p['effective_at'])}" for p in entry["pending"])
-        typer.echo(line + (f"; scheduled: {pending}" if pending else ""))
+        gone = ", ".join(
+            f"v{p['version']} ({p['state_label']} → v{p['superseded_by']})"
+            for p in entry.get("superseded", [])
+        )
+        typer.echo(
+            line
+            + (f"; scheduled: {pending}" if pending else "")
+            + (f"; will never take effect: {gone}" if gone else "")
+        )
 
 
 @app.command()
@@ -349,8 +357,9 @@ def versions(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
     """Every version: effective time, author, approver, reason."""
     result = _client(url, key).call("GET", RulesetsClient.path(name, "versions"))
     for v in result["versions"]:
+        replaced = f" → v{v['superseded_by']}" if v.get("superseded_by") else ""
         typer.echo(
-            f"v{v['version']}  effective {_when(v['effective_at'])}  by {v['author']}"
+            f"v{v['version']}  {v['state_label']}{replaced}  effective {_when(v['effective_at'])}  by {v['author']}"
             f"  approved by {v['approver'] or '-'}  {v['source']}: {v['reason']}"
         )
 

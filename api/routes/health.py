@@ -27,7 +27,7 @@ async def healthz() -> Response:
     summary="就绪检查：能否做出决策（数据库、规则集）；Redis 不可达只降级",
     description=(
         "数据库可达即就绪（200）。Redis 不可达时副本仍能决策，并靠轮询数据库加载新发布的规则集版本："
-        "`status` 为 `degraded`，`checks.redis` 写明错误，指标 `rulesvc_dependency_up{dependency=\"redis\"}` 为 0，"
+        '`status` 为 `degraded`，`checks.redis` 写明错误，指标 `rulesvc_dependency_up{dependency="redis"}` 为 0，'
         "但不返回 503（否则 Redis 故障时负载均衡会摘掉所有副本）。数据库不可达 → 503。"
     ),
     responses={503: {"model": ReadyOut, "description": "未就绪（数据库不可达）"}},

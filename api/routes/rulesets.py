@@ -178,6 +178,7 @@ async def list_rulesets(
 )
 async def import_rulesets(request: Request, principal: Principal = Depends(WRITE)) -> Response:
     body = ImportIn.model_validate(await json_body(request))
+    queries = _queries(request)
     result = await run_in_threadpool(
         _service(request).import_rulesets,
         await _actor(request, principal),
@@ -187,7 +188,10 @@ async def import_rulesets(request: Request, principal: Principal = Depends(WRITE
     )
     return JSONBytes(
         {
-            "imported": [version_json(v) for v in result.imported],
+            "imported": [
+                version_json(v, state=(await run_in_threadpool(queries.states, v.name)).get(v.version))
+                for v in result.imported
+            ],
             "drafts": [draft_json(d) for d in result.drafts],
             "unchanged": result.unchanged,
         }
@@ -390,7 +394,11 @@ async def publish_draft(
     publication = await run_in_threadpool(
         service.publish, await _actor(request, principal), name, draft_id, body.effective_at
     )
-    return JSONBytes({**version_json(publication.version), "supersedes": publication.supersedes})
+    states = await run_in_threadpool(service.queries.states, name)
+    record = publication.version
+    return JSONBytes(
+        {**version_json(record, state=states.get(record.version)), "supersedes": publication.supersedes}
+    )
 
 
 @router.post(
@@ -421,8 +429,12 @@ async def replay_draft(
     responses=_errors(404),
 )
 async def list_versions(name: str, request: Request, _principal: Principal = Depends(READ)) -> Response:
-    versions = await run_in_threadpool(_queries(request).versions, name)
-    return JSONBytes({"ruleset": name, "versions": [version_json(v) for v in versions]})
+    queries = _queries(request)
+    versions = await run_in_threadpool(queries.versions, name)
+    states = await run_in_threadpool(queries.states, name)
+    return JSONBytes(
+        {"ruleset": name, "versions": [version_json(v, state=states.get(v.version)) for v in versions]}
+    )
 
 
 @router.get(
@@ -437,8 +449,10 @@ async def get_version(
     request: Request,
     _principal: Principal = Depends(READ),
 ) -> Response:
-    record = await run_in_threadpool(_queries(request).version, name, version)
-    return JSONBytes(version_json(record, content=True))
+    queries = _queries(request)
+    record = await run_in_threadpool(queries.version, name, version)
+    states = await run_in_threadpool(queries.states, name)
+    return JSONBytes(version_json(record, content=True, state=states.get(record.version)))
 
 
 @router.get(

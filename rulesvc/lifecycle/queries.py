@@ -15,7 +15,7 @@ from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.errors import BadRequestError, NotFoundError
 from rulesvc.lifecycle.gate import corpus, corpus_hash
 from rulesvc.lifecycle.registry import BookRegistry
-from rulesvc.lifecycle.timeline import content_hash, in_force
+from rulesvc.lifecycle.timeline import SCHEDULED, VersionState, content_hash, in_force, version_states
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.clock import Clock
 from rulesvc.storage.ruleset_records import (
@@ -76,19 +76,28 @@ class RulesetQueries:
             raise NotFoundError(f"规则集 {name} 不存在", {"ruleset": name})
         return records
 
+    def states(self, name: str, at: datetime | None = None) -> dict[int, VersionState]:
+        """version → its state (in force / scheduled / superseded / rolled back) now or at `at`."""
+        states = version_states(self.store.versions(name) if NAME.match(name) else [], at or self.clock.now())
+        return {number: state for (_, number), state in states.items()}
+
     def overview(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
-        """Each ruleset: the version in force at `as_of` (default now) and versions scheduled after it."""
+        """Each ruleset: the version in force at `as_of` (default now), the versions scheduled after it, and
+        the versions that were scheduled but will now never take effect."""
         instant = as_of or self.clock.now()
         versions = self.store.all_versions()
         force = in_force(versions, instant)
+        states = version_states(versions, instant)
         result = []
         for name in sorted({v.name for v in versions}):
             current = force.get(name)
             number = current.version if current else 0
-            pending = [
+            later = [
                 v for v in versions if v.name == name and v.version > number and v.effective_at > instant
             ]
-            result.append({"name": name, "in_force": current, "pending": pending})
+            pending = [v for v in later if states[(name, v.version)].state == SCHEDULED]
+            superseded = [(v, states[(name, v.version)]) for v in later if v not in pending]
+            result.append({"name": name, "in_force": current, "pending": pending, "superseded": superseded})
         return result
 
     def diff(self, name: str, from_ref: str | None, to_ref: str | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rulesvc.errors import InvalidRulesetError, RulesetError
@@ -57,6 +58,75 @@ def latest(versions: Iterable[VersionRecord]) -> dict[str, VersionRecord]:
         if current is None or record.version > current.version:
             chosen[record.name] = record
     return chosen
+
+
+IN_FORCE, SCHEDULED, SUPERSEDED, ROLLED_BACK = "in_force", "scheduled", "superseded", "rolled_back"
+STATE_LABELS = {IN_FORCE: "生效中", SCHEDULED: "待生效", SUPERSEDED: "已被取代", ROLLED_BACK: "已回滚"}
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """Where a version stands at an instant.
+
+    `in_force`: it decides now. `scheduled`: it will decide from its effective time. `superseded`: a later
+    version took its place (`never_in_force` when that happened before it ever took effect). `rolled_back`:
+    superseded by a rollback to a version before it.
+    """
+
+    state: str
+    superseded_by: int | None = None
+    never_in_force: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "state": self.state,
+            "state_label": STATE_LABELS[self.state]
+            + ("（从未生效）" if self.never_in_force and self.state != SCHEDULED else ""),
+            "superseded_by": self.superseded_by,
+            "never_in_force": self.never_in_force,
+        }
+
+
+def version_states(versions: Iterable[VersionRecord], at: datetime) -> dict[tuple[str, int], VersionState]:
+    """(name, version) → its state at `at`, for every version given (all versions of a ruleset are needed
+    to tell whether one was superseded)."""
+    by_name: dict[str, list[VersionRecord]] = {}
+    for record in versions:
+        by_name.setdefault(record.name, []).append(record)
+    states: dict[tuple[str, int], VersionState] = {}
+    for name, records in by_name.items():
+        records.sort(key=lambda r: r.version)
+        current = in_force(records, at).get(name)
+        # a version takes effect only if no later version is effective at or before its own effective time
+        never = {
+            r.version: any(w.version > r.version and w.effective_at <= r.effective_at for w in records)
+            for r in records
+        }
+        for record in records:
+            key = (name, record.version)
+            if current is not None and record.version == current.version:
+                states[key] = VersionState(IN_FORCE)
+                continue
+            if record.effective_at > at and not never[record.version]:
+                states[key] = VersionState(SCHEDULED)
+                continue
+            later = [w for w in records if w.version > record.version]
+            if never[record.version]:
+                successor = min((w for w in later if w.effective_at <= record.effective_at), key=_number)
+            else:  # the first later version that took effect after it
+                successor = min(
+                    (w for w in later if record.effective_at < w.effective_at <= at and not never[w.version]),
+                    key=lambda w: w.effective_at,
+                )
+            rollback = successor.source == "rollback" and (successor.rollback_of or 0) < record.version
+            states[key] = VersionState(
+                ROLLED_BACK if rollback else SUPERSEDED, successor.version, never[record.version]
+            )
+    return states
+
+
+def _number(record: VersionRecord) -> int:
+    return record.version
 
 
 class BookFactory:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from rulesvc.lifecycle.gate import corpus_hash
+from rulesvc.lifecycle.timeline import VersionState
 from rulesvc.storage.ruleset_records import DraftRecord, VersionRecord
 
 
@@ -14,10 +15,13 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def version_json(record: VersionRecord, *, content: bool = False) -> dict[str, Any]:
+def version_json(
+    record: VersionRecord, *, content: bool = False, state: VersionState | None = None
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleset": record.name,
         "version": record.version,
+        **(state.to_json() if state is not None else {}),
         "effective_at": _time(record.effective_at),
         "content_sha256": record.content_hash,
         "cases_sha256": corpus_hash(record.cases),
@@ -83,5 +87,13 @@ def overview_json(entry: Mapping[str, Any]) -> dict[str, Any]:
         "content_sha256": current.content_hash if current else None,
         "approver": current.approver if current else None,
         "published_at": _time(current.published_at) if current else None,
-        "pending": [{"version": v.version, "effective_at": _time(v.effective_at)} for v in entry["pending"]],
+        "state": "in_force" if current else None,
+        "pending": [
+            {"version": v.version, "effective_at": _time(v.effective_at), "state": "scheduled"}
+            for v in entry["pending"]
+        ],
+        "superseded": [
+            {"version": v.version, "effective_at": _time(v.effective_at), **state.to_json()}
+            for v, state in entry.get("superseded", [])
+        ],
     }
