@@ -61,6 +61,13 @@ class ForbiddenError(LifecycleError):
     code = "forbidden"
 
 
+class ForeignCaseFileError(ForbiddenError):
+    """A draft may change only its own ruleset's case file (`cases/<name>.yaml`): another ruleset's cases
+    are changed by a draft of that ruleset, tested, reviewed and approved as such."""
+
+    code = "cases.foreign_file"
+
+
 class StateError(LifecycleError):
     """The draft is not in the state this step needs (e.g. publishing a draft that is not approved)."""
 

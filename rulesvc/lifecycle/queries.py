@@ -117,9 +117,10 @@ class RulesetQueries:
         result = diff_rulesets(old, new, old_label, new_side.label).to_json()
         result["from"] = old_label
         result["to"] = new_side.label
-        result["cases_text"] = _cases_diff(
-            old_side.cases if old_side else {}, new_side.cases, old_label, new_side.label
-        )
+        # only the ruleset's own case file: other rulesets' files are not part of its versions
+        old_cases = {name: old_side.cases[name]} if old_side and name in old_side.cases else {}
+        new_cases = {name: new_side.cases[name]} if name in new_side.cases else {}
+        result["cases_text"] = _cases_diff(old_cases, new_cases, old_label, new_side.label)
         return result
 
     def draft_diff(self, draft: DraftRecord) -> dict[str, Any]:
@@ -176,8 +177,8 @@ class RulesetQueries:
     def export(self, as_of: datetime | None = None) -> tuple[dict[str, VersionRecord], dict[str, str]]:
         """The versions in force at `as_of` (default now) and the case files in force, for writing back to
         a rules folder."""
-        versions = self.store.all_versions()
-        return in_force(versions, as_of or self.clock.now()), corpus(self.shipped_cases, versions)
+        chosen = in_force(self.store.all_versions(), as_of or self.clock.now())
+        return chosen, corpus(self.shipped_cases, chosen.values())
 
     # -- books for simulation -----------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from rulesvc.lifecycle.errors import (
     BadRequestError,
     CasesFailedError,
     ForbiddenError,
+    ForeignCaseFileError,
     FourEyesError,
     InvalidDraftError,
     NoChangeError,
@@ -37,7 +38,16 @@ from rulesvc.lifecycle.errors import (
     StaleDraftError,
     StateError,
 )
-from rulesvc.lifecycle.gate import check_case_files, corpus, corpus_hash, load_corpus, run_gate, summary
+from rulesvc.lifecycle.gate import (
+    GateRun,
+    check_case_files,
+    corpus,
+    corpus_hash,
+    load_corpus,
+    run_gate,
+    scenarios,
+    summary,
+)
 from rulesvc.lifecycle.queries import NAME, RulesetQueries
 from rulesvc.lifecycle.registry import BookRegistry
 from rulesvc.lifecycle.replay import backtest
@@ -152,16 +162,23 @@ class LifecycleService:
                 self._announce()
                 return ImportResult(imported, [], [])
         current = self.store.latest_versions()
-        files = corpus(self.shipped_cases, self.store.all_versions())
+        files = corpus(self.shipped_cases, current.values())
+        foreign = sorted(f for f in cases if f not in rulesets and f not in current)
+        if foreign:
+            raise ForeignCaseFileError(
+                f"样例文件 {', '.join(f'cases/{f}.yaml' for f in foreign)} 不属于任何规则集：合规样例随所属规则集版本化",
+                {"files": foreign},
+            )
         drafts: list[DraftRecord] = []
         unchanged: list[str] = []
-        for name in sorted(rulesets):
+        for name in sorted(set(rulesets) | set(cases)):
             case_changes = {name: cases[name]} if name in cases and files.get(name) != cases[name] else {}
             head = current.get(name)
-            if head is not None and head.content == rulesets[name] and not case_changes:
+            content = rulesets.get(name, head.content if head else "")
+            if head is not None and head.content == content and not case_changes:
                 unchanged.append(name)
                 continue
-            drafts.append(self.create_draft(actor, name, rulesets[name], "导入", case_changes))
+            drafts.append(self.create_draft(actor, name, content, "导入", case_changes))
         return ImportResult([], drafts, unchanged)
 
     def _parse_all(self, rulesets: Mapping[str, str]) -> dict[str, Ruleset]:
@@ -237,12 +254,13 @@ class LifecycleService:
         cases = dict(cases or {})
         for file in cases:
             _check_name(file, "样例文件名")
+            _require_own_file(name, file)
         problems = check_case_files(cases)
         if problems:
             raise InvalidDraftError(problems, "合规样例文件有错误")
         versions = self.store.all_versions()
         head = latest(versions).get(name)
-        files = corpus(self.shipped_cases, versions)
+        files = corpus(self.shipped_cases, latest(versions).values())
         if (
             head is not None
             and head.content_hash == ruleset.content_hash
@@ -292,6 +310,7 @@ class LifecycleService:
         file = file or name
         _check_name(file, "样例文件名")
         draft = self.queries.draft(name, draft_id)
+        _require_own_file(name, file)
         _require_author(draft, actor, "修改")
         _require_status(draft, DRAFT, "上传样例")
         cases = {**draft.cases, file: text}
@@ -411,7 +430,7 @@ class LifecycleService:
             )
         effective = max(effective, now)
         existing = self.store.all_versions()
-        files = corpus(self.shipped_cases, existing)
+        files = corpus(self.shipped_cases, latest(existing).values())
         pending: list[int] = []
 
         def decide(view: StoreView) -> Change:
@@ -425,7 +444,7 @@ class LifecycleService:
                 version=number,
                 content=current.content,
                 content_hash=current.content_hash,
-                cases={**own, **current.cases},
+                cases={**own, **{f: t for f, t in current.cases.items() if f == name}},
                 source=current.source,
                 author=current.author,
                 reason=current.reason,
@@ -537,15 +556,21 @@ class LifecycleService:
         cases: Mapping[str, str],
         versions: list[VersionRecord] | None = None,
     ) -> dict[str, Any]:
-        """Every case in force (with the draft's files in place) on the latest versions plus the draft."""
+        """Every case of every ruleset with the draft in place of its ruleset, against the other rulesets'
+        versions in force now and against each combination their scheduled versions bring."""
         versions = versions if versions is not None else self.store.all_versions()
-        heads = {n: self.factory.stored(r) for n, r in latest(versions).items()}
-        book = self.factory.book({**heads, name: ruleset})
-        files = {**corpus(self.shipped_cases, versions), **cases}
-        loaded, errors = load_corpus(files)
-        if errors:
-            raise InvalidDraftError(errors, "合规样例文件有错误")
-        return run_gate(book, loaded, files, self._engine_lock)
+        head = latest(versions).get(name)
+        own = {**corpus(self.shipped_cases, [head] if head else []), **cases}
+        own = {name: own[name]} if name in own else {}
+        runs = []
+        for scenario in scenarios(versions, self.clock.now(), name):
+            others = {n: self.factory.stored(r) for n, r in scenario.chosen.items()}
+            files = {**corpus(self.shipped_cases, scenario.chosen.values()), **own}
+            loaded, errors = load_corpus(files)
+            if errors:
+                raise InvalidDraftError(errors, "合规样例文件有错误")
+            runs.append(GateRun(scenario, self.factory.book({**others, name: ruleset}), loaded, files))
+        return run_gate(runs, self._engine_lock)[0]
 
     def _evaluate(self, book: RuleBook, event: Event) -> Decision:
         if self._engine_lock is None:
@@ -584,6 +609,15 @@ def _require_status(draft: DraftRecord, status: str, step: str) -> None:
         raise StateError(
             f"草稿状态为 {draft.status}，只有 {status} 状态的草稿才能{step}",
             {"status": draft.status, "required": status},
+        )
+
+
+def _require_own_file(name: str, file: str) -> None:
+    if file != name:
+        raise ForeignCaseFileError(
+            f"{name} 的草稿只能修改本规则集的合规样例 cases/{name}.yaml，不能修改 cases/{file}.yaml"
+            f"（其他规则集的样例须由该规则集的草稿修改并经审批）",
+            {"ruleset": name, "file": file, "allowed": name},
         )
 
 

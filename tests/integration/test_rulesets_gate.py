@@ -5,25 +5,28 @@ ways an editor who wants a change through got around the gate before.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from rulesvc.sla.clock import VirtualClock
+from tests.integration import test_rulesets_lifecycle as lifecycle
 from tests.integration.conftest import RULESETS, auth
-from tests.integration.test_rulesets_lifecycle import (  # noqa: F401 (fixtures)
+from tests.integration.test_rulesets_lifecycle import (
     EXPENSE,
     ORIGINAL,
     ORIGINAL_CASES,
     RAISED,
     RAISED_CASES,
-    START,
-    clock,
-    lc_keys,
-    lifecycle_client,
     push,
 )
+
+clock = lifecycle.clock
+lifecycle_client = lifecycle.lifecycle_client
+lc_keys = lifecycle.lc_keys
 
 ROUTING = "loan-routing"
 ROUTING_TEXT = (RULESETS / f"{ROUTING}.yaml").read_text(encoding="utf-8")
@@ -125,3 +128,106 @@ def test_superseded_versions_say_so_everywhere_they_are_listed(
         (4, "in_force", None),
     ]
     assert versions[2]["state_label"] == "已回滚"
+
+
+# -- cases belong to their ruleset ------------------------------------------------------------------------
+
+XIAN_ROUTING = ROUTING_TEXT.replace(
+    "    default:",
+    "      - id: 西安雁塔\n        地区: 西安雁塔\n        then:\n          - assign: {group: 西安分行信贷审批组}\n    default:",
+    1,
+)
+XIAN_CASE = """
+  - name: 西安雁塔贷款分派西安分行
+    given:
+      - type: ticket.created
+        at: 2026-11-02T09:50:00+08:00
+        ticket: {kind: loan, id: L-2026-0199, region: 西安雁塔, amount: 300000, credit_rating: A, owner: 周八, stage: 受理}
+    expect:
+      - {type: assign, group: 西安分行信贷审批组}
+"""
+XIAN_CASES = ROUTING_CASES.rstrip("\n") + "\n" + XIAN_CASE
+BOUNDARIES = ("差旅费5000元整不自动审批转人工", "差旅费5000.01元不自动审批转人工")
+
+
+def without_cases(text: str, *names: str) -> str:
+    """The case file with the named cases cut out (each case is a `  - name:` block)."""
+    head, *blocks = text.split("\n  - name: ")
+    kept = [b for b in blocks if b.split("\n", 1)[0].strip() not in names]
+    return "\n  - name: ".join([head, *kept])
+
+
+def test_a_draft_cannot_change_another_rulesets_cases(
+    lifecycle_client: TestClient, lc_keys: dict[str, str]
+) -> None:
+    client, editor = lifecycle_client, lc_keys["editor"]
+    created = client.post(
+        f"/v1/rulesets/{ROUTING}/drafts",
+        json={"content": XIAN_ROUTING, "reason": "新增西安雁塔", "cases": {ROUTING: XIAN_CASES}},
+        headers=auth(editor),
+    )
+    assert created.status_code == 201, created.text
+    draft_id = created.json()["draft_id"]
+    gutted = without_cases(ORIGINAL_CASES, *BOUNDARIES)
+    refused = upload(client, editor, ROUTING, draft_id, gutted, file=EXPENSE)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "cases.foreign_file"
+    assert refused.json()["details"] == {"ruleset": ROUTING, "file": EXPENSE, "allowed": ROUTING}
+    # nor in the draft's own upload
+    smuggled = client.post(
+        f"/v1/rulesets/{ROUTING}/drafts",
+        json={"content": XIAN_ROUTING, "cases": {ROUTING: XIAN_CASES, EXPENSE: gutted}},
+        headers=auth(editor),
+    )
+    assert smuggled.status_code == 403 and smuggled.json()["code"] == "cases.foreign_file", smuggled.text
+    # nor through an import of a folder
+    imported = client.post(
+        "/v1/rulesets/import",
+        json={"rulesets": {ROUTING: XIAN_ROUTING}, "cases": {ROUTING: XIAN_CASES, "shared-fixtures": gutted}},
+        headers=auth(editor),
+    )
+    assert imported.status_code == 403 and imported.json()["code"] == "cases.foreign_file", imported.text
+    # A folder whose only change is a ruleset's case file gives a draft of that ruleset.
+    imported = client.post(
+        "/v1/rulesets/import",
+        json={"rulesets": {ROUTING: ROUTING_TEXT}, "cases": {EXPENSE: gutted}},
+        headers=auth(editor),
+    )
+    assert imported.status_code == 200, imported.text
+    assert [(d["ruleset"], d["case_files"]) for d in imported.json()["drafts"]] == [(EXPENSE, [EXPENSE])]
+
+
+def test_a_foreign_case_file_stored_with_an_old_version_is_ignored(
+    lifecycle_client: TestClient, lc_keys: dict[str, str]
+) -> None:
+    """Versions published before case files were bound to their ruleset may carry another ruleset's file;
+    it neither weakens that ruleset's gate nor shows as deleted in later diffs."""
+    client = lifecycle_client
+    publish_change(client, lc_keys, ROUTING, XIAN_ROUTING, XIAN_CASES)
+    gutted = without_cases(ORIGINAL_CASES, *BOUNDARIES)
+    engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE ruleset_versions SET cases = :c WHERE name = :n AND version = 2"),
+            {"c": json.dumps({ROUTING: XIAN_CASES, EXPENSE: gutted}), "n": ROUTING},
+        )
+    client.app.state.lifecycle.registry.refresh()  # type: ignore[attr-defined]
+    # The expense-approval gate still holds its boundary cases.
+    loosened = ORIGINAL.replace('金额: "< 5000"', '金额: "< 50000"')
+    draft = push(client, lc_keys["editor"], loosened, "门槛 50000").json()
+    assert draft["tests"]["failed"] >= 2 and set(BOUNDARIES) <= {
+        f["name"] for f in draft["tests"]["failures"]
+    }
+    assert draft["tests"]["total"] == 50  # 49 shipped + 西安雁塔
+    # Diffs of loan-routing show only its own case file.
+    publish_change(
+        client, lc_keys, ROUTING, XIAN_ROUTING.replace("兜底", "兜 底", 1), XIAN_CASES.replace("周八", "周九")
+    )
+    diff = client.get(
+        f"/v1/rulesets/{ROUTING}/diff", params={"from": "2", "to": "3"}, headers=auth(lc_keys["auditor"])
+    )
+    assert diff.status_code == 200, diff.text
+    assert "cases/expense-approval.yaml" not in diff.json()["cases_text"]
+    assert "cases/loan-routing.yaml" in diff.json()["cases_text"]
+    exported = client.get("/v1/rulesets/export", headers=auth(lc_keys["auditor"])).json()
+    assert exported["cases"][EXPENSE] == ORIGINAL_CASES
