@@ -39,6 +39,18 @@ class DraftIn(_In):
 
 class ReviewIn(_In):
     comment: Text = ""
+    accept_gaps: bool = Field(
+        default=False,
+        description="approve only: accept the gaps in the gate the author explained (required when there are any)",
+    )
+
+
+class SubmitIn(_In):
+    gaps_reason: Text = Field(
+        default="",
+        description="why the draft may leave gaps in the gate (coverage under 100 %, the only case of a row or "
+        "threshold removed); required when it does",
+    )
 
 
 class PublishIn(_In):
@@ -153,6 +165,14 @@ class TestReportOut(_Out):
     uncovered: list[str]
     failures: list[CaseFailureOut]
     cases_sha256: str
+    scenarios: list[dict[str, Any]] = Field(
+        default_factory=list, description="each combination of versions the cases ran against"
+    )
+    gaps: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="gaps in the gate: need a reason at submit and the approver's acceptance",
+    )
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ChangeOut(_Out):
@@ -160,6 +180,14 @@ class ChangeOut(_Out):
     what: str
     old: Any = None
     new: Any = None
+
+
+class CaseChangeOut(_Out):
+    file: str
+    case: str
+    change: Literal["added", "removed", "expect_changed", "given_changed"]
+    label: str = Field(description="新增样例 / 删除样例 / 预期结果改变 / 输入改变")
+    summary: str
 
 
 class DiffOut(_Out):
@@ -170,6 +198,7 @@ class DiffOut(_Out):
     summary: list[str]
     text: str
     cases_text: str
+    cases: list[CaseChangeOut] = Field(description="the ruleset's own case file, case by case")
     from_: str = Field(alias="from")
     to: str
 

@@ -97,15 +97,15 @@ def _tests_line(tests: Mapping[str, Any]) -> str:
     )
 
 
-def _print_draft(draft: Mapping[str, Any], *, diff: bool = True) -> None:
+def _print_draft(draft: Mapping[str, Any]) -> None:
     base = f"v{draft['base_version']}" if draft.get("base_version") else "nothing (new ruleset)"
     typer.echo(f"draft {draft['draft_id']}  {draft['ruleset']}  status {draft['status']}  based on {base}")
     typer.echo(f"author {draft['author']}  reason: {draft.get('reason') or '-'}")
     if draft.get("reviewer"):
         typer.echo(f"reviewed by {draft['reviewer']}: {draft.get('review_comment') or '-'}")
-    changes = (draft.get("diff") or {}).get("summary", []) if diff else []
-    added = (draft.get("diff") or {}).get("added", []) if diff else []
-    removed = (draft.get("diff") or {}).get("removed", []) if diff else []
+    changes = (draft.get("diff") or {}).get("summary", [])
+    added = (draft.get("diff") or {}).get("added", [])
+    removed = (draft.get("diff") or {}).get("removed", [])
     if changes or added or removed:
         typer.echo("changes:")
         for line in changes:
@@ -114,17 +114,39 @@ def _print_draft(draft: Mapping[str, Any], *, diff: bool = True) -> None:
             typer.echo(f"  + {line}")
         for line in removed:
             typer.echo(f"  - {line}")
-    if draft.get("case_files"):
-        files = ", ".join(f"cases/{f}.yaml" for f in draft["case_files"])
-        typer.echo(f"case files replaced by this draft: {files}")
-        typer.echo(f"  (see them: rulesvc rulesets diff {draft['ruleset']} --to {draft['draft_id']})")
+    case_lines = [c["summary"] for c in (draft.get("diff") or {}).get("cases", [])]
+    if case_lines:
+        typer.echo("case changes:")
+        for line in case_lines:
+            typer.echo(f"  {line}")
+        typer.echo(f"  (the text: rulesvc rulesets diff {draft['ruleset']} --to {draft['draft_id']})")
     tests = draft.get("tests") or {}
+    if draft.get("submitted_at") and draft.get("status") != "draft":
+        typer.echo(f"evidence frozen at submit {_when(draft['submitted_at'])}:")
     typer.echo(_tests_line(tests))
     for failure in tests.get("failures", []):
         typer.echo(failure.get("text", ""))
+    _print_findings(tests)
     replay = draft.get("replay")
     if replay:
         _print_replay(replay)
+    elif draft.get("status") != "draft":
+        typer.echo("replay: none was run before submitting")
+
+
+def _print_findings(tests: Mapping[str, Any]) -> None:
+    scenarios = tests.get("scenarios") or []
+    if len(scenarios) > 1:
+        typer.echo("  ran against: " + "; ".join(s["label"] for s in scenarios))
+    gaps = tests.get("gaps") or []
+    if gaps:
+        typer.echo(f"gaps in the gate ({len(gaps)}; the approver must accept them):")
+        for gap in gaps:
+            typer.echo(f"  ! {gap['message']}")
+        if tests.get("gaps_reason"):
+            typer.echo(f"  reason: {tests['gaps_reason']}")
+    for warning in tests.get("warnings") or []:
+        typer.echo(f"  warning: {warning['message']}")
 
 
 def _print_replay(report: Mapping[str, Any]) -> None:
@@ -219,7 +241,7 @@ def upload_cases(
         content=file.read_text(encoding="utf-8").encode("utf-8"),
         headers={"Content-Type": "application/yaml"},
     )
-    _print_draft(result, diff=False)
+    _print_draft(result)
     if not result.get("submittable"):
         raise typer.Exit(1)
 
@@ -250,16 +272,36 @@ def diff(
         typer.echo(f"  + {line}")
     for line in result["removed"]:
         typer.echo(f"  - {line}")
+    for change in result.get("cases", []):
+        typer.echo(f"  {change['summary']}")
     typer.echo("")
     typer.echo(result["text"] + result.get("cases_text", ""), nl=False)
 
 
 @app.command()
 @_handled
-def submit(name: Name, draft: Draft, url: Url = DEFAULT_URL, key: Key = None) -> None:
-    """Submit for approval (every compliance case is re-run and must pass)."""
-    result = _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "submit"))
+def submit(
+    name: Name,
+    draft: Draft,
+    gaps_reason: Annotated[
+        str, typer.Option("--gaps-reason", help="why gaps in the gate (coverage < 100 %, ...) are acceptable")
+    ] = "",
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Submit for approval (every compliance case is re-run and must pass); freezes the evidence."""
+    body = {"gaps_reason": gaps_reason} if gaps_reason else {}
+    result = _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "submit"), json=body)
     typer.echo(f"submitted {name} draft {draft}; {_tests_line(result['tests'])}")
+    _print_findings(result["tests"])
+
+
+@app.command()
+@_handled
+def withdraw(name: Name, draft: Draft, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """Take your submitted draft back to editing (to replay again or change cases); submit it again after."""
+    _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "withdraw"))
+    typer.echo(f"withdrew {name} draft {draft}: back to editing")
 
 
 @app.command()
@@ -268,13 +310,15 @@ def approve(
     name: Name,
     draft: Draft,
     comment: Annotated[str, typer.Option("--comment", help="why you approve")] = "",
+    accept_gaps: Annotated[
+        bool, typer.Option("--accept-gaps", help="accept the gaps in the gate the author explained")
+    ] = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
     """Approve a submitted draft (not your own)."""
-    _client(url, key).call(
-        "POST", RulesetsClient.path(name, "drafts", draft, "approve"), json={"comment": comment}
-    )
+    body = {"comment": comment, **({"accept_gaps": True} if accept_gaps else {})}
+    _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "approve"), json=body)
     typer.echo(f"approved {name} draft {draft}")
 
 

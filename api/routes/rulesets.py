@@ -35,6 +35,7 @@ from api.ruleset_schemas import (
     RollbackIn,
     RulesetListOut,
     RulesetVerifyOut,
+    SubmitIn,
     VersionListOut,
     VersionOut,
 )
@@ -86,7 +87,7 @@ def _yaml_body(description: str, json_model: str | None = None) -> dict[str, Any
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
-BODY_MODELS: list[type[BaseModel]] = [DraftIn, ReviewIn, PublishIn, RollbackIn, ReplayIn, ImportIn]
+BODY_MODELS: list[type[BaseModel]] = [DraftIn, ReviewIn, SubmitIn, PublishIn, RollbackIn, ReplayIn, ImportIn]
 """Models of bodies the routes parse themselves: added to the OpenAPI components by the app."""
 
 
@@ -322,21 +323,44 @@ async def upload_cases(
     draft = await run_in_threadpool(
         service.upload_cases, await _actor(request, principal), name, draft_id, query.file, text
     )
-    return JSONBytes(draft_json(draft))
+    diff = await run_in_threadpool(service.queries.draft_diff, draft)
+    return JSONBytes(draft_json(draft, diff=diff))
 
 
 @router.post(
     "/v1/rulesets/{name}/drafts/{draft_id}/submit",
     response_model=DraftOut,
-    summary="提交审批（全部合规样例通过才可提交）",
-    description="重新运行全部合规样例；有失败时返回 422，`details.failures` 列出失败样例及期望/实际。",
-    responses=_errors(404, 409, 422),
+    summary="提交审批（全部合规样例通过才可提交；测试缺口须写明理由）",
+    description=(
+        "重新运行全部合规样例（所有规则集，现行版本及每个待生效版本组合）；有失败时返回 422 `cases_failed`，"
+        "`details.failures` 列出失败样例及期望/实际。覆盖率不足 100% 或删除了唯一覆盖某行/阈值的样例时，"
+        "须在 `gaps_reason` 写明理由（否则 422 `gate.gaps_unexplained`）。提交后测试、覆盖率与回放结果冻结。"
+    ),
+    responses=_errors(404, 409, 413, 415, 422),
+    openapi_extra=_json_body("SubmitIn", required=False),
 )
 async def submit_draft(
     name: str, draft_id: str, request: Request, principal: Principal = Depends(WRITE)
 ) -> Response:
+    body = SubmitIn.model_validate(await _optional_json(request))
     draft = await run_in_threadpool(
-        _service(request).submit, await _actor(request, principal), name, draft_id
+        _service(request).submit, await _actor(request, principal), name, draft_id, body.gaps_reason
+    )
+    return JSONBytes(draft_json(draft))
+
+
+@router.post(
+    "/v1/rulesets/{name}/drafts/{draft_id}/withdraw",
+    response_model=DraftOut,
+    summary="撤回已提交的草稿，回到编辑状态（作者本人）",
+    description="提交后证据（测试、覆盖率、回放）冻结；要重新回放或修改样例，须先撤回，再重新提交。",
+    responses=_errors(404, 409),
+)
+async def withdraw_draft(
+    name: str, draft_id: str, request: Request, principal: Principal = Depends(WRITE)
+) -> Response:
+    draft = await run_in_threadpool(
+        _service(request).withdraw, await _actor(request, principal), name, draft_id
     )
     return JSONBytes(draft_json(draft))
 
@@ -347,15 +371,20 @@ async def _review(
     """Approve or reject (four-eyes is enforced by the lifecycle service, not here)."""
     body = ReviewIn.model_validate(await _optional_json(request))
     service = _service(request)
-    decide = service.approve if approve else service.reject
-    draft = await run_in_threadpool(decide, await _actor(request, principal), name, draft_id, body.comment)
+    actor = await _actor(request, principal)
+    if approve:
+        draft = await run_in_threadpool(
+            service.approve, actor, name, draft_id, body.comment, body.accept_gaps
+        )
+    else:
+        draft = await run_in_threadpool(service.reject, actor, name, draft_id, body.comment)
     return JSONBytes(draft_json(draft))
 
 
 @router.post(
     "/v1/rulesets/{name}/drafts/{draft_id}/approve",
     response_model=DraftOut,
-    summary="批准（四眼原则：作者本人即使持有 approver 角色也返回 403）",
+    summary="批准（四眼原则：作者本人即使持有 approver 角色也返回 403；有测试缺口须 accept_gaps）",
     responses=_errors(404, 409, 413, 415, 422),
     openapi_extra=_json_body("ReviewIn", required=False),
 )

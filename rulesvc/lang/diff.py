@@ -1,7 +1,8 @@
 """Differences between two versions of a ruleset, structured for approvers and as unified text.
 
-Structured: rules and table rows added, removed and changed, each change naming what moved from what to what
-(`报销审批#差旅费小额自动审批 金额: < 5000 → < 8000`, `when: ticket.amount < 5000 → ticket.amount < 8000`).
+Structured, labelled in Chinese for the people who review: rules and table rows added or removed (with their
+content: a new row shows its cells and actions), and each change naming what moved from what to what
+(`决策表 报销审批 行 差旅费小额自动审批 金额: < 5000 → < 8000`, `规则 认定大额贷款 条件: … → …`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rulesvc.lang.expr import to_text
+from rulesvc.lang.labels import action_label
 from rulesvc.lang.model import ActionSpec, ParamSpec, Row, Rule, Ruleset, Table
 from rulesvc.model import to_jsonable
 
 
 @dataclass(frozen=True)
 class Change:
-    where: str  # "rule 认定大额贷款" / "table 报销审批 row 差旅费小额自动审批"
-    what: str  # "when", "金额", "then", "priority", ...
+    where: str  # "规则 认定大额贷款" / "决策表 报销审批 行 差旅费小额自动审批"
+    what: str  # "条件", "金额" (a column), "动作", "优先级", ...
     old: Any
     new: Any
 
@@ -69,6 +71,25 @@ def _param_text(param: ParamSpec) -> Any:
     return param.value
 
 
+WHEN, ON, PRIORITY, THEN, HIT, INPUTS, ROW_ORDER = (
+    "条件",
+    "触发事件",
+    "优先级",
+    "动作",
+    "命中方式",
+    "输入列",
+    "行顺序",
+)
+
+
+def _rule_where(rule_id: str) -> str:
+    return f"规则 {rule_id}"
+
+
+def _row_where(table: str, row: Row) -> str:
+    return f"决策表 {table} {'默认行' if row.is_default else '行 ' + row.id}"
+
+
 def _actions_text(actions: tuple[ActionSpec, ...]) -> list[str]:
     result = []
     for action in actions:
@@ -77,61 +98,75 @@ def _actions_text(actions: tuple[ActionSpec, ...]) -> list[str]:
             params["duration"] = str(action.duration)
         if action.warnings:
             params["warnings"] = {name: str(offset) for name, offset in action.warnings}
-        body = ", ".join(f"{k}: {to_jsonable(v)}" for k, v in params.items())
-        result.append(f"{action.type}({body})")
+        result.append(action_label(action.type, params))
     return result
 
 
+def _then(actions: tuple[ActionSpec, ...]) -> str:
+    return "；".join(_actions_text(actions)) or "（无动作）"
+
+
+def _rule_content(rule: Rule) -> str:
+    when = to_text(rule.when) if rule.when is not None else "（无条件）"
+    return f"{_rule_where(rule.id)}（{ON}: {'、'.join(rule.on)}；{WHEN}: {when} → {_then(rule.then)}）"
+
+
+def _row_content(table: str, row: Row) -> str:
+    cells = "，".join(f"{column}: {text}" for column, text in row.cell_texts.items()) or "任意"
+    return f"{_row_where(table, row)}（{cells} → {_then(row.then)}）"
+
+
 def _rule_changes(old: Rule, new: Rule) -> list[Change]:
-    where = f"rule {new.id}"
+    where = _rule_where(new.id)
     changes = []
     old_when = to_text(old.when) if old.when is not None else None
     new_when = to_text(new.when) if new.when is not None else None
     if old_when != new_when:
-        changes.append(Change(where, "when", old_when, new_when))
+        changes.append(Change(where, WHEN, old_when, new_when))
     if old.on != new.on:
-        changes.append(Change(where, "on", list(old.on), list(new.on)))
+        changes.append(Change(where, ON, list(old.on), list(new.on)))
     if old.priority != new.priority:
-        changes.append(Change(where, "priority", old.priority, new.priority))
+        changes.append(Change(where, PRIORITY, old.priority, new.priority))
     if _actions_text(old.then) != _actions_text(new.then):
-        changes.append(
-            Change(where, "then", "; ".join(_actions_text(old.then)), "; ".join(_actions_text(new.then)))
-        )
+        changes.append(Change(where, THEN, _then(old.then), _then(new.then)))
     return changes
 
 
 def _row_changes(table: str, old: Row, new: Row) -> list[Change]:
-    where = f"table {table} row {new.id}"
+    where = _row_where(table, new)
     changes = []
     for column in sorted({*old.cell_texts, *new.cell_texts}):
         before, after = old.cell_texts.get(column, "-"), new.cell_texts.get(column, "-")
         if before != after:
             changes.append(Change(where, column, before, after))
     if _actions_text(old.then) != _actions_text(new.then):
-        changes.append(
-            Change(where, "then", "; ".join(_actions_text(old.then)), "; ".join(_actions_text(new.then)))
-        )
+        changes.append(Change(where, THEN, _then(old.then), _then(new.then)))
     return changes
 
 
 def _table_changes(old: Table, new: Table, diff: RulesetDiff) -> None:
-    where = f"table {new.id}"
+    where = f"决策表 {new.id}"
     if old.hit != new.hit:
-        diff.changes.append(Change(where, "hit", old.hit, new.hit))
+        diff.changes.append(Change(where, HIT, old.hit, new.hit))
     if dict(old.input_texts) != dict(new.input_texts):
-        diff.changes.append(Change(where, "inputs", dict(old.input_texts), dict(new.input_texts)))
+        diff.changes.append(Change(where, INPUTS, dict(old.input_texts), dict(new.input_texts)))
     if old.on != new.on:
-        diff.changes.append(Change(where, "on", list(old.on), list(new.on)))
+        diff.changes.append(Change(where, ON, list(old.on), list(new.on)))
     old_rows = {row.id: row for row in old.rows}
     new_rows = {row.id: row for row in new.rows}
-    diff.added += [f"table {new.id} row {rid}" for rid in new_rows if rid not in old_rows]
-    diff.removed += [f"table {old.id} row {rid}" for rid in old_rows if rid not in new_rows]
+    diff.added += [_row_content(new.id, row) for rid, row in new_rows.items() if rid not in old_rows]
+    diff.removed += [_row_content(old.id, row) for rid, row in old_rows.items() if rid not in new_rows]
     for rid, row in new_rows.items():
         if rid in old_rows:
             diff.changes += _row_changes(new.id, old_rows[rid], row)
     if [r.id for r in old.rows if r.id in new_rows] != [r.id for r in new.rows if r.id in old_rows]:
-        diff.changes.append(Change(where, "row order", [r.id for r in old.rows], [r.id for r in new.rows]))
+        diff.changes.append(Change(where, ROW_ORDER, [r.id for r in old.rows], [r.id for r in new.rows]))
     diff.changes += _row_changes(new.id, old.default, new.default)
+
+
+def _table_content(table: Table) -> str:
+    rows = "；".join(_row_content(table.id, row) for row in (*table.rows, table.default))
+    return f"决策表 {table.id}（{rows}）"
 
 
 def diff_rulesets(
@@ -152,15 +187,15 @@ def diff_rulesets(
     )
     old_rules = {r.id: r for r in old.rules} if old else {}
     new_rules = {r.id: r for r in new.rules} if new else {}
-    diff.added += [f"rule {rid}" for rid in new_rules if rid not in old_rules]
-    diff.removed += [f"rule {rid}" for rid in old_rules if rid not in new_rules]
+    diff.added += [_rule_content(rule) for rid, rule in new_rules.items() if rid not in old_rules]
+    diff.removed += [_rule_content(rule) for rid, rule in old_rules.items() if rid not in new_rules]
     for rid, rule in new_rules.items():
         if rid in old_rules:
             diff.changes += _rule_changes(old_rules[rid], rule)
     old_tables = {t.id: t for t in old.tables} if old else {}
     new_tables = {t.id: t for t in new.tables} if new else {}
-    diff.added += [f"table {tid}" for tid in new_tables if tid not in old_tables]
-    diff.removed += [f"table {tid}" for tid in old_tables if tid not in new_tables]
+    diff.added += [_table_content(table) for tid, table in new_tables.items() if tid not in old_tables]
+    diff.removed += [_table_content(table) for tid, table in old_tables.items() if tid not in new_tables]
     for tid, table in new_tables.items():
         if tid in old_tables:
             _table_changes(old_tables[tid], table, diff)

@@ -49,6 +49,19 @@ class CasesFailedError(LifecycleError):
         super().__init__(f"{len(failed)} 个合规样例未通过，草稿不能提交审批：{names}", dict(tests))
 
 
+class GapsUnexplainedError(LifecycleError):
+    """The draft leaves gaps in the gate (coverage under 100 %, the only case of a row or threshold removed):
+    it can be submitted only with a reason, which the approver then accepts explicitly."""
+
+    code = "gate.gaps_unexplained"
+
+
+class GapsNotAcceptedError(LifecycleError):
+    """The approver did not accept the gaps the draft's author explained."""
+
+    code = "gate.gaps_not_accepted"
+
+
 class FourEyesError(LifecycleError):
     """The draft's author may not approve or reject it, whatever roles the key holds."""
 
@@ -72,6 +85,13 @@ class StateError(LifecycleError):
     """The draft is not in the state this step needs (e.g. publishing a draft that is not approved)."""
 
     code = "invalid_state"
+
+
+class EvidenceFrozenError(StateError):
+    """The evidence the approver sees (tests, coverage, replay) is frozen at submit: replaying a submitted
+    draft again needs the author to withdraw it to editing first (and submit it again)."""
+
+    code = "draft.evidence_frozen"
 
 
 class StaleDraftError(LifecycleError):

@@ -12,6 +12,7 @@ from typing import Any
 
 from rulesvc.lang.diff import diff_rulesets
 from rulesvc.lang.model import Ruleset
+from rulesvc.lifecycle.case_diff import case_changes
 from rulesvc.lifecycle.errors import BadRequestError, NotFoundError
 from rulesvc.lifecycle.gate import corpus, corpus_hash
 from rulesvc.lifecycle.registry import BookRegistry
@@ -121,6 +122,7 @@ class RulesetQueries:
         old_cases = {name: old_side.cases[name]} if old_side and name in old_side.cases else {}
         new_cases = {name: new_side.cases[name]} if name in new_side.cases else {}
         result["cases_text"] = _cases_diff(old_cases, new_cases, old_label, new_side.label)
+        result["cases"] = case_changes(name, old_cases.get(name), new_cases.get(name))
         return result
 
     def draft_diff(self, draft: DraftRecord) -> dict[str, Any]:

@@ -26,31 +26,38 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rulesvc.lang.model import Ruleset
+from rulesvc.lifecycle.draft_gate import gate_draft
 from rulesvc.lifecycle.errors import (
     BadRequestError,
     CasesFailedError,
     ForbiddenError,
     ForeignCaseFileError,
     FourEyesError,
+    GapsNotAcceptedError,
+    GapsUnexplainedError,
     InvalidDraftError,
     NoChangeError,
-    NotFoundError,
-    StaleDraftError,
-    StateError,
 )
 from rulesvc.lifecycle.gate import (
-    GateRun,
     check_case_files,
     corpus,
     corpus_hash,
-    load_corpus,
-    run_gate,
-    scenarios,
     summary,
 )
 from rulesvc.lifecycle.queries import NAME, RulesetQueries
 from rulesvc.lifecycle.registry import BookRegistry
 from rulesvc.lifecycle.replay import backtest
+from rulesvc.lifecycle.steps import (
+    chain_note,
+    evidence_hash,
+    replay_summary,
+    require_author,
+    require_base,
+    require_draft,
+    require_editable_evidence,
+    require_own_file,
+    require_status,
+)
 from rulesvc.lifecycle.timeline import EPOCH, latest
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
@@ -62,13 +69,11 @@ from rulesvc.storage.ruleset_records import (
     PUBLISHED,
     REJECTED,
     SUBMITTED,
-    AuditNote,
     Change,
     DraftRecord,
     RulesetStore,
     StoreView,
     VersionRecord,
-    ruleset_subject,
 )
 
 SYSTEM = "system"
@@ -218,7 +223,7 @@ class LifecycleService:
             if view.has_versions():
                 return Change()  # another replica imported first
             notes = [
-                _note(
+                chain_note(
                     "imported",
                     r.name,
                     actor,
@@ -254,7 +259,7 @@ class LifecycleService:
         cases = dict(cases or {})
         for file in cases:
             _check_name(file, "样例文件名")
-            _require_own_file(name, file)
+            require_own_file(name, file)
         problems = check_case_files(cases)
         if problems:
             raise InvalidDraftError(problems, "合规样例文件有错误")
@@ -289,7 +294,7 @@ class LifecycleService:
         )
 
         def decide(view: StoreView) -> Change:
-            _require_base(view, draft)
+            require_base(view, draft)
             fields: dict[str, Any] = {
                 "draft_id": draft.draft_id,
                 "base_version": draft.base_version,
@@ -300,7 +305,7 @@ class LifecycleService:
             if rollback_of is not None:
                 fields["rollback_to"] = rollback_of
             step = "rollback_requested" if source == "rollback" else "draft_created"
-            return Change(drafts=[draft], audit=[_note(step, name, actor, **fields)])
+            return Change(drafts=[draft], audit=[chain_note(step, name, actor, **fields)])
 
         self.store.write(now, decide)
         return draft
@@ -310,9 +315,9 @@ class LifecycleService:
         file = file or name
         _check_name(file, "样例文件名")
         draft = self.queries.draft(name, draft_id)
-        _require_own_file(name, file)
-        _require_author(draft, actor, "修改")
-        _require_status(draft, DRAFT, "上传样例")
+        require_own_file(name, file)
+        require_author(draft, actor, "修改")
+        require_status(draft, DRAFT, "上传样例")
         cases = {**draft.cases, file: text}
         problems = check_case_files({file: text})
         if problems:
@@ -321,10 +326,10 @@ class LifecycleService:
         now = self.clock.now()
 
         def decide(view: StoreView) -> Change:
-            current = _require_draft(view, draft_id)
-            _require_status(current, DRAFT, "上传样例")
+            current = require_draft(view, draft_id)
+            require_status(current, DRAFT, "上传样例")
             updated = replace(current, cases=cases, tests=tests, updated_at=now)
-            note = _note(
+            note = chain_note(
                 "cases_uploaded",
                 name,
                 actor,
@@ -337,29 +342,43 @@ class LifecycleService:
 
         return self._one_draft(now, decide)
 
-    def submit(self, actor: str, name: str, draft_id: str) -> DraftRecord:
-        """Re-run every case; refuse (CasesFailedError, the report in `details`) unless all pass."""
+    def submit(self, actor: str, name: str, draft_id: str, gaps_reason: str = "") -> DraftRecord:
+        """Re-run every case; refuse (CasesFailedError, the report in `details`) unless all pass, and
+        (GapsUnexplainedError) when the draft leaves gaps in the gate without a reason. The test report,
+        its gaps and reason, and the replay report are the evidence frozen for the approver."""
         draft = self.queries.draft(name, draft_id)
-        _require_author(draft, actor, "提交")
-        _require_status(draft, DRAFT, "提交")
+        require_author(draft, actor, "提交")
+        require_status(draft, DRAFT, "提交")
         tests = self._test(name, self.factory.ruleset(name, draft.content), draft.cases)
         now = self.clock.now()
         passed = tests["failed"] == 0
+        gaps_reason = " ".join(gaps_reason.split())
+        if passed and tests["gaps"] and not gaps_reason:
+            raise GapsUnexplainedError(
+                f"草稿有 {len(tests['gaps'])} 处测试缺口（覆盖率 {tests['coverage']:.0%}），提交时必须写明理由"
+                "（gaps_reason），并由审批人明确接受：" + "；".join(g["message"] for g in tests["gaps"][:3]),
+                {"gaps": tests["gaps"], "coverage": tests["coverage"]},
+            )
+        if tests["gaps"]:
+            tests = {**tests, "gaps_reason": gaps_reason}
 
         def decide(view: StoreView) -> Change:
-            current = _require_draft(view, draft_id)
-            _require_status(current, DRAFT, "提交")
-            _require_base(view, current)
+            current = require_draft(view, draft_id)
+            require_status(current, DRAFT, "提交")
+            require_base(view, current)
             if not passed:
                 return Change(drafts=[replace(current, tests=tests, updated_at=now)])
             updated = replace(current, status=SUBMITTED, tests=tests, submitted_at=now, updated_at=now)
-            note = _note(
+            note = chain_note(
                 "submitted",
                 name,
                 actor,
                 draft_id=draft_id,
                 content_sha256=current.content_hash,
                 tests=summary(tests),
+                replay=replay_summary(current.replay),
+                evidence_sha256=evidence_hash(updated),
+                **({"gaps": len(tests["gaps"]), "gaps_reason": gaps_reason} if tests["gaps"] else {}),
             )
             return Change(drafts=[updated], audit=[note])
 
@@ -368,29 +387,56 @@ class LifecycleService:
             raise CasesFailedError(tests)
         return updated
 
-    def approve(self, actor: str, name: str, draft_id: str, comment: str = "") -> DraftRecord:
-        return self._review(actor, name, draft_id, comment, APPROVED)
+    def approve(
+        self, actor: str, name: str, draft_id: str, comment: str = "", accept_gaps: bool = False
+    ) -> DraftRecord:
+        """Approve what was submitted; a draft with gaps in the gate needs them accepted (`accept_gaps`)."""
+        return self._review(actor, name, draft_id, comment, APPROVED, accept_gaps)
+
+    def withdraw(self, actor: str, name: str, draft_id: str) -> DraftRecord:
+        """The author takes a submitted draft back to editing (e.g. to replay again); its evidence is then
+        produced anew and frozen again when it is submitted again."""
+        draft = self.queries.draft(name, draft_id)
+        require_author(draft, actor, "撤回")
+        now = self.clock.now()
+
+        def decide(view: StoreView) -> Change:
+            current = require_draft(view, draft_id)
+            require_status(current, SUBMITTED, "撤回")
+            updated = replace(current, status=DRAFT, submitted_at=None, updated_at=now)
+            return Change(drafts=[updated], audit=[chain_note("withdrawn", name, actor, draft_id=draft_id)])
+
+        return self._one_draft(now, decide)
 
     def reject(self, actor: str, name: str, draft_id: str, comment: str) -> DraftRecord:
         if not comment.strip():
             raise BadRequestError("驳回时必须写明理由（comment）")
         return self._review(actor, name, draft_id, comment, REJECTED)
 
-    def _review(self, actor: str, name: str, draft_id: str, comment: str, outcome: str) -> DraftRecord:
+    def _review(
+        self, actor: str, name: str, draft_id: str, comment: str, outcome: str, accept_gaps: bool = False
+    ) -> DraftRecord:
         self.queries.draft(name, draft_id)
         now = self.clock.now()
         verb = "批准" if outcome == APPROVED else "驳回"
 
         def decide(view: StoreView) -> Change:
-            current = _require_draft(view, draft_id)
+            current = require_draft(view, draft_id)
             if current.author == actor:
                 raise FourEyesError(
                     f"四眼原则：草稿作者不能{verb}自己的草稿（即使持有 approver 角色）",
                     {"draft_id": draft_id, "author": current.author},
                 )
-            _require_status(current, SUBMITTED, verb)
+            require_status(current, SUBMITTED, verb)
+            gaps = list(current.tests.get("gaps", []))
             if outcome == APPROVED:
-                _require_base(view, current)
+                require_base(view, current)
+                if gaps and not accept_gaps:
+                    raise GapsNotAcceptedError(
+                        f"草稿有 {len(gaps)} 处测试缺口，作者的理由：{current.tests.get('gaps_reason') or '-'}；"
+                        "批准前须明确接受（accept_gaps: true）",
+                        {"gaps": gaps, "gaps_reason": current.tests.get("gaps_reason", "")},
+                    )
             updated = replace(
                 current,
                 status=outcome,
@@ -399,7 +445,7 @@ class LifecycleService:
                 reviewed_at=now,
                 updated_at=now,
             )
-            note = _note(
+            note = chain_note(
                 outcome,
                 name,
                 actor,
@@ -408,7 +454,9 @@ class LifecycleService:
                 comment=comment,
                 content_sha256=current.content_hash,
                 tests=summary(current.tests),
-                replay=_replay_summary(current.replay),
+                replay=replay_summary(current.replay),
+                evidence_sha256=evidence_hash(current),
+                **({"accepted_gaps": len(gaps)} if gaps and outcome == APPROVED else {}),
             )
             return Change(drafts=[updated], audit=[note])
 
@@ -434,9 +482,9 @@ class LifecycleService:
         pending: list[int] = []
 
         def decide(view: StoreView) -> Change:
-            current = _require_draft(view, draft_id)
-            _require_status(current, APPROVED, "发布")
-            head = _require_base(view, current)
+            current = require_draft(view, draft_id)
+            require_status(current, APPROVED, "发布")
+            head = require_base(view, current)
             number = (head.version if head else 0) + 1
             own = {name: files[name]} if name in files else {}
             record = VersionRecord(
@@ -472,7 +520,7 @@ class LifecycleService:
                 for v in existing
                 if v.name == name and v.effective_at > effective and v.version < number
             )
-            note = _note(
+            note = chain_note(
                 "published",
                 name,
                 actor,
@@ -519,8 +567,7 @@ class LifecycleService:
         if not 1 <= limit <= MAX_REPLAY:
             raise BadRequestError(f"limit 必须在 1 到 {MAX_REPLAY} 之间")
         draft = self.queries.draft(name, draft_id)
-        if draft.status in (REJECTED, PUBLISHED):
-            raise StateError(f"草稿状态为 {draft.status}，不能回放", {"status": draft.status})
+        require_editable_evidence(draft)
         ruleset = self.factory.ruleset(name, draft.content)
         timeline = self.registry.timeline
 
@@ -541,8 +588,9 @@ class LifecycleService:
         now = self.clock.now()
 
         def decide(view: StoreView) -> Change:
-            current = _require_draft(view, draft_id)
-            note = _note("replayed", name, actor, draft_id=draft_id, **_replay_summary(report))
+            current = require_draft(view, draft_id)
+            require_editable_evidence(current)
+            note = chain_note("replayed", name, actor, draft_id=draft_id, **replay_summary(report))
             return Change(drafts=[replace(current, replay=report, updated_at=now)], audit=[note])
 
         return self._one_draft(now, decide)
@@ -556,21 +604,17 @@ class LifecycleService:
         cases: Mapping[str, str],
         versions: list[VersionRecord] | None = None,
     ) -> dict[str, Any]:
-        """Every case of every ruleset with the draft in place of its ruleset, against the other rulesets'
-        versions in force now and against each combination their scheduled versions bring."""
         versions = versions if versions is not None else self.store.all_versions()
-        head = latest(versions).get(name)
-        own = {**corpus(self.shipped_cases, [head] if head else []), **cases}
-        own = {name: own[name]} if name in own else {}
-        runs = []
-        for scenario in scenarios(versions, self.clock.now(), name):
-            others = {n: self.factory.stored(r) for n, r in scenario.chosen.items()}
-            files = {**corpus(self.shipped_cases, scenario.chosen.values()), **own}
-            loaded, errors = load_corpus(files)
-            if errors:
-                raise InvalidDraftError(errors, "合规样例文件有错误")
-            runs.append(GateRun(scenario, self.factory.book({**others, name: ruleset}), loaded, files))
-        return run_gate(runs, self._engine_lock)[0]
+        return gate_draft(
+            self.factory,
+            self.shipped_cases,
+            name,
+            ruleset,
+            cases,
+            versions,
+            self.clock.now(),
+            self._engine_lock,
+        )
 
     def _evaluate(self, book: RuleBook, event: Event) -> Decision:
         if self._engine_lock is None:
@@ -580,58 +624,3 @@ class LifecycleService:
 
     def _one_draft(self, now: datetime, decide: Callable[[StoreView], Change]) -> DraftRecord:
         return self.store.write(now, decide).change.drafts[0]
-
-
-def _note(step: str, name: str, actor: str, **fields: Any) -> AuditNote:
-    return AuditNote(ruleset_subject(name), {"step": step, "ruleset": name, "by": actor, **fields})
-
-
-def _replay_summary(report: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not report:
-        return {}
-    return {
-        "from": report.get("from"),
-        "to": report.get("to"),
-        "decisions": report.get("decisions"),
-        "changed": report.get("changed"),
-    }
-
-
-def _require_draft(view: StoreView, draft_id: str) -> DraftRecord:
-    draft = view.draft(draft_id)
-    if draft is None:
-        raise NotFoundError(f"草稿 {draft_id} 不存在", {"draft_id": draft_id})
-    return draft
-
-
-def _require_status(draft: DraftRecord, status: str, step: str) -> None:
-    if draft.status != status:
-        raise StateError(
-            f"草稿状态为 {draft.status}，只有 {status} 状态的草稿才能{step}",
-            {"status": draft.status, "required": status},
-        )
-
-
-def _require_own_file(name: str, file: str) -> None:
-    if file != name:
-        raise ForeignCaseFileError(
-            f"{name} 的草稿只能修改本规则集的合规样例 cases/{name}.yaml，不能修改 cases/{file}.yaml"
-            f"（其他规则集的样例须由该规则集的草稿修改并经审批）",
-            {"ruleset": name, "file": file, "allowed": name},
-        )
-
-
-def _require_author(draft: DraftRecord, actor: str, step: str) -> None:
-    if draft.author != actor:
-        raise ForbiddenError(f"只有草稿作者才能{step}草稿", {"author": draft.author})
-
-
-def _require_base(view: StoreView, draft: DraftRecord) -> VersionRecord | None:
-    head = view.latest(draft.name)
-    number = head.version if head else None
-    if number != draft.base_version:
-        raise StaleDraftError(
-            f"草稿基于 v{draft.base_version}，但 {draft.name} 之后已发布 v{number}；请基于最新版本重新提交草稿",
-            {"base_version": draft.base_version, "latest_version": number},
-        )
-    return head

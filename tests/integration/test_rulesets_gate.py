@@ -21,6 +21,7 @@ from tests.integration.test_rulesets_lifecycle import (
     ORIGINAL_CASES,
     RAISED,
     RAISED_CASES,
+    START,
     push,
 )
 
@@ -231,3 +232,209 @@ def test_a_foreign_case_file_stored_with_an_old_version_is_ignored(
     assert "cases/loan-routing.yaml" in diff.json()["cases_text"]
     exported = client.get("/v1/rulesets/export", headers=auth(lc_keys["auditor"])).json()
     assert exported["cases"][EXPENSE] == ORIGINAL_CASES
+
+
+# -- the gate is `make test` ------------------------------------------------------------------------------
+
+COMPLAINT = "complaint-sla"
+COMPLAINT_TEXT = (RULESETS / f"{COMPLAINT}.yaml").read_text(encoding="utf-8")
+COMPLAINT_CASES = (RULESETS / "cases" / f"{COMPLAINT}.yaml").read_text(encoding="utf-8")
+LOAN_APPROVAL = "loan-approval"
+LOAN_APPROVAL_TEXT = (RULESETS / f"{LOAN_APPROVAL}.yaml").read_text(encoding="utf-8")
+LOAN_APPROVAL_CASES = (RULESETS / "cases" / f"{LOAN_APPROVAL}.yaml").read_text(encoding="utf-8")
+
+
+def reworded(text: str) -> str:
+    """The same rules with an edited comment: a change that alters no decision."""
+    return "# 修订说明：措辞调整\n" + text
+
+
+def test_coverage_under_100_percent_needs_a_reason_the_approver_accepts(
+    lifecycle_client: TestClient, lc_keys: dict[str, str]
+) -> None:
+    client, editor, approver = lifecycle_client, lc_keys["editor"], lc_keys["approver"]
+    draft = push(client, editor, XIAN_ROUTING, "新增西安雁塔（样例待补）", name=ROUTING).json()
+    assert draft["tests"]["failed"] == 0 and draft["tests"]["coverage"] < 1
+    assert draft["tests"]["uncovered"] == ["loan-routing/地区分派#西安雁塔"]
+    refused = call(client, editor, ROUTING, draft["draft_id"], "submit")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "gate.gaps_unexplained"
+    assert [g["kind"] for g in refused.json()["details"]["gaps"]] == ["uncovered"]
+    submitted = call(
+        client, editor, ROUTING, draft["draft_id"], "submit", {"gaps_reason": "西安分行下周提供样例"}
+    )
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["tests"]["gaps_reason"] == "西安分行下周提供样例"
+    not_accepted = call(client, approver, ROUTING, draft["draft_id"], "approve", {"comment": "同意"})
+    assert not_accepted.status_code == 422 and not_accepted.json()["code"] == "gate.gaps_not_accepted"
+    assert not_accepted.json()["details"]["gaps_reason"] == "西安分行下周提供样例"
+    approved = call(
+        client, approver, ROUTING, draft["draft_id"], "approve", {"comment": "接受缺口", "accept_gaps": True}
+    )
+    assert approved.status_code == 200, approved.text
+    history = client.get(f"/v1/rulesets/{ROUTING}/history", headers=auth(lc_keys["auditor"])).json()[
+        "entries"
+    ]
+    submitted_entry, approved_entry = history[-2], history[-1]
+    assert submitted_entry["gaps"] == 1 and submitted_entry["gaps_reason"] == "西安分行下周提供样例"
+    assert approved_entry["accepted_gaps"] == 1
+    assert approved_entry["evidence_sha256"] == submitted_entry["evidence_sha256"]
+
+
+def test_removing_the_only_case_of_a_row_or_a_threshold_is_a_gap(
+    lifecycle_client: TestClient, lc_keys: dict[str, str]
+) -> None:
+    client, editor = lifecycle_client, lc_keys["editor"]
+    only_resume = "挂起1小时后恢复预警和升级顺延1小时"
+    created = client.post(
+        f"/v1/rulesets/{COMPLAINT}/drafts",
+        json={
+            "content": reworded(COMPLAINT_TEXT),
+            "cases": {COMPLAINT: without_cases(COMPLAINT_CASES, only_resume)},
+        },
+        headers=auth(editor),
+    )
+    assert created.status_code == 201, created.text
+    gaps = created.json()["tests"]["gaps"]
+    assert {"kind": "sole_coverage", "case": only_resume, "ref": "complaint-sla/恢复继续计时"} in [
+        {k: g.get(k) for k in ("kind", "case", "ref")} for g in gaps
+    ]
+    assert [c["change"] for c in created.json()["diff"]["cases"]] == ["removed"]
+
+    only_5000 = "差旅费5000元整不自动审批转人工"
+    created = client.post(
+        f"/v1/rulesets/{EXPENSE}/drafts",
+        json={"content": reworded(ORIGINAL), "cases": {EXPENSE: without_cases(ORIGINAL_CASES, only_5000)}},
+        headers=auth(editor),
+    )
+    assert created.status_code == 201, created.text
+    tests = created.json()["tests"]
+    assert tests["coverage"] == 1 and tests["failed"] == 0
+    assert [(g["kind"], g["ref"]) for g in tests["gaps"]] == [("sole_threshold", "ticket.amount = 5000")]
+    refused = call(client, editor, EXPENSE, created.json()["draft_id"], "submit")
+    assert refused.status_code == 422 and refused.json()["code"] == "gate.gaps_unexplained", refused.text
+
+
+def test_cases_deleted_with_the_change_they_pinned_are_shown_case_by_case(
+    lifecycle_client: TestClient, lc_keys: dict[str, str]
+) -> None:
+    """49 → 46 cases in the draft that moves the threshold they pinned: each removal is in the reviewed diff
+    and flagged as a removed case the draft no longer meets."""
+    client, editor = lifecycle_client, lc_keys["editor"]
+    loosened = ORIGINAL.replace('金额: "< 5000"', '金额: "< 50000"')
+    removed = ("差旅费4999.99元部门经理自动审批并付款", *BOUNDARIES)
+    created = client.post(
+        f"/v1/rulesets/{EXPENSE}/drafts",
+        json={"content": loosened, "cases": {EXPENSE: without_cases(ORIGINAL_CASES, *removed)}},
+        headers=auth(editor),
+    )
+    assert created.status_code == 201, created.text
+    draft = created.json()
+    assert draft["tests"]["total"] == 46 and draft["tests"]["failed"] == 0
+    assert {w["case"] for w in draft["tests"]["warnings"]} == set(BOUNDARIES)
+    changes = draft["diff"]["cases"]
+    assert [(c["change"], c["case"]) for c in changes] == [("removed", name) for name in removed]
+    assert changes[1]["summary"] == (
+        "cases/expense-approval.yaml 删除样例「差旅费5000元整不自动审批转人工」："
+        "预期 分派（审批组: 费用审批岗）；不得 自动审批、触发付款"
+    )
+    # An expected result changed in place is shown old → new.
+    changed = ORIGINAL_CASES.replace(
+        "{type: assign, group: 费用审批岗}", "{type: assign, group: 费用复核岗}", 1
+    )
+    uploaded = upload(client, editor, EXPENSE, draft["draft_id"], changed)
+    assert uploaded.status_code == 200, uploaded.text
+    [change] = uploaded.json()["diff"]["cases"]
+    assert (change["change"], change["label"], change["case"]) == (
+        "expect_changed",
+        "预期结果改变",
+        BOUNDARIES[0],
+    )
+    assert change["old"].startswith("预期 分派（审批组: 费用审批岗）") and change["new"].startswith(
+        "预期 分派（审批组: 费用复核岗）"
+    )
+
+
+def test_cases_run_against_every_scheduled_version_the_draft_meets(
+    lifecycle_client: TestClient, lc_keys: dict[str, str]
+) -> None:
+    client, editor = lifecycle_client, lc_keys["editor"]
+    december = datetime.fromisoformat("2026-12-01T00:00:00+08:00")
+    guarded = XIAN_CASES.rstrip("\n") + "\n    expect_not:\n      - {type: assign, group: 总行信贷审批中心}\n"
+    publish_change(client, lc_keys, ROUTING, XIAN_ROUTING, guarded, december)
+    # A loan-approval draft sending every 西安雁塔 loan to head office: fine with today's routing (西安雁塔
+    # falls to head office anyway), but it breaks the scheduled routing version's case.
+    rule = (
+        '\n  - id: 西安贷款总行复核\n    on: [ticket.created]\n    when: ticket.region == "西安雁塔"\n'
+        "    then:\n      - assign: {group: 总行信贷审批中心}\n"
+    )
+    case = (
+        "\n  - name: 西安雁塔贷款总行复核\n    given:\n      - type: ticket.created\n"
+        "        at: 2026-11-02T09:50:00+08:00\n        ticket: {kind: loan, id: L-2026-0198, region: 西安雁塔, "
+        "amount: 300000, credit_rating: A, owner: 周八, stage: 受理}\n    expect:\n"
+        "      - {type: assign, group: 总行信贷审批中心}\n"
+    )
+    created = client.post(
+        f"/v1/rulesets/{LOAN_APPROVAL}/drafts",
+        json={
+            "content": LOAN_APPROVAL_TEXT.rstrip("\n") + "\n" + rule,
+            "cases": {LOAN_APPROVAL: LOAN_APPROVAL_CASES.rstrip("\n") + "\n" + case},
+        },
+        headers=auth(editor),
+    )
+    assert created.status_code == 201, created.text
+    tests = created.json()["tests"]
+    assert [s["label"] for s in tests["scenarios"]] == ["现行版本", "loan-routing v2 生效后"]
+    assert [(f["name"], f["scenario"]) for f in tests["failures"]] == [
+        ("西安雁塔贷款分派西安分行", "loan-routing v2 生效后")
+    ]
+    refused = call(client, editor, LOAN_APPROVAL, created.json()["draft_id"], "submit")
+    assert refused.status_code == 422 and refused.json()["code"] == "cases_failed"
+
+
+# -- the evidence the approver sees is frozen at submit ------------------------------------------------------
+
+
+def test_evidence_is_frozen_at_submit(
+    lifecycle_client: TestClient, lc_keys: dict[str, str], clock: VirtualClock
+) -> None:
+    client, editor, approver = lifecycle_client, lc_keys["editor"], lc_keys["approver"]
+    for index, amount in enumerate([1200, 5000, 6500, 7999, 12000]):
+        event = lifecycle.expense_event(f"f-{index}", START + timedelta(minutes=index), amount)
+        assert client.post("/v1/events", json=event, headers=auth(lc_keys["ingest"])).status_code == 200
+    clock.set(START + timedelta(hours=1))
+    draft = push(client, editor, RAISED, "门槛 8000").json()
+    draft_id = draft["draft_id"]
+    assert upload(client, editor, EXPENSE, draft_id, RAISED_CASES).status_code == 200
+    window = {"from": START.isoformat(), "to": clock.now().isoformat()}
+    assert call(client, editor, EXPENSE, draft_id, "replay", window).json()["replay"]["changed"] == 3
+    assert call(client, editor, EXPENSE, draft_id, "submit").status_code == 200
+    empty = {"from": (START - timedelta(days=30)).isoformat(), "to": (START - timedelta(days=29)).isoformat()}
+    for key in (lc_keys["editor2"], approver, editor):
+        refused = call(client, key, EXPENSE, draft_id, "replay", empty)
+        assert refused.status_code == 409 and refused.json()["code"] == "draft.evidence_frozen", refused.text
+    assert call(client, approver, EXPENSE, draft_id, "approve", {"comment": "同意"}).status_code == 200
+    refused = call(client, lc_keys["editor2"], EXPENSE, draft_id, "replay", empty)
+    assert refused.status_code == 409 and refused.json()["code"] == "draft.evidence_frozen"
+    shown = client.get(f"/v1/rulesets/{EXPENSE}/drafts/{draft_id}", headers=auth(approver)).json()
+    assert shown["replay"]["changed"] == 3 and shown["replay"]["from"] == START.isoformat()
+
+
+def test_withdrawing_returns_the_draft_to_editing(
+    lifecycle_client: TestClient, lc_keys: dict[str, str]
+) -> None:
+    client, editor = lifecycle_client, lc_keys["editor"]
+    draft_id = push(client, editor, RAISED).json()["draft_id"]
+    assert upload(client, editor, EXPENSE, draft_id, RAISED_CASES).status_code == 200
+    assert call(client, editor, EXPENSE, draft_id, "submit").status_code == 200
+    assert call(client, lc_keys["editor2"], EXPENSE, draft_id, "withdraw").status_code == 403
+    withdrawn = call(client, editor, EXPENSE, draft_id, "withdraw")
+    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "draft", withdrawn.text
+    window = {"from": START.isoformat(), "to": (START + timedelta(hours=1)).isoformat()}
+    assert call(client, editor, EXPENSE, draft_id, "replay", window).status_code == 200
+    assert call(client, editor, EXPENSE, draft_id, "submit").json()["status"] == "submitted"
+    steps = [
+        e["step"]
+        for e in client.get(f"/v1/rulesets/{EXPENSE}/history", headers=auth(editor)).json()["entries"]
+    ]
+    assert steps[-4:] == ["submitted", "withdrawn", "replayed", "submitted"]

@@ -32,7 +32,7 @@ RAISED_CASES = (
     .replace("4999.99", "7999.99")
 )
 PINNED_5000 = {"差旅费5000元整不自动审批转人工", "差旅费5000.01元不自动审批转人工"}
-THRESHOLD_CHANGE = "table 报销审批 row 差旅费小额自动审批 金额: < 5000 → < 8000"
+THRESHOLD_CHANGE = "决策表 报销审批 行 差旅费小额自动审批 金额: < 5000 → < 8000"
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def edited(folder: RulesFolder, name: str, old: str, new: str):  # type: ignore[
 def test_threshold_in_table_cell_is_reported_old_to_new(folder: RulesFolder) -> None:
     new = edited(folder, "expense-approval", '"< 5000"', '"< 8000"')
     diff = diff_rulesets(folder.rulesets["expense-approval"], new)
-    assert [str(c) for c in diff.changes] == ["table 报销审批 row 差旅费小额自动审批 金额: < 5000 → < 8000"]
+    assert [str(c) for c in diff.changes] == ["决策表 报销审批 行 差旅费小额自动审批 金额: < 5000 → < 8000"]
     assert '-        金额: "< 5000"' in diff.text and '+        金额: "< 8000"' in diff.text
 
 
@@ -37,11 +37,16 @@ def test_rule_condition_change_and_added_removed_rules(folder: RulesFolder) -> N
     new = edited(folder, "loan-approval", ">= 5000000", ">= 8000000")
     diff = diff_rulesets(old, new)
     assert [(c.where, c.what, c.old, c.new) for c in diff.changes] == [
-        ("rule 认定大额贷款", "when", "ticket.amount >= 5000000", "ticket.amount >= 8000000")
+        ("规则 认定大额贷款", "条件", "ticket.amount >= 5000000", "ticket.amount >= 8000000")
     ]
     renamed = edited(folder, "loan-approval", "id: 大额贷款财务审核", "id: 大额贷款财务复核")
     diff = diff_rulesets(old, renamed)
-    assert diff.added == ["rule 大额贷款财务复核"] and diff.removed == ["rule 大额贷款财务审核"]
+    assert diff.added == [
+        "规则 大额贷款财务复核（触发事件: ticket.created；条件: 大额贷款 → 发起会审（审核方: 财务审核））"
+    ]
+    assert diff.removed == [
+        "规则 大额贷款财务审核（触发事件: ticket.created；条件: 大额贷款 → 发起会审（审核方: 财务审核））"
+    ]
 
 
 def test_identical_versions_have_empty_diff(folder: RulesFolder) -> None:
@@ -56,4 +61,21 @@ def test_action_parameter_change(folder: RulesFolder) -> None:
     diff = diff_rulesets(folder.rulesets["loan-routing"], new)
     assert len(diff.changes) == 1
     change = diff.changes[0]
-    assert change.what == "then" and "总行信贷审批中心" in change.old and "总行信贷审批二部" in change.new
+    assert (
+        str(change)
+        == "决策表 地区分派 默认行 动作: 分派（审批组: 总行信贷审批中心） → 分派（审批组: 总行信贷审批二部）"
+    )
+
+
+def test_an_added_row_shows_its_content(folder: RulesFolder) -> None:
+    new = edited(
+        folder,
+        "loan-routing",
+        "    default:",
+        "      - id: 西安雁塔\n        地区: 西安雁塔\n        then:\n          - assign: {group: 西安分行信贷审批组}\n    default:",
+    )
+    diff = diff_rulesets(folder.rulesets["loan-routing"], new)
+    assert diff.added == [
+        "决策表 地区分派 行 西安雁塔（地区: 西安雁塔 → 分派（审批组: 西安分行信贷审批组））"
+    ]
+    assert diff.changes == [] and diff.removed == []
