@@ -50,6 +50,19 @@ class Metrics:
             multiprocess_mode="livemin",
         )
 
+        self.calendar_coverage = Gauge(
+            "rulesvc_calendar_coverage_days",
+            "Days until a calendar's confirmed schedule ends (negative: already past; deadlines after it are "
+            "provisional)",
+            ["calendar"],
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+
+    def observe_coverage(self, days: Mapping[str, int]) -> None:
+        for calendar, left in days.items():
+            self.calendar_coverage.labels(calendar).set(left)
+
     def observe_decision(
         self, created: bool, fired: Iterable[Mapping[str, Any]], actions: Iterable[Mapping[str, Any]]
     ) -> None:

@@ -264,6 +264,15 @@ class HealthOut(BaseModel):
     status: str
 
 
+class CalendarCoverageOut(BaseModel):
+    confirmed_through: str = Field(description="last day of the officially confirmed schedule (YYYY-MM-DD)")
+    days_left: int = Field(description="days until then (Asia/Shanghai); negative once past")
+
+
 class ReadyOut(BaseModel):
     status: str
     checks: dict[str, str]
+    calendars: dict[str, CalendarCoverageOut] = Field(
+        default_factory=dict,
+        description="confirmed coverage per calendar that declares one; deadlines past it are provisional",
+    )

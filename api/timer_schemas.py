@@ -167,6 +167,9 @@ class SlaFiguresOut(BaseModel):
     avg_breach_seconds: float | None
     max_breach_seconds: float | None
     avg_remaining_seconds: float | None
+    provisional: int = Field(
+        description="figures whose deadline lay past the calendar's confirmed coverage (暂定截止时间)"
+    )
 
 
 class SlaGroupOut(SlaFiguresOut):

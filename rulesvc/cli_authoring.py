@@ -21,10 +21,20 @@ def _print_errors(errors: list[RulesetError]) -> None:
 
 def check(
     paths: list[Path] = typer.Argument(None, help="rules folders or files (default: rulesets/)"),
+    today: str | None = typer.Option(
+        None,
+        "--today",
+        help="date for calendar coverage warnings, YYYY-MM-DD (default: today, Asia/Shanghai)",
+    ),
 ) -> None:
-    """Validate rulesets, kinds, calendars and case files; every error as file:line:col: message."""
+    """Validate rulesets, kinds, calendars and case files; every error as file:line:col: message.
+
+    Calendars whose confirmed schedule ends within 60 days get a positioned warning on stderr (not fatal)."""
+    from datetime import date
+
     from rulesvc.cases.model import load_case_files
     from rulesvc.lang.loader import load_folder
+    from rulesvc.sla.coverage import coverage_warnings, today_in
 
     folder, errors = load_folder(paths or DEFAULT_PATHS)
     cases, case_errors = load_case_files(folder.case_files)
@@ -32,6 +42,13 @@ def check(
     if errors:
         _print_errors(errors)
         raise typer.Exit(1)
+    try:
+        day = date.fromisoformat(today) if today else today_in()
+    except ValueError:
+        typer.echo(f"--today: 日期 {today!r} 无效，写成 YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
+    for warning in coverage_warnings(folder.calendars, day):
+        typer.echo(str(warning), err=True)
     rules = sum(len(r.rules) for r in folder.rulesets.values())
     rows = sum(len(t.rows) + 1 for r in folder.rulesets.values() for t in r.tables)
     typer.echo(

@@ -61,9 +61,11 @@ class _Bucket:
     breach_max: timedelta = timedelta(0)
     closed_breaches: int = 0
     remaining_sum: timedelta = timedelta(0)
+    provisional: int = 0
 
     def add(self, record: SlaRecord) -> None:
         self.total += 1
+        self.provisional += record.provisional
         if record.outcome == MET:
             self.met += 1
             self.remaining_sum += record.remaining
@@ -86,6 +88,7 @@ class _Bucket:
             "avg_breach_seconds": _avg(self.breach_sum, self.closed_breaches),
             "max_breach_seconds": self.breach_max.total_seconds() if self.closed_breaches else None,
             "avg_remaining_seconds": _avg(self.remaining_sum, self.met),
+            "provisional": self.provisional,
         }
 
 

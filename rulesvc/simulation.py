@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from rulesvc.model import TIMER_DUE, TIMER_WARNING, Action, Decision, Event, TimerInfo, to_jsonable
 from rulesvc.sla.calendar import BusinessCalendar
+from rulesvc.sla.coverage import provisional_fields
 from rulesvc.sla.timers import DUE_POINT, TimerState, apply_action, mark_fired
 
 
@@ -80,8 +81,10 @@ def apply_timer_actions(
         if new_state is not None:
             timers[new_state.key] = new_state
             if action.type == "resume_timer":
-                due = new_state.due_at(calendars[new_state.calendar])
-                action = replace(action, params={**action.params, "due_at": due})
+                calendar = calendars[new_state.calendar]
+                due = new_state.due_at(calendar)
+                extra = provisional_fields(calendar, [due])
+                action = replace(action, params={**action.params, "due_at": due, **extra})
         actions.append(action)
     return replace(decision, actions=tuple(actions))
 

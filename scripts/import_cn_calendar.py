@@ -4,9 +4,12 @@
     .venv/bin/python scripts/import_cn_calendar.py --check    # exit 1 if the file is out of date
 
 Which years: every year for which `holidays.China` knows at least one official make-up working day (调休,
-`weekend_workdays`). Those are the years whose State Council notice the package has transcribed; for other
-years it only knows the statutory festival dates, not the actual days off, so they are left out rather than
-guessed. Weekday hours are Mon–Fri 09:00–12:00 and 13:00–18:00; make-up days are worked with the same hours.
+`weekend_workdays`) is *confirmed*: the package has transcribed its State Council notice. The file declares
+`confirmed_through: <last day of the last confirmed year>`. The year after it (or `--through-year`) is kept
+too, *unconfirmed*: only the days off that follow from the law alone (the statutory festivals incl. 除夕, and
+their 补假 when one falls on a weekend); its make-up working days are unknown, so the service marks every
+deadline computed past `confirmed_through` as provisional. Weekday hours are Mon–Fri 09:00–12:00 and
+13:00–18:00; make-up days are worked with the same hours.
 
 Holidays are every date the package lists as a public day off in those years: the statutory days, their
 observed (补假) days and the extra golden-week days swapped against make-up days (休息日（由 … 调休）).
@@ -79,8 +82,9 @@ def makeup_label(workday: date, days_off: dict[date, str], workdays: set[date]) 
     return ("、".join(names) + "调休") if names else "调休上班日"
 
 
-def build() -> tuple[str, list[int]]:
-    """The cn.yaml text and the years it covers."""
+def build(through_year: int | None = None) -> tuple[str, list[int]]:
+    """The cn.yaml text and the confirmed years it covers (unconfirmed years up to `through_year`, default
+    the year after the last confirmed one)."""
     known = range(holidays.China.start_year, holidays.China.end_year + 1)
     china = holidays.China(years=known, language="zh_CN")
     workdays_all = set(china.weekend_workdays)
@@ -89,7 +93,9 @@ def build() -> tuple[str, list[int]]:
         raise SystemExit(
             f"holidays {holidays.__version__} reports no PRC make-up working days; nothing to import"
         )
-    covered = set(years)
+    last = through_year if through_year is not None else years[-1] + 1
+    unconfirmed = [year for year in range(years[-1] + 1, last + 1) if year <= holidays.China.end_year]
+    covered = set(years) | set(unconfirmed)
     days_off = {day: str(name) for day, name in sorted(china.items())}
     holidays_out = {day: name for day, name in days_off.items() if day.year in covered}
     workdays_out = sorted(day for day in workdays_all if day.year in covered)
@@ -109,10 +115,17 @@ def build() -> tuple[str, list[int]]:
         f"# Source: holidays=={holidays.__version__} (holidays.China, language zh_CN).",
         f"# Years: {span}{' except ' + ', '.join(map(str, gaps)) if gaps else ''} — every year for which the package"
         " knows official 调休 make-up working days.",
-        "# Later years: only weekends are known; re-run the command after the State Council publishes the notice.",
+        (
+            f"# Unconfirmed: {', '.join(map(str, unconfirmed))} — statutory days off only (make-up days not yet"
+            " published; deadlines there are provisional)."
+            if unconfirmed
+            else "# No unconfirmed years."
+        ),
+        "# Re-run the command (or `rulesvc calendars import-cn`) after the State Council publishes the notice.",
         "name: cn",
         "timezone: Asia/Shanghai",
         f"description: 中国大陆工作日历（法定节假日与调休，{span}）",
+        f"confirmed_through: {years[-1]}-12-31",
         "weekly:",
     ]
     for index, weekday in enumerate(WEEKDAYS):
@@ -123,7 +136,8 @@ def build() -> tuple[str, list[int]]:
     for day, name in holidays_out.items():
         if day.year != current_year:
             current_year = day.year
-            lines.append(f"  # {current_year}")
+            note = " — unconfirmed: statutory days off only" if current_year in unconfirmed else ""
+            lines.append(f"  # {current_year}{note}")
         lines.append(
             f"  {day.isoformat()}: {json.dumps(name, ensure_ascii=False)}  # {WEEKDAYS[day.weekday()]}"
         )
@@ -144,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--check", action="store_true", help="exit 1 if the output file is out of date")
+    parser.add_argument(
+        "--through-year", type=int, default=None, help="keep unconfirmed years up to this one"
+    )
     args = parser.parse_args(argv)
-    text, years = build()
+    text, years = build(args.through_year)
 
     sys.path.insert(0, str(ROOT))
     from rulesvc.sla.calendar import load_calendar  # needs ROOT on sys.path

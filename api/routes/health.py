@@ -9,6 +9,7 @@ from starlette.responses import Response
 from api.deps import runtime
 from api.responses import JSONBytes
 from api.schemas import HealthOut, ReadyOut
+from rulesvc.sla.coverage import days_left, today_in
 
 router = APIRouter(tags=["health"])
 
@@ -29,6 +30,8 @@ async def healthz() -> Response:
         "数据库可达即就绪（200）。Redis 不可达时副本仍能决策，并靠轮询数据库加载新发布的规则集版本："
         '`status` 为 `degraded`，`checks.redis` 写明错误，指标 `rulesvc_dependency_up{dependency="redis"}` 为 0，'
         "但不返回 503（否则 Redis 故障时负载均衡会摘掉所有副本）。数据库不可达 → 503。"
+        "`calendars` 列出每个声明了 confirmed_through 的日历还剩几天官方安排（指标 "
+        "`rulesvc_calendar_coverage_days`）；之后的截止时间为暂定（provisional），不影响就绪。"
     ),
     responses={503: {"model": ReadyOut, "description": "未就绪（数据库不可达）"}},
 )
@@ -55,7 +58,22 @@ async def readyz(request: Request) -> Response:
             rt.metrics.dependency_up.labels(dependency).set(1 if checks[dependency] == "ok" else 0)
     ready = all(value == "ok" for name, value in checks.items() if name not in DEGRADING)
     status = "not_ready" if not ready else "ready" if all(v == "ok" for v in checks.values()) else "degraded"
-    return JSONBytes({"status": status, "checks": checks}, status_code=200 if ready else 503)
+    body = {"status": status, "checks": checks, "calendars": _coverage(request)}
+    return JSONBytes(body, status_code=200 if ready else 503)
+
+
+def _coverage(request: Request) -> dict[str, dict[str, object]]:
+    """Confirmed coverage of the calendars in force; also sets the `rulesvc_calendar_coverage_days` gauge."""
+    rt = runtime(request)
+    calendars = getattr(rt.service.book, "calendars", {})
+    today = today_in()
+    left = {name: days_left(calendar, today) for name, calendar in calendars.items()}
+    known = {name: days for name, days in sorted(left.items()) if days is not None}
+    rt.metrics.observe_coverage(known)
+    return {
+        name: {"confirmed_through": str(calendars[name].confirmed_through), "days_left": days}
+        for name, days in known.items()
+    }
 
 
 @router.get(
@@ -65,5 +83,6 @@ async def readyz(request: Request) -> Response:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 async def metrics(request: Request) -> Response:
+    _coverage(request)
     body = runtime(request).metrics.render()
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

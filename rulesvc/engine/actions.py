@@ -13,6 +13,7 @@ from rulesvc.lang.expr import TypeEnv, compile_expr
 from rulesvc.lang.model import ActionSpec, ParamSpec
 from rulesvc.model import Action, to_jsonable
 from rulesvc.sla.calendar import BusinessCalendar
+from rulesvc.sla.coverage import provisional_fields
 
 Scope = Mapping[str, Any]
 ParamFn = Callable[[Scope], Any]
@@ -78,6 +79,8 @@ class CompiledAction:
                 }
                 for name, offset in self.spec.warnings
             ]
+            points = [values["due_at"], *(warning["at"] for warning in values["warnings"])]
+            values.update(provisional_fields(self.calendar, points))
         return Action(type=self.spec.type, params=values, rule=self.rule_ref)
 
 

@@ -37,6 +37,10 @@ Calendar file format (`rulesets/calendars/<name>.yaml`)
       2026-10-01: 国庆节
     workdays:                                  # optional; date: label — make-up working days (调休)
       2026-10-10: 国庆节调休
+    confirmed_through: 2026-12-31              # optional; last day of the officially confirmed schedule
+
+Past `confirmed_through` the listed holidays (e.g. next year's statutory days) still count, but make-up days
+are not known yet: every point computed past it is *provisional* (`BusinessCalendar.is_provisional`).
 
 Periods are `"HH:MM-HH:MM"`, start before end, `24:00` allowed as an end, periods of one day must not
 overlap (touching is fine). `holidays`/`workdays` may also be plain lists of dates. A date may not be
@@ -133,6 +137,12 @@ class BusinessCalendar:
     description: str = field(default="", compare=False)
     day_labels: Mapping[date, str] = field(default_factory=dict, compare=False, hash=False)
     """Optional names of holidays and make-up days (e.g. 国庆节), for explanations only."""
+    confirmed_through: date | None = None
+    """Last day of the officially confirmed schedule; None = every day is confirmed."""
+    version: int = field(default=1, compare=False)
+    """The published version of this calendar (1 for a calendar read from the rules folder)."""
+    confirmed_location: Location | None = field(default=None, compare=False, hash=False)
+    """Where `confirmed_through` is written (for positioned warnings)."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -159,6 +169,11 @@ class BusinessCalendar:
         if day in self.workdays:
             return self.makeup_hours
         return self.weekly.get(day.weekday(), ())
+
+    def is_provisional(self, at: datetime) -> bool:
+        """True when `at` falls on a local day after `confirmed_through` (make-up days there are unknown)."""
+        _require_aware(at, "at")
+        return self.confirmed_through is not None and at.astimezone(self.tz).date() > self.confirmed_through
 
     def is_working_time(self, at: datetime) -> bool:
         """True when `at` lies inside a working period (start inclusive, end exclusive)."""
@@ -295,7 +310,16 @@ _WEEKDAY_KEYS: dict[str, int] = {
     **{key: index for index, key in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))},
     **{key: index for index, key in enumerate(("周一", "周二", "周三", "周四", "周五", "周六", "周日"))},
 }
-_TOP_LEVEL_KEYS = ("name", "timezone", "description", "weekly", "makeup_hours", "holidays", "workdays")
+_TOP_LEVEL_KEYS = (
+    "name",
+    "timezone",
+    "description",
+    "weekly",
+    "makeup_hours",
+    "holidays",
+    "workdays",
+    "confirmed_through",
+)
 _PERIOD_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMEZONE_HINT = "IANA 时区名，例如 timezone: Asia/Shanghai（或 UTC、Europe/Berlin）"
@@ -432,12 +456,7 @@ class _FileReader:
         result: dict[date, tuple[str, Location]] = {}
         for key, label in entries:
             text = str(key.value)
-            day: date | None = None
-            if _DATE_RE.match(text):
-                try:
-                    day = date.fromisoformat(text)
-                except ValueError:
-                    day = None
+            day = _parse_date(text)
             if day is None:
                 self.error(
                     "calendar.bad_date",
@@ -559,6 +578,8 @@ class _FileReader:
                 f"节假日写在 {holidays[day][1]}",
             )
 
+        confirmed, confirmed_location = self.confirmed(fields.get("confirmed_through"))
+
         makeup: tuple[Period, ...] | None
         if "makeup_hours" in fields:
             makeup = self.periods(fields["makeup_hours"][1], "makeup_hours")
@@ -585,8 +606,36 @@ class _FileReader:
             makeup_hours=makeup,
             description=description,
             day_labels=labels,
+            confirmed_through=confirmed,
+            confirmed_location=confirmed_location,
         )
         return _Parsed(calendar, self.errors, name_location)
+
+    def confirmed(self, entry: tuple[ScalarNode, Node] | None) -> tuple[date | None, Location | None]:
+        """`confirmed_through: YYYY-MM-DD` → (date, where it is written); (None, None) when absent/invalid."""
+        if entry is None:
+            return None, None
+        key, value = entry
+        where = self.at(key) if _is_null(value) else self.at(value)
+        text = None if _is_null(value) else self.scalar(value, "confirmed_through")
+        day = _parse_date(text) if text is not None else None
+        if day is None:
+            self.error(
+                "calendar.bad_date",
+                f"confirmed_through 的日期 {text or ''!r} 无效",
+                where,
+                "写成 YYYY-MM-DD，例如 confirmed_through: 2026-12-31（官方安排已确认到的最后一天）",
+            )
+        return day, where
+
+
+def _parse_date(text: str) -> date | None:
+    if not _DATE_RE.match(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _is_null(node: Node) -> bool:

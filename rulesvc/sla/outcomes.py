@@ -40,6 +40,8 @@ class SlaOutcome:
     remaining: timedelta = timedelta(0)
     breach: timedelta = timedelta(0)
     closes_breach: bool = False
+    provisional: bool = False
+    """The deadline lay past its calendar's confirmed coverage (see `rulesvc.sla.coverage`)."""
 
 
 def ruleset_of(rule: str) -> str:
@@ -59,14 +61,16 @@ def met(state: TimerState, generation: int, at: datetime, calendar: BusinessCale
     """The figure of a timer stopped at `at` before its deadline fired; None if it was not running."""
     if state.status not in (RUNNING, PAUSED):
         return None
+    due_at = state.due_at(calendar)
     return _outcome(
         state,
         generation,
-        state.due_at(calendar),
+        due_at,
         MET,
         at,
         stopped_at=at,
         remaining=remaining_at(state, at, calendar),
+        provisional=calendar.is_provisional(due_at),
     )
 
 
@@ -92,13 +96,21 @@ def _outcome(
     )
 
 
-def breached(state: TimerState, generation: int, due_at: datetime) -> SlaOutcome:
+def breached(state: TimerState, generation: int, due_at: datetime, provisional: bool = False) -> SlaOutcome:
     """The figure recorded when the deadline fires; the breach is open (not stopped yet)."""
-    return _breach(state, generation, due_at, stopped_at=None)
+    return _breach(state, generation, due_at, stopped_at=None, provisional=provisional)
 
 
 def close_breach(state: TimerState, generation: int, at: datetime, calendar: BusinessCalendar) -> SlaOutcome:
     """A late stop of a timer whose deadline already fired: how far past the deadline it was stopped."""
     due_at = state.due_at(calendar)
     breach = calendar.working_time_between(due_at, at) if at > due_at else timedelta(0)
-    return _breach(state, generation, due_at, stopped_at=at, breach=breach, closes_breach=True)
+    return _breach(
+        state,
+        generation,
+        due_at,
+        stopped_at=at,
+        breach=breach,
+        closes_breach=True,
+        provisional=calendar.is_provisional(due_at),
+    )

@@ -28,7 +28,9 @@ class ScheduledTimer:
     """A timer as stored: its state, generation and the next point the scheduler must fire.
 
     `next_fire_at`/`next_point` are None unless the timer runs; `due_at` is the deadline of a running timer;
-    `stopped_at` is set once a breached timer was stopped (its breach is closed).
+    `stopped_at` is set once a breached timer was stopped (its breach is closed). `provisional` is true when a
+    pending point lies past the calendar's confirmed coverage; `calendar_version` is the calendar version
+    its points were computed on.
     """
 
     state: TimerState
@@ -37,6 +39,8 @@ class ScheduledTimer:
     next_point: str | None = None
     due_at: datetime | None = None
     stopped_at: datetime | None = None
+    provisional: bool = False
+    calendar_version: int | None = None
 
     @property
     def name(self) -> str:
@@ -50,7 +54,10 @@ def schedule(
     points = state.pending_points(calendar)
     next_at, next_point = points[0] if points else (None, None)
     due_at = state.due_at(calendar) if state.status == RUNNING else None
-    return ScheduledTimer(state, generation, next_at, next_point, due_at, stopped_at)
+    provisional = any(calendar.is_provisional(at) for at, _ in points)
+    return ScheduledTimer(
+        state, generation, next_at, next_point, due_at, stopped_at, provisional, calendar.version
+    )
 
 
 class TicketTimers:
@@ -144,7 +151,8 @@ class TicketTimers:
         self._states[key] = mark_fired(state, point)
         self._changed.add(name)
         if point == DUE_POINT:
-            self.outcomes.append(outcomes.breached(state, self.generation(name), point_at))
+            provisional = self._calendars[state.calendar].is_provisional(point_at)
+            self.outcomes.append(outcomes.breached(state, self.generation(name), point_at, provisional))
         return state
 
     def changes(self) -> list[ScheduledTimer]:

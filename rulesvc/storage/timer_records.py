@@ -68,6 +68,7 @@ class SlaRecord:
     stopped_at: datetime | None
     remaining: timedelta
     breach: timedelta
+    provisional: bool = False
 
 
 FirePrepare = Callable[[TicketView], TicketWrite]

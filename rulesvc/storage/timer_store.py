@@ -188,6 +188,7 @@ class SqlTimerStore:
                     stopped_at=row.stopped_at,
                     remaining=row.remaining_us * US,
                     breach=row.breach_us * US,
+                    provisional=bool(row.provisional),
                 )
             last_id = rows[-1].id
 
@@ -423,6 +424,8 @@ def _timer_values(ticket_id: str, timer: ScheduledTimer, now: datetime) -> dict[
         "next_point": timer.next_point,
         "stopped_at": timer.stopped_at,
         "updated_at": now,
+        "provisional": timer.provisional,
+        "calendar_version": timer.calendar_version,
     }
 
 
@@ -441,7 +444,16 @@ def _scheduled(row: Any) -> ScheduledTimer:
         fired=frozenset(orjson.loads(row.fired)),
         rule=row.rule,
     )
-    return ScheduledTimer(state, row.generation, row.next_fire_at, row.next_point, row.due_at, row.stopped_at)
+    return ScheduledTimer(
+        state,
+        row.generation,
+        row.next_fire_at,
+        row.next_point,
+        row.due_at,
+        row.stopped_at,
+        bool(row.provisional),
+        row.calendar_version,
+    )
 
 
 def _sla_values(outcome: SlaOutcome, kind: str, group: str) -> dict[str, Any]:
@@ -461,4 +473,5 @@ def _sla_values(outcome: SlaOutcome, kind: str, group: str) -> dict[str, Any]:
         "stopped_at": outcome.stopped_at,
         "remaining_us": outcome.remaining // US,
         "breach_us": outcome.breach // US,
+        "provisional": outcome.provisional,
     }

@@ -1,6 +1,6 @@
 """ORM tables of the SLA scheduler (tickets' latest snapshots, timers, SLA figures). Private to storage.
 
-Created by migration `0002`. Every writer of a ticket's timers first locks that ticket's row, so the ticket
+Created by migration `0002` (`provisional`, `calendar_version`: `0005`). Every writer of a ticket's timers first locks that ticket's row, so the ticket
 row is the one mutex of a ticket; timer rows are never locked on their own.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rulesvc.storage.tables import Base, Int64, UTCDateTime
@@ -57,6 +57,8 @@ class TimerRow(Base):
     next_point: Mapped[str | None] = mapped_column(String(200), nullable=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    calendar_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class SlaResultRow(Base):
@@ -81,3 +83,4 @@ class SlaResultRow(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     remaining_us: Mapped[int] = mapped_column(BigInteger)
     breach_us: Mapped[int] = mapped_column(BigInteger)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -81,7 +81,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     for name, role in KEYS.items():
         env[name] = create_api_key(store, frozenset({role}), SystemClock())[1]
     engine.dispose()
-    running = start_server(cli_env(url, RULESVC_BOOTSTRAP_ADMIN_KEY="false"), work / "serve.log")
+    # the calendar coverage shown in the walkthrough is counted from a fixed day
+    running = start_server(
+        cli_env(url, RULESVC_BOOTSTRAP_ADMIN_KEY="false", RULESVC_TODAY="2026-12-04"), work / "serve.log"
+    )
     yield running, env
     stop_server(running)
 

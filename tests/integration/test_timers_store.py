@@ -126,6 +126,7 @@ def test_late_acceptance_closes_the_breach_and_the_report_shows_it(env: Env) -> 
         "avg_breach_seconds": 1500.0,
         "max_breach_seconds": 1500.0,
         "avg_remaining_seconds": None,
+        "provisional": 0,
     }
     assert report["groups"][0]["key"] == {"ruleset": "complaint-sla"}
 
