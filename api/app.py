@@ -84,6 +84,7 @@ def create_app(
         simulator=simulator,
         engine_lock=engine_lock,
         notifier=notifier,
+        limits=settings.validation_limits(),
     )
     metrics = Metrics()
     redis_client = _redis(settings.redis_url)

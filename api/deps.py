@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.metrics import Metrics
+from rulesvc import exactjson
 from rulesvc.apikeys import Permission, Principal
 from rulesvc.service import DecisionService
 from rulesvc.settings import Settings
@@ -101,19 +102,34 @@ async def json_body(request: Request) -> Any:
             [{"path": "", "message": "body required", "type": "missing"}],
         )
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            raise ApiError(
-                422, "invalid_encoding", "请求体不是合法的 UTF-8", {"position": bad.start}
-            ) from None
+        data = exactjson.loads(raw)
+    except RecursionError:
+        limit = runtime(request).settings.max_json_depth
+        raise ApiError(422, "malformed_json", f"JSON 嵌套过深（最多 {limit} 层）", {"max_depth": limit}) from None
+    except UnicodeDecodeError as bad:
+        raise ApiError(422, "invalid_encoding", "请求体不是合法的 UTF-8", {"position": bad.start}) from None
+    except json.JSONDecodeError as exc:
         raise ApiError(
             422,
             "malformed_json",
             f"JSON 格式错误：{exc.msg}",
             {"line": exc.lineno, "col": exc.colno, "position": exc.pos},
+        ) from None
+    except exactjson.DuplicateKeyError as exc:
+        message = f"JSON 对象中的键 {exc.path} 出现了不止一次"
+        raise ApiError(
+            422,
+            "event.invalid",
+            message,
+            [{"path": exc.path, "code": "validation.duplicate_key", "message": message}],
+        ) from None
+    except exactjson.NotANumberError as exc:
+        message = f"{exc.text} 不是 JSON 数字"
+        raise ApiError(
+            422,
+            "malformed_json",
+            message,
+            [{"path": "", "code": "validation.not_a_number", "message": message}],
         ) from None
     limit = runtime(request).settings.max_json_depth
     if _depth_exceeds(data, limit):

@@ -120,7 +120,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidEventError)
     async def _invalid_event(request: Request, exc: InvalidEventError) -> Response:
-        return field_error(request, exc)
+        details = [problem.to_json() for problem in exc.problems]
+        return respond_error(request, 422, exc.code, str(exc), details)
 
     @app.exception_handler(IdempotencyConflictError)
     async def _conflict(request: Request, exc: IdempotencyConflictError) -> Response:

@@ -35,7 +35,7 @@ LOAN_EVENT: dict[str, Any] = {
         "owner": "王经理",
         "stage": "初审",
         "customer_name": "张三",
-        "id_card": "110105199001011234",
+        "id_card": "110105199001011232",
         "mobile": "13812345678",
     },
 }
@@ -150,7 +150,7 @@ class ChainOut(BaseModel):
 
 
 class DecisionOut(BaseModel):
-    """A stored decision. `event` is masked (`110105********1234`, `138****5678`, `张*`) unless `masked` is false."""
+    """A stored decision. `event` is masked (`110105********1232`, `138****5678`, `张*`) unless `masked` is false."""
 
     decision_id: str
     event_id: str

@@ -37,7 +37,7 @@ def check(
     from rulesvc.sla.coverage import coverage_warnings, today_in
 
     folder, errors = load_folder(paths or DEFAULT_PATHS)
-    cases, case_errors = load_case_files(folder.case_files)
+    cases, case_errors = load_case_files(folder.case_files, folder.kinds)
     errors = sorted(errors + case_errors, key=RulesetError.sort_key)
     if errors:
         _print_errors(errors)
@@ -73,7 +73,7 @@ def test(
     except InvalidRulesetError as exc:
         _print_errors(exc.errors)
         raise typer.Exit(1) from exc
-    cases, errors = load_case_files(book.folder.case_files)
+    cases, errors = load_case_files(book.folder.case_files, book.kinds)
     if errors:
         _print_errors(errors)
         raise typer.Exit(1)

@@ -10,9 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
-
-from rulesvc.audit import canonical, sha256_hex
+from rulesvc import exactjson
+from rulesvc.audit import sha256_hex
 from rulesvc.entropy import token_hex
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event, to_jsonable
@@ -54,12 +53,8 @@ def event_json(event: Event) -> dict[str, Any]:
 def record_json(record: Mapping[str, Any]) -> str:
     """The stored text of a decision record or input: JSON with sorted keys. The chain vouches for this
     text's SHA-256 as stored, so it needs no canonical form beyond being stable for equal values (an event
-    retried with an equal body gets the same text); orjson writes it several times faster than `json`
-    (which takes over for what orjson refuses, such as integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode("utf-8")
-    except TypeError:
-        return canonical(record)
+    retried with an equal body gets the same text). Decimals keep their digits (`rulesvc.exactjson`)."""
+    return exactjson.dumps(record, sort_keys=True)
 
 
 def new_decision(
@@ -73,6 +68,7 @@ def new_decision(
     masking: MaskPolicy,
     actions: Sequence[Mapping[str, Any]] | None = None,
     clear_text: str | None = None,
+    problems: Sequence[Mapping[str, str]] = (),
 ) -> NewDecision:
     """Everything needed to store `decision`; `actions` default to the decision's own, as JSON."""
     action_list = [dict(a) for a in actions] if actions is not None else decision.actions_json()
@@ -88,6 +84,8 @@ def new_decision(
         "versions": dict(versions),
         "trace": masking.mask([t.to_json() for t in decision.trace]),
     }
+    if problems:  # a ticket decided under its kind's invalid-ticket policy: what was wrong with it
+        record["problems"] = list(problems)
     record_text = record_json(record)
     clear = clear_text if clear_text is not None else record_json(body)
     salt = token_hex(16)

@@ -73,14 +73,36 @@ class InvalidRulesetError(RulesvcError):
         super().__init__("\n".join(str(e) for e in self.errors))
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input value: dotted `path` (`ticket.amount`), stable `code`, Chinese message."""
+
+    path: str
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "code": self.code, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
 class InvalidEventError(RulesvcError):
-    """An event that cannot be evaluated (unknown ticket kind, bad field type, ...)."""
+    """An event that cannot be evaluated; `problems` lists every problem found (each with its path)."""
 
-    code = "invalid_event"
+    code = "event.invalid"
 
-    def __init__(self, message: str, path: str = "") -> None:
+    def __init__(self, message: str, path: str = "", problems: tuple[Problem, ...] = ()) -> None:
         self.path = path
+        self.problems = problems or (Problem(path, "validation.invalid", message),)
         super().__init__(message)
+
+    @classmethod
+    def of(cls, problems: list[Problem] | tuple[Problem, ...]) -> InvalidEventError:
+        items = tuple(problems)
+        summary = "；".join(str(p) for p in items[:3]) + ("；……" if len(items) > 3 else "")
+        return cls(f"事件不合法（{len(items)} 处问题）：{summary}", items[0].path if items else "", items)
 
 
 class EngineError(RulesvcError):

@@ -126,13 +126,10 @@ class Decision:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Decimal → int/float for JSON, datetimes → ISO 8601, durations → seconds; containers recursively."""
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+    """JSON-ready values: a Decimal stays itself (`rulesvc.exactjson` writes its digits, never a float
+    rendering), datetimes → ISO 8601, durations → seconds; containers recursively."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | int | Decimal):
         return value
-    if isinstance(value, Decimal):
-        if value == value.to_integral_value():
-            return int(value)
-        return float(value)
     if isinstance(value, float):
         return value
     if isinstance(value, datetime):

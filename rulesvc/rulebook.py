@@ -8,6 +8,7 @@ from pathlib import Path
 from rulesvc.engine.compiler import CompiledRuleset, base_scope
 from rulesvc.errors import InvalidEventError, InvalidRulesetError
 from rulesvc.lang.loader import RulesFolder, load_folder_or_raise, load_ruleset_sources, type_env
+from rulesvc.lang.model import KindSchema
 from rulesvc.model import Action, Decision, Event, FiredRule, TraceEntry
 from rulesvc.sla.calendar import BusinessCalendar
 
@@ -52,6 +53,10 @@ class RuleBook:
     def book_for(self, event: Event) -> RuleBook:
         """The book deciding `event`: this one (a versioned registry picks the one in force at its time)."""
         return self
+
+    @property
+    def kinds(self) -> Mapping[str, KindSchema]:
+        return self.folder.kinds
 
     def versions(self) -> dict[str, int]:
         return {name: c.ruleset.version for name, c in self.compiled.items()}

@@ -21,8 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
-
+from rulesvc import exactjson
 from rulesvc.apikeys import Principal, Role, generate_key, hash_key, key_id_of
 from rulesvc.audit import (
     KIND_CLEAR_READ,
@@ -35,15 +34,16 @@ from rulesvc.audit import (
 )
 from rulesvc.decision_record import decision_payload, new_decision, record_json
 from rulesvc.entropy import uuid4
-from rulesvc.errors import RulesvcError
-from rulesvc.events import event_from_json
+from rulesvc.errors import InvalidEventError, Problem, RulesvcError
+from rulesvc.lang.model import KindSchema
 from rulesvc.masking import MaskPolicy
-from rulesvc.model import Decision, Event
+from rulesvc.model import Action, Decision, Event, TraceEntry
 from rulesvc.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.sla.clock import Clock
 from rulesvc.sla.ticket_timers import TIMER_ACTIONS
 from rulesvc.storage.records import ApiKeyRecord, DecisionStore, KeyStore, NewDecision, StoredDecision
 from rulesvc.ticket_work import EventTicketWork
+from rulesvc.validation import DEFAULT_LIMITS, CheckedEvent, Limits, read_event, same_meaning
 
 
 class Evaluator(Protocol):
@@ -55,6 +55,11 @@ class Evaluator(Protocol):
         ...
 
     def versions(self) -> dict[str, int]: ...
+
+    @property
+    def kinds(self) -> Mapping[str, KindSchema]:
+        """The ticket kinds (schemas) events are validated against."""
+        ...
 
 
 # rulesvc.simulation.simulate: (book, events, until) -> a timeline with `to_json()` (or the JSON itself).
@@ -141,7 +146,9 @@ class DecisionService:
         key_cache_seconds: float = 5.0,
         engine_lock: threading.Lock | None = None,
         notifier: Notifier | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
+        self.limits = limits
         self.store = store
         self.notifier = notifier
         self.keys = keys
@@ -167,11 +174,15 @@ class DecisionService:
 
         No read-before-write: a replay is rare, and the store settles it under the chain lock anyway.
         """
-        event = event_from_json(body)
+        checked = self.read_event(body)
+        event = checked.event
         clear_text = record_json(body)
         book = self.book.book_for(event)  # in force at the event's time; kept for the whole decision
-        with self._engine_lock:
-            decision = book.evaluate(event)
+        if checked.problems:
+            decision = routed_decision(checked)
+        else:
+            with self._engine_lock:
+                decision = book.evaluate(event)
         decision_id, decided_at, versions = str(uuid4()), self.clock.now(), book.versions()
 
         def record(final: Decision) -> NewDecision:
@@ -184,12 +195,19 @@ class DecisionService:
                 versions=versions,
                 masking=self.masking,
                 clear_text=clear_text,
+                problems=[p.to_json() for p in checked.problems],
             )
 
         new = record(decision)
         # The store runs this under the ticket's lock: timer changes, snapshot, final record (rulesvc.ticket_work).
         work = EventTicketWork(event, decision, getattr(self.book, "calendars", {}), record, new)
         return PreparedEvent(replace(new, ticket_work=work), clear_text, decision.fired_json(), body)
+
+    def read_event(self, body: Any, *, default_id: bool = False) -> CheckedEvent:
+        """Validate `body` against its ticket kind (raises `InvalidEventError` listing every problem)."""
+        return read_event(
+            body, self.book.kinds, now=self.clock.now(), limits=self.limits, default_id=default_id
+        )
 
     def finish_event(self, prepared: PreparedEvent, stored: StoredDecision, created: bool) -> EventOutcome:
         """Step 3 of `handle_event`, after the store answered `append_decision(prepared.new)`."""
@@ -199,7 +217,7 @@ class DecisionService:
         actions = [dict(a) for a in new.actions]
         types = {a.get("type") for a in actions}
         if "resume_timer" in types:  # the store gave it its new due_at, under the ticket's lock
-            actions = [_action_order(a) for a in orjson.loads(stored.record_text)["actions"]]
+            actions = [_action_order(a) for a in exactjson.loads(stored.record_text)["actions"]]
         if not types.isdisjoint(TIMER_ACTIONS):
             self._notify(TIMERS)
         if actions:
@@ -213,14 +231,28 @@ class DecisionService:
     def _replay(self, stored: StoredDecision, clear_text: str, body: Mapping[str, Any]) -> EventOutcome:
         digest = stored.input_digest
         # Inputs stored before records were written by orjson hold the `json` canonical text.
-        if sha256_hex(stored.input_salt + clear_text) != digest and (
-            sha256_hex(stored.input_salt + canonical(body)) != digest
+        if (
+            sha256_hex(stored.input_salt + clear_text) != digest
+            and sha256_hex(stored.input_salt + _legacy_text(body)) != digest
+            and not self._same_event(stored.decision_id, body)
         ):
             raise IdempotencyConflictError(stored.event_id, stored.decision_id)
-        record = orjson.loads(stored.record_text)
+        record = exactjson.loads(stored.record_text)
         actions = [_action_order(a) for a in record["actions"]]
         fired = [{k: f[k] for k in ("ruleset", "version", "rule") if k in f} for f in record["fired"]]
         return EventOutcome(stored.decision_id, stored.event_id, stored.ticket_id, actions, fired, False)
+
+    def _same_event(self, decision_id: str, body: Mapping[str, Any]) -> bool:
+        """The retried body means what the stored one meant (same instant, same decimal values), however
+        it is spelt (`Z` or `+08:00`, `4999.990` or `4999.99`)."""
+        clear = self.store.get_clear_input(decision_id)
+        if clear is None:
+            return False
+        try:
+            before = self.read_event(exactjson.loads(clear)).event
+        except (InvalidEventError, ValueError):
+            return False
+        return same_meaning(before, self.read_event(body).event)
 
     # -- reads --------------------------------------------------------------------------------------------
 
@@ -229,11 +261,11 @@ class DecisionService:
         stored = self.store.get_decision(decision_id)
         if stored is None:
             raise DecisionNotFoundError(decision_id)
-        record = orjson.loads(stored.record_text)
+        record = exactjson.loads(stored.record_text)
         if principal.clearance:
             clear = self.store.get_clear_input(decision_id)
             if clear is not None:
-                record["event"] = orjson.loads(clear)
+                record["event"] = exactjson.loads(clear)
             self.store.append_audit(
                 self.clock.now().isoformat(),
                 KIND_CLEAR_READ,
@@ -251,7 +283,7 @@ class DecisionService:
 
     def list_actions(self, after: int, limit: int) -> list[FeedItem]:
         return [
-            FeedItem(r.cursor, r.at, r.ticket_id, r.decision_id, orjson.loads(r.action_text))
+            FeedItem(r.cursor, r.at, r.ticket_id, r.decision_id, exactjson.loads(r.action_text))
             for r in self.store.list_actions(after, limit)
         ]
 
@@ -266,7 +298,19 @@ class DecisionService:
         self, bodies: Sequence[Mapping[str, Any]], until: datetime, book: Any = None
     ) -> Mapping[str, Any]:
         """Run events and due timers on a virtual clock (on `book`, default the service's); stores nothing."""
-        events = [event_from_json(body) for body in bodies]
+        events: list[Event] = []
+        problems: list[Problem] = []
+        for index, body in enumerate(bodies):
+            try:
+                checked = self.read_event(body)
+            except InvalidEventError as exc:
+                found: Sequence[Problem] = exc.problems
+            else:
+                found = checked.problems  # a simulation shows rule decisions: invalid tickets are refused
+                events.append(checked.event)
+            problems.extend(replace(p, path=f"events.{index}.{p.path}".rstrip(".")) for p in found)
+        if problems:
+            raise InvalidEventError.of(problems)
         simulator = self._simulator or _default_simulator()
         with self._engine_lock:
             result: Any = simulator(book or self.book, events, until)
@@ -370,6 +414,25 @@ def _action_order(action: Mapping[str, Any]) -> dict[str, Any]:
     """`type` first and `rule` last, as the decision answered them."""
     rest = {k: v for k, v in action.items() if k not in ("type", "rule")}
     return {"type": action.get("type"), **rest, "rule": action.get("rule")}
+
+
+def _legacy_text(body: Mapping[str, Any]) -> str:
+    """Inputs stored before records were written by orjson hold the `json` canonical text."""
+    try:
+        return canonical(body)
+    except (TypeError, ValueError):
+        return ""
+
+
+def routed_decision(checked: CheckedEvent) -> Decision:
+    """The decision for a ticket breaking its kind's schema under `invalid: {assign: group}`: no rule runs;
+    the ticket goes to that group with every problem listed."""
+    assert checked.policy is not None
+    kind = checked.event.kind
+    problems = [p.to_json() for p in checked.problems]
+    action = Action("assign", {"group": checked.policy.assign, "errors": problems}, f"{kind}/invalid")
+    trace = TraceEntry(f"kind:{kind}", 0, "invalid")
+    return Decision(event=checked.event, actions=(action,), trace=(trace,))
 
 
 def _default_simulator() -> Simulator:

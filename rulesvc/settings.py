@@ -7,12 +7,15 @@ masking tables) are given as JSON in the environment, e.g.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rulesvc.masking import DEFAULT_FIELD_RULES, DEFAULT_PATTERN_RULES, MaskKind, MaskPolicy
+from rulesvc.validation import Limits
 
 
 class Settings(BaseSettings):
@@ -36,6 +39,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger request bodies get 413.")
     max_json_depth: int = Field(default=32, ge=4, description="Deeper JSON request bodies get 422.")
     max_simulate_events: int = Field(default=1000, ge=1)
+    event_time_earliest: AwareDatetime = Field(
+        default=datetime(2000, 1, 1, tzinfo=UTC),
+        description="An event's occurred_at before this instant is refused (422 validation.time_out_of_range).",
+    )
+    event_time_ahead_days: float = Field(
+        default=366,
+        gt=0,
+        description="An event's occurred_at more than this many days after now is refused (a sanity range; "
+        "the tighter clock-skew tolerance for future events is a separate setting).",
+    )
+    max_number: Decimal = Field(
+        default=Decimal(10) ** 15,
+        gt=0,
+        description="Largest absolute value of a ticket number whose field declares no bounds of its own.",
+    )
     mask_fields: dict[str, MaskKind] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_RULES),
         description="Ticket field name (case-insensitive, any depth) → mask kind.",
@@ -78,6 +96,13 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("database_url must not be empty")
         return value.strip()
+
+    def validation_limits(self) -> Limits:
+        return Limits(
+            earliest=self.event_time_earliest,
+            ahead=timedelta(days=self.event_time_ahead_days),
+            max_number=self.max_number,
+        )
 
     def mask_policy(self) -> MaskPolicy:
         return MaskPolicy.build(self.mask_fields, self.mask_patterns)

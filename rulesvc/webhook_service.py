@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import orjson
-
+from rulesvc import exactjson
 from rulesvc.errors import RulesvcError
 from rulesvc.sla.clock import Clock
 from rulesvc.storage.records import FeedRecord
@@ -207,7 +206,7 @@ class WebhookService:
 
 
 def _build_delivery(sub: SubscriptionRecord, record: FeedRecord, kind: str | None) -> NewDelivery | None:
-    action = orjson.loads(record.action_text)
+    action = exactjson.loads(record.action_text)
     if not SubscriptionFilter.of(sub.kinds, sub.action_types).matches(kind, action):
         return None
     identifier = delivery_id(sub.id, record.cursor)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
+from rulesvc import exactjson
 
 SIGNATURE_HEADER = "X-Rulesvc-Signature"
 TIMESTAMP_HEADER = "X-Rulesvc-Timestamp"
@@ -130,7 +130,7 @@ def delivery_body(
     `cursor` identifies the action itself (the same in the feed and in every subscription's deliveries):
     a receiver that must act at most once, e.g. on `trigger_payment`, keys on it.
     """
-    return orjson.dumps(
+    return exactjson.dumps(
         {
             "delivery_id": delivery,
             "subscription_id": subscription_id,
@@ -141,4 +141,4 @@ def delivery_body(
             "decision_id": decision_id,
             "action": action,
         }
-    ).decode("utf-8")
+    )

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rulesvc.errors import InvalidEventError, Location, RulesetError
 from rulesvc.events import event_from_json, parse_time
+from rulesvc.lang.model import KindSchema
 from rulesvc.lang.yamlpos import load_yaml, plain
 from rulesvc.model import Event
+from rulesvc.validation import read_event
 
 CASE_KEYS = ("name", "description", "given", "until", "expect", "expect_not")
 
@@ -34,7 +36,11 @@ class CaseFile:
     cases: list[Case] = field(default_factory=list)
 
 
-def load_case_text(file: str, text: str) -> tuple[list[Case], list[RulesetError]]:
+def load_case_text(
+    file: str, text: str, kinds: Mapping[str, KindSchema] | None = None, now: datetime | None = None
+) -> tuple[list[Case], list[RulesetError]]:
+    """Cases of one file. With `kinds`, every event is validated against its ticket kind as ingest does
+    (an invalid event is a `bad_event` error listing its problems); `now` bounds event times (default: now)."""
     src, errors = load_yaml(file, text)
     if src is None:
         return [], errors
@@ -65,7 +71,13 @@ def load_case_text(file: str, text: str) -> tuple[list[Case], list[RulesetError]
             try:
                 body = dict(plain(raw_event))
                 body.setdefault("event_id", f"{name}#{event_index + 1}")
-                events.append(event_from_json(body))
+                if kinds is None:
+                    events.append(event_from_json(body))
+                else:
+                    checked = read_event(body, kinds, now=now or datetime.now(UTC))
+                    if checked.problems:
+                        raise InvalidEventError.of(checked.problems)
+                    events.append(checked.event)
             except (InvalidEventError, TypeError, ValueError) as exc:
                 errors.append(RulesetError("bad_event", f"bad event: {exc}", event_loc))
         if not events:
@@ -101,11 +113,13 @@ def _expectations(raw: Any) -> Sequence[Mapping[str, Any]]:
     return [plain(item) for item in raw if isinstance(item, Mapping)]
 
 
-def load_case_files(files: Sequence[Path]) -> tuple[list[Case], list[RulesetError]]:
+def load_case_files(
+    files: Sequence[Path], kinds: Mapping[str, KindSchema] | None = None
+) -> tuple[list[Case], list[RulesetError]]:
     cases: list[Case] = []
     errors: list[RulesetError] = []
     for file in files:
-        found, file_errors = load_case_text(str(file), file.read_text(encoding="utf-8"))
+        found, file_errors = load_case_text(str(file), file.read_text(encoding="utf-8"), kinds)
         cases.extend(found)
         errors.extend(file_errors)
     return cases, errors

@@ -27,6 +27,7 @@ from rulesvc.lang.expr import (
     parse_cell,
     parse_expression,
 )
+from rulesvc.lang.kinds import load_kind
 from rulesvc.lang.model import ActionSpec, KindSchema, ParamSpec, Row, Rule, Ruleset, Table
 from rulesvc.lang.tables import analyse_table
 from rulesvc.lang.yamlpos import Source, load_yaml, plain
@@ -34,7 +35,7 @@ from rulesvc.model import TIMER_DUE, TIMER_WARNING
 from rulesvc.sla.calendar import BusinessCalendar, always_open, load_calendar
 
 EVENT_TYPES = (*TICKET_EVENT_TYPES, TIMER_WARNING, TIMER_DUE)
-BASE_TYPES = ("string", "number", "bool", "datetime")
+BASE_TYPES = ("string", "number", "bool", "datetime", "list")
 HIT_POLICIES = ("first", "unique", "collect")
 RESERVED_ROOTS = ("ticket", "event", "timer")
 # Fact names also may not be "input": the engine's name for the fact each event asserts.
@@ -42,7 +43,6 @@ RESERVED_FACTS = (*RESERVED_ROOTS, "input")
 RULESET_KEYS = ("ruleset", "kind", "description", "facts", "tables", "rules", "version")
 RULE_KEYS = ("id", "description", "on", "priority", "when", "then")
 TABLE_KEYS = ("id", "description", "on", "hit", "inputs", "rows", "default")
-KIND_KEYS = ("kind", "description", "enums", "fields")
 _TEMPLATE = re.compile(r"\{([^{}]+)\}")
 _PATH = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)+$")
 
@@ -145,66 +145,6 @@ def _unknown_keys(
     ]
 
 
-def load_kind(file: str, text: str) -> tuple[KindSchema | None, list[RulesetError]]:
-    src, errors = load_yaml(file, text)
-    if src is None:
-        return None, errors
-    data = src.data
-    if not isinstance(data, Mapping) or not isinstance(data.get("kind"), str):
-        return None, [RulesetError("missing_key", "a kind file needs `kind: <name>`", Location(file, 1, 1))]
-    errors += _unknown_keys(src, data, KIND_KEYS, "kind file")
-    enums: dict[str, tuple[str, ...]] = {}
-    raw_enums = data.get("enums") or {}
-    if not isinstance(raw_enums, Mapping):
-        errors.append(
-            RulesetError("bad_value", "enums must be a mapping name → [values]", src.value_loc(data, "enums"))
-        )
-        raw_enums = {}
-    for name, values in raw_enums.items():
-        if not isinstance(values, list) or not values:
-            errors.append(
-                RulesetError(
-                    "bad_value", f"enum {name!r} needs a list of values", src.value_loc(raw_enums, name)
-                )
-            )
-            continue
-        strings = tuple(str(v) for v in values)
-        if len(set(strings)) != len(strings):
-            errors.append(
-                RulesetError(
-                    "duplicate_value", f"enum {name!r} lists a value twice", src.value_loc(raw_enums, name)
-                )
-            )
-        enums[str(name)] = strings
-    fields: dict[str, str] = {"kind": "string", "id": "string"}
-    raw_fields = data.get("fields") or {}
-    if not isinstance(raw_fields, Mapping):
-        errors.append(RulesetError("bad_value", "fields must be a mapping", src.value_loc(data, "fields")))
-        raw_fields = {}
-    for name, type_name in raw_fields.items():
-        type_text = str(type_name)
-        if type_text not in BASE_TYPES and type_text not in enums:
-            errors.append(
-                RulesetError(
-                    "unknown_type",
-                    f"unknown type {type_text!r} for field {name!r}",
-                    src.value_loc(raw_fields, name),
-                    suggest(type_text, [*BASE_TYPES, *enums])
-                    or f"use one of {', '.join(BASE_TYPES)} or an enum",
-                )
-            )
-            continue
-        fields[str(name)] = type_text
-    kind = KindSchema(
-        kind=str(data["kind"]),
-        fields=fields,
-        enums=enums,
-        location=src.node_loc(data),
-        description=str(data.get("description", "")),
-    )
-    return kind, errors
-
-
 def field_type(type_name: str) -> FieldType:
     if type_name in BASE_TYPES:
         return FieldType(type_name)
@@ -290,6 +230,14 @@ class _RulesetLoader:
         rules = self.load_list(data, "rules", self.load_rule, ids)
         if not tables and not rules and "tables" not in data and "rules" not in data:
             self.error("empty_ruleset", "a ruleset needs `rules:` or `tables:`", src.node_loc(data))
+        version = plain(data.get("version", 1))
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            self.error(
+                "bad_value",
+                f"version must be a positive whole number, not {version!r}",
+                src.value_loc(data, "version"),
+                "e.g. version: 3",
+            )
         if self.errors:
             return None
         text = src.text
@@ -302,7 +250,7 @@ class _RulesetLoader:
             rules=tuple(r for r in rules if isinstance(r, Rule)),
             file=src.file,
             content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            version=int(data.get("version", 1)),
+            version=int(version),
             source_text=text,
         )
 

@@ -2,24 +2,57 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from rulesvc.errors import Location
 from rulesvc.lang.expr import Expr
 
+Bound = Decimal | datetime | date
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One declared ticket field (see `rulesvc.lang.kinds`): schema type and constraints."""
+
+    name: str
+    type: str  # decimal | integer | string | enum | date | datetime | boolean | list
+    enum: str | None = None
+    required: bool = False
+    min: Bound | None = None
+    max: Bound | None = None
+    min_exclusive: Bound | None = None
+    max_exclusive: Bound | None = None
+    max_length: int | None = None
+    pattern: re.Pattern[str] | None = None
+    format: str | None = None
+    items: str | None = None  # list items: a schema type or enum name
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class InvalidPolicy:
+    """What to do with a ticket breaking its kind's schema instead of refusing it: route it to a group."""
+
+    assign: str
+
 
 @dataclass(frozen=True)
 class KindSchema:
-    """A ticket kind: declared field types (`string`, `number`, `bool`, `datetime` or an enum name)."""
+    """A ticket kind: the condition language's view of each field (`string`, `number`, `bool`, `datetime`,
+    `list` or an enum name) in `fields`, the full schema in `specs`, and the invalid-ticket policy."""
 
     kind: str
     fields: Mapping[str, str]
     enums: Mapping[str, tuple[str, ...]]
     location: Location
     description: str = ""
+    specs: Mapping[str, FieldSpec] = field(default_factory=dict)
+    invalid: InvalidPolicy | None = None
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
@@ -91,9 +93,26 @@ class Source:
         return Location(self.file, line + 1, col + 1)
 
 
+class _ExactConstructor(RoundTripConstructor):
+    """YAML numbers with a fraction or exponent become Decimals from their own text (`4999.999999999999999`
+    is not `5000.0`), as JSON numbers do in `rulesvc.exactjson`; `.inf`/`.nan` stay floats."""
+
+    def construct_yaml_float(self, node: Any) -> Any:
+        text = str(self.construct_scalar(node)).replace("_", "")
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            return super().construct_yaml_float(node)
+        return number if number.is_finite() else super().construct_yaml_float(node)
+
+
+_ExactConstructor.add_constructor("tag:yaml.org,2002:float", _ExactConstructor.construct_yaml_float)
+
+
 def load_yaml(file: str, text: str) -> tuple[Source | None, list[RulesetError]]:
     """Parse YAML keeping positions; a syntax error becomes one positioned RulesetError."""
     yaml = YAML(typ="rt")
+    yaml.Constructor = _ExactConstructor
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:

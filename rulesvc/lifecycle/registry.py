@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Mapping
 
+from rulesvc.lang.model import KindSchema
 from rulesvc.lifecycle.timeline import BookFactory, BookTimeline, build_timeline
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
@@ -66,6 +67,10 @@ class LiveBook:
 
     def evaluate(self, event: Event) -> Decision:
         return self.book_for(event).evaluate(event)
+
+    @property
+    def kinds(self) -> Mapping[str, KindSchema]:
+        return self.registry.factory.kinds
 
     def versions(self) -> dict[str, int]:
         return self.registry.timeline.at(self.clock.now()).versions()

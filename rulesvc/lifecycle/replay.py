@@ -11,19 +11,19 @@ Examples are masked with the service's policy: the report goes to editors and ap
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from rulesvc.audit import canonical
+from rulesvc import exactjson
 from rulesvc.errors import InvalidEventError
 from rulesvc.events import event_from_json
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event, to_jsonable
 from rulesvc.storage.ruleset_records import LoggedDecision
+from rulesvc.validation import read_event
 
 BookAt = Callable[[datetime], Any]  # instant → an evaluator (`evaluate(event) -> Decision`)
 Evaluate = Callable[[Any, Event], Decision]
@@ -35,11 +35,20 @@ def _actions(decision: Decision) -> list[dict[str, Any]]:
 
 
 def _outcome(actions: list[dict[str, Any]]) -> list[str]:
-    return sorted(canonical(action) for action in actions)
+    return sorted(exactjson.dumps(action, sort_keys=True) for action in actions)
 
 
 def _types(actions: Sequence[dict[str, Any]]) -> Counter[str]:
     return Counter(str(action.get("type")) for action in actions)
+
+
+def _read(body: Any, book: Any, decided_at: datetime) -> Event | None:
+    """The logged event validated as ingest did (kinds of the book in force then); None if it was invalid."""
+    kinds = getattr(book, "kinds", None)
+    if kinds is None:
+        return event_from_json(body)
+    checked = read_event(body, kinds, now=decided_at)
+    return None if checked.problems else checked.event
 
 
 def backtest(
@@ -66,14 +75,17 @@ def backtest(
         if logged.clear_input_text is None:
             skipped["no_input"] += 1
             continue
-        body = json.loads(logged.clear_input_text)
+        body = exactjson.loads(logged.clear_input_text)
         if isinstance(body, dict) and str(body.get("type", "")).startswith("timer."):
             skipped["timer"] += 1
             continue
         try:
-            event = event_from_json(body)
+            event = _read(body, baseline(logged.decided_at), logged.decided_at)
         except (InvalidEventError, TypeError, ValueError):
             skipped["unreadable"] += 1
+            continue
+        if event is None:  # decided under the kind's invalid-ticket policy: no rule ever saw it
+            skipped["invalid"] += 1
             continue
         merged = {**snapshots.get(event.ticket_id, {}), **event.ticket}
         snapshots[event.ticket_id] = merged

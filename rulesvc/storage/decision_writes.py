@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import Table
 
+from rulesvc import exactjson
 from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
 from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.records import NewDecision, StoredDecision
@@ -156,4 +156,4 @@ def stored_decision(row: DecisionRow) -> StoredDecision:
 
 
 def json_text(value: Mapping[str, Any]) -> str:
-    return orjson.dumps(value).decode("utf-8")
+    return exactjson.dumps(value)

@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import Engine, Select, Table, func, insert, select
 from sqlalchemy.orm import sessionmaker
 
+from rulesvc import exactjson
 from rulesvc.events import normalise_value
 from rulesvc.model import to_jsonable
 from rulesvc.sla.outcomes import SlaOutcome
@@ -99,7 +100,7 @@ class SqlTimerStore:
                         {
                             "ticket_id": ticket_id,
                             "kind": kind,
-                            "snapshot": orjson.dumps(to_jsonable(dict(snapshot))).decode("utf-8"),
+                            "snapshot": exactjson.dumps(to_jsonable(dict(snapshot))),
                             "group_name": "",
                             "updated_at": now,
                         }
@@ -327,7 +328,7 @@ def _views(tickets: Iterable[LockedTicket], timers: Rows) -> list[tuple[TicketVi
         view = TicketView(
             ticket_id=ticket.ticket_id,
             kind=ticket.kind,
-            snapshot=normalise_value(orjson.loads(ticket.snapshot)),
+            snapshot=normalise_value(exactjson.loads(ticket.snapshot)),
             group=ticket.group_name,
             timers=tuple(_scheduled(row) for row in rows),
         )
@@ -354,7 +355,7 @@ def _apply(
             "updated_at": ticket.updated_at,
         }
         if write.snapshot is not None:
-            changed["snapshot"] = orjson.dumps(to_jsonable(dict(write.snapshot))).decode("utf-8")
+            changed["snapshot"] = exactjson.dumps(to_jsonable(dict(write.snapshot)))
             changed["updated_at"] = now
         if write.kind:
             changed["kind"] = write.kind

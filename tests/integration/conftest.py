@@ -199,7 +199,7 @@ def event(event_id: str, kind: str = "expense", **ticket: Any) -> dict[str, Any]
             "owner": "王经理",
             "stage": "初审",
             "customer_name": "张三",
-            "id_card": "110105199001011234",
+            "id_card": "110105199001011232",
             "mobile": "13812345678",
         },
         "complaint": {"id": f"C-{event_id}", "owner": "李娜", "channel": "电话"},

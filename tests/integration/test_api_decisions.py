@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from tests.integration.conftest import auth, engine_of, event
 
-PERSONAL = {"customer_name": "张三", "id_card": "110105199001011234", "mobile": "13812345678"}
+PERSONAL = {"customer_name": "张三", "id_card": "110105199001011232", "mobile": "13812345678"}
 
 
 def post_loan(client: TestClient, keys: dict[str, str]) -> dict[str, object]:
@@ -30,7 +30,7 @@ def test_auditor_and_admin_see_masked_event(client: TestClient, keys: dict[str, 
         assert body["masked"] is True
         ticket = body["event"]["ticket"]
         assert ticket["customer_name"] == "张*"
-        assert ticket["id_card"] == "110105********1234"
+        assert ticket["id_card"] == "110105********1232"
         assert ticket["mobile"] == "138****5678"
         assert ticket["remark"] == "客户备用电话139****4321"
         assert ticket["region"] == "上海浦东" and ticket["amount"] == 800000

@@ -152,9 +152,9 @@ def post_raw(
         (b'{"event_id": "\xc3\x28"}', 422, "invalid_encoding"),
         (b"[" * 40 + b"]" * 40, 422, "too_deep"),
         (b"[" * 100_000 + b"]" * 100_000, 422, "malformed_json"),
-        (b"[]", 422, "invalid_request"),
-        (b'"text"', 422, "invalid_request"),
-        (b'{"event_id": 1, "type": "ticket.created"}', 422, "invalid_request"),
+        (b"[]", 422, "event.invalid"),
+        (b'"text"', 422, "event.invalid"),
+        (b'{"event_id": 1, "type": "ticket.created"}', 422, "event.invalid"),
         (b"NaN", 422, "malformed_json"),
     ],
 )
@@ -171,7 +171,7 @@ def test_field_paths_in_validation_errors(client: TestClient, keys: dict[str, st
     del bad["ticket"]["kind"]
     bad["type"] = "ticket.exploded"
     result = post_raw(client, keys["ingest"], json.dumps(bad).encode())
-    assert result["status"] == 422 and result["code"] == "invalid_request"
+    assert result["status"] == 422 and result["code"] == "event.invalid"
     paths = {d["path"] for d in result["details"]}  # type: ignore[attr-defined]
     assert {"type", "occurred_at", "ticket.kind"} <= paths
 
@@ -186,7 +186,7 @@ def test_extra_top_level_field_and_control_characters_refused(
 
 def test_unknown_ticket_kind(client: TestClient, keys: dict[str, str]) -> None:
     result = post_raw(client, keys["ingest"], json.dumps(event("k1", "mortgage")).encode())
-    assert result["status"] == 422 and result["code"] == "invalid_event"
+    assert result["status"] == 422 and result["code"] == "event.invalid"
     assert result["details"][0]["path"] == "ticket.kind"  # type: ignore[index]
 
 

@@ -78,7 +78,7 @@ def test_metrics_by_ruleset_rule_and_action_type(client: TestClient, keys: dict[
         'rulesvc_rules_fired_total{rule="报销审批#差旅费小额自动审批",ruleset="expense-approval"} 1.0' in text
     )
     assert 'rulesvc_http_request_duration_seconds_bucket{le="0.25",method="POST",route="/v1/events"}' in text
-    assert 'rulesvc_errors_total{code="invalid_event"} 1.0' in text
+    assert 'rulesvc_errors_total{code="event.invalid"} 1.0' in text
     assert 'rulesvc_errors_total{code="unauthorized"} 1.0' in text
 
 

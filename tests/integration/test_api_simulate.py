@@ -44,4 +44,4 @@ def test_simulate_validates_input(client: TestClient, keys: dict[str, str]) -> N
         json={"events": [event("u1", "mortgage")], "until": "2026-10-01T00:00:00+08:00"},
         headers=auth(keys["ingest"]),
     )
-    assert unknown.status_code == 422 and unknown.json()["code"] == "invalid_event"
+    assert unknown.status_code == 422 and unknown.json()["code"] == "event.invalid"

@@ -346,7 +346,7 @@ def expected_for(ticket_id: str, amount: Decimal, expense_type: str) -> list[dic
     result += [
         {
             "type": "trigger_payment",
-            "amount": float(amount) if amount % 1 else int(amount),
+            "amount": amount,
             "rule": "混合/付款",
         },
         {
@@ -689,7 +689,11 @@ def test_action_parameter_references(tmp_path: Path) -> None:
     assert params[3]["channels"] == ["sms", "email"]
     assert params[4] == {"group": Decimal("4999.99")}  # a bare field path is a reference, even quoted
     assert params[5] == {"to": "主管"}
-    assert actions(decision)[1] == {"type": "trigger_payment", "amount": 2499.995, "rule": "参数/付款"}
+    assert actions(decision)[1] == {
+        "type": "trigger_payment",
+        "amount": Decimal("2499.995"),
+        "rule": "参数/付款",
+    }
 
 
 def test_template_with_missing_field_renders_empty(tmp_path: Path) -> None:

@@ -690,7 +690,7 @@ def test_explain_reports_each_atom_with_values() -> None:
     ]
     assert traces[0].to_json() == {
         "condition": "ticket.amount < 5000",
-        "values": {"ticket.amount": 4999.99},
+        "values": {"ticket.amount": Decimal("4999.99")},
         "result": True,
     }
 
