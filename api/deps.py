@@ -105,7 +105,9 @@ async def json_body(request: Request) -> Any:
         data = exactjson.loads(raw)
     except RecursionError:
         limit = runtime(request).settings.max_json_depth
-        raise ApiError(422, "malformed_json", f"JSON 嵌套过深（最多 {limit} 层）", {"max_depth": limit}) from None
+        raise ApiError(
+            422, "malformed_json", f"JSON 嵌套过深（最多 {limit} 层）", {"max_depth": limit}
+        ) from None
     except UnicodeDecodeError as bad:
         raise ApiError(422, "invalid_encoding", "请求体不是合法的 UTF-8", {"position": bad.start}) from None
     except json.JSONDecodeError as exc:
