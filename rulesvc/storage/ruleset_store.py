@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from rulesvc import exactjson
 from rulesvc.audit import ChainEntry
 from rulesvc.storage.bulk import Statements
 from rulesvc.storage.decision_writes import chain, chain_entry, chain_head, lock_chain_head, write_entries
@@ -170,7 +171,7 @@ class _View:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return exactjson.dumps(value, sort_keys=True)  # replay reports hold actions: decimals keep their digits
 
 
 def _cases(text: str | None) -> dict[str, str]:
@@ -240,7 +241,7 @@ def _draft(row: RulesetDraftRow) -> DraftRecord:
         updated_at=row.updated_at,
         tests=tests,
         rollback_of=row.rollback_of,
-        replay=json.loads(row.replay) if row.replay else None,
+        replay=exactjson.loads(row.replay) if row.replay else None,
         submitted_at=row.submitted_at,
         reviewer=row.reviewer,
         review_comment=row.review_comment,
