@@ -6,14 +6,18 @@ should not start). Nothing is created at import time.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Runtime
 from api.errors import install_error_handlers
@@ -26,15 +30,21 @@ from api.routes.rulesets import BODY_MODELS
 from api.schemas import EventIn, SimulateIn
 from api.timer_schemas import TIMER_BODY_MODELS
 from api.timers import TimerRuntime, install_timers
+from rulesvc.checkpoints import CheckpointError, CheckpointKeeper, build_keeper
 from rulesvc.lifecycle.build import Lifecycle, build_lifecycle
+from rulesvc.lifecycle.queries import ruleset_problems
 from rulesvc.notify import shared_notifier
 from rulesvc.service import DecisionService, Evaluator, Simulator
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.storage import SqlStore, make_engine, migrate
+from rulesvc.storage.evidence_reads import SqlEvidenceReader
+from rulesvc.storage.ruleset_store import SqlRulesetStore
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
 from rulesvc.webhook_service import WebhookService
+
+log = logging.getLogger("rulesvc.api")
 
 DESCRIPTION = """
 rulesvc 决策服务：工单系统提交事件，服务按规则集返回动作（分派、审批层级、复核、自动审批、付款、SLA 计时、提醒、升级）。
@@ -75,6 +85,7 @@ def create_app(
         )
         book = lifecycle.book
     notifier = shared_notifier(settings.redis_url)
+    checkpoints = checkpoint_keeper(settings, store)
     service = DecisionService(
         store,
         store,
@@ -85,6 +96,9 @@ def create_app(
         engine_lock=engine_lock,
         notifier=notifier,
         limits=settings.validation_limits(),
+        evidence=SqlEvidenceReader(engine),
+        checkpoints=checkpoints,
+        more_checks=[partial(ruleset_problems, SqlRulesetStore(engine))],
     )
     metrics = Metrics()
     redis_client = _redis(settings.redis_url)
@@ -92,7 +106,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        periodic = (
+            asyncio.create_task(_checkpoint_every(checkpoints, settings.checkpoint_interval))
+            if checkpoints is not None and settings.checkpoint_interval > 0
+            else None
+        )
         yield
+        if periodic is not None:
+            periodic.cancel()
         if lifecycle is not None:
             lifecycle.close()
         store.close()
@@ -118,7 +139,7 @@ def create_app(
     if lifecycle is not None:
         install_lifecycle(app, lifecycle)
     # Webhook retries run on real time (SystemClock) whatever clock decides events.
-    webhooks = WebhookService(SqlWebhookStore(engine), SystemClock())
+    webhooks = WebhookService(SqlWebhookStore(engine), SystemClock(), evidence=SqlEvidenceReader(engine))
     install_timers(app, TimerRuntime(webhooks, SqlTimerStore(engine), notifier))
     app.add_middleware(
         ServiceMiddleware,
@@ -128,6 +149,35 @@ def create_app(
     )
     _install_openapi(app, [EventIn, SimulateIn, *BODY_MODELS, *TIMER_BODY_MODELS])
     return app
+
+
+def checkpoint_keeper(settings: Settings, store: SqlStore) -> CheckpointKeeper | None:
+    """The keeper of the configured checkpoint directory; its newest checkpoint is a floor for the head."""
+    key = settings.checkpoint_key.get_secret_value() if settings.checkpoint_key else None
+    keeper = build_keeper(
+        store,
+        SystemClock(),
+        settings.checkpoint_directory(),
+        key,
+        settings.checkpoint_key_file,
+        settings.checkpoint_public_keys,
+    )
+    if keeper is not None:
+        keeper.seed_watermark()
+    return keeper
+
+
+async def _checkpoint_every(keeper: CheckpointKeeper, seconds: float) -> None:
+    """Sign the head every `seconds` (a refusal — the chain no longer verifies — is logged as an alert)."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            checkpoint = await run_in_threadpool(keeper.make)
+            log.info("checkpoint signed at seq %d", checkpoint.seq)
+        except CheckpointError as exc:
+            log.error("integrity: checkpoint refused (%s): %s", exc.code, exc)
+        except Exception:
+            log.exception("checkpoint failed")
 
 
 def load_book(settings: Settings) -> Evaluator:

@@ -21,7 +21,9 @@ from starlette.responses import Response
 
 from api.context import request_id_var
 from api.responses import JSONBytes
+from rulesvc.checkpoints import CheckpointError
 from rulesvc.errors import InvalidEventError
+from rulesvc.evidence import ChainRolledBackError, EvidenceError
 from rulesvc.service import DecisionNotFoundError, IdempotencyConflictError
 
 log = logging.getLogger("rulesvc.api")
@@ -131,6 +133,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DecisionNotFoundError)
     async def _not_found(request: Request, exc: DecisionNotFoundError) -> Response:
         return respond_error(request, 404, "not_found", str(exc), {"decision_id": exc.decision_id})
+
+    @app.exception_handler(EvidenceError)
+    async def _evidence(request: Request, exc: EvidenceError) -> Response:
+        return respond_error(request, 503, exc.code, str(exc), exc.details())
+
+    @app.exception_handler(ChainRolledBackError)
+    async def _rolled_back(request: Request, exc: ChainRolledBackError) -> Response:
+        log.error("integrity: %s", exc)
+        details = {"head_seq": exc.head_seq, "known_seq": exc.known_seq}
+        return respond_error(request, 503, exc.code, str(exc), details)
+
+    @app.exception_handler(CheckpointError)
+    async def _checkpoint(request: Request, exc: CheckpointError) -> Response:
+        status = 409 if exc.code in ("audit.chain_broken", "audit.chain_rolled_back") else 503
+        if status == 409:
+            log.error("integrity: %s", exc)
+        return respond_error(request, status, exc.code, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

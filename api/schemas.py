@@ -228,6 +228,28 @@ class VerifyOut(BaseModel):
     ok: bool
     checked: int
     first_broken: BrokenOut | None = None
+    problems: list[ProblemOut] = Field(
+        default_factory=list,
+        description="存储的行与日志链记录不符（动作流、webhook 投递、规则集版本、检查点）",
+    )
+    checkpoints: int | None = Field(default=None, description="用于核对日志链的已签名检查点数量")
+
+
+class ProblemOut(BaseModel):
+    table: str
+    row: str
+    reason: str
+    message: str
+    seq: int | None = None
+
+
+class CheckpointOut(BaseModel):
+    seq: int = Field(description="检查点所签的日志链条数")
+    head_hash: str
+    at: str
+    key_id: str
+    public_key: str = Field(description="签名公钥（Ed25519，十六进制）")
+    signature: str = Field(description="Ed25519 签名（十六进制）")
 
 
 class TimelineEntryOut(BaseModel):

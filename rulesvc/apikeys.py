@@ -11,7 +11,8 @@ Role matrix (✓ allowed; "clear" = personal data unmasked, and the read itself 
 | `simulate`          | POST /v1/simulate              | ✓      | ✓      | ✓        | ✓          |         | ✓     |
 | `actions:read`      | GET /v1/actions                | ✓      |        |          |            |         | ✓     |
 | `decisions:read`    | GET /v1/decisions/{id}         |        |        |          | ✓ clear    | ✓ masked| ✓ masked |
-| `audit:verify`      | GET /v1/audit/verify           |        |        |          | ✓          | ✓       | ✓     |
+| `audit:verify`      | GET /v1/audit/verify, GET /v1/audit/checkpoints/latest | | |  | ✓          | ✓       | ✓     |
+| `audit:checkpoint`  | POST /v1/audit/checkpoints     |        |        |          |            | ✓       | ✓     |
 | `rulesets:read`     | GET /v1/rulesets/...           |        | ✓      | ✓        | ✓          | ✓       | ✓     |
 | `rulesets:write`    | drafts, cases, submit, rollback, import |  | ✓  |          |            |         | ✓     |
 | `rulesets:review`   | approve, reject (never own)    |        |        | ✓        |            |         | ✓     |
@@ -58,6 +59,7 @@ class Permission(StrEnum):
     ACTIONS_READ = "actions:read"
     DECISIONS_READ = "decisions:read"
     AUDIT_VERIFY = "audit:verify"
+    AUDIT_CHECKPOINT = "audit:checkpoint"
     RULESETS_READ = "rulesets:read"
     RULESETS_WRITE = "rulesets:write"
     RULESETS_REVIEW = "rulesets:review"
@@ -73,6 +75,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.ACTIONS_READ: frozenset({Role.INGEST, Role.ADMIN}),
     Permission.DECISIONS_READ: frozenset({Role.COMPLIANCE, Role.AUDITOR, Role.ADMIN}),
     Permission.AUDIT_VERIFY: frozenset({Role.COMPLIANCE, Role.AUDITOR, Role.ADMIN}),
+    Permission.AUDIT_CHECKPOINT: frozenset({Role.AUDITOR, Role.ADMIN}),
     Permission.RULESETS_READ: frozenset(
         {Role.EDITOR, Role.APPROVER, Role.COMPLIANCE, Role.AUDITOR, Role.ADMIN}
     ),

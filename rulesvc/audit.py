@@ -29,6 +29,7 @@ GENESIS = "0" * 64
 
 KIND_DECISION = "decision"
 KIND_CLEAR_READ = "clear_read"
+KIND_KEY = "key"
 
 
 def canonical(value: Any) -> str:
@@ -99,26 +100,109 @@ class BrokenEntry:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """A stored row that no longer matches what the chain recorded (`reason` a stable code)."""
+
+    table: str
+    row: str
+    reason: str
+    message: str
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "table": self.table,
+            "row": self.row,
+            "reason": self.reason,
+            "message": self.message,
+        }
+        if self.seq is not None:
+            result["seq"] = self.seq
+        return result
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     ok: bool
     checked: int
     broken: BrokenEntry | None = None
+    problems: tuple[Problem, ...] = ()
+    checkpoints: int | None = None
+    """How many signed checkpoints the chain was checked against (None: none given)."""
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {"ok": self.ok, "checked": self.checked}
         if self.broken is not None:
             result["first_broken"] = self.broken.to_json()
+        if self.problems:
+            result["problems"] = [problem.to_json() for problem in self.problems]
+        if self.checkpoints is not None:
+            result["checkpoints"] = self.checkpoints
         return result
 
+    def with_problems(self, problems: Iterable[Problem], checkpoints: int | None = None) -> VerifyResult:
+        found = (*self.problems, *problems)
+        return VerifyResult(
+            self.ok and not found,
+            self.checked,
+            self.broken,
+            found,
+            checkpoints if checkpoints is not None else self.checkpoints,
+        )
 
-def verify_chain(entries: Iterable[ChainEntry], head: tuple[int, str] | None = None) -> VerifyResult:
+
+def verify_chain(
+    entries: Iterable[ChainEntry],
+    head: tuple[int, str] | None = None,
+    checkpoints: Iterable[tuple[int, str]] = (),
+    start: tuple[int, str] = (0, GENESIS),
+) -> VerifyResult:
     """Recompute the chain over `entries` (in ascending `seq` order); stop at the first bad entry.
 
     `head` is the (seq, hash) the store recorded as the chain's end; when given, a chain that stops short
-    of it (deleted tail) or runs past it is reported too.
+    of it (deleted tail) or runs past it is reported too. `checkpoints` are (seq, hash) pairs signed
+    earlier (their signatures already checked): the verified chain must still hold each of them, so a
+    tail deleted together with a head moved back, or a rewritten chain, is reported even when the chain
+    is consistent in itself. `start` (seq, hash) checks only the entries after an entry already trusted
+    (`checked` then counts those alone).
     """
-    prev_hash = GENESIS
-    expected_seq = 1
+    wanted = {seq: head_hash for seq, head_hash in checkpoints}
+    seen: dict[int, str] = {start[0]: start[1]}
+    result = _walk(entries, head, wanted, seen, start)
+    problems = []
+    for seq, head_hash in sorted(wanted.items()):
+        if seq not in seen:
+            problems.append(
+                Problem(
+                    "audit_log",
+                    str(seq),
+                    "checkpoint_not_extended",
+                    f"已签名检查点记录了第 {seq} 条日志，现在的日志链不再包含它（末尾被删除或链被改写）",
+                    seq,
+                )
+            )
+        elif seen[seq] != head_hash:
+            problems.append(
+                Problem(
+                    "audit_log",
+                    str(seq),
+                    "checkpoint_mismatch",
+                    f"第 {seq} 条日志的哈希与已签名检查点不符（日志链被改写）",
+                    seq,
+                )
+            )
+    return result.with_problems(problems, len(wanted) if wanted else None)
+
+
+def _walk(
+    entries: Iterable[ChainEntry],
+    head: tuple[int, str] | None,
+    wanted: Mapping[int, str],
+    seen: dict[int, str],
+    start: tuple[int, str],
+) -> VerifyResult:
+    prev_hash = start[1]
+    expected_seq = start[0] + 1
     checked = 0
     for entry in entries:
         if entry.seq != expected_seq:
@@ -148,16 +232,19 @@ def verify_chain(entries: Iterable[ChainEntry], head: tuple[int, str] | None = N
                 ),
             )
         prev_hash = entry.hash
+        if entry.seq in wanted:
+            seen[entry.seq] = entry.hash
         expected_seq += 1
         checked += 1
-    if head is not None and head != (checked, prev_hash if checked else GENESIS):
+    last = start[0] + checked
+    if head is not None and head != (last, prev_hash):
         head_seq = head[0]
-        if head_seq > checked:
-            seq = checked + 1  # entries after the last one checked were removed
-        elif head_seq < checked:
+        if head_seq > last:
+            seq = last + 1  # entries after the last one checked were removed
+        elif head_seq < last:
             seq = head_seq + 1  # entries were appended behind the store's back
         else:
-            seq = checked  # the last entry was replaced
+            seq = last  # the last entry was replaced
         return VerifyResult(
             False,
             checked,

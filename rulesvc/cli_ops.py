@@ -187,11 +187,43 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `key
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the decision log's hash chain; exit 1 and name the first bad entry if it is broken."""
-    from rulesvc.service import verify_store
+def audit_verify(
+    checkpoints: list[Path] = typer.Option(
+        [], "--checkpoints", help="directory of signed checkpoints the chain must still extend (repeatable)"
+    ),
+    database_url: str | None = typer.Option(
+        None, "--database-url", help="database (or restored dump) to check; default RULESVC_DATABASE_URL"
+    ),
+    public_keys: list[str] = typer.Option(
+        [],
+        "--public-key",
+        help="trusted checkpoint public key, hex (repeatable; default: the configured key)",
+    ),
+) -> None:
+    """Check the chain, every table it vouches for and every checkpoint given; works offline on a database
+    URL (nothing is written). Exit 1 and name what is wrong when anything does not verify."""
+    from rulesvc.checkpoints import CheckpointDirectory, Signer, checked_checkpoints, trusted_keys
+    from rulesvc.lifecycle.queries import ruleset_problems
+    from rulesvc.service import verify_all
+    from rulesvc.storage import SqlStore, make_engine
+    from rulesvc.storage.evidence_reads import SqlEvidenceReader
+    from rulesvc.storage.ruleset_store import SqlRulesetStore
 
-    result = verify_store(_store(Settings()))
+    settings = Settings(database_url=database_url) if database_url else Settings()
+    engine = make_engine(settings.database_url)
+    directory = settings.checkpoint_directory()
+    folders = [CheckpointDirectory(p) for p in checkpoints or ([directory] if directory else [])]
+    signer = Signer(None, [*public_keys, *trusted_keys(settings, directory)])
+    try:
+        store = SqlStore(engine, group_commit=False)
+        result = verify_all(
+            store,
+            SqlEvidenceReader(engine),
+            checked_checkpoints(folders, signer),
+            [lambda: ruleset_problems(SqlRulesetStore(engine))],
+        )
+    finally:
+        engine.dispose()
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
     if not result.ok:
         raise typer.Exit(1)

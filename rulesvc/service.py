@@ -32,9 +32,12 @@ from rulesvc.audit import (
     sha256_hex,
     verify_chain,
 )
+from rulesvc.audit import Problem as ChainProblem
+from rulesvc.checkpoints import Checkpoint, CheckpointError, CheckpointKeeper
 from rulesvc.decision_record import decision_payload, new_decision, record_json
 from rulesvc.entropy import uuid4
 from rulesvc.errors import InvalidEventError, Problem, RulesvcError
+from rulesvc.evidence import EvidenceReader, check_feed, verify_rows
 from rulesvc.lang.model import KindSchema
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Action, Decision, Event, TraceEntry
@@ -147,9 +150,18 @@ class DecisionService:
         engine_lock: threading.Lock | None = None,
         notifier: Notifier | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        evidence: EvidenceReader | None = None,
+        checkpoints: CheckpointKeeper | None = None,
+        more_checks: Sequence[Callable[[], list[ChainProblem]]] = (),
     ) -> None:
+        """`evidence`: feed records are checked against the chain before they are served, and `verify`
+        checks the feed and webhook bodies; `checkpoints` are made on demand and held against the chain;
+        `more_checks` add other tables' problems (ruleset versions) to `verify`."""
         self.limits = limits
         self.store = store
+        self.evidence = evidence
+        self.checkpoints = checkpoints
+        self._more_checks = tuple(more_checks)
         self.notifier = notifier
         self.keys = keys
         self.book = book
@@ -282,15 +294,39 @@ class DecisionService:
         return ordered
 
     def list_actions(self, after: int, limit: int) -> list[FeedItem]:
+        """The feed after `after`; every action is checked against its decision's chained record first
+        (`EvidenceError` stops the read at the first that is not vouched for)."""
+        records = self.store.list_actions(after, limit)
+        if self.evidence is not None:
+            actions = check_feed(self.evidence, records)
+        else:
+            actions = [exactjson.loads(r.action_text) for r in records]
         return [
-            FeedItem(r.cursor, r.at, r.ticket_id, r.decision_id, exactjson.loads(r.action_text))
-            for r in self.store.list_actions(after, limit)
+            FeedItem(r.cursor, r.at, r.ticket_id, r.decision_id, action)
+            for r, action in zip(records, actions, strict=True)
         ]
 
     # -- audit --------------------------------------------------------------------------------------------
 
     def verify_audit(self) -> VerifyResult:
-        return verify_store(self.store)
+        """The chain and decisions, held against every signed checkpoint; then the feed, webhook bodies and
+        the other tables the chain vouches for."""
+        checked = self.checkpoints.checked() if self.checkpoints is not None else ([], [])
+        return verify_all(self.store, self.evidence, checked, self._more_checks)
+
+    def make_checkpoint(self) -> Checkpoint:
+        if self.checkpoints is None:
+            raise CheckpointError(
+                "audit.checkpoints_unconfigured", "未配置检查点目录（RULESVC_CHECKPOINT_DIR）"
+            )
+        return self.checkpoints.make()
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        if self.checkpoints is None:
+            raise CheckpointError(
+                "audit.checkpoints_unconfigured", "未配置检查点目录（RULESVC_CHECKPOINT_DIR）"
+            )
+        return self.checkpoints.latest()
 
     # -- simulation ---------------------------------------------------------------------------------------
 
@@ -344,9 +380,27 @@ class DecisionService:
         return principal
 
 
-def verify_store(store: DecisionStore) -> VerifyResult:
-    """Recompute the chain, then check every decision row against the digests its entry holds."""
-    chain = verify_chain(store.audit_entries(), store.chain_head())
+def verify_all(
+    store: DecisionStore,
+    evidence: EvidenceReader | None,
+    checkpoints: tuple[Sequence[tuple[int, str]], Sequence[ChainProblem]] = ((), ()),
+    more_checks: Sequence[Callable[[], list[ChainProblem]]] = (),
+) -> VerifyResult:
+    """One verify over everything: the chain (held against the signed checkpoints' (seq, hash) pairs,
+    with the problems found reading them), decisions, feed, webhook bodies and `more_checks`."""
+    pairs, problems = checkpoints[0], list(checkpoints[1])
+    result = verify_store(store, pairs)
+    if evidence is not None:
+        problems.extend(verify_rows(evidence))
+    for check in more_checks:
+        problems.extend(check())
+    return result.with_problems(problems)
+
+
+def verify_store(store: DecisionStore, checkpoints: Sequence[tuple[int, str]] = ()) -> VerifyResult:
+    """Recompute the chain (which must still hold every signed checkpoint given), then check every
+    decision row against the digests its entry holds."""
+    chain = verify_chain(store.audit_entries(), store.chain_head(), checkpoints)
     candidates: list[BrokenEntry] = [chain.broken] if chain.broken else []
     for evidence in store.decision_evidence():
         if chain.broken is not None and evidence.entry.seq >= chain.broken.seq:
@@ -387,7 +441,9 @@ def verify_store(store: DecisionStore) -> VerifyResult:
     if not candidates:
         return chain
     first = min(candidates, key=lambda b: b.seq)
-    return VerifyResult(False, max(0, min(chain.checked, first.seq - 1)), first)
+    return VerifyResult(
+        False, max(0, min(chain.checked, first.seq - 1)), first, chain.problems, chain.checkpoints
+    )
 
 
 def create_api_key(keys: KeyStore, roles: frozenset[Role], clock: Clock, label: str = "") -> tuple[str, str]:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rulesvc.masking import DEFAULT_FIELD_RULES, DEFAULT_PATTERN_RULES, MaskKind, MaskPolicy
@@ -87,6 +87,33 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1, le=100, description="Attempts before a dead letter.")
     webhook_backoff_base: float = Field(default=1.0, gt=0, description="Seconds before the first retry.")
     webhook_backoff_max: float = Field(default=300.0, gt=0, description="Longest wait between retries.")
+    checkpoint_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Directory outside the database where signed checkpoints of the audit chain are written and "
+            "read back by verify. Default: `checkpoints/` next to an SQLite file; none for PostgreSQL."
+        ),
+    )
+    checkpoint_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 signing key for checkpoints: PEM, or the 32 raw bytes as base64 or hex.",
+    )
+    checkpoint_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "File holding the signing key (PEM). Default: `checkpoint-signing.key` beside the checkpoint "
+            "directory, created on first use (mode 0600)."
+        ),
+    )
+    checkpoint_public_keys: list[str] = Field(
+        default_factory=list,
+        description="Public keys (hex) of earlier signing keys whose checkpoints stay trusted (rotation).",
+    )
+    checkpoint_interval: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds between automatic checkpoints in `serve` (0: on demand only).",
+    )
     log_level: str = "INFO"
     access_log: bool = True
 
@@ -106,6 +133,15 @@ class Settings(BaseSettings):
 
     def mask_policy(self) -> MaskPolicy:
         return MaskPolicy.build(self.mask_fields, self.mask_patterns)
+
+    def checkpoint_directory(self) -> Path | None:
+        if self.checkpoint_dir is not None:
+            return self.checkpoint_dir
+        if self.is_embedded:
+            database = self.database_url.split("///", 1)[-1]
+            if database and database != ":memory:" and not database.startswith("file:"):
+                return Path(database).parent / "checkpoints"
+        return None
 
     @property
     def is_embedded(self) -> bool:

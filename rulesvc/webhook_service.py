@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from rulesvc import exactjson
 from rulesvc.errors import RulesvcError
+from rulesvc.evidence import EvidenceError, EvidenceReader, body_decision_id, delivery_problem, refuse
 from rulesvc.sla.clock import Clock
 from rulesvc.storage.records import FeedRecord
 from rulesvc.storage.webhook_records import (
@@ -84,8 +85,11 @@ class WebhookService:
         clock: Clock,
         policy: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
+        evidence: EvidenceReader | None = None,
     ) -> None:
+        """With `evidence`, a body is checked against its decision's chained record before it is signed."""
         self.store = store
+        self.evidence = evidence
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self._rand = rand
@@ -186,10 +190,22 @@ class WebhookService:
         return self.store.claim(now, now + timedelta(seconds=self.policy.lease_seconds), limit)
 
     def request_for(self, claimed: ClaimedDelivery) -> tuple[dict[str, str], bytes]:
-        """Headers (signed now) and the body of one attempt."""
+        """Headers (signed now) and the body of one attempt. Only a body whose action its decision's chained
+        record holds is signed; any other raises `EvidenceError` (give it to `reject`)."""
+        if self.evidence is not None:
+            vouching = self.evidence.vouching([body_decision_id(claimed.body)])
+            found = delivery_problem(claimed.body, vouching)
+            if found is not None:
+                raise refuse("webhook_deliveries", claimed.delivery_id, found)
         body = claimed.body.encode("utf-8")
         timestamp = int(self.clock.now().timestamp())
         return signed_headers(claimed.secret, timestamp, body, claimed.delivery_id), body
+
+    def reject(self, claimed: ClaimedDelivery, error: EvidenceError) -> None:
+        """A body that failed its check is never sent: it becomes a dead letter naming the error code
+        (re-drivable once the row is restored)."""
+        message = f"{error.code}: {error.reason}: {error}"
+        self.store.mark_failed(claimed.row_id, None, message, self.clock.now(), True)
 
     def complete(self, claimed: ClaimedDelivery, result: SendResult) -> bool:
         """Record an attempt's outcome; returns True when the delivery became a dead letter."""

@@ -11,6 +11,7 @@ from rulesvc.masking import MaskPolicy
 from rulesvc.notify import Notifier
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.storage import make_engine, migrate
+from rulesvc.storage.evidence_reads import SqlEvidenceReader
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
 from rulesvc.timer_service import TimerEvaluator, TimerService
@@ -58,7 +59,9 @@ def build_worker(
     timers = TimerService(
         SqlTimerStore(engine), book, clock or SystemClock(), masking, notifier, engine_lock=engine_lock
     )
-    webhooks = WebhookService(SqlWebhookStore(engine), delivery_clock or SystemClock(), retry)
+    webhooks = WebhookService(
+        SqlWebhookStore(engine), delivery_clock or SystemClock(), retry, evidence=SqlEvidenceReader(engine)
+    )
     # SQLite has one writer: a poll holds it while it evaluates, so it takes fewer tickets at a time.
     batch = (
         min(config.timer_batch, SQLITE_TIMER_BATCH) if engine.dialect.name == "sqlite" else config.timer_batch

@@ -12,6 +12,7 @@ from typing import Protocol
 import httpx
 from sqlalchemy.exc import DBAPIError
 
+from rulesvc.evidence import EvidenceError
 from rulesvc.storage.webhook_records import ClaimedDelivery
 from rulesvc.webhook_service import SendResult, WebhookService
 
@@ -96,7 +97,16 @@ class WebhookDeliverer:
         return attempts
 
     def _attempt(self, claimed: ClaimedDelivery) -> None:
-        headers, body = self.service.request_for(claimed)
+        try:
+            headers, body = self.service.request_for(claimed)
+        except EvidenceError as exc:  # logged as an integrity alert by the check; never sent
+            try:
+                self.service.reject(claimed, exc)
+            except DBAPIError as db_exc:
+                log.warning("recording delivery %s failed: %s", claimed.delivery_id, db_exc.orig or db_exc)
+            with self._stats_lock:
+                self.stats.dead += 1
+            return
         result = self.sender.send(claimed.url, headers, body)
         try:
             dead = self.service.complete(claimed, result)

@@ -1,4 +1,4 @@
-"""GET /v1/audit/verify — recompute the decision log's hash chain."""
+"""Audit routes: verify the chain and every table it vouches for; make and read signed checkpoints."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.deps import require, runtime
+from api.errors import ApiError
 from api.responses import JSONBytes
 from api.routes.common import errors
-from api.schemas import VerifyOut
+from api.schemas import CheckpointOut, VerifyOut
 from rulesvc.apikeys import Permission, Principal
 
 router = APIRouter(tags=["audit"])
@@ -18,8 +19,11 @@ router = APIRouter(tags=["audit"])
 @router.get(
     "/v1/audit/verify",
     response_model=VerifyOut,
-    summary="校验决策日志哈希链",
-    description='`{"ok": true, "checked": n}`，或 `ok: false` 并给出第一条被篡改、删除或错序的日志。',
+    summary="校验决策日志哈希链及其担保的各表",
+    description=(
+        '`{"ok": true, "checked": n}`，或 `ok: false` 并给出第一条被篡改、删除或错序的日志；'
+        "`problems` 列出与日志链不符的动作流、webhook 投递、规则集版本，以及不再被日志链延续的已签名检查点。"
+    ),
     responses=errors(401, 403),
 )
 async def verify(
@@ -27,3 +31,32 @@ async def verify(
 ) -> Response:
     result = await run_in_threadpool(runtime(request).service.verify_audit)
     return JSONBytes(result.to_json())
+
+
+@router.post(
+    "/v1/audit/checkpoints",
+    response_model=CheckpointOut,
+    summary="立即生成已签名检查点",
+    description="校验上一个检查点之后的日志链，然后用 Ed25519 对（条数、链头哈希、时间）签名，写入数据库之外的检查点目录。",
+    responses=errors(401, 403, 409, 503),
+)
+async def make_checkpoint(
+    request: Request, _principal: Principal = Depends(require(Permission.AUDIT_CHECKPOINT))
+) -> Response:
+    checkpoint = await run_in_threadpool(runtime(request).service.make_checkpoint)
+    return JSONBytes(checkpoint.to_json())
+
+
+@router.get(
+    "/v1/audit/checkpoints/latest",
+    response_model=CheckpointOut,
+    summary="最新的已签名检查点",
+    responses=errors(401, 403, 404, 503),
+)
+async def latest_checkpoint(
+    request: Request, _principal: Principal = Depends(require(Permission.AUDIT_VERIFY))
+) -> Response:
+    checkpoint = await run_in_threadpool(runtime(request).service.latest_checkpoint)
+    if checkpoint is None:
+        raise ApiError(404, "not_found", "还没有检查点")
+    return JSONBytes(checkpoint.to_json())

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rulesvc.audit import Problem
 from rulesvc.lang.diff import diff_rulesets
 from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.case_diff import case_changes
@@ -137,44 +138,7 @@ class RulesetQueries:
         ]
 
     def verify(self) -> dict[str, Any]:
-        """Check every stored version against the chain entry that published it: its content and case files
-        must hash to what was approved. Catches a version edited, added or swapped in the database directly
-        (the chain itself is checked by `GET /v1/audit/verify`)."""
-        vouched: dict[tuple[str, int], Mapping[str, Any]] = {}
-        for entry in self.store.lifecycle_entries():
-            payload = entry.payload
-            if isinstance(payload, dict) and payload.get("step") in ("imported", "published"):
-                vouched[(str(payload.get("ruleset")), int(payload.get("version") or 0))] = {
-                    **payload,
-                    "seq": entry.seq,
-                }
-        problems = []
-        versions = self.store.all_versions()
-        for record in versions:
-            where = {"ruleset": record.name, "version": record.version}
-            approved = vouched.get((record.name, record.version))
-            if approved is None:
-                problems.append({**where, "reason": "unlogged_version", "message": "该版本不在审计链中"})
-                continue
-            if content_hash(record.content) != approved.get("content_sha256"):
-                problems.append(
-                    {
-                        **where,
-                        "seq": approved["seq"],
-                        "reason": "content_mismatch",
-                        "message": "版本内容与审批时不符",
-                    }
-                )
-            elif corpus_hash(record.cases) != approved.get("cases_sha256"):
-                problems.append(
-                    {
-                        **where,
-                        "seq": approved["seq"],
-                        "reason": "cases_mismatch",
-                        "message": "版本的合规样例与审批时不符",
-                    }
-                )
-        return {"ok": not problems, "checked": len(versions), "problems": problems}
+        return verify_versions(self.store)
 
     def export(self, as_of: datetime | None = None) -> tuple[dict[str, VersionRecord], dict[str, str]]:
         """The versions in force at `as_of` (default now) and the case files in force, for writing back to
@@ -236,3 +200,58 @@ def _cases_diff(old: Mapping[str, str], new: Mapping[str, str], old_label: str, 
                 )
             )
     return "".join(parts)
+
+
+def verify_versions(store: RulesetStore) -> dict[str, Any]:
+    """Check every stored version against the chain entry that published it: its content and case files
+    must hash to what was approved. Catches a version edited, added or swapped in the database directly
+    (the chain itself is checked by `GET /v1/audit/verify`)."""
+    vouched: dict[tuple[str, int], Mapping[str, Any]] = {}
+    for entry in store.lifecycle_entries():
+        payload = entry.payload
+        if isinstance(payload, dict) and payload.get("step") in ("imported", "published"):
+            vouched[(str(payload.get("ruleset")), int(payload.get("version") or 0))] = {
+                **payload,
+                "seq": entry.seq,
+            }
+    problems = []
+    versions = store.all_versions()
+    for record in versions:
+        where = {"ruleset": record.name, "version": record.version}
+        approved = vouched.get((record.name, record.version))
+        if approved is None:
+            problems.append({**where, "reason": "unlogged_version", "message": "该版本不在审计链中"})
+            continue
+        if content_hash(record.content) != approved.get("content_sha256"):
+            problems.append(
+                {
+                    **where,
+                    "seq": approved["seq"],
+                    "reason": "content_mismatch",
+                    "message": "版本内容与审批时不符",
+                }
+            )
+        elif corpus_hash(record.cases) != approved.get("cases_sha256"):
+            problems.append(
+                {
+                    **where,
+                    "seq": approved["seq"],
+                    "reason": "cases_mismatch",
+                    "message": "版本的合规样例与审批时不符",
+                }
+            )
+    return {"ok": not problems, "checked": len(versions), "problems": problems}
+
+
+def ruleset_problems(store: RulesetStore) -> list[Problem]:
+    """`verify_versions` as problems of the one audit verify (table `ruleset_versions`)."""
+    return [
+        Problem(
+            "ruleset_versions",
+            f"{p['ruleset']}@{p['version']}",
+            str(p["reason"]),
+            str(p["message"]),
+            p.get("seq"),
+        )
+        for p in verify_versions(store)["problems"]
+    ]

@@ -65,6 +65,8 @@ class Statements:
     def __init__(self, conn: Connection) -> None:
         self._dialect: Dialect = conn.dialect
         self._dbapi = conn.connection
+        self.pool: Any = conn.engine.pool
+        """Identifies the database (one pool per engine) for the chain watermark."""
         self._pg = self._dialect.name == "postgresql"
         self._together: list[tuple[_Plan, Sequence[Mapping[str, Any]]]] | None = None
 

@@ -8,6 +8,8 @@ other appender of the chain too (ruleset changes, clear reads).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
@@ -16,6 +18,7 @@ from sqlalchemy import Table
 
 from rulesvc import exactjson
 from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
+from rulesvc.evidence import ChainRolledBackError
 from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.records import NewDecision, StoredDecision
 from rulesvc.storage.tables import ActionRow, AuditHeadRow, AuditRow, Base, DecisionInputRow, DecisionRow
@@ -27,16 +30,52 @@ class ChainHead:
     hash: str
 
 
-def lock_chain_head(sql: Statements) -> Rows:
+class HeadRows:
+    """The locked chain-head row, and which database it came from (for the watermark check)."""
+
+    def __init__(self, rows: Rows, pool: Any) -> None:
+        self._rows = rows
+        self.pool = pool
+
+    def all(self) -> list[tuple[Any, ...]]:
+        return self._rows.all()
+
+
+def lock_chain_head(sql: Statements) -> HeadRows:
     """Lock the chain head; its one row is (seq, hash) (read it with `chain_head`)."""
-    return sql.select(_HEAD, ("seq", "hash"), "id", [1], for_update=True)
+    return HeadRows(sql.select(_HEAD, ("seq", "hash"), "id", [1], for_update=True), sql.pool)
 
 
-def chain_head(rows: Rows) -> ChainHead:
+def chain_head(rows: HeadRows) -> ChainHead:
+    """The locked head; raises `ChainRolledBackError` when it is behind the database's watermark (entries
+    this process saw committed, or a signed checkpoint holds, were deleted): nothing may be appended."""
     found = rows.all()
     if not found:
         raise RuntimeError("audit_head row missing: the schema was not migrated")
-    return ChainHead(*found[0])
+    head = ChainHead(*found[0])
+    known = watermark(rows.pool)
+    if head.seq < known:
+        raise ChainRolledBackError(head.seq, known)
+    return head
+
+
+# The highest chain seq known to exist in each database (keyed by its engine's pool): raised after every
+# commit that appended entries and by signed checkpoints at start. A head found below it means entries
+# were deleted behind the service's back; appends are refused until an operator restores the chain.
+_WATERMARKS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_WATERMARK_LOCK = threading.Lock()
+
+
+def watermark(pool: Any) -> int:
+    with _WATERMARK_LOCK:
+        return _WATERMARKS.get(pool, 0)
+
+
+def raise_watermark(pool: Any, seq: int) -> None:
+    """Call after the transaction that wrote entries up to `seq` committed (or with a checkpoint's seq)."""
+    with _WATERMARK_LOCK:
+        if seq > _WATERMARKS.get(pool, 0):
+            _WATERMARKS[pool] = seq
 
 
 def chain(head: ChainHead, notes: Sequence[tuple[str, str, str, Any]]) -> list[ChainEntry]:

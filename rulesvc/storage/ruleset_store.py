@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from rulesvc import exactjson
 from rulesvc.audit import ChainEntry
 from rulesvc.storage.bulk import Statements
-from rulesvc.storage.decision_writes import chain, chain_entry, chain_head, lock_chain_head, write_entries
+from rulesvc.storage.decision_writes import (
+    chain,
+    chain_entry,
+    chain_head,
+    lock_chain_head,
+    raise_watermark,
+    write_entries,
+)
 from rulesvc.storage.engine import writer
 from rulesvc.storage.ruleset_records import (
     KIND_RULESET,
@@ -109,6 +116,8 @@ class SqlRulesetStore:
                 head, [(at.isoformat(), n.kind, n.subject, dict(n.payload)) for n in change.audit]
             )
             write_entries(sql, entries)
+        if entries:
+            raise_watermark(self.engine.pool, entries[-1].seq)
         return Written(change, entries)
 
     # -- reads for history and backtests ------------------------------------------------------------------

@@ -23,6 +23,7 @@ from rulesvc.storage.decision_writes import (
     chain_head,
     insert_decisions,
     lock_chain_head,
+    raise_watermark,
     select_decisions,
     stored_decision,
     stored_decisions,
@@ -166,6 +167,8 @@ class SqlStore:
             for new in news:
                 first = fresh.get(new.event_id)
                 results.append((by_event[new.event_id], first is new))
+        if created:
+            raise_watermark(self.engine.pool, created[-1].chain_seq)
         return results
 
     def list_actions(self, after: int, limit: int) -> list[FeedRecord]:
@@ -182,10 +185,11 @@ class SqlStore:
             sql = Statements(session.connection())
             [entry] = chain(chain_head(lock_chain_head(sql)), [(at, kind, subject, payload)])
             write_entries(sql, [entry])
+        raise_watermark(self.engine.pool, entry.seq)
         return entry
 
-    def audit_entries(self) -> Iterator[ChainEntry]:
-        last = 0
+    def audit_entries(self, after: int = 0) -> Iterator[ChainEntry]:
+        last = after
         while True:
             with self._read() as session:
                 rows = session.scalars(
@@ -238,6 +242,11 @@ class SqlStore:
                 .order_by(DecisionRow.chain_seq)
             ).all()
             return [(decision_id, seq) for decision_id, seq in rows]
+
+    def raise_known_seq(self, seq: int) -> None:
+        """A signed checkpoint vouches that the chain reached `seq`: a head found below it later is a
+        rollback, and appends are refused."""
+        raise_watermark(self.engine.pool, seq)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

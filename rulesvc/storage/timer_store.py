@@ -33,7 +33,7 @@ from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
 from rulesvc.sla.timers import PAUSED, TimerState
 from rulesvc.storage.bulk import Rows, Statements
-from rulesvc.storage.decision_writes import chain_head, insert_decisions, lock_chain_head
+from rulesvc.storage.decision_writes import chain_head, insert_decisions, lock_chain_head, raise_watermark
 from rulesvc.storage.engine import writer
 from rulesvc.storage.records import StoredDecision
 from rulesvc.storage.tables import Base
@@ -81,6 +81,8 @@ class SqlTimerStore:
                     now,
                     [(t, view, ids, w) for t, (view, ids), w in zip(tickets, loaded, writes, strict=True)],
                 )
+        if stored:
+            raise_watermark(self.engine.pool, stored[-1].chain_seq)
         actions = sum(len(d.actions) for d in news)
         return FiredBatch(len(tickets), stored, actions, writes)
 
