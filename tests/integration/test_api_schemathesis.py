@@ -8,8 +8,10 @@ pytest 9); positive and negative generation are both exercised.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +25,9 @@ from schemathesis.checks import (
 )
 from schemathesis.generation.modes import GenerationMode
 
-from tests.integration.conftest import auth
+from api.app import create_app
+from rulesvc.service import Evaluator
+from tests.integration.conftest import auth, make_settings
 
 CHECKS = [
     not_a_server_error,
@@ -33,6 +37,12 @@ CHECKS = [
     negative_data_rejection,
 ]
 EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 10}
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, book: Evaluator) -> FastAPI:
+    """Checkpoints configured on both backends (PostgreSQL has no default directory)."""
+    return create_app(make_settings(database_url, checkpoint_dir=tmp_path / "checkpoints"), book=book)
 
 
 def test_openapi_contract(app: FastAPI, keys: dict[str, str]) -> None:
