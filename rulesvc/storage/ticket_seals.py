@@ -65,7 +65,13 @@ def state_digest(
         ),
         key=lambda r: str(r["name"]),
     )
-    state = {"ticket_id": ticket_id, "kind": kind, "group": group, "snapshot": _json(snapshot_text), "timers": rows}
+    state = {
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "group": group,
+        "snapshot": _json(snapshot_text),
+        "timers": rows,
+    }
     return sha256_hex(orjson.dumps(state, option=orjson.OPT_SORT_KEYS))
 
 
