@@ -150,12 +150,28 @@ def _print_findings(tests: Mapping[str, Any]) -> None:
 
 
 def _print_replay(report: Mapping[str, Any]) -> None:
+    by = "that occurred" if report.get("selected_by") == "occurred_at" else "logged"
     typer.echo(
-        f"replay {_when(report['from'])} .. {_when(report['to'])}: {report['decisions']} decisions of kind "
-        f"{report['kind']}, {report['changed']} would change"
+        f"replay of events {by} {_when(report['from'])} .. {_when(report['to'])}: {report['decisions']} decisions"
+        f" of kind {report['kind']}, {report['changed']} would change because of this draft"
     )
+    if report.get("changed_by_later_versions"):
+        typer.echo(
+            f"  {report['changed_by_later_versions']} more already decide differently because of versions"
+            " published since (not counted)"
+        )
     for action, counts in report.get("by_action", {}).items():
         typer.echo(f"  {action}: +{counts['added']} -{counts['removed']}")
+    totals = report.get("totals", {})
+    for field, values in report.get("by_value", {}).items():
+        for value, counts in values.items() if field not in totals else ():
+            typer.echo(f"  {field} = {value}: +{counts['added']} -{counts['removed']}")
+    for field, total in totals.items():
+        typer.echo(f"  {field} total: +{total['added']} -{total['removed']} (net {total['net']})")
+    timers = report.get("timer_firings", report.get("skipped", {}).get("timer", 0))
+    typer.echo(f"  timer firings in the period: {timers} (not re-decided: they depend on timer state)")
+    if report.get("truncated"):
+        typer.echo("  (cut at the limit: the period holds more decisions)")
     for example in report.get("examples", [])[:3]:
         before = ", ".join(a["type"] for a in example["before"]) or "nothing"
         after = ", ".join(a["type"] for a in example["after"]) or "nothing"

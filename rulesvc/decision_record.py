@@ -103,4 +103,5 @@ def new_decision(
         audit_payload=decision_payload(
             decision_id, event.event_id, event.ticket_id, sha256_hex(record_text), input_digest
         ),
+        occurred_at=event.occurred_at,
     )

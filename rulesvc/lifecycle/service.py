@@ -560,8 +560,8 @@ class LifecycleService:
     def replay(
         self, actor: str, name: str, draft_id: str, start: datetime, end: datetime, limit: int = 10_000
     ) -> DraftRecord:
-        """Backtest the draft on the decisions logged in [start, end); the report is kept on the draft as
-        evidence for the approver."""
+        """Backtest the draft on the events that occurred in [start, end); the report is kept on the draft
+        as evidence for the approver (frozen once the draft is submitted)."""
         if end <= start:
             raise BadRequestError("回放区间不合法：to 必须晚于 from")
         if not 1 <= limit <= MAX_REPLAY:
@@ -570,14 +570,20 @@ class LifecycleService:
         require_editable_evidence(draft)
         ruleset = self.factory.ruleset(name, draft.content)
         timeline = self.registry.timeline
+        based_on = self.queries.version(name, draft.base_version) if draft.base_version else None
 
         def candidate(instant: datetime) -> RuleBook:
             return self.queries.with_draft(timeline.at(instant), ruleset)
 
+        def base(instant: datetime) -> RuleBook:
+            book = timeline.at(instant)
+            return self.queries.with_draft(book, self.factory.stored(based_on)) if based_on else book
+
         report = backtest(
             self.store.logged_decisions(start, end, limit + 1),
             kind=ruleset.kind,
-            baseline=timeline.at,
+            then=timeline.at,
+            base=base,
             candidate=candidate,
             evaluate=self._evaluate,
             masking=self.masking,

@@ -37,6 +37,11 @@ def replay_summary(report: Mapping[str, Any] | None) -> dict[str, Any]:
         "to": report.get("to"),
         "decisions": report.get("decisions"),
         "changed": report.get("changed"),
+        **{
+            key: report[key]
+            for key in ("selected_by", "changed_by_later_versions", "timer_firings")
+            if key in report
+        },
     }
 
 

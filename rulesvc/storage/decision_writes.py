@@ -134,7 +134,9 @@ def insert_decisions(sql: Statements, head: ChainHead, news: Sequence[NewDecisio
         decisions.append(
             dict(zip(DECISION_COLUMNS, (getattr(stored, f) for f in _STORED_FIELDS), strict=True))
         )
-        inputs.append({"decision_id": new.decision_id, "event": new.clear_input_text})
+        inputs.append(
+            {"decision_id": new.decision_id, "event": new.clear_input_text, "occurred_at": new.occurred_at}
+        )
         actions.extend(
             {
                 "at": new.decided_at,

@@ -36,6 +36,8 @@ class NewDecision:
     actions: Sequence[Mapping[str, Any]]
     audit_payload: Mapping[str, Any]
     ticket_work: Callable[[TicketView], TicketWrite] | None = field(default=None, compare=False, repr=False)
+    occurred_at: datetime | None = None
+    """When the event occurred, stored with the clear input (backtests select events by it)."""
     """Run by the store under the ticket's lock, in the same transaction: the timer changes, snapshot and
     final record of this decision (`rulesvc.ticket_work.EventTicketWork`). None: the ticket is untouched."""
 

@@ -124,6 +124,7 @@ class LoggedDecision:
     decided_at: datetime
     clear_input_text: str | None
     record_text: str
+    occurred_at: datetime | None = None
 
 
 class RulesetStore(Protocol):
@@ -151,4 +152,6 @@ class RulesetStore(Protocol):
         """Every chain entry of kind `ruleset`, in chain order."""
         ...
 
-    def logged_decisions(self, start: datetime, end: datetime, limit: int) -> list[LoggedDecision]: ...
+    def logged_decisions(self, start: datetime, end: datetime, limit: int) -> list[LoggedDecision]:
+        """Decisions whose event *occurred* in [start, end), in order of occurrence (at most `limit`)."""
+        ...

@@ -142,17 +142,18 @@ class SqlRulesetStore:
                 select(
                     DecisionRow.decision_id,
                     DecisionRow.decided_at,
+                    DecisionInputRow.occurred_at,
                     DecisionRow.record,
                     DecisionInputRow.event,
                 )
-                .outerjoin(DecisionInputRow, DecisionInputRow.decision_id == DecisionRow.decision_id)
-                .where(DecisionRow.decided_at >= start, DecisionRow.decided_at < end)
-                .order_by(DecisionRow.decided_at, DecisionRow.chain_seq)
+                .join(DecisionInputRow, DecisionInputRow.decision_id == DecisionRow.decision_id)
+                .where(DecisionInputRow.occurred_at >= start, DecisionInputRow.occurred_at < end)
+                .order_by(DecisionInputRow.occurred_at, DecisionRow.chain_seq)
                 .limit(limit)
             ).all()
             return [
-                LoggedDecision(decision_id, decided_at, clear, record)
-                for decision_id, decided_at, record, clear in rows
+                LoggedDecision(decision_id, decided_at, clear, record, occurred_at)
+                for decision_id, decided_at, occurred_at, record, clear in rows
             ]
 
 

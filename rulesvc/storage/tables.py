@@ -60,6 +60,8 @@ class DecisionInputRow(Base):
         String(36), ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
     )
     event: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    """When the event occurred (its `occurred_at`): backtests select by it."""
 
 
 class ActionRow(Base):

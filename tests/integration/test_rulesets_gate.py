@@ -438,3 +438,68 @@ def test_withdrawing_returns_the_draft_to_editing(
         for e in client.get(f"/v1/rulesets/{EXPENSE}/history", headers=auth(editor)).json()["entries"]
     ]
     assert steps[-4:] == ["submitted", "withdrawn", "replayed", "submitted"]
+
+
+# -- replay you can sign under --------------------------------------------------------------------------
+
+
+def claim(event_id: str, occurred_at: datetime, amount: float, rank: str = "部门经理") -> dict[str, Any]:
+    event = lifecycle.expense_event(event_id, occurred_at, amount)
+    event["ticket"]["applicant_rank"] = rank
+    return event
+
+
+def test_replay_selects_events_by_when_they_occurred(
+    lifecycle_client: TestClient, lc_keys: dict[str, str], clock: VirtualClock
+) -> None:
+    """Seven November claims that reached the service in December belong to a November window."""
+    client = lifecycle_client
+    clock.set(datetime.fromisoformat("2026-12-03T09:00:00+08:00"))
+    for day in range(1, 8):
+        event = claim(f"nov-{day}", datetime.fromisoformat(f"2026-11-0{day}T10:00:00+08:00"), 6000)
+        assert client.post("/v1/events", json=event, headers=auth(lc_keys["ingest"])).status_code == 200
+    draft_id = push(client, lc_keys["editor"], RAISED).json()["draft_id"]
+    november = {"from": "2026-11-01T00:00:00+08:00", "to": "2026-12-01T00:00:00+08:00"}
+    report = call(client, lc_keys["editor"], EXPENSE, draft_id, "replay", november).json()["replay"]
+    assert (report["decisions"], report["changed"], report["selected_by"]) == (7, 7, "occurred_at")
+    december = {"from": "2026-12-01T00:00:00+08:00", "to": "2027-01-01T00:00:00+08:00"}
+    assert (
+        call(client, lc_keys["editor"], EXPENSE, draft_id, "replay", december).json()["replay"]["decisions"]
+        == 0
+    )
+
+
+def test_replay_counts_only_what_the_draft_changes(
+    lifecycle_client: TestClient, lc_keys: dict[str, str], clock: VirtualClock
+) -> None:
+    """Claims decided under 8000 (v2), then rolled back to 5000 (v3); a draft on v3 that limits automatic
+    approval to 总监: the claims the rollback already sends to a person are not the draft's doing."""
+    client, ingest = lifecycle_client, lc_keys["ingest"]
+    publish_change(client, lc_keys, EXPENSE, RAISED, RAISED_CASES)
+    for index, (amount, rank) in enumerate(
+        [(1200, "部门经理"), (4000, "部门经理"), (6000, "部门经理"), (7000, "部门经理"), (3000, "总监")]
+    ):
+        event = claim(f"v2-{index}", START + timedelta(minutes=index + 1), amount, rank)
+        assert client.post("/v1/events", json=event, headers=auth(ingest)).status_code == 200
+    clock.set(START + timedelta(hours=1))
+    rolled = client.post(
+        f"/v1/rulesets/{EXPENSE}/rollback", json={"to_version": 1}, headers=auth(lc_keys["editor"])
+    )
+    assert (
+        call(client, lc_keys["approver"], EXPENSE, rolled.json()["draft_id"], "approve", {}).status_code
+        == 200
+    )
+    assert call(client, lc_keys["approver"], EXPENSE, rolled.json()["draft_id"], "publish").status_code == 200
+    stricter = ORIGINAL.replace('职级: ">= 部门经理"', '职级: ">= 总监"')
+    draft_id = push(client, lc_keys["editor"], stricter).json()["draft_id"]
+    window = {"from": START.isoformat(), "to": clock.now().isoformat()}
+    report = call(client, lc_keys["editor"], EXPENSE, draft_id, "replay", window).json()["replay"]
+    assert (report["decisions"], report["changed"], report["changed_by_later_versions"]) == (5, 2, 2)
+    assert report["by_action"] == {
+        "assign": {"added": 2, "removed": 0},
+        "auto_approve": {"added": 0, "removed": 2},
+        "trigger_payment": {"added": 0, "removed": 2},
+    }
+    assert report["by_value"]["assign.group"] == {"费用审批岗": {"added": 2, "removed": 0}}
+    assert report["totals"]["trigger_payment.amount"] == {"added": "0", "removed": "5200", "net": "-5200"}
+    assert [e["event_id"] for e in report["examples"]] == ["v2-0", "v2-1"]
