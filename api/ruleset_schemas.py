@@ -33,7 +33,17 @@ class DraftIn(_In):
     content: str = Field(min_length=1, description="the ruleset file (YAML)")
     reason: Text = ""
     cases: dict[FileName, str] = Field(
-        default_factory=dict, description="case files replacing the current ones: file stem → YAML"
+        default_factory=dict,
+        description="the ruleset's own case file (`{name: YAML}`), replacing the current one",
+    )
+    base_version: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="the version the file was exported from (refused unless latest)",
+    )
+    base_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None, description="that version's content_sha256, as exported"
     )
 
 
@@ -75,6 +85,9 @@ class ReplayIn(_In):
 class ImportIn(_In):
     rulesets: dict[FileName, str] = Field(description="ruleset name → YAML")
     cases: dict[FileName, str] = Field(default_factory=dict, description="case file stem → YAML")
+    base_versions: dict[FileName, Annotated[int, Field(ge=1, le=1_000_000)]] = Field(
+        default_factory=dict, description="ruleset → the version the folder was exported from (`based_on`)"
+    )
 
 
 # -- query strings (unknown parameters are refused, like every other route) ---------------------------------
@@ -86,6 +99,7 @@ class AsOfQuery(_In):
 
 class DraftQuery(_In):
     reason: Text = Field("", description="修改原因（YAML 请求体时）")
+    base_version: int | None = Field(None, ge=1, le=1_000_000, description="文件导出时所基于的版本")
 
 
 class DraftListQuery(_In):
@@ -290,9 +304,17 @@ class RulesetVerifyOut(_Out):
 class ExportedOut(_Out):
     version: int
     content: str
+    state: str
+    content_sha256: str
+    cases_sha256: str
+    latest_version: int
+    scheduled: list[PendingOut]
 
 
 class ExportOut(_Out):
     as_of: str
+    based_on: dict[str, int] = Field(
+        description="ruleset → the version exported (send back as base_versions)"
+    )
     rulesets: dict[str, ExportedOut]
     cases: dict[str, str]

@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from rulesvc.rulesets_client import ApiError, RulesetsClient, UnreachableError, read_folder, write_folder
+from rulesvc.rulesets_client import (
+    ApiError,
+    RulesetsClient,
+    UnreachableError,
+    read_folder,
+    read_manifest,
+    write_folder,
+    write_manifest,
+)
 
 app = typer.Typer(
     help="Ruleset lifecycle: drafts, tests, four-eyes approval, publishing, rollback, history.",
@@ -70,6 +78,18 @@ def _print_refusal(exc: ApiError, local_file: Path | None = None) -> None:
     if exc.code == "cases_failed" and isinstance(details, dict):
         for failure in details.get("failures", []):
             typer.echo(failure.get("text", ""), err=True)
+    if exc.code == "draft.stale_base" and isinstance(details, dict):
+        difference = details.get("difference") or {}
+        if difference:
+            typer.echo(f"v{details['base_version']} → v{details['latest_version']}:", err=True)
+        for line in difference.get("summary", []):
+            typer.echo(f"  {line}", err=True)
+        for line in difference.get("added", []):
+            typer.echo(f"  + {line}", err=True)
+        for line in difference.get("removed", []):
+            typer.echo(f"  - {line}", err=True)
+        for change in difference.get("cases", []):
+            typer.echo(f"  {change['summary']}", err=True)
 
 
 def _when(value: Any) -> str:
@@ -224,11 +244,14 @@ def push(
 
     text = file.read_text(encoding="utf-8")
     target = name or ruleset_name(text) or file.stem
-    body = {
+    body: dict[str, Any] = {
         "content": text,
         "reason": reason,
         "cases": {path.stem: path.read_text(encoding="utf-8") for path in cases or []},
     }
+    base = ((read_manifest(file) or {}).get("rulesets") or {}).get(target)
+    if base:  # exported by `rulesvc rulesets export`: refused unless still based on the latest version
+        body["base_version"], body["base_sha256"] = base["version"], base["content_sha256"]
     draft = _client(url, key).call("POST", RulesetsClient.path(target, "drafts"), json=body)
     _print_draft(draft)
     if not draft.get("submittable"):
@@ -476,9 +499,11 @@ def import_folder(
 ) -> None:
     """Import a rules folder: version 1 into an empty database (admin), else a draft per changed ruleset."""
     rulesets, cases = read_folder(folder)
-    result = _client(url, key).call(
-        "POST", "/v1/rulesets/import", json={"rulesets": rulesets, "cases": cases}
-    )
+    body: dict[str, Any] = {"rulesets": rulesets, "cases": cases}
+    manifest = read_manifest(folder)
+    if manifest:
+        body["base_versions"] = {n: e["version"] for n, e in (manifest.get("rulesets") or {}).items()}
+    result = _client(url, key).call("POST", "/v1/rulesets/import", json=body)
     for version in result["imported"]:
         typer.echo(f"imported {version['ruleset']} v{version['version']}")
     for draft in result["drafts"]:
@@ -495,12 +520,21 @@ def export(
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
-    """Write the versions in force (and the case files in force) back to a rules folder."""
+    """Write the versions in force now (or at --as-of: scheduled ones) and their case files to a rules folder,
+    with a manifest naming the version each file is based on (push and import send it back)."""
     result = _client(url, key).call("GET", "/v1/rulesets/export", params={"as_of": as_of} if as_of else None)
     rulesets = {name: entry["content"] for name, entry in result["rulesets"].items()}
     written = write_folder(folder, rulesets, result["cases"])
+    write_manifest(folder, result)
     versions = ", ".join(f"{n} v{e['version']}" for n, e in result["rulesets"].items())
     typer.echo(f"wrote {len(written)} files to {folder} (in force at {_when(result['as_of'])}: {versions})")
+    for name, entry in result["rulesets"].items():
+        for pending in entry.get("scheduled", []):
+            typer.echo(
+                f"note: {name} v{pending['version']} is scheduled from {_when(pending['effective_at'])}; files based on"
+                f" v{entry['version']} will be refused when pushed (to change v{pending['version']}: export"
+                f" --as-of {pending['effective_at']})"
+            )
 
 
 def register(root: typer.Typer) -> None:

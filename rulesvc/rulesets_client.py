@@ -3,6 +3,7 @@ for import/export. Used by `rulesvc rulesets ...`; no rule logic here, the serve
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import httpx
 
 CASES = "cases"
 NOT_RULESETS = ("kinds", "calendars", CASES)
+MANIFEST = ".rulesvc-export.json"
+"""Written by `export` next to the files: which version each file is based on (sent back on push/import)."""
 
 
 class ApiError(Exception):
@@ -98,6 +101,28 @@ def write_folder(folder: Path, rulesets: dict[str, str], cases: dict[str, str]) 
     for name, text in sorted(cases.items()):
         written.append(_write(folder / CASES / f"{name}.yaml", text))
     return written
+
+
+def write_manifest(folder: Path, exported: dict[str, Any]) -> Path:
+    manifest = {
+        "as_of": exported["as_of"],
+        "rulesets": {
+            name: {"version": entry["version"], "content_sha256": entry["content_sha256"]}
+            for name, entry in exported["rulesets"].items()
+        },
+    }
+    return _write(folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The export manifest of the folder holding `path` (a ruleset file, a case file or the folder)."""
+    start = path if path.is_dir() else path.parent
+    for folder in (start, start.parent):
+        candidate = folder / MANIFEST
+        if candidate.is_file():
+            value = json.loads(candidate.read_text(encoding="utf-8"))
+            return value if isinstance(value, dict) else None
+    return None
 
 
 def _write(path: Path, text: str) -> Path:

@@ -186,6 +186,7 @@ async def import_rulesets(request: Request, principal: Principal = Depends(WRITE
         body.rulesets,
         body.cases,
         may_bootstrap=Role.ADMIN in principal.roles,
+        base_versions=body.base_versions,
     )
     return JSONBytes(
         {
@@ -202,7 +203,11 @@ async def import_rulesets(request: Request, principal: Principal = Depends(WRITE
 @router.get(
     "/v1/rulesets/export",
     response_model=ExportOut,
-    summary="导出生效版本（写回规则文件夹，GitOps）",
+    summary="导出生效版本及其样例（写回规则文件夹，GitOps）",
+    description=(
+        "默认导出当前生效的版本；`as_of` 为将来时刻时导出届时生效的（待生效）版本。每个规则集注明所基于的版本、状态、"
+        "最新版本号和之后待生效的版本；推送草稿时带上 `base_version`，不是最新版本则拒绝（409 `draft.stale_base`）。"
+    ),
     responses=_errors(422),
 )
 async def export_rulesets(
@@ -211,16 +216,7 @@ async def export_rulesets(
     _principal: Principal = Depends(READ),
 ) -> Response:
     queries, instant = _as_of(request, query)
-    versions, cases = await run_in_threadpool(queries.export, instant)
-    return JSONBytes(
-        {
-            "as_of": instant.isoformat(),
-            "rulesets": {
-                n: {"version": v.version, "content": v.content} for n, v in sorted(versions.items())
-            },
-            "cases": dict(sorted(cases.items())),
-        }
-    )
+    return JSONBytes(await run_in_threadpool(queries.export, instant))
 
 
 @router.get(
@@ -262,11 +258,16 @@ async def create_draft(
     if _media(request) == "application/json":
         body = DraftIn.model_validate(await json_body(request))
         content, reason, cases = body.content, body.reason or reason, body.cases
+        base_version, base_sha256 = body.base_version, body.base_sha256
     else:
         content = await _yaml_text(request)
+        base_version, base_sha256 = query.base_version, None
     service = _service(request)
+    actor = await _actor(request, principal)
     draft = await run_in_threadpool(
-        service.create_draft, await _actor(request, principal), name, content, reason, cases
+        lambda: service.create_draft(
+            actor, name, content, reason, cases, base_version=base_version, base_sha256=base_sha256
+        )
     )
     diff = await run_in_threadpool(service.queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff), status_code=201)

@@ -14,6 +14,7 @@ from rulesvc.lifecycle.errors import (
     LifecycleError,
     NoChangeError,
     NotFoundError,
+    StaleBaseError,
     StaleDraftError,
     StateError,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "NotFoundError",
     "Publication",
     "ReloadWatcher",
+    "StaleBaseError",
     "StaleDraftError",
     "StateError",
 ]

@@ -100,6 +100,13 @@ class StaleDraftError(LifecycleError):
     code = "stale_draft"
 
 
+class StaleBaseError(StaleDraftError):
+    """A file based on an older (or a different) version than the latest: pushing it would silently undo
+    what was published since, e.g. a scheduled version. The difference is in `details`."""
+
+    code = "draft.stale_base"
+
+
 class NoChangeError(LifecycleError):
     code = "no_change"
 

@@ -14,10 +14,17 @@ from rulesvc.audit import Problem
 from rulesvc.lang.diff import diff_rulesets
 from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.case_diff import case_changes
-from rulesvc.lifecycle.errors import BadRequestError, NotFoundError
-from rulesvc.lifecycle.gate import corpus, corpus_hash
+from rulesvc.lifecycle.errors import BadRequestError, NotFoundError, StaleBaseError
+from rulesvc.lifecycle.gate import corpus, corpus_hash, own_cases
 from rulesvc.lifecycle.registry import BookRegistry
-from rulesvc.lifecycle.timeline import SCHEDULED, VersionState, content_hash, in_force, version_states
+from rulesvc.lifecycle.timeline import (
+    SCHEDULED,
+    VersionState,
+    content_hash,
+    in_force,
+    latest,
+    version_states,
+)
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.clock import Clock
 from rulesvc.storage.ruleset_records import (
@@ -140,11 +147,73 @@ class RulesetQueries:
     def verify(self) -> dict[str, Any]:
         return verify_versions(self.store)
 
-    def export(self, as_of: datetime | None = None) -> tuple[dict[str, VersionRecord], dict[str, str]]:
-        """The versions in force at `as_of` (default now) and the case files in force, for writing back to
-        a rules folder."""
-        chosen = in_force(self.store.all_versions(), as_of or self.clock.now())
-        return chosen, corpus(self.shipped_cases, chosen.values())
+    def export(self, as_of: datetime | None = None) -> dict[str, Any]:
+        """The versions in force at `as_of` (default now: the versions in force; a later time: the scheduled
+        versions in force then) with their own case files, for writing back to a rules folder. Each ruleset
+        names the version the files are based on, its state, the latest version and the versions scheduled
+        after it: a folder pushed back must be based on the latest version (`check_base`)."""
+        now = self.clock.now()
+        instant = as_of or now
+        versions = self.store.all_versions()
+        chosen = in_force(versions, instant)
+        states = version_states(versions, now)
+        heads = latest(versions)
+        rulesets = {}
+        for name, record in sorted(chosen.items()):
+            scheduled = [
+                v
+                for v in versions
+                if v.name == name
+                and v.version > record.version
+                and states[(name, v.version)].state == SCHEDULED
+            ]
+            rulesets[name] = {
+                "version": record.version,
+                "content": record.content,
+                **states[(name, record.version)].to_json(),
+                "effective_at": record.effective_at.isoformat(),
+                "content_sha256": record.content_hash,
+                "cases_sha256": corpus_hash(own_cases(record)),
+                "latest_version": heads[name].version,
+                "scheduled": [
+                    {"version": v.version, "effective_at": v.effective_at.isoformat(), "state": SCHEDULED}
+                    for v in scheduled
+                ],
+            }
+        return {
+            "as_of": instant.isoformat(),
+            "based_on": {name: entry["version"] for name, entry in rulesets.items()},
+            "rulesets": rulesets,
+            "cases": dict(sorted(corpus(self.shipped_cases, chosen.values()).items())),
+        }
+
+    def check_base(self, name: str, base_version: int, base_sha256: str | None = None) -> None:
+        """Refuse (StaleBaseError, with the difference) a file based on another version than the latest of
+        its ruleset, or on content that is not what that version holds."""
+        base = self.version(name, base_version)
+        head = self.versions(name)[-1]
+        if base_sha256 is not None and base_sha256 != base.content_hash:
+            raise StaleBaseError(
+                f"文件声明基于 {name} v{base_version}，但内容与该版本不符（来自其他环境或已被改动）；请重新导出后修改",
+                {"ruleset": name, "base_version": base_version, "reason": "different_content"},
+            )
+        if head.version == base_version:
+            return
+        state = self.states(name)[head.version]
+        difference = self.diff(name, str(base_version), str(head.version))
+        raise StaleBaseError(
+            f"文件基于 {name} v{base_version}，但最新版本是 v{head.version}（{state.to_json()['state_label']}，"
+            f"{head.effective_at.isoformat()} 起生效）；直接推送会撤销 v{head.version} 的修改。"
+            f"请导出 v{head.version}（export --as-of {head.effective_at.isoformat()}）后再修改",
+            {
+                "ruleset": name,
+                "base_version": base_version,
+                "latest_version": head.version,
+                "latest_state": state.state,
+                "effective_at": head.effective_at.isoformat(),
+                "difference": {k: difference[k] for k in ("summary", "added", "removed", "cases")},
+            },
+        )
 
     # -- books for simulation -----------------------------------------------------------------------------
 

@@ -149,12 +149,22 @@ class LifecycleService:
         return imported
 
     def import_rulesets(
-        self, actor: str, rulesets: Mapping[str, str], cases: Mapping[str, str], *, may_bootstrap: bool
+        self,
+        actor: str,
+        rulesets: Mapping[str, str],
+        cases: Mapping[str, str],
+        *,
+        may_bootstrap: bool,
+        base_versions: Mapping[str, int] | None = None,
     ) -> ImportResult:
         """Into an empty database: version 1 of each (needs `may_bootstrap`). Otherwise every ruleset that
-        differs from its latest version becomes a draft by `actor`, to go through approval."""
+        differs from its latest version becomes a draft by `actor`, to go through approval; a folder
+        exported from older versions than the latest (`base_versions`) is refused whole."""
         for name in rulesets:
             _check_name(name)
+        for name, version in sorted((base_versions or {}).items()):
+            if name in rulesets or name in cases:
+                self.queries.check_base(name, version)
         self._parse_all(rulesets)
         problems = check_case_files(cases)
         if problems:
@@ -250,9 +260,16 @@ class LifecycleService:
         *,
         source: str = "draft",
         rollback_of: int | None = None,
+        base_version: int | None = None,
+        base_sha256: str | None = None,
     ) -> DraftRecord:
-        """Check the ruleset (InvalidDraftError with every positioned error), run every case, store it."""
+        """Check the ruleset (InvalidDraftError with every positioned error), run every case, store it.
+
+        `base_version` (and `base_sha256`): the version the file was exported from; refused (StaleBaseError,
+        with the difference) unless it is the latest version of the ruleset."""
         _check_name(name)
+        if base_version is not None:
+            self.queries.check_base(name, base_version, base_sha256)
         ruleset, errors = self.factory.parse(name, content)
         if ruleset is None:
             raise InvalidDraftError(errors)

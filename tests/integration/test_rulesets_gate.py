@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from typer.testing import CliRunner
 
+from rulesvc import rulesets_client
+from rulesvc.cli_rulesets import app as rulesets_cli
 from rulesvc.sla.clock import VirtualClock
 from tests.integration import test_rulesets_lifecycle as lifecycle
 from tests.integration.conftest import RULESETS, auth
@@ -503,3 +508,119 @@ def test_replay_counts_only_what_the_draft_changes(
     assert report["by_value"]["assign.group"] == {"费用审批岗": {"added": 2, "removed": 0}}
     assert report["totals"]["trigger_payment.amount"] == {"added": "0", "removed": "5200", "net": "-5200"}
     assert [e["event_id"] for e in report["examples"]] == ["v2-0", "v2-1"]
+
+
+# -- export and import are round-trip safe -----------------------------------------------------------------
+
+
+def test_export_names_its_base_and_a_push_on_an_older_base_is_refused(
+    lifecycle_client: TestClient, lc_keys: dict[str, str]
+) -> None:
+    """A folder exported while loan-routing v2 (西安雁塔) is scheduled, edited and pushed back, would silently
+    undo v2: it is refused with the difference shown."""
+    client, editor, auditor = lifecycle_client, lc_keys["editor"], lc_keys["auditor"]
+    december = datetime.fromisoformat("2026-12-01T00:00:00+08:00")
+    publish_change(client, lc_keys, ROUTING, XIAN_ROUTING, XIAN_CASES, december)
+    exported = client.get("/v1/rulesets/export", headers=auth(auditor)).json()
+    routing = exported["rulesets"][ROUTING]
+    assert (routing["version"], routing["state"], routing["latest_version"]) == (1, "in_force", 2)
+    [scheduled_v2] = routing["scheduled"]
+    assert scheduled_v2["version"] == 2 and datetime.fromisoformat(scheduled_v2["effective_at"]) == december
+    assert exported["based_on"][ROUTING] == 1 and exported["cases"][ROUTING] == ROUTING_CASES
+
+    edited = routing["content"].replace("海淀支行信贷审批B岗", "海淀支行信贷审批C岗")
+    cases = exported["cases"][ROUTING].replace("海淀支行信贷审批B岗", "海淀支行信贷审批C岗")
+    refused = client.post(
+        f"/v1/rulesets/{ROUTING}/drafts",
+        json={"content": edited, "cases": {ROUTING: cases}, "base_version": routing["version"]},
+        headers=auth(editor),
+    )
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["code"] == "draft.stale_base"
+    assert (body["details"]["base_version"], body["details"]["latest_version"]) == (1, 2)
+    assert body["details"]["latest_state"] == "scheduled"
+    difference = body["details"]["difference"]
+    assert difference["added"] == [
+        "决策表 地区分派 行 西安雁塔（地区: 西安雁塔 → 分派（审批组: 西安分行信贷审批组））"
+    ]
+    assert [c["case"] for c in difference["cases"]] == ["西安雁塔贷款分派西安分行"]
+    imported = client.post(
+        "/v1/rulesets/import",
+        json={
+            "rulesets": {ROUTING: edited},
+            "cases": {ROUTING: cases},
+            "base_versions": exported["based_on"],
+        },
+        headers=auth(editor),
+    )
+    assert imported.status_code == 409 and imported.json()["code"] == "draft.stale_base", imported.text
+
+    # Exported as of December: based on v2, with v2's cases; that push goes through.
+    scheduled = client.get(
+        "/v1/rulesets/export", params={"as_of": december.isoformat()}, headers=auth(auditor)
+    ).json()
+    routing = scheduled["rulesets"][ROUTING]
+    assert (routing["version"], routing["state"]) == (2, "scheduled")
+    assert scheduled["cases"][ROUTING] == XIAN_CASES
+    created = client.post(
+        f"/v1/rulesets/{ROUTING}/drafts",
+        json={
+            "content": routing["content"].replace("海淀支行信贷审批B岗", "海淀支行信贷审批C岗"),
+            "cases": {
+                ROUTING: scheduled["cases"][ROUTING].replace("海淀支行信贷审批B岗", "海淀支行信贷审批C岗")
+            },
+            "base_version": 2,
+        },
+        headers=auth(editor),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["base_version"] == 2 and created.json()["tests"]["failed"] == 0
+    # A file claiming a base whose content differs from the stored version is refused too.
+    different = client.post(
+        f"/v1/rulesets/{EXPENSE}/drafts",
+        json={"content": RAISED, "base_version": 1, "base_sha256": "0" * 64},
+        headers=auth(editor),
+    )
+    assert different.status_code == 409 and different.json()["code"] == "draft.stale_base", different.text
+
+
+def test_cli_export_writes_its_base_and_push_sends_it(
+    lifecycle_client: TestClient, lc_keys: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = lifecycle_client
+    december = datetime.fromisoformat("2026-12-01T00:00:00+08:00")
+    publish_change(client, lc_keys, ROUTING, XIAN_ROUTING, XIAN_CASES, december)
+
+    def through_app(method: str, url: str, **kwargs: Any) -> Any:
+        kwargs.pop("timeout", None)
+        return client.request(method, url.removeprefix("http://rulesvc.test"), **kwargs)
+
+    monkeypatch.setattr(rulesets_client.httpx, "request", through_app)
+    env = {"RULESVC_URL": "http://rulesvc.test", "RULESVC_TZ": "Asia/Shanghai"}
+    runner = CliRunner()
+    work = tmp_path / "work"
+    exported = runner.invoke(
+        rulesets_cli, ["export", str(work)], env={**env, "RULESVC_KEY": lc_keys["auditor"]}
+    )
+    assert exported.exit_code == 0, exported.output
+    assert "note: loan-routing v2 is scheduled from 2026-12-01T00:00:00+08:00" in exported.output
+    assert json.loads((work / ".rulesvc-export.json").read_text())["rulesets"][ROUTING]["version"] == 1
+    file = work / f"{ROUTING}.yaml"
+    file.write_text(reworded(file.read_text(encoding="utf-8")), encoding="utf-8")
+    pushed = runner.invoke(rulesets_cli, ["push", str(file)], env={**env, "RULESVC_KEY": lc_keys["editor"]})
+    assert pushed.exit_code == 1, pushed.output
+    assert "refused (409 draft.stale_base)" in pushed.output
+    assert (
+        "  + 决策表 地区分派 行 西安雁塔（地区: 西安雁塔 → 分派（审批组: 西安分行信贷审批组））"
+        in pushed.output
+    )
+
+    later = tmp_path / "december"
+    args = ["export", str(later), "--as-of", december.isoformat()]
+    assert runner.invoke(rulesets_cli, args, env={**env, "RULESVC_KEY": lc_keys["auditor"]}).exit_code == 0
+    file = later / f"{ROUTING}.yaml"
+    file.write_text(reworded(file.read_text(encoding="utf-8")), encoding="utf-8")
+    pushed = runner.invoke(rulesets_cli, ["push", str(file)], env={**env, "RULESVC_KEY": lc_keys["editor"]})
+    assert pushed.exit_code == 0, pushed.output
+    assert "based on v2" in pushed.output

@@ -314,7 +314,10 @@ def test_replay_counts_changed_outcomes(
 def test_import_export_and_tampered_versions(lifecycle_client: TestClient, lc_keys: dict[str, str]) -> None:
     client, editor, auditor = lifecycle_client, lc_keys["editor"], lc_keys["auditor"]
     exported = client.get("/v1/rulesets/export", headers=auth(auditor)).json()
-    assert exported["rulesets"][EXPENSE] == {"version": 1, "content": ORIGINAL}
+    assert {k: exported["rulesets"][EXPENSE][k] for k in ("version", "content")} == {
+        "version": 1,
+        "content": ORIGINAL,
+    }
     assert exported["cases"][EXPENSE] == ORIGINAL_CASES and len(exported["rulesets"]) == 5
 
     # Importing a folder into a database that has versions: a draft per changed ruleset, nothing published.
