@@ -1,11 +1,14 @@
-"""Use cases of the ruleset lifecycle: import, draft, test, submit, approve/reject, publish, rollback,
-diff, history, backtest, and the books simulation runs on.
+"""Use cases of the ruleset lifecycle: draft, test, submit, withdraw, approve/reject, publish, rollback and
+backtest (import lives in `importing`, reads in `queries`).
 
 State machine of a draft (every step is a chain entry `ruleset:<name>` with who, what, when, why and the
 content hash):
 
-    draft ──submit (all cases pass)──▶ submitted ──approve (not the author)──▶ approved ──publish──▶ published
-      ▲ cases re-uploaded                   └────reject (not the author)──▶ rejected
+    draft ──submit (all cases pass; gaps explained)──▶ submitted ──approve (not the author; gaps accepted)──▶
+      ▲ cases re-uploaded, replayed          │   └──reject (not the author)──▶ rejected
+      └───────────withdraw (the author)──────┘        approved ──publish──▶ published
+
+What the approver sees — tests, coverage, gaps, replay — is frozen at submit (`draft.evidence_frozen`).
 
 A draft is based on the latest version when it is made; once another version is published it is stale and
 can be neither submitted, approved nor published (it would silently undo that version). Publishing gives
@@ -30,8 +33,6 @@ from rulesvc.lifecycle.draft_gate import gate_draft
 from rulesvc.lifecycle.errors import (
     BadRequestError,
     CasesFailedError,
-    ForbiddenError,
-    ForeignCaseFileError,
     FourEyesError,
     GapsNotAcceptedError,
     GapsUnexplainedError,
@@ -44,11 +45,13 @@ from rulesvc.lifecycle.gate import (
     corpus_hash,
     summary,
 )
-from rulesvc.lifecycle.queries import NAME, RulesetQueries
+from rulesvc.lifecycle.importing import Importing
+from rulesvc.lifecycle.queries import RulesetQueries
 from rulesvc.lifecycle.registry import BookRegistry
 from rulesvc.lifecycle.replay import backtest
 from rulesvc.lifecycle.steps import (
     chain_note,
+    check_name,
     evidence_hash,
     replay_summary,
     require_author,
@@ -58,7 +61,7 @@ from rulesvc.lifecycle.steps import (
     require_own_file,
     require_status,
 )
-from rulesvc.lifecycle.timeline import EPOCH, latest
+from rulesvc.lifecycle.timeline import latest
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
@@ -76,17 +79,7 @@ from rulesvc.storage.ruleset_records import (
     VersionRecord,
 )
 
-SYSTEM = "system"
-"""The author of the versions imported at first start."""
-
 MAX_REPLAY = 50_000
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    imported: list[VersionRecord]
-    drafts: list[DraftRecord]
-    unchanged: list[str]
 
 
 @dataclass(frozen=True)
@@ -105,12 +98,7 @@ def actor_name(key_id: str, label: str = "") -> str:
     return f"{label} ({key_id})" if label else key_id
 
 
-def _check_name(name: str, what: str = "规则集名称") -> None:
-    if not NAME.match(name):
-        raise BadRequestError(f"{what}不合法：{name!r}", {"name": name})
-
-
-class LifecycleService:
+class LifecycleService(Importing):
     def __init__(
         self,
         store: RulesetStore,
@@ -134,120 +122,6 @@ class LifecycleService:
         self._engine_lock = engine_lock
         self._clock_skew = clock_skew
 
-    # -- import -------------------------------------------------------------------------------------------
-
-    def bootstrap(self, rulesets: Mapping[str, str], cases: Mapping[str, str]) -> list[VersionRecord]:
-        """First start: the rules folder becomes version 1 of each ruleset (effective since EPOCH), unless
-        the database already holds versions (then it is the source of truth and nothing happens)."""
-        if self.store.generation() == 0:
-            self._parse_all(rulesets)
-            now = self.clock.now()
-            imported = self._import_versions(rulesets, cases, SYSTEM, now)
-        else:
-            imported = []
-        self.registry.refresh()
-        return imported
-
-    def import_rulesets(
-        self,
-        actor: str,
-        rulesets: Mapping[str, str],
-        cases: Mapping[str, str],
-        *,
-        may_bootstrap: bool,
-        base_versions: Mapping[str, int] | None = None,
-    ) -> ImportResult:
-        """Into an empty database: version 1 of each (needs `may_bootstrap`). Otherwise every ruleset that
-        differs from its latest version becomes a draft by `actor`, to go through approval; a folder
-        exported from older versions than the latest (`base_versions`) is refused whole."""
-        for name in rulesets:
-            _check_name(name)
-        for name, version in sorted((base_versions or {}).items()):
-            if name in rulesets or name in cases:
-                self.queries.check_base(name, version)
-        self._parse_all(rulesets)
-        problems = check_case_files(cases)
-        if problems:
-            raise InvalidDraftError(problems, "合规样例文件有错误")
-        if self.store.generation() == 0:
-            if not may_bootstrap:
-                raise ForbiddenError("数据库中还没有任何规则集版本：首次导入需要 admin 角色")
-            imported = self._import_versions(rulesets, cases, actor, self.clock.now())
-            if imported:
-                self._announce()
-                return ImportResult(imported, [], [])
-        current = self.store.latest_versions()
-        files = corpus(self.shipped_cases, current.values())
-        foreign = sorted(f for f in cases if f not in rulesets and f not in current)
-        if foreign:
-            raise ForeignCaseFileError(
-                f"样例文件 {', '.join(f'cases/{f}.yaml' for f in foreign)} 不属于任何规则集：合规样例随所属规则集版本化",
-                {"files": foreign},
-            )
-        drafts: list[DraftRecord] = []
-        unchanged: list[str] = []
-        for name in sorted(set(rulesets) | set(cases)):
-            case_changes = {name: cases[name]} if name in cases and files.get(name) != cases[name] else {}
-            head = current.get(name)
-            content = rulesets.get(name, head.content if head else "")
-            if head is not None and head.content == content and not case_changes:
-                unchanged.append(name)
-                continue
-            drafts.append(self.create_draft(actor, name, content, "导入", case_changes))
-        return ImportResult([], drafts, unchanged)
-
-    def _parse_all(self, rulesets: Mapping[str, str]) -> dict[str, Ruleset]:
-        parsed: dict[str, Ruleset] = {}
-        errors = []
-        for name, text in sorted(rulesets.items()):
-            ruleset, found = self.factory.parse(name, text)
-            errors.extend(found)
-            if ruleset is not None:
-                parsed[name] = ruleset
-        if errors:
-            raise InvalidDraftError(errors)
-        return parsed
-
-    def _import_versions(
-        self, rulesets: Mapping[str, str], cases: Mapping[str, str], actor: str, now: datetime
-    ) -> list[VersionRecord]:
-        records = [
-            VersionRecord(
-                name=name,
-                version=1,
-                content=text,
-                content_hash=self.factory.ruleset(name, text).content_hash,
-                cases={name: cases[name]} if name in cases else {},
-                source="import",
-                author=actor,
-                reason="首次导入",
-                created_at=now,
-                published_at=now,
-                published_by=actor,
-                effective_at=EPOCH,
-            )
-            for name, text in sorted(rulesets.items())
-        ]
-
-        def decide(view: StoreView) -> Change:
-            if view.has_versions():
-                return Change()  # another replica imported first
-            notes = [
-                chain_note(
-                    "imported",
-                    r.name,
-                    actor,
-                    version=1,
-                    content_sha256=r.content_hash,
-                    cases_sha256=corpus_hash(r.cases),
-                    effective_at=r.effective_at.isoformat(),
-                )
-                for r in records
-            ]
-            return Change(versions=records, audit=notes)
-
-        return list(self.store.write(now, decide).change.versions)
-
     # -- drafts -------------------------------------------------------------------------------------------
 
     def create_draft(
@@ -267,7 +141,7 @@ class LifecycleService:
 
         `base_version` (and `base_sha256`): the version the file was exported from; refused (StaleBaseError,
         with the difference) unless it is the latest version of the ruleset."""
-        _check_name(name)
+        check_name(name)
         if base_version is not None:
             self.queries.check_base(name, base_version, base_sha256)
         ruleset, errors = self.factory.parse(name, content)
@@ -275,7 +149,7 @@ class LifecycleService:
             raise InvalidDraftError(errors)
         cases = dict(cases or {})
         for file in cases:
-            _check_name(file, "样例文件名")
+            check_name(file, "样例文件名")
             require_own_file(name, file)
         problems = check_case_files(cases)
         if problems:
@@ -330,7 +204,7 @@ class LifecycleService:
     def upload_cases(self, actor: str, name: str, draft_id: str, file: str | None, text: str) -> DraftRecord:
         """Replace one case file for this draft (default: the ruleset's own, `cases/<name>.yaml`) and re-test."""
         file = file or name
-        _check_name(file, "样例文件名")
+        check_name(file, "样例文件名")
         draft = self.queries.draft(name, draft_id)
         require_own_file(name, file)
         require_author(draft, actor, "修改")

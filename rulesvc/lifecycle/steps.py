@@ -8,6 +8,7 @@ from typing import Any
 
 from rulesvc.audit import canonical, sha256_hex
 from rulesvc.lifecycle.errors import (
+    BadRequestError,
     EvidenceFrozenError,
     ForbiddenError,
     ForeignCaseFileError,
@@ -15,6 +16,7 @@ from rulesvc.lifecycle.errors import (
     StaleDraftError,
     StateError,
 )
+from rulesvc.lifecycle.queries import NAME
 from rulesvc.storage.ruleset_records import (
     DRAFT,
     AuditNote,
@@ -23,6 +25,11 @@ from rulesvc.storage.ruleset_records import (
     VersionRecord,
     ruleset_subject,
 )
+
+
+def check_name(name: str, what: str = "规则集名称") -> None:
+    if not NAME.match(name):
+        raise BadRequestError(f"{what}不合法：{name!r}", {"name": name})
 
 
 def chain_note(step: str, name: str, actor: str, **fields: Any) -> AuditNote:
