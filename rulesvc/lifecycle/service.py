@@ -43,6 +43,7 @@ from rulesvc.lifecycle.gate import (
     check_case_files,
     corpus,
     corpus_hash,
+    own_cases,
     summary,
 )
 from rulesvc.lifecycle.importing import Importing
@@ -433,18 +434,19 @@ class LifecycleService(Importing):
         return Publication(written.change.versions[0], pending)
 
     def rollback(self, actor: str, name: str, to_version: int, reason: str = "") -> DraftRecord:
-        """A draft with version `to_version`'s content and cases, submitted at once when its cases pass."""
+        """A draft with version `to_version`'s content and its own case file, submitted at once when its
+        cases pass and it leaves no gaps in the gate (else it stays a draft for the author to see to)."""
         target = self.queries.version(name, to_version)
         draft = self.create_draft(
             actor,
             name,
             target.content,
             reason or f"回滚到版本 {to_version}",
-            dict(target.cases),
+            own_cases(target),
             source="rollback",
             rollback_of=to_version,
         )
-        if draft.tests.get("failed", 0):
+        if draft.tests.get("failed", 0) or draft.tests.get("gaps"):
             return draft
         return self.submit(actor, name, draft.draft_id)
 

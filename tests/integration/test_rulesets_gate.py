@@ -237,6 +237,12 @@ def test_a_foreign_case_file_stored_with_an_old_version_is_ignored(
     assert "cases/loan-routing.yaml" in diff.json()["cases_text"]
     exported = client.get("/v1/rulesets/export", headers=auth(lc_keys["auditor"])).json()
     assert exported["cases"][EXPENSE] == ORIGINAL_CASES
+    # Rolling back to that version brings back its own case file only.
+    rolled = client.post(
+        f"/v1/rulesets/{ROUTING}/rollback", json={"to_version": 2}, headers=auth(lc_keys["editor"])
+    )
+    assert rolled.status_code == 201, rolled.text
+    assert rolled.json()["case_files"] == [ROUTING] and rolled.json()["status"] == "submitted"
 
 
 # -- the gate is `make test` ------------------------------------------------------------------------------
