@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -99,6 +100,7 @@ def create_app(
         evidence=SqlEvidenceReader(engine),
         checkpoints=checkpoints,
         more_checks=[partial(ruleset_problems, SqlRulesetStore(engine))],
+        clock_skew=timedelta(seconds=settings.event_clock_skew),
     )
     metrics = Metrics()
     redis_client = _redis(settings.redis_url)

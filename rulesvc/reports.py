@@ -1,19 +1,21 @@
 """SLA attainment reports: share of finished timers that met their deadline, per ruleset, group, period...
 
 A timer counts in the period in which its outcome was decided: when it was stopped in time (met) or when its
-deadline passed (breached). `breach` figures cover breaches already stopped (how far past the deadline, in
-working time on the timer's calendar); breaches still open are counted in `open_breaches`.
+deadline passed (breached). `breach` figures are how far past the deadline, in working time on the timer's
+calendar: up to the stop for a stopped breach; for a breach still open (also counted in `open_breaches`), up
+to the report's end (or now, if that is earlier).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rulesvc.errors import RulesvcError
+from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.outcomes import MET
 from rulesvc.storage.timer_records import SlaRecord
 
@@ -59,7 +61,7 @@ class _Bucket:
     open_breaches: int = 0
     breach_sum: timedelta = timedelta(0)
     breach_max: timedelta = timedelta(0)
-    closed_breaches: int = 0
+    sized_breaches: int = 0
     remaining_sum: timedelta = timedelta(0)
     provisional: int = 0
 
@@ -73,8 +75,7 @@ class _Bucket:
         self.breached += 1
         if record.stopped_at is None:
             self.open_breaches += 1
-            return
-        self.closed_breaches += 1
+        self.sized_breaches += 1
         self.breach_sum += record.breach
         self.breach_max = max(self.breach_max, record.breach)
 
@@ -85,8 +86,8 @@ class _Bucket:
             "breached": self.breached,
             "attainment": round(self.met / self.total, 4) if self.total else None,
             "open_breaches": self.open_breaches,
-            "avg_breach_seconds": _avg(self.breach_sum, self.closed_breaches),
-            "max_breach_seconds": self.breach_max.total_seconds() if self.closed_breaches else None,
+            "avg_breach_seconds": _avg(self.breach_sum, self.sized_breaches),
+            "max_breach_seconds": self.breach_max.total_seconds() if self.sized_breaches else None,
             "avg_remaining_seconds": _avg(self.remaining_sum, self.met),
             "provisional": self.provisional,
         }
@@ -98,8 +99,13 @@ def sla_report(
     end: datetime,
     group_by: Sequence[str] = (),
     tz: str = DEFAULT_TZ,
+    calendars: Mapping[str, BusinessCalendar] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """`{"from", "to", "group_by", "timezone", "total": {...}, "groups": [{"key": {...}, ...}]}`."""
+    """`{"from", "to", "group_by", "timezone", "total": {...}, "groups": [{"key": {...}, ...}]}`.
+
+    An open breach's size is measured up to min(`end`, `now`) on its calendar (`calendars`; without it,
+    or for an unknown calendar, in wall-clock time)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidReportError("from/to 必须带时区偏移", "from")
     try:
@@ -116,7 +122,10 @@ def sla_report(
         raise InvalidReportError(f"tz: 未知时区 {tz!r}", "tz") from None
     total = _Bucket()
     groups: dict[tuple[str, ...], _Bucket] = {}
+    until = min(end, now) if now is not None else end
     for record in source.sla_records(start, end):
+        if record.outcome != MET and record.stopped_at is None:
+            record = replace(record, breach=_overdue(record, until, calendars or {}))
         total.add(record)
         if group_by:
             key = tuple(_key_part(record, name, zone) for name in group_by)
@@ -144,6 +153,13 @@ def _key_part(record: SlaRecord, name: str, zone: ZoneInfo) -> str:
             return f"{year}-W{week:02d}"
         return f"{local.year}-{local.month:02d}"
     return str(getattr(record, name))
+
+
+def _overdue(record: SlaRecord, until: datetime, calendars: Mapping[str, BusinessCalendar]) -> timedelta:
+    if until <= record.due_at:
+        return timedelta(0)
+    calendar = calendars.get(record.calendar)
+    return calendar.working_time_between(record.due_at, until) if calendar else until - record.due_at
 
 
 def _avg(total: timedelta, count: int) -> float | None:

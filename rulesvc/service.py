@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rulesvc import exactjson
@@ -65,6 +65,9 @@ class Evaluator(Protocol):
         ...
 
 
+DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of the server's clock an event's `occurred_at` may be (Settings.event_clock_skew)."""
+
 # rulesvc.simulation.simulate: (book, events, until) -> a timeline with `to_json()` (or the JSON itself).
 Simulator = Callable[[Any, Sequence[Event], datetime], Any]
 
@@ -78,6 +81,23 @@ class IdempotencyConflictError(RulesvcError):
         self.event_id = event_id
         self.decision_id = decision_id
         super().__init__(f"event_id {event_id!r} 已用于另一个不同内容的事件（决策 {decision_id}）")
+
+
+class ClockSkewError(InvalidEventError):
+    """`occurred_at` further ahead of the server's clock than the tolerated skew."""
+
+    code = "event.clock_skew"
+
+    def __init__(self, occurred_at: datetime, now: datetime, tolerance: timedelta) -> None:
+        self.occurred_at = occurred_at
+        self.now = now
+        self.tolerance = tolerance
+        ahead = (occurred_at - now).total_seconds()
+        super().__init__(
+            f"occurred_at 比服务器时间超前 {ahead:.0f} 秒，超过允许的时钟偏差 {tolerance.total_seconds():.0f} 秒"
+            f"（RULESVC_EVENT_CLOCK_SKEW）；请校准发送方时钟（NTP）",
+            "occurred_at",
+        )
 
 
 class DecisionNotFoundError(RulesvcError):
@@ -153,6 +173,7 @@ class DecisionService:
         evidence: EvidenceReader | None = None,
         checkpoints: CheckpointKeeper | None = None,
         more_checks: Sequence[Callable[[], list[ChainProblem]]] = (),
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         """`evidence`: feed records are checked against the chain before they are served, and `verify`
         checks the feed and webhook bodies; `checkpoints` are made on demand and held against the chain;
@@ -162,6 +183,7 @@ class DecisionService:
         self.evidence = evidence
         self.checkpoints = checkpoints
         self._more_checks = tuple(more_checks)
+        self.clock_skew = clock_skew
         self.notifier = notifier
         self.keys = keys
         self.book = book
@@ -188,6 +210,8 @@ class DecisionService:
         """
         checked = self.read_event(body)
         event = checked.event
+        if event.occurred_at - self.clock.now() > self.clock_skew:
+            raise ClockSkewError(event.occurred_at, self.clock.now(), self.clock_skew)
         clear_text = record_json(body)
         book = self.book.book_for(event)  # in force at the event's time; kept for the whole decision
         if checked.problems:
@@ -228,7 +252,7 @@ class DecisionService:
         new = prepared.new
         actions = [dict(a) for a in new.actions]
         types = {a.get("type") for a in actions}
-        if "resume_timer" in types:  # the store gave it its new due_at, under the ticket's lock
+        if not types.isdisjoint(TIMER_ACTIONS):  # the store may have set a resume's due_at, added corrections
             actions = [_action_order(a) for a in exactjson.loads(stored.record_text)["actions"]]
         if not types.isdisjoint(TIMER_ACTIONS):
             self._notify(TIMERS)

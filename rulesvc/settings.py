@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     )
     timer_poll_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds between timer polls.")
     timer_batch: int = Field(default=100, ge=1, le=10_000, description="Tickets locked per timer poll.")
+    event_clock_skew: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "Seconds an event's occurred_at may be ahead of the server's clock (clocks synchronised by NTP); "
+            "further ahead is refused with 422 event.clock_skew."
+        ),
+    )
     webhook_timeout: float = Field(default=5.0, gt=0, le=120, description="Seconds a receiver has to answer.")
     webhook_max_attempts: int = Field(default=8, ge=1, le=100, description="Attempts before a dead letter.")
     webhook_backoff_base: float = Field(default=1.0, gt=0, description="Seconds before the first retry.")

@@ -7,16 +7,17 @@ Later events may carry only the changed ticket fields; they are merged into the 
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from rulesvc.model import TIMER_DUE, TIMER_WARNING, Action, Decision, Event, TimerInfo, to_jsonable
+from rulesvc.model import TIMER_DUE, TIMER_WARNING, Decision, Event, TimerInfo, to_jsonable
 from rulesvc.sla.calendar import BusinessCalendar
-from rulesvc.sla.coverage import provisional_fields
-from rulesvc.sla.timers import DUE_POINT, TimerState, apply_action, mark_fired
+from rulesvc.sla.event_time import Reached
+from rulesvc.sla.outcomes import SlaOutcome
+from rulesvc.sla.ticket_timers import TicketTimers
+from rulesvc.sla.timers import DUE_POINT, TimerState
 
 
 class Evaluator(Protocol):
@@ -44,7 +45,21 @@ class TimelineEntry:
 @dataclass
 class Timeline:
     entries: list[TimelineEntry] = field(default_factory=list)
-    timers: dict[tuple[str, str], TimerState] = field(default_factory=dict)
+    tickets: dict[str, TicketTimers] = field(default_factory=dict)
+    until: datetime | None = None
+
+    @property
+    def timers(self) -> dict[tuple[str, str], TimerState]:
+        """Every timer's state at `until`, by (ticket, timer)."""
+        return {
+            (ticket_id, name): run.state
+            for ticket_id, timers in self.tickets.items()
+            for name, run in timers.replay(self.until).timers.items()
+        }
+
+    def outcomes(self) -> list[SlaOutcome]:
+        """The SLA figures at `until`."""
+        return [o for timers in self.tickets.values() for o in timers.outcomes(self.until)]
 
     def to_json(self) -> dict[str, Any]:
         return {"timeline": [entry.to_json() for entry in self.entries]}
@@ -67,48 +82,25 @@ def timer_event(
     )
 
 
-def apply_timer_actions(
-    timers: dict[tuple[str, str], TimerState],
-    decision: Decision,
-    at: datetime,
-    calendars: Mapping[str, BusinessCalendar],
-) -> Decision:
-    """Apply a decision's timer actions to `timers`; resume actions learn their new `due_at`."""
-    ticket_id = decision.event.ticket_id
-    actions: list[Action] = []
-    for action in decision.actions:
-        new_state = apply_action(timers, ticket_id, action.to_json(), at, calendars)
-        if new_state is not None:
-            timers[new_state.key] = new_state
-            if action.type == "resume_timer":
-                calendar = calendars[new_state.calendar]
-                due = new_state.due_at(calendar)
-                extra = provisional_fields(calendar, [due])
-                action = replace(action, params={**action.params, "due_at": due, **extra})
-        actions.append(action)
-    return replace(decision, actions=tuple(actions))
-
-
 def simulate(book: Evaluator, events: Sequence[Event], until: datetime) -> Timeline:
-    """Run `events` and every timer point due at or before `until`; nothing is stored or sent."""
+    """Run `events` and every timer point due at or before `until`; nothing is stored or sent.
+
+    Each ticket's timers go through `TicketTimers`, as in the service: the same event-time journal and
+    replay, points fired in time order on the virtual clock."""
     timeline = Timeline()
     snapshots: dict[str, dict[str, Any]] = {}
-    queue = sorted(enumerate(events), key=lambda item: (item[1].occurred_at, item[0]))
-    pending = [event for _, event in queue]
+    pending = sorted(events, key=lambda event: event.occurred_at)
     position = 0
     while True:
         next_event = pending[position] if position < len(pending) else None
-        next_point = _next_point(timeline.timers, book.calendars)
-        before_next_event = next_event is None or (
-            next_point is not None and next_point[0] < next_event.occurred_at
-        )
-        if next_point is not None and before_next_event and next_point[0] <= until:
-            at, state, point = next_point
-            due = state.due_at(book.calendars[state.calendar])
-            event = timer_event(
-                state, point, at, due if point == DUE_POINT else at, snapshots[state.ticket_id]
-            )
-            timeline.timers[state.key] = mark_fired(state, point)
+        next_point = _next_point(timeline.tickets, until)
+        if next_point is not None and (next_event is None or next_point[0].at < next_event.occurred_at):
+            reached, timers = next_point
+            at = reached.at
+            state = timers.state(reached.timer, until)
+            assert state is not None
+            event = timer_event(state, reached.point, at, at, snapshots[timers.ticket_id])
+            timers.fire(reached, event.event_id)
             trigger = event.event_id
         elif next_event is not None and next_event.occurred_at <= until:
             position += 1
@@ -116,22 +108,23 @@ def simulate(book: Evaluator, events: Sequence[Event], until: datetime) -> Timel
             snapshots[next_event.ticket_id] = merged
             event = replace(next_event, ticket=merged)
             at, trigger = event.occurred_at, event.event_id
+            timers = timeline.tickets.setdefault(
+                event.ticket_id, TicketTimers(event.ticket_id, (), book.calendars)
+            )
         else:
             break
-        decision = apply_timer_actions(timeline.timers, book.evaluate(event), at, book.calendars)
+        decision = timers.apply(book.evaluate(event), at, at)
         timeline.entries.append(TimelineEntry(at, trigger, decision))
+    timeline.until = until
     return timeline
 
 
-def _next_point(
-    timers: Mapping[tuple[str, str], TimerState], calendars: Mapping[str, BusinessCalendar]
-) -> tuple[datetime, TimerState, str] | None:
-    candidates: list[tuple[datetime, tuple[str, str], str]] = []
-    for key, state in timers.items():
-        points = state.pending_points(calendars[state.calendar])
-        if points:
-            heapq.heappush(candidates, (points[0][0], key, points[0][1]))
-    if not candidates:
-        return None
-    at, key, point = candidates[0]
-    return at, timers[key], point
+def _next_point(tickets: Mapping[str, TicketTimers], until: datetime) -> tuple[Reached, TicketTimers] | None:
+    best: tuple[tuple[datetime, bool, str, str], Reached, TicketTimers] | None = None
+    for ticket_id, timers in tickets.items():
+        reached = timers.next_due(until)
+        if reached is not None:
+            key = (reached.at, reached.point == DUE_POINT, ticket_id, reached.timer)
+            if best is None or key < best[0]:
+                best = (key, reached, timers)
+    return None if best is None else (best[1], best[2])

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from rulesvc.model import Decision, Event
 from rulesvc.sla.calendar import BusinessCalendar
-from rulesvc.sla.ticket_timers import TicketTimers
+from rulesvc.sla.ticket_timers import TIMER_ACTIONS, TicketTimers
 from rulesvc.storage.records import NewDecision
 from rulesvc.storage.timer_records import TicketView, TicketWrite
 
@@ -38,14 +40,35 @@ class EventTicketWork:
     prepared: NewDecision
 
     def __call__(self, view: TicketView) -> TicketWrite:
-        timers = TicketTimers(view.ticket_id, view.timers, self.calendars)
-        enriched = timers.apply(self.decision, self.event.occurred_at)
+        snapshot = {**view.snapshot, **self.event.ticket}
+        if not any(a.type in TIMER_ACTIONS for a in self.decision.actions):
+            return TicketWrite(
+                decisions=[self.prepared],
+                snapshot=snapshot,
+                kind=self.event.kind,
+                group=assigned_group(self.decision),
+            )
+        now = self.prepared.decided_at
+        timers = TicketTimers(view.ticket_id, view.timers, self.calendars, view.timeline)
+        enriched = timers.apply(self.decision, self.event.occurred_at, now)
         new = self.prepared if enriched.actions == self.decision.actions else self.record(enriched)
-        return TicketWrite(
-            decisions=[new],
-            snapshot={**view.snapshot, **self.event.ticket},
-            kind=self.event.kind,
-            group=assigned_group(enriched),
-            timers=timers.changes(),
-            sla=timers.outcomes,
+        return timer_write(
+            timers, now, [new], snapshot=snapshot, kind=self.event.kind, group=assigned_group(enriched)
         )
+
+
+def timer_write(
+    timers: TicketTimers, now: datetime, decisions: list[NewDecision], **ticket: Any
+) -> TicketWrite:
+    """What a unit of work that went through `timers` stores: its decisions, the timers' stored form, the
+    ticket's timeline and the SLA figures that changed."""
+    inserts, updates, deletes = timers.sla_changes(now)
+    return TicketWrite(
+        decisions=decisions,
+        timers=timers.changes(now),
+        sla=inserts,
+        sla_updates=updates,
+        sla_deletes=deletes,
+        timeline=timers.timeline_json(now),
+        **ticket,
+    )

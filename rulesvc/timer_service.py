@@ -28,7 +28,7 @@ from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.clock import Clock
 from rulesvc.sla.ticket_timers import TicketTimers
 from rulesvc.storage.timer_records import TicketView, TicketWrite, TimerStore
-from rulesvc.ticket_work import assigned_group
+from rulesvc.ticket_work import assigned_group, timer_write
 
 log = logging.getLogger("rulesvc.timers")
 
@@ -91,27 +91,35 @@ class TimerService:
         return PollResult(batch.tickets, len(batch.decisions), batch.actions, late)
 
     def fire_ticket(self, view: TicketView, now: datetime) -> TicketWrite:
-        """The decisions of every point of this ticket due at `now`, in time order, and the new timer state."""
-        timers = TicketTimers(view.ticket_id, view.timers, self.book.calendars)
+        """The decisions of every point of this ticket that its timeline reaches by `now` and that was not
+        fired yet, in event-time order, and the new timer state."""
+        timers = TicketTimers(view.ticket_id, view.timers, self.book.calendars, view.timeline)
         snapshot = dict(view.snapshot) or {"id": view.ticket_id, "kind": view.kind}
         records = []
         late: list[float] = []
         group: str | None = None
         for _ in range(MAX_POINTS_PER_TICKET):
-            due = timers.next_due(now)
-            if due is None:
+            reached = timers.next_due(now)
+            if reached is None:
                 break
-            point_at, name, point = due
-            state = timers.fire(name, point, point_at)
-            generation = timers.generation(name)
+            name, point, point_at = reached.timer, reached.point, reached.at
+            state = timers.state(name, now)
+            assert state is not None
             event = timer_event(state, point, now, point_at, snapshot)
-            event_id = f"{event.event_id}#{generation}" if generation > 1 else event.event_id
+            event_id = event.event_id
+            if reached.generation > 1:
+                event_id += f"#{reached.generation}"
+            again = timers.emissions(reached)
+            if again:  # fired before, retracted by a late event, reached again
+                event_id += f"~{again}"
             if len(event_id) > MAX_EVENT_ID:  # a long ticket id: keep one stable id per point, shorter
                 event_id = f"timer:{sha256_hex(event_id)}"
             event = replace(event, event_id=event_id)
             with self.engine_lock:
                 decision = self.book.evaluate(event)
-            decision = timers.apply(decision, now)
+            decision_id = str(uuid4())
+            timers.fire(reached, decision_id)
+            decision = timers.apply(decision, point_at, now)
             late.append((now - point_at).total_seconds())
             fired_by = {
                 "timer": name,
@@ -121,7 +129,7 @@ class TimerService:
             }
             records.append(
                 new_decision(
-                    decision_id=str(uuid4()),
+                    decision_id=decision_id,
                     body=event_json(event),
                     event=event,
                     decision=decision,
@@ -132,9 +140,8 @@ class TimerService:
                 )
             )
             group = assigned_group(decision) or group
-        return TicketWrite(
-            decisions=records, group=group, timers=timers.changes(), sla=timers.outcomes, late_by=late
-        )
+        write = timer_write(timers, now, records, group=group)
+        return replace(write, late_by=late)
 
     def _fire_safely(self, view: TicketView, now: datetime) -> TicketWrite:
         """`fire_ticket`, except that a ticket whose firing fails is retried after `retry_delay` instead of

@@ -38,5 +38,15 @@ async def sla(
 ) -> Response:
     keys = parse_group_by(query.group_by)
     source = timers_runtime(request).reports
-    report = await run_in_threadpool(sla_report, source, query.from_, query.to, keys, query.tz)
+    service = request.app.state.runtime.service
+    report = await run_in_threadpool(
+        sla_report,
+        source,
+        query.from_,
+        query.to,
+        keys,
+        query.tz,
+        getattr(service.book, "calendars", {}),
+        service.clock.now(),
+    )
     return JSONBytes(report)

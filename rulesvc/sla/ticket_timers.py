@@ -1,36 +1,53 @@
 """One ticket's SLA timers during one unit of work (an event, or a poll firing due points).
 
-Pure: the caller loads the ticket's timers, applies a decision's timer actions or fires due points here, and
-writes back `changes()` and `outcomes` in the same transaction as the decision. Transitions are those of
-`rulesvc.sla.timers` (applied through `rulesvc.simulation.apply_timer_actions`, so the durable scheduler and
-the virtual-time simulation move deadlines identically); this module adds what durability needs: the
-generation of each timer (a restart is a new generation), the next point to fire and the SLA figures.
+Pure. The ticket's timers are the `rulesvc.sla.event_time.replay` of its journal (event time, not arrival
+order); this module adds what durability needs: the journal and the points already *emitted* (fired as
+decisions) kept on the ticket row, the stored form of each timer (its next point to fire), the SLA figures
+to write, and corrections. After a unit of work:
+- a point the timeline reaches but that was not emitted yet is due now (the poller fires it at once);
+- a point that was emitted but that the timeline no longer reaches (a late event changed the past) is
+  *retracted*: the unit of work's decision gets an `sla_corrected` action naming the decisions it
+  supersedes, and the timer's SLA figure is rewritten (the decision is chained like every decision).
+The simulation runs the same class on a virtual clock, so service and simulation move deadlines identically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
+from typing import Any
 
-from rulesvc.model import Decision
-from rulesvc.simulation import apply_timer_actions
-from rulesvc.sla import outcomes
+from rulesvc.model import Action, Decision
 from rulesvc.sla.calendar import BusinessCalendar
+from rulesvc.sla.coverage import provisional_fields
+from rulesvc.sla.event_time import (
+    RESTORE,
+    TIMER_ACTIONS,
+    JournalEntry,
+    Reached,
+    Replay,
+    RestoredTimer,
+    entry_from_json,
+    entry_to_json,
+    journal_of,
+    outcome_to_json,
+    replay,
+)
 from rulesvc.sla.outcomes import SlaOutcome
-from rulesvc.sla.timers import DUE_POINT, FINISHED, PAUSED, RUNNING, TimerState, mark_fired
+from rulesvc.sla.timers import CANCELLED, RUNNING, TimerState
 
-TIMER_ACTIONS = frozenset({"start_timer", "cancel_timer", "pause_timer", "resume_timer"})
+CORRECTED = "sla_corrected"
 
 
 @dataclass(frozen=True)
 class ScheduledTimer:
     """A timer as stored: its state, generation and the next point the scheduler must fire.
 
-    `next_fire_at`/`next_point` are None unless the timer runs; `due_at` is the deadline of a running timer;
-    `stopped_at` is set once a breached timer was stopped (its breach is closed). `provisional` is true when a
-    pending point lies past the calendar's confirmed coverage; `calendar_version` is the calendar version
-    its points were computed on.
+    `next_fire_at`/`next_point` are None when nothing is left to fire; `due_at` is the deadline of a
+    running timer; `stopped_at` is set once a breached timer was stopped (its breach is closed).
+    `provisional` is true when a pending point lies past the calendar's confirmed coverage;
+    `calendar_version` is the calendar version its points were computed on.
     """
 
     state: TimerState
@@ -60,106 +77,290 @@ def schedule(
     )
 
 
+@dataclass(frozen=True)
+class Emission:
+    """A timer point fired as a decision (`retracted` once the timeline no longer reaches it)."""
+
+    timer: str
+    origin: str
+    generation: int
+    point: str
+    at: datetime
+    decision_id: str
+    retracted: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.timer, self.origin, self.point)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "timer": self.timer,
+            "origin": self.origin,
+            "generation": self.generation,
+            "point": self.point,
+            "at": self.at.isoformat(),
+            "decision_id": self.decision_id,
+        }
+        if self.retracted:
+            data["retracted"] = True
+        return data
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Emission:
+        return Emission(
+            str(data["timer"]),
+            str(data["origin"]),
+            int(data["generation"]),
+            str(data["point"]),
+            datetime.fromisoformat(data["at"]),
+            str(data.get("decision_id", "")),
+            bool(data.get("retracted", False)),
+        )
+
+
 class TicketTimers:
-    """A working copy of one ticket's timers; records every change and SLA figure it makes."""
+    """A working copy of one ticket's timers; `now` is the horizon up to which points are reached."""
 
     def __init__(
         self,
         ticket_id: str,
         timers: Iterable[ScheduledTimer],
         calendars: Mapping[str, BusinessCalendar],
+        timeline: Mapping[str, Any] | None = None,
     ) -> None:
         self.ticket_id = ticket_id
         self._calendars = calendars
-        self._states: dict[tuple[str, str], TimerState] = {}
-        self._generations: dict[str, int] = {}
-        self._stopped: dict[str, datetime | None] = {}
-        for timer in timers:
-            self._states[(ticket_id, timer.name)] = timer.state
-            self._generations[timer.name] = timer.generation
-            self._stopped[timer.name] = timer.stopped_at
-        self._changed: set[str] = set()
-        self.outcomes: list[SlaOutcome] = []
+        self._stored = {timer.name: timer for timer in timers}
+        self._cache: tuple[datetime | None, Replay] | None = None
+        timeline = timeline or {}
+        if "journal" in timeline:
+            self._journal = [entry_from_json(e) for e in timeline["journal"]]
+            self._emitted = [Emission.from_json(e) for e in timeline.get("emitted", ())]
+            self._old_outcomes: dict[tuple[str, int], dict[str, Any]] = {
+                (str(o["timer"]), int(o["generation"])): {k: v for k, v in o.items()}
+                for o in timeline.get("outcomes", ())
+            }
+        else:  # timers stored without a journal (imported, or written by an older version)
+            self._journal = [_restore_entry(timer) for timer in self._stored.values()]
+            self._emitted = [
+                Emission(r.timer, r.origin, r.generation, r.point, r.at, "")
+                for r in self._replay_at(None).reached
+            ]
+            self._old_outcomes = {key: _outcome_json(o) for key, o in self._replay_at(None).outcomes.items()}
+        self._stored_figures = {
+            key: {k: v for k, v in o.items() if k not in ("timer", "generation")}
+            for key, o in self._old_outcomes.items()
+        }
 
-    def state(self, name: str) -> TimerState | None:
-        return self._states.get((self.ticket_id, name))
+    # -- reads --------------------------------------------------------------------------------------------
 
-    def generation(self, name: str) -> int:
-        return self._generations.get(name, 0)
+    def replay(self, now: datetime | None) -> Replay:
+        return self._replay_at(now)
 
-    def apply(self, decision: Decision, at: datetime) -> Decision:
-        """Apply the decision's timer actions at `at` (the clock starts/stops then); resume actions learn
-        their new `due_at`. Returns the decision with those enriched actions."""
-        if not any(action.type in TIMER_ACTIONS for action in decision.actions):
+    def state(self, name: str, now: datetime | None) -> TimerState | None:
+        run = self._replay_at(now).timers.get(name)
+        return run.state if run is not None else None
+
+    def generation(self, name: str, now: datetime | None) -> int:
+        run = self._replay_at(now).timers.get(name)
+        return run.generation if run is not None else 0
+
+    def outcomes(self, now: datetime | None) -> list[SlaOutcome]:
+        return [o for _, o in sorted(self._replay_at(now).outcomes.items())]
+
+    def next_due(self, now: datetime) -> Reached | None:
+        """The earliest point the timeline reaches by `now` that was not emitted yet."""
+        emitted = {e.key for e in self._emitted if not e.retracted}
+        for reached in self._replay_at(now).reached:
+            if reached.key not in emitted:
+                return reached
+        return None
+
+    def emissions(self, reached: Reached) -> int:
+        """How often this timer's point of this generation was emitted before (retracted ones included)."""
+        return sum(
+            1
+            for e in self._emitted
+            if (e.timer, e.generation, e.point) == (reached.timer, reached.generation, reached.point)
+        )
+
+    # -- changes ------------------------------------------------------------------------------------------
+
+    def apply(self, decision: Decision, at: datetime, now: datetime) -> Decision:
+        """Journal the decision's timer actions at `at` (its event's `occurred_at`, or a timer point's time)
+        and recompute the timeline up to `now`. Returns the decision with resume actions carrying their new
+        `due_at` (only when the timer then runs: never a deadline in the past) and an `sla_corrected` action
+        per timer whose emitted points or recorded figure this changed."""
+        actions = journal_of([a.to_json() for a in decision.actions])
+        if not actions or any(e.source == decision.event.event_id for e in self._journal):
             return decision
         if decision.event.ticket_id != self.ticket_id:
             raise ValueError(
                 f"decision for ticket {decision.event.ticket_id!r} applied to {self.ticket_id!r}"
             )
+        self._journal.append(JournalEntry(at, decision.event.event_id, decision.event.type, actions))
+        self._cache = None
+        result = self._replay_at(now)
         enriched = []
         for action in decision.actions:
-            if action.type not in TIMER_ACTIONS:
-                enriched.append(action)
-                continue
-            name = str(action.params.get("timer", ""))
-            before = self.state(name)
-            single = apply_timer_actions(
-                self._states, replace(decision, actions=(action,)), at, self._calendars
-            )
-            enriched.append(single.actions[0])
-            after = self.state(name)
-            if action.type == "start_timer" and after is not None and after is not before:
-                self._generations[name] = self.generation(name) + 1
-                self._stopped[name] = None
-                self._changed.add(name)
-            elif action.type == "cancel_timer" and before is not None:
-                self._record_stop(before, at)
-            if after is not before and after != before:
-                self._changed.add(name)
+            if action.type == "resume_timer":
+                run = result.timers.get(str(action.params.get("timer", "")))
+                params = {k: v for k, v in action.params.items() if k != "due_at"}
+                if run is not None and run.state.status == RUNNING:
+                    calendar = self._calendars[run.state.calendar]
+                    due = run.state.due_at(calendar)
+                    params.update({"due_at": due, **provisional_fields(calendar, [due])})
+                action = replace(action, params=params)
+            enriched.append(action)
+        enriched.extend(self._corrections(now))
         return replace(decision, actions=tuple(enriched))
 
-    def _record_stop(self, before: TimerState, at: datetime) -> None:
-        calendar = self._calendars[before.calendar]
-        generation = self.generation(before.name)
-        if before.status in (RUNNING, PAUSED):
-            figure = outcomes.met(before, generation, at, calendar)
-            if figure is not None:
-                self.outcomes.append(figure)
-        elif (
-            before.status == FINISHED and DUE_POINT in before.fired and self._stopped.get(before.name) is None
-        ):
-            self.outcomes.append(outcomes.close_breach(before, generation, at, calendar))
-            self._stopped[before.name] = at
-            self._changed.add(before.name)
+    def fire(self, reached: Reached, decision_id: str) -> None:
+        """Record that `reached` was emitted as decision `decision_id`."""
+        self._emitted.append(
+            Emission(
+                reached.timer, reached.origin, reached.generation, reached.point, reached.at, decision_id
+            )
+        )
 
-    def next_due(self, now: datetime) -> tuple[datetime, str, str] | None:
-        """The earliest unfired point at or before `now`: (its time, timer name, point name)."""
-        best: tuple[datetime, bool, str, str] | None = None
-        for (_, name), state in self._states.items():
-            points = state.pending_points(self._calendars[state.calendar])
-            if points and points[0][0] <= now:
-                at, point = points[0]
-                candidate = (at, point == DUE_POINT, name, point)
-                if best is None or candidate < best:
-                    best = candidate
-        return None if best is None else (best[0], best[2], best[3])
+    def _corrections(self, now: datetime) -> list[Action]:
+        result = self._replay_at(now)
+        reached = {r.key for r in result.reached}
+        retracted: dict[str, list[Emission]] = {}
+        for index, emission in enumerate(self._emitted):
+            if not emission.retracted and emission.key not in reached:
+                self._emitted[index] = replace(emission, retracted=True)
+                retracted.setdefault(emission.timer, []).append(emission)
+        changed: dict[str, list[tuple[int, dict[str, Any] | None, SlaOutcome | None]]] = {}
+        for key, old in self._old_outcomes.items():
+            new = result.outcomes.get(key)
+            # a final figure (stopped) that changed, or any figure of a timer whose points were retracted;
+            # an open breach nobody was told about yet (its point not emitted) is silently re-decided
+            final = old.get("stopped_at") is not None or key[0] in retracted
+            if final and _is_correction(old, new):
+                changed.setdefault(key[0], []).append((key[1], old, new))
+        actions = []
+        for timer in sorted(set(retracted) | set(changed)):
+            run = result.timers.get(timer)
+            tz = self._calendars[run.state.calendar].tz if run is not None else None
+            params: dict[str, Any] = {
+                "timer": timer,
+                "supersedes": [
+                    {"decision_id": e.decision_id, "point": e.point, "at": e.at.astimezone(tz)}
+                    for e in retracted.get(timer, ())
+                ],
+                "figures": [
+                    {
+                        "generation": generation,
+                        "was": _figure(old, tz),
+                        "now": _figure(_outcome_json(new) if new is not None else None, tz),
+                    }
+                    for generation, old, new in changed.get(timer, ())
+                ],
+            }
+            actions.append(Action(CORRECTED, params, run.state.rule if run is not None else ""))
+        # the corrections are recorded: the next unit of work compares with these figures
+        self._old_outcomes = {key: _outcome_json(o) for key, o in result.outcomes.items()}
+        return actions
 
-    def fire(self, name: str, point: str, point_at: datetime) -> TimerState:
-        """Mark `point` of timer `name` fired (the deadline records a breach); returns the state it fired in."""
-        key = (self.ticket_id, name)
-        state = self._states[key]
-        self._states[key] = mark_fired(state, point)
-        self._changed.add(name)
-        if point == DUE_POINT:
-            provisional = self._calendars[state.calendar].is_provisional(point_at)
-            self.outcomes.append(outcomes.breached(state, self.generation(name), point_at, provisional))
-        return state
+    def changes(self, now: datetime) -> list[ScheduledTimer]:
+        """Every timer whose stored form differs from what the timeline says at `now`."""
+        result = self._replay_at(now)
+        emitted = {e.key for e in self._emitted if not e.retracted}
+        due: dict[str, Reached] = {}
+        for reached in result.reached:
+            if reached.key not in emitted and reached.timer not in due:
+                due[reached.timer] = reached
+        rows = []
+        for name, run in sorted(result.timers.items()):
+            timer = schedule(run.state, run.generation, self._calendars[run.state.calendar], run.stopped_at)
+            if name in due:
+                timer = replace(timer, next_fire_at=due[name].at, next_point=due[name].point)
+            later = result.next_entry_at
+            if later is not None and (timer.next_fire_at is None or later < timer.next_fire_at):
+                timer = replace(timer, next_fire_at=later, next_point=None)  # look again when it counts
+            if self._stored.get(name) != timer:
+                rows.append(timer)
+        for name, stored in sorted(self._stored.items()):
+            if name not in result.timers and (
+                stored.next_fire_at is not None or stored.state.status != CANCELLED
+            ):
+                state = replace(stored.state, status=CANCELLED)
+                rows.append(ScheduledTimer(state, stored.generation, stopped_at=stored.stopped_at))
+        return rows
 
-    def changes(self) -> list[ScheduledTimer]:
-        """Every timer this unit of work changed, in its stored form."""
-        result = []
-        for name in sorted(self._changed):
-            state = self._states[(self.ticket_id, name)]
-            calendar = self._calendars[state.calendar]
-            result.append(schedule(state, self.generation(name), calendar, self._stopped.get(name)))
-        return result
+    def sla_changes(self, now: datetime) -> tuple[list[SlaOutcome], list[SlaOutcome], list[tuple[str, int]]]:
+        """(figures to insert, figures to update, (timer, generation) of figures to delete) relative to the
+        figures stored before this unit of work."""
+        stored = self._stored_figures
+        current = self._replay_at(now).outcomes
+        inserts = [o for key, o in sorted(current.items()) if key not in stored]
+        updates = [
+            o for key, o in sorted(current.items()) if key in stored and stored[key] != _outcome_json(o)
+        ]
+        deletes = sorted(key for key in stored if key not in current)
+        return inserts, updates, deletes
+
+    def timeline_json(self, now: datetime) -> dict[str, Any]:
+        """The ticket's stored timeline: journal, emitted points and the SLA figures recorded at `now`."""
+        return {
+            "journal": [entry_to_json(e) for e in sorted(self._journal, key=JournalEntry.sort_key)],
+            "emitted": [e.to_json() for e in self._emitted],
+            "outcomes": [
+                {"timer": timer, "generation": generation, **_outcome_json(o)}
+                for (timer, generation), o in sorted(self._replay_at(now).outcomes.items())
+            ],
+        }
+
+    def _replay_at(self, now: datetime | None) -> Replay:
+        if self._cache is None or self._cache[0] != now:
+            self._cache = (now, replay(self.ticket_id, self._journal, self._calendars, now))
+        return self._cache[1]
+
+
+def _restore_entry(timer: ScheduledTimer) -> JournalEntry:
+    source = f"{RESTORE}:{timer.name}:{timer.generation}"
+    return JournalEntry(
+        timer.state.started_at,
+        source,
+        RESTORE,
+        restored=RestoredTimer(timer.state, timer.generation, timer.stopped_at),
+    )
+
+
+def _outcome_json(outcome: SlaOutcome) -> dict[str, Any]:
+    return outcome_to_json(outcome)
+
+
+def _is_correction(old: Mapping[str, Any], new: SlaOutcome | None) -> bool:
+    """A recorded figure the timeline now contradicts (closing an open breach is not a correction)."""
+    if new is None:
+        return True
+    fresh = _outcome_json(new)
+    if old["outcome"] != fresh["outcome"] or old["due_at"] != fresh["due_at"]:
+        return True
+    return old.get("stopped_at") is not None and any(
+        old.get(k) != fresh[k] for k in ("stopped_at", "remaining_us", "breach_us")
+    )
+
+
+def _figure(data: Mapping[str, Any] | None, tz: tzinfo | None) -> dict[str, Any] | None:
+    """A recorded SLA figure as the correction shows it (times in the timer calendar's zone)."""
+    if data is None:
+        return None
+
+    def local(text: str) -> str:
+        return datetime.fromisoformat(text).astimezone(tz).isoformat()
+
+    figure: dict[str, Any] = {"outcome": data["outcome"], "due_at": local(data["due_at"])}
+    if data.get("stopped_at") is not None:
+        figure["stopped_at"] = local(data["stopped_at"])
+    if data["outcome"] == "met":
+        figure["remaining_seconds"] = data["remaining_us"] / 1e6
+    elif data.get("stopped_at") is not None:
+        figure["breach_seconds"] = data["breach_us"] / 1e6
+    return figure
+
+
+__all__ = ["CORRECTED", "TIMER_ACTIONS", "Emission", "ScheduledTimer", "TicketTimers", "schedule"]

@@ -112,6 +112,11 @@ class Statements:
             columns = tuple(c for c in rows[0] if c not in keys)
             self._execute(self._plan("update", table, columns, tuple(keys)), rows)
 
+    def delete(self, table: Table, keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+        """DELETE the rows selected by each dict's `keys` values."""
+        if rows:
+            self._execute(self._plan("delete", table, (), tuple(keys)), rows)
+
     def insert_or_lock(
         self, table: Table, key: str, rows: Sequence[Mapping[str, Any]], returning: Sequence[str]
     ) -> Rows:
@@ -218,6 +223,9 @@ class Statements:
             arrays = ", ".join(f"%b::{_array_of(table, c, dialect)}" for c in every)
             if verb == "insert":
                 sql = f"INSERT INTO {name} ({', '.join(quoted)}) SELECT * FROM unnest({arrays})"
+            elif verb == "delete":
+                where = " AND ".join(f"{name}.{q} = v.{q}" for q in quoted)
+                sql = f"DELETE FROM {name} USING unnest({arrays}) AS v({', '.join(quoted)}) WHERE {where}"
             else:
                 sets = ", ".join(f"{q} = v.{q}" for q in quoted[: len(columns)])
                 where = " AND ".join(f"{name}.{q} = v.{q}" for q in quoted[len(columns) :])
@@ -226,6 +234,8 @@ class Statements:
                 )
         elif verb == "insert":
             sql = f"INSERT INTO {name} ({', '.join(quoted)}) VALUES ({', '.join(['?'] * len(columns))})"
+        elif verb == "delete":
+            sql = f"DELETE FROM {name} WHERE {' AND '.join(f'{q} = ?' for q in quoted)}"
         else:
             sets = ", ".join(f"{q} = ?" for q in quoted[: len(columns)])
             where = " AND ".join(f"{q} = ?" for q in quoted[len(columns) :])

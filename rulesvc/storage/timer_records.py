@@ -26,6 +26,8 @@ class TicketView:
     snapshot: Mapping[str, Any]
     group: str
     timers: tuple[ScheduledTimer, ...]
+    timeline: Mapping[str, Any] = field(default_factory=dict)
+    """The ticket's timer timeline as stored (`rulesvc.sla.ticket_timers.TicketTimers`); `{}` if none."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,12 @@ class TicketWrite:
     group: str | None = None
     timers: Sequence[ScheduledTimer] = ()
     sla: Sequence[SlaOutcome] = ()
+    """SLA figures new to the ticket."""
+    sla_updates: Sequence[SlaOutcome] = ()
+    """Stored SLA figures (same ticket, timer and generation) that changed."""
+    sla_deletes: Sequence[tuple[str, int]] = ()
+    """(timer, generation) of stored SLA figures that no longer exist."""
+    timeline: Mapping[str, Any] | None = None
     late_by: Sequence[float] = ()
     """Seconds each fired timer point was late (not stored: the decisions carry it; for metrics)."""
 

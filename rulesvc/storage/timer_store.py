@@ -262,10 +262,11 @@ class LockedTicket:
     snapshot: str
     group_name: str
     updated_at: datetime
+    timeline: str
 
 
 def _locked(row: TicketRow) -> LockedTicket:
-    return LockedTicket(row.ticket_id, row.kind, row.snapshot, row.group_name, row.updated_at)
+    return LockedTicket(row.ticket_id, row.kind, row.snapshot, row.group_name, row.updated_at, row.timeline)
 
 
 def lock_tickets(sql: Statements, ticket_ids: Sequence[str], now: datetime) -> Rows:
@@ -276,7 +277,17 @@ def lock_tickets(sql: Statements, ticket_ids: Sequence[str], now: datetime) -> R
     return sql.insert_or_lock(
         _TICKETS,
         "ticket_id",
-        [{"ticket_id": t, "kind": "", "snapshot": "{}", "group_name": "", "updated_at": now} for t in ids],
+        [
+            {
+                "ticket_id": t,
+                "kind": "",
+                "snapshot": "{}",
+                "group_name": "",
+                "updated_at": now,
+                "timeline": "{}",
+            }
+            for t in ids
+        ],
         _LOCKED_COLUMNS,
     )
 
@@ -296,6 +307,7 @@ def _advance(view: TicketView, write: TicketWrite) -> TicketView:
         snapshot=write.snapshot if write.snapshot is not None else view.snapshot,
         group=write.group if write.group is not None else view.group,
         timers=timers,
+        timeline=write.timeline if write.timeline is not None else view.timeline,
     )
 
 
@@ -305,16 +317,43 @@ def _merge(writes: Sequence[TicketWrite]) -> TicketWrite:
         return writes[0]
     timers: dict[str, ScheduledTimer] = {}
     snapshot: Mapping[str, Any] | None = None
+    timeline: Mapping[str, Any] | None = None
     kind: str | None = None
     group: str | None = None
-    sla: list[SlaOutcome] = []
+    inserts: dict[tuple[str, int], SlaOutcome] = {}
+    updates: dict[tuple[str, int], SlaOutcome] = {}
+    deletes: set[tuple[str, int]] = set()
     for write in writes:
         timers.update((timer.name, timer) for timer in write.timers)
         snapshot = write.snapshot if write.snapshot is not None else snapshot
+        timeline = write.timeline if write.timeline is not None else timeline
         kind = write.kind or kind
         group = write.group if write.group is not None else group
-        sla.extend(write.sla)
-    return TicketWrite((), snapshot, kind, group, list(timers.values()), sla)
+        for key in write.sla_deletes:
+            if inserts.pop(key, None) is None:  # stored before this batch
+                updates.pop(key, None)
+                deletes.add(key)
+        for outcome in write.sla:
+            key = (outcome.timer, outcome.generation)
+            if key in deletes:  # deleted earlier in this batch: the stored row is rewritten
+                deletes.discard(key)
+                updates[key] = outcome
+            else:
+                inserts[key] = outcome
+        for outcome in write.sla_updates:
+            key = (outcome.timer, outcome.generation)
+            (inserts if key in inserts else updates)[key] = outcome
+    return TicketWrite(
+        (),
+        snapshot,
+        kind,
+        group,
+        list(timers.values()),
+        list(inserts.values()),
+        list(updates.values()),
+        sorted(deletes),
+        timeline,
+    )
 
 
 def _views(tickets: Iterable[LockedTicket], timers: Rows) -> list[tuple[TicketView, dict[str, int]]]:
@@ -333,6 +372,7 @@ def _views(tickets: Iterable[LockedTicket], timers: Rows) -> list[tuple[TicketVi
             snapshot=normalise_value(exactjson.loads(ticket.snapshot)),
             group=ticket.group_name,
             timers=tuple(_scheduled(row) for row in rows),
+            timeline=orjson.loads(ticket.timeline or "{}"),
         )
         result.append((view, {row.name: row.id for row in rows}))
     return result
@@ -348,17 +388,21 @@ def _apply(
     updates: list[dict[str, Any]] = []
     inserts: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
-    closes: list[SlaOutcome] = []
+    changed_results: list[dict[str, Any]] = []
+    removed: list[dict[str, Any]] = []
     for ticket, view, ids, write in items:
         changed = {
             "snapshot": ticket.snapshot,
             "kind": ticket.kind,
             "group_name": ticket.group_name,
             "updated_at": ticket.updated_at,
+            "timeline": ticket.timeline,
         }
         if write.snapshot is not None:
             changed["snapshot"] = exactjson.dumps(to_jsonable(dict(write.snapshot)))
             changed["updated_at"] = now
+        if write.timeline is not None:
+            changed["timeline"] = orjson.dumps(write.timeline).decode("utf-8")
         if write.kind:
             changed["kind"] = write.kind
         if write.group is not None:
@@ -373,27 +417,19 @@ def _apply(
                 inserts.append(values)
         kind = write.kind or view.kind
         group = write.group if write.group is not None else view.group
-        results.extend(_sla_values(o, kind, group) for o in write.sla if not o.closes_breach)
-        closes.extend(o for o in write.sla if o.closes_breach)
+        results.extend(_sla_values(o, kind, group) for o in write.sla)
+        changed_results.extend(_sla_update(o) for o in write.sla_updates)
+        removed.extend(
+            {"ticket_id": view.ticket_id, "timer": timer, "generation": generation}
+            for timer, generation in write.sla_deletes
+        )
+    sla = _table(SlaResultRow)
     sql.update(_TICKETS, ["ticket_id"], tickets)
     sql.update(_TIMERS, ["id"], updates)
     sql.insert(_TIMERS, inserts)
-    sql.insert(_table(SlaResultRow), results)
-    sql.update(
-        _table(SlaResultRow),
-        ["ticket_id", "timer", "generation"],
-        [
-            {
-                "stopped_at": o.stopped_at,
-                "breach_us": o.breach // US,
-                "ticket_id": o.ticket_id,
-                "timer": o.timer,
-                "generation": o.generation,
-            }
-            # one update per breach record (keys must be distinct): the last close wins, as in order
-            for o in {(o.ticket_id, o.timer, o.generation): o for o in closes}.values()
-        ],
-    )
+    sql.delete(sla, _SLA_KEY, removed)
+    sql.insert(sla, results)
+    sql.update(sla, _SLA_KEY, changed_results)
 
 
 def _table(mapped: type[Base]) -> Table:
@@ -402,7 +438,7 @@ def _table(mapped: type[Base]) -> Table:
 
 _TICKETS = _table(TicketRow)
 _TIMERS = _table(TimerRow)
-_LOCKED_COLUMNS = ("ticket_id", "kind", "snapshot", "group_name", "updated_at")
+_LOCKED_COLUMNS = ("ticket_id", "kind", "snapshot", "group_name", "updated_at", "timeline")
 _TIMER_COLUMNS = tuple(column.name for column in _TIMERS.c)
 
 
@@ -457,6 +493,25 @@ def _scheduled(row: Any) -> ScheduledTimer:
         bool(row.provisional),
         row.calendar_version,
     )
+
+
+_SLA_KEY = ("ticket_id", "timer", "generation")
+
+
+def _sla_update(outcome: SlaOutcome) -> dict[str, Any]:
+    """A stored figure rewritten (corrected by a late event, or a breach closed)."""
+    return {
+        "due_at": outcome.due_at,
+        "outcome": outcome.outcome,
+        "decided_at": outcome.decided_at,
+        "stopped_at": outcome.stopped_at,
+        "remaining_us": outcome.remaining // US,
+        "breach_us": outcome.breach // US,
+        "provisional": outcome.provisional,
+        "ticket_id": outcome.ticket_id,
+        "timer": outcome.timer,
+        "generation": outcome.generation,
+    }
 
 
 def _sla_values(outcome: SlaOutcome, kind: str, group: str) -> dict[str, Any]:

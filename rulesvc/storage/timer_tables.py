@@ -24,6 +24,9 @@ class TicketRow(Base):
     snapshot: Mapped[str] = mapped_column(Text, default="{}")
     group_name: Mapped[str] = mapped_column(String(200), default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    timeline: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    """The ticket's timer journal in event time, its emitted points and recorded SLA figures (migration 0005;
+    `rulesvc.sla.ticket_timers`)."""
 
 
 class TimerRow(Base):

@@ -169,6 +169,7 @@ def test_threshold_change_end_to_end(
     assert datetime.fromisoformat(published.json()["effective_at"]) == effective
 
     # Before 10:00 the old threshold decides; the future version activates itself at 10:00.
+    clock.set(START + timedelta(minutes=15))  # events may not be dated ahead of the clock
     assert outcome(expense(client, ingest, "e-0915", START + timedelta(minutes=15), 6000)) == ({"assign"}, 1)
     clock.set(START + timedelta(hours=1, minutes=30))
     after = expense(client, ingest, "e-1015", START + timedelta(hours=1, minutes=15), 6000)

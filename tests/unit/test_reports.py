@@ -60,8 +60,19 @@ def test_totals_and_groups_by_ruleset_and_day_in_shanghai_time() -> None:
     assert (first["met"], first["breached"], first["attainment"]) == (1, 1, 0.5)
     assert first["avg_breach_seconds"] == 1200.0 and first["avg_remaining_seconds"] == 1800.0
     open_one = groups[("complaint-sla", "2026-11-03")]
-    assert open_one["open_breaches"] == 1 and open_one["max_breach_seconds"] is None
+    # an open breach counts its overdue time up to the report's end (wall-clock without its calendar)
+    assert open_one["open_breaches"] == 1 and open_one["max_breach_seconds"] == 86400.0
     assert groups[("loan-sla", "2026-11-03")]["attainment"] == 1.0
+
+
+def test_an_open_breach_is_measured_up_to_now_on_its_calendar() -> None:
+    from rulesvc.sla.calendar import always_open
+
+    end = D2 + timedelta(days=1)
+    report = sla_report(SOURCE, D2, end, calendars={"24x7": always_open()}, now=D2 + timedelta(hours=1))
+    assert report["total"]["open_breaches"] == 1 and report["total"]["max_breach_seconds"] == 3600.0
+    before_due = sla_report(SOURCE, D2, end, now=D2 - timedelta(hours=1))
+    assert before_due["total"]["max_breach_seconds"] == 0.0
 
 
 def test_period_filter_and_month_buckets() -> None:

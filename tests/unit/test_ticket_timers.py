@@ -1,7 +1,9 @@
-"""One ticket's timers in a unit of work: generations, next points, SLA figures (pure)."""
+"""One ticket's timers in a unit of work: journal in event time, generations, next points, SLA figures,
+retractions (pure)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,21 +12,22 @@ from zoneinfo import ZoneInfo
 from rulesvc.model import Action, Decision, Event
 from rulesvc.sla.calendar import always_open, load_calendar
 from rulesvc.sla.outcomes import BREACHED, MET
-from rulesvc.sla.ticket_timers import ScheduledTimer, TicketTimers
-from rulesvc.sla.timers import CANCELLED, DUE_POINT, PAUSED
+from rulesvc.sla.ticket_timers import CORRECTED, ScheduledTimer, TicketTimers
+from rulesvc.sla.timers import CANCELLED, DUE_POINT, PAUSED, RUNNING, TimerState
 
 SH = ZoneInfo("Asia/Shanghai")
 CN = load_calendar(Path(__file__).resolve().parents[2] / "rulesets" / "calendars" / "cn.yaml")
 CALENDARS = {"cn": CN, "24x7": always_open()}
 RULE = "complaint-sla/启动首次响应计时"
+_ids = itertools.count()
 
 
 def at(*args: int) -> datetime:
     return datetime(*args, tzinfo=SH)
 
 
-def decision(*actions: tuple[str, dict[str, Any]], when: datetime | None = None) -> Decision:
-    event = Event("e", "ticket.created", when or at(2026, 11, 2, 9), {"kind": "complaint", "id": "C-1"})
+def decision(*actions: tuple[str, dict[str, Any]], etype: str = "ticket.updated") -> Decision:
+    event = Event(f"e{next(_ids)}", etype, at(2026, 11, 2, 9), {"kind": "complaint", "id": "C-1"})
     return Decision(event, tuple(Action(t, p, RULE) for t, p in actions))
 
 
@@ -38,87 +41,197 @@ START = (
     },
 )
 CANCEL = ("cancel_timer", {"timer": "首次响应"})
+PAUSE = ("pause_timer", {"timer": "首次响应"})
+RESUME = ("resume_timer", {"timer": "首次响应"})
+NOW = at(2026, 11, 2, 9)
 
 
-def started(when: datetime = at(2026, 11, 2, 9)) -> list[ScheduledTimer]:
-    timers = TicketTimers("C-1", [], CALENDARS)
-    timers.apply(decision(START), when)
-    return timers.changes()
+def fresh() -> TicketTimers:
+    return TicketTimers("C-1", [], CALENDARS)
+
+
+def started(when: datetime = NOW) -> TicketTimers:
+    timers = fresh()
+    timers.apply(decision(START, etype="ticket.created"), when, when)
+    return timers
+
+
+def again(timers: TicketTimers, now: datetime) -> TicketTimers:
+    """The same ticket in the next unit of work, from what the store wrote."""
+    return TicketTimers("C-1", timers.changes(now), CALENDARS, timers.timeline_json(now))
+
+
+def fire_all(timers: TicketTimers, now: datetime) -> list[str]:
+    fired = []
+    while (reached := timers.next_due(now)) is not None:
+        timers.fire(reached, f"d-{reached.point}")
+        fired.append(reached.point)
+    return fired
 
 
 def test_start_schedules_the_warning_first() -> None:
-    [timer] = started()
+    [timer] = started().changes(NOW)
     assert timer.generation == 1
     assert (timer.next_fire_at, timer.next_point) == (at(2026, 11, 2, 10, 30), "预警")
     assert timer.due_at == at(2026, 11, 2, 11)
 
 
 def test_points_fire_in_order_and_the_deadline_records_a_breach() -> None:
-    timers = TicketTimers("C-1", started(), CALENDARS)
+    timers = again(started(), NOW)
     assert timers.next_due(at(2026, 11, 2, 10, 29)) is None
-    assert timers.next_due(at(2026, 11, 2, 12)) == (at(2026, 11, 2, 10, 30), "首次响应", "预警")
-    timers.fire("首次响应", "预警", at(2026, 11, 2, 10, 30))
-    assert timers.next_due(at(2026, 11, 2, 12)) == (at(2026, 11, 2, 11), "首次响应", DUE_POINT)
-    timers.fire("首次响应", DUE_POINT, at(2026, 11, 2, 11))
+    reached = timers.next_due(at(2026, 11, 2, 12))
+    assert reached is not None and (reached.at, reached.timer, reached.point) == (
+        at(2026, 11, 2, 10, 30),
+        "首次响应",
+        "预警",
+    )
+    assert fire_all(timers, at(2026, 11, 2, 12)) == ["预警", DUE_POINT]
     assert timers.next_due(at(2026, 11, 3)) is None
-    [figure] = timers.outcomes
+    [figure] = timers.outcomes(at(2026, 11, 2, 12))
     assert (figure.outcome, figure.ruleset, figure.stopped_at) == (BREACHED, "complaint-sla", None)
-    [stored] = timers.changes()
+    [stored] = timers.changes(at(2026, 11, 2, 12))
     assert stored.next_fire_at is None and stored.due_at is None
 
 
 def test_accepted_in_time_is_met_with_the_time_left() -> None:
-    timers = TicketTimers("C-1", started(), CALENDARS)
-    timers.apply(decision(CANCEL), at(2026, 11, 2, 10))
-    [stored] = timers.changes()
+    timers = again(started(), NOW)
+    ten = at(2026, 11, 2, 10)
+    timers.apply(decision(CANCEL), ten, ten)
+    [stored] = timers.changes(ten)
     assert stored.state.status == CANCELLED and stored.next_fire_at is None
-    [figure] = timers.outcomes
+    [figure] = timers.outcomes(ten)
     assert figure.outcome == MET and figure.remaining == timedelta(hours=1)
 
 
 def test_late_acceptance_closes_the_breach_with_its_size() -> None:
-    timers = TicketTimers("C-1", started(), CALENDARS)
-    timers.fire("首次响应", "预警", at(2026, 11, 2, 10, 30))
-    timers.fire("首次响应", DUE_POINT, at(2026, 11, 2, 11))
-    after_due = TicketTimers("C-1", timers.changes(), CALENDARS)
-    after_due.apply(decision(CANCEL), at(2026, 11, 2, 11, 40))
-    [figure] = after_due.outcomes
-    assert figure.closes_breach and figure.breach == timedelta(minutes=40)
-    again = TicketTimers("C-1", after_due.changes(), CALENDARS)
-    again.apply(decision(CANCEL), at(2026, 11, 2, 12))
-    assert again.outcomes == []
+    noon = at(2026, 11, 2, 12)
+    timers = again(started(), NOW)
+    fire_all(timers, noon)
+    after_due = again(timers, noon)
+    stop = at(2026, 11, 2, 11, 40)
+    out = after_due.apply(decision(CANCEL), stop, noon)
+    assert [a.type for a in out.actions] == ["cancel_timer"]  # closing a breach corrects nothing
+    [figure] = after_due.outcomes(noon)
+    assert figure.breach == timedelta(minutes=40) and figure.stopped_at == stop
+    inserts, updates, deletes = after_due.sla_changes(noon)
+    assert (inserts, deletes) == ([], []) and updates == [figure]
+    third = again(after_due, noon)
+    third.apply(decision(CANCEL), at(2026, 11, 2, 12), noon)
+    assert third.sla_changes(noon) == ([], [], [])
+
+
+def test_a_late_stop_before_the_points_retracts_them_and_corrects_the_figure() -> None:
+    noon = at(2026, 11, 2, 12)
+    timers = again(started(), NOW)
+    assert fire_all(timers, noon) == ["预警", DUE_POINT]
+    late = again(timers, noon)
+    out = late.apply(decision(CANCEL), at(2026, 11, 2, 9, 10), noon)
+    cancel, corrected = out.actions
+    assert cancel.type == "cancel_timer" and corrected.type == CORRECTED
+    assert [s["point"] for s in corrected.params["supersedes"]] == ["预警", DUE_POINT]
+    assert corrected.params["supersedes"][0]["decision_id"] == "d-预警"
+    [figures] = corrected.params["figures"]
+    assert figures["was"]["outcome"] == BREACHED and figures["now"]["outcome"] == MET
+    assert figures["now"]["remaining_seconds"] == 110 * 60
+    [figure] = late.outcomes(noon)
+    assert figure.outcome == MET and figure.remaining == timedelta(minutes=110)
+    assert late.sla_changes(noon)[1] == [figure]
+
+
+def test_resume_before_pause_in_arrival_is_the_same_timeline() -> None:
+    now = at(2026, 11, 2, 9, 30)
+    timers = again(started(), now)
+    timers.apply(decision(RESUME), at(2026, 11, 2, 9, 20), now)
+    timers = again(timers, now)
+    timers.apply(decision(PAUSE), at(2026, 11, 2, 9, 10), now)
+    state = timers.state("首次响应", now)
+    assert state is not None and state.status == RUNNING
+    assert state.due_at(CALENDARS["24x7"]) == at(2026, 11, 2, 11, 10)
+
+
+def test_pause_and_resume_at_one_instant_is_a_pause_of_zero_length_in_either_order() -> None:
+    instant, now = at(2026, 11, 2, 9, 20), at(2026, 11, 2, 9, 30)
+    for order in ((RESUME, PAUSE), (PAUSE, RESUME)):
+        timers = started()
+        for action in order:
+            timers.apply(decision(action), instant, now)
+        state = timers.state("首次响应", now)
+        assert state is not None and state.status == RUNNING
+        assert state.due_at(CALENDARS["24x7"]) == at(2026, 11, 2, 11)
 
 
 def test_pause_and_resume_move_every_point_and_resume_learns_its_due_at() -> None:
-    timers = TicketTimers("C-1", started(), CALENDARS)
-    timers.apply(decision(("pause_timer", {"timer": "首次响应"})), at(2026, 11, 2, 9, 30))
-    [paused] = timers.changes()
+    timers = again(started(), NOW)
+    timers.apply(decision(PAUSE), at(2026, 11, 2, 9, 30), at(2026, 11, 2, 9, 30))
+    [paused] = timers.changes(at(2026, 11, 2, 9, 30))
     assert paused.state.status == PAUSED and paused.next_fire_at is None
-    resumed = TicketTimers("C-1", [paused], CALENDARS)
-    out = resumed.apply(decision(("resume_timer", {"timer": "首次响应"})), at(2026, 11, 2, 12))
+    resumed = again(timers, at(2026, 11, 2, 12))
+    out = resumed.apply(decision(RESUME), at(2026, 11, 2, 12), at(2026, 11, 2, 12))
     assert out.actions[0].params["due_at"] == at(2026, 11, 2, 13, 30)
-    [timer] = resumed.changes()
+    [timer] = resumed.changes(at(2026, 11, 2, 12))
     assert (timer.next_fire_at, timer.next_point) == (at(2026, 11, 2, 13), "预警")
 
 
+def test_resume_of_a_fired_timer_carries_no_deadline() -> None:
+    noon = at(2026, 11, 2, 12)
+    timers = again(started(), noon)
+    fire_all(timers, noon)
+    out = timers.apply(decision(RESUME), noon, noon)
+    assert "due_at" not in out.actions[0].params
+
+
 def test_restart_is_a_new_generation_without_a_figure() -> None:
-    timers = TicketTimers("C-1", started(), CALENDARS)
-    timers.apply(decision(START), at(2026, 11, 2, 10))
-    [timer] = timers.changes()
-    assert timer.generation == 2 and timer.state.started_at == at(2026, 11, 2, 10)
-    assert timers.outcomes == []
+    timers = started()
+    ten = at(2026, 11, 2, 10)
+    timers.apply(decision(START), ten, ten)
+    [timer] = timers.changes(ten)
+    assert timer.generation == 2 and timer.state.started_at == ten
+    assert timers.outcomes(ten) == []
+
+
+def test_a_second_creation_starts_no_second_clock_in_either_order() -> None:
+    now = at(2026, 11, 2, 13)
+    first, second = at(2026, 11, 2, 9), at(2026, 11, 2, 9, 1)
+    for order in ((first, second), (second, first)):
+        timers = fresh()
+        for when in order:
+            timers.apply(decision(START, etype="ticket.created"), when, now)
+        [timer] = timers.changes(now)
+        assert timer.generation == 1 and timer.state.started_at == first
+        assert fire_all(timers, now) == ["预警", DUE_POINT]
 
 
 def test_working_hours_calendar_skips_nights_weekends_and_holidays() -> None:
-    timers = TicketTimers("C-1", [], CALENDARS)
+    timers = fresh()
     start_loan = ("start_timer", {"timer": "信贷初审", "duration": "4h", "calendar": "cn"})
-    timers.apply(decision(start_loan), at(2026, 9, 30, 16))  # Wed 16:00, then 国庆 Oct 1-7
-    [timer] = timers.changes()
+    timers.apply(decision(start_loan), at(2026, 9, 30, 16), at(2026, 9, 30, 16))  # then 国庆 Oct 1-7
+    [timer] = timers.changes(at(2026, 9, 30, 16))
     assert timer.due_at == at(2026, 10, 8, 11)  # 2 h on Sep 30, 2 h on Oct 8 (first working day)
 
 
 def test_non_timer_decisions_change_nothing() -> None:
-    timers = TicketTimers("C-1", started(), CALENDARS)
+    timers = again(started(), NOW)
     d = decision(("notify", {"to": "owner"}))
-    assert timers.apply(d, at(2026, 11, 2, 10)) is d
-    assert timers.changes() == [] and timers.outcomes == []
+    assert timers.apply(d, at(2026, 11, 2, 10), at(2026, 11, 2, 10)) is d
+    assert timers.changes(NOW) == [] and timers.sla_changes(NOW) == ([], [], [])
+
+
+def test_timers_stored_without_a_journal_are_restored_from_their_rows() -> None:
+    state = TimerState(
+        "C-1",
+        "首次响应",
+        "24x7",
+        NOW,
+        timedelta(hours=2),
+        (("预警", timedelta(minutes=90)),),
+        anchor_at=NOW,
+        fired=frozenset({"预警"}),
+        rule=RULE,
+    )
+    stored = ScheduledTimer(state, 3, at(2026, 11, 2, 11), DUE_POINT, at(2026, 11, 2, 11))
+    timers = TicketTimers("C-1", [stored], CALENDARS)
+    noon = at(2026, 11, 2, 12)
+    assert fire_all(timers, noon) == [DUE_POINT]
+    [figure] = timers.outcomes(noon)
+    assert figure.generation == 3 and figure.outcome == BREACHED
+    assert timers.sla_changes(noon) == ([figure], [], [])
