@@ -86,7 +86,6 @@ class Settings(BaseSettings):
     event_clock_skew: float = Field(
         default=300.0,
         gt=0,
-        le=86_400,
         description=(
             "Seconds an event's occurred_at may be ahead of the server's clock (clocks synchronised by NTP); "
             "further ahead is refused with 422 event.clock_skew."

@@ -11,9 +11,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from tests.integration.conftest import auth, engine_of, event
+from rulesvc.settings import Settings
+from tests.integration.conftest import auth, engine_of, event, make_settings
 
 pytestmark = pytest.mark.usefixtures("database_url")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The loans below are dated up to three months ahead of today's clock: tolerate that skew here."""
+    return make_settings(database_url, event_clock_skew=120 * 86400)
 
 
 def created_loan(client: TestClient, key: str, event_id: str, occurred_at: str) -> dict[str, Any]:

@@ -289,6 +289,7 @@ def test_replay_counts_changed_outcomes(
 ) -> None:
     client, editor, ingest = lifecycle_client, lc_keys["editor"], lc_keys["ingest"]
     for index, amount in enumerate([1200, 4999.99, 5000, 6500, 7999, 8000, 12000]):
+        clock.set(START + timedelta(minutes=index))  # events may not be dated ahead of the clock
         expense(client, ingest, f"r-{index}", START + timedelta(minutes=index), amount)
     clock.set(START + timedelta(hours=1))
     draft_id = push(client, editor, RAISED, "门槛 8000").json()["draft_id"]

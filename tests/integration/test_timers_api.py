@@ -135,9 +135,13 @@ def test_accepted_after_one_hour_fires_nothing(
     assert (group["met"], group["breached"], group["avg_remaining_seconds"]) == (1, 0, 3600.0)
 
 
-def test_pause_and_resume_answer_with_the_moved_deadline(api: TestClient, keys: dict[str, str]) -> None:
+def test_pause_and_resume_answer_with_the_moved_deadline(
+    api: TestClient, keys: dict[str, str], clock: VirtualClock
+) -> None:
     post(api, keys["ingest"], complaint("c1", "C-1", T0))
+    clock.set(T0 + timedelta(minutes=30))
     post(api, keys["ingest"], complaint("c2", "C-1", T0 + timedelta(minutes=30), "ticket.paused"))
+    clock.set(T0 + timedelta(hours=3))
     answer = post(api, keys["ingest"], complaint("c3", "C-1", T0 + timedelta(hours=3), "ticket.resumed"))
     [resume] = answer["actions"]
     assert resume["type"] == "resume_timer" and resume["due_at"] == "2026-11-02T13:30:00+08:00"

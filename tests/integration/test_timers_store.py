@@ -112,7 +112,9 @@ def test_accepted_after_one_hour_fires_nothing_and_meets_the_sla(env: Env) -> No
 def test_late_acceptance_closes_the_breach_and_the_report_shows_it(env: Env) -> None:
     env.events.send(complaint("c1", "C-1", T0), T0)
     env.events.send(complaint("d1", "C-2", T0), T0)
-    env.events.send(complaint("d2", "C-2", T0 + timedelta(minutes=30), "ticket.accepted"), T0)
+    env.events.send(
+        complaint("d2", "C-2", T0 + timedelta(minutes=30), "ticket.accepted"), T0 + timedelta(minutes=30)
+    )
     env.poll_at(T0 + timedelta(hours=2))
     late = T0 + timedelta(hours=2, minutes=25)
     env.events.send(complaint("c2", "C-1", late, "ticket.accepted"), late)
