@@ -134,7 +134,7 @@ def replay(
         else:
             _advance(result, calendars, entry.at, inclusive=False)
         if entry.restored is not None:
-            _restore(result, entry, calendars)
+            restore(result, entry, calendars)
         elif entry.event_type != CREATED or not created_seen:
             created_seen = created_seen or entry.event_type == CREATED
             for action in entry.actions:
@@ -215,7 +215,8 @@ def _apply(
         result.timers[name] = replace(run, state=resume(before, at))
 
 
-def _restore(result: Replay, entry: JournalEntry, calendars: Mapping[str, BusinessCalendar]) -> None:
+def restore(result: Replay, entry: JournalEntry, calendars: Mapping[str, BusinessCalendar]) -> None:
+    """Apply a `RESTORE` entry: the stored timer as it was, its fired points reached, its figure recorded."""
     restored = entry.restored
     assert restored is not None
     state = restored.state

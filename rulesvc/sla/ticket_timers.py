@@ -33,6 +33,7 @@ from rulesvc.sla.event_time import (
     journal_of,
     outcome_to_json,
     replay,
+    restore,
 )
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.timers import CANCELLED, RUNNING, TimerState
@@ -143,11 +144,13 @@ class TicketTimers:
             }
         else:  # timers stored without a journal (imported, or written by an older version)
             self._journal = [_restore_entry(timer) for timer in self._stored.values()]
+            restored = Replay()
+            for entry in self._journal:  # what each stored timer had fired and recorded
+                restore(restored, entry, calendars)
             self._emitted = [
-                Emission(r.timer, r.origin, r.generation, r.point, r.at, "")
-                for r in self._replay_at(None).reached
+                Emission(r.timer, r.origin, r.generation, r.point, r.at, "") for r in restored.reached
             ]
-            self._old_outcomes = {key: _outcome_json(o) for key, o in self._replay_at(None).outcomes.items()}
+            self._old_outcomes = {key: _outcome_json(o) for key, o in restored.outcomes.items()}
         self._stored_figures = {
             key: {k: v for k, v in o.items() if k not in ("timer", "generation")}
             for key, o in self._old_outcomes.items()
