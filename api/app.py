@@ -11,8 +11,8 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
