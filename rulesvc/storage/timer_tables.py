@@ -25,7 +25,7 @@ class TicketRow(Base):
     group_name: Mapped[str] = mapped_column(String(200), default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     timeline: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
-    """The ticket's timer journal in event time, its emitted points and recorded SLA figures (migration 0005;
+    """The ticket's timer journal in event time, its emitted points and recorded SLA figures (migration 0007;
     `rulesvc.sla.ticket_timers`)."""
 
 
