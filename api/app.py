@@ -68,7 +68,7 @@ def create_app(
     rules folder becomes version 1 on first start), and the lifecycle routes are mounted. A given `book`
     decides everything instead (tests, embedding) and there is no lifecycle.
     """
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **settings.engine_options())
     migrate(engine)
     store = SqlStore(engine, group_commit=settings.group_commit)
     clock = clock or SystemClock()
@@ -141,13 +141,19 @@ def create_app(
     if lifecycle is not None:
         install_lifecycle(app, lifecycle)
     # Webhook retries run on real time (SystemClock) whatever clock decides events.
-    webhooks = WebhookService(SqlWebhookStore(engine), SystemClock(), evidence=SqlEvidenceReader(engine))
+    webhooks = WebhookService(
+        SqlWebhookStore(engine),
+        SystemClock(),
+        evidence=SqlEvidenceReader(engine),
+        masking=settings.mask_policy(),
+    )
     install_timers(app, TimerRuntime(webhooks, SqlTimerStore(engine), notifier))
     app.add_middleware(
         ServiceMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         access_log_enabled=settings.access_log,
+        request_timeout=settings.request_timeout or None,
     )
     _install_openapi(app, [EventIn, SimulateIn, *BODY_MODELS, *TIMER_BODY_MODELS])
     return app

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -24,6 +25,7 @@ from api.responses import JSONBytes
 from rulesvc.checkpoints import CheckpointError
 from rulesvc.errors import InvalidEventError
 from rulesvc.evidence import ChainRolledBackError, EvidenceError
+from rulesvc.masking import default_policy
 from rulesvc.service import DecisionNotFoundError, IdempotencyConflictError
 
 log = logging.getLogger("rulesvc.api")
@@ -64,8 +66,11 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> Response:
+    """The error body; `request_id` (the X-Request-ID answered) is in every one, for support and logs."""
     return JSONBytes(
-        {"code": code, "message": message, "details": details}, status_code=status, headers=headers
+        {"code": code, "message": message, "details": details, "request_id": request_id_var.get()},
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -127,8 +132,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(IdempotencyConflictError)
     async def _conflict(request: Request, exc: IdempotencyConflictError) -> Response:
-        details = {"event_id": exc.event_id, "decision_id": exc.decision_id}
-        return respond_error(request, 409, exc.code, str(exc), details)
+        # The event id may carry personal data: the body names it masked.
+        masked = default_policy().mask_text
+        details = {"event_id": masked(exc.event_id), "decision_id": exc.decision_id}
+        return respond_error(request, 409, exc.code, masked(str(exc)), details)
 
     @app.exception_handler(DecisionNotFoundError)
     async def _not_found(request: Request, exc: DecisionNotFoundError) -> Response:
@@ -157,6 +164,13 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(status, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         return respond_error(request, status, code, message, None, dict(exc.headers or {}) or None)
+
+    @app.exception_handler(SqlTimeoutError)
+    async def _pool_exhausted(request: Request, exc: SqlTimeoutError) -> Response:
+        log.error("database connection pool exhausted (database not answering?): %s", exc)
+        return respond_error(
+            request, 503, "unavailable", "数据库暂不可用，请稍后重试", {"request_id": request_id_var.get()}
+        )
 
     @app.exception_handler(OperationalError)
     async def _db_unavailable(request: Request, exc: OperationalError) -> Response:

@@ -13,6 +13,9 @@ from typing import Any
 import orjson
 
 from api.context import request_id_var
+from rulesvc.masking import default_policy
+
+_MASK = default_policy()
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
 
@@ -23,7 +26,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _MASK.mask_text(record.getMessage()),
             "request_id": getattr(record, "request_id", None) or request_id_var.get(),
         }
         for key, value in record.__dict__.items():

@@ -7,6 +7,7 @@ them (chunked uploads), raising `ApiError(413)` past the limit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -19,6 +20,7 @@ from api.metrics import Metrics
 from rulesvc.entropy import uuid4
 
 access_log = logging.getLogger("rulesvc.access")
+log = logging.getLogger("rulesvc.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -28,12 +30,21 @@ def _too_large(limit: int) -> ApiError:
 
 class ServiceMiddleware:
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, access_log_enabled: bool = True
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_body_bytes: int,
+        access_log_enabled: bool = True,
+        request_timeout: float | None = None,
     ) -> None:
+        """`request_timeout`: a request (other than the long-running routes in `UNBOUNDED`) that has not
+        started its answer after this many seconds gets 503 `unavailable` (a hung database must not hang
+        its callers); the work itself finishes, or fails, in the background."""
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.access_log_enabled = access_log_enabled
+        self.request_timeout = request_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,14 +52,19 @@ class ServiceMiddleware:
             return
         started = time.perf_counter()
         request_id = _request_id(scope)
+        scope[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
         status = 500
         error_code: str | None = None
         limit = self.max_body_bytes
+        answer = {"started": False, "abandoned": False}
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
+            if answer["abandoned"]:
+                return  # the caller already got the timeout answer
             if message["type"] == "http.response.start":
+                answer["started"] = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("ascii")))
@@ -74,7 +90,15 @@ class ServiceMiddleware:
                 response = error_response(error.status, error.code, error.message, error.details)
                 await response(scope, receive, send_wrapper)
                 return
-            await self.app(scope, receive_wrapper, send_wrapper)
+            timeout = self.request_timeout
+            if timeout is None or scope.get("path", "") in UNBOUNDED or _unbounded(scope):
+                await self._run(scope, receive_wrapper, send_wrapper, request_id, answer)
+            else:
+                error_code = await self._bounded(
+                    scope, receive_wrapper, send_wrapper, send, request_id, answer, timeout
+                )
+                if error_code is not None:
+                    status = 503
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -99,6 +123,70 @@ class ServiceMiddleware:
                     },
                 )
             request_id_var.reset(token)
+
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, answer: dict[str, bool]
+    ) -> None:
+        """Run the app; an exception nothing handled becomes a 500 carrying the request id (logged with its
+        traceback and the request id)."""
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id})
+            if answer["started"]:
+                raise
+            response = error_response(500, "internal_error", "服务内部错误", {"request_id": request_id})
+            await response(scope, receive, send)
+
+    async def _bounded(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        outer_send: Send,
+        request_id: str,
+        answer: dict[str, bool],
+        timeout: float,
+    ) -> str | None:
+        """`_run`, answered with 503 (straight to `outer_send`, the app's own answer dropped when it comes)
+        when no answer has started within `timeout` seconds; returns the error code of that answer (None
+        when the app answered)."""
+        task = asyncio.ensure_future(self._run(scope, receive, send, request_id, answer))
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if task in done or answer["started"]:
+            await task
+            return None
+        answer["abandoned"] = True
+        task.add_done_callback(_forget)
+        log.error(
+            "request not answered within %.1f s (database or dependency not responding); answered 503",
+            timeout,
+            extra={"request_id": request_id},
+        )
+        response = error_response(
+            503,
+            "unavailable",
+            f"服务在 {timeout:g} 秒内未能完成请求（数据库无响应），请稍后重试",
+            {"timeout_seconds": timeout, "request_id": request_id},
+            {"x-request-id": request_id, "retry-after": "1"},
+        )
+        await response(scope, receive, outer_send)
+        return "unavailable"
+
+
+REQUEST_ID_KEY = "rulesvc.request_id"
+UNBOUNDED = frozenset({"/v1/audit/verify", "/v1/simulate", "/v1/rulesets/import", "/readyz", "/metrics"})
+"""Routes whose work may legitimately take long (they are not cut off by `request_timeout`)."""
+
+
+def _unbounded(scope: Scope) -> bool:
+    path = str(scope.get("path", ""))
+    return path.startswith("/v1/rulesets/") and (path.endswith("/replay") or "/drafts" in path)
+
+
+def _forget(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned request's failure was already answered
 
 
 def _request_id(scope: Scope) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rulesvc import exactjson
 from rulesvc.audit import KIND_DECISION, ChainEntry, Problem, entry_hash, sha256_hex
 from rulesvc.errors import RulesvcError
+from rulesvc.masking import MaskPolicy, default_policy
 
 if TYPE_CHECKING:
     from rulesvc.storage.evidence_reads import StoredDelivery
@@ -86,21 +87,31 @@ def record_problem(vouching: Vouching) -> tuple[str, str] | None:
     return None
 
 
-def action_problem(vouching: Vouching, ticket_id: str, action: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(reason, message) unless `action` is one of the vouched record's actions, for `ticket_id`."""
+def action_problem(
+    vouching: Vouching, ticket_id: str, action: Mapping[str, Any], masking: MaskPolicy | None = None
+) -> tuple[str, str] | None:
+    """(reason, message) unless `action` is one of the vouched record's actions, for `ticket_id` (or, with
+    `masking`, their masked forms: what a webhook body carries)."""
     problem = record_problem(vouching)
     if problem is not None:
         return problem
     assert vouching.record_text is not None
     record = exactjson.loads(vouching.record_text)
-    if record.get("ticket_id") != ticket_id:
+    actions = record.get("actions", [])
+    stored_ticket = record.get("ticket_id")
+    if masking is not None:
+        actions = [*actions, *masking.mask(actions)]
+        stored_ticket = stored_ticket if stored_ticket == ticket_id else masking.mask_text(str(stored_ticket))
+    if stored_ticket != ticket_id:
         return "ticket_mismatch", f"工单号与决策 {vouching.decision_id} 的记录不符"
-    if dict(action) not in record.get("actions", []):
+    if dict(action) not in actions:
         return "action_mismatch", f"动作与决策 {vouching.decision_id} 的记录不符（被修改）"
     return None
 
 
-def delivery_problem(body_text: str, vouching: Mapping[str, Vouching]) -> tuple[str, str] | None:
+def delivery_problem(
+    body_text: str, vouching: Mapping[str, Vouching], masking: MaskPolicy | None = None
+) -> tuple[str, str] | None:
     """(reason, message) unless a webhook body carries an action its decision's vouched record holds."""
     try:
         body = exactjson.loads(body_text)
@@ -111,7 +122,9 @@ def delivery_problem(body_text: str, vouching: Mapping[str, Vouching]) -> tuple[
         return "body_malformed", "投递内容无法解析"
     if not isinstance(action, dict):
         return "body_malformed", "投递内容无法解析"
-    return action_problem(vouching.get(decision_id, Vouching(decision_id, None, None)), ticket_id, action)
+    return action_problem(
+        vouching.get(decision_id, Vouching(decision_id, None, None)), ticket_id, action, masking
+    )
 
 
 def body_decision_id(body_text: str) -> str:
@@ -161,7 +174,7 @@ def check_feed(reader: EvidenceReader, records: Sequence[FeedRecord]) -> list[di
     return actions
 
 
-def verify_rows(reader: EvidenceReader) -> list[Problem]:
+def verify_rows(reader: EvidenceReader, masking: MaskPolicy | None = None) -> list[Problem]:
     """Every feed record, every decision's number of feed records and every webhook body, checked against
     the records the chain vouches for (the records themselves are checked by `verify_store`)."""
     problems: list[Problem] = []
@@ -199,7 +212,7 @@ def verify_rows(reader: EvidenceReader) -> list[Problem]:
     for deliveries in reader.delivery_pages():
         vouching = reader.vouching(body_decision_id(d.body) for d in deliveries)
         for delivery in deliveries:
-            found = delivery_problem(delivery.body, vouching)
+            found = delivery_problem(delivery.body, vouching, masking or default_policy())
             if found is not None:
                 problems.append(as_problem("webhook_deliveries", delivery.delivery_id, found))
     return problems

@@ -1,4 +1,5 @@
-"""Field-level masking of personal data (ID card numbers, mobile numbers, names).
+"""Masking of personal data by field name and by what the data is (ID numbers, mobile numbers, bank cards,
+unified social credit codes, e-mail addresses, names). The one module that recognizes personal data.
 
 Pure functions over JSON-like values. A `MaskPolicy` masks
 
@@ -8,9 +9,19 @@ Pure functions over JSON-like values. A `MaskPolicy` masks
 - every match of a configured regular expression inside any other string value (an ID card number written
   into a free-text `remark` is caught too).
 
+Recognized by format, anywhere in a string (ids, free text, template output): 18- and 15-digit resident ID
+numbers, mainland mobile numbers in every common spelling (`13812345678`, `+8613812345678`,
+`+86 138 1234 5678`, `138-1234-5678`), bank card numbers (16–19 digits, grouped or not, Luhn-valid),
+unified social credit codes and e-mail addresses.
+
 Mask kinds: `id_card` keeps the first 6 and last 4 characters (`110105********1234`), `mobile` the first 3
-and last 4 (`138****5678`), `name` the first character (`张*`, `欧**`), `full` hides everything.
+and last 4 digits of the national number (`138****5678`, `+86 138****5678`), `bank_card` the first 6 and
+last 4 digits, `uscc` the first 2 and last 4 characters, `email` the first character of the local part and
+the domain (`z***@example.com`), `name` the first character (`张*`, `欧**`), `full` hides everything.
 Masking is deterministic and never reversible; the clear value lives only in the compliance store.
+
+Never masked: the values under `NEVER_MASKED` keys (rule, ruleset and timer names, timer points): they name
+the service's own rules and timers, not people (a timer object's `name` is a timer name).
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ from typing import Any, Literal
 
 from rulesvc.model import to_jsonable
 
-MaskKind = Literal["id_card", "mobile", "name", "full"]
+MaskKind = Literal["id_card", "mobile", "name", "full", "bank_card", "uscc", "email"]
 
 DEFAULT_FIELD_RULES: Mapping[str, MaskKind] = {
     "id_card": "id_card",
@@ -48,15 +59,40 @@ DEFAULT_FIELD_RULES: Mapping[str, MaskKind] = {
     "客户姓名": "name",
     "申请人": "name",
     "借款人": "name",
+    "email": "email",
+    "e_mail": "email",
+    "邮箱": "email",
+    "电子邮箱": "email",
+    "bank_card": "bank_card",
+    "card_no": "bank_card",
+    "account_no": "bank_card",
+    "银行卡号": "bank_card",
+    "uscc": "uscc",
+    "credit_code": "uscc",
+    "统一社会信用代码": "uscc",
 }
 
-# Mainland resident ID (18 characters, last may be X) and mainland mobile numbers, not inside longer digit runs.
+_EDGE = r"(?![0-9A-Za-z])"
+_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
+_DATE = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+_USCC_CHAR = "[0-9A-HJ-NPQRTUWXY]"
+
+# Applied in this order (a value masked by an earlier pattern no longer matches a later one).
 DEFAULT_PATTERN_RULES: Mapping[str, MaskKind] = {
-    r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![0-9A-Za-z])": (
-        "id_card"
-    ),
-    r"(?<!\d)1[3-9]\d{9}(?!\d)": "mobile",
+    # resident ID, 18 characters (last may be X) and the older 15 digits
+    _ALNUM_BEFORE + r"[1-9]\d{5}(?:18|19|20)\d{2}" + _DATE + r"\d{3}[\dXx]" + _EDGE: "id_card",
+    _ALNUM_BEFORE + r"[1-9]\d{7}" + _DATE + r"\d{3}" + _EDGE: "id_card",
+    # mobile: optional +86 / 0086 / 86, digits optionally grouped 3-4-4 by spaces or hyphens
+    r"(?<![\d+])(?:(?:\+|00)?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}(?!\d)": "mobile",
+    # bank card: 16-19 digits, optionally in groups (masked only when the Luhn check holds)
+    _ALNUM_BEFORE + r"\d{4}(?:[ -]?\d{4}){3}(?:[ -]?\d{1,3})?" + _EDGE: "bank_card",
+    # unified social credit code (18 characters)
+    _ALNUM_BEFORE + _USCC_CHAR + r"{2}\d{6}" + _USCC_CHAR + r"{10}" + _EDGE: "uscc",
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}": "email",
 }
+
+NEVER_MASKED = frozenset({"rule", "ruleset", "rules", "timer", "point", "fired_by"})
+"""Keys whose values are never masked: the service's own rule, ruleset and timer names."""
 
 
 def mask_id_card(text: str) -> str:
@@ -66,9 +102,48 @@ def mask_id_card(text: str) -> str:
 
 
 def mask_mobile(text: str) -> str:
-    if len(text) < 8:
+    if "*" in text:
+        return text  # masked already (a stored record read again)
+    digits = "".join(c for c in text if c.isdigit())
+    prefix = ""
+    if len(digits) > 11:
+        prefix, digits = "+86 ", digits[-11:]
+    if len(digits) < 8:
         return "*" * len(text)
-    return text[:3] + "*" * (len(text) - 7) + text[-4:]
+    return prefix + digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def mask_bank_card(text: str) -> str:
+    """First 6 and last 4 digits of the longest leading run of 16–19 digits that passes the Luhn check
+    (the rest of the match stays as written); a run that never passes is not a card and stays."""
+    positions = [i for i, c in enumerate(text) if c.isdigit()]
+    digits = "".join(text[i] for i in positions)
+    for length in range(min(len(digits), 19), 15, -1):
+        if luhn(digits[:length]):
+            card = digits[:length]
+            return card[:6] + "*" * (length - 10) + card[-4:] + text[positions[length - 1] + 1 :]
+    return text
+
+
+def mask_uscc(text: str) -> str:
+    return text[:2] + "*" * (len(text) - 6) + text[-4:] if len(text) > 6 else "*" * len(text)
+
+
+def mask_email(text: str) -> str:
+    local, at, domain = text.partition("@")
+    if not at:
+        return mask_full(text)
+    return (local[:1] or "*") + "***@" + domain
 
 
 def mask_name(text: str) -> str:
@@ -86,11 +161,21 @@ MASKERS: Mapping[MaskKind, Callable[[str], str]] = {
     "mobile": mask_mobile,
     "name": mask_name,
     "full": mask_full,
+    "bank_card": mask_bank_card,
+    "uscc": mask_uscc,
+    "email": mask_email,
 }
 
 
 def mask_text(kind: MaskKind, text: str) -> str:
     return MASKERS[kind](text)
+
+
+def default_policy() -> MaskPolicy:
+    """The shipped rules (error bodies and log lines use them whatever the deployment adds)."""
+    if not _DEFAULT:
+        _DEFAULT.append(MaskPolicy.build())
+    return _DEFAULT[0]
 
 
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -130,7 +215,12 @@ class MaskPolicy:
         # Exact type checks first: JSON values are dicts, lists and scalars, and ABC checks are slow.
         value_type = type(value)
         if value_type is dict or (value_type is not str and isinstance(value, Mapping)):
-            return {key: self._walk(item, kind or self._field_kind(str(key))) for key, item in value.items()}
+            return {
+                key: to_jsonable(item)
+                if key in NEVER_MASKED
+                else self._walk(item, kind or self._field_kind(str(key)))
+                for key, item in value.items()
+            }
         if value_type is list or value_type is tuple:
             return [self._walk(item, kind) for item in value]
         if value_type not in _JSON_SCALARS:
@@ -143,6 +233,10 @@ class MaskPolicy:
         if value_type is str:
             return self._mask_patterns(value) if self.patterns else value
         return value
+
+    def mask_text(self, text: str) -> str:
+        """`text` with every recognized piece of personal data in it masked (ids, messages, log lines)."""
+        return self._mask_patterns(text) if self.patterns else text
 
     def _field_kind(self, key: str) -> MaskKind | None:
         """The kind for a field name; a dotted path (`ticket.customer_name`, as traces use) by its last part."""
@@ -160,3 +254,6 @@ class MaskPolicy:
         for pattern, kind in self.patterns:
             text = pattern.sub(lambda m, k=kind: mask_text(k, m.group(0)), text)  # type: ignore[misc]
         return text
+
+
+_DEFAULT: list[MaskPolicy] = []

@@ -309,7 +309,8 @@ class DecisionService:
                 {"decision_id": decision_id, "key_id": principal.key_id, "roles": sorted(principal.roles)},
             )
         else:
-            record["actions"] = self.masking.mask(record["actions"])
+            # Every part by what it is, ids included (`event_id` and `ticket_id` may carry personal data).
+            record = self.masking.mask(record)
         ordered = {key: record[key] for key in _RECORD_ORDER if key in record}
         ordered.update(record)  # anything a newer writer added
         ordered["actions"] = [_action_order(a) for a in record["actions"]]
@@ -325,8 +326,11 @@ class DecisionService:
             actions = check_feed(self.evidence, records)
         else:
             actions = [exactjson.loads(r.action_text) for r in records]
+        # No role that reads the feed holds clearance: ids and actions leave masked by what they are.
         return [
-            FeedItem(r.cursor, r.at, r.ticket_id, r.decision_id, action)
+            FeedItem(
+                r.cursor, r.at, self.masking.mask_text(r.ticket_id), r.decision_id, self.masking.mask(action)
+            )
             for r, action in zip(records, actions, strict=True)
         ]
 
@@ -336,7 +340,7 @@ class DecisionService:
         """The chain and decisions, held against every signed checkpoint; then the feed, webhook bodies and
         the other tables the chain vouches for."""
         checked = self.checkpoints.checked() if self.checkpoints is not None else ([], [])
-        return verify_all(self.store, self.evidence, checked, self._more_checks)
+        return verify_all(self.store, self.evidence, checked, self._more_checks, self.masking)
 
     def make_checkpoint(self) -> Checkpoint:
         if self.checkpoints is None:
@@ -409,13 +413,15 @@ def verify_all(
     evidence: EvidenceReader | None,
     checkpoints: tuple[Sequence[tuple[int, str]], Sequence[ChainProblem]] = ((), ()),
     more_checks: Sequence[Callable[[], list[ChainProblem]]] = (),
+    masking: MaskPolicy | None = None,
 ) -> VerifyResult:
     """One verify over everything: the chain (held against the signed checkpoints' (seq, hash) pairs,
-    with the problems found reading them), decisions, feed, webhook bodies and `more_checks`."""
+    with the problems found reading them), decisions, feed, webhook bodies (masked with `masking`) and
+    `more_checks`."""
     pairs, problems = checkpoints[0], list(checkpoints[1])
     result = verify_store(store, pairs)
     if evidence is not None:
-        problems.extend(verify_rows(evidence))
+        problems.extend(verify_rows(evidence, masking))
     for check in more_checks:
         problems.extend(check())
     return result.with_problems(problems)

@@ -122,6 +122,21 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between automatic checkpoints in `serve` (0: on demand only).",
     )
+    request_timeout: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Seconds a request may wait (for a hung database, say) before it is answered 503; 0 waits forever. "
+            "Long-running routes (verify, simulate, import, drafts and backtests) are not bounded."
+        ),
+    )
+    db_connect_timeout: float = Field(default=3.0, gt=0, description="Seconds to open a database connection.")
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for a free pooled connection before 503."
+    )
+    db_statement_timeout: float = Field(
+        default=30.0, ge=0, description="PostgreSQL statement_timeout in seconds (0: none)."
+    )
     log_level: str = "INFO"
     access_log: bool = True
 
@@ -141,6 +156,14 @@ class Settings(BaseSettings):
 
     def mask_policy(self) -> MaskPolicy:
         return MaskPolicy.build(self.mask_fields, self.mask_patterns)
+
+    def engine_options(self) -> dict[str, float]:
+        """Timeouts for `make_engine` (connect, pool wait, statement)."""
+        return {
+            "connect_timeout": self.db_connect_timeout,
+            "pool_timeout": self.db_pool_timeout,
+            "statement_timeout": self.db_statement_timeout,
+        }
 
     def checkpoint_directory(self) -> Path | None:
         if self.checkpoint_dir is not None:

@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 from rulesvc import exactjson
 from rulesvc.errors import RulesvcError
 from rulesvc.evidence import EvidenceError, EvidenceReader, body_decision_id, delivery_problem, refuse
+from rulesvc.masking import MaskPolicy, default_policy
 from rulesvc.sla.clock import Clock
 from rulesvc.storage.records import FeedRecord
 from rulesvc.storage.webhook_records import (
@@ -86,8 +88,11 @@ class WebhookService:
         policy: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
         evidence: EvidenceReader | None = None,
+        masking: MaskPolicy | None = None,
     ) -> None:
-        """With `evidence`, a body is checked against its decision's chained record before it is signed."""
+        """With `evidence`, a body is checked against its decision's chained record before it is signed;
+        bodies are masked with `masking` (default: the shipped rules)."""
+        self.masking = masking or default_policy()
         self.store = store
         self.evidence = evidence
         self.clock = clock
@@ -183,7 +188,7 @@ class WebhookService:
     # -- delivery -----------------------------------------------------------------------------------------
 
     def fan_out(self, limit: int = 1000) -> int:
-        return self.store.fan_out(_build_delivery, self.clock.now(), limit)
+        return self.store.fan_out(partial(_build_delivery, self.masking), self.clock.now(), limit)
 
     def claim(self, limit: int) -> list[ClaimedDelivery]:
         now = self.clock.now()
@@ -194,7 +199,7 @@ class WebhookService:
         record holds is signed; any other raises `EvidenceError` (give it to `reject`)."""
         if self.evidence is not None:
             vouching = self.evidence.vouching([body_decision_id(claimed.body)])
-            found = delivery_problem(claimed.body, vouching)
+            found = delivery_problem(claimed.body, vouching, self.masking)
             if found is not None:
                 raise refuse("webhook_deliveries", claimed.delivery_id, found)
         body = claimed.body.encode("utf-8")
@@ -221,13 +226,23 @@ class WebhookService:
         return dead
 
 
-def _build_delivery(sub: SubscriptionRecord, record: FeedRecord, kind: str | None) -> NewDelivery | None:
+def _build_delivery(
+    masking: MaskPolicy, sub: SubscriptionRecord, record: FeedRecord, kind: str | None
+) -> NewDelivery | None:
+    """The delivery of one feed action; personal data in its ids and action leaves masked."""
     action = exactjson.loads(record.action_text)
     if not SubscriptionFilter.of(sub.kinds, sub.action_types).matches(kind, action):
         return None
     identifier = delivery_id(sub.id, record.cursor)
     body = delivery_body(
-        identifier, sub.id, record.cursor, record.at, record.ticket_id, kind, record.decision_id, action
+        identifier,
+        sub.id,
+        record.cursor,
+        record.at,
+        masking.mask_text(record.ticket_id),
+        kind,
+        record.decision_id,
+        masking.mask(action),
     )
     return NewDelivery(identifier, str(action.get("type", "")), body)
 

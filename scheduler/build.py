@@ -60,7 +60,11 @@ def build_worker(
         SqlTimerStore(engine), book, clock or SystemClock(), masking, notifier, engine_lock=engine_lock
     )
     webhooks = WebhookService(
-        SqlWebhookStore(engine), delivery_clock or SystemClock(), retry, evidence=SqlEvidenceReader(engine)
+        SqlWebhookStore(engine),
+        delivery_clock or SystemClock(),
+        retry,
+        evidence=SqlEvidenceReader(engine),
+        masking=masking,
     )
     # SQLite has one writer: a poll holds it while it evaluates, so it takes fewer tickets at a time.
     batch = (

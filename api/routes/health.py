@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -12,6 +14,9 @@ from api.schemas import HealthOut, ReadyOut
 from rulesvc.sla.coverage import days_left, today_in
 
 router = APIRouter(tags=["health"])
+
+READY_TIMEOUT = 0.5
+"""Seconds /readyz waits for its probes (it answers within a second, hung database or not)."""
 
 DEGRADING = frozenset({"redis"})
 """Checks whose failure degrades the replica but leaves it able to decide (so still ready)."""
@@ -52,7 +57,15 @@ async def readyz(request: Request) -> Response:
             except Exception as exc:
                 checks["redis"] = f"error: {type(exc).__name__}"
 
-    await run_in_threadpool(probe)
+    # A hung database must not hang the probe: answer within READY_TIMEOUT whatever the probe does.
+    running = asyncio.ensure_future(run_in_threadpool(probe))
+    done, _ = await asyncio.wait({running}, timeout=READY_TIMEOUT)
+    if running not in done:
+        running.add_done_callback(_forget)
+        checks = {
+            **checks,
+            "database": checks.get("database") or f"error: no answer within {READY_TIMEOUT:g} s",
+        }
     for dependency in ("database", "redis"):
         if dependency in checks:
             rt.metrics.dependency_up.labels(dependency).set(1 if checks[dependency] == "ok" else 0)
@@ -60,6 +73,11 @@ async def readyz(request: Request) -> Response:
     status = "not_ready" if not ready else "ready" if all(v == "ok" for v in checks.values()) else "degraded"
     body = {"status": status, "checks": checks, "calendars": _coverage(request)}
     return JSONBytes(body, status_code=200 if ready else 503)
+
+
+def _forget(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # a probe given up on: its outcome was already answered
 
 
 def _coverage(request: Request) -> dict[str, dict[str, object]]:

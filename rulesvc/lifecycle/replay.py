@@ -145,14 +145,16 @@ def backtest(
         values_removed.update(_values(before) - _values(after))
         if len(examples) < max_examples:
             examples.append(
-                {
-                    "decision_id": logged.decision_id,
-                    "event_id": event.event_id,
-                    "occurred_at": event.occurred_at.isoformat(),
-                    "ticket": masking.mask(dict(merged)),
-                    "before": masking.mask(before),
-                    "after": masking.mask(after),
-                }
+                masking.mask(
+                    {
+                        "decision_id": logged.decision_id,
+                        "event_id": event.event_id,
+                        "occurred_at": event.occurred_at.isoformat(),
+                        "ticket": dict(merged),
+                        "before": before,
+                        "after": after,
+                    }
+                )
             )
     by_action = {
         action: {"added": added.get(action, 0), "removed": removed.get(action, 0)}

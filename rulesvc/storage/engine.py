@@ -36,16 +36,29 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    connect_timeout: float = 3.0,
+    pool_timeout: float = 5.0,
+    statement_timeout: float = 30.0,
+    **kwargs: Any,
+) -> Engine:
+    """An engine whose waits are bounded: opening a connection (`connect_timeout`), waiting for a pooled one
+    (`pool_timeout`, then `sqlalchemy.exc.TimeoutError`) and, on PostgreSQL, each statement
+    (`statement_timeout` seconds, 0 for none)."""
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(parsed, connect_args={"timeout": 30}, pool_timeout=pool_timeout, **kwargs)
         _tune_sqlite(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_recycle", 1800)
-    return create_engine(parsed, **kwargs)
+    connect_args: dict[str, Any] = {"connect_timeout": max(1, round(connect_timeout))}
+    if statement_timeout > 0:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+    return create_engine(parsed, connect_args=connect_args, pool_timeout=pool_timeout, **kwargs)
 
 
 def writer(engine: Engine) -> Engine:

@@ -1,0 +1,167 @@
+"""Personal data generated in every position of an event (ids, known fields, free text, unknown fields)
+never leaves unmasked to a role without `compliance`: decision detail (auditor, admin), the feed, webhook
+bodies, error bodies and log lines. Compliance still reads the input in clear."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.app import create_app
+from rulesvc.masking import luhn
+from rulesvc.service import Evaluator
+from rulesvc.sla.clock import SystemClock
+from rulesvc.storage.evidence_reads import SqlEvidenceReader
+from rulesvc.storage.webhook_store import SqlWebhookStore
+from rulesvc.webhook_service import WebhookService
+from tests.integration.conftest import auth, make_settings
+
+
+def _mobile(d: st.DrawFn) -> str:
+    digits = (
+        "1"
+        + d(st.sampled_from("3456789"))
+        + "".join(d(st.lists(st.sampled_from("0123456789"), min_size=9, max_size=9)))
+    )
+    spelling = d(st.sampled_from(["plain", "+86", "+86 spaced", "dashed"]))
+    if spelling == "+86":
+        return "+86" + digits
+    if spelling == "+86 spaced":
+        return f"+86 {digits[:3]} {digits[3:7]} {digits[7:]}"
+    if spelling == "dashed":
+        return f"{digits[:3]}-{digits[3:7]}-{digits[7:]}"
+    return digits
+
+
+def _id18(d: st.DrawFn) -> str:
+    area = d(st.sampled_from(["110101", "310115", "440106"]))
+    year = d(st.integers(1950, 2005))
+    month = d(st.integers(1, 12))
+    day = d(st.integers(1, 28))
+    seq = d(st.integers(0, 999))
+    check = d(st.sampled_from("0123456789X"))
+    return f"{area}{year}{month:02d}{day:02d}{seq:03d}{check}"
+
+
+def _id15(d: st.DrawFn) -> str:
+    return (
+        _id18(d)[:6]
+        + f"{d(st.integers(50, 99))}{d(st.integers(1, 12)):02d}{d(st.integers(1, 28)):02d}"
+        + f"{d(st.integers(0, 999)):03d}"
+    )
+
+
+def _card(d: st.DrawFn) -> str:
+    body = "622202" + "".join(d(st.lists(st.sampled_from("0123456789"), min_size=9, max_size=9)))
+    check = next(c for c in "0123456789" if luhn(body + c))
+    return body + check
+
+
+@st.composite
+def personal(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["mobile", "id18", "id15", "card", "email"]))
+    if kind == "mobile":
+        return _mobile(draw)
+    if kind == "id18":
+        return _id18(draw)
+    if kind == "id15":
+        return _id15(draw)
+    if kind == "card":
+        return _card(draw)
+    user = draw(st.from_regex(r"[a-z]{3,8}", fullmatch=True))
+    return f"{user}@example.com"
+
+
+def compact(text: str) -> str:
+    return re.sub(r"[\s-]", "", text)
+
+
+def leaked(secret: str, text: str) -> bool:
+    """The clear value appears as written, or with its spaces/hyphens removed."""
+    return secret in text or compact(secret) in compact(text)
+
+
+@pytest.fixture
+def app_and_keys(sqlite_url: str, book: Evaluator, tmp_path: Path) -> tuple[TestClient, dict[str, str]]:
+    app = create_app(make_settings(sqlite_url), book=book)
+    from rulesvc.apikeys import Role
+    from rulesvc.service import create_api_key
+
+    store = app.state.runtime.service.keys
+    keys = {r.value: create_api_key(store, frozenset({r}), SystemClock())[1] for r in Role}
+    return TestClient(app), keys
+
+
+COUNTER = iter(range(1_000_000))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(secret=personal(), where=st.sampled_from(["event_id", "ticket_id", "remark", "mobile", "unknown"]))
+def test_personal_data_never_leaves_unmasked(
+    app_and_keys: tuple[TestClient, dict[str, str]],
+    caplog: pytest.LogCaptureFixture,
+    secret: str,
+    where: str,
+) -> None:
+    client, keys = app_and_keys
+    n = next(COUNTER)
+    ticket: dict[str, object] = {
+        "kind": "expense",
+        "id": f"E-{n}",
+        "expense_type": "差旅费",
+        "amount": 120,
+        "applicant_rank": "部门经理",
+        "applicant": "赵敏",
+    }
+    event_id = f"ev-{n}"
+    if where == "event_id":
+        event_id = f"ev-{n}-{secret}"
+    elif where == "ticket_id":
+        ticket["id"] = f"E-{secret}-{n}"
+    elif where == "remark":
+        ticket["remark"] = f"客户说 {secret} 是联系方式"
+    elif where == "mobile":
+        ticket["mobile"] = secret
+    else:
+        ticket["x_note"] = secret
+    body = {
+        "event_id": event_id,
+        "type": "ticket.created",
+        "occurred_at": "2026-09-30T10:00:00+08:00",
+        "ticket": ticket,
+    }
+    with caplog.at_level(logging.INFO):
+        decided = client.post("/v1/events", json=body, headers=auth(keys["ingest"]))
+        assert decided.status_code == 200, decided.text
+        decision_id = decided.json()["decision_id"]
+        for role in ("auditor", "admin"):
+            detail = client.get(f"/v1/decisions/{decision_id}", headers=auth(keys[role]))
+            assert detail.status_code == 200 and not leaked(secret, detail.text), (role, detail.text)
+        feed = client.get("/v1/actions", headers=auth(keys["ingest"]))
+        assert feed.status_code == 200 and not leaked(secret, feed.text), feed.text
+        conflict = client.post(
+            "/v1/events",
+            json={**body, "occurred_at": "2026-09-30T11:00:00+08:00"},
+            headers=auth(keys["ingest"]),
+        )
+        assert conflict.status_code == 409 and not leaked(secret, conflict.text), conflict.text
+        clear = client.get(f"/v1/decisions/{decision_id}", headers=auth(keys["compliance"]))
+        assert leaked(secret, clear.text)  # compliance reads the clear input
+    assert not any(
+        leaked(secret, record.getMessage()) for record in caplog.records if record.name != "rulesvc.access"
+    )
+
+    engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
+    hooks = WebhookService(SqlWebhookStore(engine), SystemClock(), evidence=SqlEvidenceReader(engine))
+    if not hooks.subscriptions():
+        hooks.create_subscription("http://127.0.0.1:9/hook", secret="whsec_" + "p" * 32, from_start=True)
+    hooks.fan_out()
+    for claimed in hooks.claim(1000):
+        _, sent = hooks.request_for(claimed)
+        assert not leaked(secret, sent.decode("utf-8"))
