@@ -66,11 +66,10 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> Response:
-    """The error body; `request_id` (the X-Request-ID answered) is in every one, for support and logs."""
+    """The contract's error body; the request id is in the `X-Request-ID` header of every answer, and in
+    the details of every 5xx (`request_id`), for support and logs."""
     return JSONBytes(
-        {"code": code, "message": message, "details": details, "request_id": request_id_var.get()},
-        status_code=status,
-        headers=headers,
+        {"code": code, "message": message, "details": details}, status_code=status, headers=headers
     )
 
 
@@ -143,12 +142,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(EvidenceError)
     async def _evidence(request: Request, exc: EvidenceError) -> Response:
-        return respond_error(request, 503, exc.code, str(exc), exc.details())
+        return respond_error(
+            request, 503, exc.code, str(exc), {**exc.details(), "request_id": request_id_var.get()}
+        )
 
     @app.exception_handler(ChainRolledBackError)
     async def _rolled_back(request: Request, exc: ChainRolledBackError) -> Response:
         log.error("integrity: %s", exc)
-        details = {"head_seq": exc.head_seq, "known_seq": exc.known_seq}
+        details = {"head_seq": exc.head_seq, "known_seq": exc.known_seq, "request_id": request_id_var.get()}
         return respond_error(request, 503, exc.code, str(exc), details)
 
     @app.exception_handler(CheckpointError)
@@ -156,7 +157,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = 409 if exc.code in ("audit.chain_broken", "audit.chain_rolled_back") else 503
         if status == 409:
             log.error("integrity: %s", exc)
-        return respond_error(request, status, exc.code, str(exc))
+        details = {"request_id": request_id_var.get()} if status == 503 else None
+        return respond_error(request, status, exc.code, str(exc), details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -189,7 +189,8 @@ def webhook_body(run: Run) -> None:
 def ticket_state(run: Run, column: str, edit: str, label: str) -> None:
     ticket = f"C-rt-{column}-{RUN}"
     run.post(complaint(f"rt-{column}-{RUN}", ticket))
-    run.sql(edit, t=ticket)
+    for statement in edit.split("; "):
+        run.sql(statement, t=ticket)
     verify = run.verify()
     time.sleep(3)  # a few timer polls
     fired = run.sql(
@@ -250,7 +251,15 @@ def main() -> int:
             run,
             "snapshot",
             "UPDATE tickets SET snapshot = replace(snapshot, '王五', '张冒名') WHERE ticket_id = :t",
-            "tickets: snapshot owner 王五 → 张冒名",
+            "tickets: snapshot owner 王五 → 张冒名 (timer not yet due)",
+        ),
+        lambda: ticket_state(
+            run,
+            "both",
+            "UPDATE tickets SET snapshot = replace(snapshot, '王五', '张冒名') WHERE ticket_id = :t; "
+            "UPDATE timers SET anchor_at = '2026-10-30 07:00:00', next_fire_at = '2026-10-30 08:00:00' "
+            "WHERE ticket_id = :t",
+            "tickets + timers: owner → 张冒名 and anchor days back (due at once)",
         ),
         lambda: ticket_state(
             run,

