@@ -190,9 +190,18 @@ class WebhookService:
     def fan_out(self, limit: int = 1000) -> int:
         return self.store.fan_out(partial(_build_delivery, self.masking), self.clock.now(), limit)
 
-    def claim(self, limit: int) -> list[ClaimedDelivery]:
+    def claim(self, limit: int, subscription_id: str | None = None) -> list[ClaimedDelivery]:
         now = self.clock.now()
-        return self.store.claim(now, now + timedelta(seconds=self.policy.lease_seconds), limit)
+        lease = now + timedelta(seconds=self.policy.lease_seconds)
+        return self.store.claim(now, lease, limit, subscription_id)
+
+    def begin_attempt(self, claimed: ClaimedDelivery) -> bool:
+        """Renew the claim's lease from now; False when another worker holds the delivery now."""
+        lease = self.clock.now() + timedelta(seconds=self.policy.lease_seconds)
+        return self.store.renew(claimed.row_id, claimed.attempts, lease)
+
+    def active_subscription_ids(self) -> list[str]:
+        return [s.id for s in self.store.list_subscriptions() if s.active]
 
     def request_for(self, claimed: ClaimedDelivery) -> tuple[dict[str, str], bytes]:
         """Headers (signed now) and the body of one attempt. Only a body whose action its decision's chained
@@ -217,12 +226,14 @@ class WebhookService:
         now = self.clock.now()
         if result.ok:
             assert result.status is not None
-            self.store.mark_delivered(claimed.row_id, now, result.status)
+            self.store.mark_delivered(claimed.row_id, now, result.status, claimed.attempts)
             return False
         dead = claimed.attempts >= self.policy.max_attempts
         delay = self.policy.delay(claimed.attempts, self._rand)
         error = result.error or f"HTTP {result.status}"
-        self.store.mark_failed(claimed.row_id, result.status, error, now + timedelta(seconds=delay), dead)
+        self.store.mark_failed(
+            claimed.row_id, result.status, error, now + timedelta(seconds=delay), dead, claimed.attempts
+        )
         return dead
 
 

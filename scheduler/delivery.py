@@ -1,11 +1,17 @@
 """Webhook delivery: fan out new feed actions to subscriptions, then POST due deliveries (signed, in
-parallel across tickets, one at a time per ticket) and record each outcome."""
+parallel across tickets, one at a time per ticket) and record each outcome.
+
+Each subscription is a *lane* of its own: its deliveries are claimed and sent by its own threads, so a slow
+or failing receiver delays only itself. A round starts a lane for every active subscription whose previous
+lane has finished; a lane claims a few deliveries at a time (as many as it sends at once) and renews each
+claim's lease when its attempt starts (`WebhookService.begin_attempt`): a delivery is never sent by two
+replicas, even when a receiver takes longer than the lease to answer a whole batch."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,20 +68,25 @@ class WebhookDeliverer:
         batch: int = 50,
         concurrency: int = 8,
         fanout_batch: int = 1000,
+        max_lanes: int = 32,
     ) -> None:
         self.service = service
         self.sender = sender or HttpSender(service.policy.timeout_seconds)
         self.batch = batch
         self.fanout_batch = fanout_batch
+        self.concurrency = concurrency
         self.stats = DeliveryStats()
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rulesvc-webhook")
+        self._lanes = ThreadPoolExecutor(max_workers=max_lanes, thread_name_prefix="rulesvc-webhook-lane")
+        self._senders: dict[str, ThreadPoolExecutor] = {}
+        self._busy: dict[str, Future[int]] = {}
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._stop = threading.Event()
 
-    def run_once(self) -> int:
-        """Fan out, then attempt every delivery due now; returns the number of attempts made."""
-        attempts = 0
+    def run_once(self, wait: bool = True) -> int:
+        """Fan out, then start a lane for every active subscription not already being served. With `wait`,
+        wait for the lanes and return the number of attempts they made; without (the worker's rounds), return
+        at once: a lane still busy with a slow receiver keeps going while the next rounds serve the others."""
         with self._lock:
             self.stats.rounds += 1
             try:
@@ -86,17 +97,47 @@ class WebhookDeliverer:
                     self.stats.fanned_out += fanned
                     if fanned < self.fanout_batch:
                         break
-                while not self._stop.is_set():
-                    claimed = self.service.claim(self.batch)
-                    if not claimed:
+                started = []
+                for subscription_id in self.service.active_subscription_ids():
+                    if self._stop.is_set():
                         break
-                    attempts += len(claimed)
-                    list(self._pool.map(self._attempt, claimed))
+                    running = self._busy.get(subscription_id)
+                    if running is not None and not running.done():
+                        continue
+                    lane = self._lanes.submit(self._lane, subscription_id)
+                    self._busy[subscription_id] = lane
+                    started.append(lane)
             except DBAPIError as exc:
                 log.warning("webhook round failed, retrying at the next round: %s", exc.orig or exc)
+                return 0
+        return sum(lane.result() for lane in started) if wait else 0
+
+    def _lane(self, subscription_id: str) -> int:
+        """Claim and send this subscription's due deliveries until none is left; the number of attempts."""
+        attempts = 0
+        with self._lock:
+            senders = self._senders.get(subscription_id)
+            if senders is None:
+                senders = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rulesvc-webhook")
+                self._senders[subscription_id] = senders
+        try:
+            while not self._stop.is_set():
+                claimed = self.service.claim(min(self.batch, self.concurrency), subscription_id)
+                if not claimed:
+                    break
+                attempts += sum(senders.map(self._attempt, claimed))
+        except DBAPIError as exc:
+            log.warning(
+                "webhook lane %s failed, retrying at the next round: %s", subscription_id, exc.orig or exc
+            )
+        except RuntimeError:  # stopping: the senders were shut down
+            pass
         return attempts
 
-    def _attempt(self, claimed: ClaimedDelivery) -> None:
+    def _attempt(self, claimed: ClaimedDelivery) -> int:
+        if not self.service.begin_attempt(claimed):  # the claim was lost to another worker: do not send
+            log.info("delivery %s is attempted by another worker", claimed.delivery_id)
+            return 0
         try:
             headers, body = self.service.request_for(claimed)
         except EvidenceError as exc:  # logged as an integrity alert by the check; never sent
@@ -106,13 +147,13 @@ class WebhookDeliverer:
                 log.warning("recording delivery %s failed: %s", claimed.delivery_id, db_exc.orig or db_exc)
             with self._stats_lock:
                 self.stats.dead += 1
-            return
+            return 1
         result = self.sender.send(claimed.url, headers, body)
         try:
             dead = self.service.complete(claimed, result)
         except DBAPIError as exc:  # the lease expires and the delivery is retried (same delivery_id)
             log.warning("recording delivery %s failed: %s", claimed.delivery_id, exc.orig or exc)
-            return
+            return 1
         with self._stats_lock:
             self.stats.attempts += 1
             self.stats.delivered += int(result.ok)
@@ -126,8 +167,12 @@ class WebhookDeliverer:
                 result.error or f"HTTP {result.status}",
                 " (dead letter)" if dead else "",
             )
+        return 1
 
     def stop(self) -> None:
         self._stop.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._lanes.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            for senders in self._senders.values():
+                senders.shutdown(wait=True, cancel_futures=True)
         self.sender.close()

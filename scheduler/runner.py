@@ -105,7 +105,8 @@ class Worker:
         if self.poller is not None and self.config.timers:
             self._add(TIMERS_JOB, self.poller.poll, self.config.poll_interval)
         if self.deliverer is not None and self.config.webhooks:
-            self._add(WEBHOOKS_JOB, self.deliverer.run_once, self.config.delivery_interval)
+            deliverer = self.deliverer
+            self._add(WEBHOOKS_JOB, lambda: deliverer.run_once(wait=False), self.config.delivery_interval)
         if self.notifier is not None:
             self.notifier.subscribe(self._on_notification)
         self._scheduler.start()

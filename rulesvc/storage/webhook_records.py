@@ -87,12 +87,22 @@ class WebhookStore(Protocol):
 
     def fan_out(self, build: DeliveryBuilder, now: datetime, limit: int) -> int: ...
 
-    def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedDelivery]: ...
+    def claim(
+        self, now: datetime, lease_until: datetime, limit: int, subscription_id: str | None = None
+    ) -> list[ClaimedDelivery]: ...
 
-    def mark_delivered(self, row_id: int, now: datetime, status: int) -> None: ...
+    def renew(self, row_id: int, attempt: int, lease_until: datetime) -> bool: ...
+
+    def mark_delivered(self, row_id: int, now: datetime, status: int, attempt: int | None = None) -> None: ...
 
     def mark_failed(
-        self, row_id: int, status: int | None, error: str, next_attempt_at: datetime, dead: bool
+        self,
+        row_id: int,
+        status: int | None,
+        error: str,
+        next_attempt_at: datetime,
+        dead: bool,
+        attempt: int | None = None,
     ) -> None: ...
 
     def deliveries(

@@ -6,7 +6,10 @@
 - Claim: a delivery may be attempted when it is pending, its `next_attempt_at` has passed, and no earlier
   delivery of the same ticket to the same subscription is still pending or dead (order per ticket). The
   claim moves `next_attempt_at` to the end of a lease and commits before the HTTP call, so a worker that
-  dies mid-call only delays the retry; replicas never attempt the same delivery at once.
+  dies mid-call only delays the retry. The lease is renewed when the attempt starts (`renew`, fenced by the
+  attempt number the claim set), so it cannot run out while a claimed delivery waits for a free sender or
+  while the receiver is answering: replicas never attempt the same delivery at once, and a sender whose
+  claim was lost neither sends nor records anything.
 """
 
 from __future__ import annotations
@@ -149,7 +152,9 @@ class SqlWebhookStore:
 
     # -- attempts -----------------------------------------------------------------------------------------
 
-    def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedDelivery]:
+    def claim(
+        self, now: datetime, lease_until: datetime, limit: int, subscription_id: str | None = None
+    ) -> list[ClaimedDelivery]:
         earlier = aliased(DeliveryRow)
         blocked = (
             exists()
@@ -169,6 +174,7 @@ class SqlWebhookStore:
                 DeliveryRow.next_attempt_at <= now,
                 SubscriptionRow.active.is_(True),
                 ~blocked,
+                *([DeliveryRow.subscription_id == subscription_id] if subscription_id is not None else []),
             )
             .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id)
             .limit(limit)
@@ -193,21 +199,41 @@ class SqlWebhookStore:
                 )
         return claimed
 
-    def mark_delivered(self, row_id: int, now: datetime, status: int) -> None:
+    def renew(self, row_id: int, attempt: int, lease_until: datetime) -> bool:
+        """Start attempt `attempt` of a claimed delivery: extend its lease to `lease_until` (from the moment
+        the attempt starts, so it cannot expire before the attempt ends). False when the claim was lost
+        (the lease ran out and another worker claimed it: its attempt number moved on); then do not send."""
+        with self._write() as session, session.begin():
+            result = session.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.id == row_id, DeliveryRow.attempts == attempt, DeliveryRow.status == PENDING
+                )
+                .values(next_attempt_at=lease_until)
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    def mark_delivered(self, row_id: int, now: datetime, status: int, attempt: int | None = None) -> None:
         with self._write() as session, session.begin():
             session.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.id == row_id)
+                .where(DeliveryRow.id == row_id, *_fenced(attempt))
                 .values(status=DELIVERED, delivered_at=now, last_status=status, last_error=None)
             )
 
     def mark_failed(
-        self, row_id: int, status: int | None, error: str, next_attempt_at: datetime, dead: bool
+        self,
+        row_id: int,
+        status: int | None,
+        error: str,
+        next_attempt_at: datetime,
+        dead: bool,
+        attempt: int | None = None,
     ) -> None:
         with self._write() as session, session.begin():
             session.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.id == row_id, DeliveryRow.status == PENDING)
+                .where(DeliveryRow.id == row_id, DeliveryRow.status == PENDING, *_fenced(attempt))
                 .values(
                     status=DEAD if dead else PENDING,
                     next_attempt_at=next_attempt_at,
@@ -257,6 +283,11 @@ class SqlWebhookStore:
                 select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
             ).all()
             return {str(status): int(count) for status, count in rows}
+
+
+def _fenced(attempt: int | None) -> list[Any]:
+    """Only the holder of the latest claim (its attempt number) records an outcome."""
+    return [DeliveryRow.attempts == attempt] if attempt is not None else []
 
 
 def _subscription(row: SubscriptionRow) -> SubscriptionRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -34,3 +35,34 @@ def test_the_receiver_example_accepts_genuine_deliveries_only() -> None:
     assert not check(headers, body, b"another-secret")
     assert not check(headers, body, secret.encode(), now=now + 3600)
     assert not check({**headers, "X-Rulesvc-Timestamp": str(now + 1)}, body, secret.encode())
+
+
+def test_the_receiver_example_handles_a_delivery_once_when_copies_arrive_together() -> None:
+    import threading
+
+    dedup = receiver_namespace()["Deduplicator"]()
+    calls: list[str] = []
+    gate = threading.Barrier(8)
+
+    def handle() -> None:
+        calls.append("paid")
+        time.sleep(0.05)  # copies arriving meanwhile must not handle it again
+
+    def receive() -> None:
+        gate.wait()
+        dedup.handle_once("wh_1-42", handle)
+
+    threads = [threading.Thread(target=receive) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert calls == ["paid"]
+
+    def fails() -> None:
+        raise RuntimeError("payment system down")
+
+    with contextlib.suppress(RuntimeError):
+        dedup.handle_once("wh_1-43", fails)
+    dedup.handle_once("wh_1-43", lambda: calls.append("retried"))
+    assert calls == ["paid", "retried"]  # a failed handling is not remembered: the retry handles it
