@@ -18,9 +18,8 @@ Every problem in a kind file is reported at once, positioned.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from rulesvc.errors import Location, RulesetError
 from rulesvc.formats import FORMATS
 from rulesvc.lang.model import FieldSpec, InvalidPolicy, KindSchema
-from rulesvc.lang.yamlpos import Source, load_yaml, plain
+from rulesvc.lang.yamlpos import Source, load_yaml, plain, suggest, unknown_keys
 
 KIND_KEYS = ("kind", "description", "enums", "fields", "invalid")
 FIELD_KEYS = (
@@ -59,26 +58,6 @@ EXPR_TYPES = {
 }
 _ORDERED = ("decimal", "integer", "date", "datetime")
 _BOUNDS = ("min", "max", "min_exclusive", "max_exclusive")
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f"did you mean {match[0]!r}?" if match else None
-
-
-def _unknown_keys(
-    src: Source, node: Mapping[str, Any], allowed: Sequence[str], what: str
-) -> list[RulesetError]:
-    return [
-        RulesetError(
-            "unknown_key",
-            f"unknown key {key!r} in {what}",
-            src.key_loc(node, key),
-            _suggest(str(key), allowed),
-        )
-        for key in node
-        if key not in allowed
-    ]
 
 
 def bound_value(type_name: str, value: Any) -> Decimal | datetime | date | None:
@@ -148,7 +127,7 @@ class _KindLoader:
         where = src.value_loc(holder, name)
         spec: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {"type": raw}
         if isinstance(raw, Mapping):
-            self.errors += _unknown_keys(src, raw, FIELD_KEYS, f"field {name!r}")
+            self.errors += unknown_keys(src, raw, FIELD_KEYS, f"field {name!r}")
         type_text = str(plain(spec.get("type", "")))
         type_name = _ALIASES.get(type_text, type_text)
         enum: str | None = None
@@ -161,7 +140,7 @@ class _KindLoader:
                 "unknown_type",
                 f"unknown type {type_text!r} for field {name!r}",
                 src.value_loc(raw, "type") if isinstance(raw, Mapping) and "type" in raw else where,
-                _suggest(type_text, [*FIELD_TYPES, *_ALIASES, *enums])
+                suggest(type_text, [*FIELD_TYPES, *_ALIASES, *enums])
                 or f"use one of {', '.join(FIELD_TYPES)} or an enum",
             )
             return None
@@ -170,7 +149,7 @@ class _KindLoader:
                 "unknown_type",
                 f"field {name!r}: unknown enum {enum!r}",
                 where,
-                _suggest(enum, enums) or f"declared enums: {', '.join(enums) or 'none'}",
+                suggest(enum, enums) or f"declared enums: {', '.join(enums) or 'none'}",
             )
             return None
         bounds: dict[str, Any] = {}
@@ -208,7 +187,7 @@ class _KindLoader:
                 if type_name == "string"
                 else f"field {name!r}: format only applies to string fields",
                 src.value_loc(spec, "format"),
-                _suggest(str(fmt), FORMATS) or f"formats: {', '.join(FORMATS)}",
+                suggest(str(fmt), FORMATS) or f"formats: {', '.join(FORMATS)}",
             )
             fmt = None
         items = spec.get("items")
@@ -301,7 +280,7 @@ def load_kind(file: str, text: str) -> tuple[KindSchema | None, list[RulesetErro
     if not isinstance(data, Mapping) or not isinstance(data.get("kind"), str):
         return None, [RulesetError("missing_key", "a kind file needs `kind: <name>`", Location(file, 1, 1))]
     loader = _KindLoader(src)
-    loader.errors += _unknown_keys(src, data, KIND_KEYS, "kind file")
+    loader.errors += unknown_keys(src, data, KIND_KEYS, "kind file")
     enums = loader.enums(data)
     specs: dict[str, FieldSpec] = {
         "kind": FieldSpec("kind", "string", required=True),

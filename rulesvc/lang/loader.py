@@ -6,10 +6,9 @@ rulesvc.cases). Ruleset files may also be checked one by one (drafts uploaded ov
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from rulesvc.lang.expr import (
 from rulesvc.lang.kinds import load_kind
 from rulesvc.lang.model import ActionSpec, KindSchema, ParamSpec, Row, Rule, Ruleset, Table
 from rulesvc.lang.tables import analyse_table
-from rulesvc.lang.yamlpos import Source, load_yaml, plain
+from rulesvc.lang.yamlpos import Source, load_yaml, plain, suggest, unknown_keys
 from rulesvc.model import TIMER_DUE, TIMER_WARNING
 from rulesvc.sla.calendar import BusinessCalendar, always_open, load_calendar
 
@@ -45,12 +44,6 @@ RULE_KEYS = ("id", "description", "on", "priority", "when", "then")
 TABLE_KEYS = ("id", "description", "on", "hit", "inputs", "rows", "default")
 _TEMPLATE = re.compile(r"\{([^{}]+)\}")
 _PATH = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)+$")
-
-
-def suggest(word: str, choices: Iterable[str]) -> str | None:
-    """'did you mean X?' for a misspelt name, or None."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f"did you mean {match[0]!r}?" if match else None
 
 
 @dataclass
@@ -130,21 +123,6 @@ def load_folder_or_raise(paths: Sequence[Path]) -> RulesFolder:
     return folder
 
 
-def _unknown_keys(
-    src: Source, node: Mapping[str, Any], allowed: Sequence[str], what: str
-) -> list[RulesetError]:
-    return [
-        RulesetError(
-            "unknown_key",
-            f"unknown key {key!r} in {what}",
-            src.key_loc(node, key),
-            suggest(str(key), allowed),
-        )
-        for key in node
-        if key not in allowed
-    ]
-
-
 def field_type(type_name: str) -> FieldType:
     if type_name in BASE_TYPES:
         return FieldType(type_name)
@@ -206,7 +184,7 @@ class _RulesetLoader:
                 "bad_file", "a ruleset file must be a mapping with `ruleset:` and `kind:`", src.node_loc(data)
             )
             return None
-        self.errors += _unknown_keys(src, data, RULESET_KEYS, "ruleset")
+        self.errors += unknown_keys(src, data, RULESET_KEYS, "ruleset")
         name = data.get("ruleset")
         if not isinstance(name, str) or not name:
             self.error("missing_key", "missing `ruleset: <name>`", src.node_loc(data))
@@ -339,7 +317,7 @@ class _RulesetLoader:
         return tuple(result)
 
     def load_rule(self, item: Mapping[str, Any], index: int, location: Location) -> Rule | None:
-        self.errors += _unknown_keys(self.src, item, RULE_KEYS, "rule")
+        self.errors += unknown_keys(self.src, item, RULE_KEYS, "rule")
         on = self.load_on(item, location)
         when: Expr | None = None
         when_text = ""
@@ -532,7 +510,7 @@ class _RulesetLoader:
 
     def load_table(self, item: Mapping[str, Any], index: int, location: Location) -> Table | None:
         src = self.src
-        self.errors += _unknown_keys(src, item, TABLE_KEYS, "table")
+        self.errors += unknown_keys(src, item, TABLE_KEYS, "table")
         on = self.load_on(item, location)
         hit = str(item.get("hit", "first"))
         if hit not in HIT_POLICIES:

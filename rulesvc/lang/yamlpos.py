@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -137,3 +139,25 @@ def plain(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)
     return value
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """'did you mean X?' for a misspelt name, or None."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f"did you mean {match[0]!r}?" if match else None
+
+
+def unknown_keys(
+    src: Source, node: Mapping[str, Any], allowed: Sequence[str], what: str
+) -> list[RulesetError]:
+    """One positioned error per key of `node` that is not in `allowed`, with a suggestion."""
+    return [
+        RulesetError(
+            "unknown_key",
+            f"unknown key {key!r} in {what}",
+            src.key_loc(node, key),
+            suggest(str(key), allowed),
+        )
+        for key in node
+        if key not in allowed
+    ]
