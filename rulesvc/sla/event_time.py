@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from rulesvc.durations import parse_duration
 from rulesvc.sla import outcomes
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.outcomes import SlaOutcome
@@ -42,8 +41,7 @@ from rulesvc.sla.timers import (
     mark_fired,
     pause,
     resume,
-    start,
-    warning_offsets,
+    start_from_action,
 )
 
 CREATED = "ticket.created"
@@ -180,18 +178,9 @@ def _apply(
     run = result.timers.get(name)
     at = entry.at
     if action_type == "start_timer":
-        duration = parse_duration(action.get("duration"))
-        if duration is None:
+        state = start_from_action(ticket_id, name, action, at)
+        if state is None:
             return
-        state = start(
-            ticket_id,
-            name,
-            str(action.get("calendar")),
-            at,
-            duration,
-            warning_offsets(action),
-            str(action.get("rule", "")),
-        )
         result.timers[name] = TimerRun(state, (run.generation if run else 0) + 1, entry.source)
         return
     if run is None:

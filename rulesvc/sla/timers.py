@@ -108,6 +108,24 @@ def warning_offsets(action: Mapping[str, Any]) -> tuple[tuple[str, timedelta], .
     return tuple(result)
 
 
+def start_from_action(
+    ticket_id: str, name: str, action: Mapping[str, Any], at: datetime
+) -> TimerState | None:
+    """The timer a (JSON) start_timer action starts at `at`; None when its duration cannot be read."""
+    duration = parse_duration(action.get("duration"))
+    if duration is None:
+        return None
+    return start(
+        ticket_id,
+        name,
+        str(action.get("calendar")),
+        at,
+        duration,
+        warning_offsets(action),
+        str(action.get("rule", "")),
+    )
+
+
 def apply_action(
     timers: Mapping[tuple[str, str], TimerState],
     ticket_id: str,
@@ -123,18 +141,7 @@ def apply_action(
     name = str(action.get("timer", ""))
     current = timers.get((ticket_id, name))
     if action_type == "start_timer":
-        duration = parse_duration(action.get("duration"))
-        if duration is None:
-            return None
-        return start(
-            ticket_id,
-            name,
-            str(action.get("calendar")),
-            at,
-            duration,
-            warning_offsets(action),
-            str(action.get("rule", "")),
-        )
+        return start_from_action(ticket_id, name, action, at)
     if current is None:
         return None
     if action_type == "cancel_timer":
