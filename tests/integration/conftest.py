@@ -7,9 +7,11 @@ skipped with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -277,9 +279,12 @@ def start_server(env: dict[str, str], log: Path, workers: int = 1) -> Server:
         cwd=REPO,
         stdout=handle,
         stderr=subprocess.STDOUT,
+        # Its own process group, so that stopping it also stops every uvicorn worker it forked.
+        start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Generous: several workers importing the app on a loaded 2-core machine take tens of seconds.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"rulesvc serve exited with {process.returncode}:\n{log.read_text()}")
@@ -289,17 +294,23 @@ def start_server(env: dict[str, str], log: Path, workers: int = 1) -> Server:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    process.kill()
+    kill_group(process)
     raise RuntimeError(f"rulesvc serve did not become healthy:\n{log.read_text()}")
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill a process started with start_new_session=True together with all its children."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def stop_server(server: Server) -> None:
     server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.process.wait(timeout=20)
+    # Workers left behind by a parent that died or hung must not outlive the test.
+    kill_group(server.process)
 
 
 def now() -> datetime:
