@@ -1,4 +1,4 @@
-"""HTTP layer: `create_app(settings)` builds the FastAPI app over `rulesvc.service`."""
+"""HTTP layer: `create_app(settings)` builds the FastAPI app over `rulesvc.decisions.service`."""
 
 from api.app import create_app
 

@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the FastAPI application, a thin layer over `rulesvc.service`.
+"""`create_app(settings)`: the FastAPI application, a thin layer over `rulesvc.decisions.service`.
 
 Building the app migrates the database and loads the rulesets (fail fast: a service that cannot decide
 should not start). Nothing is created at import time.
@@ -31,11 +31,12 @@ from api.routes.rulesets import BODY_MODELS
 from api.schemas import EventIn, SimulateIn
 from api.timer_schemas import TIMER_BODY_MODELS
 from api.timers import TimerRuntime, install_timers
-from rulesvc.checkpoints import CheckpointError, CheckpointKeeper, build_keeper
+from rulesvc.audit.checkpoints import CheckpointError, CheckpointKeeper, build_keeper
+from rulesvc.decisions.service import DecisionService, Evaluator, Simulator
+from rulesvc.delivery.notify import shared_notifier
+from rulesvc.delivery.service import WebhookService
 from rulesvc.lifecycle.build import Lifecycle, build_lifecycle
 from rulesvc.lifecycle.queries import ruleset_problems
-from rulesvc.notify import shared_notifier
-from rulesvc.service import DecisionService, Evaluator, Simulator
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.storage import SqlStore, make_engine, migrate
@@ -43,7 +44,6 @@ from rulesvc.storage.evidence_reads import SqlEvidenceReader
 from rulesvc.storage.ruleset_store import SqlRulesetStore
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
-from rulesvc.webhook_service import WebhookService
 
 log = logging.getLogger("rulesvc.api")
 

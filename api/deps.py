@@ -16,7 +16,7 @@ from api.errors import ApiError
 from api.metrics import Metrics
 from rulesvc import exactjson
 from rulesvc.apikeys import Permission, Principal
-from rulesvc.service import DecisionService
+from rulesvc.decisions.service import DecisionService
 from rulesvc.settings import Settings
 
 

@@ -22,11 +22,11 @@ from starlette.responses import Response
 
 from api.context import request_id_var
 from api.responses import JSONBytes
-from rulesvc.checkpoints import CheckpointError
+from rulesvc.audit.checkpoints import CheckpointError
+from rulesvc.audit.evidence import ChainRolledBackError, EvidenceError
+from rulesvc.decisions.service import DecisionNotFoundError, IdempotencyConflictError
 from rulesvc.errors import InvalidEventError
-from rulesvc.evidence import ChainRolledBackError, EvidenceError
 from rulesvc.masking import default_policy
-from rulesvc.service import DecisionNotFoundError, IdempotencyConflictError
 
 log = logging.getLogger("rulesvc.api")
 

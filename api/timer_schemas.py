@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rulesvc.storage.webhook_records import DeliveryRecord, SubscriptionRecord
+from rulesvc.delivery.ports import DeliveryRecord, SubscriptionRecord
 
 
 class SubscriptionIn(BaseModel):

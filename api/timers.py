@@ -17,14 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.errors import field_error, respond_error
-from rulesvc.notify import ACTIONS, Notifier
-from rulesvc.reports import InvalidReportError, SlaSource
-from rulesvc.webhook_service import (
+from rulesvc.delivery.notify import ACTIONS, Notifier
+from rulesvc.delivery.service import (
     DeliveryNotFoundError,
     InvalidSubscriptionError,
     SubscriptionNotFoundError,
     WebhookService,
 )
+from rulesvc.sla.reports import InvalidReportError, SlaSource
 
 LONG_POLL_MAX_SECONDS = 30
 TICK_SECONDS = 0.05

@@ -25,16 +25,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rulesvc.decisions.service import DecisionService
+from rulesvc.decisions.timer_ports import SlaRecord, TicketView, TicketWrite
+from rulesvc.decisions.timer_service import TimerService
 from rulesvc.events import event_from_json
-from rulesvc.reports import sla_report
 from rulesvc.rulebook import RuleBook
-from rulesvc.service import DecisionService
 from rulesvc.settings import Settings
-from rulesvc.simulation import simulate
 from rulesvc.sla.outcomes import SlaOutcome
+from rulesvc.sla.reports import sla_report
+from rulesvc.sla.simulation import simulate
 from rulesvc.sla.ticket_timers import ScheduledTimer
-from rulesvc.storage.timer_records import SlaRecord, TicketView, TicketWrite
-from rulesvc.timer_service import TimerService
 
 RULESETS = Path(__file__).resolve().parents[1] / "rulesets"
 NOW = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)  # 14:00 in Shanghai

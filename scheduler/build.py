@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from rulesvc.decisions.timer_service import TimerEvaluator, TimerService
+from rulesvc.delivery.notify import Notifier
+from rulesvc.delivery.service import WebhookService
+from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.masking import MaskPolicy
-from rulesvc.notify import Notifier
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.storage import make_engine, migrate
 from rulesvc.storage.evidence_reads import SqlEvidenceReader
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
-from rulesvc.timer_service import TimerEvaluator, TimerService
-from rulesvc.webhook_service import WebhookService
-from rulesvc.webhooks import RetryPolicy
 from scheduler.config import WorkerConfig
 from scheduler.delivery import Sender, WebhookDeliverer
 from scheduler.poller import TimerPoller

@@ -18,9 +18,9 @@ from typing import Protocol
 import httpx
 from sqlalchemy.exc import DBAPIError
 
-from rulesvc.evidence import EvidenceError
-from rulesvc.storage.webhook_records import ClaimedDelivery
-from rulesvc.webhook_service import SendResult, WebhookService
+from rulesvc.audit.evidence import EvidenceError
+from rulesvc.delivery.ports import ClaimedDelivery
+from rulesvc.delivery.service import SendResult, WebhookService
 
 log = logging.getLogger("rulesvc.scheduler.webhooks")
 

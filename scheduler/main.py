@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from rulesvc.delivery.notify import shared_notifier
+from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.lifecycle.build import Lifecycle, build_lifecycle
-from rulesvc.notify import shared_notifier
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.storage import make_engine, migrate
-from rulesvc.webhooks import RetryPolicy
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 

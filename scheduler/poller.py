@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 
-from rulesvc.timer_service import TimerService
+from rulesvc.decisions.timer_service import TimerService
 
 log = logging.getLogger("rulesvc.scheduler.timers")
 

@@ -1,5 +1,5 @@
 """The background worker: APScheduler (3.x, `BackgroundScheduler`) runs the timer poller and the webhook
-deliverer as interval jobs; wake-up notifications (`rulesvc.notify`) run a job at once.
+deliverer as interval jobs; wake-up notifications (`rulesvc.delivery.notify`) run a job at once.
 
 Runs inside `rulesvc serve` (a thread of the server process) and standalone as `rulesvc worker`. Any
 number of workers may run against one PostgreSQL database: claims skip rows other workers hold.
@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rulesvc.notify import ACTIONS, TIMERS, Notifier
+from rulesvc.delivery.notify import ACTIONS, TIMERS, Notifier
 from scheduler.config import WorkerConfig
 from scheduler.delivery import WebhookDeliverer
 from scheduler.poller import TimerPoller

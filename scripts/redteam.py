@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import Engine, text
 
 from rulesvc.apikeys import Role
-from rulesvc.service import create_api_key
+from rulesvc.decisions.service import create_api_key
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine
 

@@ -13,7 +13,7 @@ from api.responses import JSONBytes
 from api.routes.common import errors
 from api.schemas import DecisionOut
 from rulesvc.apikeys import Permission, Principal
-from rulesvc.service import DecisionNotFoundError
+from rulesvc.decisions.service import DecisionNotFoundError
 
 router = APIRouter(tags=["decisions"])
 

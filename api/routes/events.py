@@ -15,7 +15,7 @@ from api.responses import JSONBytes
 from api.routes.common import errors, json_request_body
 from api.schemas import COMPLAINT_EVENT, EXPENSE_EVENT, LOAN_EVENT, EventDecisionOut
 from rulesvc.apikeys import Permission
-from rulesvc.storage.records import DecisionStore, NewDecision, StoredDecision
+from rulesvc.decisions.ports import DecisionStore, NewDecision, StoredDecision
 
 router = APIRouter(tags=["events"])
 

@@ -14,7 +14,7 @@ from api.routes.common import errors
 from api.timer_schemas import SlaQuery, SlaReportOut
 from api.timers import timers_runtime
 from rulesvc.apikeys import Permission, Principal
-from rulesvc.reports import GROUP_KEYS, parse_group_by, sla_report
+from rulesvc.sla.reports import GROUP_KEYS, parse_group_by, sla_report
 
 router = APIRouter(tags=["reports"])
 

@@ -30,12 +30,12 @@ import orjson
 import psycopg
 from sqlalchemy import Engine, text
 
+from rulesvc.decisions.timer_service import TimerService
 from rulesvc.rulebook import RuleBook
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine, migrate
 from rulesvc.storage.timer_store import SqlTimerStore
-from rulesvc.timer_service import TimerService
 from scheduler.poller import TimerPoller
 
 REPO = Path(__file__).resolve().parents[2]

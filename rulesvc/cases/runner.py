@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 from rulesvc.cases.model import Case
 from rulesvc.events import parse_time
 from rulesvc.model import to_jsonable
-from rulesvc.simulation import Evaluator, Timeline, simulate
+from rulesvc.sla.simulation import Evaluator, Timeline, simulate
 
 
 @dataclass(frozen=True)

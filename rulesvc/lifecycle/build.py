@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from rulesvc.delivery.notify import Notifier, RedisNotifier
 from rulesvc.lang.loader import load_folder_or_raise
 from rulesvc.lifecycle.gate import shipped_cases
 from rulesvc.lifecycle.registry import BookRegistry, LiveBook
@@ -21,7 +22,6 @@ from rulesvc.lifecycle.reload import TOPIC, ReloadWatcher
 from rulesvc.lifecycle.service import LifecycleService
 from rulesvc.lifecycle.timeline import BookFactory
 from rulesvc.masking import MaskPolicy
-from rulesvc.notify import Notifier, RedisNotifier
 from rulesvc.sla.clock import Clock
 from rulesvc.storage.ruleset_store import SqlRulesetStore
 

@@ -14,8 +14,8 @@ from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.errors import InvalidDraftError
 from rulesvc.lifecycle.gaps import findings, removed_cases
 from rulesvc.lifecycle.gate import GateRun, case_label, corpus, load_corpus, run_gate, scenarios
+from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.lifecycle.timeline import BookFactory, latest
-from rulesvc.storage.ruleset_records import VersionRecord
 
 
 def gate_draft(

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rulesvc.audit import canonical, sha256_hex
+from rulesvc.audit.chain import canonical, sha256_hex
 from rulesvc.cases.model import Case, load_case_text
 from rulesvc.cases.runner import Report, format_failure, run_cases
 from rulesvc.errors import RulesetError
 from rulesvc.lang.loader import RulesFolder
+from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.lifecycle.timeline import in_force
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.calendar import BusinessCalendar
-from rulesvc.storage.ruleset_records import VersionRecord
 
 
 def case_label(file: str) -> str:

@@ -10,12 +10,12 @@ from datetime import datetime
 from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.errors import ForbiddenError, ForeignCaseFileError, InvalidDraftError
 from rulesvc.lifecycle.gate import check_case_files, corpus, corpus_hash
+from rulesvc.lifecycle.ports import Change, DraftRecord, RulesetStore, StoreView, VersionRecord
 from rulesvc.lifecycle.queries import RulesetQueries
 from rulesvc.lifecycle.registry import BookRegistry
 from rulesvc.lifecycle.steps import chain_note, check_name
 from rulesvc.lifecycle.timeline import EPOCH, BookFactory
 from rulesvc.sla.clock import Clock
-from rulesvc.storage.ruleset_records import Change, DraftRecord, RulesetStore, StoreView, VersionRecord
 
 SYSTEM = "system"
 """The author of the versions imported at first start."""

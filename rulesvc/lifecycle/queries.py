@@ -10,12 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rulesvc.audit import Problem
+from rulesvc.audit.chain import Problem
 from rulesvc.lang.diff import diff_rulesets
 from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.case_diff import case_changes
 from rulesvc.lifecycle.errors import BadRequestError, NotFoundError, StaleBaseError
 from rulesvc.lifecycle.gate import corpus, corpus_hash, own_cases
+from rulesvc.lifecycle.ports import (
+    STATUSES,
+    DraftRecord,
+    RulesetStore,
+    VersionRecord,
+    ruleset_subject,
+)
 from rulesvc.lifecycle.registry import BookRegistry
 from rulesvc.lifecycle.timeline import (
     SCHEDULED,
@@ -27,13 +34,6 @@ from rulesvc.lifecycle.timeline import (
 )
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.clock import Clock
-from rulesvc.storage.ruleset_records import (
-    STATUSES,
-    DraftRecord,
-    RulesetStore,
-    VersionRecord,
-    ruleset_subject,
-)
 
 NAME = re.compile(r"^[^\s/\\:*?\"<>|\x00-\x1f]{1,100}$")
 """What a ruleset or case file may be called (it becomes a file name on export)."""

@@ -12,12 +12,12 @@ import threading
 from collections.abc import Mapping
 
 from rulesvc.lang.model import KindSchema
+from rulesvc.lifecycle.ports import RulesetStore
 from rulesvc.lifecycle.timeline import BookFactory, BookTimeline, build_timeline
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.clock import Clock
-from rulesvc.storage.ruleset_records import RulesetStore
 
 log = logging.getLogger("rulesvc.rulesets")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from rulesvc.delivery.notify import Notifier
 from rulesvc.lifecycle.registry import BookRegistry
-from rulesvc.notify import Notifier
 
 log = logging.getLogger("rulesvc.rulesets")
 

@@ -31,9 +31,9 @@ from typing import Any
 from rulesvc import exactjson
 from rulesvc.errors import InvalidEventError
 from rulesvc.events import event_from_json
+from rulesvc.lifecycle.ports import LoggedDecision
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event, to_jsonable
-from rulesvc.storage.ruleset_records import LoggedDecision
 from rulesvc.validation import read_event
 
 BookAt = Callable[[datetime], Any]  # instant → an evaluator (`evaluate(event) -> Decision`)

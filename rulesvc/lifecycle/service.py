@@ -47,6 +47,18 @@ from rulesvc.lifecycle.gate import (
     summary,
 )
 from rulesvc.lifecycle.importing import Importing
+from rulesvc.lifecycle.ports import (
+    APPROVED,
+    DRAFT,
+    PUBLISHED,
+    REJECTED,
+    SUBMITTED,
+    Change,
+    DraftRecord,
+    RulesetStore,
+    StoreView,
+    VersionRecord,
+)
 from rulesvc.lifecycle.queries import RulesetQueries
 from rulesvc.lifecycle.registry import BookRegistry
 from rulesvc.lifecycle.replay import backtest
@@ -67,18 +79,6 @@ from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.clock import Clock
-from rulesvc.storage.ruleset_records import (
-    APPROVED,
-    DRAFT,
-    PUBLISHED,
-    REJECTED,
-    SUBMITTED,
-    Change,
-    DraftRecord,
-    RulesetStore,
-    StoreView,
-    VersionRecord,
-)
 
 MAX_REPLAY = 50_000
 

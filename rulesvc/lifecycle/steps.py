@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rulesvc.audit import canonical, sha256_hex
+from rulesvc.audit.chain import canonical, sha256_hex
 from rulesvc.lifecycle.errors import (
     BadRequestError,
     EvidenceFrozenError,
@@ -16,8 +16,7 @@ from rulesvc.lifecycle.errors import (
     StaleDraftError,
     StateError,
 )
-from rulesvc.lifecycle.queries import NAME
-from rulesvc.storage.ruleset_records import (
+from rulesvc.lifecycle.ports import (
     DRAFT,
     AuditNote,
     DraftRecord,
@@ -25,6 +24,7 @@ from rulesvc.storage.ruleset_records import (
     VersionRecord,
     ruleset_subject,
 )
+from rulesvc.lifecycle.queries import NAME
 
 
 def check_name(name: str, what: str = "规则集名称") -> None:

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from rulesvc.errors import InvalidRulesetError, RulesetError
 from rulesvc.lang.loader import RulesFolder, load_ruleset_sources
 from rulesvc.lang.model import Ruleset
+from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.calendar import BusinessCalendar
-from rulesvc.storage.ruleset_records import VersionRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DRAFT_VERSION = 0

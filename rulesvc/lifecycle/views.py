@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from rulesvc.lifecycle.gate import corpus_hash
+from rulesvc.lifecycle.ports import DraftRecord, VersionRecord
 from rulesvc.lifecycle.timeline import VersionState
-from rulesvc.storage.ruleset_records import DraftRecord, VersionRecord
 
 
 def _time(value: datetime | None) -> str | None:

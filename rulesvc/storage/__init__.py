@@ -1,7 +1,6 @@
 """Persistence: records and repository protocols, the SQLAlchemy store, engine factory and migrations."""
 
-from rulesvc.storage.engine import make_engine, migrate
-from rulesvc.storage.records import (
+from rulesvc.decisions.ports import (
     ApiKeyRecord,
     DecisionEvidence,
     DecisionStore,
@@ -10,6 +9,7 @@ from rulesvc.storage.records import (
     NewDecision,
     StoredDecision,
 )
+from rulesvc.storage.engine import make_engine, migrate
 from rulesvc.storage.sql import SqlStore
 
 __all__ = [

@@ -17,10 +17,10 @@ from typing import Any, cast
 from sqlalchemy import Table
 
 from rulesvc import exactjson
-from rulesvc.audit import KIND_DECISION, ChainEntry, next_entry
-from rulesvc.evidence import ChainRolledBackError
+from rulesvc.audit.chain import KIND_DECISION, ChainEntry, next_entry
+from rulesvc.audit.evidence import ChainRolledBackError
+from rulesvc.decisions.ports import NewDecision, StoredDecision
 from rulesvc.storage.bulk import Rows, Statements
-from rulesvc.storage.records import NewDecision, StoredDecision
 from rulesvc.storage.tables import ActionRow, AuditHeadRow, AuditRow, Base, DecisionInputRow, DecisionRow
 
 

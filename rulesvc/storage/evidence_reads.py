@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
-from rulesvc.evidence import Vouching
+from rulesvc.audit.evidence import Vouching
+from rulesvc.decisions.ports import FeedRecord
 from rulesvc.storage.decision_writes import chain_entry
-from rulesvc.storage.records import FeedRecord
 from rulesvc.storage.tables import ActionRow, AuditRow, DecisionRow
 from rulesvc.storage.webhook_tables import DeliveryRow
 

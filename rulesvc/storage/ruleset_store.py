@@ -16,7 +16,15 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from rulesvc import exactjson
-from rulesvc.audit import ChainEntry
+from rulesvc.audit.chain import ChainEntry
+from rulesvc.lifecycle.ports import (
+    KIND_RULESET,
+    Decide,
+    DraftRecord,
+    LoggedDecision,
+    VersionRecord,
+    Written,
+)
 from rulesvc.storage.bulk import Statements
 from rulesvc.storage.decision_writes import (
     chain,
@@ -27,14 +35,6 @@ from rulesvc.storage.decision_writes import (
     write_entries,
 )
 from rulesvc.storage.engine import writer
-from rulesvc.storage.ruleset_records import (
-    KIND_RULESET,
-    Decide,
-    DraftRecord,
-    LoggedDecision,
-    VersionRecord,
-    Written,
-)
 from rulesvc.storage.ruleset_tables import RulesetDraftRow, RulesetVersionRow
 from rulesvc.storage.tables import AuditRow, DecisionInputRow, DecisionRow
 

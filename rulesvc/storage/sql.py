@@ -15,7 +15,14 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from rulesvc.apikeys import parse_roles
-from rulesvc.audit import KIND_DECISION, ChainEntry
+from rulesvc.audit.chain import KIND_DECISION, ChainEntry
+from rulesvc.decisions.ports import (
+    ApiKeyRecord,
+    DecisionEvidence,
+    FeedRecord,
+    NewDecision,
+    StoredDecision,
+)
 from rulesvc.storage.bulk import Statements
 from rulesvc.storage.decision_writes import (
     chain,
@@ -31,13 +38,6 @@ from rulesvc.storage.decision_writes import (
 )
 from rulesvc.storage.engine import writer
 from rulesvc.storage.group_commit import GroupCommitter
-from rulesvc.storage.records import (
-    ApiKeyRecord,
-    DecisionEvidence,
-    FeedRecord,
-    NewDecision,
-    StoredDecision,
-)
 from rulesvc.storage.tables import (
     ActionRow,
     ApiKeyRow,

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from rulesvc.audit import ChainEntry, entry_hash, sha256_hex
+from rulesvc.audit.chain import ChainEntry, entry_hash, sha256_hex
 
 KIND_TICKETS_SEALED = "tickets_sealed"
 SEALED_TIMER_COLUMNS = (

@@ -27,6 +27,14 @@ from sqlalchemy import Engine, Select, Table, func, insert, select
 from sqlalchemy.orm import sessionmaker
 
 from rulesvc import exactjson
+from rulesvc.decisions.ports import StoredDecision
+from rulesvc.decisions.timer_ports import (
+    FiredBatch,
+    FirePrepare,
+    SlaRecord,
+    TicketView,
+    TicketWrite,
+)
 from rulesvc.events import normalise_value
 from rulesvc.model import to_jsonable
 from rulesvc.sla.outcomes import SlaOutcome
@@ -35,15 +43,7 @@ from rulesvc.sla.timers import PAUSED, TimerState
 from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.decision_writes import chain_head, insert_decisions, lock_chain_head, raise_watermark
 from rulesvc.storage.engine import writer
-from rulesvc.storage.records import StoredDecision
 from rulesvc.storage.tables import Base
-from rulesvc.storage.timer_records import (
-    FiredBatch,
-    FirePrepare,
-    SlaRecord,
-    TicketView,
-    TicketWrite,
-)
 from rulesvc.storage.timer_tables import SlaResultRow, TicketRow, TimerRow
 
 US = timedelta(microseconds=1)

@@ -22,11 +22,8 @@ import orjson
 from sqlalchemy import Engine, delete, exists, func, insert, select, update
 from sqlalchemy.orm import aliased, sessionmaker
 
-from rulesvc.storage.engine import writer
-from rulesvc.storage.records import FeedRecord
-from rulesvc.storage.tables import ActionRow
-from rulesvc.storage.timer_tables import TicketRow
-from rulesvc.storage.webhook_records import (
+from rulesvc.decisions.ports import FeedRecord
+from rulesvc.delivery.ports import (
     DEAD,
     DELIVERED,
     DISCARDED,
@@ -36,6 +33,9 @@ from rulesvc.storage.webhook_records import (
     DeliveryRecord,
     SubscriptionRecord,
 )
+from rulesvc.storage.engine import writer
+from rulesvc.storage.tables import ActionRow
+from rulesvc.storage.timer_tables import TicketRow
 from rulesvc.storage.webhook_tables import DeliveryRow, SubscriptionRow
 
 _ERROR_LIMIT = 1000

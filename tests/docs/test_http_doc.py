@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from rulesvc.apikeys import Role
-from rulesvc.service import create_api_key
+from rulesvc.decisions.service import create_api_key
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine, migrate
 from tests.integration.conftest import cli_env, start_server, stop_server

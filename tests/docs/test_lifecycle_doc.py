@@ -27,8 +27,8 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from rulesvc.apikeys import Role
-from rulesvc.cli_rulesets import app as rulesets_cli
-from rulesvc.service import create_api_key
+from rulesvc.cli.rulesets import app as rulesets_cli
+from rulesvc.decisions.service import create_api_key
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import VirtualClock
 from tests.integration.conftest import free_port

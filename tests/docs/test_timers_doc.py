@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rulesvc.webhooks import signed_headers
+from rulesvc.delivery.webhooks import signed_headers
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "timers.md"
 

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app, load_book
 from rulesvc.apikeys import Role
-from rulesvc.service import Evaluator, create_api_key
+from rulesvc.decisions.service import Evaluator, create_api_key
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import make_engine, migrate
@@ -254,7 +254,7 @@ def invoke_cli(args: list[str], database_url: str) -> Any:
     import typer
     from typer.testing import CliRunner
 
-    from rulesvc import cli_ops
+    from rulesvc.cli import ops as cli_ops
 
     app = typer.Typer()
     cli_ops.register(app)

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rulesvc.apikeys import Role
-from rulesvc.service import create_api_key
+from rulesvc.decisions.service import create_api_key
 from rulesvc.sla.clock import SystemClock
 from tests.integration.conftest import auth, event
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import text
 
-from rulesvc.service import DecisionService, Evaluator, EventOutcome
+from rulesvc.decisions.service import DecisionService, Evaluator, EventOutcome
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine
 from tests.integration.conftest import event, make_settings

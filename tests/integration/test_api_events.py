@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from rulesvc.audit import canonical, sha256_hex
-from rulesvc.decision_record import record_json
+from rulesvc.audit.chain import canonical, sha256_hex
+from rulesvc.decisions.record import record_json
 from tests.integration.conftest import auth, engine_of, event
 
 
@@ -239,7 +239,7 @@ def test_request_id_is_echoed(client: TestClient) -> None:
 def test_evaluation_in_the_thread_pool(sqlite_url: str, book: object) -> None:
     from api.app import create_app
     from rulesvc.apikeys import Role
-    from rulesvc.service import create_api_key
+    from rulesvc.decisions.service import create_api_key
     from rulesvc.sla.clock import SystemClock
     from tests.integration.conftest import make_settings
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.logs import JsonFormatter
-from rulesvc.service import Evaluator
+from rulesvc.decisions.service import Evaluator
 from rulesvc.storage import make_engine
 from tests.integration.conftest import REDIS_URL, RULESETS, auth, event, free_port, make_settings, unavailable
 
@@ -87,7 +87,7 @@ def test_access_log_is_json_with_request_id_and_no_secrets(
 ) -> None:
     app = create_app(make_settings(sqlite_url, access_log=True), book=book)
     from rulesvc.apikeys import Role
-    from rulesvc.service import create_api_key
+    from rulesvc.decisions.service import create_api_key
     from rulesvc.sla.clock import SystemClock
 
     _, key = create_api_key(app.state.runtime.service.keys, frozenset({Role.INGEST}), SystemClock())

@@ -26,7 +26,7 @@ from schemathesis.checks import (
 from schemathesis.generation.modes import GenerationMode
 
 from api.app import create_app
-from rulesvc.service import Evaluator
+from rulesvc.decisions.service import Evaluator
 from tests.integration.conftest import auth, make_settings
 
 CHECKS = [

@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from api.app import create_app
 from rulesvc.apikeys import Role
+from rulesvc.decisions.service import create_api_key
 from rulesvc.rulebook import RuleBook
-from rulesvc.service import create_api_key
 from rulesvc.sla.clock import SystemClock
 from tests.integration.conftest import RULESETS, auth, engine_of, event, make_settings
 

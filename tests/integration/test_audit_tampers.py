@@ -19,11 +19,11 @@ from sqlalchemy import text
 
 from api.app import create_app
 from rulesvc.apikeys import Role
-from rulesvc.service import Evaluator, create_api_key
+from rulesvc.decisions.service import Evaluator, create_api_key
+from rulesvc.delivery.service import SendResult, WebhookService
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage.evidence_reads import SqlEvidenceReader
 from rulesvc.storage.webhook_store import SqlWebhookStore
-from rulesvc.webhook_service import SendResult, WebhookService
 from scheduler.delivery import WebhookDeliverer
 from tests.integration.conftest import auth, engine_of, event, invoke_cli, make_settings
 from tests.integration.lifecycle_support import clear_lifecycle, lifecycle_app

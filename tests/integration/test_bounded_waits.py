@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rulesvc.service import Evaluator
+from rulesvc.decisions.service import Evaluator
 from tests.integration.conftest import PG_HOST, PG_PORT, auth, event, make_settings
 
 BOUND = 2.0
@@ -147,7 +147,7 @@ def test_unexpected_error_body_carries_the_request_id(app: FastAPI, client: Test
 
 def _ingest_key(app: FastAPI) -> str:
     from rulesvc.apikeys import Role
-    from rulesvc.service import create_api_key
+    from rulesvc.decisions.service import create_api_key
     from rulesvc.sla.clock import SystemClock
 
     return create_api_key(app.state.runtime.service.keys, frozenset({Role.INGEST}), SystemClock())[1]

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
+from rulesvc.decisions.service import Evaluator
+from rulesvc.delivery.service import WebhookService
 from rulesvc.masking import luhn
-from rulesvc.service import Evaluator
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage.evidence_reads import SqlEvidenceReader
 from rulesvc.storage.webhook_store import SqlWebhookStore
-from rulesvc.webhook_service import WebhookService
 from tests.integration.conftest import auth, make_settings
 
 
@@ -91,7 +91,7 @@ def leaked(secret: str, text: str) -> bool:
 def app_and_keys(sqlite_url: str, book: Evaluator, tmp_path: Path) -> tuple[TestClient, dict[str, str]]:
     app = create_app(make_settings(sqlite_url), book=book)
     from rulesvc.apikeys import Role
-    from rulesvc.service import create_api_key
+    from rulesvc.decisions.service import create_api_key
 
     store = app.state.runtime.service.keys
     keys = {r.value: create_api_key(store, frozenset({r}), SystemClock())[1] for r in Role}

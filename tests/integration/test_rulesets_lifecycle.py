@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from rulesvc.apikeys import Role
-from rulesvc.service import create_api_key
+from rulesvc.decisions.service import create_api_key
 from rulesvc.sla.clock import VirtualClock
 from tests.integration.conftest import REPO, RULESETS, auth, make_settings
 from tests.integration.lifecycle_support import clear_lifecycle, lifecycle_app

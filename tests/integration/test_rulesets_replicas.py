@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from rulesvc.apikeys import Role
+from rulesvc.decisions.service import create_api_key
 from rulesvc.lifecycle.build import build_lifecycle
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Event
-from rulesvc.service import create_api_key
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine
 from tests.integration.conftest import (
@@ -58,7 +58,7 @@ def rulesets_cli(args: list[str], server: Server, key: str) -> Any:
     """`rulesvc rulesets ARGS` against `server` (in this process: the CLI only speaks HTTP)."""
     from typer.testing import CliRunner
 
-    from rulesvc.cli_rulesets import app
+    from rulesvc.cli.rulesets import app
 
     return CliRunner().invoke(app, args, env={"RULESVC_URL": server.base_url, "RULESVC_KEY": key})
 

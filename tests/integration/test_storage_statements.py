@@ -17,9 +17,9 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 import rulesvc.storage.sql as sql_module
+from rulesvc.decisions.service import DecisionService, IdempotencyConflictError
 from rulesvc.masking import MaskPolicy
 from rulesvc.rulebook import RuleBook
-from rulesvc.service import DecisionService, IdempotencyConflictError
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine, migrate
 from rulesvc.storage.bulk import Statements

@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rulesvc.service import Evaluator
+from rulesvc.decisions.service import Evaluator
+from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.sla.clock import VirtualClock
-from rulesvc.webhooks import RetryPolicy
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 from tests.integration.conftest import auth, make_settings

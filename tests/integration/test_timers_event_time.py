@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bench import event_time
+from rulesvc.decisions.service import verify_store
 from rulesvc.events import event_from_json
-from rulesvc.reports import sla_report
-from rulesvc.service import verify_store
-from rulesvc.simulation import simulate
+from rulesvc.sla.reports import sla_report
+from rulesvc.sla.simulation import simulate
 from rulesvc.storage.timer_tables import TicketRow, TimerRow
 from tests.integration.conftest import auth
 from tests.integration.test_timers_store import BOOK, Env

@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from rulesvc.apikeys import Role
-from rulesvc.service import create_api_key, verify_store
+from rulesvc.decisions.service import create_api_key, verify_store
 from rulesvc.sla.calendar import always_open
 from rulesvc.sla.clock import SystemClock
 from rulesvc.sla.ticket_timers import schedule

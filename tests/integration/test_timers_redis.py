@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rulesvc.notify import ACTIONS, TIMERS, RedisNotifier
+from rulesvc.delivery.notify import ACTIONS, TIMERS, RedisNotifier
 from rulesvc.rulebook import RuleBook
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import VirtualClock

@@ -13,14 +13,14 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from rulesvc.reports import sla_report
+from rulesvc.decisions.service import verify_store
+from rulesvc.decisions.timer_service import TimerService
 from rulesvc.rulebook import RuleBook
-from rulesvc.service import verify_store
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import VirtualClock
+from rulesvc.sla.reports import sla_report
 from rulesvc.storage import SqlStore, make_engine, migrate
 from rulesvc.storage.timer_store import SqlTimerStore
-from rulesvc.timer_service import TimerService
 from tests.integration.conftest import RULESETS
 from tests.integration.timer_support import Events, complaint, pg_url, timer_url  # noqa: F401
 

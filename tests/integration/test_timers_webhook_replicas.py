@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
+from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.settings import Settings
 from rulesvc.storage import SqlStore
-from rulesvc.webhooks import RetryPolicy
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 from tests.integration.test_timers_webhooks import BOOK, SECRET, expense

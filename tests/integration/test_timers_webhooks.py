@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
+from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.rulebook import RuleBook
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import VirtualClock
 from rulesvc.storage import SqlStore
-from rulesvc.webhooks import RetryPolicy
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 from tests.integration.conftest import RULESETS

@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
+from rulesvc.decisions.service import verify_store
+from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.rulebook import RuleBook
-from rulesvc.service import verify_store
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import VirtualClock
 from rulesvc.storage import SqlStore
-from rulesvc.webhooks import RetryPolicy
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 from tests.integration.conftest import RULESETS

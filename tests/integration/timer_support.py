@@ -15,10 +15,10 @@ import orjson
 import pytest
 from sqlalchemy import Engine, text
 
-from rulesvc.service import DecisionService, EventOutcome
+from rulesvc.decisions.service import DecisionService, EventOutcome
+from rulesvc.delivery.webhooks import verify_signature
 from rulesvc.settings import Settings
 from rulesvc.storage import SqlStore, make_engine
-from rulesvc.webhooks import verify_signature
 
 TIMER_TABLES = ("webhook_deliveries", "webhook_subscriptions", "sla_results", "timers", "tickets")
 FAST_RULES = Path(__file__).with_name("timer_rules")

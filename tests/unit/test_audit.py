@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from rulesvc.audit import (
+from rulesvc.audit.chain import (
     GENESIS,
     ChainEntry,
     canonical,

@@ -12,7 +12,9 @@ from xml.etree import ElementTree
 
 from typer.testing import CliRunner, Result
 
-from rulesvc import cli, cli_authoring, cli_ops
+from rulesvc import cli
+from rulesvc.cli import authoring as cli_authoring
+from rulesvc.cli import ops as cli_ops
 
 RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
 POSITIONED = re.compile(r"^(?P<file>[^:]+\.yaml):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")

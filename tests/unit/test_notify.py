@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from rulesvc.notify import LocalNotifier
+from rulesvc.delivery.notify import LocalNotifier
 
 
 def test_wait_returns_when_a_notification_arrives() -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from rulesvc.cli_rulesets import _print_replay
+from rulesvc.cli.rulesets import _print_replay
 from rulesvc.lang.loader import RulesFolder, load_folder, load_ruleset
+from rulesvc.lifecycle.ports import LoggedDecision
 from rulesvc.lifecycle.replay import backtest
 from rulesvc.masking import MaskPolicy
 from rulesvc.rulebook import RuleBook
-from rulesvc.storage.ruleset_records import LoggedDecision
 
 RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
 DECIDED = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)

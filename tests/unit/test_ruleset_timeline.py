@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rulesvc.lang.loader import load_folder_or_raise
+from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.lifecycle.timeline import EPOCH, BookFactory, build_timeline, in_force, latest
-from rulesvc.storage.ruleset_records import VersionRecord
 
 RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)

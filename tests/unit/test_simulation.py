@@ -11,7 +11,7 @@ import pytest
 from rulesvc.events import event_from_json, parse_time
 from rulesvc.model import Event
 from rulesvc.rulebook import RuleBook
-from rulesvc.simulation import Timeline, simulate
+from rulesvc.sla.simulation import Timeline, simulate
 
 RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
 T0 = "2026-11-02T09:00:00+08:00"

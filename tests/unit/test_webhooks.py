@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from rulesvc.webhooks import (
+from rulesvc.delivery.webhooks import (
     RetryPolicy,
     SubscriptionFilter,
     delivery_body,

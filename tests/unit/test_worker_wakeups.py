@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from rulesvc.notify import TIMERS
+from rulesvc.delivery.notify import TIMERS
 from scheduler.config import WorkerConfig
 from scheduler.runner import Worker
 

@@ -1,6 +1,6 @@
 """Use case of SLA timers: fire due timer points (feed the timer fact with the ticket's latest snapshot into
 the engine, store the timer's new state, the decision and its actions in one transaction). Events change
-timers through `rulesvc.ticket_work`, run by the decision store in the event's own transaction.
+timers through `rulesvc.decisions.ticket_work`, run by the decision store in the event's own transaction.
 
 Depends only on ports: a `TimerStore`, an evaluator (the `RuleBook`), a `Clock`, a `MaskPolicy` and a
 `Notifier`. Exactly-once firing is the store's job (see `rulesvc.storage.timer_store`); what fires and what
@@ -16,19 +16,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from rulesvc.audit import sha256_hex
-from rulesvc.decision_record import event_json, new_decision
+from rulesvc.audit.chain import sha256_hex
+from rulesvc.decisions.record import event_json, new_decision
+from rulesvc.decisions.ticket_work import assigned_group, timer_write
+from rulesvc.decisions.timer_ports import TicketView, TicketWrite, TimerStore
+from rulesvc.delivery.notify import ACTIONS, Notifier
 from rulesvc.entropy import uuid4
 from rulesvc.events import MAX_EVENT_ID
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
-from rulesvc.notify import ACTIONS, Notifier
-from rulesvc.simulation import timer_event
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.clock import Clock
+from rulesvc.sla.simulation import timer_event
 from rulesvc.sla.ticket_timers import TicketTimers
-from rulesvc.storage.timer_records import TicketView, TicketWrite, TimerStore
-from rulesvc.ticket_work import assigned_group, timer_write
 
 log = logging.getLogger("rulesvc.timers")
 

@@ -54,8 +54,8 @@ def serve(
     import uvicorn
 
     from api.logs import configure_logging
+    from rulesvc.decisions.service import create_api_key
     from rulesvc.errors import InvalidRulesetError
-    from rulesvc.service import create_api_key
     from rulesvc.storage import SqlStore, make_engine, migrate
 
     settings = Settings()
@@ -153,7 +153,7 @@ def keys_create(
     label: str = typer.Option("", "--label", help="who or what the key is for"),
 ) -> None:
     """Create an API key; the key is printed once, alone on the last line."""
-    from rulesvc.service import create_api_key
+    from rulesvc.decisions.service import create_api_key
 
     try:
         roles = parse_roles(role)
@@ -202,9 +202,9 @@ def audit_verify(
 ) -> None:
     """Check the chain, every table it vouches for and every checkpoint given; works offline on a database
     URL (nothing is written). Exit 1 and name what is wrong when anything does not verify."""
-    from rulesvc.checkpoints import CheckpointDirectory, Signer, checked_checkpoints, trusted_keys
+    from rulesvc.audit.checkpoints import CheckpointDirectory, Signer, checked_checkpoints, trusted_keys
+    from rulesvc.decisions.service import verify_all
     from rulesvc.lifecycle.queries import ruleset_problems
-    from rulesvc.service import verify_all
     from rulesvc.storage import SqlStore, make_engine
     from rulesvc.storage.evidence_reads import SqlEvidenceReader
     from rulesvc.storage.ruleset_store import SqlRulesetStore

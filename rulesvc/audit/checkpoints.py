@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from rulesvc.audit import GENESIS, ChainEntry, Problem, canonical, sha256_hex, verify_chain
+from rulesvc.audit.chain import GENESIS, ChainEntry, Problem, canonical, sha256_hex, verify_chain
 from rulesvc.errors import RulesvcError
 from rulesvc.sla.clock import Clock
 

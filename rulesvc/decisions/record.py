@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from rulesvc import exactjson
-from rulesvc.audit import sha256_hex
+from rulesvc.audit.chain import sha256_hex
+from rulesvc.decisions.ports import NewDecision
 from rulesvc.entropy import token_hex
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event, to_jsonable
-from rulesvc.storage.records import NewDecision
 
 
 def decision_payload(

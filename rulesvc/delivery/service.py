@@ -17,12 +17,9 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from rulesvc import exactjson
-from rulesvc.errors import RulesvcError
-from rulesvc.evidence import EvidenceError, EvidenceReader, body_decision_id, delivery_problem, refuse
-from rulesvc.masking import MaskPolicy, default_policy
-from rulesvc.sla.clock import Clock
-from rulesvc.storage.records import FeedRecord
-from rulesvc.storage.webhook_records import (
+from rulesvc.audit.evidence import EvidenceError, EvidenceReader, body_decision_id, delivery_problem, refuse
+from rulesvc.decisions.ports import FeedRecord
+from rulesvc.delivery.ports import (
     DEAD,
     ClaimedDelivery,
     DeliveryRecord,
@@ -30,7 +27,7 @@ from rulesvc.storage.webhook_records import (
     SubscriptionRecord,
     WebhookStore,
 )
-from rulesvc.webhooks import (
+from rulesvc.delivery.webhooks import (
     RetryPolicy,
     SubscriptionFilter,
     delivery_body,
@@ -38,6 +35,9 @@ from rulesvc.webhooks import (
     new_secret,
     signed_headers,
 )
+from rulesvc.errors import RulesvcError
+from rulesvc.masking import MaskPolicy, default_policy
+from rulesvc.sla.clock import Clock
 
 
 class InvalidSubscriptionError(RulesvcError):

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from rulesvc.rulesets_client import (
+from rulesvc.cli.rulesets_client import (
     ApiError,
     RulesetsClient,
     UnreachableError,
@@ -240,7 +240,7 @@ def push(
     key: Key = None,
 ) -> None:
     """Upload a draft; prints the changes and the result of every compliance case."""
-    from rulesvc.rulesets_client import ruleset_name
+    from rulesvc.cli.rulesets_client import ruleset_name
 
     text = file.read_text(encoding="utf-8")
     target = name or ruleset_name(text) or file.stem

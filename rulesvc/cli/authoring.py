@@ -110,7 +110,7 @@ def simulate(
     from rulesvc.events import event_from_json, parse_time
     from rulesvc.lang.yamlpos import plain
     from rulesvc.rulebook import RuleBook
-    from rulesvc.simulation import simulate as run
+    from rulesvc.sla.simulation import simulate as run
 
     try:
         book = RuleBook.load([rulesets])

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from rulesvc.decisions.ports import NewDecision, StoredDecision
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
-from rulesvc.storage.records import NewDecision, StoredDecision
 
 
 @dataclass(frozen=True)

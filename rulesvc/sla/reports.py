@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from rulesvc.decisions.timer_ports import SlaRecord
 from rulesvc.errors import RulesvcError
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.outcomes import MET
-from rulesvc.storage.timer_records import SlaRecord
 
 DIMENSIONS = ("ruleset", "group", "timer", "kind", "calendar", "rule")
 PERIODS = ("day", "week", "month")

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from rulesvc import exactjson
 from rulesvc.apikeys import Principal, Role, generate_key, hash_key, key_id_of
-from rulesvc.audit import (
+from rulesvc.audit.chain import (
     KIND_CLEAR_READ,
     BrokenEntry,
     VerifyResult,
@@ -32,20 +32,20 @@ from rulesvc.audit import (
     sha256_hex,
     verify_chain,
 )
-from rulesvc.audit import Problem as ChainProblem
-from rulesvc.checkpoints import Checkpoint, CheckpointError, CheckpointKeeper
-from rulesvc.decision_record import decision_payload, new_decision, record_json
+from rulesvc.audit.chain import Problem as ChainProblem
+from rulesvc.audit.checkpoints import Checkpoint, CheckpointError, CheckpointKeeper
+from rulesvc.audit.evidence import EvidenceReader, check_feed, verify_rows
+from rulesvc.decisions.ports import ApiKeyRecord, DecisionStore, KeyStore, NewDecision, StoredDecision
+from rulesvc.decisions.record import decision_payload, new_decision, record_json
+from rulesvc.decisions.ticket_work import EventTicketWork
+from rulesvc.delivery.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.entropy import uuid4
 from rulesvc.errors import InvalidEventError, Problem, RulesvcError
-from rulesvc.evidence import EvidenceReader, check_feed, verify_rows
 from rulesvc.lang.model import KindSchema
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Action, Decision, Event, TraceEntry
-from rulesvc.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.sla.clock import Clock
 from rulesvc.sla.ticket_timers import TIMER_ACTIONS
-from rulesvc.storage.records import ApiKeyRecord, DecisionStore, KeyStore, NewDecision, StoredDecision
-from rulesvc.ticket_work import EventTicketWork
 from rulesvc.validation import DEFAULT_LIMITS, CheckedEvent, Limits, read_event, same_meaning
 
 
@@ -68,7 +68,7 @@ class Evaluator(Protocol):
 DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of the server's clock an event's `occurred_at` may be (Settings.event_clock_skew)."""
 
-# rulesvc.simulation.simulate: (book, events, until) -> a timeline with `to_json()` (or the JSON itself).
+# rulesvc.sla.simulation.simulate: (book, events, until) -> a timeline with `to_json()` (or the JSON itself).
 Simulator = Callable[[Any, Sequence[Event], datetime], Any]
 
 
@@ -235,7 +235,7 @@ class DecisionService:
             )
 
         new = record(decision)
-        # The store runs this under the ticket's lock: timer changes, snapshot, final record (rulesvc.ticket_work).
+        # The store runs this under the ticket's lock: timer changes, snapshot, final record (rulesvc.decisions.ticket_work).
         work = EventTicketWork(event, decision, getattr(self.book, "calendars", {}), record, new)
         return PreparedEvent(replace(new, ticket_work=work), clear_text, decision.fired_json(), body)
 
@@ -522,6 +522,6 @@ def routed_decision(checked: CheckedEvent) -> Decision:
 
 
 def _default_simulator() -> Simulator:
-    from rulesvc.simulation import simulate
+    from rulesvc.sla.simulation import simulate
 
     return simulate

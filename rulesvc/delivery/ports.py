@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from rulesvc.storage.records import FeedRecord
+from rulesvc.decisions.ports import FeedRecord
 
 PENDING = "pending"
 DELIVERED = "delivered"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from rulesvc.audit import ChainEntry
+from rulesvc.audit.chain import ChainEntry
 
 DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED = "draft", "submitted", "approved", "rejected", "published"
 STATUSES = (DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED)

@@ -7,7 +7,7 @@ to itself. A mismatch stops the use (`EvidenceError`, code `audit.evidence_misma
 counted, and `verify` reports the row.
 
 What this cannot see alone: an entry rewritten together with every later one and the head (a consistent
-forged chain). Signed checkpoints outside the database catch that (`rulesvc.checkpoints`).
+forged chain). Signed checkpoints outside the database catch that (`rulesvc.audit.checkpoints`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rulesvc import exactjson
-from rulesvc.audit import KIND_DECISION, ChainEntry, Problem, entry_hash, sha256_hex
+from rulesvc.audit.chain import KIND_DECISION, ChainEntry, Problem, entry_hash, sha256_hex
 from rulesvc.errors import RulesvcError
 from rulesvc.masking import MaskPolicy, default_policy
 
 if TYPE_CHECKING:
+    from rulesvc.decisions.ports import FeedRecord
     from rulesvc.storage.evidence_reads import StoredDelivery
-    from rulesvc.storage.records import FeedRecord
 
 log = logging.getLogger("rulesvc.evidence")
 

@@ -1,4 +1,5 @@
-"""`rulesvc` command line: authoring commands here, service/operations commands in cli_ops."""
+"""`rulesvc` command line: authoring commands in `authoring`, service/operations commands in `ops`,
+ruleset lifecycle commands in `rulesets`."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from rulesvc import cli_authoring, cli_ops, cli_rulesets
+    from rulesvc.cli import authoring, ops, rulesets
 
-    cli_authoring.register(app)
-    cli_ops.register(app)
-    cli_rulesets.register(app)
+    authoring.register(app)
+    ops.register(app)
+    rulesets.register(app)
     app()

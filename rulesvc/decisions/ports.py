@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rulesvc.apikeys import Role
-from rulesvc.audit import ChainEntry
+from rulesvc.audit.chain import ChainEntry
 
 if TYPE_CHECKING:
-    from rulesvc.storage.timer_records import TicketView, TicketWrite
+    from rulesvc.decisions.timer_ports import TicketView, TicketWrite
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class NewDecision:
     occurred_at: datetime | None = None
     """When the event occurred, stored with the clear input (backtests select events by it)."""
     """Run by the store under the ticket's lock, in the same transaction: the timer changes, snapshot and
-    final record of this decision (`rulesvc.ticket_work.EventTicketWork`). None: the ticket is untouched."""
+    final record of this decision (`rulesvc.decisions.ticket_work.EventTicketWork`). None: the ticket is untouched."""
 
 
 @dataclass(frozen=True)
