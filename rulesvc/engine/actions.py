@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from rulesvc.durations import format_duration
+from rulesvc.engine.closures import compile_expr
+from rulesvc.lang import TypeEnv
 from rulesvc.lang.actions import CATALOGUE, DEFAULT_CALENDAR
-from rulesvc.lang.expr import TypeEnv, compile_expr
 from rulesvc.lang.model import ActionSpec, ParamSpec
 from rulesvc.model import Action, to_jsonable
 from rulesvc.sla.calendar import BusinessCalendar

@@ -9,7 +9,7 @@ rule's guard, so durable decides *when* rules are ready and chains facts, and th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,12 +17,13 @@ from decimal import Decimal
 from typing import Any
 
 from rulesvc.engine.actions import CompiledAction, compile_action
+from rulesvc.engine.closures import compile_explanation, compile_expr
 from rulesvc.engine.durable import DurableNetwork, FactPattern, NetworkRule, compile_network
 from rulesvc.engine.tables import CompiledTable
 from rulesvc.errors import ActionFailedError
-from rulesvc.lang.expr import And, Compare, Const, Expr, Not, Or, Path, TypeEnv, compile_expr, paths, to_text
+from rulesvc.lang import And, Compare, Const, Expr, Path, TypeEnv, paths
 from rulesvc.lang.model import Rule, Ruleset
-from rulesvc.model import Action, ConditionTrace, Event, FiredRule, TraceEntry
+from rulesvc.model import Action, Event, FiredRule, TraceEntry
 from rulesvc.sla.calendar import BusinessCalendar
 
 INPUT_FACT = "input"
@@ -87,34 +88,6 @@ def _conjuncts(expr: Expr | None) -> list[Expr]:
     return [expr]
 
 
-@dataclass(frozen=True)
-class _Atom:
-    """One atomic condition compiled once, so explaining a firing costs only closure calls."""
-
-    text: str
-    value_fns: tuple[tuple[str, Callable[[Any], Any]], ...]
-    result_fn: Callable[[Any], Any]
-
-    def trace(self, scope: Mapping[str, Any]) -> ConditionTrace:
-        values = {name: fn(scope) for name, fn in self.value_fns}
-        return ConditionTrace(self.text, values, self.result_fn(scope) is True)
-
-
-def _atoms(expr: Expr, env: TypeEnv) -> list[_Atom]:
-    if isinstance(expr, And | Or):
-        return [atom for item in expr.items for atom in _atoms(item, env)]
-    if isinstance(expr, Not):
-        return _atoms(expr.operand, env)
-    value_paths = sorted(paths(expr))
-    return [
-        _Atom(
-            to_text(expr),
-            tuple((".".join(p), compile_expr(Path(p), env)) for p in value_paths if len(p) > 1),
-            compile_expr(expr, env),
-        )
-    ]
-
-
 class CompiledRule:
     def __init__(
         self,
@@ -128,7 +101,7 @@ class CompiledRule:
         self.rule = rule
         self.env = env
         self.when = compile_expr(rule.when, env) if rule.when is not None else None
-        self.atoms = _atoms(rule.when, env) if rule.when is not None else []
+        self.explain = compile_explanation(rule.when, env)
         self.actions: list[CompiledAction] = [
             compile_action(spec, env, f"{ruleset.name}/{rule.id}", calendars) for spec in rule.then
         ]
@@ -177,8 +150,9 @@ class CompiledRule:
         run = _RUN.get()
         scope = run.scope_with(matched)
         run.fired.append(FiredRule(self.ruleset.name, self.ruleset.version, self.rule.id))
-        conditions = tuple(atom.trace(scope) for atom in self.atoms)
-        run.trace.append(TraceEntry(self.ruleset.name, self.ruleset.version, self.rule.id, conditions))
+        run.trace.append(
+            TraceEntry(self.ruleset.name, self.ruleset.version, self.rule.id, self.explain(scope))
+        )
         return run.perform(self.actions, scope)
 
     def run_alone(self) -> None:

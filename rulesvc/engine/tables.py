@@ -12,16 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from rulesvc.engine.closures import compile_expr
 from rulesvc.errors import EngineError
-from rulesvc.lang.expr import (
-    And,
-    Const,
-    Path,
-    TypeEnv,
-    bind_subject,
-    compile_expr,
-    infer_type,
-)
+from rulesvc.lang import And, Const, Path, TypeEnv, bind_subject, infer_type
 from rulesvc.lang.model import Row, Table
 from rulesvc.lang.tables import column_kind, equality_values
 from rulesvc.model import ConditionTrace

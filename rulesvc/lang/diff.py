@@ -11,9 +11,9 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from rulesvc.lang.expr import to_text
 from rulesvc.lang.labels import action_label
 from rulesvc.lang.model import ActionSpec, ParamSpec, Row, Rule, Ruleset, Table
+from rulesvc.lang.printer import to_text
 from rulesvc.model import to_jsonable
 
 

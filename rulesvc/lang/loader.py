@@ -17,17 +17,11 @@ from rulesvc.durations import parse_duration
 from rulesvc.errors import InvalidRulesetError, Location, RulesetError
 from rulesvc.events import TICKET_EVENT_TYPES
 from rulesvc.lang.actions import CATALOGUE, CHANNELS
-from rulesvc.lang.expr import (
-    Expr,
-    FieldType,
-    TypeEnv,
-    bind_subject,
-    check,
-    parse_cell,
-    parse_expression,
-)
+from rulesvc.lang.ast import Expr, bind_subject
+from rulesvc.lang.check import FieldType, TypeEnv, check
 from rulesvc.lang.kinds import load_kind
 from rulesvc.lang.model import ActionSpec, KindSchema, ParamSpec, Row, Rule, Ruleset, Table
+from rulesvc.lang.parse import parse_cell, parse_expression
 from rulesvc.lang.tables import analyse_table
 from rulesvc.lang.yamlpos import Source, load_yaml, plain, suggest, unknown_keys
 from rulesvc.model import TIMER_DUE, TIMER_WARNING

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from rulesvc.errors import Location
-from rulesvc.lang.expr import Expr
+from rulesvc.lang.ast import Expr
 
 Bound = Decimal | datetime | date
 

@@ -2,18 +2,23 @@
 
 Each cell is turned into the exact set of column values it accepts, when that set can be known:
 numbers → a union of intervals, strings → a finite set or its complement, enums → the set of members
-(computed by evaluating the cell on every member). Cells that cannot be analysed (arithmetic, string tests)
+(the cell decided for every member, with the engine's semantics: declared rank order, an unknown literal
+matches nothing). Cells that cannot be analysed (arithmetic, string tests)
 are "unknown" and never produce a report: the analysis only claims what it can prove.
 """
 
 from __future__ import annotations
 
+import operator
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from rulesvc.errors import RulesetError
-from rulesvc.lang.expr import (
+from rulesvc.lang.ast import (
+    COMPARISON_OPS,
     And,
     Compare,
     Const,
@@ -22,11 +27,9 @@ from rulesvc.lang.expr import (
     Or,
     Path,
     Subject,
-    TypeEnv,
-    bind_subject,
-    compile_expr,
-    infer_type,
+    literal_value,
 )
+from rulesvc.lang.check import TypeEnv, infer_type
 from rulesvc.lang.model import Row, Table
 
 Bound = tuple[Decimal, bool] | None  # (value, inclusive); None = infinite
@@ -154,21 +157,22 @@ def _num_test(op: str, value: Decimal) -> tuple[Interval, ...] | None:
     return None
 
 
-def cell_set(cell: Expr, kind: str, members: tuple[str, ...], env: TypeEnv, subject: Expr) -> ValueSet | None:
+def cell_set(cell: Expr, kind: str, members: tuple[str, ...]) -> ValueSet | None:
     """The values a cell accepts, or None when that cannot be known statically."""
     if isinstance(cell, Const) and cell.value is True:
         return _universe(kind, members)
     if kind == "enum":
-        probe = compile_expr(bind_subject(cell, subject), env)
-        root = subject.parts[0] if isinstance(subject, Path) else ""
+        ranks = {member: rank for rank, member in enumerate(members)}
         accepted = set()
         for member in members:
-            scope = {root: _nest(subject, member)} if isinstance(subject, Path) else {}
-            if probe(scope) is True:
+            verdict = _enum_accepts(cell, member, ranks)
+            if verdict is None:
+                return None
+            if verdict:
                 accepted.add(member)
         return ValueSet("enum", values=frozenset(accepted))
     if isinstance(cell, And | Or):
-        parts = [cell_set(item, kind, members, env, subject) for item in cell.items]
+        parts = [cell_set(item, kind, members) for item in cell.items]
         if any(p is None for p in parts):
             return None
         result = parts[0]
@@ -207,11 +211,58 @@ def cell_set(cell: Expr, kind: str, members: tuple[str, ...], env: TypeEnv, subj
     return None
 
 
-def _nest(subject: Path, value: Any) -> dict[str, Any]:
-    nested: Any = value
-    for part in reversed(subject.parts[1:]):
-        nested = {part: nested}
-    return nested if isinstance(nested, dict) else {}
+def _enum_accepts(cell: Expr, member: str, ranks: dict[str, int]) -> bool | None:
+    """Does a cell on an enum column accept `member`? None when the cell is not a plain test of literals."""
+    if isinstance(cell, Const) and cell.value is True:
+        return True
+    if isinstance(cell, And | Or):
+        verdicts = [_enum_accepts(item, member, ranks) for item in cell.items]
+        if any(v is None for v in verdicts):
+            return None
+        return all(verdicts) if isinstance(cell, And) else any(verdicts)
+    if not isinstance(cell, Compare) or not isinstance(cell.left, Subject):
+        return None
+    op, right = cell.op, cell.right
+    if op in ("in", "not in"):
+        if not isinstance(right, ListExpr):
+            return None
+        items = [literal_value(item) for item in right.items]
+        if not all(is_literal for is_literal, _ in items):
+            return None
+        found = member in {value for _, value in items if isinstance(value, str)}
+        return found if op == "in" else not found
+    if not isinstance(right, Const):
+        return None
+    value = right.value
+    if value is None and op in COMPARISON_OPS:
+        return op == "!="  # a member is present: only `!= null` holds
+    if not isinstance(value, str):
+        return None
+    if op in COMPARISON_OPS:
+        rank = ranks.get(value)
+        if rank is None:
+            return False  # not a member: every comparison is False, `!=` included
+        return _RANK_TESTS[op](ranks[member], rank)
+    if op == "contains":
+        return value in member
+    if op == "startswith":
+        return member.startswith(value)
+    if op == "endswith":
+        return member.endswith(value)
+    try:
+        return re.search(value, member) is not None
+    except (re.error, ValueError, ArithmeticError, RecursionError):
+        return False
+
+
+_RANK_TESTS: Final[dict[str, Callable[[int, int], bool]]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 def column_kind(expr: Expr, env: TypeEnv) -> tuple[str, tuple[str, ...]]:
@@ -236,7 +287,7 @@ def row_sets(table: Table, row: Row, env: TypeEnv) -> dict[str, ValueSet | None]
         if kind == "enum" and not isinstance(subject, Path):
             sets[column] = None
             continue
-        sets[column] = cell_set(cell, kind, members, env, subject)
+        sets[column] = cell_set(cell, kind, members)
     return sets
 
 

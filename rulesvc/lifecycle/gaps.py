@@ -19,7 +19,7 @@ from typing import Any
 
 from rulesvc.cases.model import Case
 from rulesvc.cases.runner import Report, run_cases
-from rulesvc.lang.expr import to_text
+from rulesvc.lang import to_text
 from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.gate import GateRun, LockedBook
 

@@ -23,7 +23,7 @@ import pytest
 
 from rulesvc.errors import EngineError, InvalidEventError, Location
 from rulesvc.events import event_from_json
-from rulesvc.lang.expr import parse_cell
+from rulesvc.lang import parse_cell
 from rulesvc.lang.loader import load_folder_or_raise
 from rulesvc.lang.model import Row
 from rulesvc.model import ConditionTrace, Decision, Event
