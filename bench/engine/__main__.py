@@ -218,7 +218,7 @@ def bench_durable(profile: Profile) -> DurableOutcome:
         while done < checkpoint:
             event, expected = events[done % len(events)]
             if len(book.evaluate(event).actions) != expected:
-                wrong += 1  # a lost or duplicated action (ENGINE-NOTES #4)
+                wrong += 1  # a lost or duplicated action (docs/engine.md #4)
             done += 1
         gc.collect()
         rss.append(measure.rss_kib())

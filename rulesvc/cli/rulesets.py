@@ -9,6 +9,7 @@ wrong state, ...), with its message on stderr; 2 the server could not be reached
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -75,6 +76,9 @@ def _print_refusal(exc: ApiError, local_file: Path | None = None) -> None:
         typer.echo(f"{len(details)} error(s)", err=True)
         return
     typer.echo(f"refused ({exc.status} {exc.code}): {exc.message}", err=True)
+    if exc.code not in _DETAILED:
+        for line in _detail_lines(details):
+            typer.echo(f"  {line}", err=True)
     if exc.code == "cases_failed" and isinstance(details, dict):
         for failure in details.get("failures", []):
             typer.echo(failure.get("text", ""), err=True)
@@ -90,6 +94,44 @@ def _print_refusal(exc: ApiError, local_file: Path | None = None) -> None:
             typer.echo(f"  - {line}", err=True)
         for change in difference.get("cases", []):
             typer.echo(f"  {change['summary']}", err=True)
+
+
+_DETAILED = ("cases_failed", "draft.stale_base")
+"""Refusals whose details are printed in their own way by `_print_refusal`."""
+
+
+def _detail_lines(details: Any) -> list[str]:
+    """The details of a refusal, one line each: `path: message` for field problems, `key: value` else."""
+    if details is None or details == {} or details == []:
+        return []
+    if isinstance(details, list):
+        lines = []
+        for item in details:
+            if isinstance(item, dict) and "message" in item:
+                path = item.get("path") or item.get("loc") or ""
+                code = item.get("code") or item.get("type") or ""
+                prefix = f"{path}: " if path else ""
+                lines.append(f"{prefix}{item['message']}" + (f" ({code})" if code else ""))
+            else:
+                lines.append(json.dumps(item, ensure_ascii=False))
+        return lines
+    if isinstance(details, dict):
+        return [
+            f"{key}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+            for key, value in details.items()
+        ]
+    return [str(details)]
+
+
+def _case_file(value: str | None) -> str | None:
+    """`--file` as the API names case files (`loan-sla`), also when given as a path (`cases/loan-sla.yaml`),
+    the form the rules folder and the README use."""
+    if value is None:
+        return None
+    name = Path(value).name
+    for suffix in (".yaml", ".yml"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def _when(value: Any) -> str:
@@ -268,7 +310,10 @@ def upload_cases(
     name: Name,
     draft: Draft,
     file: Annotated[Path, typer.Argument(help="case file (YAML)", exists=True, dir_okay=False)],
-    target: Annotated[str | None, typer.Option("--file", help="case file to replace (default: NAME)")] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--file", help="case file to replace: loan-sla or cases/loan-sla.yaml (default: NAME)"),
+    ] = None,
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
@@ -276,7 +321,7 @@ def upload_cases(
     result = _client(url, key).call(
         "PUT",
         RulesetsClient.path(name, "drafts", draft, "cases"),
-        params={"file": target} if target else None,
+        params={"file": _case_file(target)} if target else None,
         content=file.read_text(encoding="utf-8").encode("utf-8"),
         headers={"Content-Type": "application/yaml"},
     )

@@ -2,7 +2,7 @@
 
 It runs a generic forward-chaining network (`NetworkRule`s built by a compiler elsewhere) over facts (dicts
 with a "_t" type) and knows nothing about our ruleset language. durable_rules 2.0.28 is unmaintained; each
-defect of /work/shared/ENGINE-NOTES.md ("#n") and each one measured while writing this module is contained:
+defect listed in docs/engine.md ("#n") and each one measured while writing this module is contained:
 
 * #1 alpha-network limits. "512 rules hang" because one alpha node holds at most 511 successors (a full
   open-addressed table loops forever). Also measured: one alpha node feeds at most 255 joins (256 crashes,
@@ -248,7 +248,9 @@ class DurableNetwork:
 
     def __init__(self, key: str, rules: Sequence[NetworkRule], *, partition_size: int = 400) -> None:
         if not 1 <= partition_size <= _MAX_PARTITION:
-            raise EngineError(f"partition_size must be within 1..{_MAX_PARTITION} (ENGINE-NOTES #1)")
+            raise EngineError(
+                f"partition_size must be within 1..{_MAX_PARTITION} (engine defect #1, docs/engine.md)"
+            )
         if len({r.name for r in rules}) != len(rules):
             raise EngineError(f"network {key!r}: rule names are not unique")
         self.key = key
@@ -356,7 +358,9 @@ class DurableNetwork:
             for partition in self._partitions:
                 self._assert_wave(partition, run, wave)
             if run.stray:
-                raise EngineError("durable_rules dispatched an action on its own (ENGINE-NOTES #4)")
+                raise EngineError(
+                    "durable_rules dispatched an action on its own (engine defect #4, docs/engine.md)"
+                )
             activations, run.activations, wave = run.activations, [], []
             _agenda_order(activations)
             for activation in activations:
@@ -405,7 +409,9 @@ class DurableNetwork:
                 code, offset = _dre.assert_fact(partition.handle, text)
             except MemoryError as exc:  # the session table is full; the new session may be half-built
                 run.poisoned.add(partition.index)
-                raise EngineError("durable_rules is out of sessions (ENGINE-NOTES #2)") from exc
+                raise EngineError(
+                    "durable_rules is out of sessions (engine defect #2, docs/engine.md)"
+                ) from exc
             except Exception as exc:
                 raise EngineError(f"durable_rules failed to assert a fact: {exc}") from exc
             if code == 0:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -54,15 +56,52 @@ def test_readme_console_example(command: str, expected: list[str]) -> None:
         assert actual == expected
 
 
-@pytest.mark.parametrize("doc", ["http.md", "timers.md", "lifecycle.md"])
-def test_readme_carries_the_executed_walkthroughs(doc: str) -> None:
-    """docs/*.md are executed against live servers by their own tests; the README carries them verbatim."""
-    readme = README.read_text(encoding="utf-8").splitlines()
-    position = 0
-    for line in (ROOT / "docs" / doc).read_text(encoding="utf-8").splitlines():
-        if line.startswith("#") or not line.strip():
-            continue  # headings are shifted one level down in the README
-        try:
-            position = readme.index(line, position) + 1
-        except ValueError:
-            pytest.fail(f"README lacks this line of docs/{doc} (run scripts/merge_readme.py):\n  {line}")
+def _merge_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("merge_readme", ROOT / "scripts" / "merge_readme.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_carries_the_executed_walkthroughs() -> None:
+    """docs/http.md, timers.md and lifecycle.md are executed against live servers by their own tests; the
+    README carries them verbatim between its markers (scripts/merge_readme.py puts them there)."""
+    readme = README.read_text(encoding="utf-8")
+    assert _merge_script().merged(readme) == readme, "README.md is not in step: run scripts/merge_readme.py"
+
+
+def test_merging_the_walkthroughs_never_drops_a_hand_written_section() -> None:
+    readme = README.read_text(encoding="utf-8")
+    end = readme.index("<!-- walkthroughs:end -->")
+    written_by_hand = readme[:end] + "## Business calendars\n\nwritten here by hand\n\n" + readme[end:]
+    with pytest.raises(ValueError, match="## Business calendars"):
+        _merge_script().merged(written_by_hand)
+
+
+OUTSIDE = re.compile(r"ENGINE-NOTES|(?<![\w/])DOMAIN\.md|/work/shared|\.\./shared")
+DOC_PATH = re.compile(r"\bdocs/[\w./-]+\.(?:md|yaml|json)\b")
+
+
+def test_knowledge_the_code_refers_to_is_in_the_repository() -> None:
+    """No comment, message or doc points outside the repository; every docs/ file named exists."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.py", "*.md", "*.toml", "*.yaml", "Makefile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    outside, missing = [], []
+    for name in tracked:
+        path = ROOT / name
+        if not path.is_file() or name == "tests/docs/test_readme.py":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if OUTSIDE.search(line):
+                outside.append(f"{name}:{number}: {line.strip()}")
+            missing += [
+                f"{name}:{number}: {ref}" for ref in DOC_PATH.findall(line) if not (ROOT / ref).exists()
+            ]
+    assert not outside, "references outside the repository:\n" + "\n".join(outside)
+    assert not missing, "docs named but not in the repository:\n" + "\n".join(missing)

@@ -1,4 +1,4 @@
-"""Long stress tests of the durable_rules adapter (ENGINE-NOTES #2, #4): 200,000 evaluations, each checked
+"""Long stress tests of the durable_rules adapter (docs/engine.md #2, #4): 200,000 evaluations, each checked
 against an independent model, so that a lost, duplicated or cross-wired firing fails the test."""
 
 from __future__ import annotations

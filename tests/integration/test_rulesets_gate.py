@@ -630,3 +630,50 @@ def test_cli_export_writes_its_base_and_push_sends_it(
     pushed = runner.invoke(rulesets_cli, ["push", str(file)], env={**env, "RULESVC_KEY": lc_keys["editor"]})
     assert pushed.exit_code == 0, pushed.output
     assert "based on v2" in pushed.output
+
+
+def test_cli_cases_takes_the_folder_path_and_refusals_show_the_api_details(
+    lifecycle_client: TestClient, lc_keys: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = lifecycle_client
+
+    def through_app(method: str, url: str, **kwargs: Any) -> Any:
+        kwargs.pop("timeout", None)
+        return client.request(method, url.removeprefix("http://rulesvc.test"), **kwargs)
+
+    monkeypatch.setattr(rulesets_client.httpx, "request", through_app)
+    editor = {"RULESVC_URL": "http://rulesvc.test", "RULESVC_KEY": lc_keys["editor"]}
+    runner = CliRunner()
+    draft_id = push(client, lc_keys["editor"], RAISED, "门槛调整").json()["draft_id"]
+    cases = tmp_path / "cases" / f"{EXPENSE}.yaml"
+    cases.parent.mkdir()
+    cases.write_text(RAISED_CASES, encoding="utf-8")
+    # `--file` as the rules folder names it (the README's form) is the same file as `--file expense-approval`
+    uploaded = runner.invoke(
+        rulesets_cli, ["cases", EXPENSE, draft_id, str(cases), "--file", f"cases/{EXPENSE}.yaml"], env=editor
+    )
+    assert uploaded.exit_code == 0, uploaded.output
+    assert "tests: 49 passed, 0 failed" in uploaded.output
+    # another ruleset's case file: refused, with what the API said about it
+    foreign = runner.invoke(
+        rulesets_cli, ["cases", EXPENSE, draft_id, str(cases), "--file", "cases/loan-sla.yaml"], env=editor
+    )
+    assert foreign.exit_code == 1
+    refusal = client.put(
+        f"/v1/rulesets/{EXPENSE}/drafts/{draft_id}/cases",
+        params={"file": "loan-sla"},
+        content=RAISED_CASES.encode("utf-8"),
+        headers={**auth(lc_keys["editor"]), "Content-Type": "application/yaml"},
+    ).json()
+    assert f"refused (403 {refusal['code']}): {refusal['message']}" in foreign.output
+    for key, value in refusal["details"].items():
+        assert f"  {key}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}" in (
+            foreign.output
+        )
+    # a request the API finds malformed: every field problem is shown, not just "请求参数不合法"
+    bad = runner.invoke(
+        rulesets_cli, ["cases", EXPENSE, draft_id, str(cases), "--file", "cases/bad name.yaml"], env=editor
+    )
+    assert bad.exit_code == 1
+    assert "refused (422 invalid_request): 请求参数不合法" in bad.output
+    assert "  query.file: " in bad.output, bad.output

@@ -58,7 +58,7 @@ def berlin_office() -> BusinessCalendar:
     )
 
 
-# ---------------------------------------------------------------- DOMAIN.md examples (cn calendar)
+# ---------------------------------------------------------------- docs/domain.md examples (cn calendar)
 
 
 def test_loan_created_before_golden_week_is_due_at_noon_after_it(cn: BusinessCalendar) -> None:

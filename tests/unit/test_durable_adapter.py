@@ -1,4 +1,4 @@
-"""The durable_rules adapter: one test (at least) per defect of /work/shared/ENGINE-NOTES.md, plus the ones
+"""The durable_rules adapter: one test (at least) per defect of docs/engine.md, plus the ones
 found while writing it (alpha budgets, delete_state segfault, float literals, "$or" duplicates, conditions
 between facts). The 200,000-evaluation stress test is tests/integration/test_durable_stress.py."""
 

@@ -1,4 +1,4 @@
-"""Virtual-time simulation on the shipped rulesets: DOMAIN.md timelines, pause/resume, ordering policy."""
+"""Virtual-time simulation on the shipped rulesets: docs/domain.md timelines, pause/resume, ordering policy."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def types_at(timeline: Timeline) -> list[tuple[datetime, str]]:
     return [(at, action["type"]) for at, action in flat(timeline)]
 
 
-# ---- complaint first-response SLA (DOMAIN.md scenario 4) ----------------------------------------------------
+# ---- complaint first-response SLA (docs/domain.md scenario 4) ----------------------------------------------------
 
 
 def test_complaint_never_accepted_notifies_at_1_5h_and_escalates_at_2h(book: RuleBook) -> None:
@@ -129,7 +129,7 @@ def test_events_after_until_are_not_processed(book: RuleBook) -> None:
     assert [a for _, a in types_at(simulate(book, events, after(3)))] == ["start_timer", "notify", "escalate"]
 
 
-# ---- loan first-review SLA on the cn calendar (DOMAIN.md scenario 3) ------------------------------------------
+# ---- loan first-review SLA on the cn calendar (docs/domain.md scenario 3) ------------------------------------------
 
 
 def test_loan_created_wednesday_before_national_day_is_due_thursday_noon(book: RuleBook) -> None:
