@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Runtime
+from api.docs_pages import install_docs_pages
 from api.errors import install_error_handlers
 from api.lifecycle import install_lifecycle
 from api.metrics import Metrics
@@ -129,6 +130,8 @@ def create_app(
         description=DESCRIPTION,
         default_response_class=JSONBytes,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served with local assets by install_docs_pages
+        redoc_url=None,
         # The service exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks, left on, look up
         # the global providers (and the environment) on every request although none is configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -138,6 +141,7 @@ def create_app(
         app.include_router(module.router)
     app.router.routes.insert(0, events.FastEventRoute())
     install_error_handlers(app)
+    install_docs_pages(app)
     if lifecycle is not None:
         install_lifecycle(app, lifecycle)
     # Webhook retries run on real time (SystemClock) whatever clock decides events.
