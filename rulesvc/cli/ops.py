@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,6 @@ def serve(
     import uvicorn
 
     from api.logs import configure_logging
-    from rulesvc.decisions.service import create_api_key
     from rulesvc.errors import InvalidRulesetError
     from rulesvc.storage import SqlStore, make_engine, migrate
 
@@ -71,12 +71,10 @@ def serve(
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = SqlStore(engine)
-    if settings.is_embedded and settings.bootstrap_admin_key and store.count_keys() == 0:
-        key_id, key = create_api_key(
-            store, frozenset({Role.ADMIN}), SystemClock(), "local admin (first start)"
-        )
-        typer.echo(f"首次启动：已创建本地管理员 API 密钥 {key_id}（仅显示这一次，请妥善保存）：")
-        typer.echo(key)
+    notice, to_stderr = first_key_notice(settings, store)
+    if notice:
+        typer.echo(notice, err=to_stderr)
+        (sys.stderr if to_stderr else sys.stdout).flush()  # before the service's JSON log lines
     engine.dispose()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = Path("var") / "prometheus"
@@ -97,6 +95,38 @@ def serve(
     finally:
         if background is not None:
             background.stop()
+
+
+RULER = "=" * 78
+
+
+def first_key_notice(settings: Settings, store: SqlStore) -> tuple[str, bool]:
+    """What `serve` says about the first API key, framed so it stands out among the JSON log lines, and
+    whether it goes to stderr.
+
+    On a database without any key, the embedded SQLite default creates a local admin key and shows it
+    (stdout, the key alone on its line, shown this once); any other database gets no key from `serve` and
+    is told how to create the first one on the host (stderr).
+    """
+    from rulesvc.decisions.service import create_api_key
+
+    if store.count_keys() > 0:
+        return "", False
+    if settings.is_embedded and settings.bootstrap_admin_key:
+        key_id, key = create_api_key(
+            store, frozenset({Role.ADMIN}), SystemClock(), "local admin (first start)"
+        )
+        lines = [
+            f"首次启动：已创建本地管理员 API 密钥 {key_id}（仅显示这一次，请妥善保存）：",
+            key,
+            "更多密钥（在本机）：rulesvc keys create --role ROLE --label 名称",
+        ]
+        return "\n".join(["", RULER, *lines, RULER, ""]), False
+    lines = [
+        "数据库中还没有任何 API 密钥，所有接口都会拒绝访问。在能连到该数据库的主机上创建第一个管理员密钥（只显示一次）：",
+        "  RULESVC_DATABASE_URL=<同一数据库> rulesvc keys create --role admin --label 管理员姓名",
+    ]
+    return "\n".join(["", RULER, *lines, RULER, ""]), True
 
 
 def _run_uvicorn(uvicorn: Any, settings: Settings, host: str, port: int, workers: int) -> None:

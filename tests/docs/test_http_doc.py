@@ -12,18 +12,18 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rulesvc.apikeys import Role
-from rulesvc.decisions.service import create_api_key
-from rulesvc.sla.clock import SystemClock
-from rulesvc.storage import SqlStore, make_engine, migrate
+from rulesvc.storage import make_engine, migrate
 from tests.integration.conftest import cli_env, start_server, stop_server
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "http.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "http.md"
 DOC_BASE = "http://127.0.0.1:8000"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SERVER_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
@@ -76,11 +76,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     url = f"sqlite:///{work / 'rulesvc.db'}"
     engine = make_engine(url)
     migrate(engine)
-    store = SqlStore(engine, group_commit=False)
-    env = {**os.environ, **cli_env(url)}
-    for name, role in KEYS.items():
-        env[name] = create_api_key(store, frozenset({role}), SystemClock())[1]
     engine.dispose()
+    # the document's commands run as typed: `rulesvc` from .venv/bin on the PATH, on the server's database
+    env = {**os.environ, **cli_env(url)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # the calendar coverage shown in the walkthrough is counted from a fixed day
     running = start_server(
         cli_env(url, RULESVC_BOOTSTRAP_ADMIN_KEY="false", RULESVC_TODAY="2026-12-04"), work / "serve.log"
@@ -89,8 +88,50 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     stop_server(running)
 
 
+KEY_BLOCK = re.compile(r"```console\n(\$ rulesvc keys create.*?)```", re.S)
+EXPORT = re.compile(r"^export (\w+)=\$\((rulesvc keys create .*)\)$")
+KEY_ID = re.compile(r"(?<=key_id: )[0-9a-f]{12}\b")
+SECRET = re.compile(r"^rsk_[0-9a-f]{12}_\S+$")
+
+
+def key_shape(lines: list[str]) -> list[str]:
+    return [SECRET.sub("rsk_<id>_…", KEY_ID.sub("<id>", line)) for line in lines]
+
+
+def create_the_documented_keys(env: dict[str, str]) -> None:
+    """Run the document's `rulesvc keys create` block line by line; exports land in `env`."""
+    [block] = KEY_BLOCK.findall(DOC.read_text(encoding="utf-8"))
+    lines = block.rstrip("\n").split("\n")
+    for index, line in enumerate(lines):
+        if not line.startswith("$ "):
+            continue
+        command = line[2:]
+        exported = EXPORT.match(command)
+        done = subprocess.run(
+            ["bash", "-c", exported.group(2) if exported else command],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        if exported:
+            env[exported.group(1)] = done.stdout.strip().splitlines()[-1]
+            continue
+        documented = []
+        for following in lines[index + 1 :]:
+            if following.startswith("$ "):
+                break
+            documented.append(following)
+        actual = done.stderr.strip().splitlines() + done.stdout.strip().splitlines()
+        assert key_shape(actual) == key_shape(documented), f"$ {command}\n{done.stderr}{done.stdout}"
+    assert set(KEYS) <= set(env)
+
+
 def test_walkthrough_answers_as_documented(server: Any) -> None:
     running, env = server
+    create_the_documented_keys(env)
     blocks = curl_blocks()
     assert len(blocks) >= 15
     ids: dict[str, str] = {}

@@ -17,9 +17,16 @@ README = ROOT / "README.md"
 RULESVC = Path(sys.executable).parent / "rulesvc"
 
 
+def outside_walkthroughs() -> str:
+    """The README without the region copied from docs/http.md, timers.md and lifecycle.md (their own tests
+    replay those against live servers)."""
+    readme = README.read_text(encoding="utf-8")
+    return readme[: readme.index("<!-- walkthroughs:begin")] + readme[readme.index("<!-- walkthroughs:end") :]
+
+
 def console_blocks() -> list[tuple[str, list[str]]]:
     """(command, expected output lines) for every ```console block whose command is `rulesvc ...`."""
-    blocks = re.findall(r"```console\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    blocks = re.findall(r"```console\n(.*?)```", outside_walkthroughs(), flags=re.S)
     result = []
     for block in blocks:
         lines = block.rstrip("\n").split("\n")
@@ -54,6 +61,16 @@ def test_readme_console_example(command: str, expected: list[str]) -> None:
             pytest.fail(f"README line not in output of `{command}`:\n  {line}\n--- actual ---\n{proc.stdout}")
     if "..." not in [line.strip() for line in expected]:
         assert actual == expected
+
+
+def test_every_example_runs_rulesvc_the_way_the_readme_says() -> None:
+    """The README says how `rulesvc` gets on the PATH, and every example then types it the same way."""
+    readme = README.read_text(encoding="utf-8")
+    assert "make serve" in readme and "make test" in readme  # the two commands on a fresh machine
+    assert ". .venv/bin/activate" in readme
+    for path in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```(?:console|sh)\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S):
+            assert ".venv/bin/" not in block.replace(". .venv/bin/activate", ""), (path.name, block)
 
 
 def _merge_script() -> ModuleType:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rulesvc.apikeys import Role, hash_key
-from rulesvc.storage import SqlStore, make_engine
+from rulesvc.storage import SqlStore, make_engine, migrate
 from tests.integration.conftest import invoke_cli
 
 
@@ -35,3 +35,32 @@ def test_unknown_role_is_refused(database_url: str) -> None:
     result = invoke_cli(["keys", "create", "--role", "root"], database_url)
     assert result.exit_code == 2
     assert "unknown role 'root'" in result.output
+
+
+def test_first_start_creates_a_local_admin_key_or_says_how_to_make_one(database_url: str) -> None:
+    """SQLite default: `serve` shows a new admin key once, framed; any other database (or bootstrap off):
+    no key is created and `serve` says how to create the first one on the host."""
+    from rulesvc.cli.ops import RULER, first_key_notice
+    from rulesvc.settings import Settings
+
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+        store = SqlStore(engine)
+        settings = Settings(database_url=database_url)
+        notice, to_stderr = first_key_notice(settings, store)
+        lines = notice.splitlines()
+        assert lines.count(RULER) == 2
+        if settings.is_embedded:
+            assert not to_stderr
+            [key] = [line for line in lines if line.startswith("rsk_")]
+            found = store.find_key_by_hash(hash_key(key))
+            assert found is not None and found.roles == frozenset({Role.ADMIN})
+            assert first_key_notice(settings, store) == ("", False)  # a key exists now: nothing more
+        else:
+            assert to_stderr and store.count_keys() == 0
+            assert "rulesvc keys create --role admin" in notice
+            # told again at the next start, until someone creates a key
+            assert first_key_notice(settings, store) == (notice, True)
+    finally:
+        engine.dispose()
