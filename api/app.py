@@ -37,6 +37,7 @@ from rulesvc.decisions.service import DecisionService, Evaluator, Simulator
 from rulesvc.delivery.notify import shared_notifier
 from rulesvc.delivery.service import WebhookService
 from rulesvc.lifecycle.build import Lifecycle, build_lifecycle
+from rulesvc.lifecycle.ports import KIND_CALENDAR
 from rulesvc.lifecycle.queries import ruleset_problems
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
@@ -100,7 +101,10 @@ def create_app(
         limits=settings.validation_limits(),
         evidence=SqlEvidenceReader(engine),
         checkpoints=checkpoints,
-        more_checks=[partial(ruleset_problems, SqlRulesetStore(engine))],
+        more_checks=[
+            partial(ruleset_problems, SqlRulesetStore(engine)),
+            partial(ruleset_problems, SqlRulesetStore(engine, KIND_CALENDAR)),
+        ],
         clock_skew=timedelta(seconds=settings.event_clock_skew),
     )
     metrics = Metrics()

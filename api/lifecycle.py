@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from api.errors import respond_error
-from api.routes import rulesets
+from api.routes import calendars, rulesets
 from rulesvc.lifecycle import (
     BadRequestError,
     CasesFailedError,
@@ -46,6 +46,7 @@ _STATUS: dict[type[LifecycleError], int] = {
 def install_lifecycle(app: FastAPI, lifecycle: Lifecycle) -> None:
     app.state.lifecycle = lifecycle
     app.include_router(rulesets.router)
+    app.include_router(calendars.router)
 
     @app.exception_handler(LifecycleError)
     async def _lifecycle_error(request: Request, exc: LifecycleError) -> Response:

@@ -234,6 +234,7 @@ def audit_verify(
     URL (nothing is written). Exit 1 and name what is wrong when anything does not verify."""
     from rulesvc.audit.checkpoints import CheckpointDirectory, Signer, checked_checkpoints, trusted_keys
     from rulesvc.decisions.service import verify_all
+    from rulesvc.lifecycle.ports import KIND_CALENDAR
     from rulesvc.lifecycle.queries import ruleset_problems
     from rulesvc.storage import SqlStore, make_engine
     from rulesvc.storage.evidence_reads import SqlEvidenceReader
@@ -250,7 +251,10 @@ def audit_verify(
             store,
             SqlEvidenceReader(engine),
             checked_checkpoints(folders, signer),
-            [lambda: ruleset_problems(SqlRulesetStore(engine))],
+            [
+                lambda: ruleset_problems(SqlRulesetStore(engine)),
+                lambda: ruleset_problems(SqlRulesetStore(engine, KIND_CALENDAR)),
+            ],
         )
     finally:
         engine.dispose()

@@ -15,9 +15,10 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from rulesvc.cli import authoring, ops, rulesets
+    from rulesvc.cli import authoring, calendars, ops, rulesets
 
     authoring.register(app)
     ops.register(app)
     rulesets.register(app)
+    calendars.register(app)
     app()

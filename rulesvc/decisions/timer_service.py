@@ -37,7 +37,10 @@ MAX_POINTS_PER_TICKET = 50
 
 
 class TimerEvaluator(Protocol):
-    calendars: Mapping[str, BusinessCalendar]
+    @property
+    def calendars(self) -> Mapping[str, BusinessCalendar]:
+        """The calendars timers are planned on (the versions in force now)."""
+        ...
 
     def evaluate(self, event: Event) -> Decision: ...
 

@@ -6,14 +6,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from rulesvc.lang.model import Ruleset
+from rulesvc.lifecycle.artifacts import ArtifactType
 from rulesvc.lifecycle.errors import ForbiddenError, ForeignCaseFileError, InvalidDraftError
 from rulesvc.lifecycle.gate import check_case_files, corpus, corpus_hash
-from rulesvc.lifecycle.ports import Change, DraftRecord, RulesetStore, StoreView, VersionRecord
+from rulesvc.lifecycle.ports import (
+    AuditNote,
+    Change,
+    DraftRecord,
+    RulesetStore,
+    StoreView,
+    VersionRecord,
+)
 from rulesvc.lifecycle.queries import RulesetQueries
 from rulesvc.lifecycle.registry import BookRegistry
-from rulesvc.lifecycle.steps import chain_note, check_name
+from rulesvc.lifecycle.steps import check_name
 from rulesvc.lifecycle.timeline import EPOCH, BookFactory
 from rulesvc.sla.clock import Clock
 
@@ -37,7 +45,11 @@ class Importing:
     clock: Clock
     queries: RulesetQueries
     shipped_cases: dict[str, str]
+    artifact: ArtifactType
     _announce: Callable[[], object]
+
+    def _note(self, step: str, name: str, actor: str, **fields: Any) -> AuditNote:
+        raise NotImplementedError
 
     def create_draft(
         self, actor: str, name: str, content: str, reason: str = "", cases: Mapping[str, str] | None = None
@@ -47,7 +59,7 @@ class Importing:
     def bootstrap(self, rulesets: Mapping[str, str], cases: Mapping[str, str]) -> list[VersionRecord]:
         """First start: the rules folder becomes version 1 of each ruleset (effective since EPOCH), unless
         the database already holds versions (then it is the source of truth and nothing happens)."""
-        if self.store.generation() == 0:
+        if not self.store.has_versions():
             self._parse_all(rulesets)
             now = self.clock.now()
             imported = self._import_versions(rulesets, cases, SYSTEM, now)
@@ -77,7 +89,7 @@ class Importing:
         problems = check_case_files(cases)
         if problems:
             raise InvalidDraftError(problems, "合规样例文件有错误")
-        if self.store.generation() == 0:
+        if not self.store.has_versions():
             if not may_bootstrap:
                 raise ForbiddenError("数据库中还没有任何规则集版本：首次导入需要 admin 角色")
             imported = self._import_versions(rulesets, cases, actor, self.clock.now())
@@ -104,27 +116,29 @@ class Importing:
             drafts.append(self.create_draft(actor, name, content, "导入", case_changes))
         return ImportResult([], drafts, unchanged)
 
-    def _parse_all(self, rulesets: Mapping[str, str]) -> dict[str, Ruleset]:
-        parsed: dict[str, Ruleset] = {}
+    def _parse_all(self, rulesets: Mapping[str, str]) -> dict[str, str]:
+        """name → content hash of every file, or InvalidDraftError with every positioned error."""
+        hashes: dict[str, str] = {}
         errors = []
         for name, text in sorted(rulesets.items()):
-            ruleset, found = self.factory.parse(name, text)
+            found_hash, found = self.artifact.check(name, text)
             errors.extend(found)
-            if ruleset is not None:
-                parsed[name] = ruleset
+            if found_hash is not None:
+                hashes[name] = found_hash
         if errors:
-            raise InvalidDraftError(errors)
-        return parsed
+            raise InvalidDraftError(errors, f"{self.artifact.label}有错误")
+        return hashes
 
     def _import_versions(
         self, rulesets: Mapping[str, str], cases: Mapping[str, str], actor: str, now: datetime
     ) -> list[VersionRecord]:
+        hashes = self._parse_all(rulesets)
         records = [
             VersionRecord(
                 name=name,
                 version=1,
                 content=text,
-                content_hash=self.factory.ruleset(name, text).content_hash,
+                content_hash=hashes[name],
                 cases={name: cases[name]} if name in cases else {},
                 source="import",
                 author=actor,
@@ -141,7 +155,7 @@ class Importing:
             if view.has_versions():
                 return Change()  # another replica imported first
             notes = [
-                chain_note(
+                self._note(
                     "imported",
                     r.name,
                     actor,

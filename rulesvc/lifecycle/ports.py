@@ -22,10 +22,17 @@ STATUSES = (DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED)
 
 KIND_RULESET = "ruleset"
 """Chain entry kind of every ruleset lifecycle step; the subject is `ruleset:<name>`."""
+KIND_CALENDAR = "calendar"
+"""Chain entry kind of every calendar lifecycle step; the subject is `calendar:<name>`."""
+
+
+def subject_of(kind: str, name: str) -> str:
+    """The chain subject of an artifact's lifecycle steps: `<kind>:<name>`."""
+    return f"{kind}:{name}"
 
 
 def ruleset_subject(name: str) -> str:
-    return f"ruleset:{name}"
+    return subject_of(KIND_RULESET, name)
 
 
 @dataclass(frozen=True)
@@ -128,9 +135,16 @@ class LoggedDecision:
 
 
 class RulesetStore(Protocol):
+    """Versions and drafts of one artifact type (`kind`: rulesets or calendars)."""
+
+    kind: str
+
     def generation(self) -> int:
-        """Grows with every publication (0 before the first): a cheap "did anything change?" probe."""
+        """Grows with every publication of any artifact type (0 before the first): a cheap "did anything
+        change?" probe (books hold rulesets and calendars, so either kind of publication reloads them)."""
         ...
+
+    def has_versions(self) -> bool: ...
 
     def all_versions(self) -> list[VersionRecord]: ...
 
@@ -149,7 +163,7 @@ class RulesetStore(Protocol):
     def history(self, subject: str) -> list[ChainEntry]: ...
 
     def lifecycle_entries(self) -> list[ChainEntry]:
-        """Every chain entry of kind `ruleset`, in chain order."""
+        """Every chain entry of this store's kind, in chain order."""
         ...
 
     def logged_decisions(self, start: datetime, end: datetime, limit: int) -> list[LoggedDecision]:

@@ -3,17 +3,14 @@ simulation runs on (as of a time, or with a draft in place)."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from rulesvc.audit.chain import Problem
-from rulesvc.lang.diff import diff_rulesets
 from rulesvc.lang.model import Ruleset
-from rulesvc.lifecycle.case_diff import case_changes
+from rulesvc.lifecycle.artifacts import ArtifactType, DiffSide, RulesetArtifact
 from rulesvc.lifecycle.errors import BadRequestError, NotFoundError, StaleBaseError
 from rulesvc.lifecycle.gate import corpus, corpus_hash, own_cases
 from rulesvc.lifecycle.ports import (
@@ -21,7 +18,7 @@ from rulesvc.lifecycle.ports import (
     DraftRecord,
     RulesetStore,
     VersionRecord,
-    ruleset_subject,
+    subject_of,
 )
 from rulesvc.lifecycle.registry import BookRegistry
 from rulesvc.lifecycle.timeline import (
@@ -40,21 +37,20 @@ NAME = re.compile(r"^[^\s/\\:*?\"<>|\x00-\x1f]{1,100}$")
 _DRAFT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-@dataclass(frozen=True)
-class DiffSide:
-    label: str
-    version: int | None
-    content: str
-    cases: Mapping[str, str]
-    draft: bool = False
-    base: int | None = None
-
-
 class RulesetQueries:
+    """Reads of one artifact type's lifecycle (rulesets by default; calendars with a `CalendarArtifact`)."""
+
     def __init__(
-        self, store: RulesetStore, registry: BookRegistry, clock: Clock, shipped_cases: Mapping[str, str]
+        self,
+        store: RulesetStore,
+        registry: BookRegistry,
+        clock: Clock,
+        shipped_cases: Mapping[str, str],
+        artifact: ArtifactType | None = None,
     ) -> None:
         self.store = store
+        self.artifact: ArtifactType = artifact or RulesetArtifact(registry.factory, shipped_cases, clock.now)
+        self.label = self.artifact.label
         self.registry = registry
         self.factory = registry.factory
         self.clock = clock
@@ -65,7 +61,7 @@ class RulesetQueries:
     def draft(self, name: str, draft_id: str) -> DraftRecord:
         draft = self.store.get_draft(draft_id) if _DRAFT_ID.match(draft_id) else None
         if draft is None or draft.name != name:
-            raise NotFoundError(f"规则集 {name} 没有草稿 {draft_id}", {"draft_id": draft_id})
+            raise NotFoundError(f"{self.label} {name} 没有草稿 {draft_id}", {"draft_id": draft_id})
         return draft
 
     def drafts(self, name: str, status: str | None = None) -> list[DraftRecord]:
@@ -76,13 +72,13 @@ class RulesetQueries:
     def version(self, name: str, number: int) -> VersionRecord:
         record = self.store.get_version(name, number) if NAME.match(name) else None
         if record is None:
-            raise NotFoundError(f"规则集 {name} 没有版本 {number}", {"version": number})
+            raise NotFoundError(f"{self.label} {name} 没有版本 {number}", {"version": number})
         return record
 
     def versions(self, name: str) -> list[VersionRecord]:
         records = self.store.versions(name) if NAME.match(name) else []
         if not records:
-            raise NotFoundError(f"规则集 {name} 不存在", {"ruleset": name})
+            raise NotFoundError(f"{self.label} {name} 不存在", {self.artifact.kind: name})
         return records
 
     def states(self, name: str, at: datetime | None = None) -> dict[int, VersionState]:
@@ -120,26 +116,18 @@ class RulesetQueries:
         else:
             number = new_side.base if new_side.draft else (new_side.version or 1) - 1
             old_side = self._side(name, str(number)) if number else None
-        old = self.factory.ruleset(name, old_side.content, old_side.version or 0) if old_side else None
-        new = self.factory.ruleset(name, new_side.content, new_side.version or 0)
-        old_label = old_side.label if old_side else "（无）"
-        result = diff_rulesets(old, new, old_label, new_side.label).to_json()
-        result["from"] = old_label
+        result = self.artifact.diff(name, old_side, new_side)
+        result["from"] = old_side.label if old_side else "（无）"
         result["to"] = new_side.label
-        # only the ruleset's own case file: other rulesets' files are not part of its versions
-        old_cases = {name: old_side.cases[name]} if old_side and name in old_side.cases else {}
-        new_cases = {name: new_side.cases[name]} if name in new_side.cases else {}
-        result["cases_text"] = _cases_diff(old_cases, new_cases, old_label, new_side.label)
-        result["cases"] = case_changes(name, old_cases.get(name), new_cases.get(name))
         return result
 
     def draft_diff(self, draft: DraftRecord) -> dict[str, Any]:
         return self.diff(draft.name, None, draft.draft_id)
 
     def history(self, name: str) -> list[dict[str, Any]]:
-        entries = self.store.history(ruleset_subject(name)) if NAME.match(name) else []
+        entries = self.store.history(subject_of(self.artifact.kind, name)) if NAME.match(name) else []
         if not entries:
-            raise NotFoundError(f"规则集 {name} 没有任何记录", {"ruleset": name})
+            raise NotFoundError(f"{self.label} {name} 没有任何记录", {self.artifact.kind: name})
         return [
             {"seq": e.seq, "at": e.at, "hash": e.hash, "prev_hash": e.prev_hash, **e.payload} for e in entries
         ]
@@ -230,7 +218,7 @@ class RulesetQueries:
         return self.with_draft(base, self.factory.ruleset(draft.name, draft.content))
 
     def with_draft(self, book: RuleBook, ruleset: Ruleset) -> RuleBook:
-        return self.factory.book({**book.folder.rulesets, ruleset.name: ruleset})
+        return self.factory.book({**book.folder.rulesets, ruleset.name: ruleset}, book.calendars)
 
     def _latest_side(self, name: str) -> DiffSide:
         head = self.versions(name)[-1]
@@ -253,24 +241,6 @@ class RulesetQueries:
         )
 
 
-def _cases_diff(old: Mapping[str, str], new: Mapping[str, str], old_label: str, new_label: str) -> str:
-    parts = []
-    for file in sorted(set(old) | set(new)):
-        before, after = old.get(file, ""), new.get(file, "")
-        if before != after:
-            parts.append(
-                "".join(
-                    difflib.unified_diff(
-                        before.splitlines(keepends=True),
-                        after.splitlines(keepends=True),
-                        fromfile=f"cases/{file}.yaml ({old_label})",
-                        tofile=f"cases/{file}.yaml ({new_label})",
-                    )
-                )
-            )
-    return "".join(parts)
-
-
 def verify_versions(store: RulesetStore) -> dict[str, Any]:
     """Check every stored version against the chain entry that published it: its content and case files
     must hash to what was approved. Catches a version edited, added or swapped in the database directly
@@ -279,7 +249,7 @@ def verify_versions(store: RulesetStore) -> dict[str, Any]:
     for entry in store.lifecycle_entries():
         payload = entry.payload
         if isinstance(payload, dict) and payload.get("step") in ("imported", "published"):
-            vouched[(str(payload.get("ruleset")), int(payload.get("version") or 0))] = {
+            vouched[(str(payload.get(store.kind)), int(payload.get("version") or 0))] = {
                 **payload,
                 "seq": entry.seq,
             }

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from rulesvc.lang.model import KindSchema
 from rulesvc.lifecycle.ports import RulesetStore
-from rulesvc.lifecycle.timeline import BookFactory, BookTimeline, build_timeline
+from rulesvc.lifecycle.timeline import BookFactory, BookTimeline, build_timeline, latest
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.calendar import BusinessCalendar
@@ -23,8 +23,13 @@ log = logging.getLogger("rulesvc.rulesets")
 
 
 class BookRegistry:
-    def __init__(self, store: RulesetStore, factory: BookFactory) -> None:
+    """The timeline of ruleset and calendar versions (`calendar_store`: calendar versions, if versioned)."""
+
+    def __init__(
+        self, store: RulesetStore, factory: BookFactory, calendar_store: RulesetStore | None = None
+    ) -> None:
         self.store = store
+        self.calendar_store = calendar_store
         self.factory = factory
         self._timeline = build_timeline(factory, [])
         self._refresh_lock = threading.Lock()
@@ -38,14 +43,18 @@ class BookRegistry:
         with self._refresh_lock:
             if self.store.generation() == self._timeline.generation:
                 return False
-            timeline = build_timeline(self.factory, self.store.all_versions())
+            calendars = self.calendar_store.all_versions() if self.calendar_store is not None else []
+            timeline = build_timeline(self.factory, self.store.all_versions(), calendars)
             if timeline.generation == self._timeline.generation:
                 return False
             self._timeline = timeline
         log.info(
             "rulesets reloaded (publication %d): %s",
             timeline.generation,
-            ", ".join(f"{name} v{record.version}" for name, record in sorted(timeline.latest().items())),
+            ", ".join(
+                f"{name} v{record.version}"
+                for name, record in sorted([*timeline.latest().items(), *latest(calendars).items()])
+            ),
         )
         return True
 
@@ -60,7 +69,11 @@ class LiveBook:
     def __init__(self, registry: BookRegistry, clock: Clock) -> None:
         self.registry = registry
         self.clock = clock
-        self.calendars: Mapping[str, BusinessCalendar] = registry.factory.calendars
+
+    @property
+    def calendars(self) -> Mapping[str, BusinessCalendar]:
+        """The calendar versions in force now: timers are planned (and re-planned) on them."""
+        return self.registry.timeline.at(self.clock.now()).calendars
 
     def book_for(self, event: Event) -> RuleBook:
         return self.registry.timeline.at(min(event.occurred_at, self.clock.now()))

@@ -16,6 +16,10 @@ the next version number and an effective time (now or later; never earlier, deci
 stay explainable). Rollback makes a draft of an earlier version's content and cases and submits it: it is
 then approved and published like any other.
 
+The same use cases serve every artifact type (`ArtifactType`: rulesets, calendars): the type checks and
+tests a file and diffs two sides; case files, backtests and rollback are the ruleset type's (`has_cases`).
+`on_published` is what a publication triggers beyond the reload (calendars: re-planning open timers).
+
 Depends on ports only: a `RulesetStore`, the `BookRegistry`, a `Clock`, a `MaskPolicy`, an announce hook.
 """
 
@@ -24,12 +28,11 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from rulesvc.lang.model import Ruleset
-from rulesvc.lifecycle.draft_gate import gate_draft
+from rulesvc.lifecycle.artifacts import ArtifactType, RulesetArtifact
 from rulesvc.lifecycle.errors import (
     BadRequestError,
     CasesFailedError,
@@ -53,6 +56,7 @@ from rulesvc.lifecycle.ports import (
     PUBLISHED,
     REJECTED,
     SUBMITTED,
+    AuditNote,
     Change,
     DraftRecord,
     RulesetStore,
@@ -88,6 +92,8 @@ class Publication:
     version: VersionRecord
     supersedes: list[int]
     """Pending (future) versions that will now never take effect."""
+    effects: Mapping[str, Any] = field(default_factory=dict)
+    """What the publication triggered (calendars: the re-planned timers), part of the answer."""
 
 
 def actor_name(key_id: str, label: str = "") -> str:
@@ -111,14 +117,21 @@ class LifecycleService(Importing):
         announce: Callable[[], None] | None = None,
         engine_lock: threading.Lock | None = None,
         clock_skew: timedelta = timedelta(seconds=5),
+        artifact: ArtifactType | None = None,
+        on_published: Callable[[Publication, str], Mapping[str, Any]] | None = None,
     ) -> None:
+        self.artifact: ArtifactType = artifact or RulesetArtifact(
+            registry.factory, shipped_cases, clock.now, engine_lock
+        )
+        self.kind = self.artifact.kind
+        self._on_published = on_published
         self.store = store
         self.registry = registry
         self.factory = registry.factory
         self.clock = clock
         self.masking = masking
         self.shipped_cases = dict(shipped_cases)
-        self.queries = RulesetQueries(store, registry, clock, shipped_cases)
+        self.queries = RulesetQueries(store, registry, clock, shipped_cases, self.artifact)
         self._announce = announce or registry.refresh
         self._engine_lock = engine_lock
         self._clock_skew = clock_skew
@@ -142,13 +155,15 @@ class LifecycleService(Importing):
 
         `base_version` (and `base_sha256`): the version the file was exported from; refused (StaleBaseError,
         with the difference) unless it is the latest version of the ruleset."""
-        check_name(name)
+        check_name(name, f"{self.artifact.label}名称")
         if base_version is not None:
             self.queries.check_base(name, base_version, base_sha256)
-        ruleset, errors = self.factory.parse(name, content)
-        if ruleset is None:
-            raise InvalidDraftError(errors)
+        checked_hash, errors = self.artifact.check(name, content)
+        if checked_hash is None:
+            raise InvalidDraftError(errors, f"{self.artifact.label}有错误")
         cases = dict(cases or {})
+        if cases and not self.artifact.has_cases:
+            raise BadRequestError(f"{self.artifact.label}草稿不带合规样例文件", {"cases": sorted(cases)})
         for file in cases:
             check_name(file, "样例文件名")
             require_own_file(name, file)
@@ -160,20 +175,20 @@ class LifecycleService(Importing):
         files = corpus(self.shipped_cases, latest(versions).values())
         if (
             head is not None
-            and head.content_hash == ruleset.content_hash
+            and head.content_hash == checked_hash
             and all(files.get(f) == t for f, t in cases.items())
         ):
             raise NoChangeError(
                 f"草稿与 {name} 的最新版本 v{head.version} 完全相同", {"version": head.version}
             )
-        tests = self._test(name, ruleset, cases, versions)
+        tests = self._test(name, content, cases, versions)
         now = self.clock.now()
         draft = DraftRecord(
             draft_id=str(uuid.uuid4()),
             name=name,
             base_version=head.version if head else None,
             content=content,
-            content_hash=ruleset.content_hash,
+            content_hash=checked_hash,
             cases=cases,
             status=DRAFT,
             source=source,
@@ -197,7 +212,7 @@ class LifecycleService(Importing):
             if rollback_of is not None:
                 fields["rollback_to"] = rollback_of
             step = "rollback_requested" if source == "rollback" else "draft_created"
-            return Change(drafts=[draft], audit=[chain_note(step, name, actor, **fields)])
+            return Change(drafts=[draft], audit=[self._note(step, name, actor, **fields)])
 
         self.store.write(now, decide)
         return draft
@@ -214,14 +229,14 @@ class LifecycleService(Importing):
         problems = check_case_files({file: text})
         if problems:
             raise InvalidDraftError(problems, "合规样例文件有错误")
-        tests = self._test(name, self.factory.ruleset(name, draft.content), cases)
+        tests = self._test(name, draft.content, cases)
         now = self.clock.now()
 
         def decide(view: StoreView) -> Change:
             current = require_draft(view, draft_id)
             require_status(current, DRAFT, "上传样例")
             updated = replace(current, cases=cases, tests=tests, updated_at=now)
-            note = chain_note(
+            note = self._note(
                 "cases_uploaded",
                 name,
                 actor,
@@ -241,7 +256,7 @@ class LifecycleService(Importing):
         draft = self.queries.draft(name, draft_id)
         require_author(draft, actor, "提交")
         require_status(draft, DRAFT, "提交")
-        tests = self._test(name, self.factory.ruleset(name, draft.content), draft.cases)
+        tests = self._test(name, draft.content, draft.cases)
         now = self.clock.now()
         passed = tests["failed"] == 0
         gaps_reason = " ".join(gaps_reason.split())
@@ -261,7 +276,7 @@ class LifecycleService(Importing):
             if not passed:
                 return Change(drafts=[replace(current, tests=tests, updated_at=now)])
             updated = replace(current, status=SUBMITTED, tests=tests, submitted_at=now, updated_at=now)
-            note = chain_note(
+            note = self._note(
                 "submitted",
                 name,
                 actor,
@@ -296,7 +311,7 @@ class LifecycleService(Importing):
             current = require_draft(view, draft_id)
             require_status(current, SUBMITTED, "撤回")
             updated = replace(current, status=DRAFT, submitted_at=None, updated_at=now)
-            return Change(drafts=[updated], audit=[chain_note("withdrawn", name, actor, draft_id=draft_id)])
+            return Change(drafts=[updated], audit=[self._note("withdrawn", name, actor, draft_id=draft_id)])
 
         return self._one_draft(now, decide)
 
@@ -337,7 +352,7 @@ class LifecycleService(Importing):
                 reviewed_at=now,
                 updated_at=now,
             )
-            note = chain_note(
+            note = self._note(
                 outcome,
                 name,
                 actor,
@@ -412,7 +427,7 @@ class LifecycleService(Importing):
                 for v in existing
                 if v.name == name and v.effective_at > effective and v.version < number
             )
-            note = chain_note(
+            note = self._note(
                 "published",
                 name,
                 actor,
@@ -431,7 +446,10 @@ class LifecycleService(Importing):
 
         written = self.store.write(now, decide)
         self._announce()
-        return Publication(written.change.versions[0], pending)
+        publication = Publication(written.change.versions[0], pending)
+        if self._on_published is not None:
+            publication = replace(publication, effects=dict(self._on_published(publication, actor)))
+        return publication
 
     def rollback(self, actor: str, name: str, to_version: int, reason: str = "") -> DraftRecord:
         """A draft with version `to_version`'s content and its own case file, submitted at once when its
@@ -489,7 +507,7 @@ class LifecycleService(Importing):
         def decide(view: StoreView) -> Change:
             current = require_draft(view, draft_id)
             require_editable_evidence(current)
-            note = chain_note("replayed", name, actor, draft_id=draft_id, **replay_summary(report))
+            note = self._note("replayed", name, actor, draft_id=draft_id, **replay_summary(report))
             return Change(drafts=[replace(current, replay=report, updated_at=now)], audit=[note])
 
         return self._one_draft(now, decide)
@@ -499,21 +517,15 @@ class LifecycleService(Importing):
     def _test(
         self,
         name: str,
-        ruleset: Ruleset,
+        content: str,
         cases: Mapping[str, str],
         versions: list[VersionRecord] | None = None,
     ) -> dict[str, Any]:
         versions = versions if versions is not None else self.store.all_versions()
-        return gate_draft(
-            self.factory,
-            self.shipped_cases,
-            name,
-            ruleset,
-            cases,
-            versions,
-            self.clock.now(),
-            self._engine_lock,
-        )
+        return self.artifact.test(name, content, cases, versions)
+
+    def _note(self, step: str, name: str, actor: str, **fields: Any) -> AuditNote:
+        return chain_note(step, name, actor, kind=self.kind, **fields)
 
     def _evaluate(self, book: RuleBook, event: Event) -> Decision:
         if self._engine_lock is None:

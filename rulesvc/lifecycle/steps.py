@@ -18,11 +18,12 @@ from rulesvc.lifecycle.errors import (
 )
 from rulesvc.lifecycle.ports import (
     DRAFT,
+    KIND_RULESET,
     AuditNote,
     DraftRecord,
     StoreView,
     VersionRecord,
-    ruleset_subject,
+    subject_of,
 )
 from rulesvc.lifecycle.queries import NAME
 
@@ -32,8 +33,9 @@ def check_name(name: str, what: str = "规则集名称") -> None:
         raise BadRequestError(f"{what}不合法：{name!r}", {"name": name})
 
 
-def chain_note(step: str, name: str, actor: str, **fields: Any) -> AuditNote:
-    return AuditNote(ruleset_subject(name), {"step": step, "ruleset": name, "by": actor, **fields})
+def chain_note(step: str, name: str, actor: str, *, kind: str = KIND_RULESET, **fields: Any) -> AuditNote:
+    """A lifecycle step of artifact `name` of type `kind` as a chain entry (`<kind>:<name>`)."""
+    return AuditNote(subject_of(kind, name), {"step": step, kind: name, "by": actor, **fields}, kind)
 
 
 def replay_summary(report: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -96,6 +98,7 @@ def require_author(draft: DraftRecord, actor: str, step: str) -> None:
 
 
 def require_base(view: StoreView, draft: DraftRecord) -> VersionRecord | None:
+    """The latest version, which the draft must still be based on (StaleDraftError otherwise)."""
     head = view.latest(draft.name)
     number = head.version if head else None
     if number != draft.base_version:

@@ -26,7 +26,7 @@ from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
-from rulesvc.sla.calendar import BusinessCalendar
+from rulesvc.sla.calendar import BusinessCalendar, parse_calendar_text
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DRAFT_VERSION = 0
@@ -130,18 +130,61 @@ def _number(record: VersionRecord) -> int:
 
 
 class BookFactory:
-    """Parses stored ruleset texts once per (name, version, content) and builds `RuleBook`s from them.
+    """Parses stored ruleset and calendar texts once per (name, version, content) and builds `RuleBook`s.
 
-    Kinds and calendars come from the deployment's rules folder; rulesets come from the database.
-    Thread-safe; books are cached (LRU) by the exact combination of ruleset versions they hold.
+    Kinds come from the deployment's rules folder; rulesets and calendars from the database (a calendar
+    no version exists of, such as the built-in `24x7`, from the folder). Thread-safe; books are cached
+    (LRU) by the exact combination of ruleset and calendar versions they hold.
     """
 
     def __init__(self, folder: RulesFolder) -> None:
         self.kinds = folder.kinds
+        self.folder_calendars: Mapping[str, BusinessCalendar] = dict(folder.calendars)
         self.calendars: Mapping[str, BusinessCalendar] = dict(folder.calendars)
+        """The calendars rulesets are checked against: the folder's and the latest stored versions."""
         self._rulesets: dict[tuple[str, int, str], Ruleset] = {}
-        self._books: OrderedDict[tuple[tuple[str, int, str], ...], RuleBook] = OrderedDict()
+        self._calendars: dict[tuple[str, int, str], BusinessCalendar] = {}
+        self._books: OrderedDict[tuple[tuple[tuple[str, int, str], ...], ...], RuleBook] = OrderedDict()
         self._lock = threading.RLock()
+
+    def parse_calendar(
+        self, name: str, text: str, version: int = DRAFT_VERSION
+    ) -> tuple[BusinessCalendar | None, list[RulesetError]]:
+        """The calendar numbered `version`, or every authoring error (`file:line:col` in `<name>.yaml`);
+        the file's `name:` must be `name`."""
+        key = (name, version, content_hash(text))
+        with self._lock:
+            cached = self._calendars.get(key)
+        if cached is not None:
+            return cached, []
+        calendar, errors, where = parse_calendar_text(f"{name}.yaml", text, version)
+        if calendar is not None and calendar.name != name:
+            errors = [
+                RulesetError(
+                    "calendar.name_mismatch",
+                    f"文件中的日历名称 {calendar.name!r} 与 {name!r} 不一致",
+                    where,
+                    f"写成 name: {name}",
+                )
+            ]
+        if errors or calendar is None:
+            return None, errors
+        with self._lock:
+            self._calendars[key] = calendar
+        return calendar, []
+
+    def stored_calendar(self, record: VersionRecord) -> BusinessCalendar:
+        calendar, errors = self.parse_calendar(record.name, record.content, record.version)
+        if calendar is None:
+            raise InvalidRulesetError(errors)
+        return calendar
+
+    def use_calendars(self, records: Iterable[VersionRecord]) -> None:
+        """Check rulesets against the folder's calendars and the latest stored version of each calendar."""
+        self.calendars = {
+            **self.folder_calendars,
+            **{name: self.stored_calendar(r) for name, r in latest(records).items()},
+        }
 
     def parse(
         self, name: str, text: str, version: int = DRAFT_VERSION
@@ -168,8 +211,15 @@ class BookFactory:
     def stored(self, record: VersionRecord) -> Ruleset:
         return self.ruleset(record.name, record.content, record.version)
 
-    def book(self, rulesets: Mapping[str, Ruleset]) -> RuleBook:
-        key = tuple(sorted((name, r.version, r.content_hash) for name, r in rulesets.items()))
+    def book(
+        self, rulesets: Mapping[str, Ruleset], calendars: Mapping[str, BusinessCalendar] | None = None
+    ) -> RuleBook:
+        """A book of `rulesets` on `calendars` (default: the ones rulesets are checked against)."""
+        calendars = self.calendars if calendars is None else calendars
+        key = (
+            tuple(sorted((name, r.version, r.content_hash) for name, r in rulesets.items())),
+            tuple(sorted((name, c.version, str(id(c))) for name, c in calendars.items())),
+        )
         with self._lock:
             cached = self._books.get(key)
             if cached is not None:
@@ -177,7 +227,7 @@ class BookFactory:
                 return cached
             book = RuleBook(
                 RulesFolder(
-                    kinds=self.kinds, calendars=dict(self.calendars), rulesets=dict(rulesets), case_files=[]
+                    kinds=self.kinds, calendars=dict(calendars), rulesets=dict(rulesets), case_files=[]
                 )
             )
             self._books[key] = book
@@ -185,8 +235,15 @@ class BookFactory:
                 self._books.popitem(last=False)
             return book
 
-    def book_of(self, records: Mapping[str, VersionRecord]) -> RuleBook:
-        return self.book({name: self.stored(record) for name, record in records.items()})
+    def book_of(
+        self, records: Mapping[str, VersionRecord], calendars: Mapping[str, VersionRecord] | None = None
+    ) -> RuleBook:
+        """The book of these ruleset versions on the folder's calendars with `calendars` versions in place."""
+        on = {
+            **self.folder_calendars,
+            **{name: self.stored_calendar(r) for name, r in (calendars or {}).items()},
+        }
+        return self.book({name: self.stored(record) for name, record in records.items()}, on)
 
 
 class BookTimeline:
@@ -204,10 +261,13 @@ class BookTimeline:
         starts: Sequence[datetime],
         books: Sequence[RuleBook],
         empty: RuleBook,
+        calendar_versions: Sequence[VersionRecord] = (),
     ) -> None:
         self.generation = generation
         self.calendars = calendars
+        """The calendars of the last period (simulation's timers run on them)."""
         self.versions = tuple(versions)
+        self.calendar_versions = tuple(calendar_versions)
         self._starts = tuple(starts)
         self._books = tuple(books)
         self._empty = empty
@@ -230,22 +290,43 @@ class BookTimeline:
         return self.at(event.occurred_at).evaluate(event)
 
 
-def build_timeline(factory: BookFactory, versions: Sequence[VersionRecord]) -> BookTimeline:
-    """Compile every period; raises InvalidRulesetError if a stored version no longer compiles (e.g. the
-    deployment's kinds changed incompatibly): a replica must not decide on a partial history."""
+def build_timeline(
+    factory: BookFactory,
+    versions: Sequence[VersionRecord],
+    calendar_versions: Sequence[VersionRecord] = (),
+) -> BookTimeline:
+    """Compile every period (a period starts whenever a ruleset or calendar version takes effect); raises
+    InvalidRulesetError if a stored version no longer compiles (e.g. the deployment's kinds changed
+    incompatibly): a replica must not decide on a partial history."""
     starts: list[datetime] = []
     books: list[RuleBook] = []
     errors: list[RulesetError] = []
+    for record in calendar_versions:
+        errors.extend(factory.parse_calendar(record.name, record.content, record.version)[1])
+    if errors:
+        raise InvalidRulesetError(errors)
+    factory.use_calendars(calendar_versions)
     for record in versions:
         _, found = factory.parse(record.name, record.content, record.version)
         errors.extend(found)
     if errors:
         raise InvalidRulesetError(errors)
-    for start in sorted({record.effective_at for record in versions}):
-        book = factory.book_of(in_force(versions, start))
+    instants = {record.effective_at for record in versions}
+    instants |= {record.effective_at for record in calendar_versions}
+    for start in sorted(instants):
+        book = factory.book_of(in_force(versions, start), in_force(calendar_versions, start))
         if books and books[-1] is book:
             continue  # e.g. a superseded version's start: nothing changes
         starts.append(start)
         books.append(book)
-    generation = max((record.seq for record in versions), default=0)
-    return BookTimeline(generation, factory.calendars, versions, starts, books, factory.book({}))
+    generation = max((record.seq for record in (*versions, *calendar_versions)), default=0)
+    empty = factory.book({})
+    return BookTimeline(
+        generation,
+        books[-1].calendars if books else empty.calendars,
+        versions,
+        starts,
+        books,
+        empty,
+        calendar_versions,
+    )

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from rulesvc.lifecycle.gate import corpus_hash
-from rulesvc.lifecycle.ports import DraftRecord, VersionRecord
+from rulesvc.lifecycle.ports import KIND_RULESET, DraftRecord, VersionRecord
 from rulesvc.lifecycle.timeline import VersionState
 
 
@@ -16,10 +16,14 @@ def _time(value: datetime | None) -> str | None:
 
 
 def version_json(
-    record: VersionRecord, *, content: bool = False, state: VersionState | None = None
+    record: VersionRecord,
+    *,
+    content: bool = False,
+    state: VersionState | None = None,
+    kind: str = KIND_RULESET,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "ruleset": record.name,
+        kind: record.name,
         "version": record.version,
         **(state.to_json() if state is not None else {}),
         "effective_at": _time(record.effective_at),
@@ -44,11 +48,15 @@ def version_json(
 
 
 def draft_json(
-    draft: DraftRecord, *, diff: Mapping[str, Any] | None = None, content: bool = False
+    draft: DraftRecord,
+    *,
+    diff: Mapping[str, Any] | None = None,
+    content: bool = False,
+    kind: str = KIND_RULESET,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "draft_id": draft.draft_id,
-        "ruleset": draft.name,
+        kind: draft.name,
         "status": draft.status,
         "source": draft.source,
         "base_version": draft.base_version,

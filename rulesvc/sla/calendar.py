@@ -55,7 +55,7 @@ import io
 import itertools
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -72,6 +72,7 @@ __all__ = [
     "always_open",
     "load_calendar",
     "load_calendars",
+    "parse_calendar_text",
 ]
 
 Period = tuple[time, time]
@@ -653,12 +654,29 @@ def _zone(name: str) -> ZoneInfo | None:
 
 def _parse_file(path: Path) -> _Parsed:
     file = str(path)
-    reader = _FileReader(file)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
+        reader = _FileReader(file)
         reader.error("calendar.encoding", f"文件不是 UTF-8 编码：{exc.reason}", Location(file, 1, 1))
         return _Parsed(None, reader.errors, Location(file, 1, 1))
+    return _parse_text(file, text)
+
+
+def parse_calendar_text(
+    file: str, text: str, version: int = 1
+) -> tuple[BusinessCalendar | None, list[RulesetError], Location]:
+    """A calendar from its file text (e.g. a draft or a stored version), numbered `version`: the calendar,
+    or every positioned error (`file:line:col`), and where its name is written."""
+    parsed = _parse_text(file, text)
+    calendar = parsed.calendar
+    if calendar is not None and version != calendar.version:
+        calendar = replace(calendar, version=version)
+    return calendar, parsed.errors, parsed.name_location
+
+
+def _parse_text(file: str, text: str) -> _Parsed:
+    reader = _FileReader(file)
     try:
         root = YAML(typ="rt").compose(io.StringIO(text))
     except MarkedYAMLError as exc:

@@ -1,4 +1,5 @@
-"""SQLAlchemy implementation of `RulesetStore` (PostgreSQL and SQLite).
+"""SQLAlchemy implementation of `RulesetStore` (PostgreSQL and SQLite), one instance per artifact type
+(rulesets, calendars) over the same two tables, told apart by their `artifact` column.
 
 Writes take the audit chain's head lock (`SELECT ... FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on
 SQLite) before reading the state they check, so lifecycle steps are serialized with each other and with
@@ -40,8 +41,9 @@ from rulesvc.storage.tables import AuditRow, DecisionInputRow, DecisionRow
 
 
 class SqlRulesetStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, kind: str = KIND_RULESET) -> None:
         self.engine = engine
+        self.kind = kind
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=writer(engine), expire_on_commit=False)
 
@@ -51,16 +53,24 @@ class SqlRulesetStore:
         with self._read() as session:
             return int(session.scalar(select(func.max(RulesetVersionRow.id))) or 0)
 
+    def has_versions(self) -> bool:
+        with self._read() as session:
+            return _View(session, self.kind).has_versions()
+
     def all_versions(self) -> list[VersionRecord]:
         with self._read() as session:
-            rows = session.scalars(select(RulesetVersionRow).order_by(RulesetVersionRow.id)).all()
+            rows = session.scalars(
+                select(RulesetVersionRow)
+                .where(RulesetVersionRow.artifact == self.kind)
+                .order_by(RulesetVersionRow.id)
+            ).all()
             return [_version(row) for row in rows]
 
     def versions(self, name: str) -> list[VersionRecord]:
         with self._read() as session:
             rows = session.scalars(
                 select(RulesetVersionRow)
-                .where(RulesetVersionRow.name == name)
+                .where(RulesetVersionRow.artifact == self.kind, RulesetVersionRow.name == name)
                 .order_by(RulesetVersionRow.version)
             ).all()
             return [_version(row) for row in rows]
@@ -69,7 +79,9 @@ class SqlRulesetStore:
         with self._read() as session:
             row = session.scalars(
                 select(RulesetVersionRow).where(
-                    RulesetVersionRow.name == name, RulesetVersionRow.version == version
+                    RulesetVersionRow.artifact == self.kind,
+                    RulesetVersionRow.name == name,
+                    RulesetVersionRow.version == version,
                 )
             ).first()
             return _version(row) if row is not None else None
@@ -85,11 +97,12 @@ class SqlRulesetStore:
 
     def get_draft(self, draft_id: str) -> DraftRecord | None:
         with self._read() as session:
-            row = session.get(RulesetDraftRow, draft_id)
-            return _draft(row) if row is not None else None
+            return _View(session, self.kind).draft(draft_id)
 
     def drafts(self, name: str, status: str | None = None) -> list[DraftRecord]:
-        query = select(RulesetDraftRow).where(RulesetDraftRow.name == name)
+        query = select(RulesetDraftRow).where(
+            RulesetDraftRow.artifact == self.kind, RulesetDraftRow.name == name
+        )
         if status is not None:
             query = query.where(RulesetDraftRow.status == status)
         with self._read() as session:
@@ -102,16 +115,16 @@ class SqlRulesetStore:
         with self._write() as session, session.begin():
             sql = Statements(session.connection())
             head = chain_head(lock_chain_head(sql))
-            change = decide(_View(session))
+            change = decide(_View(session, self.kind))
             for draft in change.drafts:
                 row = session.get(RulesetDraftRow, draft.draft_id)
                 if row is None:
-                    session.add(RulesetDraftRow(**_draft_values(draft)))
+                    session.add(RulesetDraftRow(artifact=self.kind, **_draft_values(draft)))
                 else:
                     for key, value in _draft_values(draft).items():
                         setattr(row, key, value)
             for version in change.versions:
-                session.add(RulesetVersionRow(**_version_values(version)))
+                session.add(RulesetVersionRow(artifact=self.kind, **_version_values(version)))
             entries = chain(
                 head, [(at.isoformat(), n.kind, n.subject, dict(n.payload)) for n in change.audit]
             )
@@ -132,7 +145,7 @@ class SqlRulesetStore:
     def lifecycle_entries(self) -> list[ChainEntry]:
         with self._read() as session:
             rows = session.scalars(
-                select(AuditRow).where(AuditRow.kind == KIND_RULESET).order_by(AuditRow.seq)
+                select(AuditRow).where(AuditRow.kind == self.kind).order_by(AuditRow.seq)
             ).all()
             return [chain_entry(r) for r in rows]
 
@@ -160,13 +173,14 @@ class SqlRulesetStore:
 class _View:
     """`StoreView` over the locked transaction's session."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, kind: str) -> None:
         self._session = session
+        self._kind = kind
 
     def latest(self, name: str) -> VersionRecord | None:
         row = self._session.scalars(
             select(RulesetVersionRow)
-            .where(RulesetVersionRow.name == name)
+            .where(RulesetVersionRow.artifact == self._kind, RulesetVersionRow.name == name)
             .order_by(RulesetVersionRow.version.desc())
             .limit(1)
         ).first()
@@ -174,10 +188,15 @@ class _View:
 
     def draft(self, draft_id: str) -> DraftRecord | None:
         row = self._session.get(RulesetDraftRow, draft_id)
-        return _draft(row) if row is not None else None
+        return _draft(row) if row is not None and row.artifact == self._kind else None
 
     def has_versions(self) -> bool:
-        return self._session.scalar(select(RulesetVersionRow.id).limit(1)) is not None
+        return (
+            self._session.scalar(
+                select(RulesetVersionRow.id).where(RulesetVersionRow.artifact == self._kind).limit(1)
+            )
+            is not None
+        )
 
 
 def _dumps(value: Any) -> str:

@@ -1,6 +1,7 @@
-"""ORM tables of the ruleset lifecycle (published versions, drafts under review). Private to storage.
+"""ORM tables of the lifecycle of versioned artifacts (rulesets, calendars): published versions and drafts
+under review. Private to storage.
 
-Created by migration `0003`. Version rows are never updated or deleted: a version is what was approved
+Created by migration `0004`; `artifact` (`ruleset` | `calendar`) by `0008`. Version rows are never updated or deleted: a version is what was approved
 and published, with who and when. Every write to either table happens under the audit chain's head lock,
 in the same transaction as its chain entry.
 """
@@ -20,11 +21,12 @@ class RulesetVersionRow(Base):
 
     __tablename__ = "ruleset_versions"
     __table_args__ = (
-        UniqueConstraint("name", "version", name="uq_ruleset_versions_name_version"),
+        UniqueConstraint("artifact", "name", "version", name="uq_ruleset_versions_artifact_name_version"),
         Index("ix_ruleset_versions_effective_at", "effective_at"),
     )
 
     id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=True)
+    artifact: Mapped[str] = mapped_column(String(16), default="ruleset", server_default="ruleset")
     name: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
     content: Mapped[str] = mapped_column(Text)
@@ -51,6 +53,7 @@ class RulesetDraftRow(Base):
     __table_args__ = (Index("ix_ruleset_drafts_name", "name"),)
 
     draft_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    artifact: Mapped[str] = mapped_column(String(16), default="ruleset", server_default="ruleset")
     name: Mapped[str] = mapped_column(String(200))
     base_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     content: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,209 @@
+"""`rulesvc calendars ...`: the calendar lifecycle from the command line, beside `rulesvc rulesets ...`
+(same options, exit codes and display zone), talking to a running service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+
+from rulesvc.cli.rulesets import DEFAULT_URL, Draft, Key, Url, _client, _handled, _history_details, _when
+
+app = typer.Typer(
+    help="Calendar lifecycle: drafts, checks, four-eyes approval, publishing (re-plans open timers), history.",
+    no_args_is_help=True,
+)
+
+Name = Annotated[str, typer.Argument(help="calendar name, e.g. cn")]
+
+
+def _path(name: str, *parts: str) -> str:
+    return "/v1/calendars/" + "/".join(quote(p, safe="") for p in (name, *parts))
+
+
+def _print_draft(draft: dict[str, Any]) -> None:
+    base = f"v{draft['base_version']}" if draft.get("base_version") else "nothing (new calendar)"
+    typer.echo(f"draft {draft['draft_id']}  {draft['calendar']}  status {draft['status']}  based on {base}")
+    typer.echo(f"author {draft['author']}  reason: {draft.get('reason') or '-'}")
+    changes = (draft.get("diff") or {}).get("summary", [])
+    if changes:
+        typer.echo("changes:")
+        for line in changes:
+            typer.echo(f"  {line}")
+    tests = draft.get("tests") or {}
+    typer.echo(f"tests: {tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed")
+    for failure in tests.get("failures", []):
+        typer.echo(failure.get("text", ""))
+    for warning in tests.get("warnings") or []:
+        typer.echo(f"  warning: {warning['message']}")
+
+
+@app.command("list")
+@_handled
+def list_calendars(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO 8601 time with offset")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Each calendar's version in force now (or at --as-of), how far it is confirmed, scheduled versions."""
+    body = _client(url, key).call("GET", "/v1/calendars", params={"as_of": as_of} if as_of else None)
+    typer.echo(f"in force at {_when(body['as_of'])}:")
+    for entry in body["calendars"]:
+        confirmed = (
+            f"  confirmed through {entry['confirmed_through']} ({entry['days_left']} days left)"
+            if entry.get("confirmed_through")
+            else ""
+        )
+        pending = ", ".join(f"v{p['version']} from {_when(p['effective_at'])}" for p in entry["pending"])
+        typer.echo(
+            f"  {entry['name']:<10} v{entry['version']}  effective {_when(entry['effective_at'])}{confirmed}"
+            + (f"; scheduled: {pending}" if pending else "")
+        )
+
+
+@app.command()
+@_handled
+def push(
+    file: Annotated[Path, typer.Argument(help="calendar file (YAML)", exists=True, dir_okay=False)],
+    reason: Annotated[str, typer.Option("--reason", help="why (e.g. the State Council notice)")] = "",
+    name: Annotated[str | None, typer.Option("--name", help="calendar name (default: the file's)")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Upload a calendar file as a draft: checked (file:line:col errors), tested, diffed day by day."""
+    text = file.read_text(encoding="utf-8")
+    calendar = name or _file_name(text) or file.stem
+    draft = _client(url, key).call(
+        "POST",
+        _path(calendar, "drafts"),
+        content=text.encode("utf-8"),
+        params={"reason": reason} if reason else None,
+        headers={"Content-Type": "application/yaml"},
+    )
+    _print_draft(draft)
+
+
+def _file_name(text: str) -> str | None:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="base").load(text)  # strings only: a wrong date is the server's to report
+    except YAMLError:
+        return None
+    value = data.get("name") if isinstance(data, dict) else None
+    return str(value) if value else None
+
+
+@app.command()
+@_handled
+def show(name: Name, draft: Draft, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """A draft: its changes day by day and its test results."""
+    _print_draft(_client(url, key).call("GET", _path(name, "drafts", draft)))
+
+
+@app.command()
+@_handled
+def submit(name: Name, draft: Draft, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """Submit a draft for approval by another person."""
+    _print_draft(_client(url, key).call("POST", _path(name, "drafts", draft, "submit")))
+
+
+@app.command()
+@_handled
+def approve(
+    name: Name,
+    draft: Draft,
+    comment: Annotated[str, typer.Option("--comment")] = "",
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Approve a submitted draft (never its author's own)."""
+    result = _client(url, key).call(
+        "POST", _path(name, "drafts", draft, "approve"), json={"comment": comment}
+    )
+    typer.echo(f"approved draft {result['draft_id']} of {name} by {result['reviewer']}")
+
+
+@app.command()
+@_handled
+def reject(
+    name: Name,
+    draft: Draft,
+    comment: Annotated[str, typer.Option("--comment", help="why (required)")],
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Reject a submitted draft, with the reason."""
+    result = _client(url, key).call("POST", _path(name, "drafts", draft, "reject"), json={"comment": comment})
+    typer.echo(f"rejected draft {result['draft_id']} of {name} by {result['reviewer']}")
+
+
+@app.command()
+@_handled
+def publish(
+    name: Name,
+    draft: Draft,
+    at: Annotated[str | None, typer.Option("--at", help="effective time, ISO 8601 with offset")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Publish an approved draft as the next version, effective now or at --at; open timers are re-planned."""
+    body = {"effective_at": at} if at else {}
+    result = _client(url, key).call("POST", _path(name, "drafts", draft, "publish"), json=body)
+    typer.echo(f"published {name} v{result['version']}, effective {_when(result['effective_at'])}")
+    replan = result.get("replanned")
+    if isinstance(replan, dict):
+        typer.echo(f"re-planned {replan.get('moved', 0)} open timer(s) of {replan.get('checked', 0)}")
+        for example in replan.get("examples", []):
+            typer.echo(
+                f"  {example['ticket_id']} {example['timer']}: {_when(example['previous_due_at'])}"
+                f" → {_when(example['due_at'])}"
+            )
+
+
+@app.command()
+@_handled
+def diff(
+    name: Name,
+    from_ref: Annotated[str | None, typer.Option("--from", help="version (3, v3) or draft id")] = None,
+    to_ref: Annotated[str | None, typer.Option("--to", help="version or draft id (default: latest)")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """What changed between two versions (or a draft), day by day."""
+    params = {k: v for k, v in (("from", from_ref), ("to", to_ref)) if v}
+    result = _client(url, key).call("GET", _path(name, "diff"), params=params or None)
+    typer.echo(f"{result['from']} → {result['to']}:")
+    for line in result["summary"]:
+        typer.echo(f"  {line}")
+
+
+@app.command()
+@_handled
+def versions(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """Every version: state, effective time, author, approver, reason."""
+    result = _client(url, key).call("GET", _path(name, "versions"))
+    for v in result["versions"]:
+        typer.echo(
+            f"v{v['version']}  {v['state_label']}  effective {_when(v['effective_at'])}  by {v['author']}"
+            f"  approved by {v['approver'] or '-'}  {v['source']}: {v['reason']}"
+        )
+
+
+@app.command()
+@_handled
+def history(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """Every lifecycle step of a calendar, as recorded in the audit chain."""
+    result = _client(url, key).call("GET", _path(name, "history"))
+    for entry in result["entries"]:
+        details = "  ".join(_history_details(entry))
+        typer.echo(
+            f"#{entry['seq']:<4} {_when(entry['at'])}  {entry['step']:<18} by {entry['by']:<12}  {details}"
+        )
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="calendars")
