@@ -33,12 +33,14 @@ from api.schemas import EventIn, SimulateIn
 from api.timer_schemas import TIMER_BODY_MODELS
 from api.timers import TimerRuntime, install_timers
 from rulesvc.audit.checkpoints import CheckpointError, CheckpointKeeper, build_keeper
+from rulesvc.decisions.replan import CalendarReplanner
 from rulesvc.decisions.service import DecisionService, Evaluator, Simulator
 from rulesvc.delivery.notify import shared_notifier
 from rulesvc.delivery.service import WebhookService
 from rulesvc.lifecycle.build import Lifecycle, build_lifecycle
 from rulesvc.lifecycle.ports import KIND_CALENDAR
 from rulesvc.lifecycle.queries import ruleset_problems
+from rulesvc.lifecycle.service import Publication
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.storage import SqlStore, make_engine, migrate
@@ -88,6 +90,11 @@ def create_app(
         )
         book = lifecycle.book
     notifier = shared_notifier(settings.redis_url)
+    if lifecycle is not None:
+        replanner = CalendarReplanner(
+            SqlTimerStore(engine), lifecycle.book, clock, settings.mask_policy(), notifier
+        )
+        lifecycle.calendars.on_published = partial(_replan, replanner, lifecycle)
     checkpoints = checkpoint_keeper(settings, store)
     service = DecisionService(
         store,
@@ -230,3 +237,23 @@ def _install_openapi(app: FastAPI, body_models: list[type[BaseModel]]) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _replan(
+    replanner: CalendarReplanner, lifecycle: Lifecycle, publication: Publication, actor: str
+) -> dict[str, Any]:
+    """Publishing a calendar version re-plans the open timers on it (in claims; workers take up what a
+    crash leaves), then records the step in the chain with the count and the versions."""
+    record = publication.version
+    result = replanner.replan(record.name)
+    lifecycle.calendars.record_step(
+        actor,
+        record.name,
+        "replanned",
+        version=record.version,
+        from_version=record.version - 1,
+        effective_at=record.effective_at.isoformat(),
+        tickets=result.tickets,
+        moved=result.moved,
+    )
+    return {"replanned": result.to_json()}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from rulesvc.decisions.replan import CalendarReplanner
 from rulesvc.decisions.timer_service import TimerEvaluator, TimerService
 from rulesvc.delivery.notify import Notifier
 from rulesvc.delivery.service import WebhookService
@@ -70,7 +71,10 @@ def build_worker(
     batch = (
         min(config.timer_batch, SQLITE_TIMER_BATCH) if engine.dialect.name == "sqlite" else config.timer_batch
     )
-    poller = TimerPoller(timers, batch)
+    replanner = CalendarReplanner(
+        SqlTimerStore(engine), book, clock or SystemClock(), masking, notifier, batch=batch
+    )
+    poller = TimerPoller(timers, batch, replanner=replanner)
     deliverer = WebhookDeliverer(
         webhooks, sender, config.delivery_batch, config.delivery_concurrency, config.fanout_batch
     )

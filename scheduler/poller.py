@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 
+from rulesvc.decisions.replan import CalendarReplanner
 from rulesvc.decisions.timer_service import TimerService
 
 log = logging.getLogger("rulesvc.scheduler.timers")
@@ -20,13 +21,21 @@ class PollStats:
     decisions: int = 0
     actions: int = 0
     late_by: list[float] = field(default_factory=list)
+    replanned: int = 0
 
 
 class TimerPoller:
     """`poll()` drains due points in claims of `batch` tickets; safe to run in several processes at once."""
 
-    def __init__(self, service: TimerService, batch: int = 100, keep_late: int = 100_000) -> None:
+    def __init__(
+        self,
+        service: TimerService,
+        batch: int = 100,
+        keep_late: int = 100_000,
+        replanner: CalendarReplanner | None = None,
+    ) -> None:
         self.service = service
+        self.replanner = replanner
         self.batch = batch
         self.stats = PollStats()
         self._keep_late = keep_late
@@ -53,6 +62,12 @@ class TimerPoller:
                     self.stats.late_by.extend(result.late_by)
                 if result.tickets < self.batch:
                     break
+            if self.replanner is not None and not self._stop.is_set():
+                try:  # timers of a calendar published meanwhile (e.g. its publisher crashed mid re-plan)
+                    for replanned in self.replanner.replan_pending():
+                        self.stats.replanned += replanned.moved
+                except DBAPIError as exc:
+                    log.warning("re-planning timers failed, retrying at the next poll: %s", exc.orig or exc)
         return made
 
     def stop(self) -> None:

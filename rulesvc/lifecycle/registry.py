@@ -72,8 +72,9 @@ class LiveBook:
 
     @property
     def calendars(self) -> Mapping[str, BusinessCalendar]:
-        """The calendar versions in force now: timers are planned (and re-planned) on them."""
-        return self.registry.timeline.at(self.clock.now()).calendars
+        """What timers are planned on: each calendar across its versions (`CalendarTimeline`); a ticket's
+        timers use the versions the ticket is bound to until they are re-planned."""
+        return self.registry.timeline.planning
 
     def book_for(self, event: Event) -> RuleBook:
         return self.registry.timeline.at(min(event.occurred_at, self.clock.now()))

@@ -124,7 +124,9 @@ class LifecycleService(Importing):
             registry.factory, shipped_cases, clock.now, engine_lock
         )
         self.kind = self.artifact.kind
-        self._on_published = on_published
+        self.on_published = on_published
+        """What a publication triggers beyond the reload (set by the composition root: calendars re-plan
+        their open timers), given the publication and who published; its answer is part of the reply."""
         self.store = store
         self.registry = registry
         self.factory = registry.factory
@@ -447,9 +449,15 @@ class LifecycleService(Importing):
         written = self.store.write(now, decide)
         self._announce()
         publication = Publication(written.change.versions[0], pending)
-        if self._on_published is not None:
-            publication = replace(publication, effects=dict(self._on_published(publication, actor)))
+        if self.on_published is not None:
+            publication = replace(publication, effects=dict(self.on_published(publication, actor)))
         return publication
+
+    def record_step(self, actor: str, name: str, step: str, **fields: Any) -> None:
+        """Append a lifecycle step of `name` that changes no draft or version (e.g. a re-plan) to the chain."""
+        self.store.write(
+            self.clock.now(), lambda _view: Change(audit=[self._note(step, name, actor, **fields)])
+        )
 
     def rollback(self, actor: str, name: str, to_version: int, reason: str = "") -> DraftRecord:
         """A draft with version `to_version`'s content and its own case file, submitted at once when its

@@ -27,6 +27,7 @@ from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.calendar import BusinessCalendar, parse_calendar_text
+from rulesvc.sla.calendar_versions import CalendarTimeline
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DRAFT_VERSION = 0
@@ -262,12 +263,15 @@ class BookTimeline:
         books: Sequence[RuleBook],
         empty: RuleBook,
         calendar_versions: Sequence[VersionRecord] = (),
+        planning: Mapping[str, BusinessCalendar] | None = None,
     ) -> None:
         self.generation = generation
         self.calendars = calendars
         """The calendars of the last period (simulation's timers run on them)."""
         self.versions = tuple(versions)
         self.calendar_versions = tuple(calendar_versions)
+        self.planning: Mapping[str, BusinessCalendar] = planning if planning is not None else calendars
+        """What timers are planned on: each versioned calendar as a `CalendarTimeline` of its versions."""
         self._starts = tuple(starts)
         self._books = tuple(books)
         self._empty = empty
@@ -321,6 +325,13 @@ def build_timeline(
         books.append(book)
     generation = max((record.seq for record in (*versions, *calendar_versions)), default=0)
     empty = factory.book({})
+    by_name: dict[str, list[tuple[datetime, BusinessCalendar]]] = {}
+    for record in calendar_versions:
+        by_name.setdefault(record.name, []).append((record.effective_at, factory.stored_calendar(record)))
+    planning = {
+        **factory.folder_calendars,
+        **{name: CalendarTimeline.of(items) for name, items in by_name.items()},
+    }
     return BookTimeline(
         generation,
         books[-1].calendars if books else empty.calendars,
@@ -329,4 +340,5 @@ def build_timeline(
         books,
         empty,
         calendar_versions,
+        planning,
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 from rulesvc.model import Action, Decision
 from rulesvc.sla.calendar import BusinessCalendar
+from rulesvc.sla.calendar_versions import CalendarTimeline
 from rulesvc.sla.coverage import provisional_fields
 from rulesvc.sla.event_time import (
     RESTORE,
@@ -39,6 +40,7 @@ from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.timers import CANCELLED, RUNNING, TimerState
 
 CORRECTED = "sla_corrected"
+RESCHEDULE = "reschedule_timer"
 
 
 @dataclass(frozen=True)
@@ -131,10 +133,19 @@ class TicketTimers:
         timeline: Mapping[str, Any] | None = None,
     ) -> None:
         self.ticket_id = ticket_id
-        self._calendars = calendars
         self._stored = {timer.name: timer for timer in timers}
         self._cache: tuple[datetime | None, Replay] | None = None
         timeline = timeline or {}
+        self._all = calendars
+        # The calendar versions this ticket's timers are planned on (see `rebind`): as recorded on the
+        # ticket, else the version its stored timers were planned on, else the latest (a new ticket).
+        self._bound: dict[str, int] = {
+            str(name): int(version) for name, version in (timeline.get("calendars") or {}).items()
+        }
+        for timer in sorted(self._stored.values(), key=lambda t: t.calendar_version or 0):
+            if timer.calendar_version is not None:
+                self._bound.setdefault(timer.state.calendar, timer.calendar_version)
+        self._calendars = self._bind()
         if "journal" in timeline:
             self._journal = [entry_from_json(e) for e in timeline["journal"]]
             self._emitted = [Emission.from_json(e) for e in timeline.get("emitted", ())]
@@ -146,7 +157,7 @@ class TicketTimers:
             self._journal = [_restore_entry(timer) for timer in self._stored.values()]
             restored = Replay()
             for entry in self._journal:  # what each stored timer had fired and recorded
-                restore(restored, entry, calendars)
+                restore(restored, entry, self._calendars)
             self._emitted = [
                 Emission(r.timer, r.origin, r.generation, r.point, r.at, "") for r in restored.reached
             ]
@@ -188,6 +199,57 @@ class TicketTimers:
             if (e.timer, e.generation, e.point) == (reached.timer, reached.generation, reached.point)
         )
 
+    # -- calendar versions --------------------------------------------------------------------------------
+
+    def _bind(self) -> dict[str, BusinessCalendar]:
+        return {
+            name: calendar.upto(self._bound.get(name)) if isinstance(calendar, CalendarTimeline) else calendar
+            for name, calendar in self._all.items()
+        }
+
+    def planned_on(self, calendar: str) -> int | None:
+        """The version of `calendar` this ticket's timers are planned on."""
+        found = self._calendars.get(calendar)
+        return found.version if found is not None else None
+
+    def rebind(self, calendar: str, now: datetime) -> list[Action]:
+        """Re-plan the timers on `calendar` on its latest version: the working time each consumed so far
+        stays (it was measured on the versions then in force), the points after the new version takes
+        effect move. Returns a `reschedule_timer` action per running timer whose deadline moved (a paused
+        timer stays paused with no deadline; a deadline now past fires at the next poll, marked late)."""
+        latest = self._all.get(calendar)
+        if latest is None:
+            return []
+        self._bound[calendar] = latest.version
+        self._calendars = self._bind()
+        self._cache = None
+        actions = []
+        # the journal's end state (no point fired past its last entry): a deadline now past is still due
+        for name, run in sorted(replay(self.ticket_id, self._journal, self._calendars, None).timers.items()):
+            stored = self._stored.get(name)
+            if run.state.calendar != calendar or run.state.status != RUNNING or stored is None:
+                continue
+            if stored.state.status != RUNNING:
+                continue
+            planned = self._calendars[calendar]
+            due = run.state.due_at(planned)
+            if stored.due_at is None or stored.due_at == due:
+                continue
+            params: dict[str, Any] = {
+                "timer": name,
+                "due_at": due,
+                "previous_due_at": stored.due_at.astimezone(planned.tz),
+                "calendar": calendar,
+                "calendar_version": planned.version,
+                "previous_calendar_version": stored.calendar_version,
+            }
+            if due <= now:
+                params["late"] = True
+            if planned.is_provisional(due):
+                params["provisional"] = True
+            actions.append(Action(RESCHEDULE, params, run.state.rule))
+        return actions
+
     # -- changes ------------------------------------------------------------------------------------------
 
     def apply(self, decision: Decision, at: datetime, now: datetime) -> Decision:
@@ -207,6 +269,8 @@ class TicketTimers:
         result = self._replay_at(now)
         enriched = []
         for action in decision.actions:
+            if action.type == "start_timer" and "due_at" in action.params:
+                action = self._planned_start(action, result)
             if action.type == "resume_timer":
                 run = result.timers.get(str(action.params.get("timer", "")))
                 params = {k: v for k, v in action.params.items() if k != "due_at"}
@@ -218,6 +282,25 @@ class TicketTimers:
             enriched.append(action)
         enriched.extend(self._corrections(now))
         return replace(decision, actions=tuple(enriched))
+
+    def _planned_start(self, action: Action, result: Replay) -> Action:
+        """A start whose deadline the timer does not follow (a calendar version published after the event
+        occurred takes effect before the deadline) carries the deadline the timer follows: the working time
+        up to the new version's effective time counts on the old version, the rest on the new one."""
+        run = result.timers.get(str(action.params.get("timer", "")))
+        calendar = self._calendars.get(run.state.calendar) if run is not None else None
+        if run is None or calendar is None or not isinstance(calendar, CalendarTimeline):
+            return action
+        if run.state.started_at != action.params.get("started_at", run.state.started_at):
+            return action
+        due = run.state.due_at(calendar)
+        if due == action.params["due_at"] or run.state.status != RUNNING:
+            return action
+        params = {k: v for k, v in action.params.items() if k not in ("provisional", "calendar_version")}
+        params.update(
+            {"due_at": due, "calendar_version": calendar.version, **provisional_fields(calendar, [due])}
+        )
+        return replace(action, params=params)
 
     def fire(self, reached: Reached, decision_id: str) -> None:
         """Record that `reached` was emitted as decision `decision_id`."""
@@ -307,7 +390,14 @@ class TicketTimers:
 
     def timeline_json(self, now: datetime) -> dict[str, Any]:
         """The ticket's stored timeline: journal, emitted points and the SLA figures recorded at `now`."""
+        used = {run.state.calendar for run in self._replay_at(now).timers.values()}
+        bound = {
+            name: self._calendars[name].version
+            for name in sorted(used)
+            if isinstance(self._calendars.get(name), CalendarTimeline)
+        }
         return {
+            **({"calendars": bound} if bound else {}),
             "journal": [entry_to_json(e) for e in sorted(self._journal, key=JournalEntry.sort_key)],
             "emitted": [e.to_json() for e in self._emitted],
             "outcomes": [
@@ -366,4 +456,12 @@ def _figure(data: Mapping[str, Any] | None, tz: tzinfo | None) -> dict[str, Any]
     return figure
 
 
-__all__ = ["CORRECTED", "TIMER_ACTIONS", "Emission", "ScheduledTimer", "TicketTimers", "schedule"]
+__all__ = [
+    "CORRECTED",
+    "RESCHEDULE",
+    "TIMER_ACTIONS",
+    "Emission",
+    "ScheduledTimer",
+    "TicketTimers",
+    "schedule",
+]

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Select, Table, func, insert, select
+from sqlalchemy import Engine, Select, Table, func, insert, or_, select
 from sqlalchemy.orm import sessionmaker
 
 from rulesvc import exactjson
@@ -39,7 +39,7 @@ from rulesvc.events import normalise_value
 from rulesvc.model import to_jsonable
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
-from rulesvc.sla.timers import PAUSED, TimerState
+from rulesvc.sla.timers import PAUSED, RUNNING, TimerState
 from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.decision_writes import chain_head, insert_decisions, lock_chain_head, raise_watermark
 from rulesvc.storage.engine import writer
@@ -62,8 +62,40 @@ class SqlTimerStore:
     # -- units of work ------------------------------------------------------------------------------------
 
     def fire_due(self, now: datetime, limit: int, prepare: FirePrepare) -> FiredBatch:
+        return self._claimed(self.claim_statement(now, limit), now, prepare)
+
+    def replan(
+        self, calendar: str, version: int, now: datetime, limit: int, prepare: FirePrepare
+    ) -> FiredBatch:
+        """Up to `limit` tickets having an open timer on `calendar` planned on a version before `version`,
+        locked (skipping locked ones) and handed to `prepare` in one transaction, as `fire_due` does. Once
+        prepared, their timers are planned on `version`: a ticket is re-planned once, whoever claims it."""
+        return self._claimed(self.replan_statement(calendar, version, limit), now, prepare)
+
+    def replan_pending(self, calendar: str, version: int) -> bool:
+        """Whether an open timer on `calendar` is still planned on a version before `version` (an index
+        probe: every worker poll asks)."""
+        with self._read() as session:
+            found = session.scalar(select(TimerRow.id).where(*_planned_before(calendar, version)).limit(1))
+            return found is not None
+
+    def replan_statement(self, calendar: str, version: int, limit: int) -> Select[TicketRow]:
+        stale = (
+            select(TimerRow.ticket_id)
+            .where(*_planned_before(calendar, version))
+            .limit(limit * _WINDOW)
+            .subquery("stale_timers")
+        )
+        return (
+            select(TicketRow)
+            .where(TicketRow.ticket_id.in_(select(stale.c.ticket_id)))
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=TicketRow)
+        )
+
+    def _claimed(self, claim: Select[TicketRow], now: datetime, prepare: FirePrepare) -> FiredBatch:
         with self._write() as session, session.begin():
-            tickets = [_locked(row) for row in session.scalars(self.claim_statement(now, limit)).all()]
+            tickets = [_locked(row) for row in session.scalars(claim).all()]
             if not tickets:
                 return FiredBatch(0)
             sql = Statements(session.connection())
@@ -263,6 +295,15 @@ class LockedTicket:
     group_name: str
     updated_at: datetime
     timeline: str
+
+
+def _planned_before(calendar: str, version: int) -> tuple[Any, ...]:
+    """Open timers on `calendar` planned on an earlier version (or before versions were recorded)."""
+    return (
+        TimerRow.calendar == calendar,
+        or_(TimerRow.calendar_version.is_(None), TimerRow.calendar_version < version),
+        TimerRow.status.in_((RUNNING, PAUSED)),
+    )
 
 
 def _locked(row: TicketRow) -> LockedTicket:

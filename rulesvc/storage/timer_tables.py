@@ -39,6 +39,7 @@ class TimerRow(Base):
             postgresql_where=text("next_fire_at IS NOT NULL"),
             sqlite_where=text("next_fire_at IS NOT NULL"),
         ),
+        Index("ix_timers_calendar_version", "calendar", "calendar_version"),
     )
 
     id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=True)

@@ -157,8 +157,10 @@ def test_calendar_lifecycle(client: TestClient, keys: dict[str, str], clock: Vir
     after = loan(client, keys["ingest"], "b", START + timedelta(hours=1))
     assert after["due_at"] == "2027-02-20T12:00:00+08:00"
     assert "provisional" not in after
+    # An event that occurred before the new version took effect: its rules are those in force then, and
+    # its deadline counts the time before the version's effective time on v1, the rest on v2.
     late = loan(client, keys["ingest"], "c", START + timedelta(minutes=40))
-    assert late["due_at"] == "2027-02-22T11:40:00+08:00" and late["calendar_version"] == 1
+    assert late["due_at"] == "2027-02-20T11:40:00+08:00" and late["calendar_version"] == 2
 
     versions = client.get("/v1/calendars/cn/versions", headers=auth(editor)).json()["versions"]
     assert [(v["version"], v["state"]) for v in versions] == [(1, "superseded"), (2, "in_force")]
@@ -171,7 +173,7 @@ def test_calendar_lifecycle(client: TestClient, keys: dict[str, str], clock: Vir
     assert steps == [
         *("imported", "draft_created", "submitted"),
         *("draft_created", "submitted", "rejected"),  # the author's own draft, refused to them, rejected
-        *("approved", "published"),
+        *("approved", "published", "replanned"),
     ], steps
     assert history.json()["entries"][-1]["calendar"] == "cn"
     assert client.get("/v1/audit/verify", headers=auth(keys["auditor"])).json()["ok"] is True
