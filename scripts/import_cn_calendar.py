@@ -19,139 +19,15 @@ Some fall on weekends; they are kept with their names although a weekend is non-
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
-from collections.abc import Iterable
-from datetime import date, timedelta
 from pathlib import Path
-
-import holidays
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "rulesets" / "calendars" / "cn.yaml"
-COMMAND = ".venv/bin/python scripts/import_cn_calendar.py"
-WORKING_HOURS = '["09:00-12:00", "13:00-18:00"]'
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# Suffixes of package labels that do not change which festival a day belongs to.
-_LABEL_NOISE = re.compile(r"（[^）]*）$|延长假期$")
-# The eve belongs to the Spring Festival break: its make-up days are called 春节调休.
-_FESTIVAL_OF = {"农历除夕": "春节"}
+sys.path.insert(0, str(ROOT))
 
-
-def festival_names(labels: Iterable[str]) -> list[str]:
-    """Festival names behind holiday labels: '国庆节（补假）' → 国庆节; swap-day labels carry none."""
-    names: list[str] = []
-    for label in labels:
-        for part in label.split(";"):
-            part = part.strip()
-            if not part or part.startswith("休息日"):
-                continue
-            base = _LABEL_NOISE.sub("", part).strip()
-            base = _FESTIVAL_OF.get(base, base)
-            if base and base not in names:
-                names.append(base)
-    return names
-
-
-def makeup_label(workday: date, days_off: dict[date, str], workdays: set[date]) -> str:
-    """'国庆节调休' for the make-up day that pays for a day off of the National Day break.
-
-    The package labels the swapped day off '休息日（由 <workday> 调休）'; the festival is found in the run of
-    consecutive non-working days around it.
-    """
-    key = workday.isoformat()
-    swapped = [day for day, label in days_off.items() if key in label]
-    if not swapped:
-        return "调休上班日"
-
-    def off(day: date) -> bool:
-        return day in days_off or (day.weekday() >= 5 and day not in workdays)
-
-    labels: list[str] = []
-    for anchor in swapped:
-        first = anchor
-        while off(first - timedelta(days=1)):
-            first -= timedelta(days=1)
-        day = first
-        while off(day):
-            if day in days_off:
-                labels.append(days_off[day])
-            day += timedelta(days=1)
-    names = festival_names(labels)
-    return ("、".join(names) + "调休") if names else "调休上班日"
-
-
-def build(through_year: int | None = None) -> tuple[str, list[int]]:
-    """The cn.yaml text and the confirmed years it covers (unconfirmed years up to `through_year`, default
-    the year after the last confirmed one)."""
-    known = range(holidays.China.start_year, holidays.China.end_year + 1)
-    china = holidays.China(years=known, language="zh_CN")
-    workdays_all = set(china.weekend_workdays)
-    years = sorted({day.year for day in workdays_all})
-    if not years:
-        raise SystemExit(
-            f"holidays {holidays.__version__} reports no PRC make-up working days; nothing to import"
-        )
-    last = through_year if through_year is not None else years[-1] + 1
-    unconfirmed = [year for year in range(years[-1] + 1, last + 1) if year <= holidays.China.end_year]
-    covered = set(years) | set(unconfirmed)
-    days_off = {day: str(name) for day, name in sorted(china.items())}
-    holidays_out = {day: name for day, name in days_off.items() if day.year in covered}
-    workdays_out = sorted(day for day in workdays_all if day.year in covered)
-
-    clash = sorted(set(holidays_out) & set(workdays_out))
-    if clash:
-        raise SystemExit(f"package lists days both as holiday and make-up day: {clash}")
-    not_weekend = [day for day in workdays_out if day.weekday() < 5]
-    if not_weekend:
-        raise SystemExit(f"package lists make-up working days that are not weekend days: {not_weekend}")
-
-    span = f"{years[0]}–{years[-1]}"
-    gaps = sorted(set(range(years[0], years[-1] + 1)) - covered)
-    lines = [
-        "# 由脚本生成，请勿手工修改 / GENERATED FILE, do not edit by hand.",
-        f"# Command: {COMMAND}",
-        f"# Source: holidays=={holidays.__version__} (holidays.China, language zh_CN).",
-        f"# Years: {span}{' except ' + ', '.join(map(str, gaps)) if gaps else ''} — every year for which the package"
-        " knows official 调休 make-up working days.",
-        (
-            f"# Unconfirmed: {', '.join(map(str, unconfirmed))} — statutory days off only (make-up days not yet"
-            " published; deadlines there are provisional)."
-            if unconfirmed
-            else "# No unconfirmed years."
-        ),
-        "# Re-run the command (or `rulesvc calendars import-cn`) after the State Council publishes the notice.",
-        "name: cn",
-        "timezone: Asia/Shanghai",
-        f"description: 中国大陆工作日历（法定节假日与调休，{span}）",
-        f"confirmed_through: {years[-1]}-12-31",
-        "weekly:",
-    ]
-    for index, weekday in enumerate(WEEKDAYS):
-        lines.append(f"  {weekday}: {WORKING_HOURS if index < 5 else '[]'}")
-    lines.append(f"makeup_hours: {WORKING_HOURS}")
-    lines.append("holidays:")
-    current_year = None
-    for day, name in holidays_out.items():
-        if day.year != current_year:
-            current_year = day.year
-            note = " — unconfirmed: statutory days off only" if current_year in unconfirmed else ""
-            lines.append(f"  # {current_year}{note}")
-        lines.append(
-            f"  {day.isoformat()}: {json.dumps(name, ensure_ascii=False)}  # {WEEKDAYS[day.weekday()]}"
-        )
-    lines.append("workdays:")
-    current_year = None
-    for day in workdays_out:
-        if day.year != current_year:
-            current_year = day.year
-            lines.append(f"  # {current_year}")
-        label = makeup_label(day, days_off, workdays_all)
-        lines.append(
-            f"  {day.isoformat()}: {json.dumps(label, ensure_ascii=False)}  # {WEEKDAYS[day.weekday()]}"
-        )
-    return "\n".join(lines) + "\n", years
+from rulesvc.sla.calendar import load_calendar  # noqa: E402  (needs ROOT on sys.path)
+from rulesvc.sla.cn_holidays import COMMAND, build  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,9 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     text, years = build(args.through_year)
-
-    sys.path.insert(0, str(ROOT))
-    from rulesvc.sla.calendar import load_calendar  # needs ROOT on sys.path
 
     output: Path = args.output
     if args.check:

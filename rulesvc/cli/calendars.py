@@ -205,5 +205,112 @@ def history(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
         )
 
 
+def _push_text(url: str, key: str | None, name: str, text: str, reason: str) -> None:
+    draft = _client(url, key).call(
+        "POST",
+        _path(name, "drafts"),
+        content=text.encode("utf-8"),
+        params={"reason": reason} if reason else None,
+        headers={"Content-Type": "application/yaml"},
+    )
+    _print_draft(draft)
+    typer.echo(
+        f"next: another person reviews it (rulesvc calendars show {name} {draft['draft_id']}), then approve and publish"
+    )
+
+
+def _version_text(url: str, key: str | None, name: str, version: int | None) -> tuple[int, str]:
+    client = _client(url, key)
+    if version is None:
+        versions = client.call("GET", _path(name, "versions"))["versions"]
+        chosen = next((v for v in versions if v.get("state") == "in_force"), versions[-1])
+        version = int(chosen["version"])
+    body = client.call("GET", _path(name, "versions", str(version)))
+    return version, str(body["content"])
+
+
+@app.command("import-cn")
+@_handled
+def import_cn(
+    year: Annotated[int, typer.Option("--year", help="the year the State Council notice is for, e.g. 2027")],
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    out: Annotated[Path | None, typer.Option("--out", help="only write the file here; push nothing")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """The `cn` calendar through --year from the `holidays` package, pushed as a draft (never published):
+    a year the package knows the make-up days of is confirmed, a later one keeps its statutory days only."""
+    from rulesvc.sla.cn_holidays import build, package_version
+
+    text, confirmed = build(year, command=f"rulesvc calendars import-cn --year {year}")
+    if year not in confirmed:
+        typer.echo(
+            f"warning: holidays=={package_version()} does not know the make-up working days of {year} yet:"
+            f" the draft has its statutory days off only and stays confirmed through {confirmed[-1]}-12-31"
+            " (update the package once it has the notice, then run this again)",
+            err=True,
+        )
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out} (confirmed {confirmed[0]}–{confirmed[-1]})")
+        return
+    why = reason or f"国务院 {year} 年部分节假日安排（holidays=={package_version()}）"
+    _push_text(url, key, "cn", text, why)
+
+
+@app.command("export-ics")
+@_handled
+def export_ics(
+    name: Name,
+    out: Annotated[Path, typer.Option("--out", help=".ics file to write")],
+    version: Annotated[int | None, typer.Option("--version", help="default: the version in force")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Write a calendar version as iCalendar: one all-day event per holiday and per make-up working day."""
+    from rulesvc.sla.calendar import parse_calendar_text
+    from rulesvc.sla.calendar_exchange import to_ics
+
+    number, text = _version_text(url, key, name, version)
+    calendar, errors, _ = parse_calendar_text(f"{name}.yaml", text, number)
+    if calendar is None:
+        raise typer.BadParameter("; ".join(str(e) for e in errors))
+    out.write_bytes(to_ics(calendar, number))
+    typer.echo(
+        f"wrote {out}: {name} v{number}, {len(calendar.holidays)} holidays, {len(calendar.workdays)} make-up days"
+    )
+
+
+@app.command("import-ics")
+@_handled
+def import_ics(
+    name: Name,
+    file: Annotated[Path, typer.Argument(help=".ics file", exists=True, dir_okay=False)],
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    out: Annotated[Path | None, typer.Option("--out", help="only write the calendar file here")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Lay an iCalendar file's all-day events over the calendar in force (holidays; 上班/补班 or
+    X-RULESVC-KIND: workday are make-up days) and push the result as a draft (never published)."""
+    from rulesvc.sla.calendar import parse_calendar_text
+    from rulesvc.sla.calendar_exchange import merge_ics, render_calendar
+
+    number, text = _version_text(url, key, name, None)
+    base, errors, _ = parse_calendar_text(f"{name}.yaml", text, number)
+    if base is None:
+        raise typer.BadParameter("; ".join(str(e) for e in errors))
+    try:
+        merged = merge_ics(base, file.read_bytes())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    rendered = render_calendar(merged, [f"{name} v{number} with the days of {file.name} laid over it"])
+    if out is not None:
+        out.write_text(rendered, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+        return
+    _push_text(url, key, name, rendered, reason or f"导入 {file.name}")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="calendars")

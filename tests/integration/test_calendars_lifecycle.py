@@ -217,3 +217,37 @@ def test_cli_calendars_beside_rulesets(
     assert "2027-02-20 (sat): 调休上班 added（春节调休）" in shown.output, shown.output
     history = run("auditor", "history", "cn")
     assert "published" in history.output and "v2" in history.output, history.output
+
+
+def test_import_cn_and_ics_make_drafts_never_versions(
+    client: TestClient, keys: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def through_app(method: str, url: str, **kwargs: Any) -> Any:
+        kwargs.pop("timeout", None)
+        return client.request(method, url.removeprefix("http://rulesvc.test"), **kwargs)
+
+    monkeypatch.setattr(rulesets_client.httpx, "request", through_app)
+    env = {"RULESVC_URL": "http://rulesvc.test", "RULESVC_KEY": keys["editor"]}
+    runner = CliRunner()
+
+    imported = runner.invoke(calendars_cli, ["import-cn", "--year", "2027"], env=env)
+    assert imported.exit_code == 0, imported.output
+    assert "status draft  based on v1" in imported.output
+    versions = client.get("/v1/calendars/cn/versions", headers=auth(keys["editor"])).json()["versions"]
+    assert len(versions) == 1  # a draft, never a publication
+
+    exported = tmp_path / "cn.ics"
+    result = runner.invoke(calendars_cli, ["export-ics", "cn", "--out", str(exported)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "BEGIN:VEVENT" in exported.read_text(encoding="utf-8")
+    feed = tmp_path / "feed.ics"
+    feed.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//ZH\r\nBEGIN:VEVENT\r\nUID:b\r\n"
+        "DTSTART;VALUE=DATE:20270220\r\nSUMMARY:春节补班\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        encoding="utf-8",
+    )
+    pushed = runner.invoke(calendars_cli, ["import-ics", "cn", str(feed)], env=env)
+    assert pushed.exit_code == 0, pushed.output
+    assert "2027-02-20 (sat): 调休上班 added（春节补班）" in pushed.output
+    drafts = client.get("/v1/calendars/cn/drafts", headers=auth(keys["editor"])).json()["drafts"]
+    assert len(drafts) == 2 and all(d["status"] == "draft" for d in drafts)
