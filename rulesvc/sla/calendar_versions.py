@@ -43,8 +43,12 @@ class CalendarTimeline(BusinessCalendar):
         """The timeline as it was when `version` was the latest version (None: as it is)."""
         if version is None or version >= self.version:
             return self
-        kept = [(at, c) for at, c in self.versions if c.version <= version]
-        return CalendarTimeline.of(kept) if kept else CalendarTimeline.of([min(self.versions, key=_number)])
+        cache: dict[int, CalendarTimeline] = self.__dict__.setdefault("_upto_cache", {})
+        found = cache.get(version)
+        if found is None:  # one per version: its working intervals are memoised like any calendar's
+            kept = [(at, c) for at, c in self.versions if c.version <= version]
+            found = cache[version] = CalendarTimeline.of(kept or [min(self.versions, key=_number)])
+        return found
 
     def in_force(self, at: datetime) -> BusinessCalendar:
         current = self.segments[0][1]
