@@ -9,14 +9,16 @@ one transaction per claim. A claimed ticket's timers are then planned on the new
 claimed again: a crash (kill -9) loses only the claim in flight, which the next run takes up, and no timer
 is re-planned twice. A deadline the new version puts in the past is fired by the next poll, marked late.
 
-The publishing request re-plans in claims of `batch` tickets (events on other tickets are never held for
+The publishing request re-plans in claims of `batch` (200) tickets (events on other tickets are never held for
 longer than one claim); every worker's poll also takes up what is left, e.g. after a crash.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -76,7 +78,8 @@ class CalendarReplanner:
         clock: Clock,
         masking: MaskPolicy,
         notifier: Notifier | None = None,
-        batch: int = 500,
+        batch: int = 200,
+        lanes: int = 1,
     ) -> None:
         self.store = store
         self.book = book
@@ -84,35 +87,51 @@ class CalendarReplanner:
         self.masking = masking
         self.notifier = notifier
         self.batch = batch
+        self.lanes = lanes
+        self._lock = threading.Lock()
 
     def latest(self, calendar: str) -> int | None:
         found = self.book.calendars.get(calendar)
         return found.version if isinstance(found, CalendarTimeline) else None
 
-    def replan(self, calendar: str, claims: int | None = None) -> Replanned:
+    def replan(self, calendar: str, claims: int | None = None, lanes: int | None = None) -> Replanned:
         """Re-plan every open timer on `calendar` still planned on an earlier version (at most `claims`
-        claims of `batch` tickets; None: until none is left)."""
+        claims of `batch` tickets; None: until none is left), in `lanes` concurrent claim loops (each its own
+        transaction and connection; `SKIP LOCKED` keeps them apart)."""
         version = self.latest(calendar)
         result = Replanned(calendar, version or 0)
         if version is None or version < 2:
             return result
+        lanes = max(1, lanes if lanes is not None else self.lanes)
+        if lanes == 1 or claims is not None:
+            self._loop(calendar, version, claims, result)
+            return result
+        with ThreadPoolExecutor(lanes, thread_name_prefix="replan") as pool:
+            for future in [pool.submit(self._loop, calendar, version, None, result) for _ in range(lanes)]:
+                future.result()
+        return result
+
+    def _loop(self, calendar: str, version: int, claims: int | None, result: Replanned) -> None:
         done = 0
         while claims is None or done < claims:
             now = self.clock.now()
+            found = Replanned(calendar, version)
             batch = self.store.replan(
                 calendar,
                 version,
                 now,
                 self.batch,
-                partial(self._prepare, calendar=calendar, now=now, result=result),
+                partial(self._prepare, calendar=calendar, now=now, result=found),
             )
             done += 1
-            result.tickets += batch.tickets
+            with self._lock:  # counted once the claim committed
+                result.tickets += batch.tickets
+                result.moved += found.moved
+                result.examples.extend(found.examples[: max(0, EXAMPLES - len(result.examples))])
             if batch.actions and self.notifier is not None:
                 self.notifier.publish(ACTIONS)
             if batch.tickets < self.batch:
                 break
-        return result
 
     def replan_pending(self) -> list[Replanned]:
         """One claim for each calendar that still has timers planned on an older version (a worker's poll)."""
