@@ -11,7 +11,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from rulesvc.audit.evidence import refusals
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -50,6 +54,8 @@ class Metrics:
             multiprocess_mode="livemin",
         )
 
+        r.register(_IntegrityRefusals())
+
         self.calendar_coverage = Gauge(
             "rulesvc_calendar_coverage_days",
             "Days until a calendar's confirmed schedule ends (negative: already past; deadlines after it are "
@@ -81,3 +87,18 @@ class Metrics:
             MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class _IntegrityRefusals(Collector):
+    """Uses refused because a row no longer matched the audit chain (a feed page, a webhook body, a ticket's
+    state: `rulesvc.audit.evidence.refuse`), by table, in this process."""
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "rulesvc_integrity_refusals",
+            "Uses refused because the row did not match the audit chain, by table",
+            labels=["table"],
+        )
+        for table, count in sorted(refusals().items()):
+            family.add_metric([table], count)
+        yield family

@@ -58,13 +58,14 @@ class RunningWorker:
         stats, deliveries = self.parts.poller.stats, self.parts.deliverer.stats
         log.info(
             "worker stopped: fired %d timer decisions (%d actions) for %d tickets; %d webhook attempts, "
-            "%d delivered, %d dead letters",
+            "%d delivered, %d dead letters; %d tickets refused (state not matching the audit chain)",
             stats.decisions,
             stats.actions,
             stats.tickets,
             deliveries.attempts,
             deliveries.delivered,
             deliveries.dead,
+            stats.refused,
             extra={"timer_decisions": stats.decisions, "webhooks_delivered": deliveries.delivered},
         )
 

@@ -22,6 +22,7 @@ class PollStats:
     actions: int = 0
     late_by: list[float] = field(default_factory=list)
     replanned: int = 0
+    refused: int = 0
 
 
 class TimerPoller:
@@ -58,6 +59,7 @@ class TimerPoller:
                 self.stats.tickets += result.tickets
                 self.stats.decisions += result.decisions
                 self.stats.actions += result.actions
+                self.stats.refused += result.refused
                 if len(self.stats.late_by) < self._keep_late:
                     self.stats.late_by.extend(result.late_by)
                 if result.tickets < self.batch:

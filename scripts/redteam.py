@@ -268,6 +268,12 @@ def main() -> int:
             "WHERE ticket_id = :t",
             "timers: anchor_at moved days back",
         ),
+        lambda: ticket_state(
+            run,
+            "timeline",
+            "UPDATE tickets SET timeline = '{}' WHERE ticket_id = :t",
+            "tickets: timer journal (timeline) emptied",
+        ),
         lambda: deleted_tail(run),
     ]
     for step in steps:

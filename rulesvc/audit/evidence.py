@@ -13,6 +13,7 @@ forged chain). Signed checkpoints outside the database catch that (`rulesvc.audi
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -135,9 +136,22 @@ def body_decision_id(body_text: str) -> str:
         return ""
 
 
+_REFUSALS: dict[str, int] = {}
+_REFUSALS_LOCK = threading.Lock()
+
+
+def refusals() -> dict[str, int]:
+    """Uses refused for a chain mismatch in this process so far, by table (exported on `/metrics` as
+    `rulesvc_integrity_refusals_total`)."""
+    with _REFUSALS_LOCK:
+        return dict(_REFUSALS)
+
+
 def refuse(table: str, row: str, found: tuple[str, str]) -> EvidenceError:
-    """Log the mismatch (an alert) and build the error that stops the use."""
+    """Log the mismatch (an alert), count it and build the error that stops the use."""
     reason, message = found
+    with _REFUSALS_LOCK:
+        _REFUSALS[table] = _REFUSALS.get(table, 0) + 1
     log.error("integrity: %s row %s does not match the audit chain (%s): %s", table, row, reason, message)
     return EvidenceError(table, row, reason, message)
 
@@ -159,6 +173,8 @@ class EvidenceReader(Protocol):
 
     def delivery_pages(self) -> Iterator[list[StoredDelivery]]: ...
 
+    def ticket_problems(self) -> list[Problem]: ...
+
 
 def check_feed(reader: EvidenceReader, records: Sequence[FeedRecord]) -> list[dict[str, Any]]:
     """The feed records' actions, each checked against its decision's vouched record; the first that is
@@ -176,7 +192,8 @@ def check_feed(reader: EvidenceReader, records: Sequence[FeedRecord]) -> list[di
 
 def verify_rows(reader: EvidenceReader, masking: MaskPolicy | None = None) -> list[Problem]:
     """Every feed record, every decision's number of feed records and every webhook body, checked against
-    the records the chain vouches for (the records themselves are checked by `verify_store`)."""
+    the records the chain vouches for (the records themselves are checked by `verify_store`), and every
+    ticket's state against its seal."""
     problems: list[Problem] = []
     for page in reader.feed_pages():
         vouching = reader.vouching(r.decision_id for r in page)
@@ -215,4 +232,5 @@ def verify_rows(reader: EvidenceReader, masking: MaskPolicy | None = None) -> li
             found = delivery_problem(delivery.body, vouching, masking or default_policy())
             if found is not None:
                 problems.append(as_problem("webhook_deliveries", delivery.delivery_id, found))
+    problems.extend(reader.ticket_problems())
     return problems

@@ -130,8 +130,8 @@ class CalendarReplanner:
                 result.examples.extend(found.examples[: max(0, EXAMPLES - len(result.examples))])
             if batch.actions and self.notifier is not None:
                 self.notifier.publish(ACTIONS)
-            if batch.tickets < self.batch:
-                break
+            if batch.tickets < self.batch or len(batch.refused) == batch.tickets:
+                break  # none left, or only tickets refused for not matching the chain (never re-planned)
 
     def replan_pending(self) -> list[Replanned]:
         """One claim for each calendar that still has timers planned on an older version (a worker's poll)."""

@@ -58,6 +58,8 @@ class FiredBatch:
     decisions: list[StoredDecision] = field(default_factory=list)
     actions: int = 0
     writes: list[TicketWrite] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    """Tickets not fired because their stored state does not match the chain (`audit.evidence_mismatch`)."""
 
 
 @dataclass(frozen=True)

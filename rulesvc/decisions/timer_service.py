@@ -54,6 +54,8 @@ class PollResult:
     actions: int
     late_by: list[float]
     """Seconds between each fired point's scheduled time and its firing."""
+    refused: int = 0
+    """Tickets whose state did not match the chain: not fired (an alert each time)."""
 
 
 class TimerService:
@@ -91,7 +93,7 @@ class TimerService:
         batch = self.store.fire_due(now, limit, prepare)
         if batch.actions:
             self._notify(ACTIONS)
-        return PollResult(batch.tickets, len(batch.decisions), batch.actions, late)
+        return PollResult(batch.tickets, len(batch.decisions), batch.actions, late, len(batch.refused))
 
     def fire_ticket(self, view: TicketView, now: datetime) -> TicketWrite:
         """The decisions of every point of this ticket that its timeline reaches by `now` and that was not

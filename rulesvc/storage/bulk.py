@@ -167,6 +167,42 @@ class Statements:
         ]
         return Rows(_joined(fetches), processors)
 
+    def select_referenced(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        key: str,
+        referrer: Table,
+        reference: str,
+        referrer_key: str,
+        values: Sequence[Any],
+    ) -> Rows:
+        """SELECT `columns` of the rows of `table` whose `key` is the `reference` column of a `referrer` row
+        whose `referrer_key` is one of `values` (e.g. the chain entries tickets point at), in one statement
+        that can go in the same round as the statement locking the referrers."""
+        processors = self._result_processors(table, columns)
+        if not values:
+            return Rows(list, processors)
+        preparer = self._dialect.identifier_preparer
+        quote = preparer.quote
+        inner = (
+            f"SELECT {quote(reference)} FROM {preparer.format_table(referrer)} WHERE {quote(referrer_key)}"
+        )
+        head = (
+            f"SELECT {', '.join(quote(c) for c in columns)} FROM {preparer.format_table(table)}"
+            f" WHERE {quote(key)} IN ({inner}"
+        )
+        bind = referrer.c[referrer_key].type.dialect_impl(self._dialect).bind_processor(self._dialect)  # type: ignore[no-untyped-call]
+        params = [v if bind is None or v is None else bind(v) for v in values]
+        if self._pg:
+            array = _array_of(referrer, referrer_key, self._dialect)
+            return Rows(self._query(f"{head} = ANY(%b::{array}))", [params]), processors)
+        fetches = [
+            self._query(f"{head} IN ({', '.join(['?'] * len(chunk))}))", chunk)
+            for chunk in (params[i : i + _SQLITE_IN] for i in range(0, len(params), _SQLITE_IN))
+        ]
+        return Rows(_joined(fetches), processors)
+
     # -- helpers ------------------------------------------------------------------------------------------
 
     def _execute(self, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> None:

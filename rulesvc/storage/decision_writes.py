@@ -12,6 +12,7 @@ import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -22,6 +23,8 @@ from rulesvc.audit.evidence import ChainRolledBackError
 from rulesvc.decisions.ports import NewDecision, StoredDecision
 from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.tables import ActionRow, AuditHeadRow, AuditRow, Base, DecisionInputRow, DecisionRow
+from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED
+from rulesvc.storage.timer_tables import TicketRow
 
 
 @dataclass(frozen=True)
@@ -106,19 +109,51 @@ def stored_decisions(rows: Rows) -> dict[str, StoredDecision]:
     return {row[1]: StoredDecision(*row) for row in rows.all()}
 
 
-def insert_decisions(sql: Statements, head: ChainHead, news: Sequence[NewDecision]) -> list[StoredDecision]:
+def insert_decisions(
+    sql: Statements,
+    head: ChainHead,
+    news: Sequence[NewDecision],
+    seals: Mapping[str, str] | None = None,
+    at: datetime | None = None,
+) -> tuple[list[StoredDecision], int]:
     """Insert decisions in order, chaining each after the head, and move the head (the caller holds its
-    lock); the statements join the caller's current round."""
-    if not news:
-        return []
-    entries = chain(
-        head, [(n.decided_at.isoformat(), KIND_DECISION, n.decision_id, n.audit_payload) for n in news]
-    )
+    lock); the statements join the caller's current round. Returns them and the new head's seq.
+
+    `seals` (ticket id → digest of its new state, `rulesvc.storage.ticket_seals`) go into the payload of
+    each ticket's last decision here, or else into one `tickets_sealed` entry dated `at` after them; each
+    ticket's `seal_seq` is pointed at its entry."""
+    seals = seals or {}
+    if not news and not seals:
+        return [], head.seq
+    last_of: dict[str, int] = {}
+    for index, new in enumerate(news):
+        if new.ticket_id in seals:
+            last_of[new.ticket_id] = index
+    sealed_by = {index: ticket_id for ticket_id, index in last_of.items()}
+    notes: list[tuple[str, str, str, Any]] = [
+        (
+            n.decided_at.isoformat(),
+            KIND_DECISION,
+            n.decision_id,
+            {**n.audit_payload, "ticket_sha256": seals[sealed_by[i]]} if i in sealed_by else n.audit_payload,
+        )
+        for i, n in enumerate(news)
+    ]
+    rest = {ticket_id: digest for ticket_id, digest in seals.items() if ticket_id not in last_of}
+    if rest:
+        if at is None:
+            raise ValueError("sealing tickets without a decision needs the time of the seal")
+        notes.append((at.isoformat(), KIND_TICKETS_SEALED, "", {"tickets": dict(sorted(rest.items()))}))
+    entries = chain(head, notes)
+    seal_rows = [
+        {"seal_seq": entries[last_of[t]].seq if t in last_of else entries[-1].seq, "ticket_id": t}
+        for t in sorted(seals)
+    ]
     decisions: list[dict[str, Any]] = []
     inputs: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
     result: list[StoredDecision] = []
-    for new, entry in zip(news, entries, strict=True):
+    for new, entry in zip(news, entries[: len(news)], strict=True):
         stored = StoredDecision(
             decision_id=new.decision_id,
             event_id=new.event_id,
@@ -150,8 +185,9 @@ def insert_decisions(sql: Statements, head: ChainHead, news: Sequence[NewDecisio
         sql.insert(_DECISIONS, decisions)
         sql.insert(_table(DecisionInputRow), inputs)
         sql.insert(_table(ActionRow), actions)
+        sql.update(_table(TicketRow), ["ticket_id"], seal_rows)
         write_entries(sql, entries)
-    return result
+    return result, entries[-1].seq
 
 
 def _table(mapped: type[Base]) -> Table:
@@ -173,6 +209,11 @@ DECISION_COLUMNS = (
     "chain_hash",
 )
 _STORED_FIELDS = tuple(field.name for field in fields(StoredDecision))
+
+
+AUDIT_TABLE = _table(AuditRow)
+AUDIT_COLUMNS = ("seq", "at", "kind", "subject", "payload", "prev_hash", "hash")
+"""`audit_log` columns in the order of `ChainEntry`'s fields."""
 
 
 def audit_values(entry: ChainEntry) -> dict[str, Any]:

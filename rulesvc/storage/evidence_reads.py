@@ -5,14 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
+from rulesvc.audit.chain import KIND_DECISION, Problem
 from rulesvc.audit.evidence import Vouching
 from rulesvc.decisions.ports import FeedRecord
+from rulesvc.masking import default_policy
 from rulesvc.storage.decision_writes import chain_entry
 from rulesvc.storage.tables import ActionRow, AuditRow, DecisionRow
+from rulesvc.storage.ticket_seals import (
+    KIND_TICKETS_SEALED,
+    SEALED_TIMER_COLUMNS,
+    is_empty,
+    seal_problem,
+    sealed_tickets,
+    state_digest,
+)
+from rulesvc.storage.timer_tables import TicketRow, TimerRow
 from rulesvc.storage.webhook_tables import DeliveryRow
 
 _BATCH = 500
@@ -96,3 +108,90 @@ class SqlEvidenceReader:
                 return
             yield [StoredDelivery(str(d), int(c), str(b)) for _, d, c, b in rows]
             last = int(rows[-1][0])
+
+    def ticket_problems(self) -> list[Problem]:
+        """Every ticket's stored state against the chain entry sealing it, and against the newest entry
+        sealing that ticket (an older sealed state put back is `seal_stale`; a sealed ticket whose row is
+        gone is `ticket_missing`)."""
+        latest = self._latest_seals()
+        problems: list[Problem] = []
+        mask = default_policy().mask_text
+        last = ""
+        while True:
+            with self._read() as session:
+                tickets = session.execute(
+                    select(
+                        TicketRow.ticket_id,
+                        TicketRow.kind,
+                        TicketRow.group_name,
+                        TicketRow.snapshot,
+                        TicketRow.timeline,
+                        TicketRow.seal_seq,
+                        AuditRow,
+                    )
+                    .outerjoin(AuditRow, AuditRow.seq == TicketRow.seal_seq)
+                    .where(TicketRow.ticket_id > last)
+                    .order_by(TicketRow.ticket_id)
+                    .limit(_BATCH)
+                ).all()
+                ids = [row[0] for row in tickets]
+                timers: dict[str, list[dict[str, Any]]] = {t: [] for t in ids}
+                for row in session.execute(
+                    select(TimerRow.ticket_id, *(getattr(TimerRow, c) for c in SEALED_TIMER_COLUMNS)).where(
+                        TimerRow.ticket_id.in_(ids)
+                    )
+                ):
+                    timers[row[0]].append(dict(zip(SEALED_TIMER_COLUMNS, row[1:], strict=True)))
+            if not tickets:
+                break
+            for ticket_id, kind, group, snapshot, timeline, seal_seq, audit in tickets:
+                rows = timers[ticket_id]
+                digest = state_digest(ticket_id, kind, group, snapshot, timeline, rows)
+                entry = chain_entry(audit) if audit is not None else None
+                empty = is_empty(kind, snapshot, timeline, rows)
+                found = seal_problem(ticket_id, digest, empty, seal_seq, entry)
+                newest = latest.pop(ticket_id, None)
+                if found is None and newest is not None and newest != seal_seq:
+                    found = (
+                        "seal_stale",
+                        f"工单 {mask(ticket_id)} 的状态被换回较早的版本（审计日志第 {newest} 条已记录更新的状态）",
+                    )
+                if found is not None:
+                    problems.append(Problem("tickets", mask(ticket_id), found[0], found[1], seal_seq))
+            last = str(tickets[-1][0])
+        for ticket_id, seq in sorted(latest.items()):
+            problems.append(
+                Problem(
+                    "tickets",
+                    mask(ticket_id),
+                    "ticket_missing",
+                    f"工单 {mask(ticket_id)} 的状态已写入审计日志，但工单已被删除",
+                    seq,
+                )
+            )
+        return problems
+
+    def _latest_seals(self) -> dict[str, int]:
+        """Ticket id → seq of the newest chain entry sealing its state."""
+        latest: dict[str, int] = {}
+        last = 0
+        while True:
+            with self._read() as session:
+                rows = session.scalars(
+                    select(AuditRow)
+                    .where(AuditRow.kind.in_((KIND_DECISION, KIND_TICKETS_SEALED)), AuditRow.seq > last)
+                    .order_by(AuditRow.seq)
+                    .limit(_BATCH)
+                ).all()
+            if not rows:
+                return latest
+            for row in rows:
+                if row.kind == KIND_DECISION and "ticket_sha256" not in row.payload:
+                    continue
+                try:
+                    sealed = sealed_tickets(chain_entry(row))
+                except ValueError:
+                    continue  # an unreadable entry is reported by the chain check
+                for ticket_id in sealed:
+                    latest[ticket_id] = row.seq
+            last = rows[-1].seq

@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from rulesvc.apikeys import parse_roles
 from rulesvc.audit.chain import KIND_DECISION, ChainEntry
+from rulesvc.audit.evidence import EvidenceError
 from rulesvc.decisions.ports import (
     ApiKeyRecord,
     DecisionEvidence,
@@ -148,12 +149,20 @@ class SqlStore:
             for new in news:
                 if new.event_id not in existing:
                     fresh.setdefault(new.event_id, new)
-            final = [
-                tickets.run(new.ticket_id, new.ticket_work).decisions[0] if new.ticket_work else new
-                for new in fresh.values()
-            ]
+            try:
+                final = [
+                    tickets.run(new.ticket_id, new.ticket_work).decisions[0] if new.ticket_work else new
+                    for new in fresh.values()
+                ]
+            except EvidenceError:
+                # A ticket sealed by entries deleted from the chain's tail: the rolled-back chain is the
+                # cause to report (`ChainRolledBackError`); otherwise the ticket's mismatch.
+                with sql.round():
+                    head = lock_chain_head(sql)
+                chain_head(head)
+                raise
             with sql.round():
-                tickets.write(sql)
+                seals = tickets.write(sql)
                 head = lock_chain_head(sql)
                 # A twin of the same event and ticket waited for the ticket lock and was seen above; only
                 # a twin on another ticket (a conflicting body) can have committed since.
@@ -161,7 +170,7 @@ class SqlStore:
             if raced.all():
                 raise _RacedError
             with sql.round():
-                created = insert_decisions(sql, chain_head(head), final)
+                created, _ = insert_decisions(sql, chain_head(head), final, seals, tickets.now)
             by_event = {**existing, **{stored.event_id: stored for stored in created}}
             results: list[tuple[StoredDecision, bool]] = []
             for new in news:

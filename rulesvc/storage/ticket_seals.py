@@ -1,15 +1,18 @@
-"""Ticket state sealed into the chain: a ticket's snapshot and timers decide later (a timer fires on them),
-so every transaction that changes them puts their digest into a chain entry and points the ticket's
-`seal_seq` at it; before the state is used again the digest is recomputed and compared.
+"""Ticket state sealed into the chain: a ticket's snapshot, timer journal (`timeline`) and timers decide
+later (an event merges into the snapshot, a timer fires on it), so every transaction that changes them puts
+their digest into a chain entry and points the ticket's `seal_seq` at it; before the state is used again
+the digest is recomputed from the stored bytes and compared (`seal_problem`), and `verify` does the same
+for every ticket and also finds a ticket set back to an older sealed state (`seal_stale`).
 
-Sealed: the ticket's kind, routing group, snapshot and, per timer, what its deadline and firing depend on
-(`SEALED_TIMER_COLUMNS`). Not sealed: derived or scheduling columns (`due_at`, `next_fire_at`,
-`next_point`, `stopped_at`, `remaining_us`, `updated_at`), which are recomputed from the sealed ones or
-only say when to look again.
+Sealed: the ticket's kind, routing group, snapshot and timeline as stored, and per timer what its deadline
+and firing depend on (`SEALED_TIMER_COLUMNS`). Not sealed: derived or scheduling columns (`due_at`,
+`next_fire_at`, `next_point`, `stopped_at`, `remaining_us`, `updated_at`, `provisional`,
+`calendar_version`), recomputed from the sealed ones or only saying when to look again.
 
-The digest lives in the payload of the last `decision` entry of the transaction (`ticket_id` and
-`ticket_sha256`), or of a `tickets_sealed` entry (`{"tickets": {id: sha256}}`) for tickets loaded in bulk
-or present before sealing existed.
+The digest lives in the payload of the ticket's last `decision` entry of the transaction (`ticket_id` and
+`ticket_sha256`), or of a `tickets_sealed` entry (`{"tickets": {id: sha256}}`) for tickets changed without
+a decision (a poll that only moved timers), loaded in bulk, or present before sealing existed (migration
+0010).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import orjson
 
 from rulesvc.audit.chain import ChainEntry, entry_hash, sha256_hex
+from rulesvc.masking import default_policy
 
 KIND_TICKETS_SEALED = "tickets_sealed"
 SEALED_TIMER_COLUMNS = (
@@ -44,40 +48,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _json(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text
-
-
 def state_digest(
-    ticket_id: str, kind: str, group: str, snapshot_text: str, timers: Iterable[Mapping[str, Any]]
+    ticket_id: str,
+    kind: str,
+    group: str,
+    snapshot_text: str,
+    timeline_text: str,
+    timers: Iterable[Mapping[str, Any]],
 ) -> str:
-    """SHA-256 of a ticket's sealed state; `timers` are `timers` rows as column → value."""
+    """SHA-256 of a ticket's sealed state: the stored texts as they are, `timers` as column → value."""
     rows = sorted(
-        (
-            {
-                column: _json(row[column]) if column in ("warnings", "fired") else _plain(row[column])
-                for column in SEALED_TIMER_COLUMNS
-            }
-            for row in timers
-        ),
-        key=lambda r: str(r["name"]),
+        ([_plain(row[column]) for column in SEALED_TIMER_COLUMNS] for row in timers),
+        key=lambda r: str(r[0]),
     )
-    state = {
-        "ticket_id": ticket_id,
-        "kind": kind,
-        "group": group,
-        "snapshot": _json(snapshot_text),
-        "timers": rows,
-    }
-    return sha256_hex(orjson.dumps(state, option=orjson.OPT_SORT_KEYS))
+    state = [ticket_id, kind, group, snapshot_text, timeline_text, rows]
+    return sha256_hex(orjson.dumps(state))
 
 
-def is_empty(snapshot_text: str, timers: Iterable[object]) -> bool:
+def is_empty(kind: str, snapshot_text: str, timeline_text: str, timers: Iterable[object]) -> bool:
     """A ticket row just created (nothing known yet): there is nothing to seal."""
-    return not list(timers) and _json(snapshot_text) in ({}, None, "")
+    return not kind and not list(timers) and snapshot_text in ("{}", "") and timeline_text in ("{}", "")
 
 
 def sealed_digest(entry: ChainEntry, ticket_id: str) -> str | None:
@@ -92,10 +82,25 @@ def sealed_digest(entry: ChainEntry, ticket_id: str) -> str | None:
     return None
 
 
+def sealed_tickets(entry: ChainEntry) -> dict[str, str]:
+    """Ticket id → digest for every ticket this entry seals."""
+    payload = entry.payload
+    if not isinstance(payload, Mapping):
+        return {}
+    if "ticket_sha256" in payload and "ticket_id" in payload:
+        return {str(payload["ticket_id"]): str(payload["ticket_sha256"])}
+    tickets = payload.get("tickets")
+    if entry.kind == KIND_TICKETS_SEALED and isinstance(tickets, Mapping):
+        return {str(k): str(v) for k, v in tickets.items()}
+    return {}
+
+
 def seal_problem(
     ticket_id: str, digest: str, empty: bool, seal_seq: int | None, entry: ChainEntry | None
 ) -> tuple[str, str] | None:
-    """(reason, message) unless the ticket's current state is what its seal entry recorded."""
+    """(reason, message) unless the ticket's current state is what its seal entry recorded (the ticket id
+    masked in the message: it may carry personal data)."""
+    ticket_id = default_policy().mask_text(ticket_id)
     if seal_seq is None:
         return None if empty else ("seal_missing", f"工单 {ticket_id} 的状态没有对应的审计日志条目")
     if entry is None or entry.seq != seal_seq:
@@ -105,5 +110,5 @@ def seal_problem(
     ):
         return "entry_mismatch", f"工单 {ticket_id} 的状态所指的审计日志条目被修改"
     if sealed_digest(entry, ticket_id) != digest:
-        return "state_mismatch", f"工单 {ticket_id} 的快照或计时器与审计日志记录的不符（被修改）"
+        return "state_mismatch", f"工单 {ticket_id} 的快照、时间线或计时器与审计日志记录的不符（被修改）"
     return None

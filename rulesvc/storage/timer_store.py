@@ -27,6 +27,8 @@ from sqlalchemy import Engine, Select, Table, func, insert, or_, select
 from sqlalchemy.orm import sessionmaker
 
 from rulesvc import exactjson
+from rulesvc.audit.chain import ChainEntry
+from rulesvc.audit.evidence import refuse
 from rulesvc.decisions.ports import StoredDecision
 from rulesvc.decisions.timer_ports import (
     FiredBatch,
@@ -41,9 +43,17 @@ from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
 from rulesvc.sla.timers import PAUSED, RUNNING, TimerState
 from rulesvc.storage.bulk import Rows, Statements
-from rulesvc.storage.decision_writes import chain_head, insert_decisions, lock_chain_head, raise_watermark
+from rulesvc.storage.decision_writes import (
+    AUDIT_COLUMNS,
+    AUDIT_TABLE,
+    chain_head,
+    insert_decisions,
+    lock_chain_head,
+    raise_watermark,
+)
 from rulesvc.storage.engine import writer
 from rulesvc.storage.tables import Base
+from rulesvc.storage.ticket_seals import is_empty, seal_problem, state_digest
 from rulesvc.storage.timer_tables import SlaResultRow, TicketRow, TimerRow
 
 US = timedelta(microseconds=1)
@@ -99,24 +109,32 @@ class SqlTimerStore:
             if not tickets:
                 return FiredBatch(0)
             sql = Statements(session.connection())
-            loaded = _views(tickets, select_timers(sql, [t.ticket_id for t in tickets]))
-            writes = [prepare(view) for view, _ in loaded]
+            ids = [t.ticket_id for t in tickets]
+            with sql.round():
+                timers = select_timers(sql, ids)
+                entries = select_seal_entries(sql, ids)
+            loaded = _views(tickets, timers, entries)
+            # A ticket whose stored state no longer matches its seal is not fired (its state is forged);
+            # its due points are looked at again later, and the mismatch is an alert every time.
+            refused = [item for item in loaded if item.problem is not None]
+            for item in refused:
+                assert item.problem is not None
+                refuse("tickets", item.ticket.ticket_id, item.problem)
+            usable = [item for item in loaded if item.problem is None]
+            writes = [prepare(item.view) for item in usable]
             news = [decision for write in writes for decision in write.decisions]
             stored: list[StoredDecision] = []
             with sql.round():
-                head = lock_chain_head(sql) if news else None
+                seals = _apply(sql, now, [(item, w) for item, w in zip(usable, writes, strict=True)])
+                _postpone(sql, now, refused)
+                head = lock_chain_head(sql) if news or seals else None
+            last_seq = 0
             with sql.round():
                 if head is not None:
-                    stored = insert_decisions(sql, chain_head(head), news)
-                _apply(
-                    sql,
-                    now,
-                    [(t, view, ids, w) for t, (view, ids), w in zip(tickets, loaded, writes, strict=True)],
-                )
-        if stored:
-            raise_watermark(self.engine.pool, stored[-1].chain_seq)
+                    stored, last_seq = insert_decisions(sql, chain_head(head), news, seals, now)
+        raise_watermark(self.engine.pool, last_seq)
         actions = sum(len(d.actions) for d in news)
-        return FiredBatch(len(tickets), stored, actions, writes)
+        return FiredBatch(len(tickets), stored, actions, writes, [item.ticket.ticket_id for item in refused])
 
     def import_timers(
         self,
@@ -126,23 +144,45 @@ class SqlTimerStore:
     ) -> None:
         """Bulk-load tickets (id, kind, snapshot) and their timers, e.g. when migrating from another system
         (and for benchmarks); existing rows are not touched."""
+        rows: list[dict[str, Any]] = [
+            {
+                "ticket_id": ticket_id,
+                "kind": kind,
+                "snapshot": exactjson.dumps(to_jsonable(dict(snapshot))),
+                "group_name": "",
+                "updated_at": now,
+                "timeline": "{}",
+            }
+            for ticket_id, kind, snapshot in tickets
+        ]
+        timer_rows = [_timer_values(t.state.ticket_id, t, now) for t in timers]
+        by_ticket: dict[str, list[dict[str, Any]]] = {}
+        for row in timer_rows:
+            by_ticket.setdefault(row["ticket_id"], []).append(row)
+        seals = {
+            row["ticket_id"]: state_digest(
+                row["ticket_id"],
+                row["kind"],
+                row["group_name"],
+                row["snapshot"],
+                row["timeline"],
+                by_ticket.get(row["ticket_id"], []),
+            )
+            for row in rows
+        }
         with self._write() as session, session.begin():
-            if tickets:
-                session.execute(
-                    insert(TicketRow),
-                    [
-                        {
-                            "ticket_id": ticket_id,
-                            "kind": kind,
-                            "snapshot": exactjson.dumps(to_jsonable(dict(snapshot))),
-                            "group_name": "",
-                            "updated_at": now,
-                        }
-                        for ticket_id, kind, snapshot in tickets
-                    ],
-                )
-            if timers:
-                session.execute(insert(TimerRow), [_timer_values(t.state.ticket_id, t, now) for t in timers])
+            if rows:
+                session.execute(insert(TicketRow), rows)
+            if timer_rows:
+                session.execute(insert(TimerRow), timer_rows)
+            if seals:
+                sql = Statements(session.connection())
+                with sql.round():
+                    head = lock_chain_head(sql)
+                with sql.round():
+                    _, last_seq = insert_decisions(sql, chain_head(head), [], seals, now)
+        if seals:
+            raise_watermark(self.engine.pool, last_seq)
 
     def claim_statement(self, now: datetime, limit: int) -> Select[TicketRow]:
         """Tickets having a timer point due at `now`, earliest point first, locked (skipping locked ones).
@@ -247,9 +287,9 @@ class TicketBatch:
             raise ValueError("a ticket batch with tickets needs the time of its writes")
         self._locked = lock_tickets(sql, wanted, now) if now is not None else None
         self._timers = select_timers(sql, wanted)
-        self._rows: dict[str, LockedTicket] = {}
+        self._entries = select_seal_entries(sql, wanted)
+        self._items: dict[str, Loaded] = {}
         self._views: dict[str, TicketView] = {}
-        self._ids: dict[str, dict[str, int]] = {}
         self._loaded = False
         self._writes: dict[str, list[TicketWrite]] = {}
 
@@ -259,29 +299,31 @@ class TicketBatch:
             return
         self._loaded = True
         locked = [LockedTicket(*row) for row in self._locked.all()] if self._locked is not None else []
-        self._rows = {ticket.ticket_id: ticket for ticket in locked}
-        for view, ids in _views(locked, self._timers):
-            self._views[view.ticket_id] = view
-            self._ids[view.ticket_id] = ids
+        for item in _views(locked, self._timers, self._entries):
+            self._items[item.ticket.ticket_id] = item
+            self._views[item.ticket.ticket_id] = item.view
 
     def run(self, ticket_id: str, work: Callable[[TicketView], TicketWrite]) -> TicketWrite:
+        """Raises `EvidenceError` (and logs the alert) when the ticket's stored state is not what the chain
+        sealed: nothing is decided on forged state."""
         self._load()
+        problem = self._items[ticket_id].problem
+        if problem is not None:
+            raise refuse("tickets", ticket_id, problem)
         view = self._views[ticket_id]
         write = work(view)
         self._writes.setdefault(ticket_id, []).append(write)
         self._views[ticket_id] = _advance(view, write)
         return write
 
-    def write(self, sql: Statements) -> None:
+    def write(self, sql: Statements) -> dict[str, str]:
+        """Issue the net changes; returns the digest of each ticket whose sealed state changed (to seal)."""
         if not self._writes or self.now is None:
-            return
-        _apply(
+            return {}
+        return _apply(
             sql,
             self.now,
-            [
-                (self._rows[tid], self._views[tid], self._ids[tid], _merge(writes))
-                for tid, writes in self._writes.items()
-            ],
+            [(self._items[tid], _merge(writes)) for tid, writes in self._writes.items()],
         )
 
 
@@ -295,6 +337,19 @@ class LockedTicket:
     group_name: str
     updated_at: datetime
     timeline: str
+    seal_seq: int | None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A locked ticket, its view, its timer rows by name (column → value as stored), the digest of its
+    stored state and why that state does not match its seal (None: it does)."""
+
+    ticket: LockedTicket
+    view: TicketView
+    rows: Mapping[str, Mapping[str, Any]]
+    digest: str
+    problem: tuple[str, str] | None
 
 
 def _planned_before(calendar: str, version: int) -> tuple[Any, ...]:
@@ -307,7 +362,9 @@ def _planned_before(calendar: str, version: int) -> tuple[Any, ...]:
 
 
 def _locked(row: TicketRow) -> LockedTicket:
-    return LockedTicket(row.ticket_id, row.kind, row.snapshot, row.group_name, row.updated_at, row.timeline)
+    return LockedTicket(
+        row.ticket_id, row.kind, row.snapshot, row.group_name, row.updated_at, row.timeline, row.seal_seq
+    )
 
 
 def lock_tickets(sql: Statements, ticket_ids: Sequence[str], now: datetime) -> Rows:
@@ -330,6 +387,14 @@ def lock_tickets(sql: Statements, ticket_ids: Sequence[str], now: datetime) -> R
             for t in ids
         ],
         _LOCKED_COLUMNS,
+    )
+
+
+def select_seal_entries(sql: Statements, ticket_ids: Sequence[str]) -> Rows:
+    """The chain entries these tickets' `seal_seq` point at (issue it after, or in the same round as, the
+    tickets' locks); rows are `AUDIT_COLUMNS`."""
+    return sql.select_referenced(
+        AUDIT_TABLE, AUDIT_COLUMNS, "seq", _TICKETS, "seal_seq", "ticket_id", ticket_ids
     )
 
 
@@ -397,41 +462,64 @@ def _merge(writes: Sequence[TicketWrite]) -> TicketWrite:
     )
 
 
-def _views(tickets: Iterable[LockedTicket], timers: Rows) -> list[tuple[TicketView, dict[str, int]]]:
-    """Views of locked tickets (with every timer) and each ticket's timer row ids by name."""
+def _views(tickets: Iterable[LockedTicket], timers: Rows, entries: Rows) -> list[Loaded]:
+    """Views of locked tickets (with every timer), each checked against the chain entry sealing it."""
     tickets = list(tickets)
-    by_ticket: dict[str, list[Any]] = {t.ticket_id: [] for t in tickets}
+    by_ticket: dict[str, list[dict[str, Any]]] = {t.ticket_id: [] for t in tickets}
     for values in timers.all():
-        row = SimpleNamespace(**dict(zip(_TIMER_COLUMNS, values, strict=True)))
-        by_ticket[row.ticket_id].append(row)
+        row = dict(zip(_TIMER_COLUMNS, values, strict=True))
+        by_ticket[row["ticket_id"]].append(row)
+    sealing = {entry[0]: ChainEntry(*entry) for entry in entries.all()}
     result = []
     for ticket in tickets:
         rows = by_ticket[ticket.ticket_id]
+        digest = state_digest(
+            ticket.ticket_id, ticket.kind, ticket.group_name, ticket.snapshot, ticket.timeline, rows
+        )
+        empty = is_empty(ticket.kind, ticket.snapshot, ticket.timeline, rows)
+        entry = sealing.get(ticket.seal_seq) if ticket.seal_seq is not None else None
+        problem = seal_problem(ticket.ticket_id, digest, empty, ticket.seal_seq, entry)
         view = TicketView(
             ticket_id=ticket.ticket_id,
             kind=ticket.kind,
-            snapshot=normalise_value(exactjson.loads(ticket.snapshot)),
+            snapshot=normalise_value(exactjson.loads(ticket.snapshot)) if problem is None else {},
             group=ticket.group_name,
-            timers=tuple(_scheduled(row) for row in rows),
-            timeline=orjson.loads(ticket.timeline or "{}"),
+            timers=tuple(_scheduled(SimpleNamespace(**row)) for row in rows) if problem is None else (),
+            timeline=orjson.loads(ticket.timeline or "{}") if problem is None else {},
         )
-        result.append((view, {row.name: row.id for row in rows}))
+        result.append(Loaded(ticket, view, {row["name"]: row for row in rows}, digest, problem))
     return result
 
 
-def _apply(
-    sql: Statements,
-    now: datetime,
-    items: Iterable[tuple[LockedTicket, TicketView, Mapping[str, int], TicketWrite]],
-) -> None:
-    """Write the tickets', timers' and SLA figures' changes of a batch (a few statements for all of it)."""
+def _postpone(sql: Statements, now: datetime, refused: Iterable[Loaded]) -> None:
+    """Move the due points of tickets refused for a seal mismatch to `_REFUSED_RETRY` from now (only the
+    unsealed `next_fire_at`: the forged state itself is left as found, for the investigation)."""
+    later = now + _REFUSED_RETRY
+    sql.update(
+        _TIMERS,
+        ["id"],
+        [
+            {"next_fire_at": later, "id": row["id"]}
+            for item in refused
+            for row in item.rows.values()
+            if row["next_fire_at"] is not None and row["next_fire_at"] <= now
+        ],
+    )
+
+
+def _apply(sql: Statements, now: datetime, items: Iterable[tuple[Loaded, TicketWrite]]) -> dict[str, str]:
+    """Write the tickets', timers' and SLA figures' changes of a batch (a few statements for all of it);
+    returns the new digest of each ticket whose sealed state changed, or that was never sealed."""
     tickets: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     inserts: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
     changed_results: list[dict[str, Any]] = []
     removed: list[dict[str, Any]] = []
-    for ticket, view, ids, write in items:
+    seals: dict[str, str] = {}
+    for item, write in items:
+        ticket, view, stored = item.ticket, item.view, item.rows
+        timer_rows = {name: dict(row) for name, row in stored.items()}
         changed = {
             "snapshot": ticket.snapshot,
             "kind": ticket.kind,
@@ -452,10 +540,21 @@ def _apply(
             tickets.append({**changed, "ticket_id": ticket.ticket_id})
         for timer in write.timers:
             values = _timer_values(view.ticket_id, timer, now)
-            if timer.name in ids:
-                updates.append({**values, "id": ids[timer.name]})
+            timer_rows[timer.name] = values
+            if timer.name in stored:
+                updates.append({**values, "id": stored[timer.name]["id"]})
             else:
                 inserts.append(values)
+        digest = state_digest(
+            ticket.ticket_id,
+            str(changed["kind"]),
+            str(changed["group_name"]),
+            str(changed["snapshot"]),
+            str(changed["timeline"]),
+            timer_rows.values(),
+        )
+        if digest != item.digest or ticket.seal_seq is None:
+            seals[ticket.ticket_id] = digest
         kind = write.kind or view.kind
         group = write.group if write.group is not None else view.group
         results.extend(_sla_values(o, kind, group) for o in write.sla)
@@ -471,6 +570,7 @@ def _apply(
     sql.delete(sla, _SLA_KEY, removed)
     sql.insert(sla, results)
     sql.update(sla, _SLA_KEY, changed_results)
+    return seals
 
 
 def _table(mapped: type[Base]) -> Table:
@@ -479,7 +579,8 @@ def _table(mapped: type[Base]) -> Table:
 
 _TICKETS = _table(TicketRow)
 _TIMERS = _table(TimerRow)
-_LOCKED_COLUMNS = ("ticket_id", "kind", "snapshot", "group_name", "updated_at", "timeline")
+_LOCKED_COLUMNS = ("ticket_id", "kind", "snapshot", "group_name", "updated_at", "timeline", "seal_seq")
+_REFUSED_RETRY = timedelta(minutes=1)
 _TIMER_COLUMNS = tuple(column.name for column in _TIMERS.c)
 
 

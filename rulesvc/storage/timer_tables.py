@@ -27,6 +27,9 @@ class TicketRow(Base):
     timeline: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     """The ticket's timer journal in event time, its emitted points and recorded SLA figures (migration 0007;
     `rulesvc.sla.ticket_timers`)."""
+    seal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The chain entry holding the digest of this ticket's state and timers (`rulesvc.storage.ticket_seals`,
+    migration 0010); None only for a row nothing was written to yet."""
 
 
 class TimerRow(Base):

@@ -1,5 +1,6 @@
-"""Migration 0006 on SQLite and PostgreSQL: decisions stored before it get the `occurred_at` of their event
-(read from the clear input), so backtests over old periods still select them by when they occurred."""
+"""Migrations that rewrite stored rows, on SQLite and PostgreSQL. 0006: decisions stored before it get the
+`occurred_at` of their event (read from the clear input), so backtests over old periods still select them
+by when they occurred. 0010: tickets stored before it are sealed into the chain."""
 
 from __future__ import annotations
 
@@ -78,3 +79,35 @@ def test_decisions_stored_before_get_their_occurred_at(empty_database: str) -> N
         ("d0", datetime.fromisoformat("2026-11-05T10:00:00+08:00"))
     ]
     store.engine.dispose()
+
+
+def test_tickets_stored_before_sealing_are_sealed_by_migration_0010(empty_database: str) -> None:
+    """Migration 0010 seals tickets stored before it with one `tickets_sealed` entry, so they stay usable and
+    `verify` holds; a later edit is then detected."""
+    from rulesvc.decisions.service import verify_all
+    from rulesvc.storage import SqlStore
+    from rulesvc.storage.evidence_reads import SqlEvidenceReader
+
+    upgrade(empty_database, "0009")
+    engine = make_engine(empty_database)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tickets (ticket_id, kind, snapshot, group_name, updated_at, timeline)"
+                " VALUES ('C-old', 'complaint', '{\"owner\":\"王五\"}', '', :at, '{}')"
+            ),
+            {"at": datetime(2026, 12, 3, 1, 0)},
+        )
+    engine.dispose()
+    upgrade(empty_database, "head")
+    engine = make_engine(empty_database)
+    try:
+        result = verify_all(SqlStore(engine, group_commit=False), SqlEvidenceReader(engine))
+        assert result.ok, result.to_json()
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT seal_seq FROM tickets")).scalar_one() == 1
+            conn.execute(text("UPDATE tickets SET snapshot = replace(snapshot, '王五', '张冒名')"))
+        problems = SqlEvidenceReader(engine).ticket_problems()
+        assert [(p.row, p.reason) for p in problems] == [("C-old", "state_mismatch")]
+    finally:
+        engine.dispose()
