@@ -33,14 +33,31 @@ def demote(text: str, levels: int) -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def headings(text: str) -> list[str]:
-    found, fence = [], False
+def sections(text: str) -> dict[str, list[str]]:
+    """Heading → the non-empty lines under it (up to the next heading), fenced code included."""
+    found: dict[str, list[str]] = {}
+    current: list[str] = []
+    fence = False
     for line in text.splitlines():
         if line.startswith("```"):
             fence = not fence
-        elif not fence and re.match(r"^#+ ", line):
-            found.append(line)
+        if not fence and re.match(r"^#+ ", line):
+            current = found.setdefault(line, [])
+        elif line.strip():
+            current.append(line)
     return found
+
+
+def hand_written(region: str, body: str) -> list[str]:
+    """Headings of the region whose section the docs do not produce: neither the heading nor any of its
+    lines (a heading renamed in a doc keeps its lines, and is not hand-written)."""
+    produced = sections(body)
+    lines = set(body.splitlines())
+    return [
+        heading
+        for heading, content in sections(region).items()
+        if heading not in produced and not any(line in lines for line in content)
+    ]
 
 
 def merged(readme: str, root: Path = ROOT) -> str:
@@ -50,7 +67,7 @@ def merged(readme: str, root: Path = ROOT) -> str:
     end = readme.index(END)
     parts = [demote((root / "docs" / name).read_text(encoding="utf-8"), levels) for name, levels in DOCS]
     body = "\n".join(parts).replace("# HTTP service walkthrough", "# HTTP service", 1)
-    lost = [h for h in headings(readme[begin:end]) if h not in headings(body)]
+    lost = hand_written(readme[begin:end], body)
     if lost:
         raise ValueError(
             "README.md has sections between the walkthrough markers that no doc produces; move them "

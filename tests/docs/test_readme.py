@@ -96,6 +96,13 @@ def test_merging_the_walkthroughs_never_drops_a_hand_written_section() -> None:
         _merge_script().merged(written_by_hand)
 
 
+def test_a_heading_renamed_in_a_doc_is_not_taken_for_a_hand_written_section() -> None:
+    merge = _merge_script()
+    region = "## Old name\n\nthe same text\n\n## Hand written\n\nonly here\n"
+    body = "## New name\n\nthe same text\n"
+    assert merge.hand_written(region, body) == ["## Hand written"]
+
+
 OUTSIDE = re.compile(r"ENGINE-NOTES|(?<![\w/])DOMAIN\.md|/work/shared|\.\./shared")
 DOC_PATH = re.compile(r"\bdocs/[\w./-]+\.(?:md|yaml|json)\b")
 
