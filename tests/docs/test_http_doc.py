@@ -195,3 +195,24 @@ def test_walkthrough_answers_as_documented(server: Any) -> None:
         want = shape(json.dumps(expected, ensure_ascii=False, sort_keys=True))
         got = shape(json.dumps(actual, ensure_ascii=False, sort_keys=True))
         assert got == want, f"\n$ {command}\n--- documented ---\n{documented}--- actual ---\n{result.stdout}"
+
+
+def test_the_first_start_reads_as_documented(tmp_path: Path) -> None:
+    """The framed first admin key of `make serve` in the document is what `serve` prints (key shortened)."""
+    from rulesvc.cli.ops import first_key_notice
+    from rulesvc.settings import Settings
+    from rulesvc.storage import SqlStore
+
+    [block] = re.findall(r"```console\n\$ make serve\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    documented = [line for line in block.splitlines() if line != "..."]
+    url = f"sqlite:///{tmp_path / 'rulesvc.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    try:
+        notice, to_stderr = first_key_notice(Settings(database_url=url), SqlStore(engine))
+    finally:
+        engine.dispose()
+    printed = [line for line in notice.splitlines() if line]
+    assert not to_stderr
+    normal = [re.sub(r"[0-9a-f]{12}", "<id>", SECRET.sub("rsk_<id>_…", line)) for line in printed]
+    assert normal == [re.sub(r"[0-9a-f]{12}", "<id>", line) for line in documented]
