@@ -133,3 +133,17 @@ def test_knowledge_the_code_refers_to_is_in_the_repository() -> None:
             ]
     assert not outside, "references outside the repository:\n" + "\n".join(outside)
     assert not missing, "docs named but not in the repository:\n" + "\n".join(missing)
+
+
+CODE_PATH = re.compile(r"\b(?:rulesvc|api|scheduler|scripts|tests|bench|rulesets)/[\w/.-]+\.(?:py|md|yaml)\b")
+
+
+def test_the_files_the_docs_name_exist() -> None:
+    """A module moved or renamed takes its mentions in README.md and docs/ along."""
+    missing = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in [README, *sorted((ROOT / "docs").glob("*.md"))]
+        for name in sorted(set(CODE_PATH.findall(path.read_text(encoding="utf-8"))))
+        if not (ROOT / name).exists()
+    ]
+    assert not missing, "named in the docs but not in the repository:\n" + "\n".join(missing)
