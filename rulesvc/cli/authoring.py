@@ -29,10 +29,12 @@ def check(
 ) -> None:
     """Validate rulesets, kinds, calendars and case files; every error as file:line:col: message.
 
-    Calendars whose confirmed schedule ends within 60 days get a positioned warning on stderr (not fatal)."""
+    Calendars whose confirmed schedule ends within 60 days, and rules whose `assert` can enable them again,
+    get a positioned warning on stderr (not fatal)."""
     from datetime import date
 
     from rulesvc.cases.model import load_case_files
+    from rulesvc.lang.chaining import chaining_warnings
     from rulesvc.lang.loader import load_folder
     from rulesvc.sla.coverage import coverage_warnings, today_in
 
@@ -47,7 +49,10 @@ def check(
     except ValueError:
         typer.echo(f"--today: 日期 {today!r} 无效，写成 YYYY-MM-DD", err=True)
         raise typer.Exit(2) from None
-    for warning in coverage_warnings(folder.calendars, day):
+    for warning in [
+        *coverage_warnings(folder.calendars, day),
+        *chaining_warnings(folder.rulesets[name] for name in sorted(folder.rulesets)),
+    ]:
         typer.echo(str(warning), err=True)
     rules = sum(len(r.rules) for r in folder.rulesets.values())
     rows = sum(len(t.rows) + 1 for r in folder.rulesets.values() for t in r.tables)

@@ -19,9 +19,11 @@ from typing import Any
 from rulesvc.engine.actions import CompiledAction, compile_action
 from rulesvc.engine.closures import compile_explanation, compile_expr
 from rulesvc.engine.durable import DurableNetwork, FactPattern, NetworkRule, compile_network
+from rulesvc.engine.operators import g_eq
 from rulesvc.engine.tables import CompiledTable
 from rulesvc.errors import ActionFailedError
-from rulesvc.lang import And, Compare, Const, Expr, Path, TypeEnv, paths
+from rulesvc.lang import Compare, Const, Path, TypeEnv
+from rulesvc.lang.chaining import conjuncts, required_facts
 from rulesvc.lang.model import Rule, Ruleset
 from rulesvc.model import Action, Event, FiredRule, TraceEntry
 from rulesvc.sla.calendar import BusinessCalendar
@@ -41,13 +43,22 @@ class Run:
     actions: list[Action] = field(default_factory=list)
     fired: list[FiredRule] = field(default_factory=list)
     trace: list[TraceEntry] = field(default_factory=list)
+    asserted: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)  # fact type -> facts
 
     def perform(self, actions: Sequence[CompiledAction], scope: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        """Emit a fired rule's or row's actions; `assert`s become derived facts (returned for chaining)."""
+        """Emit a fired rule's or row's actions; `assert`s become derived facts (returned for chaining).
+
+        Refraction: a fact equal to one already derived in this run (same type, equal field values: numbers
+        by value) is not derived again, so it re-enables no rule; this holds on every evaluation path
+        (tables, join-free rules, durable networks), all of which assert through here."""
         derived: list[Mapping[str, Any]] = []
         for action in actions:
             if action.is_assert:
                 fact = action.derived_fact(scope)
+                same_type = self.asserted.setdefault(str(fact["_t"]), [])
+                if any(_same_fact(fact, known) for known in same_type):
+                    continue
+                same_type.append(fact)
                 self.facts[str(fact["_t"])] = fact
                 derived.append(fact)
             else:
@@ -60,6 +71,10 @@ class Run:
             if alias != INPUT_FACT:
                 scope[alias] = fact
         return scope
+
+
+def _same_fact(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(g_eq(a[key], b[key]) for key in a)
 
 
 _RUN: ContextVar[Run] = ContextVar("rulesvc_run")
@@ -80,14 +95,6 @@ def base_scope(event: Event) -> dict[str, Any]:
     return scope
 
 
-def _conjuncts(expr: Expr | None) -> list[Expr]:
-    if expr is None:
-        return []
-    if isinstance(expr, And):
-        return [c for item in expr.items for c in _conjuncts(item)]
-    return [expr]
-
-
 class CompiledRule:
     def __init__(
         self,
@@ -105,26 +112,16 @@ class CompiledRule:
         self.actions: list[CompiledAction] = [
             compile_action(spec, env, f"{ruleset.name}/{rule.id}", calendars) for spec in rule.then
         ]
-        # Only facts every firing needs (bare facts and comparisons in top-level `and`) become join
-        # patterns; facts under `not`/`or` are read by the guard from the facts derived so far.
-        fact_roots = sorted(
-            {
-                p[0]
-                for conjunct in _conjuncts(rule.when)
-                if isinstance(conjunct, Path)
-                or (isinstance(conjunct, Compare) and conjunct.op not in ("!=", "not in"))
-                for p in paths(conjunct)
-                if p[0] in env.facts
-            }
-        )
+        # Only facts every firing needs become join patterns; facts under `not`/`or` are read by the guard
+        # from the facts derived so far (rulesvc.lang.chaining).
         self.patterns = (
             FactPattern(INPUT_FACT, INPUT_FACT, self._native(number_fields)),
-            *(FactPattern(root, root) for root in fact_roots),
+            *(FactPattern(root, root) for root in required_facts(rule.when, env.facts)),
         )
 
     def _native(self, number_fields: frozenset[str]) -> Mapping[str, Any] | None:
         tests: list[Mapping[str, Any]] = []
-        for conjunct in _conjuncts(self.rule.when):
+        for conjunct in conjuncts(self.rule.when):
             if not (isinstance(conjunct, Compare) and isinstance(conjunct.left, Path)):
                 continue
             parts, right = conjunct.left.parts, conjunct.right
@@ -229,7 +226,7 @@ class CompiledRuleset:
             self._tables(event, run)
             network = self.networks.get(event.type)
             if network is not None:
-                network.run([self.input_fact(event.ticket), *run.facts.values()])
+                network.run([self.input_fact(event.ticket), *(f for fs in run.asserted.values() for f in fs)])
             for rule in self.single_fact.get(event.type, ()):
                 rule.run_alone()
         finally:

@@ -92,6 +92,52 @@ def test_check_broken_folder_exits_1_with_positioned_errors(tmp_path: Path) -> N
     assert "3 error(s)" in result.output
 
 
+SELF_ENABLING = """\
+ruleset: 自我触发
+kind: expense
+facts:
+  计数: {n: number}
+  其他: {n: number}
+rules:
+  - id: 起点
+    on: [ticket.created]
+    then: [{assert: {fact: 计数, with: {n: 1}}}]
+  - id: 累加
+    on: [ticket.created]
+    when: 计数 and 计数.n < 100
+    then:
+      - assert: {fact: 计数, with: {n: "= 计数.n + 1"}}
+  - id: 甲
+    on: [ticket.created]
+    when: 其他
+    then: [{assert: {fact: 其他, with: {n: 其他.n}}}]
+  - id: 无关
+    on: [ticket.updated]
+    when: 计数
+    then: [{assign: {group: 甲}}]
+"""
+
+
+def test_check_warns_about_a_rule_whose_assert_can_enable_it_again(tmp_path: Path) -> None:
+    """Positioned at the assert, on stderr, not fatal."""
+    root = small_copy(tmp_path, "expense-approval")
+    (root / "loop.yaml").write_text(SELF_ENABLING, encoding="utf-8")
+    result = run("check", root)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("ok: 2 rulesets")
+    warnings = [line for line in result.stderr.splitlines() if "chaining" in line or "规则" in line]
+    assert len(warnings) == 2, result.stderr
+    parsed = [POSITIONED.match(line) for line in warnings]
+    assert all(parsed), warnings
+    source = SELF_ENABLING.splitlines()
+    lines = [int(m["line"]) for m in parsed if m]
+    assert [source[n - 1].strip()[:20] for n in lines] == [
+        "- assert: {fact: 计数,",
+        "then: [{assert: {fac",
+    ]
+    assert "warning: 规则 累加 推出的事实 计数 会再次满足它自己的条件" in warnings[0]
+
+
 # ---- test ----------------------------------------------------------------------------------------------------
 
 

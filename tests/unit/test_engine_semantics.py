@@ -733,3 +733,78 @@ def test_unknown_ticket_kind_is_an_invalid_event(auto_book: RuleBook) -> None:
         auto_book.evaluate(event("mortgage", amount=Decimal(1)))
     assert caught.value.path == "ticket.kind"
     assert "mortgage" in str(caught.value)
+
+
+# ---- refraction: an equal fact re-enables nothing -------------------------------------------------------------
+
+REASSERT = """\
+ruleset: 重复认定
+kind: expense
+facts:
+  大额: {金额: number}
+rules:
+  - id: 认定
+    on: [ticket.created]
+    when: ticket.amount >= 5000
+    then: [{assert: {fact: 大额, with: {金额: ticket.amount}}}]
+  - id: 再认定
+    on: [ticket.created]
+    when: 大额
+    then:
+      - assert: {fact: 大额, with: {金额: 大额.金额}}
+      - assign: {group: 大额组}
+"""
+
+
+def test_a_rule_reasserting_an_identical_fact_fires_once(tmp_path: Path) -> None:
+    """The issue's example: it used to fire again until "more than 10000 facts"."""
+    book = make_book(tmp_path, REASSERT)
+    decision = book.evaluate(event(amount=Decimal("6000")))
+    assert fired(decision) == ["认定", "再认定"]
+    assert [a["group"] for a in actions(decision)] == ["大额组"]
+
+
+TWO_SOURCES = """\
+ruleset: 两处认定
+kind: expense
+facts:
+  大额: {金额: number}
+tables:
+  - id: 表
+    on: [ticket.created]
+    hit: first
+    inputs: {金额: ticket.amount}
+    rows:
+      - {金额: ">= 5000", then: [{assert: {fact: 大额, with: {金额: ticket.amount}}}]}
+    default: {then: []}
+rules:
+  - id: 规则认定
+    on: [ticket.created]
+    when: ticket.amount >= 5000
+    then: [{assert: {fact: 大额, with: {金额: "= ticket.amount * 1.00"}}}]
+  - id: 审核
+    on: [ticket.created]
+    when: 大额
+    then: [{request_review: {reviewer: 法务审核}}]
+"""
+
+
+def test_an_equal_fact_from_a_table_and_a_rule_enables_a_rule_once(tmp_path: Path) -> None:
+    """Equal by value (6000 and 6000.00): the second assert is not a new fact, on every path."""
+    book = make_book(tmp_path, TWO_SOURCES)
+    decision = book.evaluate(event(amount=Decimal("6000")))
+    assert [a["reviewer"] for a in actions(decision)] == ["法务审核"]
+    assert fired(decision) == ["表#行1", "规则认定", "审核"]
+
+
+def test_facts_of_one_type_from_a_table_all_reach_the_rules(tmp_path: Path) -> None:
+    book = make_book(
+        tmp_path,
+        TWO_SOURCES.replace("hit: first", "hit: collect").replace(
+            '      - {金额: ">= 5000", then: [{assert: {fact: 大额, with: {金额: ticket.amount}}}]}\n',
+            '      - {金额: ">= 5000", then: [{assert: {fact: 大额, with: {金额: 1}}}]}\n'
+            '      - {金额: ">= 5000", then: [{assert: {fact: 大额, with: {金额: 2}}}]}\n',
+        ),
+    )
+    decision = book.evaluate(event(amount=Decimal("6000")))
+    assert [a["reviewer"] for a in actions(decision)] == ["法务审核"] * 3
