@@ -1,9 +1,9 @@
 """Every error leaves as `{"code", "message", "details"}` with a 4xx status; nothing leaks a stack trace.
 
-Core errors are mapped here (the one place that knows both sides): InvalidEventError → 422,
-IdempotencyConflictError → 409, DecisionNotFoundError → 404; request validation → 422 with field paths;
-an unreachable database → 503. Anything unexpected is logged with its traceback and answered with a bare
-500 `internal_error` carrying only the request id.
+Core errors are mapped here, the one place that knows both sides: `ERROR_STATUS` is the only table from a
+core error (its class, or its class and code) to an HTTP status; request validation → 422 with field paths;
+an unreachable database → 503. Anything unexpected (a core error the table does not name included) is
+logged with its traceback and answered with a bare 500 `internal_error` carrying only the request id.
 """
 
 from __future__ import annotations
@@ -25,8 +25,28 @@ from api.responses import JSONBytes
 from rulesvc.audit.checkpoints import CheckpointError
 from rulesvc.audit.evidence import ChainRolledBackError, EvidenceError
 from rulesvc.decisions.service import DecisionNotFoundError, IdempotencyConflictError
-from rulesvc.errors import InvalidEventError
+from rulesvc.delivery.service import (
+    DeliveryNotFoundError,
+    InvalidSubscriptionError,
+    SubscriptionNotFoundError,
+)
+from rulesvc.errors import InvalidEventError, RulesvcError
+from rulesvc.lifecycle import (
+    BadRequestError,
+    CasesFailedError,
+    ForbiddenError,
+    FourEyesError,
+    GapsNotAcceptedError,
+    GapsUnexplainedError,
+    InvalidDraftError,
+    LifecycleError,
+    NoChangeError,
+    NotFoundError,
+    StaleDraftError,
+    StateError,
+)
 from rulesvc.masking import default_policy
+from rulesvc.sla.reports import InvalidReportError
 
 log = logging.getLogger("rulesvc.api")
 
@@ -44,6 +64,67 @@ _STATUS_CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+
+ERROR_STATUS: dict[type[RulesvcError] | tuple[type[RulesvcError], str], int] = {
+    InvalidEventError: 422,
+    IdempotencyConflictError: 409,
+    DecisionNotFoundError: 404,
+    InvalidSubscriptionError: 422,
+    InvalidReportError: 422,
+    SubscriptionNotFoundError: 404,
+    DeliveryNotFoundError: 404,
+    EvidenceError: 503,
+    ChainRolledBackError: 503,
+    (CheckpointError, "audit.chain_broken"): 409,
+    (CheckpointError, "audit.chain_rolled_back"): 409,
+    CheckpointError: 503,
+    NotFoundError: 404,
+    InvalidDraftError: 422,
+    CasesFailedError: 422,
+    GapsUnexplainedError: 422,
+    GapsNotAcceptedError: 422,
+    NoChangeError: 422,
+    BadRequestError: 422,
+    FourEyesError: 403,
+    ForbiddenError: 403,
+    StateError: 409,
+    StaleDraftError: 409,
+    LifecycleError: 422,
+}
+"""The one table from core errors to HTTP statuses. An error takes the entry of its nearest class (with its
+`code` first, then alone): a new subclass inherits its parent's status. A core error missing here is a 500."""
+
+
+def status_of(exc: RulesvcError) -> int | None:
+    for cls in type(exc).__mro__:
+        status = ERROR_STATUS.get((cls, exc.code)) or ERROR_STATUS.get(cls)  # type: ignore[arg-type]
+        if status is not None:
+            return status
+    return None
+
+
+def _details(exc: RulesvcError) -> Any:
+    """What a client needs to act on a core error, beside its code and message."""
+    if isinstance(exc, InvalidEventError):
+        return [problem.to_json() for problem in exc.problems]
+    if isinstance(exc, IdempotencyConflictError):
+        return {"event_id": default_policy().mask_text(exc.event_id), "decision_id": exc.decision_id}
+    if isinstance(exc, DecisionNotFoundError):
+        return {"decision_id": exc.decision_id}
+    if isinstance(exc, InvalidSubscriptionError | InvalidReportError):
+        return [{"path": exc.path, "message": str(exc), "type": exc.code}]
+    if isinstance(exc, SubscriptionNotFoundError):
+        return {"subscription_id": exc.subscription_id}
+    if isinstance(exc, DeliveryNotFoundError):
+        return {"delivery_id": exc.delivery_id}
+    if isinstance(exc, EvidenceError):
+        return exc.details()
+    if isinstance(exc, ChainRolledBackError):
+        return {"head_seq": exc.head_seq, "known_seq": exc.known_seq}
+    if isinstance(exc, LifecycleError):
+        return exc.details
+    return None
 
 
 class ApiError(Exception):
@@ -101,14 +182,6 @@ def respond_error(
     return error_response(status, code, message, details, headers)
 
 
-def field_error(request: Request, exc: Any) -> Response:
-    """422 for an error naming the field at fault (`exc.path`) with its stable `exc.code`."""
-    message = str(exc)
-    return respond_error(
-        request, 422, exc.code, message, [{"path": exc.path, "message": message, "type": exc.code}]
-    )
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -124,41 +197,20 @@ def install_error_handlers(app: FastAPI) -> None:
         details = validation_details(exc.errors(include_url=False))
         return respond_error(request, 422, "invalid_request", "请求内容不合法", details)
 
-    @app.exception_handler(InvalidEventError)
-    async def _invalid_event(request: Request, exc: InvalidEventError) -> Response:
-        details = [problem.to_json() for problem in exc.problems]
-        return respond_error(request, 422, exc.code, str(exc), details)
-
-    @app.exception_handler(IdempotencyConflictError)
-    async def _conflict(request: Request, exc: IdempotencyConflictError) -> Response:
-        # The event id may carry personal data: the body names it masked.
-        masked = default_policy().mask_text
-        details = {"event_id": masked(exc.event_id), "decision_id": exc.decision_id}
-        return respond_error(request, 409, exc.code, masked(str(exc)), details)
-
-    @app.exception_handler(DecisionNotFoundError)
-    async def _not_found(request: Request, exc: DecisionNotFoundError) -> Response:
-        return respond_error(request, 404, "not_found", str(exc), {"decision_id": exc.decision_id})
-
-    @app.exception_handler(EvidenceError)
-    async def _evidence(request: Request, exc: EvidenceError) -> Response:
-        return respond_error(
-            request, 503, exc.code, str(exc), {**exc.details(), "request_id": request_id_var.get()}
-        )
-
-    @app.exception_handler(ChainRolledBackError)
-    async def _rolled_back(request: Request, exc: ChainRolledBackError) -> Response:
-        log.error("integrity: %s", exc)
-        details = {"head_seq": exc.head_seq, "known_seq": exc.known_seq, "request_id": request_id_var.get()}
-        return respond_error(request, 503, exc.code, str(exc), details)
-
-    @app.exception_handler(CheckpointError)
-    async def _checkpoint(request: Request, exc: CheckpointError) -> Response:
-        status = 409 if exc.code in ("audit.chain_broken", "audit.chain_rolled_back") else 503
-        if status == 409:
+    @app.exception_handler(RulesvcError)
+    async def _core_error(request: Request, exc: RulesvcError) -> Response:
+        status = status_of(exc)
+        if status is None:
+            return _internal_error(request, exc)
+        if isinstance(exc, ChainRolledBackError) or (isinstance(exc, CheckpointError) and status == 409):
             log.error("integrity: %s", exc)
-        details = {"request_id": request_id_var.get()} if status == 503 else None
-        return respond_error(request, status, exc.code, str(exc), details)
+        message = exc.message if isinstance(exc, LifecycleError) else str(exc)
+        details = _details(exc)
+        if isinstance(exc, IdempotencyConflictError):
+            message = default_policy().mask_text(message)  # the event id may carry personal data
+        if status >= 500:
+            details = {**(details or {}), "request_id": request_id_var.get()}
+        return respond_error(request, status, exc.code, message, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -190,7 +242,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return respond_error(
-            request, 500, "internal_error", "服务内部错误", {"request_id": request_id_var.get()}
-        )
+        return _internal_error(request, exc)
+
+
+def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return respond_error(request, 500, "internal_error", "服务内部错误", {"request_id": request_id_var.get()})

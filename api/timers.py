@@ -1,8 +1,8 @@
 """Mounting SLA timers' HTTP side on the app: webhook subscriptions and dead letters, the SLA report, and
 the notifier that long-polls of the action feed wait on.
 
-Errors leave as `{"code", "message", "details"}`: an invalid subscription or report query → 422 (details:
-the field path), an unknown subscription or dead letter → 404.
+Their errors leave through the app's one error table (api/errors.py): an invalid subscription or report
+query → 422 (details: the field path), an unknown subscription or dead letter → 404.
 """
 
 from __future__ import annotations
@@ -14,17 +14,10 @@ from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
 
-from api.errors import field_error, respond_error
 from rulesvc.delivery.notify import ACTIONS, Notifier
-from rulesvc.delivery.service import (
-    DeliveryNotFoundError,
-    InvalidSubscriptionError,
-    SubscriptionNotFoundError,
-    WebhookService,
-)
-from rulesvc.sla.reports import InvalidReportError, SlaSource
+from rulesvc.delivery.service import WebhookService
+from rulesvc.sla.reports import SlaSource
 
 LONG_POLL_MAX_SECONDS = 30
 TICK_SECONDS = 0.05
@@ -75,19 +68,3 @@ def install_timers(app: FastAPI, runtime: TimerRuntime) -> None:
     app.state.timers = runtime
     app.include_router(webhooks.router)
     app.include_router(reports.router)
-
-    @app.exception_handler(InvalidSubscriptionError)
-    async def _invalid_subscription(request: Request, exc: InvalidSubscriptionError) -> Response:
-        return field_error(request, exc)
-
-    @app.exception_handler(InvalidReportError)
-    async def _invalid_report(request: Request, exc: InvalidReportError) -> Response:
-        return field_error(request, exc)
-
-    @app.exception_handler(SubscriptionNotFoundError)
-    async def _no_subscription(request: Request, exc: SubscriptionNotFoundError) -> Response:
-        return respond_error(request, 404, exc.code, str(exc), {"subscription_id": exc.subscription_id})
-
-    @app.exception_handler(DeliveryNotFoundError)
-    async def _no_delivery(request: Request, exc: DeliveryNotFoundError) -> Response:
-        return respond_error(request, 404, exc.code, str(exc), {"delivery_id": exc.delivery_id})

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rulesvc.engine.compiler import CompiledRuleset, base_scope
-from rulesvc.errors import InvalidEventError, InvalidRulesetError
-from rulesvc.lang.loader import RulesFolder, load_folder_or_raise, load_ruleset_sources, type_env
+from rulesvc.errors import InvalidEventError
+from rulesvc.lang.loader import RulesFolder, load_folder_or_raise, type_env
 from rulesvc.lang.model import KindSchema
 from rulesvc.model import Action, Decision, Event, FiredRule, TraceEntry
 from rulesvc.sla.calendar import BusinessCalendar
@@ -32,23 +32,6 @@ class RuleBook:
     def load(cls, paths: Sequence[Path]) -> RuleBook:
         """Load and compile a rules folder; raises InvalidRulesetError listing every authoring error."""
         return cls(load_folder_or_raise(paths))
-
-    def with_rulesets(self, sources: Mapping[str, tuple[str, int]]) -> RuleBook:
-        """A new book with the same kinds and calendars whose rulesets are `sources` (name → (YAML, version)).
-
-        Used for versions kept in the database and for drafts; raises InvalidRulesetError on any error.
-        A ruleset name in `sources` must match the `ruleset:` inside its text.
-        """
-        rulesets, errors = load_ruleset_sources(sources, self.folder.kinds, self.folder.calendars)
-        if errors:
-            raise InvalidRulesetError(errors)
-        folder = RulesFolder(
-            kinds=self.folder.kinds,
-            calendars=dict(self.folder.calendars),
-            rulesets=rulesets,
-            case_files=self.folder.case_files,
-        )
-        return RuleBook(folder)
 
     def book_for(self, event: Event) -> RuleBook:
         """The book deciding `event`: this one (a versioned registry picks the one in force at its time)."""

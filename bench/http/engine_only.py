@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from rulesvc import exactjson
 from rulesvc.events import event_from_json
 from rulesvc.rulebook import RuleBook
 
@@ -23,9 +23,9 @@ app = FastAPI()
 
 @app.post("/v1/events")
 async def decide(request: Request) -> Response:
-    event = event_from_json(orjson.loads(await request.body()))
+    event = event_from_json(exactjson.loads(await request.body()))
     decision = book.evaluate(event)
     return Response(
-        orjson.dumps({"actions": decision.actions_json(), "fired": decision.fired_json()}),
+        exactjson.dumps_bytes({"actions": decision.actions_json(), "fired": decision.fired_json()}),
         media_type="application/json",
     )

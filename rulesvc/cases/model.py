@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,6 @@ class Case:
     expect: tuple[Mapping[str, Any], ...]
     expect_not: tuple[Mapping[str, Any], ...] = ()
     description: str = ""
-
-
-@dataclass
-class CaseFile:
-    file: str
-    cases: list[Case] = field(default_factory=list)
 
 
 def load_case_text(

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from rulesvc.cli.rulesets_client import (
-    ApiError,
+    RefusedError,
     RulesetsClient,
     UnreachableError,
     read_folder,
@@ -53,7 +53,7 @@ def _handled(command: Callable[P, R]) -> Callable[P, R]:
         except UnreachableError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from exc
-        except ApiError as exc:
+        except RefusedError as exc:
             _print_refusal(exc, local_file=_local_file(kwargs))
             raise typer.Exit(1) from exc
 
@@ -65,7 +65,7 @@ def _local_file(kwargs: Mapping[str, Any]) -> Path | None:
     return value if isinstance(value, Path) else None
 
 
-def _print_refusal(exc: ApiError, local_file: Path | None = None) -> None:
+def _print_refusal(exc: RefusedError, local_file: Path | None = None) -> None:
     details = exc.details
     if exc.code in ("invalid_ruleset",) and isinstance(details, list):
         for error in details:

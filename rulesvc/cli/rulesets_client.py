@@ -17,7 +17,7 @@ MANIFEST = ".rulesvc-export.json"
 """Written by `export` next to the files: which version each file is based on (sent back on push/import)."""
 
 
-class ApiError(Exception):
+class RefusedError(Exception):
     """The server refused (4xx/5xx): `code`, `message` and `details` of its error body."""
 
     def __init__(self, status: int, code: str, message: str, details: Any) -> None:
@@ -54,7 +54,7 @@ class RulesetsClient:
             body = {"message": response.text}
         if response.status_code >= 400:
             body = body if isinstance(body, dict) else {}
-            raise ApiError(
+            raise RefusedError(
                 response.status_code,
                 str(body.get("code", response.status_code)),
                 str(body.get("message", response.reason_phrase)),

@@ -31,10 +31,6 @@ def subject_of(kind: str, name: str) -> str:
     return f"{kind}:{name}"
 
 
-def ruleset_subject(name: str) -> str:
-    return subject_of(KIND_RULESET, name)
-
-
 @dataclass(frozen=True)
 class VersionRecord:
     """A published, immutable version. `seq` is the publication's sequence number (0 before storing)."""

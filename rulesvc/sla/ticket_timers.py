@@ -207,11 +207,6 @@ class TicketTimers:
             for name, calendar in self._all.items()
         }
 
-    def planned_on(self, calendar: str) -> int | None:
-        """The version of `calendar` this ticket's timers are planned on."""
-        found = self._calendars.get(calendar)
-        return found.version if found is not None else None
-
     def rebind(self, calendar: str, now: datetime) -> list[Action]:
         """Re-plan the timers on `calendar` on its latest version: the working time each consumed so far
         stays (it was measured on the versions then in force), the points after the new version takes

@@ -73,11 +73,6 @@ class SqlStore:
 
     # -- decisions ----------------------------------------------------------------------------------------
 
-    def find_by_event_id(self, event_id: str) -> StoredDecision | None:
-        with self._read() as session:
-            row = session.scalars(select(DecisionRow).where(DecisionRow.event_id == event_id)).first()
-            return stored_decision(row) if row else None
-
     def get_decision(self, decision_id: str) -> StoredDecision | None:
         with self._read() as session:
             row = session.get(DecisionRow, decision_id)
