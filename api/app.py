@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the FastAPI application, a thin layer over `rulesvc.decisions.service`.
+"""`create_app(settings)`: the FastAPI application, HTTP over the services `rulesvc.wiring` builds.
 
 Building the app migrates the database and loads the rulesets (fail fast: a service that cannot decide
 should not start). Nothing is created at import time.
@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -32,22 +29,11 @@ from api.routes.rulesets import BODY_MODELS
 from api.schemas import EventIn, SimulateIn
 from api.timer_schemas import TIMER_BODY_MODELS
 from api.timers import TimerRuntime, install_timers
-from rulesvc.audit.checkpoints import CheckpointError, CheckpointKeeper, build_keeper
-from rulesvc.decisions.replan import CalendarReplanner
-from rulesvc.decisions.service import DecisionService, Evaluator, Simulator
-from rulesvc.delivery.notify import shared_notifier
-from rulesvc.delivery.service import WebhookService
-from rulesvc.lifecycle.build import Lifecycle, build_lifecycle
-from rulesvc.lifecycle.ports import KIND_CALENDAR
-from rulesvc.lifecycle.queries import ruleset_problems
-from rulesvc.lifecycle.service import Publication
+from rulesvc.audit.checkpoints import CheckpointError, CheckpointKeeper
+from rulesvc.decisions.service import Evaluator, Simulator
 from rulesvc.settings import Settings
-from rulesvc.sla.clock import Clock, SystemClock
-from rulesvc.storage import SqlStore, make_engine, migrate
-from rulesvc.storage.evidence_reads import SqlEvidenceReader
-from rulesvc.storage.ruleset_store import SqlRulesetStore
-from rulesvc.storage.timer_store import SqlTimerStore
-from rulesvc.storage.webhook_store import SqlWebhookStore
+from rulesvc.sla.clock import Clock
+from rulesvc.wiring.services import build_services
 
 log = logging.getLogger("rulesvc.api")
 
@@ -72,51 +58,11 @@ def create_app(
     rules folder becomes version 1 on first start), and the lifecycle routes are mounted. A given `book`
     decides everything instead (tests, embedding) and there is no lifecycle.
     """
-    engine = make_engine(settings.database_url, **settings.engine_options())
-    migrate(engine)
-    store = SqlStore(engine, group_commit=settings.group_commit)
-    clock = clock or SystemClock()
-    engine_lock = threading.Lock()
-    lifecycle: Lifecycle | None = None
-    if book is None:  # the database's ruleset versions, as of each event's time
-        lifecycle = build_lifecycle(
-            engine,
-            settings.rulesets,
-            clock,
-            settings.mask_policy(),
-            redis_url=settings.redis_url,
-            engine_lock=engine_lock,
-            poll_seconds=settings.ruleset_poll_seconds,
-        )
-        book = lifecycle.book
-    notifier = shared_notifier(settings.redis_url)
-    if lifecycle is not None:
-        replanner = CalendarReplanner(
-            SqlTimerStore(engine), lifecycle.book, clock, settings.mask_policy(), notifier
-        )
-        lifecycle.calendars.on_published = partial(_replan, replanner, lifecycle)
-    checkpoints = checkpoint_keeper(settings, store)
-    service = DecisionService(
-        store,
-        store,
-        book,
-        clock,
-        settings.mask_policy(),
-        simulator=simulator,
-        engine_lock=engine_lock,
-        notifier=notifier,
-        limits=settings.validation_limits(),
-        evidence=SqlEvidenceReader(engine),
-        checkpoints=checkpoints,
-        more_checks=[
-            partial(ruleset_problems, SqlRulesetStore(engine)),
-            partial(ruleset_problems, SqlRulesetStore(engine, KIND_CALENDAR)),
-        ],
-        clock_skew=timedelta(seconds=settings.event_clock_skew),
-    )
+    services = build_services(settings, book=book, clock=clock, simulator=simulator)
+    checkpoints, lifecycle = services.checkpoints, services.lifecycle
     metrics = Metrics()
     redis_client = _redis(settings.redis_url)
-    runtime = Runtime(settings, service, metrics, engine, redis_client)
+    runtime = Runtime(settings, services.decisions, metrics, services.engine, redis_client)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -128,10 +74,7 @@ def create_app(
         yield
         if periodic is not None:
             periodic.cancel()
-        if lifecycle is not None:
-            lifecycle.close()
-        store.close()
-        engine.dispose()
+        services.close()
         if redis_client is not None:
             redis_client.close()
 
@@ -155,14 +98,7 @@ def create_app(
     install_docs_pages(app)
     if lifecycle is not None:
         install_lifecycle(app, lifecycle)
-    # Webhook retries run on real time (SystemClock) whatever clock decides events.
-    webhooks = WebhookService(
-        SqlWebhookStore(engine),
-        SystemClock(),
-        evidence=SqlEvidenceReader(engine),
-        masking=settings.mask_policy(),
-    )
-    install_timers(app, TimerRuntime(webhooks, SqlTimerStore(engine), notifier))
+    install_timers(app, TimerRuntime(services.webhooks, services.sla, services.notifier))
     app.add_middleware(
         ServiceMiddleware,
         metrics=metrics,
@@ -172,22 +108,6 @@ def create_app(
     )
     _install_openapi(app, [EventIn, SimulateIn, *BODY_MODELS, *TIMER_BODY_MODELS])
     return app
-
-
-def checkpoint_keeper(settings: Settings, store: SqlStore) -> CheckpointKeeper | None:
-    """The keeper of the configured checkpoint directory; its newest checkpoint is a floor for the head."""
-    key = settings.checkpoint_key.get_secret_value() if settings.checkpoint_key else None
-    keeper = build_keeper(
-        store,
-        SystemClock(),
-        settings.checkpoint_directory(),
-        key,
-        settings.checkpoint_key_file,
-        settings.checkpoint_public_keys,
-    )
-    if keeper is not None:
-        keeper.seed_watermark()
-    return keeper
 
 
 async def _checkpoint_every(keeper: CheckpointKeeper, seconds: float) -> None:
@@ -201,13 +121,6 @@ async def _checkpoint_every(keeper: CheckpointKeeper, seconds: float) -> None:
             log.error("integrity: checkpoint refused (%s): %s", exc.code, exc)
         except Exception:
             log.exception("checkpoint failed")
-
-
-def load_book(settings: Settings) -> Evaluator:
-    from rulesvc.rulebook import RuleBook
-
-    book: Evaluator = RuleBook.load([settings.rulesets])
-    return book
 
 
 def _redis(url: str | None) -> Any | None:
@@ -237,23 +150,3 @@ def _install_openapi(app: FastAPI, body_models: list[type[BaseModel]]) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _replan(
-    replanner: CalendarReplanner, lifecycle: Lifecycle, publication: Publication, actor: str
-) -> dict[str, Any]:
-    """Publishing a calendar version re-plans the open timers on it (in claims; workers take up what a
-    crash leaves), then records the step in the chain with the count and the versions."""
-    record = publication.version
-    result = replanner.replan(record.name)
-    lifecycle.calendars.record_step(
-        actor,
-        record.name,
-        "replanned",
-        version=record.version,
-        from_version=record.version - 1,
-        effective_at=record.effective_at.isoformat(),
-        tickets=result.tickets,
-        moved=result.moved,
-    )
-    return {"replanned": result.to_json()}

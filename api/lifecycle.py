@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.routes import calendars, rulesets
-from rulesvc.lifecycle.build import Lifecycle
+from rulesvc.wiring.lifecycle import Lifecycle
 
 
 def install_lifecycle(app: FastAPI, lifecycle: Lifecycle) -> None:

@@ -17,10 +17,10 @@ from sqlalchemy import Engine
 
 from rulesvc.delivery.notify import shared_notifier
 from rulesvc.delivery.webhooks import RetryPolicy
-from rulesvc.lifecycle.build import Lifecycle, build_lifecycle
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
-from rulesvc.storage import make_engine, migrate
+from rulesvc.wiring.lifecycle import Lifecycle
+from rulesvc.wiring.timers import open_lifecycle
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 
@@ -75,17 +75,7 @@ def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorke
     clock = clock or SystemClock()
     masking = settings.mask_policy()
     engine_lock = threading.Lock()
-    lifecycle_engine = make_engine(settings.database_url, pool_size=2)
-    migrate(lifecycle_engine)
-    lifecycle = build_lifecycle(
-        lifecycle_engine,
-        settings.rulesets,
-        clock,
-        masking,
-        redis_url=settings.redis_url,
-        engine_lock=engine_lock,
-        poll_seconds=settings.ruleset_poll_seconds,
-    )
+    lifecycle, lifecycle_engine = open_lifecycle(settings, clock, masking, engine_lock)
     parts = build_worker(
         settings.database_url,
         lifecycle.book,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
@@ -15,27 +12,8 @@ from api.responses import JSONBytes
 from api.routes.common import errors, json_request_body
 from api.schemas import COMPLAINT_EVENT, EXPENSE_EVENT, LOAN_EVENT, EventDecisionOut
 from rulesvc.apikeys import Permission
-from rulesvc.decisions.ports import DecisionStore, NewDecision, StoredDecision
 
 router = APIRouter(tags=["events"])
-
-
-async def append_decision(store: DecisionStore, new: NewDecision) -> tuple[StoredDecision, bool]:
-    """Store a decision without holding a thread while its (group) commit is in flight."""
-    if not getattr(store, "commits_in_background", False):
-        return await run_in_threadpool(store.append_decision, new)
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[tuple[StoredDecision, bool]] = loop.create_future()
-
-    def settle(result: tuple[StoredDecision, bool] | None, error: BaseException | None) -> None:
-        if not future.done():
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)  # type: ignore[arg-type]
-
-    store.append_decision_later(new, lambda r, e: loop.call_soon_threadsafe(settle, r, e))  # type: ignore[attr-defined]
-    return await future
 
 
 @router.post(
@@ -64,15 +42,9 @@ async def decide_event(request: Request) -> Response:
     # The hot path: authorization and body parsing are called directly rather than through dependency
     # injection (same functions, a third of the per-request overhead); OpenAPI security is declared below.
     await authorize(request, bearer_token(request), Permission.EVENTS_WRITE)
-    body = await json_body(request)  # validated against its ticket kind by the service
+    body = await json_body(request)  # validated against its ticket kind by the use case
     rt = runtime(request)
-    service = rt.service
-    if rt.settings.evaluate_in_thread:
-        prepared = await run_in_threadpool(service.prepare_event, body)
-    else:
-        prepared = service.prepare_event(body)
-    stored, created = await append_decision(service.store, prepared.new)
-    outcome = service.finish_event(prepared, stored, created)
+    outcome = await rt.service.decide(body)
     rt.metrics.observe_decision(outcome.created, outcome.fired, outcome.actions)
     return JSONBytes(outcome.to_json())
 

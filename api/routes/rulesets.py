@@ -41,10 +41,10 @@ from api.ruleset_schemas import (
 )
 from api.schemas import ErrorOut
 from rulesvc.apikeys import Permission, Principal, Role
-from rulesvc.lifecycle.build import Lifecycle
 from rulesvc.lifecycle.queries import RulesetQueries
 from rulesvc.lifecycle.service import LifecycleService, actor_name
 from rulesvc.lifecycle.views import draft_json, overview_json, version_json
+from rulesvc.wiring.lifecycle import Lifecycle
 
 router = APIRouter(tags=["rulesets"])
 

@@ -39,11 +39,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _store(settings: Settings) -> SqlStore:
-    from rulesvc.storage import SqlStore, make_engine, migrate
+    from rulesvc.wiring.database import open_store
 
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    return SqlStore(engine)
+    return open_store(settings)
 
 
 def serve(
@@ -56,26 +54,23 @@ def serve(
 
     from api.logs import configure_logging
     from rulesvc.errors import InvalidRulesetError
-    from rulesvc.storage import SqlStore, make_engine, migrate
 
     settings = Settings()
     configure_logging(settings.log_level)
     try:
-        from api.app import load_book
+        from rulesvc.wiring.services import load_book
 
         load_book(settings)
     except InvalidRulesetError as exc:
         for error in exc.errors:
             typer.echo(str(error), err=True)
         raise typer.Exit(1) from exc
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    store = SqlStore(engine)
+    store = _store(settings)
     notice, to_stderr = first_key_notice(settings, store)
     if notice:
         typer.echo(notice, err=to_stderr)
         (sys.stderr if to_stderr else sys.stdout).flush()  # before the service's JSON log lines
-    engine.dispose()
+    store.engine.dispose()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = Path("var") / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -232,32 +227,10 @@ def audit_verify(
 ) -> None:
     """Check the chain, every table it vouches for and every checkpoint given; works offline on a database
     URL (nothing is written). Exit 1 and name what is wrong when anything does not verify."""
-    from rulesvc.audit.checkpoints import CheckpointDirectory, Signer, checked_checkpoints, trusted_keys
-    from rulesvc.decisions.service import verify_all
-    from rulesvc.lifecycle.ports import KIND_CALENDAR
-    from rulesvc.lifecycle.queries import ruleset_problems
-    from rulesvc.storage import SqlStore, make_engine
-    from rulesvc.storage.evidence_reads import SqlEvidenceReader
-    from rulesvc.storage.ruleset_store import SqlRulesetStore
+    from rulesvc.wiring.database import verify_database
 
     settings = Settings(database_url=database_url) if database_url else Settings()
-    engine = make_engine(settings.database_url)
-    directory = settings.checkpoint_directory()
-    folders = [CheckpointDirectory(p) for p in checkpoints or ([directory] if directory else [])]
-    signer = Signer(None, [*public_keys, *trusted_keys(settings, directory)])
-    try:
-        store = SqlStore(engine, group_commit=False)
-        result = verify_all(
-            store,
-            SqlEvidenceReader(engine),
-            checked_checkpoints(folders, signer),
-            [
-                lambda: ruleset_problems(SqlRulesetStore(engine)),
-                lambda: ruleset_problems(SqlRulesetStore(engine, KIND_CALENDAR)),
-            ],
-        )
-    finally:
-        engine.dispose()
+    result = verify_database(settings, checkpoints, public_keys)
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
     if not result.ok:
         raise typer.Exit(1)

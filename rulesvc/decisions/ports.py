@@ -99,6 +99,19 @@ class DecisionStore(Protocol):
         """Store it unless `event_id` is already stored; returns (the stored decision, created?)."""
         ...
 
+    @property
+    def commits_in_background(self) -> bool:
+        """True when `append_decision_later` returns at once (its commit runs on a writer thread)."""
+        ...
+
+    def append_decision_later(
+        self,
+        new: NewDecision,
+        callback: Callable[[tuple[StoredDecision, bool] | None, BaseException | None], None],
+    ) -> None:
+        """`append_decision` whose result goes to `callback(result, error)`, from the writer thread."""
+        ...
+
     def list_actions(self, after: int, limit: int) -> list[FeedRecord]: ...
 
     def append_audit(self, at: str, kind: str, subject: str, payload: Mapping[str, Any]) -> ChainEntry: ...

@@ -4,7 +4,7 @@ verify the audit chain, simulate, and manage API keys.
 Depends only on ports: an evaluator (the `RuleBook`), a `DecisionStore`/`KeyStore`, a `Clock` and a
 `MaskPolicy`. No HTTP here; `api/` maps these results and errors to responses.
 
-`handle_event` contract:
+`decide` (awaitable, what `POST /v1/events` calls) contract:
 - the event is validated (`InvalidEventError` with a field path) and evaluated outside any database lock;
 - the decision, its actions (feed) and its audit entry are committed in one transaction;
 - `event_id` is unique: the same event again (same canonical body) returns the original decision and
@@ -14,6 +14,7 @@ Depends only on ports: an evaluator (the `RuleBook`), a `DecisionStore`/`KeyStor
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -174,8 +175,10 @@ class DecisionService:
         checkpoints: CheckpointKeeper | None = None,
         more_checks: Sequence[Callable[[], list[ChainProblem]]] = (),
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+        evaluate_in_thread: bool = False,
     ) -> None:
-        """`evidence`: feed records are checked against the chain before they are served, and `verify`
+        """`evaluate_in_thread`: `decide` evaluates in a worker thread rather than on the event loop
+        (Settings.evaluate_in_thread). `evidence`: feed records are checked against the chain before they are served, and `verify`
         checks the feed and webhook bodies; `checkpoints` are made on demand and held against the chain;
         `more_checks` add other tables' problems (ruleset versions) to `verify`."""
         self.limits = limits
@@ -184,6 +187,7 @@ class DecisionService:
         self.checkpoints = checkpoints
         self._more_checks = tuple(more_checks)
         self.clock_skew = clock_skew
+        self.evaluate_in_thread = evaluate_in_thread
         self.notifier = notifier
         self.keys = keys
         self.book = book
@@ -198,13 +202,47 @@ class DecisionService:
 
     # -- events -------------------------------------------------------------------------------------------
 
+    async def decide(self, body: Mapping[str, Any]) -> EventOutcome:
+        """Decide one event: validate, evaluate (on the loop, or in a thread), store, answer.
+
+        The store's commit is awaited without holding a thread when it commits in the background (group
+        commit): the event loop goes on serving other requests meanwhile."""
+        if self.evaluate_in_thread:
+            prepared = await asyncio.to_thread(self.prepare_event, body)
+        else:
+            prepared = self.prepare_event(body)
+        stored, created = await self._append(prepared.new)
+        return self.finish_event(prepared, stored, created)
+
     def handle_event(self, body: Mapping[str, Any]) -> EventOutcome:
+        """`decide` for callers without an event loop (the same steps, the commit waited for in place)."""
         prepared = self.prepare_event(body)
         stored, created = self.store.append_decision(prepared.new)
         return self.finish_event(prepared, stored, created)
 
+    async def _append(self, new: NewDecision) -> tuple[StoredDecision, bool]:
+        store = self.store
+        if not store.commits_in_background:
+            return await asyncio.to_thread(store.append_decision, new)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[StoredDecision, bool]] = loop.create_future()
+
+        def settle(result: tuple[StoredDecision, bool] | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            elif result is not None:
+                future.set_result(result)
+
+        def from_writer(result: tuple[StoredDecision, bool] | None, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(settle, result, error)
+
+        store.append_decision_later(new, from_writer)
+        return await future
+
     def prepare_event(self, body: Mapping[str, Any]) -> PreparedEvent:
-        """Validate and evaluate an event and build its record (CPU only, no I/O): step 1 of `handle_event`.
+        """Validate and evaluate an event and build its record (CPU only, no I/O): step 1 of `decide`.
 
         No read-before-write: a replay is rare, and the store settles it under the chain lock anyway.
         """
@@ -246,7 +284,7 @@ class DecisionService:
         )
 
     def finish_event(self, prepared: PreparedEvent, stored: StoredDecision, created: bool) -> EventOutcome:
-        """Step 3 of `handle_event`, after the store answered `append_decision(prepared.new)`."""
+        """Step 3 of `decide`, after the store answered `append_decision(prepared.new)`."""
         if not created:
             return self._replay(stored, prepared.clear_text, prepared.body)
         new = prepared.new

@@ -36,15 +36,22 @@ MAX_POINTS_PER_TICKET = 50
 """A poll fires at most this many points of one ticket (guards against rules restarting timers forever)."""
 
 
+class DecidingBook(Protocol):
+    def evaluate(self, event: Event) -> Decision: ...
+
+    def versions(self) -> dict[str, int]: ...
+
+
 class TimerEvaluator(Protocol):
     @property
     def calendars(self) -> Mapping[str, BusinessCalendar]:
         """The calendars timers are planned on (the versions in force now)."""
         ...
 
-    def evaluate(self, event: Event) -> Decision: ...
-
-    def versions(self) -> dict[str, int]: ...
+    def book_for(self, event: Event) -> DecidingBook:
+        """The rulesets deciding `event` (in force at its time): one snapshot evaluates it and names the
+        versions recorded, whatever a reload does meanwhile."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,9 @@ class TimerService:
             if len(event_id) > MAX_EVENT_ID:  # a long ticket id: keep one stable id per point, shorter
                 event_id = f"timer:{sha256_hex(event_id)}"
             event = replace(event, event_id=event_id)
+            book = self.book.book_for(event)
             with self.engine_lock:
-                decision = self.book.evaluate(event)
+                decision = book.evaluate(event)
             decision_id = str(uuid4())
             timers.fire(reached, decision_id)
             decision = timers.apply(decision, point_at, now)
@@ -139,7 +147,7 @@ class TimerService:
                     event=event,
                     decision=decision,
                     decided_at=now,
-                    versions=self.book.versions(),
+                    versions=book.versions(),
                     masking=self.masking,
                     actions=[{**a, "fired_by": fired_by} for a in decision.actions_json()],
                 )

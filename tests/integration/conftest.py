@@ -27,12 +27,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from api.app import create_app, load_book
+from api.app import create_app
 from rulesvc.apikeys import Role
 from rulesvc.decisions.service import Evaluator, create_api_key
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import make_engine, migrate
+from rulesvc.wiring.services import load_book
 
 REPO = Path(__file__).resolve().parents[2]
 RULESETS = REPO / "rulesets"

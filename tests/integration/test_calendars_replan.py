@@ -204,7 +204,7 @@ import os, signal, sys
 from pathlib import Path
 from datetime import datetime
 from rulesvc.decisions.replan import CalendarReplanner
-from rulesvc.lifecycle.build import build_lifecycle
+from rulesvc.wiring.lifecycle import build_lifecycle
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import VirtualClock
 from rulesvc.storage import make_engine

@@ -17,11 +17,11 @@ import pytest
 
 from rulesvc.apikeys import Role
 from rulesvc.decisions.service import create_api_key
-from rulesvc.lifecycle.build import build_lifecycle
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Event
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine
+from rulesvc.wiring.lifecycle import build_lifecycle
 from tests.integration.conftest import (
     REDIS_URL,
     RULESETS,

@@ -1,0 +1,60 @@
+"""Opening a database for the service, the worker and the command line (engine, migrations, stores)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from rulesvc.audit.chain import Problem, VerifyResult
+from rulesvc.audit.checkpoints import CheckpointDirectory, Signer, checked_checkpoints, trusted_keys
+from rulesvc.decisions.service import verify_all
+from rulesvc.lifecycle.ports import KIND_CALENDAR, KIND_RULESET
+from rulesvc.lifecycle.queries import ruleset_problems
+from rulesvc.settings import Settings
+from rulesvc.storage import SqlStore, make_engine, migrate
+from rulesvc.storage.evidence_reads import SqlEvidenceReader
+from rulesvc.storage.ruleset_store import SqlRulesetStore
+
+
+def open_database(url: str, **options: Any) -> Engine:
+    """An engine on `url`, its schema brought to the newest migration (safe when processes race)."""
+    engine = make_engine(url, **options)
+    migrate(engine)
+    return engine
+
+
+def open_store(settings: Settings, *, group_commit: bool = False) -> SqlStore:
+    """The decision and key store of the configured database (migrated), for one command."""
+    return SqlStore(open_database(settings.database_url), group_commit=group_commit)
+
+
+def version_checks(engine: Engine) -> list[Callable[[], list[Problem]]]:
+    """`verify`'s checks of the ruleset and calendar versions the chain vouches for."""
+    return [
+        partial(ruleset_problems, SqlRulesetStore(engine, KIND_RULESET)),
+        partial(ruleset_problems, SqlRulesetStore(engine, KIND_CALENDAR)),
+    ]
+
+
+def verify_database(
+    settings: Settings, checkpoint_folders: Sequence[Path], public_keys: Sequence[str]
+) -> VerifyResult:
+    """The whole audit check of a database (or a restored dump), offline: nothing is written. The chain
+    must extend every signed checkpoint of `checkpoint_folders` (default: the configured directory)."""
+    engine = make_engine(settings.database_url)
+    directory = settings.checkpoint_directory()
+    folders = [CheckpointDirectory(p) for p in checkpoint_folders or ([directory] if directory else [])]
+    signer = Signer(None, [*public_keys, *trusted_keys(settings, directory)])
+    try:
+        return verify_all(
+            SqlStore(engine, group_commit=False),
+            SqlEvidenceReader(engine),
+            checked_checkpoints(folders, signer),
+            version_checks(engine),
+        )
+    finally:
+        engine.dispose()

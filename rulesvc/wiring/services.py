@@ -1,0 +1,152 @@
+"""What the HTTP service serves, wired from settings: the decision use cases on the SQL store, the ruleset
+and calendar lifecycle (publishing a calendar re-plans its open timers), webhook subscriptions and the
+SLA report's source. The app (`api.app.create_app`) adds only HTTP to it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Engine
+
+from rulesvc.audit.checkpoints import CheckpointKeeper, build_keeper
+from rulesvc.decisions.replan import CalendarReplanner
+from rulesvc.decisions.service import DecisionService, Evaluator, Simulator
+from rulesvc.delivery.notify import Notifier, shared_notifier
+from rulesvc.delivery.service import WebhookService
+from rulesvc.lifecycle.service import Publication
+from rulesvc.settings import Settings
+from rulesvc.sla.clock import Clock, SystemClock
+from rulesvc.sla.reports import SlaSource
+from rulesvc.storage import SqlStore
+from rulesvc.storage.evidence_reads import SqlEvidenceReader
+from rulesvc.storage.timer_store import SqlTimerStore
+from rulesvc.storage.webhook_store import SqlWebhookStore
+from rulesvc.wiring.database import open_database, version_checks
+from rulesvc.wiring.lifecycle import Lifecycle, build_lifecycle
+
+log = logging.getLogger("rulesvc.api")
+
+
+@dataclass
+class Services:
+    engine: Engine
+    store: SqlStore
+    decisions: DecisionService
+    lifecycle: Lifecycle | None
+    """None when a given book decides everything (tests, embedding): no lifecycle then."""
+    webhooks: WebhookService
+    sla: SlaSource
+    notifier: Notifier | None
+    checkpoints: CheckpointKeeper | None
+
+    def close(self) -> None:
+        if self.lifecycle is not None:
+            self.lifecycle.close()
+        self.store.close()
+        self.engine.dispose()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    book: Evaluator | None = None,
+    clock: Clock | None = None,
+    simulator: Simulator | None = None,
+) -> Services:
+    """Everything the HTTP service uses, on the configured database (migrated first). Without `book`,
+    events are decided on the ruleset versions kept in the database as of each event's time (the rules
+    folder becomes version 1 on first start)."""
+    engine = open_database(settings.database_url, **settings.engine_options())
+    store = SqlStore(engine, group_commit=settings.group_commit)
+    clock = clock or SystemClock()
+    masking = settings.mask_policy()
+    engine_lock = threading.Lock()
+    lifecycle: Lifecycle | None = None
+    if book is None:
+        lifecycle = build_lifecycle(
+            engine,
+            settings.rulesets,
+            clock,
+            masking,
+            redis_url=settings.redis_url,
+            engine_lock=engine_lock,
+            poll_seconds=settings.ruleset_poll_seconds,
+        )
+        book = lifecycle.book
+    notifier = shared_notifier(settings.redis_url)
+    if lifecycle is not None:
+        replanner = CalendarReplanner(SqlTimerStore(engine), lifecycle.book, clock, masking, notifier)
+        lifecycle.calendars.on_published = partial(_replan, replanner, lifecycle)
+    checkpoints = checkpoint_keeper(settings, store)
+    decisions = DecisionService(
+        store,
+        store,
+        book,
+        clock,
+        masking,
+        simulator=simulator,
+        engine_lock=engine_lock,
+        notifier=notifier,
+        limits=settings.validation_limits(),
+        evidence=SqlEvidenceReader(engine),
+        checkpoints=checkpoints,
+        more_checks=version_checks(engine),
+        clock_skew=timedelta(seconds=settings.event_clock_skew),
+        evaluate_in_thread=settings.evaluate_in_thread,
+    )
+    # Webhook retries run on real time (SystemClock) whatever clock decides events.
+    webhooks = WebhookService(
+        SqlWebhookStore(engine), SystemClock(), evidence=SqlEvidenceReader(engine), masking=masking
+    )
+    return Services(
+        engine, store, decisions, lifecycle, webhooks, SqlTimerStore(engine), notifier, checkpoints
+    )
+
+
+def checkpoint_keeper(settings: Settings, store: SqlStore) -> CheckpointKeeper | None:
+    """The keeper of the configured checkpoint directory; its newest checkpoint is a floor for the head."""
+    key = settings.checkpoint_key.get_secret_value() if settings.checkpoint_key else None
+    keeper = build_keeper(
+        store,
+        SystemClock(),
+        settings.checkpoint_directory(),
+        key,
+        settings.checkpoint_key_file,
+        settings.checkpoint_public_keys,
+    )
+    if keeper is not None:
+        keeper.seed_watermark()
+    return keeper
+
+
+def load_book(settings: Settings) -> Evaluator:
+    """The rules folder compiled (raises InvalidRulesetError listing every authoring error)."""
+    from rulesvc.rulebook import RuleBook
+
+    book: Evaluator = RuleBook.load([settings.rulesets])
+    return book
+
+
+def _replan(
+    replanner: CalendarReplanner, lifecycle: Lifecycle, publication: Publication, actor: str
+) -> dict[str, Any]:
+    """Publishing a calendar version re-plans the open timers on it (in claims; workers take up what a
+    crash leaves), then records the step in the chain with the count and the versions."""
+    record = publication.version
+    result = replanner.replan(record.name)
+    lifecycle.calendars.record_step(
+        actor,
+        record.name,
+        "replanned",
+        version=record.version,
+        from_version=record.version - 1,
+        effective_at=record.effective_at.isoformat(),
+        tickets=result.tickets,
+        moved=result.moved,
+    )
+    return {"replanned": result.to_json()}
