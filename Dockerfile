@@ -13,6 +13,7 @@ COPY pyproject.toml ./
 COPY rulesvc ./rulesvc
 COPY api ./api
 COPY scheduler ./scheduler
+COPY cli ./cli
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

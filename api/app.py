@@ -24,7 +24,7 @@ from api.lifecycle import install_lifecycle
 from api.metrics import Metrics
 from api.middleware import ServiceMiddleware
 from api.responses import JSONBytes
-from api.routes import actions, audit, decisions, events, health, simulate
+from api.routes import actions, audit, decisions, events, health, reports, simulate, webhooks
 from api.routes.rulesets import BODY_MODELS
 from api.schemas import EventIn, SimulateIn
 from api.timer_schemas import TIMER_BODY_MODELS
@@ -99,6 +99,8 @@ def create_app(
     if lifecycle is not None:
         install_lifecycle(app, lifecycle)
     install_timers(app, TimerRuntime(services.webhooks, services.sla, services.notifier))
+    app.include_router(webhooks.router)
+    app.include_router(reports.router)
     app.add_middleware(
         ServiceMiddleware,
         metrics=metrics,

@@ -98,7 +98,7 @@ ERROR_STATUS: dict[type[RulesvcError] | tuple[type[RulesvcError], str], int] = {
 
 def status_of(exc: RulesvcError) -> int | None:
     for cls in type(exc).__mro__:
-        status = ERROR_STATUS.get((cls, exc.code)) or ERROR_STATUS.get(cls)  # type: ignore[arg-type]
+        status = ERROR_STATUS.get((cls, exc.code)) or ERROR_STATUS.get(cls)
         if status is not None:
             return status
     return None

@@ -192,7 +192,7 @@ def _forget(task: asyncio.Future[None]) -> None:
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
             break

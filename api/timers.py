@@ -63,8 +63,5 @@ def timers_runtime(request: Request) -> TimerRuntime:
 
 
 def install_timers(app: FastAPI, runtime: TimerRuntime) -> None:
-    from api.routes import reports, webhooks
-
+    """What the webhook and report routes (mounted by the app) and the feed's long-polls read."""
     app.state.timers = runtime
-    app.include_router(webhooks.router)
-    app.include_router(reports.router)

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from rulesvc.decisions.service import DecisionService
-from rulesvc.decisions.timer_ports import SlaRecord, TicketView, TicketWrite
+from rulesvc.decisions.timer_ports import TicketView, TicketWrite
 from rulesvc.decisions.timer_service import TimerService
 from rulesvc.events import event_from_json
 from rulesvc.rulebook import RuleBook
 from rulesvc.settings import Settings
 from rulesvc.sla.outcomes import SlaOutcome
-from rulesvc.sla.reports import sla_report
+from rulesvc.sla.reports import SlaRecord, sla_report
 from rulesvc.sla.simulation import simulate
 from rulesvc.sla.ticket_timers import ScheduledTimer
 

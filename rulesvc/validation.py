@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -346,7 +346,7 @@ class _Checker:
                 self.fail(path, "validation.time_out_of_range", f"时间 {shown} 超出可接受范围 1900 … 2200 年")
                 return False
             return True
-        checks = (
+        checks: tuple[tuple[Any, Callable[[Any], bool], str], ...] = (
             (spec.min, lambda b: value >= b, "不小于"),
             (spec.min_exclusive, lambda b: value > b, "大于"),
             (spec.max, lambda b: value <= b, "不大于"),

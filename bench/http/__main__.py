@@ -82,9 +82,7 @@ def free_port() -> int:
 
 def rulesvc_command() -> list[str]:
     script = Path(sys.executable).with_name("rulesvc")
-    return (
-        [str(script)] if script.exists() else [sys.executable, "-c", "from rulesvc.cli import main; main()"]
-    )
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from cli import main; main()"]
 
 
 @contextmanager

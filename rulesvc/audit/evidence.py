@@ -24,8 +24,7 @@ from rulesvc.errors import RulesvcError
 from rulesvc.masking import MaskPolicy, default_policy
 
 if TYPE_CHECKING:
-    from rulesvc.decisions.ports import FeedRecord
-    from rulesvc.storage.evidence_reads import StoredDelivery
+    from rulesvc.audit.records import FeedRecord, StoredDelivery
 
 log = logging.getLogger("rulesvc.evidence")
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from rulesvc.apikeys import Role
 from rulesvc.audit.chain import ChainEntry
-
-if TYPE_CHECKING:
-    from rulesvc.decisions.timer_ports import TicketView, TicketWrite
+from rulesvc.audit.records import FeedRecord
+from rulesvc.sla.outcomes import SlaOutcome
+from rulesvc.sla.ticket_timers import ScheduledTimer
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,39 @@ class NewDecision:
 
 
 @dataclass(frozen=True)
+class TicketView:
+    """A locked ticket: its latest snapshot (`{}` if never seen), routing group and every timer."""
+
+    ticket_id: str
+    kind: str
+    snapshot: Mapping[str, Any]
+    group: str
+    timers: tuple[ScheduledTimer, ...]
+    timeline: Mapping[str, Any] = field(default_factory=dict)
+    """The ticket's timer timeline as stored (`rulesvc.sla.ticket_timers.TicketTimers`); `{}` if none."""
+
+
+@dataclass(frozen=True)
+class TicketWrite:
+    """Everything one unit of work on a ticket stores, atomically. None/empty = unchanged."""
+
+    decisions: Sequence[NewDecision] = ()
+    snapshot: Mapping[str, Any] | None = None
+    kind: str | None = None
+    group: str | None = None
+    timers: Sequence[ScheduledTimer] = ()
+    sla: Sequence[SlaOutcome] = ()
+    """SLA figures new to the ticket."""
+    sla_updates: Sequence[SlaOutcome] = ()
+    """Stored SLA figures (same ticket, timer and generation) that changed."""
+    sla_deletes: Sequence[tuple[str, int]] = ()
+    """(timer, generation) of stored SLA figures that no longer exist."""
+    timeline: Mapping[str, Any] | None = None
+    late_by: Sequence[float] = ()
+    """Seconds each fired timer point was late (not stored: the decisions carry it; for metrics)."""
+
+
+@dataclass(frozen=True)
 class StoredDecision:
     decision_id: str
     event_id: str
@@ -53,15 +86,6 @@ class StoredDecision:
     input_digest: str
     chain_seq: int
     chain_hash: str
-
-
-@dataclass(frozen=True)
-class FeedRecord:
-    cursor: int
-    at: datetime
-    ticket_id: str
-    decision_id: str
-    action_text: str
 
 
 @dataclass(frozen=True)

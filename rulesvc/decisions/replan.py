@@ -25,9 +25,10 @@ from functools import partial
 from typing import Any, Protocol
 
 from rulesvc.audit.chain import sha256_hex
+from rulesvc.decisions.ports import TicketView, TicketWrite
 from rulesvc.decisions.record import event_json, new_decision
 from rulesvc.decisions.ticket_work import timer_write
-from rulesvc.decisions.timer_ports import TicketView, TicketWrite, TimerStore
+from rulesvc.decisions.timer_ports import TimerStore
 from rulesvc.delivery.notify import ACTIONS, Notifier
 from rulesvc.entropy import uuid4
 from rulesvc.events import MAX_EVENT_ID

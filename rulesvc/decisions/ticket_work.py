@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rulesvc.decisions.ports import NewDecision
-from rulesvc.decisions.timer_ports import TicketView, TicketWrite
+from rulesvc.decisions.ports import NewDecision, TicketView, TicketWrite
 from rulesvc.model import Decision, Event
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.ticket_timers import TIMER_ACTIONS, TicketTimers

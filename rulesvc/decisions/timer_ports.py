@@ -7,47 +7,13 @@ the same transaction. ORM rows never leave `rulesvc.storage`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Protocol
 
-from rulesvc.decisions.ports import NewDecision, StoredDecision
-from rulesvc.sla.outcomes import SlaOutcome
-from rulesvc.sla.ticket_timers import ScheduledTimer
-
-
-@dataclass(frozen=True)
-class TicketView:
-    """A locked ticket: its latest snapshot (`{}` if never seen), routing group and every timer."""
-
-    ticket_id: str
-    kind: str
-    snapshot: Mapping[str, Any]
-    group: str
-    timers: tuple[ScheduledTimer, ...]
-    timeline: Mapping[str, Any] = field(default_factory=dict)
-    """The ticket's timer timeline as stored (`rulesvc.sla.ticket_timers.TicketTimers`); `{}` if none."""
-
-
-@dataclass(frozen=True)
-class TicketWrite:
-    """Everything one unit of work on a ticket stores, atomically. None/empty = unchanged."""
-
-    decisions: Sequence[NewDecision] = ()
-    snapshot: Mapping[str, Any] | None = None
-    kind: str | None = None
-    group: str | None = None
-    timers: Sequence[ScheduledTimer] = ()
-    sla: Sequence[SlaOutcome] = ()
-    """SLA figures new to the ticket."""
-    sla_updates: Sequence[SlaOutcome] = ()
-    """Stored SLA figures (same ticket, timer and generation) that changed."""
-    sla_deletes: Sequence[tuple[str, int]] = ()
-    """(timer, generation) of stored SLA figures that no longer exist."""
-    timeline: Mapping[str, Any] | None = None
-    late_by: Sequence[float] = ()
-    """Seconds each fired timer point was late (not stored: the decisions carry it; for metrics)."""
+from rulesvc.decisions.ports import StoredDecision, TicketView, TicketWrite
+from rulesvc.sla.reports import SlaRecord
 
 
 @dataclass(frozen=True)
@@ -60,25 +26,6 @@ class FiredBatch:
     writes: list[TicketWrite] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     """Tickets not fired because their stored state does not match the chain (`audit.evidence_mismatch`)."""
-
-
-@dataclass(frozen=True)
-class SlaRecord:
-    ticket_id: str
-    kind: str
-    timer: str
-    ruleset: str
-    rule: str
-    calendar: str
-    group: str
-    started_at: datetime
-    due_at: datetime
-    outcome: str
-    decided_at: datetime
-    stopped_at: datetime | None
-    remaining: timedelta
-    breach: timedelta
-    provisional: bool = False
 
 
 FirePrepare = Callable[[TicketView], TicketWrite]

@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from rulesvc.audit.chain import sha256_hex
+from rulesvc.decisions.ports import TicketView, TicketWrite
 from rulesvc.decisions.record import event_json, new_decision
 from rulesvc.decisions.ticket_work import assigned_group, timer_write
-from rulesvc.decisions.timer_ports import TicketView, TicketWrite, TimerStore
+from rulesvc.decisions.timer_ports import TimerStore
 from rulesvc.delivery.notify import ACTIONS, Notifier
 from rulesvc.entropy import uuid4
 from rulesvc.events import MAX_EVENT_ID

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from rulesvc.decisions.ports import FeedRecord
+from rulesvc.audit.records import FeedRecord
 
 PENDING = "pending"
 DELIVERED = "delivered"

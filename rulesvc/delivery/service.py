@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from rulesvc import exactjson
 from rulesvc.audit.evidence import EvidenceError, EvidenceReader, body_decision_id, delivery_problem, refuse
-from rulesvc.decisions.ports import FeedRecord
+from rulesvc.audit.records import FeedRecord
 from rulesvc.delivery.ports import (
     DEAD,
     ClaimedDelivery,

@@ -367,7 +367,7 @@ class _Compiler:
         if op == "matches":
             if is_text_literal(expr.right):
                 try:
-                    pattern = re.compile(expr.right.value)  # type: ignore[attr-defined,arg-type]
+                    pattern = re.compile(expr.right.value)  # type: ignore[attr-defined]
                 except (re.error, ValueError, ArithmeticError, RecursionError):
                     return always_false
                 return lambda scope: isinstance(v := get(scope), str) and pattern.search(v) is not None

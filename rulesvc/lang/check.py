@@ -400,7 +400,7 @@ class Typer:
             )
         if node.op == "matches" and is_text_literal(node.right):
             try:
-                re.compile(node.right.value)  # type: ignore[attr-defined,arg-type]
+                re.compile(node.right.value)  # type: ignore[attr-defined]
             except (re.error, ValueError, ArithmeticError, RecursionError) as exc:
                 self.error("bad_regex", node.right, f"invalid regular expression: {exc}")
 

@@ -156,7 +156,7 @@ def _accepted(text: str, start: str, upto: int) -> tuple[set[str], Token | None]
         last: Token | None = None
         for token in parser.iter_parse():
             last = token
-        return set(parser.accepts()), last
+        return set(parser.accepts()), last  # type: ignore[no-untyped-call]
     except UnexpectedInput:
         return set(), None
 

@@ -12,8 +12,9 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import date, timedelta
+from importlib.metadata import version
 
-import holidays
+from holidays.countries.china import China
 
 COMMAND = ".venv/bin/python scripts/import_cn_calendar.py"
 WORKING_HOURS = '["09:00-12:00", "13:00-18:00"]'
@@ -70,16 +71,16 @@ def makeup_label(workday: date, days_off: dict[date, str], workdays: set[date]) 
 def build(through_year: int | None = None, command: str = COMMAND) -> tuple[str, list[int]]:
     """The cn.yaml text and the confirmed years it covers (unconfirmed years up to `through_year`, default
     the year after the last confirmed one)."""
-    known = range(holidays.China.start_year, holidays.China.end_year + 1)
-    china = holidays.China(years=known, language="zh_CN")
+    known = range(China.start_year, China.end_year + 1)
+    china = China(years=known, language="zh_CN")  # type: ignore[no-untyped-call]
     workdays_all = set(china.weekend_workdays)
     years = sorted({day.year for day in workdays_all})
     if not years:
         raise ValueError(
-            f"holidays {holidays.__version__} reports no PRC make-up working days; nothing to import"
+            f"holidays {package_version()} reports no PRC make-up working days; nothing to import"
         )
     last = through_year if through_year is not None else years[-1] + 1
-    unconfirmed = [year for year in range(years[-1] + 1, last + 1) if year <= holidays.China.end_year]
+    unconfirmed = [year for year in range(years[-1] + 1, last + 1) if year <= China.end_year]
     covered = set(years) | set(unconfirmed)
     days_off = {day: str(name) for day, name in sorted(china.items())}
     holidays_out = {day: name for day, name in days_off.items() if day.year in covered}
@@ -97,7 +98,7 @@ def build(through_year: int | None = None, command: str = COMMAND) -> tuple[str,
     lines = [
         "# 由脚本生成，请勿手工修改 / GENERATED FILE, do not edit by hand.",
         f"# Command: {command}",
-        f"# Source: holidays=={holidays.__version__} (holidays.China, language zh_CN).",
+        f"# Source: holidays=={package_version()} (holidays.China, language zh_CN).",
         f"# Years: {span}{' except ' + ', '.join(map(str, gaps)) if gaps else ''} — every year for which the package"
         " knows official 调休 make-up working days.",
         (
@@ -140,4 +141,4 @@ def build(through_year: int | None = None, command: str = COMMAND) -> tuple[str,
 
 
 def package_version() -> str:
-    return str(holidays.__version__)
+    return version("holidays")

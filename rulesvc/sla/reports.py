@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rulesvc.decisions.timer_ports import SlaRecord
 from rulesvc.errors import RulesvcError
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.outcomes import MET
@@ -32,6 +31,25 @@ class InvalidReportError(RulesvcError):
     def __init__(self, message: str, path: str) -> None:
         self.path = path
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class SlaRecord:
+    ticket_id: str
+    kind: str
+    timer: str
+    ruleset: str
+    rule: str
+    calendar: str
+    group: str
+    started_at: datetime
+    due_at: datetime
+    outcome: str
+    decided_at: datetime
+    stopped_at: datetime | None
+    remaining: timedelta
+    breach: timedelta
+    provisional: bool = False
 
 
 class SlaSource(Protocol):

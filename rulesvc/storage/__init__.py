@@ -1,10 +1,10 @@
 """Persistence: records and repository protocols, the SQLAlchemy store, engine factory and migrations."""
 
+from rulesvc.audit.records import FeedRecord
 from rulesvc.decisions.ports import (
     ApiKeyRecord,
     DecisionEvidence,
     DecisionStore,
-    FeedRecord,
     KeyStore,
     NewDecision,
     StoredDecision,

@@ -156,7 +156,7 @@ class Statements:
             return Rows(list, processors)
         preparer = self._dialect.identifier_preparer
         head = f"SELECT {', '.join(preparer.quote(c) for c in columns)} FROM {preparer.format_table(table)}"
-        bind = table.c[key].type.dialect_impl(self._dialect).bind_processor(self._dialect)  # type: ignore[no-untyped-call]
+        bind = table.c[key].type.dialect_impl(self._dialect).bind_processor(self._dialect)
         params = [v if bind is None or v is None else bind(v) for v in values]
         if self._pg:
             sql = f"{head} WHERE {preparer.quote(key)} = ANY(%b::{_array_of(table, key, self._dialect)})"
@@ -192,7 +192,7 @@ class Statements:
             f"SELECT {', '.join(quote(c) for c in columns)} FROM {preparer.format_table(table)}"
             f" WHERE {quote(key)} IN ({inner}"
         )
-        bind = referrer.c[referrer_key].type.dialect_impl(self._dialect).bind_processor(self._dialect)  # type: ignore[no-untyped-call]
+        bind = referrer.c[referrer_key].type.dialect_impl(self._dialect).bind_processor(self._dialect)
         params = [v if bind is None or v is None else bind(v) for v in values]
         if self._pg:
             array = _array_of(referrer, referrer_key, self._dialect)
@@ -239,7 +239,7 @@ class Statements:
         cached = _processors.get(key)
         if cached is None:
             cached = [
-                table.c[c].type.dialect_impl(self._dialect).result_processor(self._dialect, None)  # type: ignore[no-untyped-call]
+                table.c[c].type.dialect_impl(self._dialect).result_processor(self._dialect, None)
                 for c in columns
             ]
             _processors[key] = cached
@@ -276,10 +276,7 @@ class Statements:
             sets = ", ".join(f"{q} = ?" for q in quoted[: len(columns)])
             where = " AND ".join(f"{q} = ?" for q in quoted[len(columns) :])
             sql = f"UPDATE {name} SET {sets} WHERE {where}"
-        processors = tuple(
-            table.c[c].type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-untyped-call]
-            for c in every
-        )
+        processors = tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in every)
         plan = _Plan(sql, every, processors)
         _plans[cache_key] = plan
         return plan

@@ -4,7 +4,6 @@ point at, the feed and webhook deliveries in pages, and per-decision feed counts
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -12,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from rulesvc.audit.chain import KIND_DECISION, Problem
 from rulesvc.audit.evidence import Vouching
-from rulesvc.decisions.ports import FeedRecord
+from rulesvc.audit.records import FeedRecord, StoredDelivery
 from rulesvc.masking import default_policy
 from rulesvc.storage.decision_writes import chain_entry
 from rulesvc.storage.tables import ActionRow, AuditRow, DecisionRow
@@ -28,13 +27,6 @@ from rulesvc.storage.timer_tables import TicketRow, TimerRow
 from rulesvc.storage.webhook_tables import DeliveryRow
 
 _BATCH = 500
-
-
-@dataclass(frozen=True)
-class StoredDelivery:
-    delivery_id: str
-    cursor: int
-    body: str
 
 
 class SqlEvidenceReader:

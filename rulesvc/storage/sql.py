@@ -17,10 +17,10 @@ from sqlalchemy.orm import sessionmaker
 from rulesvc.apikeys import parse_roles
 from rulesvc.audit.chain import KIND_DECISION, ChainEntry
 from rulesvc.audit.evidence import EvidenceError
+from rulesvc.audit.records import FeedRecord
 from rulesvc.decisions.ports import (
     ApiKeyRecord,
     DecisionEvidence,
-    FeedRecord,
     NewDecision,
     StoredDecision,
 )

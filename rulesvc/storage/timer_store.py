@@ -29,17 +29,12 @@ from sqlalchemy.orm import sessionmaker
 from rulesvc import exactjson
 from rulesvc.audit.chain import ChainEntry
 from rulesvc.audit.evidence import refuse
-from rulesvc.decisions.ports import StoredDecision
-from rulesvc.decisions.timer_ports import (
-    FiredBatch,
-    FirePrepare,
-    SlaRecord,
-    TicketView,
-    TicketWrite,
-)
+from rulesvc.decisions.ports import StoredDecision, TicketView, TicketWrite
+from rulesvc.decisions.timer_ports import FiredBatch, FirePrepare
 from rulesvc.events import normalise_value
 from rulesvc.model import to_jsonable
 from rulesvc.sla.outcomes import SlaOutcome
+from rulesvc.sla.reports import SlaRecord
 from rulesvc.sla.ticket_timers import ScheduledTimer
 from rulesvc.sla.timers import PAUSED, RUNNING, TimerState
 from rulesvc.storage.bulk import Rows, Statements

@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Engine, delete, exists, func, insert, select, update
 from sqlalchemy.orm import aliased, sessionmaker
 
-from rulesvc.decisions.ports import FeedRecord
+from rulesvc.audit.records import FeedRecord
 from rulesvc.delivery.ports import (
     DEAD,
     DELIVERED,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 
 from rulesvc.audit.chain import Problem, VerifyResult
 from rulesvc.audit.checkpoints import CheckpointDirectory, Signer, checked_checkpoints, trusted_keys
+from rulesvc.decisions.ports import KeyStore
 from rulesvc.decisions.service import verify_all
 from rulesvc.lifecycle.ports import KIND_CALENDAR, KIND_RULESET
 from rulesvc.lifecycle.queries import ruleset_problems
@@ -27,9 +29,14 @@ def open_database(url: str, **options: Any) -> Engine:
     return engine
 
 
-def open_store(settings: Settings, *, group_commit: bool = False) -> SqlStore:
-    """The decision and key store of the configured database (migrated), for one command."""
-    return SqlStore(open_database(settings.database_url), group_commit=group_commit)
+@contextmanager
+def key_store(settings: Settings) -> Iterator[KeyStore]:
+    """The API keys of the configured database (migrated first), for one command."""
+    engine = open_database(settings.database_url)
+    try:
+        yield SqlStore(engine, group_commit=False)
+    finally:
+        engine.dispose()
 
 
 def version_checks(engine: Engine) -> list[Callable[[], list[Problem]]]:

@@ -21,7 +21,7 @@ def documented() -> set[str]:
 def read_by_code() -> set[str]:
     names = {f"RULESVC_{field.upper()}" for field in Settings.model_fields}
     files = subprocess.run(
-        ["git", "ls-files", "rulesvc", "api", "scheduler"],
+        ["git", "ls-files", "rulesvc", "api", "scheduler", "cli"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -199,7 +199,7 @@ def test_walkthrough_answers_as_documented(server: Any) -> None:
 
 def test_the_first_start_reads_as_documented(tmp_path: Path) -> None:
     """The framed first admin key of `make serve` in the document is what `serve` prints (key shortened)."""
-    from rulesvc.cli.ops import first_key_notice
+    from cli.ops import first_key_notice
     from rulesvc.settings import Settings
     from rulesvc.storage import SqlStore
 

@@ -29,7 +29,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 from api.app import create_app
-from rulesvc.cli.rulesets import app as rulesets_cli
+from cli.rulesets import app as rulesets_cli
 from rulesvc.settings import Settings
 from tests.integration.conftest import cli_env, free_port
 

@@ -228,7 +228,7 @@ def rulesvc_command() -> list[str]:
     script = Path(sys.executable).with_name("rulesvc")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from rulesvc.cli import main; main()"]
+    return [sys.executable, "-c", "from cli import main; main()"]
 
 
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -255,7 +255,7 @@ def invoke_cli(args: list[str], database_url: str) -> Any:
     import typer
     from typer.testing import CliRunner
 
-    from rulesvc.cli import ops as cli_ops
+    from cli import ops as cli_ops
 
     app = typer.Typer()
     cli_ops.register(app)

@@ -40,7 +40,7 @@ def test_unknown_role_is_refused(database_url: str) -> None:
 def test_first_start_creates_a_local_admin_key_or_says_how_to_make_one(database_url: str) -> None:
     """SQLite default: `serve` shows a new admin key once, framed; any other database (or bootstrap off):
     no key is created and `serve` says how to create the first one on the host."""
-    from rulesvc.cli.ops import RULER, first_key_notice
+    from cli.ops import RULER, first_key_notice
     from rulesvc.settings import Settings
 
     engine = make_engine(database_url)

@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from cli import rulesets_client
+from cli.calendars import app as calendars_cli
 from rulesvc.apikeys import Role
-from rulesvc.cli import rulesets_client
-from rulesvc.cli.calendars import app as calendars_cli
 from rulesvc.decisions.service import create_api_key
 from rulesvc.sla.clock import VirtualClock
 from tests.integration.conftest import RULESETS, auth, make_settings

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from rulesvc.cli import rulesets_client
-from rulesvc.cli.rulesets import app as rulesets_cli
+from cli import rulesets_client
+from cli.rulesets import app as rulesets_cli
 from rulesvc.sla.clock import VirtualClock
 from tests.integration import test_rulesets_lifecycle as lifecycle
 from tests.integration.conftest import RULESETS, auth

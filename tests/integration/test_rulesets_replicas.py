@@ -58,7 +58,7 @@ def rulesets_cli(args: list[str], server: Server, key: str) -> Any:
     """`rulesvc rulesets ARGS` against `server` (in this process: the CLI only speaks HTTP)."""
     from typer.testing import CliRunner
 
-    from rulesvc.cli.rulesets import app
+    from cli.rulesets import app
 
     return CliRunner().invoke(app, args, env={"RULESVC_URL": server.base_url, "RULESVC_KEY": key})
 

@@ -1,4 +1,4 @@
-"""`rulesvc check | test | simulate` through typer's CliRunner on the real `rulesvc.cli.app`."""
+"""`rulesvc check | test | simulate` through typer's CliRunner on the real `cli.app`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from xml.etree import ElementTree
 
 from typer.testing import CliRunner, Result
 
-from rulesvc import cli
-from rulesvc.cli import authoring as cli_authoring
-from rulesvc.cli import ops as cli_ops
+import cli
+from cli import authoring as cli_authoring
+from cli import ops as cli_ops
 
 RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
 POSITIONED = re.compile(r"^(?P<file>[^:]+\.yaml):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")

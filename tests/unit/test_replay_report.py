@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rulesvc.cli.rulesets import _print_replay
+from cli.rulesets import _print_replay
 from rulesvc.lang.loader import RulesFolder, load_folder, load_ruleset
 from rulesvc.lifecycle.ports import LoggedDecision
 from rulesvc.lifecycle.replay import backtest

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rulesvc.decisions.timer_ports import SlaRecord
-from rulesvc.sla.reports import InvalidReportError, parse_group_by, sla_report
+from rulesvc.sla.reports import InvalidReportError, SlaRecord, parse_group_by, sla_report
 
 
 def record(ruleset: str, outcome: str, decided: datetime, **kw: object) -> SlaRecord:

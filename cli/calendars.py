@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import typer
 
-from rulesvc.cli.rulesets import DEFAULT_URL, Draft, Key, Url, _client, _handled, _history_details, _when
+from cli.rulesets import DEFAULT_URL, Draft, Key, Url, _client, _handled, _history_details, _when
 
 app = typer.Typer(
     help="Calendar lifecycle: drafts, checks, four-eyes approval, publishing (re-plans open timers), history.",

@@ -1,5 +1,5 @@
 """The `rulesvc` command line, in one place: `main` is the console script."""
 
-from rulesvc.cli.root import app, main
+from cli.root import app, main
 
 __all__ = ["app", "main"]

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from rulesvc.cli.rulesets_client import (
+from cli.rulesets_client import (
     RefusedError,
     RulesetsClient,
     UnreachableError,
@@ -282,7 +282,7 @@ def push(
     key: Key = None,
 ) -> None:
     """Upload a draft; prints the changes and the result of every compliance case."""
-    from rulesvc.cli.rulesets_client import ruleset_name
+    from cli.rulesets_client import ruleset_name
 
     text = file.read_text(encoding="utf-8")
     target = name or ruleset_name(text) or file.stem

@@ -26,7 +26,7 @@ audit_app = typer.Typer(help="The tamper-evident decision log.", no_args_is_help
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
 if TYPE_CHECKING:
-    from rulesvc.storage import SqlStore
+    from rulesvc.decisions.ports import KeyStore
 
 
 def register(app: typer.Typer) -> None:
@@ -36,12 +36,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
     app.add_typer(db_app, name="db")
-
-
-def _store(settings: Settings) -> SqlStore:
-    from rulesvc.wiring.database import open_store
-
-    return open_store(settings)
 
 
 def serve(
@@ -65,12 +59,13 @@ def serve(
         for error in exc.errors:
             typer.echo(str(error), err=True)
         raise typer.Exit(1) from exc
-    store = _store(settings)
-    notice, to_stderr = first_key_notice(settings, store)
+    from rulesvc.wiring.database import key_store
+
+    with key_store(settings) as store:
+        notice, to_stderr = first_key_notice(settings, store)
     if notice:
         typer.echo(notice, err=to_stderr)
         (sys.stderr if to_stderr else sys.stdout).flush()  # before the service's JSON log lines
-    store.engine.dispose()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = Path("var") / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -95,7 +90,7 @@ def serve(
 RULER = "=" * 78
 
 
-def first_key_notice(settings: Settings, store: SqlStore) -> tuple[str, bool]:
+def first_key_notice(settings: Settings, store: KeyStore) -> tuple[str, bool]:
     """What `serve` says about the first API key, framed so it stands out among the JSON log lines, and
     whether it goes to stderr.
 
@@ -185,8 +180,10 @@ def keys_create(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    store = _store(Settings())
-    key_id, key = create_api_key(store, roles, SystemClock(), label)
+    from rulesvc.wiring.database import key_store
+
+    with key_store(Settings()) as store:
+        key_id, key = create_api_key(store, roles, SystemClock(), label)
     typer.echo(f"key_id: {key_id}  roles: {','.join(sorted(roles))}", err=True)
     typer.echo(key)
 
@@ -194,8 +191,11 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (id, roles, label, created, revoked); never the keys themselves."""
-    store = _store(Settings())
-    for record in store.list_keys():
+    from rulesvc.wiring.database import key_store
+
+    with key_store(Settings()) as store:
+        records = store.list_keys()
+    for record in records:
         status = f"revoked {record.revoked_at.isoformat()}" if record.revoked_at else "active"
         roles = ",".join(sorted(record.roles))
         typer.echo(f"{record.key_id}\t{roles}\t{record.created_at.isoformat()}\t{status}\t{record.label}")
@@ -204,8 +204,11 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `keys list`")) -> None:
     """Revoke a key (takes effect within seconds on running services)."""
-    store = _store(Settings())
-    if not store.revoke_key(key_id, SystemClock().now()):
+    from rulesvc.wiring.database import key_store
+
+    with key_store(Settings()) as store:
+        revoked = store.revoke_key(key_id, SystemClock().now())
+    if not revoked:
         typer.echo(f"no active key {key_id!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
@@ -239,5 +242,7 @@ def audit_verify(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations (serve does this too)."""
-    _store(Settings())
+    from rulesvc.wiring.database import open_database
+
+    open_database(Settings().database_url).dispose()
     typer.echo("database schema is up to date")

@@ -15,7 +15,7 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from rulesvc.cli import authoring, calendars, ops, rulesets
+    from cli import authoring, calendars, ops, rulesets
 
     authoring.register(app)
     ops.register(app)
