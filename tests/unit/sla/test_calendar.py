@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rulesvc.errors import InvalidRulesetError
 from rulesvc.sla.calendar import END_OF_DAY, BusinessCalendar, always_open, load_calendar, load_calendars
 
-CALENDARS = Path(__file__).resolve().parents[2] / "rulesets" / "calendars"
+CALENDARS = Path(__file__).resolve().parents[3] / "rulesets" / "calendars"
 SH = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
 H = timedelta(hours=1)

@@ -7,7 +7,7 @@ import pytest
 from rulesvc.lang.diff import diff_rulesets
 from rulesvc.lang.loader import RulesFolder, load_folder, load_ruleset
 
-RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
+RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from rulesvc.cases.runner import Observed, format_failure, junit_xml, matches, r
 from rulesvc.events import parse_time
 from rulesvc.rulebook import RuleBook
 
-RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
+RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
 
 
 @pytest.fixture(scope="module")

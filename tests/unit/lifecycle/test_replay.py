@@ -16,7 +16,7 @@ from rulesvc.lifecycle.replay import backtest
 from rulesvc.masking import MaskPolicy
 from rulesvc.rulebook import RuleBook
 
-RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
+RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
 DECIDED = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
 

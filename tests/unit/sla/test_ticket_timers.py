@@ -16,7 +16,7 @@ from rulesvc.sla.ticket_timers import CORRECTED, ScheduledTimer, TicketTimers
 from rulesvc.sla.timers import CANCELLED, DUE_POINT, PAUSED, RUNNING, TimerState
 
 SH = ZoneInfo("Asia/Shanghai")
-CN = load_calendar(Path(__file__).resolve().parents[2] / "rulesets" / "calendars" / "cn.yaml")
+CN = load_calendar(Path(__file__).resolve().parents[3] / "rulesets" / "calendars" / "cn.yaml")
 CALENDARS = {"cn": CN, "24x7": always_open()}
 RULE = "complaint-sla/启动首次响应计时"
 _ids = itertools.count()

@@ -14,7 +14,7 @@ from rulesvc.errors import InvalidRulesetError
 from rulesvc.sla.calendar import load_calendar
 from rulesvc.sla.coverage import coverage_warnings, days_left, provisional_fields, today_in
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RULESVC = Path(sys.executable).parent / "rulesvc"
 CALENDAR = """\
 name: bank

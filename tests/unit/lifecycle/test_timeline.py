@@ -11,7 +11,7 @@ from rulesvc.lang.loader import load_folder_or_raise
 from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.lifecycle.timeline import EPOCH, BookFactory, build_timeline, in_force, latest
 
-RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
+RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 TEXT = (RULESETS / "expense-approval.yaml").read_text(encoding="utf-8")
 

@@ -13,7 +13,7 @@ from rulesvc.model import Event
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.simulation import Timeline, simulate
 
-RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
+RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
 T0 = "2026-11-02T09:00:00+08:00"
 
 

@@ -19,7 +19,7 @@ from rulesvc.sla.timers import (
 )
 
 SH = ZoneInfo("Asia/Shanghai")
-CN = load_calendar(Path(__file__).resolve().parents[2] / "rulesets" / "calendars" / "cn.yaml")
+CN = load_calendar(Path(__file__).resolve().parents[3] / "rulesets" / "calendars" / "cn.yaml")
 H24 = always_open()
 CALENDARS = {"cn": CN, "24x7": H24}
 

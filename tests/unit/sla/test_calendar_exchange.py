@@ -8,7 +8,7 @@ from pathlib import Path
 from rulesvc.sla.calendar import parse_calendar_text
 from rulesvc.sla.calendar_exchange import ics_days, merge_ics, render_calendar, to_ics
 
-CN = (Path(__file__).resolve().parents[2] / "rulesets" / "calendars" / "cn.yaml").read_text(encoding="utf-8")
+CN = (Path(__file__).resolve().parents[3] / "rulesets" / "calendars" / "cn.yaml").read_text(encoding="utf-8")
 
 
 def test_ics_round_trip_keeps_every_day_and_label() -> None:

@@ -10,7 +10,7 @@ from rulesvc.cases.model import Case, load_case_files
 from rulesvc.cases.runner import format_failure, run_case, run_cases
 from rulesvc.rulebook import RuleBook
 
-RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
+RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
 
 
 def _load_cases() -> list[Case]:

@@ -16,7 +16,7 @@ import cli
 from cli import authoring as cli_authoring
 from cli import ops as cli_ops
 
-RULESETS = Path(__file__).resolve().parents[2] / "rulesets"
+RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
 POSITIONED = re.compile(r"^(?P<file>[^:]+\.yaml):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")
 
 
