@@ -47,7 +47,7 @@ from rulesvc.storage.tables import (
     DecisionInputRow,
     DecisionRow,
 )
-from rulesvc.storage.timer_store import TicketBatch
+from rulesvc.storage.ticket_rows import TicketBatch
 
 _BATCH = 500
 
