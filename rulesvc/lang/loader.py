@@ -7,37 +7,32 @@ rulesvc.cases). Ruleset files may also be checked one by one (drafts uploaded ov
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rulesvc.durations import parse_duration
 from rulesvc.errors import InvalidRulesetError, Location, RulesetError
 from rulesvc.events import TICKET_EVENT_TYPES
-from rulesvc.lang.actions import CATALOGUE, CHANNELS
 from rulesvc.lang.ast import Expr, bind_subject
 from rulesvc.lang.check import FieldType, TypeEnv, check
 from rulesvc.lang.kinds import load_kind
-from rulesvc.lang.model import ActionSpec, KindSchema, ParamSpec, Row, Rule, Ruleset, Table
-from rulesvc.lang.parse import parse_cell, parse_expression
+from rulesvc.lang.loader_actions import RESERVED_ROOTS, ActionLoader
+from rulesvc.lang.model import KindSchema, Row, Rule, Ruleset, Table
+from rulesvc.lang.parse import parse_cell
 from rulesvc.lang.tables import analyse_table
-from rulesvc.lang.yamlpos import Source, load_yaml, plain, suggest, unknown_keys
+from rulesvc.lang.yamlpos import load_yaml, plain, unknown_keys
 from rulesvc.model import TIMER_DUE, TIMER_WARNING
 from rulesvc.sla.calendar import BusinessCalendar, always_open, load_calendar
 
 EVENT_TYPES = (*TICKET_EVENT_TYPES, TIMER_WARNING, TIMER_DUE)
 BASE_TYPES = ("string", "number", "bool", "datetime", "list")
 HIT_POLICIES = ("first", "unique", "collect")
-RESERVED_ROOTS = ("ticket", "event", "timer")
 # Fact names also may not be "input": the engine's name for the fact each event asserts.
 RESERVED_FACTS = (*RESERVED_ROOTS, "input")
 RULESET_KEYS = ("ruleset", "kind", "description", "facts", "tables", "rules", "version")
 RULE_KEYS = ("id", "description", "on", "priority", "when", "then")
 TABLE_KEYS = ("id", "description", "on", "hit", "inputs", "rows", "default")
-_TEMPLATE = re.compile(r"\{([^{}]+)\}")
-_PATH = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)+$")
 
 
 @dataclass
@@ -141,35 +136,8 @@ def type_env(kind: KindSchema, facts: Mapping[str, Mapping[str, str]]) -> TypeEn
     return TypeEnv(fields=fields, enums=dict(kind.enums), facts=frozenset(facts))
 
 
-class _RulesetLoader:
+class _RulesetLoader(ActionLoader):
     """One ruleset file; accumulates errors in self.errors."""
-
-    def __init__(
-        self, src: Source, kinds: Mapping[str, KindSchema], calendars: Mapping[str, BusinessCalendar]
-    ) -> None:
-        self.src = src
-        self.kinds = kinds
-        self.calendars = calendars
-        self.errors: list[RulesetError] = []
-        self.env: TypeEnv | None = None
-        self.facts: dict[str, dict[str, str]] = {}
-        self.enums: Mapping[str, tuple[str, ...]] = {}
-
-    def error(self, code: str, message: str, location: Location, hint: str | None = None) -> None:
-        self.errors.append(RulesetError(code, message, location, hint))
-
-    def expression(self, text: str, location: Location, *, condition: bool = False) -> Expr | None:
-        try:
-            expr = parse_expression(text, location)
-        except InvalidRulesetError as exc:
-            self.errors.extend(exc.errors)
-            return None
-        if self.env is not None:
-            found = check(expr, self.env, location, condition=condition)
-            self.errors.extend(found)
-            if found:
-                return None
-        return expr
 
     def load(self) -> Ruleset | None:
         src, data = self.src, self.src.data
@@ -186,12 +154,13 @@ class _RulesetLoader:
         kind_name = data.get("kind")
         kind = self.kinds.get(str(kind_name)) if kind_name is not None else None
         if kind is None:
-            self.error(
+            self.unknown(
                 "unknown_kind",
                 f"unknown ticket kind {kind_name!r}",
                 src.value_loc(data, "kind") if "kind" in data else src.node_loc(data),
-                suggest(str(kind_name), self.kinds)
-                or f"declared kinds: {', '.join(sorted(self.kinds)) or 'none'}",
+                kind_name,
+                self.kinds,
+                f"declared kinds: {', '.join(sorted(self.kinds)) or 'none'}",
             )
             return None
         self.enums = kind.enums
@@ -242,11 +211,13 @@ class _RulesetLoader:
             fact_fields: dict[str, str] = {}
             for field_name, type_name in (fields or {}).items() if isinstance(fields, Mapping) else []:
                 if str(type_name) not in BASE_TYPES and str(type_name) not in self.enums:
-                    self.error(
+                    self.unknown(
                         "unknown_type",
                         f"unknown type {type_name!r}",
                         self.src.value_loc(fields, field_name),
-                        suggest(str(type_name), [*BASE_TYPES, *self.enums]),
+                        type_name,
+                        [*BASE_TYPES, *self.enums],
+                        None,
                     )
                 fact_fields[str(field_name)] = str(type_name)
             facts[str(name)] = fact_fields
@@ -300,11 +271,13 @@ class _RulesetLoader:
         for index, value in enumerate(values):
             where = self.src.item_loc(raw, index) if isinstance(raw, list) else self.src.value_loc(item, "on")
             if value not in EVENT_TYPES:
-                self.error(
+                self.unknown(
                     "unknown_event",
                     f"unknown event type {value!r}",
                     where,
-                    suggest(str(value), EVENT_TYPES) or f"use one of {', '.join(EVENT_TYPES)}",
+                    value,
+                    EVENT_TYPES,
+                    f"use one of {', '.join(EVENT_TYPES)}",
                 )
             else:
                 result.append(str(value))
@@ -334,173 +307,6 @@ class _RulesetLoader:
             index=index,
             description=str(item.get("description", "")),
         )
-
-    def load_actions(self, item: Mapping[str, Any], location: Location) -> tuple[ActionSpec, ...]:
-        raw = item.get("then")
-        if raw is None:
-            self.error("missing_key", "missing `then:` (the actions)", location)
-            return ()
-        if not isinstance(raw, list):
-            raw_list = [raw]
-            locations = [self.src.value_loc(item, "then")]
-        else:
-            raw_list = list(raw)
-            locations = [self.src.item_loc(raw, i) for i in range(len(raw))]
-        actions = []
-        for entry, where in zip(raw_list, locations, strict=True):
-            action = self.load_action(entry, where)
-            if action is not None:
-                actions.append(action)
-        return tuple(actions)
-
-    def load_action(self, entry: Any, where: Location) -> ActionSpec | None:
-        if isinstance(entry, str):
-            entry = {entry: {}}
-        if not isinstance(entry, Mapping) or len(entry) != 1:
-            self.error(
-                "bad_action",
-                "an action is `- <type>: {parameters}`",
-                where,
-                "e.g. - assign: {group: 费用审批岗}",
-            )
-            return None
-        ((action_type, raw_params),) = entry.items()
-        kind = CATALOGUE.get(str(action_type))
-        if kind is None:
-            self.error(
-                "unknown_action",
-                f"unknown action {action_type!r}",
-                self.src.key_loc(entry, action_type),
-                suggest(str(action_type), CATALOGUE) or f"actions: {', '.join(CATALOGUE)}",
-            )
-            return None
-        if action_type == "assert" and isinstance(raw_params, str):
-            raw_params = {"fact": raw_params}
-        raw_params = raw_params if raw_params is not None else {}
-        if not isinstance(raw_params, Mapping):
-            self.error("bad_action", f"parameters of {action_type} must be a mapping", where)
-            return None
-        params_loc = self.src.value_loc(entry, action_type)
-        for name in kind.required:
-            if name not in raw_params:
-                self.error(
-                    "missing_param",
-                    f"action {action_type} needs parameter {name!r}",
-                    params_loc,
-                    f"write {action_type}: {{{', '.join(f'{p}: ...' for p in kind.required)}}}",
-                )
-        allowed = (*kind.required, *kind.optional)
-        params: dict[str, ParamSpec] = {}
-        duration = None
-        warnings: list[tuple[str, Any]] = []
-        for name, value in raw_params.items():
-            value_loc = self.src.value_loc(raw_params, name)
-            if name not in allowed:
-                self.error(
-                    "unknown_param",
-                    f"action {action_type} has no parameter {name!r}",
-                    self.src.key_loc(raw_params, name),
-                    suggest(str(name), allowed)
-                    or (f"parameters: {', '.join(allowed)}" if allowed else "it takes none"),
-                )
-                continue
-            if action_type == "start_timer" and name == "duration":
-                duration = parse_duration(value)
-                if duration is None or duration.total_seconds() <= 0:
-                    self.error(
-                        "bad_duration", f"not a duration: {value!r}", value_loc, "e.g. 90m, 2h, 1.5h, 1d"
-                    )
-                continue
-            if action_type == "start_timer" and name == "warnings":
-                warnings = self.load_warnings(value, raw_params, value_loc)
-                continue
-            if action_type == "start_timer" and name == "calendar" and str(value) not in self.calendars:
-                self.error(
-                    "unknown_calendar",
-                    f"unknown calendar {value!r}",
-                    value_loc,
-                    suggest(str(value), self.calendars) or f"calendars: {', '.join(sorted(self.calendars))}",
-                )
-                continue
-            if action_type == "notify" and name == "channels":
-                self.check_channels(value, value_loc)
-            if action_type == "assert" and name == "fact" and str(value) not in self.facts:
-                self.error(
-                    "unknown_fact",
-                    f"fact {value!r} is not declared under `facts:`",
-                    value_loc,
-                    suggest(str(value), self.facts) or "declare it: facts: {name: {field: type}}",
-                )
-                continue
-            if action_type == "assert" and name == "with":
-                params[name] = self.load_with(value, value_loc)
-                continue
-            params[str(name)] = self.param(value, value_loc)
-        if action_type == "start_timer" and duration and any(at >= duration for _, at in warnings):
-            self.error("bad_duration", "a warning point must come before the deadline", params_loc)
-        return ActionSpec(
-            type=str(action_type),
-            params=params,
-            location=where,
-            duration=duration,
-            warnings=tuple(warnings),
-        )
-
-    def load_warnings(self, value: Any, parent: Any, where: Location) -> list[tuple[str, Any]]:
-        if not isinstance(value, Mapping):
-            self.error(
-                "bad_value", "warnings map a warning name to a duration", where, "e.g. warnings: {预警: 90m}"
-            )
-            return []
-        result = []
-        for name, text in value.items():
-            duration = parse_duration(text)
-            if duration is None:
-                self.error("bad_duration", f"not a duration: {text!r}", self.src.value_loc(value, name))
-                continue
-            result.append((str(name), duration))
-        return result
-
-    def check_channels(self, value: Any, where: Location) -> None:
-        channels = value if isinstance(value, list) else [value]
-        for channel in channels:
-            if channel not in CHANNELS:
-                self.error(
-                    "unknown_channel",
-                    f"unknown channel {channel!r}",
-                    where,
-                    suggest(str(channel), CHANNELS) or f"channels: {', '.join(CHANNELS)}",
-                )
-
-    def load_with(self, value: Any, where: Location) -> ParamSpec:
-        if not isinstance(value, Mapping):
-            self.error("bad_value", "`with` maps fact fields to values", where)
-            return ParamSpec("literal", {})
-        fields = {str(k): self.param(v, self.src.value_loc(value, k)) for k, v in value.items()}
-        return ParamSpec("literal", fields)
-
-    def param(self, value: Any, where: Location) -> ParamSpec:
-        if isinstance(value, str):
-            text = str(value)
-            if text.startswith("="):
-                expr = self.expression(text[1:].strip(), where.shifted(0, 2))
-                return ParamSpec("expr", text, expr=expr)
-            roots = (*RESERVED_ROOTS, *self.facts)
-            if _PATH.match(text) and text.split(".", 1)[0] in roots:
-                return ParamSpec("path", text, expr=self.expression(text, where))
-            if _TEMPLATE.search(text):
-                parts: list[str | Expr] = []
-                position = 0
-                for match in _TEMPLATE.finditer(text):
-                    parts.append(text[position : match.start()])
-                    expr = self.expression(match.group(1).strip(), where.shifted(0, match.start() + 2))
-                    if expr is not None:
-                        parts.append(expr)
-                    position = match.end()
-                parts.append(text[position:])
-                return ParamSpec("template", text, parts=tuple(p for p in parts if p != ""))
-            return ParamSpec("literal", text)
-        return ParamSpec("literal", plain(value))
 
     def load_table(self, item: Mapping[str, Any], index: int, location: Location) -> Table | None:
         src = self.src
@@ -597,11 +403,13 @@ class _RulesetLoader:
                 continue
             cell_loc = self.src.value_loc(raw, key)
             if key not in input_texts:
-                self.error(
+                self.unknown(
                     "unknown_column",
                     f"unknown column {key!r}",
                     self.src.key_loc(raw, key),
-                    suggest(str(key), input_texts) or f"columns: {', '.join(input_texts)}",
+                    key,
+                    input_texts,
+                    f"columns: {', '.join(input_texts)}",
                 )
                 continue
             text = _cell_text(value)

@@ -141,10 +141,23 @@ def plain(value: Any) -> Any:
     return value
 
 
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.5) -> str | None:
+    """The choice a misspelt `word` most likely meant, or None (every "did you mean" asks this)."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return match[0] if match else None
+
+
 def suggest(word: str, choices: Iterable[str]) -> str | None:
     """'did you mean X?' for a misspelt name, or None."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f"did you mean {match[0]!r}?" if match else None
+    match = closest(word, choices)
+    return f"did you mean {match!r}?" if match is not None else None
+
+
+def unknown_name(
+    code: str, message: str, where: Location, name: object, choices: Iterable[str], otherwise: str | None
+) -> RulesetError:
+    """An unknown name: the hint is "did you mean" the closest of `choices`, else `otherwise`."""
+    return RulesetError(code, message, where, suggest(str(name), choices) or otherwise)
 
 
 def unknown_keys(
