@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from api.context import request_id_var
 from api.responses import JSONBytes
+from rulesvc import exactjson
 from rulesvc.audit.checkpoints import CheckpointError
 from rulesvc.audit.evidence import ChainRolledBackError, EvidenceError
 from rulesvc.decisions.service import DecisionNotFoundError, IdempotencyConflictError
@@ -30,7 +31,7 @@ from rulesvc.delivery.service import (
     InvalidSubscriptionError,
     SubscriptionNotFoundError,
 )
-from rulesvc.errors import InvalidEventError, RulesvcError
+from rulesvc.errors import InvalidEventError, RuleRuntimeError, RulesvcError
 from rulesvc.lifecycle import (
     BadRequestError,
     CasesFailedError,
@@ -68,6 +69,7 @@ _STATUS_CODES = {
 
 ERROR_STATUS: dict[type[RulesvcError] | tuple[type[RulesvcError], str], int] = {
     InvalidEventError: 422,
+    RuleRuntimeError: 422,  # the ruleset failed on this event: nothing stored, retry once it is fixed
     IdempotencyConflictError: 409,
     DecisionNotFoundError: 404,
     InvalidSubscriptionError: 422,
@@ -108,6 +110,8 @@ def _details(exc: RulesvcError) -> Any:
     """What a client needs to act on a core error, beside its code and message."""
     if isinstance(exc, InvalidEventError):
         return [problem.to_json() for problem in exc.problems]
+    if isinstance(exc, RuleRuntimeError):
+        return exc.to_json()
     if isinstance(exc, IdempotencyConflictError):
         return {"event_id": default_policy().mask_text(exc.event_id), "decision_id": exc.decision_id}
     if isinstance(exc, DecisionNotFoundError):
@@ -182,6 +186,23 @@ def respond_error(
     return error_response(status, code, message, details, headers)
 
 
+def _rule_error(request: Request, exc: RuleRuntimeError) -> None:
+    """A ruleset failed on an event: logged (values masked: they may carry personal data) and counted by
+    ruleset in `rulesvc_rule_errors_total`."""
+    log.warning(
+        "rule error %s in %s v%s %s at %s: %s",
+        exc.code,
+        exc.ruleset,
+        exc.version,
+        exc.rule,
+        exc.location,
+        exactjson.dumps(default_policy().mask(exc.values)),
+    )
+    metrics = getattr(getattr(request.app.state, "runtime", None), "metrics", None)
+    if metrics is not None:
+        metrics.rule_errors.labels(exc.ruleset, exc.code).inc()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -204,7 +225,9 @@ def install_error_handlers(app: FastAPI) -> None:
             return _internal_error(request, exc)
         if isinstance(exc, ChainRolledBackError) or (isinstance(exc, CheckpointError) and status == 409):
             log.error("integrity: %s", exc)
-        message = exc.message if isinstance(exc, LifecycleError) else str(exc)
+        if isinstance(exc, RuleRuntimeError):
+            _rule_error(request, exc)
+        message = exc.message if isinstance(exc, LifecycleError | RuleRuntimeError) else str(exc)
         details = _details(exc)
         if isinstance(exc, IdempotencyConflictError):
             message = default_policy().mask_text(message)  # the event id may carry personal data

@@ -38,6 +38,12 @@ class Metrics:
             registry=r,
         )
         self.errors = Counter("rulesvc_errors", "Error responses by error code", ["code"], registry=r)
+        self.rule_errors = Counter(
+            "rulesvc_rule_errors",
+            "Events a ruleset failed to decide (unique-table conflict, loop limit, arithmetic), by ruleset",
+            ["ruleset", "code"],
+            registry=r,
+        )
         self.decisions = Counter(
             "rulesvc_decisions",
             "Events decided (created) or answered from a stored decision (replayed)",

@@ -111,7 +111,10 @@ def simulate(
     until: str = typer.Option(..., "--until", help="virtual clock end, ISO 8601 with offset"),
     rulesets: Path = typer.Option(Path("rulesets"), "--rulesets", help="rules folder"),
 ) -> None:
-    """Run events and every timer due up to --until on a virtual clock; print {"timeline": [...]}."""
+    """Run events and every timer due up to --until on a virtual clock; print {"timeline": [...]}.
+
+    A rule error (unique-table conflict, loop limit, arithmetic) stops the run: the timeline up to it is
+    printed with an "error" entry, the positioned error goes to stderr, exit status 1."""
     from rulesvc.events import event_from_json, parse_time
     from rulesvc.lang.yamlpos import plain
     from rulesvc.rulebook import RuleBook
@@ -137,7 +140,14 @@ def simulate(
     except (InvalidEventError, TypeError) as exc:
         typer.echo(f"{events_file}: {exc}", err=True)
         raise typer.Exit(2) from exc
-    sys.stdout.write(json.dumps(run(book, events, end).to_json(), ensure_ascii=False, indent=2) + "\n")
+    timeline = run(book, events, end)
+    sys.stdout.write(json.dumps(timeline.to_json(), ensure_ascii=False, indent=2) + "\n")
+    if timeline.error is not None:  # the timeline up to the failing trigger is printed above
+        failed = timeline.error
+        typer.echo(
+            f"{failed.error} [{failed.error.code}]（{failed.trigger}，{failed.at.isoformat()}）", err=True
+        )
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -115,3 +115,48 @@ class ActionFailedError(EngineError):
     """A rule's action raised inside the engine; durable_rules would have swallowed it."""
 
     code = "action_failed"
+
+
+class RuleRuntimeError(EngineError):
+    """A ruleset failed while deciding an event (the author's rule, not the service, is at fault): a unique
+    table with two matching rows (`rule.unique_conflict`), a chain of rules deriving new facts without end
+    (`rule.loop_limit`), arithmetic that has no result in an action (`rule.arithmetic`).
+
+    Positioned at the rule, row or action in the ruleset file, naming the ruleset, its version, the rule or
+    `table#row` reference and the values involved (JSON-ready). Nothing is decided for the event: it can be
+    sent again once the ruleset is fixed."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        ruleset: str,
+        version: int,
+        rule: str,
+        location: Location,
+        values: dict[str, object],
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.ruleset = ruleset
+        self.version = version
+        self.rule = rule
+        self.location = location
+        self.values = values
+        self.timeline: list[object] | None = None  # a simulation's entries before the failing trigger
+        super().__init__(f"{location}: {message}")
+
+    def to_json(self) -> dict[str, object]:
+        found: dict[str, object] = {
+            "ruleset": self.ruleset,
+            "version": self.version,
+            "rule": self.rule,
+            "file": self.location.file,
+            "line": self.location.line,
+            "col": self.location.col,
+            "values": self.values,
+        }
+        if self.timeline is not None:
+            found["timeline"] = self.timeline
+        return found

@@ -134,6 +134,9 @@ def run_case(book: Evaluator, case: Case) -> CaseResult:
         result.seconds = time.perf_counter() - started
         return result
     result.observed, result.fired = observe(timeline)
+    if timeline.error is not None:  # the actions before the failing trigger are kept and shown
+        failed = timeline.error
+        result.error = f"{failed.error.code} ({failed.trigger} @ {failed.at.isoformat()}) {failed.error}"
     # each expectation consumes one distinct observed action (subset match, any order)
     used: set[int] = set()
     for expected in case.expect:
@@ -162,7 +165,7 @@ def format_failure(result: CaseResult) -> str:
     if result.error:
         lines.append(f"  error: {result.error}")
     lines.extend(f"  {failure}" for failure in result.failures)
-    lines.append("  actual actions:")
+    lines.append("  actual actions:" if not result.error else "  actual actions (up to the error):")
     lines.extend(f"    {obs.describe()}" for obs in result.observed)
     if not result.observed:
         lines.append("    (none)")

@@ -416,7 +416,12 @@ class DecisionService:
         simulator = self._simulator or _default_simulator()
         with self._engine_lock:
             result: Any = simulator(book or self.book, events, until)
-        return dict(result.to_json() if hasattr(result, "to_json") else result)
+        timeline = dict(result.to_json() if hasattr(result, "to_json") else result)
+        failed = getattr(result, "error", None)
+        if failed is not None:  # a rule error: the entries before it travel with the error
+            failed.error.timeline = timeline["timeline"]
+            raise failed.error
+        return timeline
 
     # -- API keys -----------------------------------------------------------------------------------------
 

@@ -22,14 +22,14 @@ ParamFn = Callable[[Scope], Any]
 
 def compile_param(param: ParamSpec, env: TypeEnv) -> ParamFn:
     if param.mode in ("path", "expr") and param.expr is not None:
-        return compile_expr(param.expr, env)
+        return compile_expr(param.expr, env, strict=True)
     if param.mode == "template":
         pieces: list[Callable[[Scope], Any]] = []
         for part in param.parts:
             if isinstance(part, str):
                 pieces.append(_constant(part))
             else:
-                pieces.append(compile_expr(part, env))
+                pieces.append(compile_expr(part, env, strict=True))
         return lambda scope: "".join(_text(piece(scope)) for piece in pieces)
     if isinstance(param.value, Mapping) and all(isinstance(v, ParamSpec) for v in param.value.values()):
         fields = {name: compile_param(spec, env) for name, spec in param.value.items()}

@@ -112,8 +112,9 @@ def _strict_bool(expr: Expr, env: TypeEnv) -> bool:
 
 
 class _Compiler:
-    def __init__(self, env: TypeEnv) -> None:
+    def __init__(self, env: TypeEnv, strict: bool = False) -> None:
         self.env = env
+        self.strict = strict
         self.typer = Typer(env, None)
         self.ranks = {name: {m: i for i, m in enumerate(members)} for name, members in env.enums.items()}
 
@@ -163,7 +164,8 @@ class _Compiler:
 
             return negate
         if isinstance(expr, BinOp):
-            return arith(expr.op, self.compile(expr.left), self.compile(expr.right))
+            text = to_text(expr) if self.strict else None
+            return arith(expr.op, self.compile(expr.left), self.compile(expr.right), text)
         if isinstance(expr, Call):
             return self._call(expr)
         if isinstance(expr, Compare):
@@ -533,11 +535,11 @@ def _compare_dynamic(op: str, left: Evaluator, right: Evaluator, safe: bool) -> 
     return evaluate
 
 
-def compile_expr(expr: Expr, env: TypeEnv) -> Evaluator:
-    """Compile to a closure tree `scope -> value` (no AST walk per call). Never raises on data; an unchecked
-    expression with errors still compiles (unknown things evaluate as missing). Boolean expressions return a
-    real bool."""
-    compiler = _Compiler(env)
+def compile_expr(expr: Expr, env: TypeEnv, *, strict: bool = False) -> Evaluator:
+    """Compile to a closure tree `scope -> value` (no AST walk per call). Never raises on data, except that with
+    `strict` (action parameters) arithmetic without a result raises `ArithmeticFault`; an unchecked expression
+    with errors still compiles (unknown things evaluate as missing). Boolean expressions return a real bool."""
+    compiler = _Compiler(env, strict)
     if compiler.type_of(expr).kind == "bool":
         return compiler.truth(expr)
     return compiler.compile(expr)

@@ -16,21 +16,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from rulesvc import exactjson
 from rulesvc.engine.actions import CompiledAction, compile_action
 from rulesvc.engine.closures import compile_explanation, compile_expr
 from rulesvc.engine.durable import DurableNetwork, FactPattern, NetworkRule, compile_network
-from rulesvc.engine.operators import g_eq
-from rulesvc.engine.tables import CompiledTable
-from rulesvc.errors import ActionFailedError
+from rulesvc.engine.operators import ArithmeticFault, g_eq
+from rulesvc.engine.tables import CompiledTable, UniqueConflict
+from rulesvc.errors import ActionFailedError, RuleRuntimeError, RulesvcError
 from rulesvc.lang import Compare, Const, Path, TypeEnv
 from rulesvc.lang.chaining import conjuncts, required_facts
 from rulesvc.lang.model import Rule, Ruleset
-from rulesvc.model import Action, Event, FiredRule, TraceEntry
+from rulesvc.model import Action, Event, FiredRule, TraceEntry, to_jsonable
 from rulesvc.sla.calendar import BusinessCalendar
 
 INPUT_FACT = "input"
 NATIVE_PREFIX = "ticket__"
 _NATIVE_OPS = {"<": "$lte", "<=": "$lte", ">": "$gte", ">=": "$gte"}
+
+
+MAX_DERIVED_FACTS = 1_000
+"""Distinct facts one ruleset may derive while deciding one event; beyond it the rules are looping."""
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Run:
 
     scope: dict[str, Any]
     at: datetime
+    ruleset: Ruleset
     facts: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)
     fired: list[FiredRule] = field(default_factory=list)
@@ -53,17 +59,50 @@ class Run:
         (tables, join-free rules, durable networks), all of which assert through here."""
         derived: list[Mapping[str, Any]] = []
         for action in actions:
-            if action.is_assert:
-                fact = action.derived_fact(scope)
-                same_type = self.asserted.setdefault(str(fact["_t"]), [])
-                if any(_same_fact(fact, known) for known in same_type):
+            try:
+                if not action.is_assert:
+                    self.actions.append(action.emit(scope, self.at))
                     continue
-                same_type.append(fact)
-                self.facts[str(fact["_t"])] = fact
-                derived.append(fact)
-            else:
-                self.actions.append(action.emit(scope, self.at))
+                fact = action.derived_fact(scope)
+            except ArithmeticFault as fault:
+                raise self.error(
+                    "rule.arithmetic",
+                    f"{action.rule_ref} 的动作 {action.spec.type} 无法计算 {fault.text}：{fault.reason}"
+                    f"（左边 {to_jsonable(fault.left)}，右边 {to_jsonable(fault.right)}）",
+                    action,
+                    {"expression": fault.text, "left": fault.left, "right": fault.right},
+                ) from None
+            same_type = self.asserted.setdefault(str(fact["_t"]), [])
+            if any(_same_fact(fact, known) for known in same_type):
+                continue
+            if sum(len(facts) for facts in self.asserted.values()) >= MAX_DERIVED_FACTS:
+                fields = {k: v for k, v in fact.items() if k != "_t"}
+                raise self.error(
+                    "rule.loop_limit",
+                    f"{action.rule_ref} 推出事实 {fact['_t']} {exactjson.dumps(to_jsonable(fields))} 时，"
+                    f"本次判定推出的不同事实已达 {MAX_DERIVED_FACTS} 个：规则在循环推出新值"
+                    "（相同的事实不会重复触发，每次字段值都不同才会如此）",
+                    action,
+                    {"fact": fact["_t"], "with": fields, "derived": MAX_DERIVED_FACTS},
+                )
+            same_type.append(fact)
+            self.facts[str(fact["_t"])] = fact
+            derived.append(fact)
         return derived
+
+    def error(
+        self, code: str, message: str, action: CompiledAction, values: Mapping[str, Any]
+    ) -> RuleRuntimeError:
+        """A positioned error at `action` of the rule or row being fired."""
+        return RuleRuntimeError(
+            code,
+            f"规则集 {self.ruleset.name} 第 {self.ruleset.version} 版：{message}",
+            ruleset=self.ruleset.name,
+            version=self.ruleset.version,
+            rule=action.rule_ref.partition("/")[2],
+            location=action.spec.location,
+            values=to_jsonable(dict(values)),
+        )
 
     def scope_with(self, matched: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         scope = {**self.scope, **self.facts}
@@ -158,6 +197,8 @@ class CompiledRule:
         try:
             if self.guard(bound):
                 self.fire(bound)
+        except RulesvcError:
+            raise
         except Exception as exc:  # as the durable adapter reports a failing rule
             raise ActionFailedError(f"rule {self.rule.id!r} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -220,7 +261,7 @@ class CompiledRuleset:
         return fact
 
     def evaluate(self, event: Event, scope: Mapping[str, Any]) -> Run:
-        run = Run(scope=dict(scope), at=event.occurred_at)
+        run = Run(scope=dict(scope), at=event.occurred_at, ruleset=self.ruleset)
         token = _RUN.set(run)
         try:
             self._tables(event, run)
@@ -233,12 +274,32 @@ class CompiledRuleset:
             _RUN.reset(token)
         return run
 
+    def _unique_conflict(self, conflict: UniqueConflict) -> RuleRuntimeError:
+        table, rows = conflict.table, conflict.rows
+        refs = [table.row_ref(row) for row in rows]
+        inputs = to_jsonable(conflict.inputs)
+        shown = "，".join(f"{column} = {exactjson.dumps(value)}" for column, value in inputs.items())
+        return RuleRuntimeError(
+            "rule.unique_conflict",
+            f"规则集 {self.ruleset.name} 第 {self.ruleset.version} 版：决策表 {table.id}（hit: unique）"
+            f"有 {len(rows)} 行同时匹配：{'、'.join(row.id for row in rows)}（输入 {shown}）；"
+            "unique 表每次至多一行匹配，请收窄这些行的条件，或改用 hit: first",
+            ruleset=self.ruleset.name,
+            version=self.ruleset.version,
+            rule=refs[1],
+            location=rows[1].location,
+            values={"table": table.id, "rows": refs, "inputs": inputs},
+        )
+
     def _tables(self, event: Event, run: Run) -> None:
         for compiled in self.tables:
             table = compiled.table
             if event.type not in table.on:
                 continue
-            rows, inputs = compiled.match(run.scope)
+            try:
+                rows, inputs = compiled.match(run.scope)
+            except UniqueConflict as conflict:
+                raise self._unique_conflict(conflict) from None
             for row in rows:
                 ref = table.row_ref(row)
                 run.fired.append(FiredRule(self.ruleset.name, self.ruleset.version, ref))

@@ -55,7 +55,7 @@ from typing import Any
 import durable_rules_engine as _dre
 from durable.engine import Host
 
-from rulesvc.errors import ActionFailedError, EngineError
+from rulesvc.errors import ActionFailedError, EngineError, RulesvcError
 
 Facts = Mapping[str, Mapping[str, Any]]
 
@@ -374,6 +374,8 @@ class DurableNetwork:
                     if not rule.guard(bound):
                         continue
                     derived = rule.fire(bound)
+                except RulesvcError:  # already ours (e.g. a positioned rule error): passed on as it is
+                    raise
                 except Exception as exc:  # durable would have swallowed it (#5)
                     raise ActionFailedError(
                         f"rule {rule.name!r} failed: {type(exc).__name__}: {exc}"

@@ -1,6 +1,9 @@
 """Run-time operators of the condition language: guarded comparisons, exact arithmetic, built-in functions.
 
-None of them raises on data: a type clash, a division by zero or an overflow answers None (missing) or False.
+None of them raises on data in a condition: a type clash, a division by zero or an overflow answers None
+(missing) or False. In an action's parameter (`amount: "= ticket.amount / ticket.n"`) a missing value still
+answers None, but arithmetic that has no result raises `ArithmeticFault`: an action must not carry a value
+the rule never computed.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation, Overflow
 from typing import Any, Final
 
 from rulesvc.lang.values import DECIMAL_CONTEXT
@@ -57,6 +60,12 @@ GUARDED: Final[Mapping[str, Callable[[Any, Any], bool]]] = {
 }
 _ARITH_RESULTS: Final = (Decimal, timedelta, datetime)
 _ONE_MICRO: Final = timedelta(microseconds=1)
+_REASONS: Final[Mapping[type, str]] = {
+    DivisionByZero: "除数为 0",
+    InvalidOperation: "运算无意义（如 0 / 0 或对 0 取余）",
+    Overflow: "结果超出可表示的范围",
+    OverflowError: "结果超出可表示的范围",
+}
 
 
 def _micros(value: timedelta) -> Decimal:
@@ -114,7 +123,19 @@ ARITH_FUNCS: Final[Mapping[str, Callable[[Any, Any], Any]]] = {
 }
 
 
-def arith(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
+class ArithmeticFault(Exception):
+    """Arithmetic in an action parameter without a result (division by zero, overflow, ...)."""
+
+    def __init__(self, text: str, left: Any, right: Any, reason: str) -> None:
+        super().__init__(f"{text}: {reason}")
+        self.text = text
+        self.left = left
+        self.right = right
+        self.reason = reason
+
+
+def arith(op: str, left: Evaluator, right: Evaluator, strict_text: str | None = None) -> Evaluator:
+    """`left op right`; with `strict_text` (the expression's text) a failed operation raises ArithmeticFault."""
     func = ARITH_FUNCS[op]
 
     def evaluate(scope: Scope) -> Any:
@@ -126,7 +147,9 @@ def arith(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
             return None
         try:
             result = func(a, b)
-        except (TypeError, ValueError, ArithmeticError):
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            if strict_text is not None and isinstance(exc, ArithmeticError):
+                raise ArithmeticFault(strict_text, a, b, _REASONS.get(type(exc), "无法计算")) from exc
             return None
         return result if isinstance(result, _ARITH_RESULTS) else None
 

@@ -20,6 +20,22 @@ from rulesvc.lang.tables import column_kind, equality_values
 from rulesvc.model import ConditionTrace
 
 Scope = Mapping[str, Any]
+
+
+class UniqueConflict(EngineError):
+    """Several rows of a `hit: unique` table matched (the ruleset's compiler turns it into a positioned
+    `RuleRuntimeError`)."""
+
+    def __init__(self, table: Table, rows: Sequence[Row], inputs: Mapping[str, Any]) -> None:
+        self.table = table
+        self.rows = tuple(rows)
+        self.inputs = dict(inputs)
+        super().__init__(
+            f"table {table.id!r} (hit: unique) matched rows {', '.join(repr(r.id) for r in rows)} "
+            f"for inputs {inputs}"
+        )
+
+
 INPUTS = "$in"  # synthetic scope root holding a table's input values, computed once per evaluation
 
 
@@ -115,10 +131,7 @@ class CompiledTable:
                 if self.table.hit == "first":
                     break
         if self.table.hit == "unique" and len(matched) > 1:
-            raise EngineError(
-                f"table {self.table.id!r} (hit: unique) matched rows "
-                f"{', '.join(repr(r.id) for r in matched)} for inputs {inputs}"
-            )
+            raise UniqueConflict(self.table, matched, inputs)
         return (matched or [self.table.default]), inputs
 
     def explain(self, row: Row, inputs: Mapping[str, Any]) -> tuple[ConditionTrace, ...]:

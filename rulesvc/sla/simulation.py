@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from rulesvc.errors import RuleRuntimeError
 from rulesvc.model import TIMER_DUE, TIMER_WARNING, Decision, Event, TimerInfo, to_jsonable
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.event_time import Reached
@@ -42,11 +43,30 @@ class TimelineEntry:
         }
 
 
+@dataclass(frozen=True)
+class TimelineError:
+    """The rule error that stopped a simulation, and the trigger it was deciding."""
+
+    at: datetime
+    trigger: str
+    error: RuleRuntimeError
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": to_jsonable(self.at),
+            "trigger": self.trigger,
+            "code": self.error.code,
+            "message": self.error.message,
+            **self.error.to_json(),
+        }
+
+
 @dataclass
 class Timeline:
     entries: list[TimelineEntry] = field(default_factory=list)
     tickets: dict[str, TicketTimers] = field(default_factory=dict)
     until: datetime | None = None
+    error: TimelineError | None = None  # a rule failed: the timeline stops before that trigger
 
     @property
     def timers(self) -> dict[tuple[str, str], TimerState]:
@@ -62,7 +82,10 @@ class Timeline:
         return [o for timers in self.tickets.values() for o in timers.outcomes(self.until)]
 
     def to_json(self) -> dict[str, Any]:
-        return {"timeline": [entry.to_json() for entry in self.entries]}
+        timeline: dict[str, Any] = {"timeline": [entry.to_json() for entry in self.entries]}
+        if self.error is not None:
+            timeline["error"] = self.error.to_json()
+        return timeline
 
 
 def timer_trigger(ticket_id: str, name: str, point: str) -> str:
@@ -86,7 +109,8 @@ def simulate(book: Evaluator, events: Sequence[Event], until: datetime) -> Timel
     """Run `events` and every timer point due at or before `until`; nothing is stored or sent.
 
     Each ticket's timers go through `TicketTimers`, as in the service: the same event-time journal and
-    replay, points fired in time order on the virtual clock."""
+    replay, points fired in time order on the virtual clock. A rule error (`RuleRuntimeError`) stops the
+    run: the timeline keeps every entry before it and records the error (`Timeline.error`)."""
     timeline = Timeline()
     snapshots: dict[str, dict[str, Any]] = {}
     pending = sorted(events, key=lambda event: event.occurred_at)
@@ -113,7 +137,12 @@ def simulate(book: Evaluator, events: Sequence[Event], until: datetime) -> Timel
             )
         else:
             break
-        decision = timers.apply(book.evaluate(event), at, at)
+        try:
+            decided = book.evaluate(event)
+        except RuleRuntimeError as error:
+            timeline.error = TimelineError(at, trigger, error)
+            break
+        decision = timers.apply(decided, at, at)
         timeline.entries.append(TimelineEntry(at, trigger, decision))
     timeline.until = until
     return timeline

@@ -179,3 +179,64 @@ def test_kind_policy_routes_invalid_tickets_with_their_problems(database_url: st
             "validation.not_in_enum",
         }
         assert not any(a["type"] == "trigger_payment" for a in record["actions"])
+
+
+CONFLICTING = """\
+ruleset: 费用类别
+kind: expense
+tables:
+  - id: 类别
+    on: [ticket.created]
+    hit: unique
+    inputs: {类型: ticket.expense_type}
+    rows:
+      - {id: 含差, 类型: 'contains "差"', then: [{assign: {group: 差旅组}}]}
+      - {id: 差旅, 类型: 差旅费, then: [{assign: {group: 差旅岗}}]}
+    default: {then: []}
+"""
+
+
+def test_a_rule_error_is_a_positioned_422_counted_and_the_event_can_be_retried_once_fixed(
+    database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "rules"
+    shutil.copytree(RULESETS, folder)
+    (folder / "费用类别.yaml").write_text(CONFLICTING, encoding="utf-8")
+    settings = make_settings(database_url, rulesets=folder)
+    app = create_app(settings, book=RuleBook.load([folder]))
+    key = create_api_key(app.state.runtime.service.keys, frozenset(Role), SystemClock(), "all")[1]
+    body = event("conflict")
+    with TestClient(app) as client:
+        response = post(client, key, body)
+        assert response.status_code == 422, response.text
+        answer = response.json()
+        assert answer["code"] == "rule.unique_conflict"
+        assert "决策表 类别（hit: unique）有 2 行同时匹配：含差、差旅" in answer["message"]
+        assert answer["details"] == {
+            "ruleset": "费用类别",
+            "version": 1,
+            "rule": "类别#差旅",
+            "file": str(folder / "费用类别.yaml"),
+            "line": 10,
+            "col": 9,
+            "values": {"table": "类别", "rows": ["类别#含差", "类别#差旅"], "inputs": {"类型": "差旅费"}},
+        }
+        assert count(client, "decisions") == 0 and count(client, "audit_log") == 0
+        metrics = client.get("/metrics").text
+        assert 'rulesvc_rule_errors_total{code="rule.unique_conflict",ruleset="费用类别"} 1.0' in metrics
+        complaint = {**event("c-1", "complaint"), "occurred_at": body["occurred_at"]}
+        simulated = client.post(
+            "/v1/simulate",
+            json={"events": [complaint, body], "until": body["occurred_at"]},
+            headers=auth(key),
+        )
+        assert simulated.status_code == 422 and simulated.json()["code"] == "rule.unique_conflict"
+        assert [e["trigger"] for e in simulated.json()["details"]["timeline"]] == ["c-1"]
+    (folder / "费用类别.yaml").write_text(CONFLICTING.replace("hit: unique", "hit: first"), encoding="utf-8")
+    fixed = create_app(settings, book=RuleBook.load([folder]))
+    with TestClient(fixed) as client:
+        retried = post(client, key, body)
+        assert retried.status_code == 200, retried.text
+        assert {"type": "assign", "group": "差旅组", "rule": "费用类别/类别#含差"} in retried.json()[
+            "actions"
+        ]

@@ -250,3 +250,71 @@ def test_simulate_rejects_a_bad_event(tmp_path: Path) -> None:
     result = run("simulate", events, "--until", "2026-11-02T12:00:00+08:00", "--rulesets", RULESETS)
     assert result.exit_code == 2
     assert "UTC offset" in result.output
+
+
+UNIQUE_CONFLICT = """\
+ruleset: 唯一分派
+kind: complaint
+tables:
+  - id: 渠道
+    on: [ticket.created]
+    hit: unique
+    inputs: {渠道: ticket.channel}
+    rows:
+      - {id: 含电话, 渠道: 'contains "电话"', then: [{assign: {group: 甲}}]}
+      - {id: 电话银行, 渠道: 电话银行, then: [{assign: {group: 乙}}]}
+    default: {then: []}
+"""
+
+
+def _conflicting_folder(root: Path) -> Path:
+    folder = small_copy(root, "complaint-sla")
+    (folder / "唯一分派.yaml").write_text(UNIQUE_CONFLICT, encoding="utf-8")
+    return folder
+
+
+def test_simulate_keeps_the_timeline_up_to_a_rule_error_and_exits_1(tmp_path: Path) -> None:
+    """The issue's example: a unique-table conflict ended `rulesvc simulate` with a raw traceback and the
+    whole timeline was lost."""
+    folder = _conflicting_folder(tmp_path)
+    events = tmp_path / "events.json"
+    second = {
+        **COMPLAINT_EVENTS[0],
+        "event_id": "C-2",
+        "occurred_at": "2026-11-02T09:20:00+08:00",
+        "ticket": {"kind": "complaint", "id": "C-2", "owner": "李四", "channel": "电话银行"},
+    }
+    events.write_text(json.dumps([COMPLAINT_EVENTS[0], second], ensure_ascii=False), encoding="utf-8")
+    result = run("simulate", events, "--until", "2026-11-02T12:00:00+08:00", "--rulesets", folder)
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    data = json.loads(result.stdout)
+    assert [entry["trigger"] for entry in data["timeline"]] == ["evt-1"]
+    assert data["error"]["code"] == "rule.unique_conflict" and data["error"]["trigger"] == "C-2"
+    assert data["error"]["rule"] == "渠道#电话银行"
+    (line,) = result.stderr.strip().splitlines()
+    parsed = POSITIONED.match(line)
+    assert parsed is not None and Path(parsed["file"]).name == "唯一分派.yaml" and parsed["line"] == "10"
+    assert (
+        "决策表 渠道（hit: unique）有 2 行同时匹配：含电话、电话银行" in line
+        and "Traceback" not in result.output
+    )
+
+
+def test_test_reports_a_rule_error_with_the_actions_before_it(tmp_path: Path) -> None:
+    folder = _conflicting_folder(tmp_path)
+    (folder / "cases" / "唯一分派.yaml").write_text(
+        "cases:\n"
+        "  - name: 电话银行投诉\n"
+        "    given:\n"
+        "      - {type: ticket.created, at: '2026-11-02T09:00:00+08:00',"
+        " ticket: {kind: complaint, id: C-1, owner: 王五, channel: 电话银行}}\n"
+        "    expect:\n"
+        "      - {type: assign, group: 乙}\n",
+        encoding="utf-8",
+    )
+    result = run("test", folder)
+    assert result.exit_code == 1
+    assert "FAIL 电话银行投诉" in result.stdout
+    assert "error: rule.unique_conflict (电话银行投诉#1 @ 2026-11-02T09:00:00+08:00)" in result.stdout
+    assert "唯一分派.yaml:10:" in result.stdout and "Traceback" not in result.output

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from rulesvc.errors import EngineError, InvalidEventError, Location
+from rulesvc.engine.compiler import MAX_DERIVED_FACTS
+from rulesvc.errors import InvalidEventError, Location, RuleRuntimeError
 from rulesvc.events import event_from_json
 from rulesvc.lang import parse_cell
 from rulesvc.lang.loader import load_folder_or_raise
@@ -469,7 +470,7 @@ def test_table_default_applies_when_input_is_missing(tmp_path: Path) -> None:
     assert fired(decision) == ["首条#默认", "全部#任意", "唯一#默认"]
 
 
-def test_unique_table_with_two_matching_rows_at_run_time_is_an_engine_error(tmp_path: Path) -> None:
+def test_unique_table_with_two_matching_rows_at_run_time_is_a_positioned_rule_error(tmp_path: Path) -> None:
     """`check` cannot prove overlaps of string tests; the engine refuses to pick a row silently."""
     book = make_book(
         tmp_path,
@@ -488,8 +489,16 @@ def test_unique_table_with_two_matching_rows_at_run_time_is_an_engine_error(tmp_
         """,
     )
     assert fired(book.evaluate(event(expense_type="出差补贴"))) == ["类型#含差"]
-    with pytest.raises(EngineError, match="含差"):
+    with pytest.raises(RuleRuntimeError) as caught:
         book.evaluate(event(expense_type="差旅费"))
+    error = caught.value
+    assert error.code == "rule.unique_conflict"
+    assert (error.ruleset, error.version, error.rule) == ("唯一", 1, "类型#差旅")
+    assert error.values == {"table": "类型", "rows": ["类型#含差", "类型#差旅"], "inputs": {"类型": "差旅费"}}
+    assert (Path(error.location.file).name, error.location.line) == ("ruleset0.yaml", 10)
+    assert str(error).startswith(
+        f"{error.location}: 规则集 唯一 第 1 版：决策表 类型（hit: unique）有 2 行同时匹配"
+    )
 
 
 class DeadlineExceeded(BaseException):
@@ -808,3 +817,82 @@ def test_facts_of_one_type_from_a_table_all_reach_the_rules(tmp_path: Path) -> N
     )
     decision = book.evaluate(event(amount=Decimal("6000")))
     assert [a["reviewer"] for a in actions(decision)] == ["法务审核"] * 3
+
+
+# ---- runtime rule errors: positioned, naming the ruleset, rule and values ------------------------------------
+
+COUNTER = """\
+ruleset: 计数
+kind: expense
+facts:
+  计数: {n: number}
+rules:
+  - id: 起点
+    on: [ticket.created]
+    then: [{assert: {fact: 计数, with: {n: 1}}}]
+  - id: 累加
+    on: [ticket.created]
+    when: 计数
+    then:
+      - assert: {fact: 计数, with: {n: "= 计数.n + 1"}}
+"""
+
+
+def test_a_rule_deriving_new_values_without_end_stops_at_the_loop_limit(tmp_path: Path) -> None:
+    book = make_book(tmp_path, COUNTER)
+    with pytest.raises(RuleRuntimeError) as caught:
+        book.evaluate(event(amount=Decimal("1")))
+    error = caught.value
+    assert error.code == "rule.loop_limit"
+    assert (error.ruleset, error.rule) == ("计数", "累加")
+    assert error.values == {"fact": "计数", "with": {"n": Decimal(MAX_DERIVED_FACTS + 1)}, "derived": 1000}
+    assert error.location.line == 13  # the assert of 累加
+    assert "循环" in error.message
+
+
+DIVIDE = """\
+ruleset: 分摊
+kind: expense
+rules:
+  - id: 按人分摊
+    on: [ticket.created]
+    when: ticket.amount > 0
+    then:
+      - trigger_payment: {amount: "= ticket.amount / ticket.n"}
+  - id: 条件里除以零只是不成立
+    on: [ticket.created]
+    when: ticket.amount / ticket.n > 1
+    then: [{assign: {group: 不会}}]
+"""
+
+
+def test_arithmetic_without_a_result_in_an_action_is_a_positioned_error(tmp_path: Path) -> None:
+    """It used to emit `amount: null`; in a condition it stays a false comparison."""
+    book = make_book(tmp_path, DIVIDE)
+    assert actions(book.evaluate(event(amount=Decimal("300"), n=Decimal("3"))))[0]["amount"] == Decimal(100)
+    assert actions(book.evaluate(event(amount=Decimal("300"))))[0]["amount"] is None  # missing stays missing
+    with pytest.raises(RuleRuntimeError) as caught:
+        book.evaluate(event(amount=Decimal("300"), n=Decimal("0")))
+    error = caught.value
+    assert error.code == "rule.arithmetic"
+    assert (error.ruleset, error.rule, error.location.line) == ("分摊", "按人分摊", 8)
+    assert error.values == {
+        "expression": "ticket.amount / ticket.n",
+        "left": Decimal(300),
+        "right": Decimal(0),
+    }
+    assert "除数为 0" in error.message
+
+
+@pytest.mark.parametrize("join", [False, True])
+def test_rule_errors_are_the_same_with_and_without_durable(tmp_path: Path, join: bool) -> None:
+    text = DIVIDE
+    if join:  # a rule joining a derived fact sends the ruleset through durable_rules
+        text = text.replace("kind: expense\n", "kind: expense\nfacts: {从未: {n: number}}\n") + (
+            "  - {id: 连接, on: [ticket.created], when: 从未, then: [{assign: {group: 不会}}]}\n"
+        )
+    book = make_book(tmp_path, text)
+    assert bool(book.compiled["分摊"].networks) is join
+    with pytest.raises(RuleRuntimeError) as caught:
+        book.evaluate(event(amount=Decimal("300"), n=Decimal("0")))
+    assert (caught.value.code, caught.value.rule) == ("rule.arithmetic", "按人分摊")
