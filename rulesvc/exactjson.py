@@ -124,3 +124,8 @@ def dumps_bytes(value: Any, *, sort_keys: bool = False, non_str_keys: bool = Fal
 def dumps(value: Any, *, sort_keys: bool = False) -> str:
     """JSON text; Decimals keep their digits (`Decimal("4999.990")` → `4999.990`)."""
     return dumps_bytes(value, sort_keys=sort_keys).decode("utf-8")
+
+
+def dumps_indented(value: Any) -> str:
+    """JSON text for people (two-space indent, as `json.dumps(..., indent=2)`); Decimals keep their digits."""
+    return orjson.dumps(value, default=_default, option=orjson.OPT_INDENT_2).decode("utf-8")

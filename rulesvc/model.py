@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from rulesvc.errors import Problem
+
 TIMER_WARNING = "timer.warning"
 TIMER_DUE = "timer.due"
 
@@ -35,6 +37,9 @@ class Event:
     occurred_at: datetime
     ticket: Mapping[str, Any]
     timer: TimerInfo | None = None
+    problems: tuple[Problem, ...] = ()
+    """The ticket's schema violations, when its kind decides invalid tickets (`invalid:`) instead of
+    refusing them: such an event is routed by that policy, never seen by a rule."""
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from rulesvc.engine.compiler import CompiledRuleset, base_scope
 from rulesvc.errors import InvalidEventError
 from rulesvc.lang.loader import RulesFolder, load_folder_or_raise, type_env
-from rulesvc.lang.model import KindSchema
+from rulesvc.lang.model import InvalidPolicy, KindSchema
 from rulesvc.model import Action, Decision, Event, FiredRule, TraceEntry
 from rulesvc.sla.calendar import BusinessCalendar
 
@@ -49,6 +49,13 @@ class RuleBook:
         return [f"{name}/{ref}" for name, c in self.compiled.items() for ref in c.ruleset.rule_refs()]
 
     def evaluate(self, event: Event) -> Decision:
+        """The decision on `event`: its kind's rulesets in name order, or, for a ticket breaking its kind's
+        schema (`event.problems`), the kind's `invalid:` policy (no rule sees it)."""
+        if event.problems:
+            kind = self.kinds.get(event.kind)
+            if kind is None or kind.invalid is None:
+                raise InvalidEventError.of(event.problems)
+            return routed_decision(event, kind.invalid)
         rulesets = self.by_kind.get(event.kind)
         if rulesets is None:
             known = ", ".join(sorted(self.by_kind)) or "none"
@@ -65,3 +72,12 @@ class RuleBook:
             fired.extend(run.fired)
             trace.extend(run.trace)
         return Decision(event=event, actions=tuple(actions), fired=tuple(fired), trace=tuple(trace))
+
+
+def routed_decision(event: Event, policy: InvalidPolicy) -> Decision:
+    """The decision for a ticket breaking its kind's schema under `invalid: {assign: group}`: no rule runs;
+    the ticket goes to that group with every problem listed."""
+    problems = [p.to_json() for p in event.problems]
+    action = Action("assign", {"group": policy.assign, "errors": problems}, f"{event.kind}/invalid")
+    trace = TraceEntry(f"kind:{event.kind}", 0, "invalid")
+    return Decision(event=event, actions=(action,), trace=(trace,))

@@ -382,7 +382,7 @@ def read_event(
     values["id"] = str(values["id"])
     if problems:  # routed: decided on what was sent, never on a guessed value
         values = {**{str(k): v for k, v in ticket.items()}, "id": values["id"]}
-    event = Event(event_id=event_id, type=etype, occurred_at=occurred_at, ticket=values)
+    event = Event(event_id=event_id, type=etype, occurred_at=occurred_at, ticket=values, problems=problems)
     return CheckedEvent(event, problems, kind.invalid if problems else None)
 
 

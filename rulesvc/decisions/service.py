@@ -44,7 +44,7 @@ from rulesvc.entropy import uuid4
 from rulesvc.errors import InvalidEventError, Problem, RulesvcError
 from rulesvc.lang.model import KindSchema
 from rulesvc.masking import MaskPolicy
-from rulesvc.model import Action, Decision, Event, TraceEntry
+from rulesvc.model import Decision, Event
 from rulesvc.sla.clock import Clock
 from rulesvc.sla.ticket_timers import TIMER_ACTIONS
 from rulesvc.validation import DEFAULT_LIMITS, CheckedEvent, Limits, read_event, same_meaning
@@ -252,11 +252,8 @@ class DecisionService:
             raise ClockSkewError(event.occurred_at, self.clock.now(), self.clock_skew)
         clear_text = record_json(body)
         book = self.book.book_for(event)  # in force at the event's time; kept for the whole decision
-        if checked.problems:
-            decision = routed_decision(checked)
-        else:
-            with self._engine_lock:
-                decision = book.evaluate(event)
+        with self._engine_lock:  # a ticket breaking its schema is routed by its kind's policy (RuleBook)
+            decision = book.evaluate(event)
         decision_id, decided_at, versions = str(uuid4()), self.clock.now(), book.versions()
 
         def record(final: Decision) -> NewDecision:
@@ -407,8 +404,8 @@ class DecisionService:
                 checked = self.read_event(body)
             except InvalidEventError as exc:
                 found: Sequence[Problem] = exc.problems
-            else:
-                found = checked.problems  # a simulation shows rule decisions: invalid tickets are refused
+            else:  # problems tolerated by the kind's `invalid:` policy are routed, as on ingest
+                found = ()
                 events.append(checked.event)
             problems.extend(replace(p, path=f"events.{index}.{p.path}".rstrip(".")) for p in found)
         if problems:
@@ -551,17 +548,6 @@ def _legacy_text(body: Mapping[str, Any]) -> str:
         return canonical(body)
     except (TypeError, ValueError):
         return ""
-
-
-def routed_decision(checked: CheckedEvent) -> Decision:
-    """The decision for a ticket breaking its kind's schema under `invalid: {assign: group}`: no rule runs;
-    the ticket goes to that group with every problem listed."""
-    assert checked.policy is not None
-    kind = checked.event.kind
-    problems = [p.to_json() for p in checked.problems]
-    action = Action("assign", {"group": checked.policy.assign, "errors": problems}, f"{kind}/invalid")
-    trace = TraceEntry(f"kind:{kind}", 0, "invalid")
-    return Decision(event=checked.event, actions=(action,), trace=(trace,))
 
 
 def _default_simulator() -> Simulator:

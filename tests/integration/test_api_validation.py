@@ -179,6 +179,14 @@ def test_kind_policy_routes_invalid_tickets_with_their_problems(database_url: st
             "validation.not_in_enum",
         }
         assert not any(a["type"] == "trigger_payment" for a in record["actions"])
+        # A simulation applies the same policy (it used to refuse the event with 422).
+        routed = event("sim", amount=-100)
+        simulated = client.post(
+            "/v1/simulate", json={"events": [routed], "until": routed["occurred_at"]}, headers=auth(key)
+        )
+        assert simulated.status_code == 200, simulated.text
+        ((sim_action,),) = [entry["actions"] for entry in simulated.json()["timeline"]]
+        assert (sim_action["group"], sim_action["rule"]) == ("数据核查岗", "expense/invalid")
 
 
 CONFLICTING = """\

@@ -249,7 +249,10 @@ def test_simulate_rejects_a_bad_event(tmp_path: Path) -> None:
     )
     result = run("simulate", events, "--until", "2026-11-02T12:00:00+08:00", "--rulesets", RULESETS)
     assert result.exit_code == 2
-    assert "UTC offset" in result.output
+    assert (
+        "events.0.occurred_at: 时间必须带时区偏移" in result.output
+        and "[validation.naive_time]" in result.output
+    )
 
 
 UNIQUE_CONFLICT = """\
@@ -318,3 +321,81 @@ def test_test_reports_a_rule_error_with_the_actions_before_it(tmp_path: Path) ->
     assert "FAIL 电话银行投诉" in result.stdout
     assert "error: rule.unique_conflict (电话银行投诉#1 @ 2026-11-02T09:00:00+08:00)" in result.stdout
     assert "唯一分派.yaml:10:" in result.stdout and "Traceback" not in result.output
+
+
+# ---- simulate and test validate as ingest does ---------------------------------------------------------------
+
+INVALID_LOAN = {
+    "event_id": "L-9",
+    "type": "ticket.created",
+    "occurred_at": "2026-11-02T09:30:00+08:00",
+    "ticket": {"kind": "loan", "id": "L-9", "amount": "6,000,000", "credit_rating": "aa"},
+}
+
+
+def test_simulate_refuses_invalid_tickets_as_ingest_does(tmp_path: Path) -> None:
+    """It used to simulate `"6,000,000"` / `aa` as a missing amount and decide 总行审批."""
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([COMPLAINT_EVENTS[0], INVALID_LOAN], ensure_ascii=False), encoding="utf-8")
+    result = run("simulate", events, "--until", "2026-11-02T12:00:00+08:00", "--rulesets", RULESETS)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"{events}: events.1.ticket.amount: " in result.stderr
+    assert "[validation.not_a_number]" in result.stderr
+    assert "是否应为 AA？ [validation.not_in_enum]" in result.stderr
+
+
+def test_simulate_keeps_the_digits_of_json_numbers(tmp_path: Path) -> None:
+    """It used to read 4999.999999999999999 as the float 5000.0: not auto-approved."""
+    events = tmp_path / "events.json"
+    events.write_text(
+        '[{"event_id": "E-1", "type": "ticket.created", "occurred_at": "2026-11-02T09:00:00+08:00", "ticket":'
+        ' {"kind": "expense", "id": "E-1", "expense_type": "差旅费", "amount": 4999.999999999999999,'
+        ' "applicant_rank": "总监"}}]',
+        encoding="utf-8",
+    )
+    result = run("simulate", events, "--until", "2026-11-02T10:00:00+08:00", "--rulesets", RULESETS)
+    assert result.exit_code == 0, result.output
+    assert '"amount": 4999.999999999999999' in result.stdout
+    assert [a["type"] for _, a in timeline_actions(result.stdout)] == ["auto_approve", "trigger_payment"]
+
+
+def _routing_folder(root: Path) -> Path:
+    folder = small_copy(root, "loan-approval", "loan-routing")
+    kind = folder / "kinds" / "loan.yaml"
+    kind.write_text(kind.read_text(encoding="utf-8") + "invalid: {assign: 数据核查岗}\n", encoding="utf-8")
+    return folder
+
+
+def test_simulate_routes_invalid_tickets_under_the_kinds_policy(tmp_path: Path) -> None:
+    folder = _routing_folder(tmp_path)
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([INVALID_LOAN], ensure_ascii=False), encoding="utf-8")
+    result = run("simulate", events, "--until", "2026-11-02T12:00:00+08:00", "--rulesets", folder)
+    assert result.exit_code == 0, result.output
+    ((_, action),) = timeline_actions(result.stdout)
+    assert (action["type"], action["group"], action["rule"]) == ("assign", "数据核查岗", "loan/invalid")
+    assert [e["path"] for e in action["errors"]] == ["ticket.amount", "ticket.credit_rating"]
+
+
+def test_a_case_with_invalid_input_is_routed_under_the_kinds_policy(tmp_path: Path) -> None:
+    """Without a policy such a case is a `bad_event` error; with one, the case sees the routing ingest does."""
+    folder = _routing_folder(tmp_path)
+    (folder / "cases" / "invalid.yaml").write_text(
+        "cases:\n"
+        "  - name: 金额写成带逗号的文本\n"
+        "    given:\n"
+        "      - {type: ticket.created, at: '2026-11-02T09:00:00+08:00',"
+        " ticket: {kind: loan, id: L-9, amount: '6,000,000', credit_rating: aa}}\n"
+        "    expect:\n"
+        "      - {type: assign, group: 数据核查岗}\n"
+        "    expect_not:\n"
+        "      - {type: set_approval_level}\n",
+        encoding="utf-8",
+    )
+    result = run("test", folder, "-v")
+    assert "PASS 金额写成带逗号的文本" in result.stdout, result.output
+    assert "assign(group=数据核查岗, errors=" in result.stdout
+    plain = small_copy(tmp_path / "plain", "loan-approval", "loan-routing")
+    shutil.copy(folder / "cases" / "invalid.yaml", plain / "cases" / "invalid.yaml")
+    refused = run("test", plain)
+    assert refused.exit_code == 1 and "bad event: 事件不合法（2 处问题）" in refused.stdout
