@@ -10,6 +10,7 @@ than `json`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -69,9 +70,60 @@ def _duplicate_path(value: Any, prefix: str) -> str | None:
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object)
 
 
+_EXACT = json.JSONDecoder(parse_float=Decimal, parse_constant=_constant)
+_QUOTE_COLON = re.compile(r'"\s*:')
+
+
+def _key_count(text: str) -> int:
+    """Object keys in JSON text: quotes followed by a colon, not escaped (inside a JSON string a quote is
+    escaped, and a value's closing quote is never followed by a colon)."""
+    if "\\" not in text:
+        return len(_QUOTE_COLON.findall(text))
+    count = 0
+    for match in _QUOTE_COLON.finditer(text):
+        start = end = match.start()
+        while end > 0 and text[end - 1] == "\\":
+            end -= 1
+        count += (start - end) % 2 == 0
+    return count
+
+
+def _scan(value: Any) -> tuple[int, bool]:
+    """(object keys, whether a float occurs) in a value parsed by orjson (dict, list and scalars only)."""
+    keys, floats = 0, False
+    if value.__class__ is dict:
+        keys = len(value)
+        members: Any = value.values()
+    elif value.__class__ is list:
+        members = value
+    else:
+        return 0, value.__class__ is float
+    for member in members:
+        kind = member.__class__
+        if kind is float:
+            floats = True
+        elif kind is dict or kind is list:
+            more, deeper = _scan(member)
+            keys += more
+            floats = floats or deeper
+    return keys, floats
+
+
 def loads(data: str | bytes) -> Any:
-    """Parse JSON text; raises `json.JSONDecodeError` (malformed), `DuplicateKeyError`, `NotANumberError`."""
+    """Parse JSON text; raises `json.JSONDecodeError` (malformed), `DuplicateKeyError`, `NotANumberError`.
+
+    Fast path: orjson parses (C, several times faster than `json` with a pairs hook); when it reports as many
+    keys as the text has, no key repeats, and the text is re-read with Decimal numbers only if a float occurs.
+    Anything orjson refuses or a key count that differs takes the careful path, which names the problem."""
     text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+    try:
+        quick = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        keys, floats = _scan(quick)
+        if keys == _key_count(text):
+            return _EXACT.decode(text) if floats else quick
     value = _DECODER.decode(text)
     if "," in text:  # an object without a comma cannot repeat a key
         path = _has_pairs(value)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -346,16 +346,18 @@ class _Checker:
                 self.fail(path, "validation.time_out_of_range", f"时间 {shown} 超出可接受范围 1900 … 2200 年")
                 return False
             return True
-        checks: tuple[tuple[Any, Callable[[Any], bool], str], ...] = (
-            (spec.min, lambda b: value >= b, "不小于"),
-            (spec.min_exclusive, lambda b: value > b, "大于"),
-            (spec.max, lambda b: value <= b, "不大于"),
-            (spec.max_exclusive, lambda b: value < b, "小于"),
-        )
-        for bound, holds, word in checks:
-            if bound is not None and not holds(bound):
-                self.fail(path, "validation.out_of_range", f"应{word} {bound}，收到 {shown}")
-                return False
+        broken = None
+        if spec.min is not None and not value >= spec.min:
+            broken = ("不小于", spec.min)
+        elif spec.min_exclusive is not None and not value > spec.min_exclusive:
+            broken = ("大于", spec.min_exclusive)
+        elif spec.max is not None and not value <= spec.max:
+            broken = ("不大于", spec.max)
+        elif spec.max_exclusive is not None and not value < spec.max_exclusive:
+            broken = ("小于", spec.max_exclusive)
+        if broken is not None:
+            self.fail(path, "validation.out_of_range", f"应{broken[0]} {broken[1]}，收到 {shown}")
+            return False
         return True
 
 

@@ -3,7 +3,9 @@
 Starts, one after another and with the same uvicorn settings (workers, uvloop, httptools):
 1. a bare FastAPI endpoint returning a constant (the baseline, measured in the same run),
 2. an endpoint that only evaluates the event with the shipped rulesets (`bench/http/engine_only.py`: the
-   ceiling evaluation sets, nothing stored),
+   ceiling evaluation sets, nothing stored), and the same after reading the body as ingest does (exact
+   numbers, ticket checked against its kind): their ratio is what validation costs (target: ≤ 15 % of the
+   evaluate-only throughput; also measured in process, as CPU per body),
 3. `rulesvc serve` on SQLite, 4. `rulesvc serve` on PostgreSQL (a scratch database, dropped afterwards),
 drives each with `connections` concurrent keep-alive connections POSTing distinct events (loan, complaint,
 expense: rulesets evaluated, decision + actions + audit entry persisted), and prints req/s, p50, p99 and
@@ -34,6 +36,7 @@ from bench.http.load import LoadResult, run_load
 REPO = Path(__file__).resolve().parents[2]
 TARGET_RPS_RATIO = 0.4
 TARGET_P99_RATIO = 2.5
+TARGET_VALIDATION_COST = 0.15
 
 BODIES: list[dict[str, Any]] = [
     {
@@ -156,6 +159,36 @@ def measure(base: str, key: str, label: str, args: argparse.Namespace) -> LoadRe
     return result
 
 
+def validation_cpu(rounds: int = 5, per_round: int = 3000) -> tuple[float, float]:
+    """CPU µs per body of the two reference servers' work without HTTP: parse and evaluate, vs read as ingest
+    does (exact numbers, kind schema) and evaluate; interleaved rounds so machine load hits both alike."""
+    import orjson
+
+    from rulesvc import exactjson
+    from rulesvc.events import event_from_json
+    from rulesvc.rulebook import RuleBook
+    from rulesvc.validation import read_event
+
+    book = RuleBook.load([REPO / "rulesets"])
+    texts = [orjson.dumps({**b, "event_id": f"v{i}"}) for i, b in enumerate(bodies_now())]
+
+    def plain(text: bytes) -> Any:
+        return book.evaluate(event_from_json(orjson.loads(text)))
+
+    def checked(text: bytes) -> Any:
+        return book.evaluate(read_event(exactjson.loads(text), book.kinds, now=datetime.now(UTC)).event)
+
+    spent = {plain: 0.0, checked: 0.0}
+    for _ in range(rounds):
+        for fn in spent:
+            started = time.process_time()
+            for index in range(per_round):
+                fn(texts[index % len(texts)])
+            spent[fn] += time.process_time() - started
+    count = rounds * per_round
+    return spent[plain] / count * 1e6, spent[checked] / count * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.http", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
@@ -193,13 +226,15 @@ def main() -> None:
         for app, label in (
             ("bench.http.bare:app", "bare FastAPI"),
             ("bench.http.engine_only:app", "evaluate only"),
+            ("bench.http.engine_only:validated_app", "validate + evaluate"),
         ):
             command = [sys.executable, "-m", "uvicorn", app, *uvicorn_common]
             with running(command, base_env, work / f"{app.split(':')[0]}.log") as base:
                 references[label] = measure(base, "none", label, args)
         bare, engine_only = references["bare FastAPI"], references["evaluate only"]
+        validated = references["validate + evaluate"]
         results: dict[str, LoadResult] = {}
-        for backend in args.backends.split(","):
+        for backend in [b for b in args.backends.split(",") if b]:
             with postgres_database() if backend == "postgresql" else _sqlite(work) as url:
                 env = {**base_env, "RULESVC_DATABASE_URL": url}
                 key = subprocess.run(
@@ -217,6 +252,20 @@ def main() -> None:
         print(
             f"evaluate only: req/s ratio {engine_only.rps / bare.rps:5.2f}   p99 ratio "
             f"{engine_only.p99_ms / bare.p99_ms:5.2f}   (the ceiling evaluation alone sets; nothing stored)",
+            flush=True,
+        )
+        cost = 1 - validated.rps / engine_only.rps
+        verdict = "PASS" if cost <= TARGET_VALIDATION_COST else "MISS"
+        print(
+            f"validation: validate + evaluate / evaluate only req/s {validated.rps / engine_only.rps:5.2f}, "
+            f"cost {cost:6.1%} of the evaluate-only throughput (target <= {TARGET_VALIDATION_COST:.0%})   "
+            f"{verdict}",
+            flush=True,
+        )
+        plain_us, checked_us = validation_cpu()
+        print(
+            f"validation in process: {plain_us:6.1f} µs CPU per body evaluated, {checked_us:6.1f} µs validated "
+            f"and evaluated: cost {checked_us / plain_us - 1:6.1%} (no HTTP; the three bodies, interleaved)",
             flush=True,
         )
         for backend, result in results.items():

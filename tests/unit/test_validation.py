@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -170,3 +171,35 @@ def test_exact_json_keeps_digits_and_refuses_duplicates() -> None:
     assert caught.value.path == "ticket.x.0.q"
     with pytest.raises(exactjson.NotANumberError):
         exactjson.loads('{"a": NaN}')
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ('{"a": 1, "a" : 2}', "a"),
+        ('{"a\\\\": 1, "a\\\\":2}', "a\\"),
+        ('{"t": {"x": "say \\"hi\\": ok", "x": 1}}', "t.x"),
+        ('[{"k": 1}, {"k": 2, "k": 3}]', "1.k"),
+    ],
+)
+def test_exact_json_finds_repeated_keys_however_written(text: str, path: str) -> None:
+    """The fast path counts keys in the text; escaped quotes and colons inside strings never count."""
+    with pytest.raises(exactjson.DuplicateKeyError) as caught:
+        exactjson.loads(text)
+    assert caught.value.path == path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "x\\": y", "b": "\\\\", "c\\"": 1.10}',
+        '{"note": "时间 10:00", "when": "2026-11-02T09:00:00+08:00", "n": [1, 2.0, {"d": 1e-7}]}',
+        '{"big": 123456789012345678901234567890, "neg": -0, "u": "\\u00e9"}',
+        "[]",
+        '"plain"',
+    ],
+)
+def test_exact_json_fast_path_reads_as_the_careful_one(text: str) -> None:
+    careful = json.JSONDecoder(parse_float=Decimal).decode(text)
+    assert exactjson.loads(text) == careful
+    assert repr(exactjson.loads(text)) == repr(careful)  # Decimals with the same digits, ints stay ints
