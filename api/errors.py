@@ -117,7 +117,7 @@ def _details(exc: RulesvcError) -> Any:
     if isinstance(exc, DecisionNotFoundError):
         return {"decision_id": exc.decision_id}
     if isinstance(exc, InvalidSubscriptionError | InvalidReportError):
-        return [{"path": exc.path, "message": str(exc), "type": exc.code}]
+        return [{"path": exc.path, "code": exc.code, "message": str(exc)}]
     if isinstance(exc, SubscriptionNotFoundError):
         return {"subscription_id": exc.subscription_id}
     if isinstance(exc, DeliveryNotFoundError):
@@ -158,16 +158,73 @@ def error_response(
     )
 
 
+_PYDANTIC_MESSAGES: dict[str, str] = {
+    "missing": "缺少必填字段",
+    "extra_forbidden": "未知字段（不接受）",
+    "string_type": "应为字符串",
+    "string_too_short": "字符串太短",
+    "string_too_long": "字符串太长",
+    "string_pattern_mismatch": "格式不正确",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "int_from_float": "应为整数",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+    "decimal_type": "应为数字",
+    "decimal_parsing": "应为数字",
+    "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false",
+    "list_type": "应为列表",
+    "dict_type": "应为 JSON 对象",
+    "model_type": "应为 JSON 对象",
+    "model_attributes_type": "应为 JSON 对象",
+    "literal_error": "取值不在允许范围内",
+    "enum": "取值不在允许范围内",
+    "datetime_type": "应为带时区的 ISO 8601 时间，如 2026-09-30T17:00:00+08:00",
+    "datetime_parsing": "应为带时区的 ISO 8601 时间，如 2026-09-30T17:00:00+08:00",
+    "datetime_from_date_parsing": "应为带时区的 ISO 8601 时间，如 2026-09-30T17:00:00+08:00",
+    "timezone_aware": "时间必须带时区偏移，如 2026-09-30T17:00:00+08:00",
+    "date_type": "应为日期 YYYY-MM-DD",
+    "date_parsing": "应为日期 YYYY-MM-DD",
+    "date_from_datetime_parsing": "应为日期 YYYY-MM-DD",
+    "greater_than": "数值太小",
+    "greater_than_equal": "数值太小",
+    "less_than": "数值太大",
+    "less_than_equal": "数值太大",
+    "too_short": "项数太少",
+    "too_long": "项数太多",
+    "url_parsing": "应为合法的 URL",
+    "url_scheme": "URL 协议不被接受",
+    "json_invalid": "不是合法的 JSON",
+    "value_error": "取值不合法",
+}
+
+
 def validation_details(errors: Sequence[Any], skip_prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """pydantic errors → [{"path": "ticket.kind", "message", "type"}] (paths as dotted field names)."""
+    """pydantic errors → the contract's `[{"path": "ticket.kind", "code": "validation.missing", "message"}]`:
+    dotted paths, a stable code from pydantic's error type, a Chinese message (pydantic's English text is
+    kept after it only where no Chinese one is known, e.g. a validator's own message)."""
     details = []
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
         if loc and loc[0] in skip_prefix:
             loc = loc[1:]
-        details.append(
-            {"path": ".".join(loc), "message": str(error.get("msg", "")), "type": error.get("type", "")}
-        )
+        kind = str(error.get("type", "")) or "invalid"
+        message = _PYDANTIC_MESSAGES.get(kind)
+        english = str(error.get("msg", ""))
+        if message is None or kind == "value_error":
+            message = f"取值不合法：{english.removeprefix('Value error, ')}"
+        context = error.get("ctx") or {}
+        if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            bound = next(iter(context.values()), None)
+            word = {"greater_than": "大于", "greater_than_equal": "不小于", "less_than": "小于"}.get(
+                kind, "不大于"
+            )
+            if bound is not None:
+                message = f"应{word} {bound}"
+        if kind in ("literal_error", "enum") and "expected" in context:
+            message = f"取值应为 {context['expected']}"
+        details.append({"path": ".".join(loc), "code": f"validation.{kind}", "message": message})
     return details
 
 

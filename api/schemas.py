@@ -271,7 +271,9 @@ class ErrorOut(BaseModel):
                 {
                     "code": "invalid_request",
                     "message": "请求内容不合法",
-                    "details": [{"path": "ticket.kind", "message": "Field required", "type": "missing"}],
+                    "details": [
+                        {"path": "ticket.kind", "code": "validation.missing", "message": "缺少必填字段"}
+                    ],
                 }
             ]
         }

@@ -121,12 +121,18 @@ def load_yaml(file: str, text: str) -> tuple[Source | None, list[RulesetError]]:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        hint = "values starting with '>', '|', '*', '&', '!', '%', '@' or containing ': ' must be quoted"
-        return None, [
-            RulesetError("yaml_syntax", f"YAML syntax error: {problem}", Location(file, line, col), hint)
-        ]
-    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. duplicate keys)
-        return None, [RulesetError("yaml_syntax", f"YAML error: {exc}", Location(file, 1, 1))]
+        duplicate = "duplicate key" in problem
+        code = "yaml.duplicate_key" if duplicate else "yaml.syntax"
+        summary = "同一层级的键重复" if duplicate else "YAML 语法错误"
+        hint = (
+            "删除或改名重复的键"
+            if duplicate
+            else '以 >、|、*、&、!、%、@ 开头或含有「: 」的值要加引号，如 金额: "< 5000"'
+        )
+        # the parser's own English words stay after the Chinese summary, for whoever reads logs
+        return None, [RulesetError(code, f"{summary}（{problem}）", Location(file, line, col), hint)]
+    except Exception as exc:  # ruamel raises a few unmarked errors
+        return None, [RulesetError("yaml.syntax", f"YAML 无法读取（{exc}）", Location(file, 1, 1))]
     return Source(file, text, data), []
 
 

@@ -248,3 +248,23 @@ def test_a_rule_error_is_a_positioned_422_counted_and_the_event_can_be_retried_o
         assert {"type": "assign", "group": "差旅组", "rule": "费用类别/类别#含差"} in retried.json()[
             "actions"
         ]
+
+
+def test_request_field_errors_follow_the_error_contract_in_chinese(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """pydantic's errors used to leave as English `{path, message, type}`."""
+    response = client.post(
+        "/v1/simulate",
+        json={"events": [], "until": "下周一", "extra": 1},
+        headers=auth(keys["all"]),
+    )
+    assert response.status_code == 422
+    answer = response.json()
+    assert answer["code"] == "invalid_request"
+    by_path = {d["path"]: d for d in answer["details"]}
+    assert all(set(d) == {"path", "code", "message"} for d in answer["details"])
+    assert by_path["extra"]["code"] == "validation.extra_forbidden"
+    assert by_path["extra"]["message"] == "未知字段（不接受）"
+    assert by_path["until"]["code"].startswith("validation.datetime")
+    assert "ISO 8601" in by_path["until"]["message"] and "Input should" not in response.text

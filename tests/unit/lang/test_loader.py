@@ -112,12 +112,12 @@ def test_yaml_syntax_unquoted_comparison_cell(tmp_path: Path) -> None:
             default: {then: []}
         """,
     )
-    error = the(errors, "yaml_syntax")
+    error = the(errors, "yaml.syntax")
     line, col = pos(text, ">= 部门经理")
     # ruamel reads `>` as a folded-scalar indicator and stops at the `=` that follows it
     assert_at(error, path, line, col + 1)
-    assert "YAML syntax error" in error.message
-    assert error.hint is not None and "quoted" in error.hint
+    assert error.message.startswith("YAML 语法错误（")  # the parser's English words follow, for logs
+    assert error.hint is not None and "要加引号" in error.hint
     assert len(errors) == 1
 
 
@@ -136,7 +136,7 @@ def test_yaml_syntax_colon_space_inside_value(tmp_path: Path) -> None:
                   message: 注意: 金额
         """,
     )
-    error = the(errors, "yaml_syntax")
+    error = the(errors, "yaml.syntax")
     line, col = pos(text, ": 金额")
     assert_at(error, path, line, col)
     assert "mapping values are not allowed" in error.message
@@ -784,3 +784,9 @@ def test_valid_folder_has_no_errors(tmp_path: Path) -> None:
         """,
     )
     assert errors == []
+
+
+def test_yaml_duplicate_key_has_its_own_code(tmp_path: Path) -> None:
+    _, _, errors = check(tmp_path, "ruleset: r\nkind: expense\nkind: loan\nrules: []\n")
+    error = the(errors, "yaml.duplicate_key")
+    assert error.message.startswith("同一层级的键重复（") and error.location.line == 3
