@@ -65,7 +65,7 @@ class CalendarArtifact:
             {**timeline.at(now).calendars, name: draft},
         )
         files = corpus(self.shipped_cases, chosen.values())
-        loaded, errors = load_corpus(files)
+        loaded, errors = load_corpus(files, self.factory.kinds)
         run = GateRun(Scenario("现行版本", now, chosen), book, [] if errors else loaded, files)
         tests, _ = run_gate([run], self._engine_lock)
         warnings = [

@@ -37,7 +37,7 @@ def gate_draft(
     for scenario in scenarios(versions, now, name):
         others = {n: factory.stored(r) for n, r in scenario.chosen.items()}
         files = {**corpus(shipped_cases, scenario.chosen.values()), **own}
-        loaded, errors = load_corpus(files)
+        loaded, errors = load_corpus(files, factory.kinds)
         if errors:
             raise InvalidDraftError(errors, "合规样例文件有错误")
         runs.append(GateRun(scenario, factory.book({**others, name: ruleset}), loaded, files))

@@ -20,6 +20,7 @@ from rulesvc.cases.model import Case, load_case_text
 from rulesvc.cases.runner import Report, format_failure, run_cases
 from rulesvc.errors import RulesetError
 from rulesvc.lang.loader import RulesFolder
+from rulesvc.lang.model import KindSchema
 from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.lifecycle.timeline import in_force
 from rulesvc.model import Decision, Event
@@ -54,18 +55,23 @@ def corpus_hash(files: Mapping[str, str]) -> str:
     return sha256_hex(canonical(dict(sorted(files.items()))))
 
 
-def load_corpus(files: Mapping[str, str]) -> tuple[list[Case], list[RulesetError]]:
+def load_corpus(
+    files: Mapping[str, str], kinds: Mapping[str, KindSchema] | None = None
+) -> tuple[list[Case], list[RulesetError]]:
+    """The cases of the files; with `kinds`, every event is validated as ingest does (as `rulesvc test`)."""
     cases: list[Case] = []
     errors: list[RulesetError] = []
     for name in sorted(files):
-        found, problems = load_case_text(case_label(name), files[name])
+        found, problems = load_case_text(case_label(name), files[name], kinds)
         cases.extend(found)
         errors.extend(problems)
     return cases, sorted(errors, key=RulesetError.sort_key)
 
 
-def check_case_files(files: Mapping[str, str]) -> list[RulesetError]:
-    return load_corpus(files)[1]
+def check_case_files(
+    files: Mapping[str, str], kinds: Mapping[str, KindSchema] | None = None
+) -> list[RulesetError]:
+    return load_corpus(files, kinds)[1]
 
 
 class LockedBook:

@@ -86,7 +86,7 @@ class Importing:
             if name in rulesets or name in cases:
                 self.queries.check_base(name, version)
         self._parse_all(rulesets)
-        problems = check_case_files(cases)
+        problems = check_case_files(cases, self.factory.kinds)
         if problems:
             raise InvalidDraftError(problems, "合规样例文件有错误")
         if not self.store.has_versions():

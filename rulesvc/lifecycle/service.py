@@ -169,7 +169,7 @@ class LifecycleService(Importing):
         for file in cases:
             check_name(file, "样例文件名")
             require_own_file(name, file)
-        problems = check_case_files(cases)
+        problems = check_case_files(cases, self.factory.kinds)
         if problems:
             raise InvalidDraftError(problems, "合规样例文件有错误")
         versions = self.store.all_versions()
@@ -228,7 +228,7 @@ class LifecycleService(Importing):
         require_author(draft, actor, "修改")
         require_status(draft, DRAFT, "上传样例")
         cases = {**draft.cases, file: text}
-        problems = check_case_files({file: text})
+        problems = check_case_files({file: text}, self.factory.kinds)
         if problems:
             raise InvalidDraftError(problems, "合规样例文件有错误")
         tests = self._test(name, draft.content, cases)

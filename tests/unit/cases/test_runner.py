@@ -340,3 +340,22 @@ def test_coverage_universe_has_every_rule_and_row_of_the_shipped_rulesets(book: 
     assert len(refs) == len(set(refs)) == 23
     assert sum(1 for ref in refs if "#" in ref) == 8  # table rows including the three default rows
     assert run_cases(book, [], refs).coverage == 0.0
+
+
+def test_draft_case_files_are_validated_against_the_kinds_as_rulesvc_test_does() -> None:
+    """The lifecycle gate (drafts over HTTP) reads the same corpus: a case event breaking its kind is an
+    error there too, not a silent default."""
+    from rulesvc.lifecycle.gate import check_case_files
+
+    book = RuleBook.load([Path(__file__).resolve().parents[3] / "rulesets"])
+    text = (
+        "cases:\n"
+        "  - name: 金额带逗号\n"
+        "    given:\n"
+        "      - {type: ticket.created, at: '2026-11-02T09:00:00+08:00',"
+        " ticket: {kind: loan, id: L-9, amount: '6,000,000', credit_rating: AA}}\n"
+        "    expect: [{type: assign}]\n"
+    )
+    errors = check_case_files({"loan-approval.yaml": text}, book.kinds)
+    assert [e.code for e in errors] == ["bad_case", "bad_event"]
+    assert "ticket.amount: 应为数字" in next(e.message for e in errors if e.code == "bad_event")
