@@ -23,8 +23,11 @@ from api.errors import install_error_handlers
 from api.lifecycle import install_lifecycle
 from api.metrics import Metrics
 from api.middleware import ServiceMiddleware
+from api.people_schemas import BODY_MODELS as PEOPLE_BODY_MODELS
 from api.responses import JSONBytes
-from api.routes import actions, audit, decisions, events, health, reports, simulate, webhooks
+from api.routes import actions, audit, auth, decisions, events, health, reports, simulate, webhooks
+from api.routes.admin import install_admin
+from api.routes.auth import BODY_MODELS as AUTH_BODY_MODELS
 from api.routes.rulesets import BODY_MODELS
 from api.schemas import EventIn, SimulateIn
 from api.timer_schemas import TIMER_BODY_MODELS
@@ -62,7 +65,9 @@ def create_app(
     checkpoints, lifecycle = services.checkpoints, services.lifecycle
     metrics = Metrics()
     redis_client = _redis(settings.redis_url)
-    runtime = Runtime(settings, services.decisions, metrics, services.engine, redis_client)
+    runtime = Runtime(
+        settings, services.decisions, metrics, services.engine, redis_client, services.people, services.signin
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -95,6 +100,8 @@ def create_app(
         app.include_router(module.router)
     app.router.routes.insert(0, events.FastEventRoute())
     install_error_handlers(app)
+    install_admin(app)
+    app.include_router(auth.router)
     install_docs_pages(app)
     if lifecycle is not None:
         install_lifecycle(app, lifecycle)
@@ -108,7 +115,9 @@ def create_app(
         access_log_enabled=settings.access_log,
         request_timeout=settings.request_timeout or None,
     )
-    _install_openapi(app, [EventIn, SimulateIn, *BODY_MODELS, *TIMER_BODY_MODELS])
+    _install_openapi(
+        app, [EventIn, SimulateIn, *BODY_MODELS, *TIMER_BODY_MODELS, *PEOPLE_BODY_MODELS, *AUTH_BODY_MODELS]
+    )
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from api.metrics import Metrics
 from rulesvc import exactjson
 from rulesvc.apikeys import Permission, Principal
 from rulesvc.decisions.service import DecisionService
+from rulesvc.people.errors import PeopleError
+from rulesvc.people.service import PeopleService
+from rulesvc.people.signin import SignIn
 from rulesvc.settings import Settings
 
 
@@ -27,6 +31,8 @@ class Runtime:
     metrics: Metrics
     engine: Engine
     redis: Any | None = None
+    people: PeopleService | None = None
+    signin: SignIn | None = None
 
 
 def runtime(request: Request) -> Runtime:
@@ -36,6 +42,10 @@ def runtime(request: Request) -> Runtime:
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer rsk_...`")
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
+SESSION_COOKIE = "rulesvc_session"
+CSRF_COOKIE = "rulesvc_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Principal]]:
@@ -55,25 +65,61 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def authorize(request: Request, key: str | None, permission: Permission) -> Principal:
+async def require_signed_in(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Principal:
+    """A dependency admitting any valid key or session, whatever its roles."""
+    return await authorize(request, credentials.credentials if credentials else None, None)
+
+
+async def authorize(request: Request, key: str | None, permission: Permission | None) -> Principal:
+    """The caller of a bearer key or, without one, of the session cookie (state-changing requests made
+    with a session must echo its CSRF token in `X-CSRF-Token`); 401/403 otherwise."""
     if not key:
-        raise ApiError(
-            401, "unauthorized", "缺少 API 密钥（Authorization: Bearer ...）", None, _UNAUTHORIZED_HEADERS
-        )
-    service = runtime(request).service
-    hit, principal = service.cached_principal(key)
-    if not hit:
-        principal = await run_in_threadpool(service.authenticate, key)
-    if principal is None:
-        raise ApiError(401, "unauthorized", "API 密钥无效或已吊销", None, _UNAUTHORIZED_HEADERS)
-    if not principal.may(permission):
+        principal = await _session_principal(request)
+    else:
+        service = runtime(request).service
+        hit, found = service.cached_principal(key)
+        if not hit:
+            found = await run_in_threadpool(service.authenticate, key)
+        if found is None:
+            raise ApiError(401, "unauthorized", "API 密钥无效或已吊销", None, _UNAUTHORIZED_HEADERS)
+        principal = found
+    if permission is not None and not principal.may(permission):
         raise ApiError(
             403,
             "forbidden",
             f"当前角色无权执行此操作（需要 {permission.value}）",
             {"permission": permission.value, "roles": sorted(principal.roles)},
         )
-    request.scope["rulesvc.key_id"] = principal.key_id
+    request.scope["rulesvc.key_id"] = principal.key_id or f"session:{principal.session_id}"
+    return principal
+
+
+async def _session_principal(request: Request) -> Principal:
+    token = request.cookies.get(SESSION_COOKIE)
+    signin = runtime(request).signin
+    if not token or signin is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "缺少 API 密钥（Authorization: Bearer ...）",
+            None,
+            _UNAUTHORIZED_HEADERS,
+        )
+    try:
+        record, principal = await run_in_threadpool(signin.session, token)
+    except PeopleError as exc:
+        raise ApiError(401, exc.code, exc.message, exc.details, _UNAUTHORIZED_HEADERS) from None
+    if request.method not in _SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not hmac.compare_digest(sent.encode(), record.csrf_token.encode()):
+            raise ApiError(
+                403,
+                "auth.csrf",
+                f"缺少或错误的 CSRF 令牌：用登录会话修改数据时须在 {CSRF_HEADER} 头带上登录时返回的 csrf_token",
+                {"header": CSRF_HEADER},
+            )
     return principal
 
 

@@ -47,6 +47,17 @@ from rulesvc.lifecycle import (
     StateError,
 )
 from rulesvc.masking import default_policy
+from rulesvc.people.errors import (
+    DisabledError,
+    InvalidCredentialsError,
+    LockedError,
+    PeopleError,
+    SelfLockoutError,
+    SessionExpiredError,
+    TotpRequiredError,
+    UsernameTakenError,
+)
+from rulesvc.people.errors import NotFoundError as PeopleNotFoundError
 from rulesvc.sla.reports import InvalidReportError
 
 log = logging.getLogger("rulesvc.api")
@@ -93,6 +104,15 @@ ERROR_STATUS: dict[type[RulesvcError] | tuple[type[RulesvcError], str], int] = {
     StateError: 409,
     StaleDraftError: 409,
     LifecycleError: 422,
+    PeopleNotFoundError: 404,
+    UsernameTakenError: 409,
+    SelfLockoutError: 409,
+    InvalidCredentialsError: 401,
+    TotpRequiredError: 401,
+    SessionExpiredError: 401,
+    DisabledError: 403,
+    LockedError: 423,
+    PeopleError: 422,
 }
 """The one table from core errors to HTTP statuses. An error takes the entry of its nearest class (with its
 `code` first, then alone): a new subclass inherits its parent's status. A core error missing here is a 500."""
@@ -126,7 +146,7 @@ def _details(exc: RulesvcError) -> Any:
         return exc.details()
     if isinstance(exc, ChainRolledBackError):
         return {"head_seq": exc.head_seq, "known_seq": exc.known_seq}
-    if isinstance(exc, LifecycleError):
+    if isinstance(exc, LifecycleError | PeopleError):
         return exc.details
     return None
 
@@ -284,7 +304,9 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("integrity: %s", exc)
         if isinstance(exc, RuleRuntimeError):
             _rule_error(request, exc)
-        message = exc.message if isinstance(exc, LifecycleError | RuleRuntimeError) else str(exc)
+        message = (
+            exc.message if isinstance(exc, LifecycleError | RuleRuntimeError | PeopleError) else str(exc)
+        )
         details = _details(exc)
         if isinstance(exc, IdempotencyConflictError):
             message = default_policy().mask_text(message)  # the event id may carry personal data

@@ -68,6 +68,7 @@ class ServiceMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("ascii")))
+                headers.extend(security_headers(headers))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -207,3 +208,21 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+_HTML_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
+
+
+def security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Headers every answer gets (`nosniff`), and HTML pages besides: never framed (clickjacking), no
+    referrer leaving the intranet, not kept in shared caches."""
+    names = {name.lower() for name, _ in headers}
+    added = [] if b"x-content-type-options" in names else [(b"x-content-type-options", b"nosniff")]
+    content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+    if content_type.lower().startswith(b"text/html"):
+        added.extend(header for header in _HTML_HEADERS if header[0] not in names)
+    return added

@@ -1,5 +1,5 @@
-"""Service and operations commands: `serve`, `worker`, `keys create|list|revoke`, `audit verify`,
-`db upgrade`.
+"""Service and operations commands: `serve`, `worker`, `audit verify`, `db upgrade` (people and keys:
+`cli.people`).
 
 Settings come from the environment (`RULESVC_DATABASE_URL`, `RULESVC_RULESETS`, ...). API keys are printed
 once, alone on the last line of stdout, and never logged.
@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rulesvc.apikeys import Role, parse_roles
+from rulesvc.apikeys import Role
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import SystemClock
 
-keys_app = typer.Typer(help="API keys (stored as SHA-256 hashes only).", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident decision log.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -33,7 +32,6 @@ def register(app: typer.Typer) -> None:
     """Attach the operations commands to the root app."""
     app.command("serve")(serve)
     app.command("worker")(worker)
-    app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
     app.add_typer(db_app, name="db")
 
@@ -113,7 +111,10 @@ def first_key_notice(settings: Settings, store: KeyStore) -> tuple[str, bool]:
         ]
         return "\n".join(["", RULER, *lines, RULER, ""]), False
     lines = [
-        "数据库中还没有任何 API 密钥，所有接口都会拒绝访问。在能连到该数据库的主机上创建第一个管理员密钥（只显示一次）：",
+        "数据库中还没有任何 API 密钥，所有接口都会拒绝访问。在能连到该数据库的主机上创建第一个管理员"
+        "（打印用户 id 和一次性密码，只显示一次）：",
+        "  RULESVC_DATABASE_URL=<同一数据库> rulesvc users create --name 管理员姓名 --role admin",
+        "或者直接创建一个管理员密钥：",
         "  RULESVC_DATABASE_URL=<同一数据库> rulesvc keys create --role admin --label 管理员姓名",
     ]
     return "\n".join(["", RULER, *lines, RULER, ""]), True
@@ -163,55 +164,6 @@ def _http() -> str:
     except ImportError:
         return "h11"
     return "httptools"
-
-
-@keys_app.command("create")
-def keys_create(
-    role: list[str] = typer.Option(
-        ..., "--role", help=f"role ({', '.join(r.value for r in Role)}); repeatable"
-    ),
-    label: str = typer.Option("", "--label", help="who or what the key is for"),
-) -> None:
-    """Create an API key; the key is printed once, alone on the last line."""
-    from rulesvc.decisions.service import create_api_key
-
-    try:
-        roles = parse_roles(role)
-    except ValueError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    from rulesvc.wiring.database import key_store
-
-    with key_store(Settings()) as store:
-        key_id, key = create_api_key(store, roles, SystemClock(), label)
-    typer.echo(f"key_id: {key_id}  roles: {','.join(sorted(roles))}", err=True)
-    typer.echo(key)
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List keys (id, roles, label, created, revoked); never the keys themselves."""
-    from rulesvc.wiring.database import key_store
-
-    with key_store(Settings()) as store:
-        records = store.list_keys()
-    for record in records:
-        status = f"revoked {record.revoked_at.isoformat()}" if record.revoked_at else "active"
-        roles = ",".join(sorted(record.roles))
-        typer.echo(f"{record.key_id}\t{roles}\t{record.created_at.isoformat()}\t{status}\t{record.label}")
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `keys list`")) -> None:
-    """Revoke a key (takes effect within seconds on running services)."""
-    from rulesvc.wiring.database import key_store
-
-    with key_store(Settings()) as store:
-        revoked = store.revoke_key(key_id, SystemClock().now())
-    if not revoked:
-        typer.echo(f"no active key {key_id!r}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"revoked {key_id}")
 
 
 @audit_app.command("verify")

@@ -1,5 +1,5 @@
 """`rulesvc` command line: authoring commands in `authoring`, service/operations commands in `ops`,
-ruleset lifecycle commands in `rulesets`."""
+people and keys in `people`, ruleset and calendar lifecycle commands in `rulesets` and `calendars`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from cli import authoring, calendars, ops, rulesets
+    from cli import authoring, calendars, ops, people, rulesets
 
     authoring.register(app)
     ops.register(app)
+    people.register(app)
     rulesets.register(app)
     calendars.register(app)
     app()

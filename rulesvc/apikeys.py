@@ -20,6 +20,7 @@ Role matrix (✓ allowed; "clear" = personal data unmasked, and the read itself 
 | `rulesets:replay`   | backtest a draft (masked)      |        | ✓      | ✓        |            |         | ✓     |
 | `webhooks:admin`    | /v1/webhooks/... (subscriptions, dead letters) | |  |          |            |         | ✓     |
 | `reports:read`      | GET /v1/reports/sla            |        |        |          | ✓          | ✓       | ✓     |
+| `people:admin`      | /v1/admin/... (users, keys)    |        |        |          |            |         | ✓     |
 
 `admin` may call every route but holds no personal-data clearance: only `compliance` reads in clear
 (separation of duties — operators run the service, compliance looks at customers' data). Editors and
@@ -67,6 +68,7 @@ class Permission(StrEnum):
     RULESETS_REPLAY = "rulesets:replay"
     WEBHOOKS_ADMIN = "webhooks:admin"
     REPORTS_READ = "reports:read"
+    PEOPLE_ADMIN = "people:admin"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -85,6 +87,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.RULESETS_REPLAY: frozenset({Role.EDITOR, Role.APPROVER, Role.ADMIN}),
     Permission.WEBHOOKS_ADMIN: frozenset({Role.ADMIN}),
     Permission.REPORTS_READ: frozenset({Role.COMPLIANCE, Role.AUDITOR, Role.ADMIN}),
+    Permission.PEOPLE_ADMIN: frozenset({Role.ADMIN}),
 }
 
 CLEARANCE_ROLES = frozenset({Role.COMPLIANCE})
@@ -138,15 +141,56 @@ def matches(key: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_key(key), stored_hash)
 
 
+def actor_name(ident: str, label: str = "") -> str:
+    """How a caller is named in lifecycle records and chain entries: `张敏 (u_3f2a9c1e0b7d)`,
+    `风险专员张敏 (3f2a9c1e0b7d)`, or the bare id. The id in parentheses is what four eyes compares."""
+    label = " ".join(label.split())[:48]
+    return f"{label} ({ident})" if label else ident
+
+
+_ACTOR_ID = re.compile(r"\(([^()\s]+)\)$")
+
+
+def actor_id(actor: str) -> str:
+    """The id an actor name ends with (`张敏 (u_3f2a9c1e0b7d)` → `u_3f2a9c1e0b7d`), or the name itself."""
+    match = _ACTOR_ID.search(actor)
+    return match.group(1) if match else actor
+
+
+def same_actor(first: str, second: str) -> bool:
+    """Do two actor names name the same person or service (by id; display names may be shared)?"""
+    return actor_id(first) == actor_id(second)
+
+
+USER = "user"
+SERVICE = "service"
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's id (never the key) and its roles."""
+    """Who is calling: the key's id (never the key) or the session's, the roles in effect (the key's,
+    never more than its owner's) and the owner — a person (`user`) or a service account (`service`)."""
 
     key_id: str
     roles: frozenset[Role]
+    principal_id: str = ""
+    name: str = ""
+    kind: str = SERVICE
+    label: str = ""
+    """The key's label (service accounts are named by their key in lifecycle records)."""
+    session_id: str = ""
+    """Set when the caller signed in (a browser session) rather than presenting a key."""
 
     def may(self, permission: Permission) -> bool:
         return allowed(self.roles, permission)
+
+    @property
+    def actor(self) -> str:
+        """The name recorded as author, reviewer or publisher: a person by their user id, whatever key or
+        session they use (four eyes is per person); a service account by its key."""
+        if self.kind == USER and self.principal_id:
+            return actor_name(self.principal_id, self.name)
+        return actor_name(self.key_id, self.label)
 
     @property
     def clearance(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -136,6 +137,35 @@ class Settings(BaseSettings):
     )
     db_statement_timeout: float = Field(
         default=30.0, ge=0, description="PostgreSQL statement_timeout in seconds (0: none)."
+    )
+    key_cache_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "Seconds a replica keeps what a presented API key grants. Revoking a key, or disabling its owner, "
+            "drops every replica's cache at once through Redis; without Redis this is the longest a replica "
+            "may still accept a revoked key."
+        ),
+    )
+    session_idle_minutes: float = Field(
+        default=30, gt=0, description="A sign-in session unused this long ends (the person signs in again)."
+    )
+    session_absolute_hours: float = Field(
+        default=12, gt=0, description="A sign-in session ends this long after sign-in, however busy."
+    )
+    session_cookie_secure: bool = Field(
+        default=False,
+        description="Mark the session cookies Secure (sent over HTTPS only): set true behind HTTPS.",
+    )
+    session_cookie_samesite: Literal["lax", "strict"] = Field(
+        default="lax", description="SameSite attribute of the session cookies."
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, le=100, description="Failed sign-ins in a row that lock a local account."
+    )
+    login_lockout_minutes: float = Field(
+        default=15, gt=0, description="How long a locked local account stays locked."
     )
     log_level: str = "INFO"
     access_log: bool = True

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import json_body, require, runtime
+from api.deps import json_body, require
 from api.errors import ApiError
 from api.responses import JSONBytes
 from api.ruleset_schemas import (
@@ -42,7 +42,7 @@ from api.ruleset_schemas import (
 from api.schemas import ErrorOut
 from rulesvc.apikeys import Permission, Principal, Role
 from rulesvc.lifecycle.queries import RulesetQueries
-from rulesvc.lifecycle.service import LifecycleService, actor_name
+from rulesvc.lifecycle.service import LifecycleService
 from rulesvc.lifecycle.views import draft_json, overview_json, version_json
 from rulesvc.wiring.lifecycle import Lifecycle
 
@@ -111,10 +111,9 @@ def _as_of(request: Request, query: AsOfQuery) -> tuple[RulesetQueries, datetime
 
 
 async def _actor(request: Request, principal: Principal) -> str:
-    """Who acts, as recorded in drafts, versions and the chain: the key's label and id."""
-    keys = await run_in_threadpool(runtime(request).service.keys.list_keys)
-    label = next((k.label for k in keys if k.key_id == principal.key_id), "")
-    return actor_name(principal.key_id, label)
+    """Who acts, as recorded in drafts, versions and the chain: the person (name and user id, whatever
+    key or session they use), or a service account's key (label and key id)."""
+    return principal.actor
 
 
 def _media(request: Request) -> str:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from rulesvc.apikeys import Role
 from rulesvc.audit.chain import ChainEntry
 from rulesvc.audit.records import FeedRecord
+from rulesvc.people.model import ApiKeyRecord
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
 
@@ -98,20 +98,6 @@ class DecisionEvidence:
     record_text: str | None
     input_salt: str | None
     clear_input_text: str | None
-
-
-@dataclass(frozen=True)
-class ApiKeyRecord:
-    key_id: str
-    key_hash: str
-    roles: frozenset[Role]
-    label: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
 
 
 class DecisionStore(Protocol):

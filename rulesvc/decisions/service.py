@@ -36,7 +36,7 @@ from rulesvc.audit.chain import (
 from rulesvc.audit.chain import Problem as ChainProblem
 from rulesvc.audit.checkpoints import Checkpoint, CheckpointError, CheckpointKeeper
 from rulesvc.audit.evidence import EvidenceReader, check_feed, verify_rows
-from rulesvc.decisions.ports import ApiKeyRecord, DecisionStore, KeyStore, NewDecision, StoredDecision
+from rulesvc.decisions.ports import DecisionStore, KeyStore, NewDecision, StoredDecision
 from rulesvc.decisions.record import decision_payload, new_decision, record_json
 from rulesvc.decisions.ticket_work import EventTicketWork
 from rulesvc.delivery.notify import ACTIONS, TIMERS, Notifier
@@ -45,6 +45,8 @@ from rulesvc.errors import InvalidEventError, Problem, RulesvcError
 from rulesvc.lang.model import KindSchema
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
+from rulesvc.people.access import key_principal
+from rulesvc.people.model import ApiKeyRecord
 from rulesvc.sla.clock import Clock
 from rulesvc.sla.ticket_timers import TIMER_ACTIONS
 from rulesvc.validation import DEFAULT_LIMITS, CheckedEvent, Limits, read_event, same_meaning
@@ -167,7 +169,7 @@ class DecisionService:
         clock: Clock,
         masking: MaskPolicy,
         simulator: Simulator | None = None,
-        key_cache_seconds: float = 5.0,
+        key_cache_seconds: float = 1.0,
         engine_lock: threading.Lock | None = None,
         notifier: Notifier | None = None,
         limits: Limits = DEFAULT_LIMITS,
@@ -422,6 +424,10 @@ class DecisionService:
 
     # -- API keys -----------------------------------------------------------------------------------------
 
+    def forget_keys(self) -> None:
+        """Drop cached key answers (a key was revoked, or an owner disabled or stripped of a role)."""
+        self._key_cache.clear()
+
     def cached_principal(self, key: str) -> tuple[bool, Principal | None]:
         """(True, principal) when the answer for this key is known without the database."""
         if key_id_of(key) is None:
@@ -432,7 +438,8 @@ class DecisionService:
         return False, None
 
     def authenticate(self, key: str) -> Principal | None:
-        """The principal of an active key, or None. Results are cached briefly (revocation lag ≤ cache TTL)."""
+        """The principal of an active key whose owner is enabled, or None. Results are cached briefly;
+        revoking a key or disabling its owner drops every replica's cache at once (`forget_keys`)."""
         if key_id_of(key) is None:
             return None
         key_hash = hash_key(key)
@@ -441,7 +448,7 @@ class DecisionService:
         if cached is not None and cached[0] > now:
             return cached[1]
         record = self.keys.find_key_by_hash(key_hash)
-        principal = Principal(record.key_id, record.roles) if record and record.active else None
+        principal = key_principal(record)
         if len(self._key_cache) > 10_000:
             self._key_cache.clear()
         self._key_cache[key_hash] = (now + self._key_cache_seconds, principal)

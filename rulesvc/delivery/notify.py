@@ -1,7 +1,8 @@
 """Wake-up notifications between the parts of one process and, with Redis, between replicas.
 
 A notification carries no data, only "something changed on this topic" (`actions`: new actions in the
-feed; `timers`: timers were started or moved). Receivers must re-read the database, so a lost notification
+feed; `timers`: timers were started or moved; `keys`: a key was revoked or an owner lost rights — key caches
+are dropped). Receivers must re-read the database, so a lost notification
 costs latency, never correctness: the timer poller and the delivery worker also run on a fixed interval and
 long-polls re-check the feed periodically.
 
@@ -23,6 +24,7 @@ log = logging.getLogger("rulesvc.notify")
 
 ACTIONS = "actions"
 TIMERS = "timers"
+KEYS = "keys"
 CHANNEL_PREFIX = "rulesvc:"
 
 Listener = Callable[[str], None]
@@ -93,7 +95,7 @@ class RedisNotifier(LocalNotifier):
     notifications (logged once per outage), never to errors.
     """
 
-    def __init__(self, url: str, topics: tuple[str, ...] = (ACTIONS, TIMERS)) -> None:
+    def __init__(self, url: str, topics: tuple[str, ...] = (ACTIONS, TIMERS, KEYS)) -> None:
         super().__init__()
         import redis
 

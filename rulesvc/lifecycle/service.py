@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from rulesvc.apikeys import same_actor
 from rulesvc.lifecycle.artifacts import ArtifactType, RulesetArtifact
 from rulesvc.lifecycle.errors import (
     BadRequestError,
@@ -94,15 +95,6 @@ class Publication:
     """Pending (future) versions that will now never take effect."""
     effects: Mapping[str, Any] = field(default_factory=dict)
     """What the publication triggered (calendars: the re-planned timers), part of the answer."""
-
-
-def actor_name(key_id: str, label: str = "") -> str:
-    """How an API key is named in the lifecycle records: `风险专员张敏 (3f2a9c1e0b7d)`, or the bare key id.
-
-    Four eyes compares these names, so they must identify the key: the key id is always part of it.
-    """
-    label = " ".join(label.split())[:48]
-    return f"{label} ({key_id})" if label else key_id
 
 
 class LifecycleService(Importing):
@@ -331,9 +323,9 @@ class LifecycleService(Importing):
 
         def decide(view: StoreView) -> Change:
             current = require_draft(view, draft_id)
-            if current.author == actor:
+            if same_actor(current.author, actor):
                 raise FourEyesError(
-                    f"四眼原则：草稿作者不能{verb}自己的草稿（即使持有 approver 角色）",
+                    f"四眼原则：草稿作者本人不能{verb}自己的草稿（无论使用哪个密钥或会话、持有什么角色）",
                     {"draft_id": draft_id, "author": current.author},
                 )
             require_status(current, SUBMITTED, verb)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rulesvc.apikeys import same_actor
 from rulesvc.audit.chain import canonical, sha256_hex
 from rulesvc.lifecycle.errors import (
     BadRequestError,
@@ -93,7 +94,7 @@ def evidence_hash(draft: DraftRecord) -> str:
 
 
 def require_author(draft: DraftRecord, actor: str, step: str) -> None:
-    if draft.author != actor:
+    if not same_actor(draft.author, actor):
         raise ForbiddenError(f"只有草稿作者才能{step}草稿", {"author": draft.author})
 
 

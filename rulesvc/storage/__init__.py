@@ -2,13 +2,13 @@
 
 from rulesvc.audit.records import FeedRecord
 from rulesvc.decisions.ports import (
-    ApiKeyRecord,
     DecisionEvidence,
     DecisionStore,
     KeyStore,
     NewDecision,
     StoredDecision,
 )
+from rulesvc.people.model import ApiKeyRecord
 from rulesvc.storage.engine import make_engine, migrate
 from rulesvc.storage.sql import SqlStore
 

@@ -11,19 +11,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import sessionmaker
 
-from rulesvc.apikeys import parse_roles
 from rulesvc.audit.chain import KIND_DECISION, ChainEntry
 from rulesvc.audit.evidence import EvidenceError
 from rulesvc.audit.records import FeedRecord
 from rulesvc.decisions.ports import (
-    ApiKeyRecord,
     DecisionEvidence,
     NewDecision,
     StoredDecision,
 )
+from rulesvc.people.model import ApiKeyRecord
 from rulesvc.storage.bulk import Statements
 from rulesvc.storage.decision_writes import (
     chain,
@@ -39,9 +38,9 @@ from rulesvc.storage.decision_writes import (
 )
 from rulesvc.storage.engine import writer
 from rulesvc.storage.group_commit import GroupCommitter
+from rulesvc.storage.people_store import SqlPeopleStore
 from rulesvc.storage.tables import (
     ActionRow,
-    ApiKeyRow,
     AuditHeadRow,
     AuditRow,
     DecisionInputRow,
@@ -58,6 +57,7 @@ class SqlStore:
     def __init__(self, engine: Engine, *, group_commit: bool = True, max_batch: int = 64) -> None:
         """With `group_commit`, concurrent `append_decision` calls of this process share transactions."""
         self.engine = engine
+        self.people = SqlPeopleStore(engine)
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=writer(engine), expire_on_commit=False)
         self._committer: GroupCommitter[NewDecision, tuple[StoredDecision, bool]] | None = (
@@ -256,42 +256,22 @@ class SqlStore:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
-    # -- API keys -----------------------------------------------------------------------------------------
+    # -- API keys (rows and their chain entries live with the people store) ---------------------------------
 
-    def create_key(self, record: ApiKeyRecord) -> None:
-        with self._write() as session, session.begin():
-            session.add(
-                ApiKeyRow(
-                    key_id=record.key_id,
-                    key_hash=record.key_hash,
-                    roles=",".join(sorted(record.roles)),
-                    label=record.label,
-                    created_at=record.created_at,
-                    revoked_at=record.revoked_at,
-                )
-            )
+    def create_key(self, record: ApiKeyRecord, by: str = "system") -> None:
+        self.people.add_key(record, by)
 
     def find_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
-        with self._read() as session:
-            row = session.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash)).first()
-            return _key(row) if row else None
+        return self.people.find_key_by_hash(key_hash)
 
     def list_keys(self) -> list[ApiKeyRecord]:
-        with self._read() as session:
-            return [_key(r) for r in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)).all()]
+        return self.people.list_keys()
 
-    def revoke_key(self, key_id: str, at: datetime) -> bool:
-        with self._write() as session, session.begin():
-            result = session.execute(
-                update(ApiKeyRow)
-                .where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
-                .values(revoked_at=at)
-            )
-            return bool(getattr(result, "rowcount", 0))
+    def revoke_key(self, key_id: str, at: datetime, by: str = "system") -> bool:
+        return self.people.revoke_key(key_id, at, by)
 
     def count_keys(self) -> int:
-        with self._read() as session:
-            return int(session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0)
+        return self.people.count_keys()
 
 
 _RACE_RETRIES = 3
@@ -299,14 +279,3 @@ _RACE_RETRIES = 3
 
 class _RacedError(Exception):
     """A decision for one of the batch's events was committed by another writer after the pre-check."""
-
-
-def _key(row: ApiKeyRow) -> ApiKeyRecord:
-    return ApiKeyRecord(
-        key_id=row.key_id,
-        key_hash=row.key_hash,
-        roles=parse_roles([row.roles]),
-        label=row.label,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )

@@ -107,3 +107,5 @@ class ApiKeyRow(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    principal_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    """The person or service account the key belongs to (`principals`)."""

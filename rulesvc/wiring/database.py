@@ -14,11 +14,15 @@ from rulesvc.audit.chain import Problem, VerifyResult
 from rulesvc.audit.checkpoints import CheckpointDirectory, Signer, checked_checkpoints, trusted_keys
 from rulesvc.decisions.ports import KeyStore
 from rulesvc.decisions.service import verify_all
+from rulesvc.delivery.notify import KEYS, shared_notifier
 from rulesvc.lifecycle.ports import KIND_CALENDAR, KIND_RULESET
 from rulesvc.lifecycle.queries import ruleset_problems
+from rulesvc.people.service import PeopleService
 from rulesvc.settings import Settings
+from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine, migrate
 from rulesvc.storage.evidence_reads import SqlEvidenceReader
+from rulesvc.storage.people_store import SqlPeopleStore
 from rulesvc.storage.ruleset_store import SqlRulesetStore
 
 
@@ -35,6 +39,25 @@ def key_store(settings: Settings) -> Iterator[KeyStore]:
     engine = open_database(settings.database_url)
     try:
         yield SqlStore(engine, group_commit=False)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def people_admin(settings: Settings) -> Iterator[PeopleService]:
+    """People and key administration on the configured database (migrated first), for one command. Changes
+    that alter what a key grants are announced on Redis when configured (running services drop their key
+    caches at once; without Redis within `key_cache_seconds`)."""
+    engine = open_database(settings.database_url)
+
+    def changed() -> None:
+        if settings.redis_url:
+            notifier = shared_notifier(settings.redis_url)
+            notifier.publish(KEYS)
+            notifier.close()
+
+    try:
+        yield PeopleService(SqlPeopleStore(engine), SystemClock(), changed)
     finally:
         engine.dispose()
 

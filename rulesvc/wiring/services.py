@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -16,14 +18,17 @@ from sqlalchemy import Engine
 from rulesvc.audit.checkpoints import CheckpointKeeper, build_keeper
 from rulesvc.decisions.replan import CalendarReplanner
 from rulesvc.decisions.service import DecisionService, Evaluator, Simulator
-from rulesvc.delivery.notify import Notifier, shared_notifier
+from rulesvc.delivery.notify import KEYS, Notifier, shared_notifier
 from rulesvc.delivery.service import WebhookService
 from rulesvc.lifecycle.service import Publication
+from rulesvc.people.service import PeopleService
+from rulesvc.people.signin import SignIn, SignInPolicy
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.sla.reports import SlaSource
 from rulesvc.storage import SqlStore
 from rulesvc.storage.evidence_reads import SqlEvidenceReader
+from rulesvc.storage.signin_store import SqlSignInStore
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
 from rulesvc.wiring.database import open_database, version_checks
@@ -43,6 +48,8 @@ class Services:
     sla: SlaSource
     notifier: Notifier | None
     checkpoints: CheckpointKeeper | None
+    people: PeopleService
+    signin: SignIn
 
     def close(self) -> None:
         if self.lifecycle is not None:
@@ -98,13 +105,34 @@ def build_services(
         more_checks=version_checks(engine),
         clock_skew=timedelta(seconds=settings.event_clock_skew),
         evaluate_in_thread=settings.evaluate_in_thread,
+        key_cache_seconds=settings.key_cache_seconds,
     )
+    people = PeopleService(store.people, clock, partial(_keys_changed, decisions, notifier))
+    notifier.subscribe(_forgetter(decisions))
     # Webhook retries run on real time (SystemClock) whatever clock decides events.
     webhooks = WebhookService(
         SqlWebhookStore(engine), SystemClock(), evidence=SqlEvidenceReader(engine), masking=masking
     )
     return Services(
-        engine, store, decisions, lifecycle, webhooks, SqlTimerStore(engine), notifier, checkpoints
+        engine,
+        store,
+        decisions,
+        lifecycle,
+        webhooks,
+        SqlTimerStore(engine),
+        notifier,
+        checkpoints,
+        people,
+        SignIn(SqlSignInStore(engine), clock, signin_policy(settings)),
+    )
+
+
+def signin_policy(settings: Settings) -> SignInPolicy:
+    return SignInPolicy(
+        max_failures=settings.login_max_failures,
+        lockout=timedelta(minutes=settings.login_lockout_minutes),
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(hours=settings.session_absolute_hours),
     )
 
 
@@ -130,6 +158,26 @@ def load_book(settings: Settings) -> Evaluator:
 
     book: Evaluator = RuleBook.load([settings.rulesets])
     return book
+
+
+def _keys_changed(service: DecisionService, notifier: Notifier) -> None:
+    """A key was revoked or an owner's rights changed: this process forgets cached keys now, the others
+    when the notification reaches them (their caches expire within a second without Redis)."""
+    service.forget_keys()
+    notifier.publish(KEYS)
+
+
+def _forgetter(service: DecisionService) -> Callable[[str], None]:
+    """A listener dropping `service`'s key cache on `keys` notifications (holding the service weakly:
+    the process's notifier outlives the services built on it)."""
+    ref = weakref.ref(service)
+
+    def listener(topic: str) -> None:
+        target = ref()
+        if topic == KEYS and target is not None:
+            target.forget_keys()
+
+    return listener
 
 
 def _replan(

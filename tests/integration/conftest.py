@@ -48,6 +48,8 @@ TABLES = (
     "decisions",
     "audit_log",
     "api_keys",
+    "principals",
+    "sessions",
     "ruleset_drafts",
     "ruleset_versions",
     "webhook_deliveries",
@@ -256,9 +258,11 @@ def invoke_cli(args: list[str], database_url: str) -> Any:
     from typer.testing import CliRunner
 
     from cli import ops as cli_ops
+    from cli import people as cli_people
 
     app = typer.Typer()
     cli_ops.register(app)
+    cli_people.register(app)
     return CliRunner().invoke(
         app, args, env={"RULESVC_DATABASE_URL": database_url, "RULESVC_RULESETS": str(RULESETS)}
     )

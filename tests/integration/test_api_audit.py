@@ -1,13 +1,15 @@
 """Tampering with the stored log or decisions directly in the database is detected, first bad entry named.
 
 Each case edits, deletes or reorders rows with plain SQL (as an intruder with database access would),
-then asks GET /v1/audit/verify and `rulesvc audit verify`.
+then asks GET /v1/audit/verify and `rulesvc audit verify`. The chain starts with the test's API keys (a
+`key` entry each); positions below count from the first decision (`Decided.seq(n)`: the n-th decision's).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,13 +20,25 @@ from tests.integration.conftest import auth, engine_of, event, invoke_cli
 N = 5
 
 
+@dataclass(frozen=True)
+class Decided:
+    ids: list[str]
+    base: int
+    """Chain entries before the first decision (the keys')."""
+
+    def seq(self, n: int) -> int:
+        return self.base + n
+
+
 @pytest.fixture
-def decided(client: TestClient, keys: dict[str, str]) -> list[str]:
+def decided(client: TestClient, keys: dict[str, str]) -> Decided:
+    with engine_of(client.app).connect() as conn:  # type: ignore[arg-type]
+        base = conn.execute(text("SELECT seq FROM audit_head")).scalar_one()
     ids = []
     for i in range(N):
         body = client.post("/v1/events", json=event(f"a{i}"), headers=auth(keys["ingest"])).json()
         ids.append(body["decision_id"])
-    return ids
+    return Decided(ids, base)
 
 
 def verify(client: TestClient, keys: dict[str, str]) -> dict[str, object]:
@@ -39,8 +53,8 @@ def tamper(client: TestClient, change: Callable[[Connection], None]) -> None:
         change(conn)
 
 
-def test_intact_log_verifies(client: TestClient, keys: dict[str, str], decided: list[str]) -> None:
-    assert verify(client, keys) == {"ok": True, "checked": N}
+def test_intact_log_verifies(client: TestClient, keys: dict[str, str], decided: Decided) -> None:
+    assert verify(client, keys) == {"ok": True, "checked": decided.seq(N)}
 
 
 def swap_seq(conn: Connection, a: int, b: int) -> None:
@@ -49,59 +63,67 @@ def swap_seq(conn: Connection, a: int, b: int) -> None:
     conn.execute(text("UPDATE audit_log SET seq = :b WHERE seq = -1"), {"b": b})
 
 
-CASES: dict[str, tuple[Callable[[Connection, list[str]], None], int, str]] = {
+Change = Callable[[Connection, Decided], object]
+CASES: dict[str, tuple[Change, int, str]] = {
     "edit log payload": (
-        lambda c, ids: c.execute(
-            text("UPDATE audit_log SET payload = replace(payload, 'a2', 'zz') WHERE seq = 3")
+        lambda c, d: c.execute(
+            text("UPDATE audit_log SET payload = replace(payload, 'a2', 'zz') WHERE seq = :s"),
+            {"s": d.seq(3)},
         ),
         3,
         "hash_mismatch",
     ),
     "edit log time": (
-        lambda c, ids: c.execute(text("UPDATE audit_log SET at = '2020-01-01T00:00:00+00:00' WHERE seq = 2")),
+        lambda c, d: c.execute(
+            text("UPDATE audit_log SET at = '2020-01-01T00:00:00+00:00' WHERE seq = :s"), {"s": d.seq(2)}
+        ),
         2,
         "hash_mismatch",
     ),
-    "delete log row": (lambda c, ids: c.execute(text("DELETE FROM audit_log WHERE seq = 3")), 3, "missing"),
+    "delete log row": (
+        lambda c, d: c.execute(text("DELETE FROM audit_log WHERE seq = :s"), {"s": d.seq(3)}),
+        3,
+        "missing",
+    ),
     "delete log tail": (
-        lambda c, ids: c.execute(text("DELETE FROM audit_log WHERE seq = 5")),
+        lambda c, d: c.execute(text("DELETE FROM audit_log WHERE seq = :s"), {"s": d.seq(5)}),
         5,
         "head_mismatch",
     ),
-    "reorder log rows": (lambda c, ids: swap_seq(c, 2, 4), 2, "prev_mismatch"),
+    "reorder log rows": (lambda c, d: swap_seq(c, d.seq(2), d.seq(4)), 2, "prev_mismatch"),
     "edit decision record": (
-        lambda c, ids: c.execute(
+        lambda c, d: c.execute(
             text(
                 "UPDATE decisions SET record = replace(record, '4999.99', '49999.99') WHERE decision_id = :d"
             ),
-            {"d": ids[3]},
+            {"d": d.ids[3]},
         ),
         4,
         "record_mismatch",
     ),
     "edit clear input": (
-        lambda c, ids: c.execute(
+        lambda c, d: c.execute(
             text(
                 "UPDATE decision_inputs SET event = replace(event, '4999.99', '4000') WHERE decision_id = :d"
             ),
-            {"d": ids[1]},
+            {"d": d.ids[1]},
         ),
         2,
         "record_mismatch",
     ),
     "delete decision": (
-        lambda c, ids: (
-            c.execute(text("DELETE FROM decision_inputs WHERE decision_id = :d"), {"d": ids[2]}),
-            c.execute(text("DELETE FROM decisions WHERE decision_id = :d"), {"d": ids[2]}),
+        lambda c, d: (
+            c.execute(text("DELETE FROM decision_inputs WHERE decision_id = :d"), {"d": d.ids[2]}),
+            c.execute(text("DELETE FROM decisions WHERE decision_id = :d"), {"d": d.ids[2]}),
         ),
         3,
         "record_missing",
     ),
     "swap decision records": (
-        lambda c, ids: (
-            c.execute(text("UPDATE decisions SET event_id = 'tmp' WHERE decision_id = :d"), {"d": ids[0]}),
-            c.execute(text("UPDATE decisions SET event_id = 'a0' WHERE decision_id = :d"), {"d": ids[1]}),
-            c.execute(text("UPDATE decisions SET event_id = 'a1' WHERE decision_id = :d"), {"d": ids[0]}),
+        lambda c, d: (
+            c.execute(text("UPDATE decisions SET event_id = 'tmp' WHERE decision_id = :d"), {"d": d.ids[0]}),
+            c.execute(text("UPDATE decisions SET event_id = 'a0' WHERE decision_id = :d"), {"d": d.ids[1]}),
+            c.execute(text("UPDATE decisions SET event_id = 'a1' WHERE decision_id = :d"), {"d": d.ids[0]}),
         ),
         1,
         "record_mismatch",
@@ -110,10 +132,9 @@ CASES: dict[str, tuple[Callable[[Connection, list[str]], None], int, str]] = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_tampering_is_detected(
-    client: TestClient, keys: dict[str, str], decided: list[str], case: str
-) -> None:
-    change, seq, reason = CASES[case]
+def test_tampering_is_detected(client: TestClient, keys: dict[str, str], decided: Decided, case: str) -> None:
+    change, n, reason = CASES[case]
+    seq = decided.seq(n)
     tamper(client, lambda conn: change(conn, decided))
     result = verify(client, keys)
     assert result["ok"] is False
@@ -125,11 +146,12 @@ def test_tampering_is_detected(
 
 
 def test_cli_audit_verify(
-    client: TestClient, keys: dict[str, str], decided: list[str], database_url: str
+    client: TestClient, keys: dict[str, str], decided: Decided, database_url: str
 ) -> None:
     ok = invoke_cli(["audit", "verify"], database_url)
-    assert ok.exit_code == 0 and json.loads(ok.stdout) == {"ok": True, "checked": N}
-    tamper(client, lambda conn: conn.execute(text("DELETE FROM audit_log WHERE seq = 2")))
+    assert ok.exit_code == 0 and json.loads(ok.stdout) == {"ok": True, "checked": decided.seq(N)}
+    seq = decided.seq(2)
+    tamper(client, lambda conn: conn.execute(text("DELETE FROM audit_log WHERE seq = :s"), {"s": seq}))
     broken = invoke_cli(["audit", "verify"], database_url)
     assert broken.exit_code == 1
-    assert json.loads(broken.stdout)["first_broken"]["seq"] == 2
+    assert json.loads(broken.stdout)["first_broken"]["seq"] == seq

@@ -24,6 +24,8 @@ ROUTES: dict[str, tuple[str, str, set[str]]] = {
     "actions": ("GET", "/v1/actions", {"ingest", "admin"}),
     "decision": ("GET", "/v1/decisions/{id}", {"compliance", "auditor", "admin"}),
     "verify": ("GET", "/v1/audit/verify", {"compliance", "auditor", "admin"}),
+    "users": ("GET", "/v1/admin/users", {"admin"}),
+    "keys": ("GET", "/v1/admin/keys", {"admin"}),
 }
 PUBLIC = ["/healthz", "/readyz", "/metrics", "/openapi.json"]
 

@@ -134,9 +134,9 @@ def test_two_workers_on_postgresql_settle_racing_posts(pg_database: str, tmp_pat
     finally:
         engine.dispose()
     assert (decisions, actions) == (1, len(bodies[0]["actions"]))
-    # The chain: the five shipped rulesets and the two calendars imported as version 1 (once, although both
-    # workers started on the empty database), then the one decision.
-    assert verify == {"ok": True, "checked": 8}
+    # The chain: the key created above (sealed), the five shipped rulesets and the two calendars imported
+    # as version 1 (once, although both workers started on the empty database), then the one decision.
+    assert verify == {"ok": True, "checked": 9}
     # Both workers' counts are aggregated: 24 answered, one of them created.
     assert 'rulesvc_decisions_total{outcome="created"} 1.0' in metrics
     assert 'rulesvc_decisions_total{outcome="replayed"} 23.0' in metrics

@@ -1,0 +1,72 @@
+"""Errors of people administration and sign-in: a stable dotted code, a Chinese message for people, details.
+The HTTP layer maps each class to one status (`api.errors.ERROR_STATUS`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rulesvc.errors import RulesvcError
+
+
+class PeopleError(RulesvcError):
+    code = "people.invalid"
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidError(PeopleError):
+    """A request that cannot be carried out as given (an unknown role, an empty name)."""
+
+    code = "people.invalid"
+
+
+class NotFoundError(PeopleError):
+    code = "people.not_found"
+
+
+class UsernameTakenError(PeopleError):
+    code = "people.username_taken"
+
+
+class RolesExceedOwnerError(PeopleError):
+    """A key may not hold a role its owner does not hold."""
+
+    code = "people.roles_exceed_owner"
+
+
+class WeakPasswordError(PeopleError):
+    code = "people.password_weak"
+
+
+class SelfLockoutError(PeopleError):
+    """An administrator may not disable themself or take away their own admin role (someone must remain
+    able to administer)."""
+
+    code = "people.self_lockout"
+
+
+class InvalidCredentialsError(PeopleError):
+    """Wrong username, password or code (the answer does not say which)."""
+
+    code = "auth.invalid_credentials"
+
+
+class TotpRequiredError(PeopleError):
+    code = "auth.totp_required"
+
+
+class LockedError(PeopleError):
+    """Too many failed sign-ins in a row: the account is locked for a while."""
+
+    code = "auth.locked"
+
+
+class DisabledError(PeopleError):
+    code = "auth.disabled"
+
+
+class SessionExpiredError(PeopleError):
+    code = "auth.session_expired"
