@@ -119,11 +119,11 @@ def simulate(
     from rulesvc import exactjson
     from rulesvc.errors import Problem
     from rulesvc.events import parse_time
-    from rulesvc.lang.yamlpos import load_yaml, plain
     from rulesvc.model import Event
     from rulesvc.rulebook import RuleBook
     from rulesvc.sla.simulation import simulate as run
     from rulesvc.validation import read_event
+    from rulesvc.yamlpos import load_yaml, plain
 
     try:
         book = RuleBook.load([rulesets])

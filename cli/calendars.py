@@ -268,8 +268,8 @@ def export_ics(
     key: Key = None,
 ) -> None:
     """Write a calendar version as iCalendar: one all-day event per holiday and per make-up working day."""
-    from rulesvc.sla.calendar import parse_calendar_text
     from rulesvc.sla.calendar_exchange import to_ics
+    from rulesvc.sla.calendar_file import parse_calendar_text
 
     number, text = _version_text(url, key, name, version)
     calendar, errors, _ = parse_calendar_text(f"{name}.yaml", text, number)
@@ -293,8 +293,8 @@ def import_ics(
 ) -> None:
     """Lay an iCalendar file's all-day events over the calendar in force (holidays; 上班/补班 or
     X-RULESVC-KIND: workday are make-up days) and push the result as a draft (never published)."""
-    from rulesvc.sla.calendar import parse_calendar_text
     from rulesvc.sla.calendar_exchange import merge_ics, render_calendar
+    from rulesvc.sla.calendar_file import parse_calendar_text
 
     number, text = _version_text(url, key, name, None)
     base, errors, _ = parse_calendar_text(f"{name}.yaml", text, number)

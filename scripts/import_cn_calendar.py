@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "rulesets" / "calendars" / "cn.yaml"
 sys.path.insert(0, str(ROOT))
 
-from rulesvc.sla.calendar import load_calendar  # noqa: E402  (needs ROOT on sys.path)
+from rulesvc.sla.calendar_file import load_calendar  # noqa: E402  (needs ROOT on sys.path)
 from rulesvc.sla.cn_holidays import COMMAND, build  # noqa: E402
 
 

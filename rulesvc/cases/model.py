@@ -11,9 +11,9 @@ from typing import Any
 from rulesvc.errors import InvalidEventError, Location, RulesetError
 from rulesvc.events import event_from_json, parse_time
 from rulesvc.lang.model import KindSchema
-from rulesvc.lang.yamlpos import load_yaml, plain
 from rulesvc.model import Event
 from rulesvc.validation import read_event
+from rulesvc.yamlpos import load_yaml, plain
 
 CASE_KEYS = ("name", "description", "given", "until", "expect", "expect_not")
 

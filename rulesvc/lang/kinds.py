@@ -27,7 +27,7 @@ from typing import Any
 from rulesvc.errors import Location, RulesetError
 from rulesvc.formats import FORMATS
 from rulesvc.lang.model import FieldSpec, InvalidPolicy, KindSchema
-from rulesvc.lang.yamlpos import Source, load_yaml, plain, suggest, unknown_keys
+from rulesvc.yamlpos import Source, load_yaml, plain, suggest, unknown_keys
 
 KIND_KEYS = ("kind", "description", "enums", "fields", "invalid")
 FIELD_KEYS = (

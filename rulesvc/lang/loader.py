@@ -21,9 +21,10 @@ from rulesvc.lang.loader_actions import RESERVED_ROOTS, ActionLoader
 from rulesvc.lang.model import KindSchema, Row, Rule, Ruleset, Table
 from rulesvc.lang.parse import parse_cell
 from rulesvc.lang.tables import analyse_table
-from rulesvc.lang.yamlpos import load_yaml, plain, unknown_keys
 from rulesvc.model import TIMER_DUE, TIMER_WARNING
-from rulesvc.sla.calendar import BusinessCalendar, always_open, load_calendar
+from rulesvc.sla.calendar import BusinessCalendar, always_open
+from rulesvc.sla.calendar_file import load_calendar
+from rulesvc.yamlpos import load_yaml, plain, unknown_keys
 
 EVENT_TYPES = (*TICKET_EVENT_TYPES, TIMER_WARNING, TIMER_DUE)
 BASE_TYPES = ("string", "number", "bool", "datetime", "list")

@@ -15,8 +15,8 @@ from rulesvc.lang.ast import Expr
 from rulesvc.lang.check import TypeEnv, check
 from rulesvc.lang.model import ActionSpec, KindSchema, ParamSpec
 from rulesvc.lang.parse import parse_expression
-from rulesvc.lang.yamlpos import Source, plain, unknown_name
 from rulesvc.sla.calendar import BusinessCalendar
+from rulesvc.yamlpos import Source, plain, unknown_name
 
 RESERVED_ROOTS = ("ticket", "event", "timer")
 _TEMPLATE = re.compile(r"\{([^{}]+)\}")

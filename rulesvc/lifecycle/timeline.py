@@ -26,7 +26,8 @@ from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
-from rulesvc.sla.calendar import BusinessCalendar, parse_calendar_text
+from rulesvc.sla.calendar import BusinessCalendar
+from rulesvc.sla.calendar_file import parse_calendar_text
 from rulesvc.sla.calendar_versions import CalendarTimeline
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -25,7 +25,7 @@ from rulesvc.lifecycle.reload import TOPIC, ReloadWatcher
 from rulesvc.lifecycle.service import LifecycleService
 from rulesvc.lifecycle.timeline import BookFactory
 from rulesvc.masking import MaskPolicy
-from rulesvc.sla.calendar import parse_calendar_text
+from rulesvc.sla.calendar_file import parse_calendar_text
 from rulesvc.sla.clock import Clock
 from rulesvc.storage.ruleset_store import SqlRulesetStore
 

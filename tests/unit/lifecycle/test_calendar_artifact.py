@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rulesvc.lifecycle.calendar_artifact import calendar_changes
-from rulesvc.sla.calendar import parse_calendar_text
+from rulesvc.sla.calendar_file import parse_calendar_text
 
 BASE = """name: cn
 timezone: Asia/Shanghai

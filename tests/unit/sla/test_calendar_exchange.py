@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from rulesvc.sla.calendar import parse_calendar_text
 from rulesvc.sla.calendar_exchange import ics_days, merge_ics, render_calendar, to_ics
+from rulesvc.sla.calendar_file import parse_calendar_text
 
 CN = (Path(__file__).resolve().parents[3] / "rulesets" / "calendars" / "cn.yaml").read_text(encoding="utf-8")
 

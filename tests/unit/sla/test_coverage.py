@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rulesvc.errors import InvalidRulesetError
-from rulesvc.sla.calendar import load_calendar
+from rulesvc.sla.calendar_file import load_calendar
 from rulesvc.sla.coverage import coverage_warnings, days_left, provisional_fields, today_in
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -10,7 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rulesvc.model import Action, Decision, Event
-from rulesvc.sla.calendar import always_open, load_calendar
+from rulesvc.sla.calendar import always_open
+from rulesvc.sla.calendar_file import load_calendar
 from rulesvc.sla.outcomes import BREACHED, MET
 from rulesvc.sla.ticket_timers import CORRECTED, ScheduledTimer, TicketTimers
 from rulesvc.sla.timers import CANCELLED, DUE_POINT, PAUSED, RUNNING, TimerState

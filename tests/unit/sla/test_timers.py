@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from rulesvc.sla.calendar import always_open, load_calendar
+from rulesvc.sla.calendar import always_open
+from rulesvc.sla.calendar_file import load_calendar
 from rulesvc.sla.timers import (
     CANCELLED,
     DUE_POINT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -13,6 +14,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import Node
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from rulesvc.errors import Location, RulesetError
@@ -111,6 +113,23 @@ class _ExactConstructor(RoundTripConstructor):
 _ExactConstructor.add_constructor("tag:yaml.org,2002:float", _ExactConstructor.construct_yaml_float)
 
 
+def syntax_error(file: str, exc: MarkedYAMLError) -> RulesetError:
+    """A YAML parser error as one positioned `yaml.syntax` / `yaml.duplicate_key` error in Chinese."""
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    duplicate = "duplicate key" in problem
+    code = "yaml.duplicate_key" if duplicate else "yaml.syntax"
+    summary = "同一层级的键重复" if duplicate else "YAML 语法错误"
+    hint = (
+        "删除或改名重复的键"
+        if duplicate
+        else '以 >、|、*、&、!、%、@ 开头或含有「: 」的值要加引号，如 金额: "< 5000"'
+    )
+    # the parser's own English words stay after the Chinese summary, for whoever reads logs
+    return RulesetError(code, f"{summary}（{problem}）", Location(file, line, col), hint)
+
+
 def load_yaml(file: str, text: str) -> tuple[Source | None, list[RulesetError]]:
     """Parse YAML keeping positions; a syntax error becomes one positioned RulesetError."""
     yaml = YAML(typ="rt")
@@ -118,22 +137,27 @@ def load_yaml(file: str, text: str) -> tuple[Source | None, list[RulesetError]]:
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        duplicate = "duplicate key" in problem
-        code = "yaml.duplicate_key" if duplicate else "yaml.syntax"
-        summary = "同一层级的键重复" if duplicate else "YAML 语法错误"
-        hint = (
-            "删除或改名重复的键"
-            if duplicate
-            else '以 >、|、*、&、!、%、@ 开头或含有「: 」的值要加引号，如 金额: "< 5000"'
-        )
-        # the parser's own English words stay after the Chinese summary, for whoever reads logs
-        return None, [RulesetError(code, f"{summary}（{problem}）", Location(file, line, col), hint)]
+        return None, [syntax_error(file, exc)]
     except Exception as exc:  # ruamel raises a few unmarked errors
         return None, [RulesetError("yaml.syntax", f"YAML 无法读取（{exc}）", Location(file, 1, 1))]
     return Source(file, text, data), []
+
+
+def compose(file: str, text: str) -> tuple[Node | None, list[RulesetError]]:
+    """The YAML node tree (every node marked with its position; repeated keys kept, for readers that
+    report them themselves), or one positioned syntax error."""
+    try:
+        return YAML(typ="rt").compose(io.StringIO(text)), []
+    except MarkedYAMLError as exc:
+        return None, [syntax_error(file, exc)]
+    except Exception as exc:  # ruamel raises a few unmarked errors
+        return None, [RulesetError("yaml.syntax", f"YAML 无法读取（{exc}）", Location(file, 1, 1))]
+
+
+def node_location(file: str, node: Node) -> Location:
+    """Where a composed node starts, 1-based."""
+    mark = node.start_mark
+    return Location(file, mark.line + 1, mark.column + 1)
 
 
 def plain(value: Any) -> Any:
