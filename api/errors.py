@@ -49,6 +49,7 @@ from rulesvc.lifecycle import (
 from rulesvc.masking import default_policy
 from rulesvc.people.errors import (
     DisabledError,
+    GrantMismatchError,
     InvalidCredentialsError,
     LockedError,
     PeopleError,
@@ -111,6 +112,8 @@ ERROR_STATUS: dict[type[RulesvcError] | tuple[type[RulesvcError], str], int] = {
     TotpRequiredError: 401,
     SessionExpiredError: 401,
     DisabledError: 403,
+    (GrantMismatchError, "people.grant_mismatch"): 409,
+    GrantMismatchError: 401,
     LockedError: 423,
     PeopleError: 422,
 }

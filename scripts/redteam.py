@@ -239,6 +239,44 @@ def ruleset_text(run: Run) -> None:
     run.sql("UPDATE ruleset_versions SET content = replace(content, '< 50000', '< 5000')")
 
 
+def key_roles(run: Run) -> None:
+    """A key of its own (ingest), used once, then widened to compliance in the database."""
+    key_id, key = create_api_key(
+        SqlStore(run.engine, group_commit=False), frozenset({Role.INGEST}), SystemClock(), "redteam-widened"
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+    decided = run.http.post("/v1/events", json=expense(f"rt-key-{RUN}"), headers=headers).json()
+    run.sql("UPDATE api_keys SET roles = 'ingest,compliance' WHERE key_id = :k", k=key_id)
+    run.sql("UPDATE principals SET roles = 'ingest,compliance' WHERE principal_id = :p", p=f"s_{key_id}")
+    time.sleep(1.5)  # the service's key cache (RULESVC_KEY_CACHE_SECONDS, 1 s)
+    read = run.http.get(f"/v1/decisions/{decided['decision_id']}", headers=headers)
+    verify = run.verify()
+    run.record(
+        "api_keys + principals: roles ingest → ingest,compliance",
+        "grant_mismatch" in reasons(verify),
+        f"key refused {read.status_code} {read.json().get('code', '')}",
+    )
+
+
+def key_revived(run: Run) -> None:
+    """A revoked key put back as it was when created (its `created` entry still verifies)."""
+    store = SqlStore(run.engine, group_commit=False)
+    key_id, key = create_api_key(store, frozenset({Role.INGEST}), SystemClock(), "redteam-revoked")
+    created = run.sql("SELECT seal_seq FROM api_keys WHERE key_id = :k", k=key_id).scalar_one()
+    run.http.delete(f"/v1/admin/keys/{key_id}", headers=run.auth("admin"))
+    run.sql("UPDATE api_keys SET revoked_at = NULL, seal_seq = :s WHERE key_id = :k", s=created, k=key_id)
+    time.sleep(1.5)
+    used = run.http.post(
+        "/v1/events", json=expense(f"rt-revived-{RUN}"), headers={"Authorization": f"Bearer {key}"}
+    )
+    verify = run.verify()
+    run.record(
+        "api_keys: revoked key revived (revoked_at NULL, seal back)",
+        "seal_stale" in reasons(verify),
+        f"key refused {used.status_code} {used.json().get('code', '')}",
+    )
+
+
 def main() -> int:
     base = os.environ.get("RULESVC_URL", "http://127.0.0.1:8000")
     engine = make_engine(os.environ["RULESVC_DATABASE_URL"])
@@ -275,6 +313,8 @@ def main() -> int:
             "tickets: timer journal (timeline) emptied",
         ),
         lambda: deleted_tail(run),
+        lambda: key_roles(run),
+        lambda: key_revived(run),
     ]
     for step in steps:
         step()

@@ -146,13 +146,18 @@ def refusals() -> dict[str, int]:
         return dict(_REFUSALS)
 
 
-def refuse(table: str, row: str, found: tuple[str, str]) -> EvidenceError:
-    """Log the mismatch (an alert), count it and build the error that stops the use."""
+def alert(table: str, row: str, found: tuple[str, str]) -> None:
+    """Log a row refused for not matching the chain (an ERROR line `integrity: ...`) and count it."""
     reason, message = found
     with _REFUSALS_LOCK:
         _REFUSALS[table] = _REFUSALS.get(table, 0) + 1
     log.error("integrity: %s row %s does not match the audit chain (%s): %s", table, row, reason, message)
-    return EvidenceError(table, row, reason, message)
+
+
+def refuse(table: str, row: str, found: tuple[str, str]) -> EvidenceError:
+    """Log the mismatch (an alert), count it and build the error that stops the use."""
+    alert(table, row, found)
+    return EvidenceError(table, row, found[0], found[1])
 
 
 def as_problem(table: str, row: str, found: tuple[str, str], seq: int | None = None) -> Problem:

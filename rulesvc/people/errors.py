@@ -70,3 +70,18 @@ class DisabledError(PeopleError):
 
 class SessionExpiredError(PeopleError):
     code = "auth.session_expired"
+
+
+class GrantMismatchError(PeopleError):
+    """A key, or the person or service account behind a key or session, no longer matches what the audit
+    chain recorded (a database writer widened roles, revived a revoked key, swapped an owner...): refused,
+    and the row is reported by `verify`. `code` is `auth.key_mismatch` for a key presented,
+    `auth.grant_mismatch` for a session or sign-in, `people.grant_mismatch` for an administrative change
+    of such a row (which would otherwise seal the edit as genuine)."""
+
+    code = "auth.grant_mismatch"
+
+    def __init__(self, message: str, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message, details)
+        if code is not None:
+            self.code = code

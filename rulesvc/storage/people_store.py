@@ -18,15 +18,34 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rulesvc.apikeys import SERVICE, Role, parse_roles
-from rulesvc.audit.chain import KIND_KEY
+from rulesvc.audit.chain import KIND_KEY, Problem
 from rulesvc.people.errors import UsernameTakenError
 from rulesvc.people.model import ApiKeyRecord, KeyView, PrincipalRecord
 from rulesvc.people.ports import KIND_USER
+from rulesvc.people.seals import (
+    CHANGE_REFUSED,
+    KEY_MISMATCH,
+    KEYS,
+    KIND_SESSION,
+    USERS,
+    entry_kind,
+    key_digest,
+    refused,
+    seal_problem,
+    user_digest,
+)
 from rulesvc.storage.bulk import Statements
-from rulesvc.storage.decision_writes import chain, chain_head, lock_chain_head, raise_watermark, write_entries
+from rulesvc.storage.decision_writes import (
+    chain,
+    chain_entry,
+    chain_head,
+    lock_chain_head,
+    raise_watermark,
+    write_entries,
+)
 from rulesvc.storage.engine import writer
-from rulesvc.storage.people_tables import PrincipalRow
-from rulesvc.storage.tables import ApiKeyRow
+from rulesvc.storage.people_tables import PrincipalRow, SessionRow
+from rulesvc.storage.tables import ApiKeyRow, AuditRow
 
 
 class SqlPeopleStore:
@@ -45,8 +64,12 @@ class SqlPeopleStore:
             head = chain_head(lock_chain_head(sql))
             yield session, notes
             session.flush()
+            sealed = [_seal(session, note) for note in notes]
             entries = chain(head, notes)
             write_entries(sql, entries)
+            for rows, entry in zip(sealed, entries, strict=True):
+                for row in rows:
+                    row.seal_seq = entry.seq
         if entries:
             raise_watermark(self.engine.pool, entries[-1].seq)
 
@@ -87,6 +110,7 @@ class SqlPeopleStore:
             row = session.get(PrincipalRow, principal_id)
             if row is None:
                 return None
+            check_user(session, row, CHANGE_REFUSED)
             before = principal_record(row)
             if roles is not None:
                 row.roles = ",".join(sorted(roles))
@@ -155,6 +179,7 @@ class SqlPeopleStore:
             row = session.get(ApiKeyRow, key_id)
             if row is None or row.revoked_at is not None:
                 return False
+            check_key(session, row, CHANGE_REFUSED)
             row.revoked_at = at
             notes.append((at.isoformat(), KIND_KEY, key_id, _key_payload(row, "revoked", by)))
             return True
@@ -170,7 +195,53 @@ class SqlPeopleStore:
             if found is None:
                 return None
             key, owner = found
+            check_key(session, key, KEY_MISMATCH)
+            if owner is None and key.principal_id is not None:
+                raise refused(
+                    USERS,
+                    key.principal_id,
+                    ("owner_missing", f"API 密钥 {key.key_id} 的所有者 {key.principal_id} 已被删除"),
+                    KEY_MISMATCH,
+                )
+            if owner is not None:
+                check_user(session, owner, KEY_MISMATCH)
             return key_record(key, principal_record(owner) if owner is not None else None)
+
+    def grant_problems(self) -> list[Problem]:
+        """`verify`: every key and principal against the chain entry sealing it (`rulesvc.people.seals`),
+        keys whose owner row is gone, and rows the chain recorded that were deleted."""
+        problems: list[Problem] = []
+        with self._read() as session:
+            newest = {
+                (str(kind), str(subject)): int(seq)
+                for kind, subject, seq in session.execute(
+                    select(AuditRow.kind, AuditRow.subject, func.max(AuditRow.seq))
+                    .where(AuditRow.kind.in_([entry_kind(KEYS), entry_kind(USERS)]))
+                    .group_by(AuditRow.kind, AuditRow.subject)
+                )
+            }
+            users = {row.principal_id: row for row in session.scalars(select(PrincipalRow))}
+            for row in users.values():
+                found = _grant_problem(session, USERS, row.principal_id, user_row_digest(row), row.seal_seq)
+                if found is not None:
+                    problems.append(Problem(USERS, row.principal_id, found[0], found[1], row.seal_seq))
+            keys = {row.key_id: row for row in session.scalars(select(ApiKeyRow))}
+            for key in keys.values():
+                found = _grant_problem(session, KEYS, key.key_id, key_row_digest(key), key.seal_seq)
+                if found is None and key.principal_id is not None and key.principal_id not in users:
+                    found = ("owner_missing", f"API 密钥 {key.key_id} 的所有者 {key.principal_id} 已被删除")
+                if found is not None:
+                    problems.append(Problem(KEYS, key.key_id, found[0], found[1], key.seal_seq))
+        for (kind, subject), seq in sorted(newest.items(), key=lambda item: item[1]):
+            table, rows = (KEYS, keys) if kind == entry_kind(KEYS) else (USERS, users)
+            if subject not in rows:
+                what = "API 密钥" if table == KEYS else "用户/服务账号"
+                problems.append(
+                    Problem(
+                        table, subject, "row_missing", f"{what} {subject} 已写入审计日志，但记录已被删除", seq
+                    )
+                )
+        return problems
 
     def list_keys(self) -> list[ApiKeyRecord]:
         with self._read() as session:
@@ -241,6 +312,78 @@ def _insert_principal(
                 user_payload(record, "created", by),
             )
         )
+
+
+def _grant_problem(
+    session: Session, table: str, row_id: str, digest: str, seal_seq: int | None
+) -> tuple[str, str] | None:
+    audit = session.get(AuditRow, seal_seq) if seal_seq is not None else None
+    newest = session.scalar(
+        select(func.max(AuditRow.seq)).where(AuditRow.kind == entry_kind(table), AuditRow.subject == row_id)
+    )
+    entry = chain_entry(audit) if audit is not None else None
+    return seal_problem(table, row_id, digest, seal_seq, entry, int(newest) if newest is not None else None)
+
+
+def check_key(session: Session, row: ApiKeyRow, code: str) -> None:
+    """Raise `GrantMismatchError` (after an alert) unless the key row is what the chain sealed."""
+    found = _grant_problem(session, KEYS, row.key_id, key_row_digest(row), row.seal_seq)
+    if found is not None:
+        raise refused(KEYS, row.key_id, found, code)
+
+
+def check_user(session: Session, row: PrincipalRow, code: str) -> None:
+    """Raise `GrantMismatchError` (after an alert) unless the principal row is what the chain sealed."""
+    found = _grant_problem(session, USERS, row.principal_id, user_row_digest(row), row.seal_seq)
+    if found is not None:
+        raise refused(USERS, row.principal_id, found, code)
+
+
+def _seal(session: Session, note: tuple[str, str, str, Any]) -> list[ApiKeyRow | PrincipalRow | SessionRow]:
+    """Put the digest of the row a `key` / `user` note is about into its payload (`rulesvc.people.seals`);
+    the rows returned get the note's entry as their `seal_seq` (a `session` note's digest is made by its
+    writer: its row is the new session of that person)."""
+    _, kind, subject, payload = note
+    rows: list[ApiKeyRow | PrincipalRow | SessionRow] = []
+    if kind == KIND_SESSION:
+        rows.extend(
+            row
+            for row in session.identity_map.values()
+            if isinstance(row, SessionRow) and row.principal_id == subject and row.seal_seq is None
+        )
+    if kind == KIND_KEY:
+        key = session.get(ApiKeyRow, subject)
+        if key is not None:
+            payload["key_sha256"] = key_row_digest(key)
+            rows.append(key)
+            owner = session.get(PrincipalRow, key.principal_id) if payload.get("owner_created") else None
+            if owner is not None:
+                payload["user_sha256"] = user_row_digest(owner)
+                rows.append(owner)
+    elif kind == KIND_USER:
+        user = session.get(PrincipalRow, subject)
+        if user is not None:
+            payload["user_sha256"] = user_row_digest(user)
+            rows.append(user)
+    return rows
+
+
+def key_row_digest(row: ApiKeyRow) -> str:
+    return key_digest(row.key_id, row.key_hash, row.roles, row.principal_id, row.revoked_at is not None)
+
+
+def user_row_digest(row: PrincipalRow) -> str:
+    return user_digest(
+        row.principal_id,
+        row.kind,
+        row.name,
+        row.username,
+        row.roles,
+        bool(row.disabled),
+        row.owner_id,
+        row.password_hash,
+        row.totp_secret,
+    )
 
 
 def _taken(username: str | None) -> UsernameTakenError:

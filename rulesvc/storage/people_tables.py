@@ -1,11 +1,11 @@
 """ORM tables of principals (people and service accounts) and sign-in sessions. Private to
-`rulesvc.storage`; migrations 0011 and 0012 create them."""
+`rulesvc.storage`; migrations 0011 and 0012 create them (0013 adds `seal_seq`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import BigInteger, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rulesvc.storage.tables import Base, UTCDateTime
@@ -28,6 +28,8 @@ class PrincipalRow(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The chain entry holding the digest of this principal's grants (`rulesvc.people.seals`)."""
 
 
 class SessionRow(Base):
@@ -42,3 +44,5 @@ class SessionRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    seal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The `session` chain entry recording the sign-in (`rulesvc.people.seals`)."""

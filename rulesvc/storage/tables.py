@@ -109,3 +109,5 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     principal_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     """The person or service account the key belongs to (`principals`)."""
+    seal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The chain entry holding the digest of this key's roles, owner and status (`rulesvc.people.seals`)."""

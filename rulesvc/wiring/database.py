@@ -62,11 +62,13 @@ def people_admin(settings: Settings) -> Iterator[PeopleService]:
         engine.dispose()
 
 
-def version_checks(engine: Engine) -> list[Callable[[], list[Problem]]]:
-    """`verify`'s checks of the ruleset and calendar versions the chain vouches for."""
+def table_checks(engine: Engine) -> list[Callable[[], list[Problem]]]:
+    """`verify`'s checks of the other tables the chain vouches for: ruleset and calendar versions, API keys
+    and principals (what they grant)."""
     return [
         partial(ruleset_problems, SqlRulesetStore(engine, KIND_RULESET)),
         partial(ruleset_problems, SqlRulesetStore(engine, KIND_CALENDAR)),
+        SqlPeopleStore(engine).grant_problems,
     ]
 
 
@@ -84,7 +86,7 @@ def verify_database(
             SqlStore(engine, group_commit=False),
             SqlEvidenceReader(engine),
             checked_checkpoints(folders, signer),
-            version_checks(engine),
+            table_checks(engine),
         )
     finally:
         engine.dispose()

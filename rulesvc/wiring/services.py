@@ -31,7 +31,7 @@ from rulesvc.storage.evidence_reads import SqlEvidenceReader
 from rulesvc.storage.signin_store import SqlSignInStore
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
-from rulesvc.wiring.database import open_database, version_checks
+from rulesvc.wiring.database import open_database, table_checks
 from rulesvc.wiring.lifecycle import Lifecycle, build_lifecycle
 
 log = logging.getLogger("rulesvc.api")
@@ -102,7 +102,7 @@ def build_services(
         limits=settings.validation_limits(),
         evidence=SqlEvidenceReader(engine),
         checkpoints=checkpoints,
-        more_checks=version_checks(engine),
+        more_checks=table_checks(engine),
         clock_skew=timedelta(seconds=settings.event_clock_skew),
         evaluate_in_thread=settings.evaluate_in_thread,
         key_cache_seconds=settings.key_cache_seconds,
