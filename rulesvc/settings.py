@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_PATTERN_RULES),
         description="Regular expression → mask kind, applied to every string value.",
     )
+    field_class_grants: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Role → field classes (公开, 内部, 敏感, 个人信息) it reads in clear, replacing the defaults "
+        "of the roles named (rulesvc.fieldclasses.DEFAULT_GRANTS); JSON in RULESVC_FIELD_CLASS_GRANTS.",
+    )
     bootstrap_admin_key: bool = Field(
         default=True,
         description="On the embedded SQLite default, `serve` prints a local admin key when no key exists.",

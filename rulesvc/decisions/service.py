@@ -42,6 +42,7 @@ from rulesvc.decisions.ticket_work import EventTicketWork
 from rulesvc.delivery.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.entropy import uuid4
 from rulesvc.errors import InvalidEventError, Problem, RulesvcError
+from rulesvc.fieldclasses import ClassMasking, mask_for
 from rulesvc.lang.model import KindSchema
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
@@ -178,6 +179,7 @@ class DecisionService:
         more_checks: Sequence[Callable[[], list[ChainProblem]]] = (),
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         evaluate_in_thread: bool = False,
+        classes: ClassMasking | None = None,
     ) -> None:
         """`evaluate_in_thread`: `decide` evaluates in a worker thread rather than on the event loop
         (Settings.evaluate_in_thread). `evidence`: feed records are checked against the chain before they are served, and `verify`
@@ -195,6 +197,8 @@ class DecisionService:
         self.book = book
         self.clock = clock
         self.masking = masking
+        self.classes = classes or ClassMasking(masking)
+        """Field classes: what each reader gets masked (`rulesvc.fieldclasses`)."""
         self._simulator = simulator
         # The engine may keep per-process state (durable_rules does); evaluate one event at a time, also
         # across services of one process that share this lock (the timer service).
@@ -346,8 +350,11 @@ class DecisionService:
                 {"decision_id": decision_id, "key_id": principal.key_id, "roles": sorted(principal.roles)},
             )
         else:
-            # Every part by what it is, ids included (`event_id` and `ticket_id` may carry personal data).
-            record = self.masking.mask(record)
+            # Every part by what it is, ids included (`event_id` and `ticket_id` may carry personal data),
+            # and every field of a class the reader is not granted.
+            record = mask_for(
+                self.classes.for_roles(principal.roles, self.book.kinds) or self.masking, record
+            )
         ordered = {key: record[key] for key in _RECORD_ORDER if key in record}
         ordered.update(record)  # anything a newer writer added
         ordered["actions"] = [_action_order(a) for a in record["actions"]]
@@ -363,11 +370,11 @@ class DecisionService:
             actions = check_feed(self.evidence, records)
         else:
             actions = [exactjson.loads(r.action_text) for r in records]
-        # No role that reads the feed holds clearance: ids and actions leave masked by what they are.
+        # No role that reads the feed holds clearance: ids and actions leave masked by what they are, and
+        # fields of a class the feed's role (ingest) is not granted are masked too.
+        policy = self.classes.for_roles((Role.INGEST.value,), self.book.kinds) or self.masking
         return [
-            FeedItem(
-                r.cursor, r.at, self.masking.mask_text(r.ticket_id), r.decision_id, self.masking.mask(action)
-            )
+            FeedItem(r.cursor, r.at, policy.mask_text(r.ticket_id), r.decision_id, policy.mask(action))
             for r, action in zip(records, actions, strict=True)
         ]
 

@@ -43,7 +43,10 @@ FIELD_KEYS = (
     "pattern",
     "format",
     "items",
+    "class",
 )
+DATA_CLASSES = ("公开", "内部", "敏感", "个人信息")
+"""Field classes, open to closed (`rulesvc.fieldclasses`: roles are granted classes)."""
 FIELD_TYPES = ("decimal", "integer", "string", "enum", "date", "datetime", "boolean", "list")
 _ALIASES = {"number": "decimal", "bool": "boolean"}
 # The type the condition language sees for each schema type.
@@ -208,9 +211,19 @@ class _KindLoader:
                 src.value_loc(spec, "required"),
             )
             required = False
+        data_class = spec.get("class")
+        if data_class is not None and str(plain(data_class)) not in DATA_CLASSES:
+            self.error(
+                "bad_value",
+                f"field {name!r}: unknown class {data_class!r}",
+                src.value_loc(spec, "class"),
+                suggest(str(data_class), DATA_CLASSES) or f"classes: {', '.join(DATA_CLASSES)}",
+            )
+            data_class = None
         return FieldSpec(
             name=name,
             type=type_name,
+            data_class=None if data_class is None else str(plain(data_class)),
             enum=enum,
             required=required,
             min=bounds.get("min"),

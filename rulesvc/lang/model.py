@@ -32,6 +32,7 @@ class FieldSpec:
     format: str | None = None
     items: str | None = None  # list items: a schema type or enum name
     location: Location | None = None
+    data_class: str | None = None  # 公开 | 内部 | 敏感 | 个人信息 (None: 内部), see rulesvc.fieldclasses
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from rulesvc.decisions.replan import CalendarReplanner
 from rulesvc.decisions.service import DecisionService, Evaluator, Simulator
 from rulesvc.delivery.notify import KEYS, Notifier, shared_notifier
 from rulesvc.delivery.service import WebhookService
+from rulesvc.fieldclasses import ClassMasking, parse_grants
 from rulesvc.lifecycle.service import Publication
 from rulesvc.people.service import PeopleService
 from rulesvc.people.signin import SignIn, SignInPolicy
@@ -106,6 +107,7 @@ def build_services(
         clock_skew=timedelta(seconds=settings.event_clock_skew),
         evaluate_in_thread=settings.evaluate_in_thread,
         key_cache_seconds=settings.key_cache_seconds,
+        classes=ClassMasking(masking, parse_grants(settings.field_class_grants)),
     )
     people = PeopleService(store.people, clock, partial(_keys_changed, decisions, notifier))
     notifier.subscribe(_forgetter(decisions))

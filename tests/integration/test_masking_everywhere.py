@@ -165,3 +165,91 @@ def test_personal_data_never_leaves_unmasked(
     for claimed in hooks.claim(1000):
         _, sent = hooks.request_for(claimed)
         assert not leaked(secret, sent.decode("utf-8"))
+
+
+@st.composite
+def person_name(draw: st.DrawFn) -> str:
+    """A name no format recognizes: only the field's class (个人信息) says it is personal data."""
+    surname = draw(st.sampled_from("赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨"))
+    given = draw(st.text(alphabet="明华建国秀英丽军平刚桂芳玉兰志强海燕", min_size=2, max_size=3))
+    return surname + given
+
+
+@pytest.fixture
+def classes_app(database_url: str, book: Evaluator) -> tuple[TestClient, dict[str, str]]:
+    """Field-name masking without `applicant`: what masks it is its kind's class alone."""
+    from rulesvc.apikeys import Role
+    from rulesvc.decisions.service import create_api_key
+    from rulesvc.masking import DEFAULT_FIELD_RULES
+
+    fields = {k: v for k, v in DEFAULT_FIELD_RULES.items() if k != "applicant"}
+    app = create_app(make_settings(database_url, mask_fields=fields), book=book)
+    store = app.state.runtime.service.keys
+    keys = {r.value: create_api_key(store, frozenset({r}), SystemClock())[1] for r in Role}
+    return TestClient(app), keys
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(secret=st.one_of(personal(), person_name()))
+def test_fields_of_class_personal_never_leave_unmasked_without_compliance(
+    classes_app: tuple[TestClient, dict[str, str]], secret: str
+) -> None:
+    """`applicant` is declared `class: 个人信息` (rulesets/kinds/expense.yaml): whatever it holds, no role
+    without compliance reads it in clear, even with field-name masking for it turned off."""
+    client, keys = classes_app
+    n = next(COUNTER)
+    body = {
+        "event_id": f"cls-{n}",
+        "type": "ticket.created",
+        "occurred_at": "2026-09-30T10:00:00+08:00",
+        "ticket": {
+            "kind": "expense",
+            "id": f"E-cls-{n}",
+            "expense_type": "差旅费",
+            "amount": 120,
+            "applicant_rank": "部门经理",
+            "applicant": secret,
+        },
+    }
+    decided = client.post("/v1/events", json=body, headers=auth(keys["ingest"]))
+    assert decided.status_code == 200, decided.text
+    decision_id = decided.json()["decision_id"]
+    for role in ("auditor", "admin"):
+        detail = client.get(f"/v1/decisions/{decision_id}", headers=auth(keys[role]))
+        assert detail.status_code == 200 and not leaked(secret, detail.text), (role, detail.text)
+    feed = client.get("/v1/actions", headers=auth(keys["ingest"]))
+    assert feed.status_code == 200 and not leaked(secret, feed.text), feed.text
+    clear = client.get(f"/v1/decisions/{decision_id}", headers=auth(keys["compliance"]))
+    assert leaked(secret, clear.text)
+
+
+def test_roles_read_the_classes_they_are_granted(database_url: str, book: Evaluator) -> None:
+    """Grants are configured (RULESVC_FIELD_CLASS_GRANTS): an auditor granted 公开 and 内部 only no longer
+    reads a loan's credit rating (敏感); the admin, granted 敏感 by default, still does."""
+    from rulesvc.apikeys import Role
+    from rulesvc.decisions.service import create_api_key
+
+    app = create_app(make_settings(database_url, field_class_grants={"auditor": ["公开", "内部"]}), book=book)
+    store = app.state.runtime.service.keys
+    keys = {r.value: create_api_key(store, frozenset({r}), SystemClock())[1] for r in Role}
+    client = TestClient(app)
+    body = {
+        "event_id": "cls-loan",
+        "type": "ticket.created",
+        "occurred_at": "2026-09-30T10:00:00+08:00",
+        "ticket": {
+            "kind": "loan",
+            "id": "L-cls",
+            "amount": 800000,
+            "credit_rating": "BBB",
+            "region": "上海浦东",
+        },
+    }
+    decided = client.post("/v1/events", json=body, headers=auth(keys["ingest"]))
+    assert decided.status_code == 200, decided.text
+    decision_id = decided.json()["decision_id"]
+    auditor = client.get(f"/v1/decisions/{decision_id}", headers=auth(keys["auditor"])).json()
+    admin = client.get(f"/v1/decisions/{decision_id}", headers=auth(keys["admin"])).json()
+    assert auditor["event"]["ticket"]["credit_rating"] == "****"
+    assert auditor["event"]["ticket"]["region"] == "上海浦东"
+    assert admin["event"]["ticket"]["credit_rating"] == "BBB"

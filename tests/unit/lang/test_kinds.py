@@ -74,3 +74,13 @@ invalid: {route: x}
     assert hints[(5, "unknown_type")] == "did you mean 'decimal'?"
     assert hints[(8, "unknown_format")] == "did you mean 'cn_mobile'?"
     assert all(e.location.col > 0 for e in errors)
+
+
+def test_field_class_is_read_and_checked() -> None:
+    schema, errors = load_kind(
+        "k.yaml", "kind: k\nfields:\n  a: {type: string, class: 个人信息}\n  b: string\n"
+    )
+    assert not errors and schema is not None
+    assert schema.specs["a"].data_class == "个人信息" and schema.specs["b"].data_class is None
+    _, errors = load_kind("k.yaml", "kind: k\nfields:\n  a: {type: string, class: 个人}\n")
+    assert [e.code for e in errors] == ["bad_value"] and "个人信息" in str(errors[0].hint)
