@@ -25,6 +25,7 @@ from api.responses import JSONBytes
 from rulesvc import exactjson
 from rulesvc.audit.checkpoints import CheckpointError
 from rulesvc.audit.evidence import ChainRolledBackError, EvidenceError
+from rulesvc.datakeys import DataKeyError
 from rulesvc.decisions.service import DecisionNotFoundError, IdempotencyConflictError
 from rulesvc.delivery.service import (
     DeliveryNotFoundError,
@@ -89,6 +90,7 @@ ERROR_STATUS: dict[type[RulesvcError] | tuple[type[RulesvcError], str], int] = {
     SubscriptionNotFoundError: 404,
     DeliveryNotFoundError: 404,
     EvidenceError: 503,
+    DataKeyError: 503,  # a clear input that cannot be decrypted: its key is missing from the keyring
     ChainRolledBackError: 503,
     (CheckpointError, "audit.chain_broken"): 409,
     (CheckpointError, "audit.chain_rolled_back"): 409,

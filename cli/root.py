@@ -15,11 +15,12 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from cli import authoring, calendars, ops, people, rulesets
+    from cli import authoring, calendars, datakeys, ops, people, rulesets
 
     authoring.register(app)
     ops.register(app)
     people.register(app)
     rulesets.register(app)
     calendars.register(app)
+    datakeys.register(app)
     app()

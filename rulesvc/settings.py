@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rulesvc.datakeys import Keyring
 from rulesvc.masking import DEFAULT_FIELD_RULES, DEFAULT_PATTERN_RULES, MaskKind, MaskPolicy
 from rulesvc.validation import Limits
 
@@ -67,6 +68,18 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Role → field classes (公开, 内部, 敏感, 个人信息) it reads in clear, replacing the defaults "
         "of the roles named (rulesvc.fieldclasses.DEFAULT_GRANTS); JSON in RULESVC_FIELD_CLASS_GRANTS.",
+    )
+    data_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Encryption at rest of the clear inputs: key id → 32-byte key (base64 or hex), JSON; "
+        "the last (or data_key_id) wraps new inputs, the others are still read (rulesvc.datakeys).",
+    )
+    data_key_id: str | None = Field(
+        default=None, description="The current data key's id (default: the last)."
+    )
+    data_key_file: Path | None = Field(
+        default=None,
+        description='A JSON key file {"current": id, "keys": {id: key}} instead of RULESVC_DATA_KEYS.',
     )
     bootstrap_admin_key: bool = Field(
         default=True,
@@ -188,6 +201,15 @@ class Settings(BaseSettings):
             ahead=timedelta(days=self.event_time_ahead_days),
             max_number=self.max_number,
         )
+
+    def keyring(self) -> Keyring | None:
+        """The data keys (None: clear inputs are stored in clear)."""
+        if self.data_key_file is not None:
+            return Keyring.from_file(self.data_key_file)
+        if self.data_keys:
+            keys = {k: v.get_secret_value() for k, v in self.data_keys.items()}
+            return Keyring.from_texts(keys, self.data_key_id)
+        return None
 
     def mask_policy(self) -> MaskPolicy:
         return MaskPolicy.build(self.mask_fields, self.mask_patterns)

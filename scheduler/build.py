@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from rulesvc.datakeys import Keyring
 from rulesvc.decisions.timer_service import TimerService
 from rulesvc.delivery.notify import Notifier
 from rulesvc.delivery.service import WebhookService
@@ -44,6 +45,7 @@ def build_worker(
     sender: Sender | None = None,
     engine_lock: threading.Lock | None = None,
     pool_size: int = 5,
+    keyring: Keyring | None = None,
 ) -> WorkerParts:
     """A worker on its own engine (migrated). `clock` drives timers (inject a VirtualClock in tests);
     `delivery_clock` drives retry backoff (real time by default)."""
@@ -59,6 +61,7 @@ def build_worker(
         notifier=notifier,
         engine_lock=engine_lock,
         pool_size=pool_size,
+        keyring=keyring,
     )
     poller = TimerPoller(parts.timers, parts.batch, replanner=parts.replanner)
     deliverer = WebhookDeliverer(

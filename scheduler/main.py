@@ -85,6 +85,7 @@ def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorke
         clock=clock,
         notifier=shared_notifier(settings.redis_url),
         engine_lock=engine_lock,
+        keyring=settings.keyring(),
     )
     parts.worker.start()
     log.info(

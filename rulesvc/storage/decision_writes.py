@@ -22,6 +22,7 @@ from rulesvc.audit.chain import KIND_DECISION, ChainEntry, next_entry
 from rulesvc.audit.evidence import ChainRolledBackError
 from rulesvc.decisions.ports import NewDecision, StoredDecision
 from rulesvc.storage.bulk import Rows, Statements
+from rulesvc.storage.inputs import stored_input
 from rulesvc.storage.tables import ActionRow, AuditHeadRow, AuditRow, Base, DecisionInputRow, DecisionRow
 from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED
 from rulesvc.storage.timer_tables import TicketRow
@@ -170,7 +171,11 @@ def insert_decisions(
             dict(zip(DECISION_COLUMNS, (getattr(stored, f) for f in _STORED_FIELDS), strict=True))
         )
         inputs.append(
-            {"decision_id": new.decision_id, "event": new.clear_input_text, "occurred_at": new.occurred_at}
+            {
+                "decision_id": new.decision_id,
+                "event": stored_input(sql.pool, new.decision_id, new.clear_input_text),
+                "occurred_at": new.occurred_at,
+            }
         )
         actions.extend(
             {

@@ -36,6 +36,7 @@ from rulesvc.storage.decision_writes import (
     write_entries,
 )
 from rulesvc.storage.engine import writer
+from rulesvc.storage.inputs import checked_input
 from rulesvc.storage.ruleset_tables import RulesetDraftRow, RulesetVersionRow
 from rulesvc.storage.tables import AuditRow, DecisionInputRow, DecisionRow
 
@@ -165,7 +166,13 @@ class SqlRulesetStore:
                 .limit(limit)
             ).all()
             return [
-                LoggedDecision(decision_id, decided_at, clear, record, occurred_at)
+                LoggedDecision(
+                    decision_id,
+                    decided_at,
+                    checked_input(self.engine.pool, decision_id, clear),
+                    record,
+                    occurred_at,
+                )
                 for decision_id, decided_at, occurred_at, record, clear in rows
             ]
 

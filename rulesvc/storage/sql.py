@@ -38,6 +38,7 @@ from rulesvc.storage.decision_writes import (
 )
 from rulesvc.storage.engine import writer
 from rulesvc.storage.group_commit import GroupCommitter
+from rulesvc.storage.inputs import checked_input, clear_input
 from rulesvc.storage.people_store import SqlPeopleStore
 from rulesvc.storage.tables import (
     ActionRow,
@@ -81,7 +82,7 @@ class SqlStore:
     def get_clear_input(self, decision_id: str) -> str | None:
         with self._read() as session:
             row = session.get(DecisionInputRow, decision_id)
-            return row.event if row else None
+            return clear_input(self.engine.pool, decision_id, row.event) if row else None
 
     def append_decision(self, new: NewDecision) -> tuple[StoredDecision, bool]:
         if self._committer is not None:
@@ -233,7 +234,7 @@ class SqlStore:
                     ticket_id=decision.ticket_id if decision else None,
                     record_text=decision.record if decision else None,
                     input_salt=decision.input_salt if decision else None,
-                    clear_input_text=clear,
+                    clear_input_text=checked_input(self.engine.pool, audit.subject, clear),
                 )
             last = rows[-1][0].seq
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from rulesvc.audit.chain import Problem, VerifyResult
 from rulesvc.audit.checkpoints import CheckpointDirectory, Signer, checked_checkpoints, trusted_keys
+from rulesvc.datakeys import Keyring
 from rulesvc.decisions.ports import KeyStore
 from rulesvc.decisions.service import verify_all
 from rulesvc.delivery.notify import KEYS, shared_notifier
@@ -22,14 +23,17 @@ from rulesvc.settings import Settings
 from rulesvc.sla.clock import SystemClock
 from rulesvc.storage import SqlStore, make_engine, migrate
 from rulesvc.storage.evidence_reads import SqlEvidenceReader
+from rulesvc.storage.inputs import rotate, use_keyring
 from rulesvc.storage.people_store import SqlPeopleStore
 from rulesvc.storage.ruleset_store import SqlRulesetStore
 
 
-def open_database(url: str, **options: Any) -> Engine:
-    """An engine on `url`, its schema brought to the newest migration (safe when processes race)."""
+def open_database(url: str, *, keyring: Keyring | None = None, **options: Any) -> Engine:
+    """An engine on `url`, its schema brought to the newest migration (safe when processes race); clear
+    inputs written through it are encrypted with `keyring` (`rulesvc.datakeys`) when one is given."""
     engine = make_engine(url, **options)
     migrate(engine)
+    use_keyring(engine, keyring)
     return engine
 
 
@@ -78,6 +82,7 @@ def verify_database(
     """The whole audit check of a database (or a restored dump), offline: nothing is written. The chain
     must extend every signed checkpoint of `checkpoint_folders` (default: the configured directory)."""
     engine = make_engine(settings.database_url)
+    use_keyring(engine, settings.keyring())  # to check the clear inputs against the chain
     directory = settings.checkpoint_directory()
     folders = [CheckpointDirectory(p) for p in checkpoint_folders or ([directory] if directory else [])]
     signer = Signer(None, [*public_keys, *trusted_keys(settings, directory)])
@@ -88,5 +93,15 @@ def verify_database(
             checked_checkpoints(folders, signer),
             table_checks(engine),
         )
+    finally:
+        engine.dispose()
+
+
+def rotate_data_keys(settings: Settings) -> dict[str, int]:
+    """Re-wrap every stored input's data key under the configured current key (rows stored in clear are
+    encrypted), while the service runs (`rulesvc data-keys rotate`)."""
+    engine = open_database(settings.database_url, keyring=settings.keyring())
+    try:
+        return rotate(engine)
     finally:
         engine.dispose()

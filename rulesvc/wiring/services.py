@@ -69,7 +69,7 @@ def build_services(
     """Everything the HTTP service uses, on the configured database (migrated first). Without `book`,
     events are decided on the ruleset versions kept in the database as of each event's time (the rules
     folder becomes version 1 on first start)."""
-    engine = open_database(settings.database_url, **settings.engine_options())
+    engine = open_database(settings.database_url, keyring=settings.keyring(), **settings.engine_options())
     store = SqlStore(engine, group_commit=settings.group_commit)
     clock = clock or SystemClock()
     masking = settings.mask_policy()

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
+from rulesvc.datakeys import Keyring
 from rulesvc.decisions.replan import CalendarReplanner, PlanningBook
 from rulesvc.decisions.timer_service import TimerEvaluator, TimerService
 from rulesvc.delivery.notify import Notifier
@@ -53,11 +54,14 @@ def build_timer_parts(
     notifier: Notifier | None = None,
     engine_lock: threading.Lock | None = None,
     pool_size: int = 5,
+    keyring: Keyring | None = None,
 ) -> TimerParts:
     """The worker's use cases on their own engine (migrated). `clock` drives timers (a VirtualClock in
     tests); `delivery_clock` drives retry backoff (real time by default)."""
     engine = open_database(
-        database_url, **({"pool_size": pool_size} if not database_url.startswith("sqlite") else {})
+        database_url,
+        keyring=keyring,
+        **({"pool_size": pool_size} if not database_url.startswith("sqlite") else {}),
     )
     clock = clock or SystemClock()
     timers = TimerService(SqlTimerStore(engine), book, clock, masking, notifier, engine_lock=engine_lock)
@@ -78,7 +82,7 @@ def open_lifecycle(
     settings: Settings, clock: Clock, masking: MaskPolicy, engine_lock: threading.Lock
 ) -> tuple[Lifecycle, Engine]:
     """The ruleset and calendar lifecycle on an engine of its own (a worker decides on its live book)."""
-    engine = open_database(settings.database_url, pool_size=2)
+    engine = open_database(settings.database_url, keyring=settings.keyring(), pool_size=2)
     lifecycle = build_lifecycle(
         engine,
         settings.rulesets,
