@@ -62,6 +62,11 @@ class JournalEntry:
     event_type: str
     actions: tuple[Mapping[str, Any], ...] = ()
     restored: RestoredTimer | None = None
+    answered: frozenset[int] | None = None
+    """Indices of the actions a decision answered (and fed); None: all of them (journals written before)."""
+
+    def unanswered(self, index: int) -> bool:
+        return self.answered is not None and index not in self.answered
 
     def sort_key(self) -> tuple[datetime, int, str]:
         if self.restored is not None:
@@ -110,6 +115,10 @@ class Replay:
     """Each timer generation's figure, by (timer, generation)."""
     next_entry_at: datetime | None = None
     """The first journal entry after the horizon (it takes effect then: the ticket must be looked at again)."""
+    effective: set[tuple[str, int]] = field(default_factory=set)
+    """(source, index) of the journal actions that changed a timer where they took effect in event time:
+    a start that started one, a stop of a running, paused or still open breached timer, a pause of a
+    running and a resume of a paused one. The others changed nothing and are not emitted."""
 
 
 def replay(
@@ -135,8 +144,9 @@ def replay(
             restore(result, entry, calendars)
         elif entry.event_type != CREATED or not created_seen:
             created_seen = created_seen or entry.event_type == CREATED
-            for action in entry.actions:
-                _apply(result, ticket_id, entry, action, calendars)
+            for index, action in enumerate(entry.actions):
+                if _apply(result, ticket_id, entry, action, calendars):
+                    result.effective.add((entry.source, index))
     if horizon is not None and result.next_entry_at is None:
         _advance(result, calendars, horizon, inclusive=True)
     return result
@@ -172,7 +182,8 @@ def _apply(
     entry: JournalEntry,
     action: Mapping[str, Any],
     calendars: Mapping[str, BusinessCalendar],
-) -> None:
+) -> bool:
+    """Apply one timer action; whether it changed the timer (see `Replay.effective`)."""
     action_type = action.get("type")
     name = str(action.get("timer", ""))
     run = result.timers.get(name)
@@ -180,11 +191,11 @@ def _apply(
     if action_type == "start_timer":
         state = start_from_action(ticket_id, name, action, at)
         if state is None:
-            return
+            return False
         result.timers[name] = TimerRun(state, (run.generation if run else 0) + 1, entry.source)
-        return
+        return True
     if run is None:
-        return
+        return False
     calendar = calendars[run.state.calendar]
     before = run.state
     if action_type == "cancel_timer":
@@ -193,15 +204,20 @@ def _apply(
             if figure is not None:
                 result.outcomes[(name, run.generation)] = figure
             result.timers[name] = replace(run, state=cancel(before))
-        elif before.status == FINISHED and DUE_POINT in before.fired and run.stopped_at is None:
+            return True
+        if before.status == FINISHED and DUE_POINT in before.fired and run.stopped_at is None:
             result.outcomes[(name, run.generation)] = outcomes.close_breach(
                 before, run.generation, at, calendar
             )
             result.timers[name] = replace(run, stopped_at=at)
-    elif action_type == "pause_timer":
+            return True
+    elif action_type == "pause_timer" and before.status == RUNNING:
         result.timers[name] = replace(run, state=pause(before, at, calendar))
-    elif action_type == "resume_timer":
+        return True
+    elif action_type == "resume_timer" and before.status == PAUSED:
         result.timers[name] = replace(run, state=resume(before, at))
+        return True
+    return False
 
 
 def restore(result: Replay, entry: JournalEntry, calendars: Mapping[str, BusinessCalendar]) -> None:
@@ -236,6 +252,8 @@ def entry_to_json(entry: JournalEntry) -> dict[str, Any]:
     data: dict[str, Any] = {"at": entry.at.isoformat(), "source": entry.source, "type": entry.event_type}
     if entry.actions:
         data["actions"] = [dict(a) for a in entry.actions]
+    if entry.answered is not None:
+        data["answered"] = sorted(entry.answered)
     if entry.restored is not None:
         data["timer"] = {
             **state_to_json(entry.restored.state),
@@ -261,6 +279,7 @@ def entry_from_json(data: Mapping[str, Any]) -> JournalEntry:
         str(data["type"]),
         tuple(data.get("actions") or ()),
         restored,
+        frozenset(int(i) for i in data["answered"]) if "answered" in data else None,
     )
 
 

@@ -249,7 +249,10 @@ class TicketTimers:
 
     def apply(self, decision: Decision, at: datetime, now: datetime) -> Decision:
         """Journal the decision's timer actions at `at` (its event's `occurred_at`, or a timer point's time)
-        and recompute the timeline up to `now`. Returns the decision with resume actions carrying their new
+        and recompute the timeline up to `now`. Returns the decision without the timer actions that changed
+        nothing where they take effect in event time (a stop of a timer never started, a resume of a timer
+        already fired or stopped, a second creation's start: `Replay.effective`; they stay in the journal,
+        where an event arriving later may give them an effect), with resume actions carrying their new
         `due_at` (only when the timer then runs: never a deadline in the past) and an `sla_corrected` action
         per timer whose emitted points or recorded figure this changed."""
         actions = journal_of([a.to_json() for a in decision.actions])
@@ -259,11 +262,25 @@ class TicketTimers:
             raise ValueError(
                 f"decision for ticket {decision.event.ticket_id!r} applied to {self.ticket_id!r}"
             )
-        self._journal.append(JournalEntry(at, decision.event.event_id, decision.event.type, actions))
+        source = decision.event.event_id
+        entry = JournalEntry(at, source, decision.event.type, actions)
+        self._journal.append(entry)
         self._cache = None
         result = self._replay_at(now)
-        enriched = []
+        answered: list[Action] = []
+        index = -1
         for action in decision.actions:
+            if action.type in TIMER_ACTIONS:
+                index += 1
+                if (source, index) not in result.effective:
+                    continue
+            answered.append(action)
+        self._journal[-1] = replace(
+            entry, answered=frozenset(i for i in range(len(actions)) if (source, i) in result.effective)
+        )
+        answered.extend(self._now_effective(result))
+        enriched = []
+        for action in answered:
             if action.type == "start_timer" and "due_at" in action.params:
                 action = self._planned_start(action, result)
             if action.type == "resume_timer":
@@ -277,6 +294,28 @@ class TicketTimers:
             enriched.append(action)
         enriched.extend(self._corrections(now))
         return replace(decision, actions=tuple(enriched))
+
+    def _now_effective(self, result: Replay) -> list[Action]:
+        """Timer actions of earlier decisions that changed nothing when they were decided and do now that
+        this decision's event took its place before them (a resume that arrived before its pause, a stop
+        before its start): answered with this decision, once, naming their own event and time."""
+        late: list[tuple[tuple[datetime, int, str], int, Action]] = []
+        for position, entry in enumerate(self._journal):
+            found = [
+                i
+                for i in range(len(entry.actions))
+                if entry.unanswered(i) and (entry.source, i) in result.effective
+            ]
+            if not found:
+                continue
+            assert entry.answered is not None
+            self._journal[position] = replace(entry, answered=entry.answered | set(found))
+            for i in found:
+                data = dict(entry.actions[i])
+                kind, rule = str(data.pop("type")), str(data.pop("rule", ""))
+                params = {**data, "event_id": entry.source, "occurred_at": entry.at}
+                late.append((entry.sort_key(), i, Action(kind, params, rule)))
+        return [action for _, _, action in sorted(late, key=lambda item: item[:2])]
 
     def _planned_start(self, action: Action, result: Replay) -> Action:
         """A start whose deadline the timer does not follow (a calendar version published after the event

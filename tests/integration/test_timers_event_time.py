@@ -72,7 +72,11 @@ def test_resume_arriving_before_its_pause_keeps_the_clock_running(env: Env) -> N
             complaint("p", "C-1", ago(20), "ticket.paused"),
         ],
     )
-    assert env.types() == ["start_timer", "resume_timer", "pause_timer"]
+    # the resume changed nothing when it came (the clock ran); the pause's answer carries it, once
+    assert env.types() == ["start_timer", "pause_timer", "resume_timer"]
+    resume = env.actions()[2]
+    assert resume["event_id"] == "r" and datetime.fromisoformat(resume["occurred_at"]) == ago(10)
+    assert datetime.fromisoformat(resume["due_at"]) == ago(30) + timedelta(minutes=130)
     assert env.poll_at(NOW + timedelta(minutes=59)) == 0
     assert env.poll_at(NOW + timedelta(minutes=70)) == 1  # 预警 at -30 + 90 + 10 paused
     assert env.poll_at(NOW + timedelta(minutes=100)) == 1
@@ -103,7 +107,7 @@ def test_pause_and_resume_at_one_instant_is_a_pause_of_zero_length(env: Env, fir
 def test_acceptance_arriving_before_its_creation_fires_nothing_and_meets_the_sla(env: Env) -> None:
     bodies = [complaint("a", "C-1", ago(170), "ticket.accepted"), complaint("c", "C-1", ago(180))]
     send_all(env, bodies)
-    assert env.types() == ["cancel_timer", "start_timer"]
+    assert env.types() == ["start_timer", "cancel_timer"]  # the stop is answered once it stops a clock
     assert env.poll_at(NOW + timedelta(hours=5)) == 0
     assert figures(env) == [("C-1", "met", 110 * 60.0, 0.0)]
     assert report(env)["met"] == 1 and report(env)["open_breaches"] == 0
@@ -181,12 +185,32 @@ def test_a_re_sent_creation_is_one_clock_in_either_order(env: Env, order: tuple[
     assert figures(env) == [("C-1", "breached", 0.0, 30 * 60.0)]
 
 
-def test_resume_of_a_timer_whose_deadline_fired_carries_no_deadline(env: Env) -> None:
+def test_resume_of_a_timer_whose_deadline_fired_or_that_was_stopped_emits_nothing(env: Env) -> None:
     env.events.send(complaint("c", "C-1", ago(180)), NOW)
     env.poll_at(NOW)
-    answer = env.events.send(complaint("r", "C-1", ago(5), "ticket.resumed"), NOW)
-    [resume] = answer.actions
-    assert resume["type"] == "resume_timer" and "due_at" not in resume
+    assert env.events.send(complaint("r", "C-1", ago(5), "ticket.resumed"), NOW).actions == []
+    env.events.send(complaint("c2", "C-2", ago(30)), NOW)
+    env.events.send(complaint("a2", "C-2", ago(20), "ticket.accepted"), NOW)
+    assert env.events.send(complaint("r2", "C-2", ago(10), "ticket.resumed"), NOW).actions == []
+    assert env.events.send(complaint("a2b", "C-2", ago(5), "ticket.accepted"), NOW).actions == []
+    assert env.types() == ["start_timer", "notify", "escalate", "start_timer", "cancel_timer"]
+    assert verify_store(env.feed).ok
+
+
+def test_an_acceptance_for_an_unknown_ticket_puts_no_cancel_timer_in_the_feed(env: Env) -> None:
+    """The stop of a clock that never ran changes nothing: it is not answered nor fed. It stays in the
+    ticket's journal: a creation arriving after it, dated before it, starts the clock and the stop takes
+    effect, answered then (once) with the creation, and the SLA is met at the acceptance's time."""
+    answer = env.events.send(complaint("a", "C-1", ago(170), "ticket.accepted"), NOW)
+    assert answer.actions == [] and env.types() == []
+    assert env.events.send(complaint("a2", "C-9", ago(170), "ticket.accepted"), NOW).actions == []
+    created = env.events.send(complaint("c", "C-1", ago(180)), NOW)
+    env.poll_at(NOW)
+    assert [a["type"] for a in created.actions] == ["start_timer", "cancel_timer"]
+    assert created.actions[1]["event_id"] == "a"
+    assert env.types() == ["start_timer", "cancel_timer"]
+    assert figures(env) == [("C-1", "met", 110 * 60.0, 0.0)]
+    assert verify_store(env.feed).ok
 
 
 def test_an_event_dated_beyond_the_clock_skew_tolerance_is_refused(

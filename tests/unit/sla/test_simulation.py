@@ -109,6 +109,40 @@ def test_complaint_accepted_between_warning_and_deadline(book: RuleBook) -> None
     ]
 
 
+def test_timer_actions_that_change_nothing_are_not_emitted(book: RuleBook) -> None:
+    """A stop of a complaint never created, a second acceptance, a resume of a timer that already fired or
+    was stopped: the rules fired, but no timer changed, so no timer action is in the timeline."""
+    events = [
+        complaint("ticket.accepted", T0, "C-9"),  # no timer was ever started for C-9
+        complaint("ticket.created", T0),
+        complaint("ticket.paused", after(3)),  # the deadline fired at 2 h
+        complaint("ticket.resumed", after(4)),
+        complaint("ticket.created", T0, "C-2"),
+        complaint("ticket.accepted", after(1), "C-2"),
+        complaint("ticket.accepted", after(1.5), "C-2"),
+        complaint("ticket.resumed", after(2), "C-2"),
+    ]
+    timeline = simulate(book, events, after(6))
+    timer_actions = [
+        (entry.decision.event.ticket_id, at, a["type"])
+        for entry in timeline.entries
+        for at, a in [(entry.at, a) for a in entry.decision.actions_json()]
+        if a["type"].endswith("_timer")
+    ]
+    assert timer_actions == [
+        ("C-1", after(0), "start_timer"),
+        ("C-2", after(0), "start_timer"),
+        ("C-2", after(1), "cancel_timer"),
+    ]
+    fired = [
+        f["rule"]
+        for e in timeline.entries
+        if e.decision.event.ticket_id == "C-9"
+        for f in e.decision.fired_json()
+    ]
+    assert fired == ["受理停止计时"]  # the rule fired; its action changed nothing
+
+
 def test_timer_points_after_until_do_not_fire(book: RuleBook) -> None:
     events = [complaint("ticket.created", T0)]
     assert types_at(simulate(book, events, after(2) - timedelta(seconds=1)))[-1] == (after(1.5), "notify")

@@ -173,12 +173,37 @@ def test_pause_and_resume_move_every_point_and_resume_learns_its_due_at() -> Non
     assert (timer.next_fire_at, timer.next_point) == (at(2026, 11, 2, 13), "预警")
 
 
-def test_resume_of_a_fired_timer_carries_no_deadline() -> None:
+def test_resume_of_a_fired_or_stopped_timer_is_not_emitted() -> None:
     noon = at(2026, 11, 2, 12)
     timers = again(started(), noon)
     fire_all(timers, noon)
-    out = timers.apply(decision(RESUME), noon, noon)
-    assert "due_at" not in out.actions[0].params
+    assert timers.apply(decision(RESUME), noon, noon).actions == ()
+    stopped = started()
+    stopped.apply(decision(CANCEL), at(2026, 11, 2, 10), at(2026, 11, 2, 10))
+    assert stopped.apply(decision(RESUME), noon, noon).actions == ()
+    running = started()  # a resume of a timer that is not paused changes nothing either
+    assert running.apply(decision(RESUME), at(2026, 11, 2, 10), at(2026, 11, 2, 10)).actions == ()
+
+
+def test_a_stop_of_a_timer_never_started_is_not_emitted_but_counts_once_it_is_started() -> None:
+    timers = fresh()
+    stop = decision(CANCEL, ("notify", {"to": "owner"}))
+    out = timers.apply(stop, at(2026, 11, 2, 10), at(2026, 11, 2, 10))
+    assert [a.type for a in out.actions] == ["notify"]
+    timers.apply(decision(START, etype="ticket.created"), NOW, at(2026, 11, 2, 13))  # arrives later
+    assert [(o.outcome, o.stopped_at) for o in timers.outcomes(at(2026, 11, 2, 13))] == [
+        (MET, at(2026, 11, 2, 10))
+    ]
+    assert fire_all(timers, at(2026, 11, 2, 13)) == []
+
+
+def test_a_second_stop_and_a_second_pause_are_not_emitted() -> None:
+    timers = started()
+    ten = at(2026, 11, 2, 10)
+    assert [a.type for a in timers.apply(decision(PAUSE), ten, ten).actions] == ["pause_timer"]
+    assert timers.apply(decision(PAUSE), ten + timedelta(minutes=1), ten).actions == ()
+    assert [a.type for a in timers.apply(decision(CANCEL), ten, ten).actions] == ["cancel_timer"]
+    assert timers.apply(decision(CANCEL), ten + timedelta(minutes=5), ten).actions == ()
 
 
 def test_restart_is_a_new_generation_without_a_figure() -> None:
@@ -195,8 +220,8 @@ def test_a_second_creation_starts_no_second_clock_in_either_order() -> None:
     first, second = at(2026, 11, 2, 9), at(2026, 11, 2, 9, 1)
     for order in ((first, second), (second, first)):
         timers = fresh()
-        for when in order:
-            timers.apply(decision(START, etype="ticket.created"), when, now)
+        answers = [timers.apply(decision(START, etype="ticket.created"), when, now) for when in order]
+        assert [len(a.actions) for a in answers] == ([1, 0] if order[0] == first else [1, 1])
         [timer] = timers.changes(now)
         assert timer.generation == 1 and timer.state.started_at == first
         assert fire_all(timers, now) == ["预警", DUE_POINT]
