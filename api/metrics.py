@@ -18,6 +18,10 @@ from prometheus_client.registry import Collector
 from rulesvc.audit.evidence import refusals
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SKEW_BUCKETS = (-3600.0, -600.0, -60.0, -10.0, -1.0, 0.0, 1.0, 10.0, 60.0, 300.0, 600.0, 3600.0)
+"""Seconds an event's `occurred_at` is ahead of the server's clock: negative is late delivery (or a slow
+clock), positive up to the tolerance (RULESVC_EVENT_CLOCK_SKEW, default 300) is a fast clock accepted,
+beyond it refused (422 event.clock_skew)."""
 
 
 class Metrics:
@@ -58,6 +62,15 @@ class Metrics:
             ["dependency"],
             registry=r,
             multiprocess_mode="livemin",
+        )
+
+        self.clock_skew = Histogram(
+            "rulesvc_clock_skew_seconds",
+            "occurred_at minus the server's clock when an event is decided or refused for clock skew, by "
+            "source (the caller: a ticket tool's key or account); positive = the source's clock is ahead",
+            ["source"],
+            buckets=SKEW_BUCKETS,
+            registry=r,
         )
 
         r.register(_IntegrityRefusals())

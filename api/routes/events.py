@@ -12,6 +12,7 @@ from api.responses import JSONBytes
 from api.routes.common import errors, json_request_body
 from api.schemas import COMPLAINT_EVENT, EXPENSE_EVENT, LOAN_EVENT, EventDecisionOut
 from rulesvc.apikeys import Permission
+from rulesvc.decisions.service import ClockSkewError
 
 router = APIRouter(tags=["events"])
 
@@ -41,11 +42,17 @@ async def post_event(request: Request) -> Response:
 async def decide_event(request: Request) -> Response:
     # The hot path: authorization and body parsing are called directly rather than through dependency
     # injection (same functions, a third of the per-request overhead); OpenAPI security is declared below.
-    await authorize(request, bearer_token(request), Permission.EVENTS_WRITE)
+    principal = await authorize(request, bearer_token(request), Permission.EVENTS_WRITE)
     body = await json_body(request)  # validated against its ticket kind by the use case
     rt = runtime(request)
-    outcome = await rt.service.decide(body)
+    try:
+        outcome = await rt.service.decide(body)
+    except ClockSkewError as refused:
+        rt.metrics.clock_skew.labels(principal.actor).observe(refused.ahead_seconds)
+        raise
     rt.metrics.observe_decision(outcome.created, outcome.fired, outcome.actions)
+    if outcome.ahead_seconds is not None:
+        rt.metrics.clock_skew.labels(principal.actor).observe(outcome.ahead_seconds)
     return JSONBytes(outcome.to_json())
 
 

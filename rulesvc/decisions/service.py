@@ -96,7 +96,7 @@ class ClockSkewError(InvalidEventError):
         self.occurred_at = occurred_at
         self.now = now
         self.tolerance = tolerance
-        ahead = (occurred_at - now).total_seconds()
+        self.ahead_seconds = ahead = (occurred_at - now).total_seconds()
         super().__init__(
             f"occurred_at 比服务器时间超前 {ahead:.0f} 秒，超过允许的时钟偏差 {tolerance.total_seconds():.0f} 秒"
             f"（RULESVC_EVENT_CLOCK_SKEW）；请校准发送方时钟（NTP）",
@@ -122,6 +122,9 @@ class EventOutcome:
     actions: list[dict[str, Any]]
     fired: list[dict[str, Any]]
     created: bool
+    ahead_seconds: float | None = None
+    """How far the event's `occurred_at` was ahead of the server's clock when decided (negative: behind,
+    i.e. delivered late or from a slow clock); None for a replay. For the clock-skew metric."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -141,6 +144,7 @@ class PreparedEvent:
     clear_text: str
     fired: list[dict[str, Any]]
     body: Mapping[str, Any]
+    ahead_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,8 @@ class DecisionService:
         """
         checked = self.read_event(body)
         event = checked.event
-        if event.occurred_at - self.clock.now() > self.clock_skew:
+        ahead = event.occurred_at - self.clock.now()
+        if ahead > self.clock_skew:
             raise ClockSkewError(event.occurred_at, self.clock.now(), self.clock_skew)
         clear_text = record_json(body)
         book = self.book.book_for(event)  # in force at the event's time; kept for the whole decision
@@ -278,7 +283,9 @@ class DecisionService:
         new = record(decision)
         # The store runs this under the ticket's lock: timer changes, snapshot, final record (rulesvc.decisions.ticket_work).
         work = EventTicketWork(event, decision, getattr(self.book, "calendars", {}), record, new)
-        return PreparedEvent(replace(new, ticket_work=work), clear_text, decision.fired_json(), body)
+        return PreparedEvent(
+            replace(new, ticket_work=work), clear_text, decision.fired_json(), body, ahead.total_seconds()
+        )
 
     def read_event(self, body: Any, *, default_id: bool = False) -> CheckedEvent:
         """Validate `body` against its ticket kind (raises `InvalidEventError` listing every problem)."""
@@ -299,7 +306,15 @@ class DecisionService:
             self._notify(TIMERS)
         if actions:
             self._notify(ACTIONS)
-        return EventOutcome(new.decision_id, new.event_id, new.ticket_id, actions, prepared.fired, True)
+        return EventOutcome(
+            new.decision_id,
+            new.event_id,
+            new.ticket_id,
+            actions,
+            prepared.fired,
+            True,
+            prepared.ahead_seconds,
+        )
 
     def _notify(self, topic: str) -> None:
         if self.notifier is not None:

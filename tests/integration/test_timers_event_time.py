@@ -237,6 +237,38 @@ def test_an_event_dated_beyond_the_clock_skew_tolerance_is_refused(
     assert within.status_code == 200, within.text
 
 
+def test_clock_skew_is_measured_per_source_accepted_and_refused_alike(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """`rulesvc_clock_skew_seconds{source}`: occurred_at minus the server's clock of every event decided
+    (a late one is negative) and of every one refused for skew, labelled by the caller."""
+    now = datetime.now(UTC)
+    sent = [
+        ("k-late", -timedelta(minutes=10)),
+        ("k-ahead", timedelta(minutes=4)),
+        ("k-far", timedelta(minutes=30)),
+    ]
+    for event_id, offset in sent:
+        client.post("/v1/events", json=complaint(event_id, "C-K", now + offset), headers=auth(keys["ingest"]))
+    client.post(
+        "/v1/events",
+        json=complaint("k-late", "C-K", now - timedelta(minutes=10)),
+        headers=auth(keys["ingest"]),
+    )
+    lines = [
+        line for line in client.get("/metrics").text.splitlines() if line.startswith("rulesvc_clock_skew")
+    ]
+    count = [line for line in lines if line.startswith("rulesvc_clock_skew_seconds_count")]
+    assert len(count) == 1 and count[0].endswith(" 3.0"), lines  # the replay is not measured again
+    assert 'source="' in count[0]
+
+    def bucket(le: str) -> float:
+        [line] = [line for line in lines if f'le="{le}"' in line and "_bucket" in line]
+        return float(line.rsplit(" ", 1)[1])
+
+    assert (bucket("-60.0"), bucket("0.0"), bucket("300.0"), bucket("3600.0")) == (1.0, 1.0, 2.0, 3.0)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_random_histories_in_shuffled_arrival_agree_with_simulate_and_the_in_order_service(
     timer_url: str,  # noqa: F811
