@@ -1,10 +1,13 @@
 """Event-time check: `python -m bench.event_time [--histories N] [--seed S]`.
 
-Random complaint histories (creation, maybe a re-sent creation, pauses and resumes, maybe an acceptance;
-ties at one instant included), each run three ways:
+Random histories, complaints and loans in turn: complaints (creation, maybe a re-sent creation, pauses and
+resumes, maybe an acceptance) and loans on the cn calendar (created in 初审 or 受理, stage changes into,
+out of and back into 初审, pauses and resumes, maybe resolved); ties at one instant included. Each runs
+three ways:
 1. `rulesvc simulate` (events in `occurred_at` order on a virtual clock);
 2. the service, events arriving in `occurred_at` order, polls as time goes by;
-3. the service, events arriving shuffled, late by up to an hour, polls at random moments.
+3. the service, events arriving shuffled, late by up to an hour, some sent twice (same `event_id`), polls
+   at random moments.
 The service runs its real units of work (`DecisionService.prepare_event` → the ticket work the store
 runs under the ticket's lock, `TimerService.fire_ticket`) on an in-memory ticket table, so tens of
 thousands of histories take minutes; `tests/integration/test_timers_event_time.py` runs a sample on
@@ -69,6 +72,53 @@ def random_history(rng: random.Random, ticket_id: str) -> list[dict[str, Any]]:
     if rng.random() < 0.7:
         events.append(body("accepted", "ticket.accepted", max(0, cursor - rng.randrange(0, 200, 5))))
     return events
+
+
+LOAN = {"kind": "loan", "region": "上海浦东", "amount": 900000, "credit_rating": "AA", "owner": "张三"}
+
+
+def random_loan_history(rng: random.Random, ticket_id: str) -> list[dict[str, Any]]:
+    """One loan's events, minutes before NOW on a 15-minute grid over up to three days (the cn calendar:
+    nights, the weekend): created in 初审 or 受理, maybe re-created, then stage changes (into 初审, on to
+    复审, back to 初审, or the same stage again), pauses and resumes, maybe resolved. Every event carries
+    the whole ticket, as loan systems send it."""
+
+    def body(event_id: str, etype: str, minutes: int, stage: str) -> dict[str, Any]:
+        return {
+            "event_id": f"{ticket_id}-{event_id}",
+            "type": etype,
+            "occurred_at": (NOW - timedelta(minutes=minutes)).isoformat(),
+            "ticket": {**LOAN, "id": ticket_id, "stage": stage},
+        }
+
+    cursor = rng.randrange(60, 3 * 24 * 60, 15)
+    stage = rng.choice(["初审", "初审", "受理"])
+    events = [body("created", "ticket.created", cursor, stage)]
+    if rng.random() < 0.15:
+        events.append(body("created-again", "ticket.created", cursor - rng.randrange(0, 60, 15), stage))
+    for index in range(rng.choice([0, 1, 2, 3, 4, 5])):
+        cursor -= rng.randrange(0, 8 * 60, 15)
+        if cursor < 0:
+            break
+        if rng.random() < 0.25:
+            events.append(body(f"paused{index}", "ticket.paused", cursor, stage))
+            resume = cursor - rng.randrange(0, 4 * 60, 15)
+            if resume >= 0 and rng.random() < 0.8:
+                events.append(body(f"resumed{index}", "ticket.resumed", resume, stage))
+                cursor = resume
+            continue
+        stage = rng.choice(["初审", "初审", "复审", "受理", stage])
+        events.append(body(f"stage{index}", "ticket.updated", cursor, stage))
+    if rng.random() < 0.3 and cursor > 0:
+        events.append(body("resolved", "ticket.resolved", cursor - rng.randrange(0, cursor + 1, 15), stage))
+    return events
+
+
+def any_history(rng: random.Random, index: int, prefix: str = "") -> list[dict[str, Any]]:
+    """Complaints and loans in turn."""
+    if index % 2:
+        return random_loan_history(rng, f"{prefix}L-{index}")
+    return random_history(rng, f"{prefix}C-{index}")
 
 
 @dataclass(frozen=True)
@@ -266,6 +316,7 @@ def arrivals(
             steps += [(occurred(body), "poll", {}), (occurred(body), "event", body)]
         return steps
     order = list(history)
+    order += [body for body in history if rng.random() < 0.1]  # re-sent (same event_id): one decision
     rng.shuffle(order)
     clock = last = min(occurred(b) for b in history)
     for body in order:
@@ -303,8 +354,10 @@ def main() -> None:
     rng = random.Random(args.seed)
     started = time.perf_counter()
     differing = 0
+    kinds = {"complaint": 0, "loan": 0}
     for index in range(args.histories):
-        history = random_history(rng, f"C-{index}")
+        history = any_history(rng, index)
+        kinds[history[0]["ticket"]["kind"]] += 1
         problems = check(history, rng)
         if problems:
             differing += 1
@@ -314,8 +367,9 @@ def main() -> None:
                     print(f"  {problem}", file=sys.stderr)
     elapsed = time.perf_counter() - started
     print(
-        f"{args.histories} histories (seed {args.seed}), each run by simulate, the service in order and the "
-        f"service shuffled: {differing} differing ({elapsed:.0f} s)"
+        f"{args.histories} histories ({kinds['complaint']} complaints, {kinds['loan']} loans; seed "
+        f"{args.seed}), each run by simulate, the service in order and the service shuffled with re-sends: "
+        f"{differing} differing ({elapsed:.0f} s)"
     )
     sys.exit(1 if differing else 0)
 

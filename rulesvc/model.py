@@ -61,6 +61,10 @@ class Action:
     type: str
     params: Mapping[str, Any]
     rule: str
+    on: tuple[tuple[str, str, str], ...] = ()
+    """For a rule that fires on a field change (`on: [{enter: {stage: 初审}}]`): the (change, field, value)
+    changes it waits for, one of which must have happened at the event in event time for the action to
+    stand (`rulesvc.sla.event_time`); never part of the answer."""
 
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, **{k: to_jsonable(v) for k, v in self.params.items()}, "rule": self.rule}
@@ -71,6 +75,8 @@ class FiredRule:
     ruleset: str
     version: int
     rule: str
+    on: tuple[tuple[str, str, str], ...] = ()
+    """As `Action.on`: the field changes this firing waits for (it stands only where one happens)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"ruleset": self.ruleset, "version": self.version, "rule": self.rule}
@@ -122,6 +128,8 @@ class Decision:
     actions: tuple[Action, ...] = ()
     fired: tuple[FiredRule, ...] = ()
     trace: tuple[TraceEntry, ...] = field(default=(), compare=False)
+    watched: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """The event's values of the ticket fields whose changes rules wait for (`Action.on`)."""
 
     def actions_json(self) -> list[dict[str, Any]]:
         return [a.to_json() for a in self.actions]

@@ -66,12 +66,21 @@ class RuleBook:
         actions: list[Action] = []
         fired: list[FiredRule] = []
         trace: list[TraceEntry] = []
+        watched: dict[str, str] = {}
         for compiled in rulesets:
             run = compiled.evaluate(event, scope)
             actions.extend(run.actions)
             fired.extend(run.fired)
             trace.extend(run.trace)
-        return Decision(event=event, actions=tuple(actions), fired=tuple(fired), trace=tuple(trace))
+            if event.timer is None:
+                watched.update(
+                    (name, value)
+                    for name in compiled.watched
+                    if isinstance(value := event.ticket.get(name), str)
+                )
+        return Decision(
+            event=event, actions=tuple(actions), fired=tuple(fired), trace=tuple(trace), watched=watched
+        )
 
 
 def routed_decision(event: Event, policy: InvalidPolicy) -> Decision:

@@ -38,7 +38,7 @@ from rulesvc.audit.checkpoints import Checkpoint, CheckpointError, CheckpointKee
 from rulesvc.audit.evidence import EvidenceReader, check_feed, verify_rows
 from rulesvc.decisions.ports import DecisionStore, KeyStore, NewDecision, StoredDecision
 from rulesvc.decisions.record import decision_payload, new_decision, record_json
-from rulesvc.decisions.ticket_work import EventTicketWork
+from rulesvc.decisions.ticket_work import EventTicketWork, touches_timers
 from rulesvc.delivery.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.entropy import uuid4
 from rulesvc.errors import InvalidEventError, Problem, RulesvcError
@@ -145,6 +145,8 @@ class PreparedEvent:
     fired: list[dict[str, Any]]
     body: Mapping[str, Any]
     ahead_seconds: float | None = None
+    timed: bool = False
+    """The ticket's timers decided the final actions (`touches_timers`): answer what the store recorded."""
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,12 @@ class DecisionService:
         # The store runs this under the ticket's lock: timer changes, snapshot, final record (rulesvc.decisions.ticket_work).
         work = EventTicketWork(event, decision, getattr(self.book, "calendars", {}), record, new)
         return PreparedEvent(
-            replace(new, ticket_work=work), clear_text, decision.fired_json(), body, ahead.total_seconds()
+            replace(new, ticket_work=work),
+            clear_text,
+            decision.fired_json(),
+            body,
+            ahead.total_seconds(),
+            touches_timers(decision),
         )
 
     def read_event(self, body: Any, *, default_id: bool = False) -> CheckedEvent:
@@ -299,10 +306,12 @@ class DecisionService:
             return self._replay(stored, prepared.clear_text, prepared.body)
         new = prepared.new
         actions = [dict(a) for a in new.actions]
-        types = {a.get("type") for a in actions}
-        if not types.isdisjoint(TIMER_ACTIONS):  # the store may have set a resume's due_at, added corrections
-            actions = [_action_order(a) for a in exactjson.loads(stored.record_text)["actions"]]
-        if not types.isdisjoint(TIMER_ACTIONS):
+        fired = prepared.fired
+        if prepared.timed:  # the store may have set a resume's due_at, added corrections, dropped actions
+            record = exactjson.loads(stored.record_text)
+            actions = [_action_order(a) for a in record["actions"]]
+            fired = record["fired"]
+        if not {a.get("type") for a in actions}.isdisjoint(TIMER_ACTIONS):
             self._notify(TIMERS)
         if actions:
             self._notify(ACTIONS)
@@ -311,7 +320,7 @@ class DecisionService:
             new.event_id,
             new.ticket_id,
             actions,
-            prepared.fired,
+            fired,
             True,
             prepared.ahead_seconds,
         )

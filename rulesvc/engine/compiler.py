@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -45,6 +45,7 @@ class Run:
     scope: dict[str, Any]
     at: datetime
     ruleset: Ruleset
+    event_type: str = ""
     facts: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)
     fired: list[FiredRule] = field(default_factory=list)
@@ -177,19 +178,36 @@ class CompiledRule:
             return None
         return tests[0] if len(tests) == 1 else {"$and": tests}
 
+    def changes(self, run: Run) -> tuple[tuple[str, str, str], ...] | None:
+        """The field changes this firing waits for: () when the event's type triggers the rule itself,
+        None when neither its type nor any change the rule waits for can apply (`Transition.level`)."""
+        if not self.rule.transitions or run.event_type in self.rule.on:
+            return ()
+        ticket = run.scope.get("ticket") or {}
+        held = tuple(t.key for t in self.rule.transitions if t.level(ticket))
+        return held or None
+
     def guard(self, matched: Mapping[str, Mapping[str, Any]]) -> bool:
+        run = _RUN.get()
+        if self.changes(run) is None:
+            return False
         if self.when is None:
             return True
-        return self.when(_RUN.get().scope_with(matched)) is True
+        return self.when(run.scope_with(matched)) is True
 
     def fire(self, matched: Mapping[str, Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
         run = _RUN.get()
         scope = run.scope_with(matched)
-        run.fired.append(FiredRule(self.ruleset.name, self.ruleset.version, self.rule.id))
+        changes = self.changes(run) or ()
+        run.fired.append(FiredRule(self.ruleset.name, self.ruleset.version, self.rule.id, changes))
         run.trace.append(
             TraceEntry(self.ruleset.name, self.ruleset.version, self.rule.id, self.explain(scope))
         )
-        return run.perform(self.actions, scope)
+        first = len(run.actions)
+        derived = run.perform(self.actions, scope)
+        if changes:
+            run.actions[first:] = [replace(action, on=changes) for action in run.actions[first:]]
+        return derived
 
     def run_alone(self) -> None:
         """Guard and fire on the input fact alone (a rule of a network without joins)."""
@@ -238,8 +256,10 @@ class CompiledRuleset:
         ]
         self.networks: dict[str, DurableNetwork] = {}
         self.single_fact: dict[str, list[CompiledRule]] = {}
-        for event_type in sorted({t for rule in ruleset.rules for t in rule.on}):
-            compiled = [r for r in self.rules if event_type in r.rule.on]
+        self.watched = frozenset(t.field for rule in ruleset.rules for t in rule.transitions)
+        """Ticket fields whose changes rules wait for (their values are journaled with each event)."""
+        for event_type in sorted({t for rule in ruleset.rules for t in rule.triggers}):
+            compiled = [r for r in self.rules if event_type in r.rule.triggers]
             if all(len(r.patterns) == 1 for r in compiled):
                 # Every rule joins only the input fact, so there is nothing to join or chain: the rules
                 # run in agenda order (priority, then declaration) and the exact guards decide, without
@@ -261,7 +281,7 @@ class CompiledRuleset:
         return fact
 
     def evaluate(self, event: Event, scope: Mapping[str, Any]) -> Run:
-        run = Run(scope=dict(scope), at=event.occurred_at, ruleset=self.ruleset)
+        run = Run(scope=dict(scope), at=event.occurred_at, ruleset=self.ruleset, event_type=event.type)
         token = _RUN.set(run)
         try:
             self._tables(event, run)

@@ -71,7 +71,11 @@ def _ruleset_warnings(ruleset: Ruleset) -> list[RulesetError]:
     by_id = {rule.id: rule for rule in ruleset.rules}
 
     def enabled_by(rule: Rule, fact: str) -> list[Rule]:
-        return [other for other in ruleset.rules if fact in needs[other.id] and set(other.on) & set(rule.on)]
+        return [
+            other
+            for other in ruleset.rules
+            if fact in needs[other.id] and set(other.triggers) & set(rule.triggers)
+        ]
 
     def cycle(start: Rule, fact: str) -> list[str] | None:
         """Rule ids from `start` back to `start` through facts asserted and required (breadth first)."""

@@ -108,7 +108,12 @@ def _then(actions: tuple[ActionSpec, ...]) -> str:
 
 def _rule_content(rule: Rule) -> str:
     when = to_text(rule.when) if rule.when is not None else "（无条件）"
-    return f"{_rule_where(rule.id)}（{ON}: {'、'.join(rule.on)}；{WHEN}: {when} → {_then(rule.then)}）"
+    return f"{_rule_where(rule.id)}（{ON}: {'、'.join(_on(rule))}；{WHEN}: {when} → {_then(rule.then)}）"
+
+
+def _on(rule: Rule) -> list[str]:
+    """A rule's `on:` as written: event types, then field changes (`enter: {stage: 初审}`)."""
+    return [*rule.on, *(t.text() for t in rule.transitions)]
 
 
 def _row_content(table: str, row: Row) -> str:
@@ -123,8 +128,8 @@ def _rule_changes(old: Rule, new: Rule) -> list[Change]:
     new_when = to_text(new.when) if new.when is not None else None
     if old_when != new_when:
         changes.append(Change(where, WHEN, old_when, new_when))
-    if old.on != new.on:
-        changes.append(Change(where, ON, list(old.on), list(new.on)))
+    if _on(old) != _on(new):
+        changes.append(Change(where, ON, _on(old), _on(new)))
     if old.priority != new.priority:
         changes.append(Change(where, PRIORITY, old.priority, new.priority))
     if _actions_text(old.then) != _actions_text(new.then):

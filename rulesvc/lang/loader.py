@@ -18,7 +18,7 @@ from rulesvc.lang.ast import Expr, bind_subject
 from rulesvc.lang.check import FieldType, TypeEnv, check
 from rulesvc.lang.kinds import load_kind
 from rulesvc.lang.loader_actions import RESERVED_ROOTS, ActionLoader
-from rulesvc.lang.model import KindSchema, Row, Rule, Ruleset, Table
+from rulesvc.lang.model import ENTER, LEAVE, KindSchema, Row, Rule, Ruleset, Table, Transition
 from rulesvc.lang.parse import parse_cell
 from rulesvc.lang.tables import analyse_table
 from rulesvc.model import TIMER_DUE, TIMER_WARNING
@@ -257,7 +257,80 @@ class _RulesetLoader(ActionLoader):
             items.append(loader(item, index, location))
         return items
 
-    def load_on(self, item: Mapping[str, Any], location: Location) -> tuple[str, ...]:
+    def load_triggers(
+        self, item: Mapping[str, Any], location: Location
+    ) -> tuple[tuple[str, ...], tuple[Transition, ...]]:
+        """A rule's `on:`: event types, and field changes (`{enter: {stage: 初审}}`, `{leave: ...}`)."""
+        raw = item.get("on")
+        values = raw if isinstance(raw, list) else [raw]
+        transitions = []
+        for index, value in enumerate(values):
+            if isinstance(value, Mapping):
+                where = (
+                    self.src.item_loc(raw, index) if isinstance(raw, list) else self.src.value_loc(item, "on")
+                )
+                transitions.extend(self.load_transition(value, where))
+        if transitions and all(isinstance(v, Mapping) for v in values):
+            return (), tuple(transitions)
+        return self.load_on(item, location, changes=True), tuple(transitions)
+
+    def load_transition(self, value: Mapping[str, Any], where: Location) -> list[Transition]:
+        example = "例如 on: [{enter: {stage: 初审}}] 或 on: [{leave: {stage: 初审}}]"
+        if len(value) != 1 or next(iter(value)) not in (ENTER, LEAVE):
+            keys = "、".join(str(k) for k in value) or "（空）"
+            self.error(
+                "bad_transition",
+                f"on 里的映射须且只须有 enter 或 leave 一个键（这里是 {keys}）",
+                where,
+                example,
+            )
+            return []
+        change = str(next(iter(value)))
+        fields = value[change]
+        at = self.src.value_loc(value, change)
+        if not isinstance(fields, Mapping) or len(fields) != 1:
+            self.error(
+                "bad_transition",
+                f"{change} 须写成一个字段和它的值，如 {{stage: 初审}}",
+                at,
+                example,
+            )
+            return []
+        name, target = next(iter(fields.items()))
+        field_at = self.src.key_loc(fields, name)
+        if not isinstance(target, str) or not target:
+            self.error(
+                "bad_transition",
+                f"{change} 的值须是非空文本（字段 {name} 的取值，如 初审），这里是 {target!r}",
+                self.src.value_loc(fields, name),
+                example,
+            )
+            return []
+        env = self.env
+        if env is not None and "ticket" not in env.open_roots:
+            texts = [path[1] for path, ftype in env.fields.items() if path[0] == "ticket" and len(path) == 2]
+            if ("ticket", str(name)) not in env.fields:
+                self.unknown(
+                    "unknown_field",
+                    f"工单没有字段 {name}（{change} 要看它的变化）",
+                    field_at,
+                    name,
+                    texts,
+                    "字段须是工单类型里声明的字段",
+                )
+                return []
+            if env.fields[("ticket", str(name))].kind not in ("string", "enum"):
+                self.error(
+                    "bad_transition",
+                    f"{change} 只能看文本字段的变化，字段 {name} 不是文本",
+                    field_at,
+                    example,
+                )
+                return []
+        return [Transition(change, str(name), target, field_at)]
+
+    def load_on(self, item: Mapping[str, Any], location: Location, changes: bool = False) -> tuple[str, ...]:
+        """The event types of `on:` (with `changes`, field changes are left to `load_triggers`)."""
         raw = item.get("on")
         if raw is None:
             self.error(
@@ -271,6 +344,8 @@ class _RulesetLoader(ActionLoader):
         result = []
         for index, value in enumerate(values):
             where = self.src.item_loc(raw, index) if isinstance(raw, list) else self.src.value_loc(item, "on")
+            if changes and isinstance(value, Mapping):
+                continue
             if value not in EVENT_TYPES:
                 self.unknown(
                     "unknown_event",
@@ -286,7 +361,7 @@ class _RulesetLoader(ActionLoader):
 
     def load_rule(self, item: Mapping[str, Any], index: int, location: Location) -> Rule | None:
         self.errors += unknown_keys(self.src, item, RULE_KEYS, "rule")
-        on = self.load_on(item, location)
+        on, transitions = self.load_triggers(item, location)
         when: Expr | None = None
         when_text = ""
         if item.get("when") is not None:
@@ -307,6 +382,7 @@ class _RulesetLoader(ActionLoader):
             location=location,
             index=index,
             description=str(item.get("description", "")),
+            transitions=transitions,
         )
 
     def load_table(self, item: Mapping[str, Any], index: int, location: Location) -> Table | None:

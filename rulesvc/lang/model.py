@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from rulesvc.errors import Location
+from rulesvc.events import TICKET_EVENT_TYPES
 from rulesvc.lang.ast import Expr
 
 Bound = Decimal | datetime | date
@@ -75,6 +76,38 @@ class ActionSpec:
     warnings: tuple[tuple[str, timedelta], ...] = ()  # start_timer
 
 
+ENTER = "enter"
+LEAVE = "leave"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """`on: [{enter: {stage: 初审}}]` (or `leave`): the rule fires on any ticket event at which the ticket's
+    text field `field` becomes `value` (enter; a ticket's first value counts as entering) or stops being it
+    (leave). Whether the field changed is judged in event time (`rulesvc.sla.event_time`): the engine fires
+    the rule on every ticket event where the field has (enter) or no longer has (leave) the value, and the
+    ticket's timer journal keeps its actions only where the change happened."""
+
+    change: str  # ENTER | LEAVE
+    field: str
+    value: str
+    location: Location
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.change, self.field, self.value)
+
+    def level(self, ticket: Mapping[str, Any]) -> bool:
+        """Whether `ticket` is on the side of the change the rule waits for (enter: has the value)."""
+        current = ticket.get(self.field)
+        if not isinstance(current, str):
+            return False
+        return current == self.value if self.change == ENTER else current != self.value
+
+    def text(self) -> str:
+        return f"{self.change}: {{{self.field}: {self.value}}}"
+
+
 @dataclass(frozen=True)
 class Rule:
     id: str
@@ -86,6 +119,15 @@ class Rule:
     location: Location
     index: int
     description: str = ""
+    transitions: tuple[Transition, ...] = ()
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        """The event types the rule is evaluated on: its own, and every ticket event type for a rule that
+        also fires on a field change."""
+        if not self.transitions:
+            return self.on
+        return tuple(dict.fromkeys((*self.on, *TICKET_EVENT_TYPES)))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from rulesvc.model import Action
 from rulesvc.sla import outcomes
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.outcomes import SlaOutcome
@@ -64,6 +65,8 @@ class JournalEntry:
     restored: RestoredTimer | None = None
     answered: frozenset[int] | None = None
     """Indices of the actions a decision answered (and fed); None: all of them (journals written before)."""
+    fields: Mapping[str, str] = field(default_factory=dict)
+    """The event's values of the ticket fields whose changes rules wait for (`Decision.watched`)."""
 
     def unanswered(self, index: int) -> bool:
         return self.answered is not None and index not in self.answered
@@ -115,6 +118,9 @@ class Replay:
     """Each timer generation's figure, by (timer, generation)."""
     next_entry_at: datetime | None = None
     """The first journal entry after the horizon (it takes effect then: the ticket must be looked at again)."""
+    changes: dict[str, frozenset[tuple[str, str, str]]] = field(default_factory=dict)
+    """By source: the (enter|leave, field, value) changes of watched fields that happened at that entry
+    in event time (a field's first value enters it)."""
     effective: set[tuple[str, int]] = field(default_factory=set)
     """(source, index) of the journal actions that changed a timer where they took effect in event time:
     a start that started one, a stop of a running, paused or still open breached timer, a pause of a
@@ -133,6 +139,7 @@ def replay(
     (`next_entry_at` says when to look again)."""
     result = Replay()
     created_seen = False
+    values: dict[str, str] = {}
     for entry in sorted(entries, key=JournalEntry.sort_key):
         if horizon is not None and entry.at > horizon:
             if result.next_entry_at is None:
@@ -140,16 +147,36 @@ def replay(
                 result.next_entry_at = entry.at
         else:
             _advance(result, calendars, entry.at, inclusive=False)
+        changed = _changes(values, entry.fields)
+        if changed:
+            result.changes[entry.source] = changed
         if entry.restored is not None:
             restore(result, entry, calendars)
         elif entry.event_type != CREATED or not created_seen:
             created_seen = created_seen or entry.event_type == CREATED
             for index, action in enumerate(entry.actions):
+                waits = action.get("on")
+                if waits and not any(tuple(w) in changed for w in waits):
+                    continue  # the field change its rule waits for did not happen here in event time
                 if _apply(result, ticket_id, entry, action, calendars):
                     result.effective.add((entry.source, index))
     if horizon is not None and result.next_entry_at is None:
         _advance(result, calendars, horizon, inclusive=True)
     return result
+
+
+def _changes(values: dict[str, str], fields: Mapping[str, str]) -> frozenset[tuple[str, str, str]]:
+    """Record `fields` into `values`; the enter/leave changes that makes."""
+    changed: set[tuple[str, str, str]] = set()
+    for name, value in fields.items():
+        before = values.get(name)
+        if before == value:
+            continue
+        if before is not None:
+            changed.add(("leave", name, before))
+        changed.add(("enter", name, value))
+        values[name] = value
+    return frozenset(changed)
 
 
 def _advance(
@@ -254,6 +281,8 @@ def entry_to_json(entry: JournalEntry) -> dict[str, Any]:
         data["actions"] = [dict(a) for a in entry.actions]
     if entry.answered is not None:
         data["answered"] = sorted(entry.answered)
+    if entry.fields:
+        data["fields"] = dict(entry.fields)
     if entry.restored is not None:
         data["timer"] = {
             **state_to_json(entry.restored.state),
@@ -280,6 +309,7 @@ def entry_from_json(data: Mapping[str, Any]) -> JournalEntry:
         tuple(data.get("actions") or ()),
         restored,
         frozenset(int(i) for i in data["answered"]) if "answered" in data else None,
+        {str(k): str(v) for k, v in (data.get("fields") or {}).items()},
     )
 
 
@@ -334,6 +364,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def journal_of(decision_actions: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
-    """The timer actions of a decision's (JSON) actions, in order."""
-    return tuple(a for a in decision_actions if a.get("type") in TIMER_ACTIONS)
+def journal_of(actions: Sequence[Action]) -> tuple[Mapping[str, Any], ...]:
+    """The timer actions of a decision, in order, as journaled (JSON; `on`: the field changes the action
+    waits for, if any)."""
+    return tuple(
+        {**action.to_json(), **({"on": [list(w) for w in action.on]} if action.on else {})}
+        for action in actions
+        if action.type in TIMER_ACTIONS
+    )

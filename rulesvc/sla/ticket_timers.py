@@ -39,6 +39,8 @@ from rulesvc.sla.event_time import (
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.timers import CANCELLED, RUNNING, TimerState
 
+SNAPSHOT_AT = "snapshot_at"
+"""Timeline key: the `occurred_at` the ticket's stored snapshot is as of (`rulesvc.decisions.ticket_work`)."""
 CORRECTED = "sla_corrected"
 RESCHEDULE = "reschedule_timer"
 
@@ -136,6 +138,8 @@ class TicketTimers:
         self._stored = {timer.name: timer for timer in timers}
         self._cache: tuple[datetime | None, Replay] | None = None
         timeline = timeline or {}
+        self.snapshot_at: str | None = timeline.get(SNAPSHOT_AT)
+        """Kept in the timeline as it is (the unit of work on the snapshot sets it)."""
         self._all = calendars
         # The calendar versions this ticket's timers are planned on (see `rebind`): as recorded on the
         # ticket, else the version its stored timers were planned on, else the latest (a new ticket).
@@ -254,31 +258,42 @@ class TicketTimers:
         already fired or stopped, a second creation's start: `Replay.effective`; they stay in the journal,
         where an event arriving later may give them an effect), with resume actions carrying their new
         `due_at` (only when the timer then runs: never a deadline in the past) and an `sla_corrected` action
-        per timer whose emitted points or recorded figure this changed."""
-        actions = journal_of([a.to_json() for a in decision.actions])
-        if not actions or any(e.source == decision.event.event_id for e in self._journal):
+        per timer whose emitted points or recorded figure this changed. An action of a rule that waits for
+        a field change (`Action.on`) stands only where that change happens in event time; the event's
+        values of such fields (`Decision.watched`) are journaled with it."""
+        actions = journal_of(decision.actions)
+        if not (actions or decision.watched) or any(
+            e.source == decision.event.event_id for e in self._journal
+        ):
             return decision
         if decision.event.ticket_id != self.ticket_id:
             raise ValueError(
                 f"decision for ticket {decision.event.ticket_id!r} applied to {self.ticket_id!r}"
             )
         source = decision.event.event_id
-        entry = JournalEntry(at, source, decision.event.type, actions)
+        entry = JournalEntry(at, source, decision.event.type, actions, fields=dict(decision.watched))
         self._journal.append(entry)
         self._cache = None
         result = self._replay_at(now)
         answered: list[Action] = []
         index = -1
+        happened = result.changes.get(source, frozenset())
         for action in decision.actions:
             if action.type in TIMER_ACTIONS:
                 index += 1
                 if (source, index) not in result.effective:
                     continue
+            elif action.on and happened.isdisjoint(action.on):
+                continue
             answered.append(action)
         self._journal[-1] = replace(
             entry, answered=frozenset(i for i in range(len(actions)) if (source, i) in result.effective)
         )
         answered.extend(self._now_effective(result))
+        # a rule waiting for a field change that did not happen here did not fire
+        stood = [f for f in decision.fired if not (f.on and happened.isdisjoint(f.on))]
+        dropped = {(f.ruleset, f.rule) for f in decision.fired} - {(f.ruleset, f.rule) for f in stood}
+        trace = tuple(t for t in decision.trace if (t.ruleset, t.rule) not in dropped)
         enriched = []
         for action in answered:
             if action.type == "start_timer" and "due_at" in action.params:
@@ -293,7 +308,7 @@ class TicketTimers:
                 action = replace(action, params=params)
             enriched.append(action)
         enriched.extend(self._corrections(now))
-        return replace(decision, actions=tuple(enriched))
+        return replace(decision, actions=tuple(enriched), fired=tuple(stood), trace=trace)
 
     def _now_effective(self, result: Replay) -> list[Action]:
         """Timer actions of earlier decisions that changed nothing when they were decided and do now that
@@ -432,6 +447,7 @@ class TicketTimers:
         }
         return {
             **({"calendars": bound} if bound else {}),
+            **({SNAPSHOT_AT: self.snapshot_at} if self.snapshot_at is not None else {}),
             "journal": [entry_to_json(e) for e in sorted(self._journal, key=JournalEntry.sort_key)],
             "emitted": [e.to_json() for e in self._emitted],
             "outcomes": [

@@ -224,7 +224,7 @@ def test_a_foreign_case_file_stored_with_an_old_version_is_ignored(
     assert draft["tests"]["failed"] >= 2 and set(BOUNDARIES) <= {
         f["name"] for f in draft["tests"]["failures"]
     }
-    assert draft["tests"]["total"] == 50  # 49 shipped + 西安雁塔
+    assert draft["tests"]["total"] == 52  # 51 shipped + 西安雁塔
     # Diffs of loan-routing show only its own case file.
     publish_change(
         client, lc_keys, ROUTING, XIAN_ROUTING.replace("兜底", "兜 底", 1), XIAN_CASES.replace("周八", "周九")
@@ -329,7 +329,7 @@ def test_removing_the_only_case_of_a_row_or_a_threshold_is_a_gap(
 def test_cases_deleted_with_the_change_they_pinned_are_shown_case_by_case(
     lifecycle_client: TestClient, lc_keys: dict[str, str]
 ) -> None:
-    """49 → 46 cases in the draft that moves the threshold they pinned: each removal is in the reviewed diff
+    """51 → 48 cases in the draft that moves the threshold they pinned: each removal is in the reviewed diff
     and flagged as a removed case the draft no longer meets."""
     client, editor = lifecycle_client, lc_keys["editor"]
     loosened = ORIGINAL.replace('金额: "< 5000"', '金额: "< 50000"')
@@ -341,7 +341,7 @@ def test_cases_deleted_with_the_change_they_pinned_are_shown_case_by_case(
     )
     assert created.status_code == 201, created.text
     draft = created.json()
-    assert draft["tests"]["total"] == 46 and draft["tests"]["failed"] == 0
+    assert draft["tests"]["total"] == 48 and draft["tests"]["failed"] == 0
     assert {w["case"] for w in draft["tests"]["warnings"]} == set(BOUNDARIES)
     changes = draft["diff"]["cases"]
     assert [(c["change"], c["case"]) for c in changes] == [("removed", name) for name in removed]
@@ -653,7 +653,7 @@ def test_cli_cases_takes_the_folder_path_and_refusals_show_the_api_details(
         rulesets_cli, ["cases", EXPENSE, draft_id, str(cases), "--file", f"cases/{EXPENSE}.yaml"], env=editor
     )
     assert uploaded.exit_code == 0, uploaded.output
-    assert "tests: 49 passed, 0 failed" in uploaded.output
+    assert "tests: 51 passed, 0 failed" in uploaded.output
     # another ruleset's case file: refused, with what the API said about it
     foreign = runner.invoke(
         rulesets_cli, ["cases", EXPENSE, draft_id, str(cases), "--file", "cases/loan-sla.yaml"], env=editor

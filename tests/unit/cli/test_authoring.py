@@ -54,7 +54,7 @@ def test_check_shipped_rulesets_exits_0() -> None:
     result = run("check", RULESETS)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().startswith("ok: 5 rulesets")
-    assert "49 cases" in result.stdout
+    assert "51 cases" in result.stdout
 
 
 def test_check_broken_folder_exits_1_with_positioned_errors(tmp_path: Path) -> None:
@@ -145,12 +145,12 @@ def test_test_shipped_rulesets_with_junit(tmp_path: Path) -> None:
     junit = tmp_path / "report.xml"
     result = run("test", RULESETS, "--junit", junit, "--min-coverage", "100")
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("PASS ") == 49
+    assert result.stdout.count("PASS ") == 51
     assert "FAIL" not in result.stdout
-    assert "49 passed, 0 failed; coverage 23/23 rules and table rows (100%)" in result.stdout
+    assert "51 passed, 0 failed; coverage 23/23 rules and table rows (100%)" in result.stdout
     root = ElementTree.parse(junit).getroot()
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("49", "0", "0")
-    assert len(root.findall("testcase")) == 49
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("51", "0", "0")
+    assert len(root.findall("testcase")) == 51
     assert [p.get("value") for p in root.iter("property") if p.get("name") == "coverage"] == ["1.0000"]
 
 

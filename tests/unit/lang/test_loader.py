@@ -790,3 +790,61 @@ def test_yaml_duplicate_key_has_its_own_code(tmp_path: Path) -> None:
     _, _, errors = check(tmp_path, "ruleset: r\nkind: expense\nkind: loan\nrules: []\n")
     error = the(errors, "yaml.duplicate_key")
     assert error.message.startswith("同一层级的键重复（") and error.location.line == 3
+
+
+# ---- on: field changes (enter / leave) ------------------------------------------------------------------------
+
+
+def test_on_takes_field_changes_beside_event_types(tmp_path: Path) -> None:
+    write_folder(
+        tmp_path,
+        """\
+        ruleset: r
+        kind: loan
+        rules:
+          - id: 进入初审
+            on: [{enter: {stage: 初审}}, ticket.resumed]
+            then:
+              - notify: {to: owner, channels: [in_app], message: "m"}
+          - id: 离开初审
+            on: {leave: {stage: 初审}}
+            then:
+              - notify: {to: owner, channels: [in_app], message: "m"}
+        """,
+    )
+    folder, errors = load_folder([tmp_path])
+    assert errors == []
+    enter, leave = folder.rulesets["r"].rules
+    assert enter.on == ("ticket.resumed",) and [t.key for t in enter.transitions] == [
+        ("enter", "stage", "初审")
+    ]
+    assert leave.on == () and [t.key for t in leave.transitions] == [("leave", "stage", "初审")]
+    assert "ticket.updated" in leave.triggers and "timer.due" not in leave.triggers
+
+
+def test_bad_field_changes_are_positioned_errors_in_chinese(tmp_path: Path) -> None:
+    _path, text, errors = check(
+        tmp_path,
+        """\
+        ruleset: r
+        kind: loan
+        rules:
+          - id: a
+            on: [{enter: {stagee: 初审}}, {leave: {amount: 初审}}, {enter: 3}, {move: {stage: x}}, ticket.creatd]
+            then:
+              - notify: {to: owner, channels: [in_app], message: "m"}
+        """,
+    )
+    by_code = sorted((e.code, (e.location.line, e.location.col)) for e in errors if e.location is not None)
+    assert by_code == sorted(
+        [
+            ("unknown_field", pos(text, "stagee")),
+            ("bad_transition", pos(text, "amount")),
+            ("bad_transition", pos(text, "3}")),
+            ("bad_transition", pos(text, "{move")),
+            ("unknown_event", pos(text, "ticket.creatd")),
+        ]
+    )
+    unknown = the(errors, "unknown_field")
+    assert "工单没有字段 stagee" in unknown.message and unknown.hint is not None and "stage" in unknown.hint
+    assert any("只能看文本字段" in e.message for e in errors)

@@ -261,3 +261,53 @@ def test_timers_stored_without_a_journal_are_restored_from_their_rows() -> None:
     [figure] = timers.outcomes(noon)
     assert figure.generation == 3 and figure.outcome == BREACHED
     assert timers.sla_changes(noon) == ([figure], [], [])
+
+
+LOAN_START = ("start_timer", {"timer": "信贷初审", "duration": "4h", "calendar": "cn"})
+LOAN_CANCEL = ("cancel_timer", {"timer": "信贷初审"})
+ENTER = (("enter", "stage", "初审"),)
+LEAVE = (("leave", "stage", "初审"),)
+
+
+def stage_decision(event_id: str, stage: str, *actions: tuple[str, dict[str, Any], Any]) -> Decision:
+    event = Event(event_id, "ticket.updated", NOW, {"kind": "loan", "id": "C-1", "stage": stage})
+    return Decision(
+        event, tuple(Action(t, p, "loan-sla/r", on=on) for t, p, on in actions), watched={"stage": stage}
+    )
+
+
+def test_actions_waiting_for_a_stage_change_stand_where_it_happens_in_any_arrival_order() -> None:
+    """受理 at 9, 初审 at 10 (start), 复审 at 11 (stop), back to 初审 at 13 (start afresh): whatever order
+    the four events arrive in, the first round is met at 11 and the second runs from 13."""
+    history = [
+        (at(2026, 11, 2, 9), stage_decision("e1", "受理", (*LOAN_CANCEL, LEAVE))),
+        (at(2026, 11, 2, 10), stage_decision("e2", "初审", (*LOAN_START, ENTER), ("notify", {}, ENTER))),
+        (at(2026, 11, 2, 11), stage_decision("e3", "复审", (*LOAN_CANCEL, LEAVE))),
+        (at(2026, 11, 2, 13), stage_decision("e4", "初审", (*LOAN_START, ENTER))),
+    ]
+    now = at(2026, 11, 2, 14)
+    for order in itertools.permutations(history):
+        timers = fresh()
+        answers = {d.event.event_id: timers.apply(d, when, now) for when, d in order}
+        [timer] = timers.changes(now)
+        assert (timer.generation, timer.state.started_at, timer.state.status) == (
+            2,
+            at(2026, 11, 2, 13),
+            RUNNING,
+        )
+        [first] = timers.outcomes(now)
+        assert (first.generation, first.outcome, first.stopped_at) == (1, MET, at(2026, 11, 2, 11))
+        assert "notify" in [a.type for a in answers["e2"].actions]  # 初审 entered at 10 in every order
+        assert all(a.type != "cancel_timer" for a in answers["e1"].actions)  # 受理 left nothing
+
+
+def test_staying_in_the_stage_changes_nothing() -> None:
+    timers = fresh()
+    timers.apply(stage_decision("e1", "初审", (*LOAN_START, ENTER)), NOW, NOW)
+    later = at(2026, 11, 2, 10)
+    again_in = timers.apply(
+        stage_decision("e2", "初审", (*LOAN_START, ENTER), ("notify", {}, ENTER)), later, later
+    )
+    assert again_in.actions == ()
+    [timer] = timers.changes(later)
+    assert (timer.generation, timer.state.started_at) == (1, NOW)
