@@ -73,6 +73,14 @@ class Metrics:
             registry=r,
         )
 
+        self.clock_offset = Gauge(
+            "rulesvc_clock_offset_seconds",
+            "This replica's clock minus the PostgreSQL server's, measured by each readiness probe (replicas "
+            "whose offsets differ disagree on event time; keep them within a second with NTP)",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+
         r.register(_IntegrityRefusals())
 
         self.calendar_coverage = Gauge(

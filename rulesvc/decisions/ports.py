@@ -140,7 +140,9 @@ class DecisionStore(Protocol):
 
     def raise_known_seq(self, seq: int) -> None: ...
 
-    def ping(self) -> None: ...
+    def ping(self) -> datetime | None:
+        """Reach the database; its server's clock when it has one of its own (for the replica's offset)."""
+        ...
 
 
 class KeyStore(Protocol):

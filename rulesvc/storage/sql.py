@@ -253,9 +253,14 @@ class SqlStore:
         rollback, and appends are refused."""
         raise_watermark(self.engine.pool, seq)
 
-    def ping(self) -> None:
+    def ping(self) -> datetime | None:
+        """Reach the database; PostgreSQL answers with its server's clock (SQLite has none of its own)."""
         with self.engine.connect() as conn:
+            if self.engine.dialect.name == "postgresql":
+                value = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+                return value if isinstance(value, datetime) else None
             conn.execute(text("SELECT 1"))
+            return None
 
     # -- API keys (rows and their chain entries live with the people store) ---------------------------------
 
