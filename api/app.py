@@ -25,7 +25,7 @@ from api.metrics import Metrics
 from api.middleware import ServiceMiddleware
 from api.people_schemas import BODY_MODELS as PEOPLE_BODY_MODELS
 from api.responses import JSONBytes
-from api.routes import actions, audit, auth, decisions, events, health, reports, simulate, webhooks
+from api.routes import actions, audit, auth, decisions, events, health, oidc, reports, simulate, webhooks
 from api.routes.admin import install_admin
 from api.routes.auth import BODY_MODELS as AUTH_BODY_MODELS
 from api.routes.rulesets import BODY_MODELS
@@ -66,7 +66,14 @@ def create_app(
     metrics = Metrics()
     redis_client = _redis(settings.redis_url)
     runtime = Runtime(
-        settings, services.decisions, metrics, services.engine, redis_client, services.people, services.signin
+        settings,
+        services.decisions,
+        metrics,
+        services.engine,
+        redis_client,
+        services.people,
+        services.signin,
+        services.oidc,
     )
 
     @asynccontextmanager
@@ -102,6 +109,7 @@ def create_app(
     install_error_handlers(app)
     install_admin(app)
     app.include_router(auth.router)
+    app.include_router(oidc.router)
     install_docs_pages(app)
     if lifecycle is not None:
         install_lifecycle(app, lifecycle)

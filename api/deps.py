@@ -19,6 +19,7 @@ from rulesvc import exactjson
 from rulesvc.apikeys import Permission, Principal
 from rulesvc.decisions.service import DecisionService
 from rulesvc.people.errors import PeopleError
+from rulesvc.people.oidc import OidcSignIn
 from rulesvc.people.service import PeopleService
 from rulesvc.people.signin import SignIn
 from rulesvc.settings import Settings
@@ -33,6 +34,7 @@ class Runtime:
     redis: Any | None = None
     people: PeopleService | None = None
     signin: SignIn | None = None
+    oidc: OidcSignIn | None = None
 
 
 def runtime(request: Request) -> Runtime:

@@ -24,11 +24,13 @@ users_app = typer.Typer(
     help="People and service accounts (on the host, no service needed).", no_args_is_help=True
 )
 keys_app = typer.Typer(help="API keys (stored as SHA-256 hashes only).", no_args_is_help=True)
+oidc_app = typer.Typer(help="Single sign-on (OIDC) settings.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(oidc_app, name="oidc")
 
 
 def host_actor() -> str:
@@ -163,3 +165,36 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `key
             raise typer.Exit(1)
         people.revoke_key(host_actor(), key_id)
     typer.echo(f"revoked {key_id}")
+
+
+@oidc_app.command("check")
+def oidc_check(
+    as_json: bool = typer.Option(False, "--json", help="print {ok, problems: [{code, level, message}]}"),
+) -> None:
+    """Check the RULESVC_OIDC_* settings against the provider (discovery document, keys): every problem
+    with a code and a Chinese message; exit 1 when sign-in cannot work."""
+    import json
+
+    from rulesvc.people.errors import OidcNotConfiguredError
+    from rulesvc.people.oidc import OidcClient, Problem, check
+    from rulesvc.wiring.services import oidc_config
+
+    try:
+        config = oidc_config(Settings())
+    except OidcNotConfiguredError as exc:
+        problems = [Problem("oidc.not_configured", "error", exc.message)]
+    else:
+        client = OidcClient(config)
+        try:
+            problems = check(config, client)
+        finally:
+            client.close()
+    ok = not any(p.level == "error" for p in problems)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "problems": [p.to_json() for p in problems]}, ensure_ascii=False))
+    else:
+        for problem in problems:
+            level = "错误" if problem.level == "error" else "提醒"
+            typer.echo(f"{level} {problem.code}: {problem.message}")
+        typer.echo("单点登录设置可用" if ok else "单点登录设置有错误，登录无法完成")
+    raise typer.Exit(0 if ok else 1)

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rulesvc.apikeys import parse_roles
 from rulesvc.datakeys import Keyring
 from rulesvc.masking import DEFAULT_FIELD_RULES, DEFAULT_PATTERN_RULES, MaskKind, MaskPolicy
 from rulesvc.validation import Limits
@@ -185,6 +186,38 @@ class Settings(BaseSettings):
     login_lockout_minutes: float = Field(
         default=15, gt=0, description="How long a locked local account stays locked."
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description=(
+            "Single sign-on: the OpenID Connect issuer URL (e.g. https://sso.bank.cn/realms/bank for "
+            "Keycloak); with a client id and redirect URL it turns on GET /v1/auth/oidc/login."
+        ),
+    )
+    oidc_client_id: str | None = Field(default=None, description="The client id registered at the provider.")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="The client's secret (confidential client); none for a public client."
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="This service's callback as the browser reaches it: https://HOST/v1/auth/oidc/callback.",
+    )
+    oidc_scopes: str = Field(default="openid profile email", description="Scopes asked for at sign-in.")
+    oidc_role_claim: str = Field(
+        default="groups",
+        description="The claim listing the person's groups or roles (dotted path allowed: realm_access.roles).",
+    )
+    oidc_role_map: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            'Claim value → rulesvc roles, JSON: {"rulesvc-editors": ["editor"], "rulesvc-admins": ["admin"]}. '
+            "Read again at every sign-in; a person whose values map to no role cannot sign in."
+        ),
+    )
+    oidc_name_claim: str = Field(default="name", description="The claim holding the display name.")
+    oidc_after_login_url: str = Field(
+        default="/v1/auth/me", description="Where the browser goes after sign-in when no `next` was given."
+    )
+    oidc_timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds to wait for the provider.")
     log_level: str = "INFO"
     access_log: bool = True
 
@@ -194,6 +227,20 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("database_url must not be empty")
         return value.strip()
+
+    @field_validator("oidc_role_map")
+    @classmethod
+    def _known_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for group, roles in value.items():
+            try:
+                parse_roles(roles)
+            except ValueError as exc:
+                raise ValueError(f"oidc_role_map[{group!r}]: {exc}") from None
+        return value
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_redirect_url)
 
     def validation_limits(self) -> Limits:
         return Limits(

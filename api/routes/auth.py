@@ -17,7 +17,8 @@ from api.responses import JSONBytes
 from api.schemas import ErrorOut
 from rulesvc.apikeys import Principal
 from rulesvc.people.model import shown
-from rulesvc.people.signin import SignIn
+from rulesvc.people.signin import NewSession, SignIn
+from rulesvc.settings import Settings
 
 router = APIRouter(tags=["auth"])
 
@@ -88,16 +89,20 @@ async def login(request: Request) -> Response:
             "idle_timeout_seconds": int(service.policy.idle.total_seconds()),
         }
     )
-    max_age = int(service.policy.absolute.total_seconds())
+    set_session_cookies(answer, created, settings, service)
+    return answer
+
+
+def set_session_cookies(answer: Response, created: NewSession, settings: Settings, service: SignIn) -> None:
+    """The session cookie (HttpOnly) and the CSRF cookie the page reads, for a local or an OIDC sign-in."""
     common: dict[str, Any] = {
-        "max_age": max_age,
+        "max_age": int(service.policy.absolute.total_seconds()),
         "path": "/",
         "secure": settings.session_cookie_secure,
         "samesite": settings.session_cookie_samesite,
     }
     answer.set_cookie(SESSION_COOKIE, created.token, httponly=True, **common)
     answer.set_cookie(CSRF_COOKIE, created.record.csrf_token, httponly=False, **common)
-    return answer
 
 
 @router.post("/v1/auth/logout", summary="退出登录（会话立即失效）", responses=_ERRORS)

@@ -85,3 +85,30 @@ class GrantMismatchError(PeopleError):
         super().__init__(message, details)
         if code is not None:
             self.code = code
+
+
+class OidcError(PeopleError):
+    """An OIDC sign-in that cannot complete; `code` names the step (`auth.oidc.state`, `auth.oidc.token`,
+    ...), the message says it in Chinese."""
+
+    code = "auth.oidc"
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.code = code
+
+
+class OidcNotConfiguredError(OidcError):
+    def __init__(self) -> None:
+        super().__init__(
+            "auth.oidc.not_configured",
+            "未配置单点登录（OIDC）：请设置 RULESVC_OIDC_ISSUER、RULESVC_OIDC_CLIENT_ID 和 RULESVC_OIDC_REDIRECT_URL",
+        )
+
+
+class OidcProviderError(OidcError):
+    """The identity provider could not be reached or answered something unusable."""
+
+
+class OidcNoRoleError(OidcError):
+    """Signed in at the provider, but no claim maps to a rulesvc role."""

@@ -43,3 +43,7 @@ class PeopleStore(Protocol):
     def revoke_key(self, key_id: str, at: datetime, by: str) -> bool:
         """False when there is no such active key."""
         ...
+
+
+KIND_SIGNIN = "signin"
+"""Chain entries recording a burst of failed sign-ins or refused keys (source, count, reasons)."""

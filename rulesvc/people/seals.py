@@ -12,7 +12,7 @@ Rows stored before sealing existed are sealed by one `grants_sealed` entry (`{"k
 written into the database by hand signs nobody in (sessions open before migration 0013 are ended).
 
 Sealed, for a key: its id, hash, roles, owner and whether it is revoked. For a principal: id, kind, name,
-sign-in name, roles, disabled, owner, password hash and TOTP secret. Not sealed: counters and times that
+sign-in name, roles, disabled, owner, password hash, TOTP secret and OIDC identity. Not sealed: counters and times that
 only say when to look again (failed sign-ins, lockout end, a TOTP secret not yet confirmed).
 
 A row is in order when the entry its `seal_seq` names still hashes to itself, is an entry about that row,
@@ -67,24 +67,25 @@ def user_digest(
     owner_id: str | None,
     password_hash: str | None,
     totp_secret: str | None,
+    oidc_subject: str | None = None,
 ) -> str:
-    """SHA-256 of a principal's sealed columns."""
-    return sha256_hex(
-        orjson.dumps(
-            [
-                "user",
-                principal_id,
-                kind,
-                name,
-                username,
-                _roles(roles),
-                bool(disabled),
-                owner_id,
-                password_hash,
-                totp_secret,
-            ]
-        )
-    )
+    """SHA-256 of a principal's sealed columns. The OIDC identity a person signs in with (issuer and
+    subject) is sealed when set (rows without one keep the digest they had before single sign-on)."""
+    sealed: list[Any] = [
+        "user",
+        principal_id,
+        kind,
+        name,
+        username,
+        _roles(roles),
+        bool(disabled),
+        owner_id,
+        password_hash,
+        totp_secret,
+    ]
+    if oidc_subject is not None:
+        sealed.append(oidc_subject)
+    return sha256_hex(orjson.dumps(sealed))
 
 
 def session_digest(session_hash: str, principal_id: str, expires_at: datetime) -> str:

@@ -135,6 +135,11 @@ class SignIn:
         self.store.record_success(
             user.principal_id, hash_password(password) if needs_rehash(found.password_hash) else None
         )
+        return self.open_session(user)
+
+    def open_session(self, user: PrincipalRecord) -> NewSession:
+        """A new session for a person who has just proved who they are (password or OIDC)."""
+        now = self.clock.now()
         token = secrets.token_urlsafe(32)
         record = SessionRecord(
             session_hash=session_hash(token),

@@ -383,6 +383,7 @@ def user_row_digest(row: PrincipalRow) -> str:
         row.owner_id,
         row.password_hash,
         row.totp_secret,
+        row.oidc_subject,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from rulesvc.apikeys import parse_roles
 from rulesvc.audit.checkpoints import CheckpointKeeper, build_keeper
 from rulesvc.decisions.replan import CalendarReplanner
 from rulesvc.decisions.service import DecisionService, Evaluator, Simulator
@@ -22,6 +23,7 @@ from rulesvc.delivery.notify import KEYS, Notifier, shared_notifier
 from rulesvc.delivery.service import WebhookService
 from rulesvc.fieldclasses import ClassMasking, parse_grants
 from rulesvc.lifecycle.service import Publication
+from rulesvc.people.oidc import OidcConfig, OidcSignIn
 from rulesvc.people.service import PeopleService
 from rulesvc.people.signin import SignIn, SignInPolicy
 from rulesvc.settings import Settings
@@ -29,6 +31,7 @@ from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.sla.reports import SlaSource
 from rulesvc.storage import SqlStore
 from rulesvc.storage.evidence_reads import SqlEvidenceReader
+from rulesvc.storage.oidc_store import SqlOidcStore
 from rulesvc.storage.signin_store import SqlSignInStore
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
@@ -51,8 +54,12 @@ class Services:
     checkpoints: CheckpointKeeper | None
     people: PeopleService
     signin: SignIn
+    oidc: OidcSignIn | None = None
+    """Single sign-on, when configured (`RULESVC_OIDC_*`)."""
 
     def close(self) -> None:
+        if self.oidc is not None:
+            self.oidc.client.close()
         if self.lifecycle is not None:
             self.lifecycle.close()
         self.store.close()
@@ -115,6 +122,18 @@ def build_services(
     webhooks = WebhookService(
         SqlWebhookStore(engine), SystemClock(), evidence=SqlEvidenceReader(engine), masking=masking
     )
+    signin = SignIn(SqlSignInStore(engine), clock, signin_policy(settings))
+    oidc = (
+        OidcSignIn(
+            oidc_config(settings),
+            SqlOidcStore(engine),
+            signin,
+            clock,
+            on_change=partial(_keys_changed, decisions, notifier),
+        )
+        if settings.oidc_enabled
+        else None
+    )
     return Services(
         engine,
         store,
@@ -125,7 +144,30 @@ def build_services(
         notifier,
         checkpoints,
         people,
-        SignIn(SqlSignInStore(engine), clock, signin_policy(settings)),
+        signin,
+        oidc,
+    )
+
+
+def oidc_config(settings: Settings) -> OidcConfig:
+    """The single sign-on settings as the OIDC client uses them (raises when they are incomplete)."""
+    if not settings.oidc_enabled:
+        from rulesvc.people.errors import OidcNotConfiguredError
+
+        raise OidcNotConfiguredError()
+    assert settings.oidc_issuer and settings.oidc_client_id and settings.oidc_redirect_url
+    secret = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None
+    return OidcConfig(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=secret,
+        redirect_url=settings.oidc_redirect_url,
+        scopes=settings.oidc_scopes,
+        role_claim=settings.oidc_role_claim,
+        role_map={group: parse_roles(roles) for group, roles in settings.oidc_role_map.items()},
+        name_claim=settings.oidc_name_claim,
+        after_login=settings.oidc_after_login_url,
+        timeout=settings.oidc_timeout,
     )
 
 

@@ -50,6 +50,7 @@ TABLES = (
     "api_keys",
     "principals",
     "sessions",
+    "oidc_logins",
     "ruleset_drafts",
     "ruleset_versions",
     "webhook_deliveries",
