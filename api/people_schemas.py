@@ -59,9 +59,11 @@ class KeyOut(BaseModel):
     key_id: str
     roles: list[str]
     label: str
-    status: str
+    status: str = Field(description="active / expiring（已轮换，重叠期内仍可用）/ expired / revoked")
     created_at: str
     revoked_at: str | None
+    expires_at: str | None = Field(description="轮换后旧密钥的失效时间（重叠期结束）")
+    replaced_by: str | None = Field(description="轮换出的新密钥 id")
     user_id: str | None
     owner_kind: str | None
     owner_name: str | None
@@ -78,4 +80,23 @@ class CreatedKeyOut(BaseModel):
     user_id: str
 
 
-BODY_MODELS: list[type[BaseModel]] = [UserIn, UserPatchIn, KeyIn]
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="旧密钥在重叠期内继续有效的秒数（默认 1 天，0 为立即失效，最多 30 天）",
+    )
+
+
+class RotatedKeyOut(BaseModel):
+    key_id: str = Field(description="新密钥 id")
+    key: str = Field(description="新密钥本身，只显示这一次")
+    roles: list[str]
+    user_id: str
+    replaces: KeyOut = Field(description="旧密钥：重叠期结束（expires_at）前仍可用")
+
+
+BODY_MODELS: list[type[BaseModel]] = [UserIn, UserPatchIn, KeyIn, RotateIn]

@@ -149,10 +149,41 @@ def keys_list() -> None:
     with _people() as people:
         views = people.all_keys()
     for view in views:
-        status = f"revoked {view.revoked_at.isoformat()}" if view.revoked_at else "active"
+        status = (
+            f"revoked {view.revoked_at.isoformat()}" if view.revoked_at else view.status(people.clock.now())
+        )
+        if view.expires_at is not None and view.revoked_at is None:
+            status += f" until {view.expires_at.isoformat()}"
         roles = ",".join(sorted(view.roles))
         owner = view.owner.principal_id if view.owner else "-"
         typer.echo(f"{view.key_id}\t{roles}\t{view.created_at.isoformat()}\t{status}\t{view.label}\t{owner}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str = typer.Argument(..., help="the key id shown by `keys list`"),
+    overlap_hours: float = typer.Option(
+        24.0, "--overlap-hours", min=0, max=720, help="hours the old key keeps working (0: stops now)"
+    ),
+) -> None:
+    """Rotate a key: a new key for the same owner, roles and label, printed once alone on the last line;
+    the old key keeps working for --overlap-hours so its callers can switch without an outage."""
+    from datetime import timedelta
+
+    from rulesvc.people.errors import PeopleError
+
+    try:
+        with _people() as people:
+            created, old = people.rotate_key(host_actor(), key_id, timedelta(hours=overlap_hours))
+    except PeopleError as exc:
+        raise _fail(exc) from exc
+    until = old.expires_at.isoformat() if old.expires_at else "-"
+    typer.echo(
+        f"key_id: {created.key_id}  roles: {','.join(sorted(created.roles))}  replaces: {key_id} "
+        f"(valid until {until})",
+        err=True,
+    )
+    typer.echo(created.key)
 
 
 @keys_app.command("revoke")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
@@ -16,6 +17,8 @@ from api.people_schemas import (
     KeyIn,
     KeyListOut,
     KeyOut,
+    RotatedKeyOut,
+    RotateIn,
     UserIn,
     UserListOut,
     UserOut,
@@ -159,8 +162,43 @@ async def create_key(
     "/v1/admin/keys", response_model=KeyListOut, summary="密钥列表（不含密钥本身）", responses=_errors()
 )
 async def list_keys(request: Request, _principal: Principal = Depends(ADMIN)) -> dict[str, Any]:
-    views = await run_in_threadpool(people(request).all_keys)
-    return {"keys": [v.to_json() for v in views]}
+    service = people(request)
+    views = await run_in_threadpool(service.all_keys)
+    now = service.clock.now()
+    return {"keys": [v.to_json(now) for v in views]}
+
+
+@router.post(
+    "/v1/admin/keys/{key_id}/rotate",
+    status_code=201,
+    response_model=RotatedKeyOut,
+    summary="轮换密钥：生成新密钥，旧密钥在重叠期内继续有效",
+    description=(
+        "新密钥与旧密钥归属同一人、角色与用途相同，只显示这一次；旧密钥到 `expires_at`（默认 1 天后）失效，"
+        "调用方在此期间切换到新密钥。旧密钥已吊销或已过期时 409 `people.key_inactive`。"
+    ),
+    responses=_errors(404, 409, 413, 415, 422),
+    openapi_extra=_json_body("RotateIn", required=False),
+)
+async def rotate_key(
+    request: Request, key_id: str = KEY_ID, principal: Principal = Depends(ADMIN)
+) -> Response:
+    raw = await request.body()
+    body = RotateIn.model_validate(await json_body(request) if raw.strip() else {})
+    service = people(request)
+    created, old = await run_in_threadpool(
+        service.rotate_key, principal.actor, key_id, timedelta(seconds=body.overlap_seconds)
+    )
+    return JSONBytes(
+        {
+            "key_id": created.key_id,
+            "key": created.key,
+            "roles": sorted(created.roles),
+            "user_id": created.owner.principal_id,
+            "replaces": old.to_json(service.clock.now()),
+        },
+        status_code=201,
+    )
 
 
 @router.delete(
@@ -172,5 +210,6 @@ async def list_keys(request: Request, _principal: Principal = Depends(ADMIN)) ->
 async def revoke_key(
     request: Request, key_id: str = KEY_ID, principal: Principal = Depends(ADMIN)
 ) -> dict[str, Any]:
-    view = await run_in_threadpool(people(request).revoke_key, principal.actor, key_id)
-    return view.to_json()
+    service = people(request)
+    view = await run_in_threadpool(service.revoke_key, principal.actor, key_id)
+    return view.to_json(service.clock.now())

@@ -479,7 +479,7 @@ class DecisionService:
         if cached is not None and cached[0] > now:
             return cached[1]
         record = self.keys.find_key_by_hash(key_hash)
-        principal = key_principal(record)
+        principal = key_principal(record, self.clock.now())
         if len(self._key_cache) > 10_000:
             self._key_cache.clear()
         self._key_cache[key_hash] = (now + self._key_cache_seconds, principal)

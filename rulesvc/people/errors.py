@@ -112,3 +112,9 @@ class OidcProviderError(OidcError):
 
 class OidcNoRoleError(OidcError):
     """Signed in at the provider, but no claim maps to a rulesvc role."""
+
+
+class KeyNotActiveError(PeopleError):
+    """Rotating a key that is revoked or past its overlap window."""
+
+    code = "people.key_inactive"

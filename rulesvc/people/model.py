@@ -70,10 +70,15 @@ class ApiKeyRecord:
     """The person or service account the key belongs to (None only before it is stored)."""
     owner: PrincipalRecord | None = None
     """The owner as read with the key (for authentication)."""
+    expires_at: datetime | None = None
+    """Set when the key was rotated: the end of the overlap window."""
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def valid_at(self, at: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or at < self.expires_at)
 
 
 @dataclass(frozen=True)
@@ -86,16 +91,27 @@ class KeyView:
     created_at: datetime
     revoked_at: datetime | None
     owner: PrincipalRecord | None
+    expires_at: datetime | None = None
+    replaced_by: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def status(self, at: datetime | None = None) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None:
+            return "expired" if at is not None and at >= self.expires_at else "expiring"
+        return "active"
+
+    def to_json(self, at: datetime | None = None) -> dict[str, Any]:
         owner = self.owner
         return {
             "key_id": self.key_id,
             "roles": sorted(self.roles),
             "label": self.label,
-            "status": "revoked" if self.revoked_at else "active",
+            "status": self.status(at),
             "created_at": shown(self.created_at),
             "revoked_at": shown(self.revoked_at),
+            "expires_at": shown(self.expires_at),
+            "replaced_by": self.replaced_by,
             "user_id": owner.principal_id if owner else None,
             "owner_kind": owner.kind if owner else None,
             "owner_name": owner.name if owner else None,

@@ -40,6 +40,11 @@ class PeopleStore(Protocol):
 
     def key_views(self) -> list[KeyView]: ...
 
+    def rotate_key(self, key_id: str, new: ApiKeyRecord, expires_at: datetime, by: str) -> bool:
+        """A new key for the same owner and roles; the old one works until `expires_at`. False when the
+        old key is revoked, expired or missing."""
+        ...
+
     def revoke_key(self, key_id: str, at: datetime, by: str) -> bool:
         """False when there is no such active key."""
         ...

@@ -52,9 +52,20 @@ def _roles(text: str | None) -> list[str]:
     return sorted({r.strip() for r in (text or "").split(",") if r.strip()})
 
 
-def key_digest(key_id: str, key_hash: str, roles: str | None, principal_id: str | None, revoked: bool) -> str:
-    """SHA-256 of a key's sealed columns (roles as stored, compared as a set)."""
-    return sha256_hex(orjson.dumps(["key", key_id, key_hash, _roles(roles), principal_id, bool(revoked)]))
+def key_digest(
+    key_id: str,
+    key_hash: str,
+    roles: str | None,
+    principal_id: str | None,
+    revoked: bool,
+    expires_at: datetime | None = None,
+) -> str:
+    """SHA-256 of a key's sealed columns (roles as stored, compared as a set). The end of a rotated key's
+    overlap window is sealed when set (keys never rotated keep the digest they had before rotation)."""
+    sealed: list[Any] = ["key", key_id, key_hash, _roles(roles), principal_id, bool(revoked)]
+    if expires_at is not None:
+        sealed.append(int(expires_at.timestamp()))
+    return sha256_hex(orjson.dumps(sealed))
 
 
 def user_digest(

@@ -13,10 +13,12 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from rulesvc.apikeys import SERVICE, USER, Role, actor_id, generate_key, hash_key, parse_roles
 from rulesvc.people.errors import (
     InvalidError,
+    KeyNotActiveError,
     NotFoundError,
     RolesExceedOwnerError,
     SelfLockoutError,
@@ -27,6 +29,8 @@ from rulesvc.people.ports import PeopleStore
 from rulesvc.sla.clock import Clock
 
 MAX_NAME = 100
+MAX_OVERLAP = timedelta(days=30)
+DEFAULT_OVERLAP = timedelta(hours=24)
 _SPACE = re.compile(r"\s")
 
 
@@ -197,6 +201,34 @@ class PeopleService:
             by,
         )
         return CreatedKey(key_id, key, chosen, owner)
+
+    def rotate_key(self, by: str, key_id: str, overlap: timedelta) -> tuple[CreatedKey, KeyView]:
+        """A new key for the old key's owner, roles and label (shown once); the old key keeps working for
+        `overlap` (0: it stops now), so callers switch without an outage. (new key, the old key's view)."""
+        if overlap < timedelta(0) or overlap > MAX_OVERLAP:
+            raise InvalidError(
+                f"重叠期须在 0 到 {MAX_OVERLAP.days} 天之间",
+                {"max_overlap_seconds": MAX_OVERLAP.total_seconds()},
+            )
+        found = self.store.get_key(key_id)
+        if found is None:
+            raise NotFoundError(f"密钥 {key_id} 不存在", {"key_id": key_id})
+        now = self.clock.now()
+        owner = found.owner
+        if owner is not None and owner.disabled:
+            raise InvalidError(f"{owner.name} 已停用，不能轮换其密钥", {"user_id": owner.principal_id})
+        new_id, key = generate_key()
+        record = ApiKeyRecord(new_id, hash_key(key), found.roles, found.label, now, None, None)
+        if not self.store.rotate_key(key_id, record, now + overlap, by):
+            raise KeyNotActiveError(
+                f"密钥 {key_id} 已吊销或已过期，不能轮换（请创建新密钥）",
+                {"key_id": key_id, "status": found.status(now)},
+            )
+        self._on_change()
+        old = self.store.get_key(key_id)
+        new = self.store.get_key(new_id)
+        assert old is not None and new is not None and new.owner is not None
+        return CreatedKey(new_id, key, new.roles, new.owner), old
 
     def all_keys(self) -> list[KeyView]:
         return self.store.key_views()

@@ -184,6 +184,38 @@ class SqlPeopleStore:
             notes.append((at.isoformat(), KIND_KEY, key_id, _key_payload(row, "revoked", by)))
             return True
 
+    def rotate_key(self, key_id: str, new: ApiKeyRecord, expires_at: datetime, by: str) -> bool:
+        """Store `new` for the same owner and let `key_id` work until `expires_at` (sooner if it was already
+        to end sooner): two `key` entries, `created` (with `rotated_from`) and `rotated` (with
+        `expires_at`, `replaced_by`). False when there is no such key still in force."""
+        with self._chained() as (session, notes):
+            old = session.get(ApiKeyRow, key_id, with_for_update=True)
+            if old is None or old.revoked_at is not None:
+                return False
+            if old.expires_at is not None and old.expires_at <= new.created_at:
+                return False
+            check_key(session, old, CHANGE_REFUSED)
+            row = ApiKeyRow(
+                key_id=new.key_id,
+                key_hash=new.key_hash,
+                roles=old.roles,
+                label=old.label,
+                created_at=new.created_at,
+                revoked_at=None,
+                principal_id=old.principal_id,
+            )
+            session.add(row)
+            if old.expires_at is None or expires_at < old.expires_at:
+                old.expires_at = expires_at
+            old.replaced_by = new.key_id
+            created = _key_payload(row, "created", by)
+            created["rotated_from"] = key_id
+            notes.append((new.created_at.isoformat(), KIND_KEY, new.key_id, created))
+            rotated = _key_payload(old, "rotated", by)
+            rotated.update(expires_at=old.expires_at.isoformat(), replaced_by=new.key_id)
+            notes.append((new.created_at.isoformat(), KIND_KEY, key_id, rotated))
+            return True
+
     def find_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         """The key with its owner (for authentication)."""
         with self._read() as session:
@@ -369,7 +401,9 @@ def _seal(session: Session, note: tuple[str, str, str, Any]) -> list[ApiKeyRow |
 
 
 def key_row_digest(row: ApiKeyRow) -> str:
-    return key_digest(row.key_id, row.key_hash, row.roles, row.principal_id, row.revoked_at is not None)
+    return key_digest(
+        row.key_id, row.key_hash, row.roles, row.principal_id, row.revoked_at is not None, row.expires_at
+    )
 
 
 def user_row_digest(row: PrincipalRow) -> str:
@@ -452,6 +486,7 @@ def key_record(row: ApiKeyRow, owner: PrincipalRecord | None = None) -> ApiKeyRe
         revoked_at=row.revoked_at,
         principal_id=row.principal_id,
         owner=owner,
+        expires_at=row.expires_at,
     )
 
 
@@ -463,4 +498,6 @@ def _view(key: ApiKeyRow, owner: PrincipalRow | None) -> KeyView:
         created_at=key.created_at,
         revoked_at=key.revoked_at,
         owner=principal_record(owner) if owner is not None else None,
+        expires_at=key.expires_at,
+        replaced_by=key.replaced_by,
     )

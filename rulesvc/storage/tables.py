@@ -111,3 +111,6 @@ class ApiKeyRow(Base):
     """The person or service account the key belongs to (`principals`)."""
     seal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     """The chain entry holding the digest of this key's roles, owner and status (`rulesvc.people.seals`)."""
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """Set when the key is rotated: it keeps working until then (the overlap window)."""
+    replaced_by: Mapped[str | None] = mapped_column(String(12), nullable=True)

@@ -31,7 +31,8 @@ def test_every_route_named_exists(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", sorted(set(re.findall(r"rulesvc (users|keys) (create|list|disable|enable|revoke)", DOC)))
+    "command",
+    sorted(set(re.findall(r"rulesvc (users|keys) (create|list|disable|enable|revoke|rotate)", DOC))),
 )
 def test_every_command_named_exists(command: tuple[str, str]) -> None:
     proc = subprocess.run([str(RULESVC), *command, "--help"], capture_output=True, text=True, check=False)
