@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -34,6 +35,8 @@ from api.timer_schemas import TIMER_BODY_MODELS
 from api.timers import TimerRuntime, install_timers
 from rulesvc.audit.checkpoints import CheckpointError, CheckpointKeeper
 from rulesvc.decisions.service import Evaluator, Simulator
+from rulesvc.people.ratelimit import RateLimiter
+from rulesvc.people.signin import SignIn
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock
 from rulesvc.wiring.services import build_services
@@ -74,6 +77,8 @@ def create_app(
         services.people,
         services.signin,
         services.oidc,
+        _limiter(settings.signin_rate_per_minute, "signin", services.signin),
+        _limiter(settings.invalid_key_rate_per_minute, "invalid_keys", services.signin),
     )
 
     @asynccontextmanager
@@ -140,6 +145,22 @@ async def _checkpoint_every(keeper: CheckpointKeeper, seconds: float) -> None:
             log.error("integrity: checkpoint refused (%s): %s", exc.code, exc)
         except Exception:
             log.exception("checkpoint failed")
+
+
+def _limiter(per_minute: int, what: str, signin: SignIn) -> RateLimiter | None:
+    """A per-address limiter whose first refusal of an address in a minute is a `signin` chain entry."""
+    if per_minute <= 0:
+        return None
+
+    def tripped(address: str, attempts: int) -> None:
+        payload = {"change": "rate_limited", "limit": what, "address": address, "attempts": attempts}
+        payload["per_minute"] = per_minute
+        try:
+            signin.store.record_burst(datetime.now(UTC), f"address:{address}", payload)
+        except Exception:  # the refusal stands whether or not the entry could be written
+            log.exception("could not record the rate limit in the audit chain")
+
+    return RateLimiter(per_minute, 60.0, tripped)
 
 
 def _redis(url: str | None) -> Any | None:

@@ -20,6 +20,7 @@ from rulesvc.apikeys import Permission, Principal
 from rulesvc.decisions.service import DecisionService
 from rulesvc.people.errors import PeopleError
 from rulesvc.people.oidc import OidcSignIn
+from rulesvc.people.ratelimit import RateLimiter
 from rulesvc.people.service import PeopleService
 from rulesvc.people.signin import SignIn
 from rulesvc.settings import Settings
@@ -35,6 +36,10 @@ class Runtime:
     people: PeopleService | None = None
     signin: SignIn | None = None
     oidc: OidcSignIn | None = None
+    signin_limiter: RateLimiter | None = None
+    """Sign-in attempts per client address (local and single sign-on)."""
+    key_limiter: RateLimiter | None = None
+    """Invalid API keys per client address."""
 
 
 def runtime(request: Request) -> Runtime:
@@ -80,11 +85,20 @@ async def authorize(request: Request, key: str | None, permission: Permission | 
     if not key:
         principal = await _session_principal(request)
     else:
-        service = runtime(request).service
+        rt = runtime(request)
+        service = rt.service
         hit, found = service.cached_principal(key)
+        limiter = rt.key_limiter
+        address = client_address(request)
+        known_good = hit and found is not None
+        # over the limit: an unknown key is refused (hit() records the trip once)
+        if limiter is not None and not known_good and limiter.retry_after(address) is not None:
+            _refuse_when_limited(limiter.hit(address), "auth.too_many_invalid_keys")
         if not hit:
             found = await run_in_threadpool(service.authenticate, key)
         if found is None:
+            if limiter is not None:
+                _refuse_when_limited(limiter.hit(address), "auth.too_many_invalid_keys")
             raise ApiError(401, "unauthorized", "API 密钥无效或已吊销", None, _UNAUTHORIZED_HEADERS)
         principal = found
     if permission is not None and not principal.may(permission):
@@ -96,6 +110,35 @@ async def authorize(request: Request, key: str | None, permission: Permission | 
         )
     request.scope["rulesvc.key_id"] = principal.key_id or f"session:{principal.session_id}"
     return principal
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as the server sees it (behind a proxy: run uvicorn with --proxy-headers)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+_LIMIT_MESSAGES = {
+    "auth.rate_limited": "登录尝试过于频繁，请 {wait} 秒后再试",
+    "auth.too_many_invalid_keys": "来自此地址的无效 API 密钥过多，请 {wait} 秒后再试",
+}
+
+
+def _refuse_when_limited(wait: int | None, code: str) -> None:
+    if wait is not None:
+        raise ApiError(
+            429,
+            code,
+            _LIMIT_MESSAGES[code].format(wait=wait),
+            {"retry_after": wait},
+            {"Retry-After": str(wait)},
+        )
+
+
+def limit_signin(request: Request) -> None:
+    """Count a sign-in attempt from the caller's address; 429 `auth.rate_limited` past the limit."""
+    limiter = runtime(request).signin_limiter
+    if limiter is not None:
+        _refuse_when_limited(limiter.hit(client_address(request)), "auth.rate_limited")
 
 
 async def _session_principal(request: Request) -> Principal:

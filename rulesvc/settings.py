@@ -186,6 +186,16 @@ class Settings(BaseSettings):
     login_lockout_minutes: float = Field(
         default=15, gt=0, description="How long a locked local account stays locked."
     )
+    signin_rate_per_minute: int = Field(
+        default=10,
+        ge=0,
+        description="Sign-in attempts (local or single sign-on) one address may make per minute; then 429 (0: no limit).",
+    )
+    invalid_key_rate_per_minute: int = Field(
+        default=20,
+        ge=0,
+        description="Invalid API keys one address may present per minute; then 429 for unknown keys (0: no limit).",
+    )
     oidc_issuer: str | None = Field(
         default=None,
         description=(

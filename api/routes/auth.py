@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import CSRF_COOKIE, SESSION_COOKIE, json_body, require_signed_in, runtime
+from api.deps import CSRF_COOKIE, SESSION_COOKIE, json_body, limit_signin, require_signed_in, runtime
 from api.responses import JSONBytes
 from api.schemas import ErrorOut
 from rulesvc.apikeys import Principal
@@ -53,6 +53,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorOut, "description": "请求体不是 JSON"},
     422: {"model": ErrorOut, "description": "请求不合法（字段缺失、多余字段、验证码不正确、新密码太短）"},
     423: {"model": ErrorOut, "description": "连续失败次数过多，账户暂时锁定"},
+    429: {
+        "model": ErrorOut,
+        "description": "来自此地址的登录尝试过于频繁（auth.rate_limited，见 Retry-After）",
+    },
 }
 
 
@@ -76,6 +80,7 @@ def signin(request: Request) -> SignIn:
 )
 async def login(request: Request) -> Response:
     body = LoginIn.model_validate(await json_body(request))
+    limit_signin(request)
     service = signin(request)
     created = await run_in_threadpool(
         service.login, body.username, body.password.get_secret_value(), body.totp

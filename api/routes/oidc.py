@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from api.deps import require, runtime
+from api.deps import limit_signin, require, runtime
 from api.routes.auth import set_session_cookies
 from api.schemas import ErrorOut
 from rulesvc.apikeys import Permission, Principal
@@ -39,6 +39,7 @@ def oidc(request: Request) -> OidcSignIn:
     responses={
         302: {"description": "跳转到身份提供方的登录页"},
         404: {"model": ErrorOut, "description": "未配置单点登录"},
+        429: {"model": ErrorOut, "description": "登录尝试过于频繁（auth.rate_limited）"},
         502: {"model": ErrorOut, "description": "无法连接身份提供方"},
     },
 )
@@ -46,6 +47,7 @@ async def oidc_login(
     request: Request, next: str | None = Query(default=None, max_length=500, description="登录后去往的路径")
 ) -> Response:
     service = oidc(request)
+    limit_signin(request)
     url, state = await run_in_threadpool(service.begin, next)
     answer = RedirectResponse(url, status_code=302)
     answer.set_cookie(

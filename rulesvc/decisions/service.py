@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rulesvc import exactjson
-from rulesvc.apikeys import Principal, Role, generate_key, hash_key, key_id_of
+from rulesvc.apikeys import Principal, Role, generate_key, hash_key, key_id_of, matches
 from rulesvc.audit.chain import (
     KIND_CLEAR_READ,
     BrokenEntry,
@@ -479,6 +479,8 @@ class DecisionService:
         if cached is not None and cached[0] > now:
             return cached[1]
         record = self.keys.find_key_by_hash(key_hash)
+        if record is not None and not matches(key, record.key_hash):  # constant time, whatever the lookup did
+            record = None
         principal = key_principal(record, self.clock.now())
         if len(self._key_cache) > 10_000:
             self._key_cache.clear()

@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from rulesvc.apikeys import Principal
 from rulesvc.people.errors import (
@@ -101,6 +101,10 @@ class SignInStore(Protocol):
     def touch_session(self, session_hash: str, at: datetime) -> None: ...
 
     def revoke_session(self, session_hash: str, at: datetime) -> None: ...
+
+    def record_burst(self, at: datetime, subject: str, payload: dict[str, Any]) -> None:
+        """A `signin` chain entry: a burst of failed sign-ins or a rate limit tripped."""
+        ...
 
 
 def session_hash(token: str) -> str:

@@ -14,7 +14,7 @@ from rulesvc.apikeys import Role
 from rulesvc.people.errors import OidcError
 from rulesvc.people.model import PrincipalRecord
 from rulesvc.people.oidc import PendingLogin
-from rulesvc.people.ports import KIND_SIGNIN, KIND_USER
+from rulesvc.people.ports import KIND_USER
 from rulesvc.people.seals import GRANT_MISMATCH
 from rulesvc.storage.people_store import _insert_principal, check_user, principal_record, user_payload
 from rulesvc.storage.people_tables import OidcLoginRow, PrincipalRow
@@ -98,7 +98,3 @@ class SqlOidcStore(SqlSignInStore):
             payload["via"] = "oidc"
             notes.append((at.isoformat(), KIND_USER, principal_id, payload))
             return after
-
-    def record_burst(self, at: datetime, subject: str, payload: dict[str, Any]) -> None:
-        with self._chained() as (_session, notes):
-            notes.append((at.isoformat(), KIND_SIGNIN, subject, payload))

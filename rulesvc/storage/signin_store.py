@@ -8,12 +8,13 @@ not (they would flood the chain), only the burst that locks an account is.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rulesvc.people.model import PrincipalRecord
-from rulesvc.people.ports import KIND_USER
+from rulesvc.people.ports import KIND_SIGNIN, KIND_USER
 from rulesvc.people.seals import (
     CHANGE_REFUSED,
     GRANT_MISMATCH,
@@ -174,6 +175,11 @@ class SqlSignInStore(SqlPeopleStore):
             session.execute(
                 update(SessionRow).where(SessionRow.session_hash == session_hash).values(last_seen_at=at)
             )
+
+    def record_burst(self, at: datetime, subject: str, payload: dict[str, Any]) -> None:
+        """A `signin` chain entry: a burst of failed sign-ins or a rate limit tripped."""
+        with self._chained() as (_session, notes):
+            notes.append((at.isoformat(), KIND_SIGNIN, subject, payload))
 
     def revoke_session(self, session_hash: str, at: datetime) -> None:
         with self._write() as session, session.begin():
