@@ -9,6 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rulesvc.delivery.ports import DeliveryRecord, SubscriptionRecord
 
+FieldClass = Literal["公开", "内部", "敏感", "个人信息"]
+
+
+def _default_classes() -> list[FieldClass]:
+    return ["公开", "内部"]
+
 
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(
@@ -34,6 +40,12 @@ class SubscriptionIn(BaseModel):
         default_factory=list, max_length=50, description="action types; empty = all"
     )
     description: str = Field(default="", max_length=400)
+    classes: list[FieldClass] = Field(
+        default_factory=_default_classes,
+        max_length=4,
+        description="field classes the bodies carry in clear; the rest leave masked (default 公开, 内部; "
+        "个人信息 = personal data in clear, recorded in the audit chain)",
+    )
     from_start: bool = Field(default=False, description="also deliver every action already in the feed")
 
     @field_validator("url", "secret", "description")
@@ -93,6 +105,7 @@ class SubscriptionOut(BaseModel):
     kinds: list[str]
     action_types: list[str]
     description: str
+    classes: list[str]
     active: bool
     created_at: datetime
     secret: str | None = Field(default=None, description="only in the answer to the creation")
@@ -105,6 +118,7 @@ class SubscriptionOut(BaseModel):
             kinds=list(record.kinds),
             action_types=list(record.action_types),
             description=record.description,
+            classes=list(record.classes),
             active=record.active,
             created_at=record.created_at,
             secret=record.secret if with_secret else None,

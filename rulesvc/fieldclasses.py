@@ -105,7 +105,7 @@ class ClassMasking:
     base: MaskPolicy
     """Personal data by format and name (`Settings.mask_policy()`), for readers without 个人信息."""
     grants: Mapping[str, frozenset[str]] = field(default_factory=lambda: dict(DEFAULT_GRANTS))
-    _cache: dict[tuple[int, frozenset[str]], MaskPolicy | None] = field(default_factory=dict)
+    _cache: dict[tuple[int, frozenset[str]], tuple[object, MaskPolicy | None]] = field(default_factory=dict)
 
     def for_roles(self, roles: Iterable[str], kinds: Mapping[str, KindSchema]) -> MaskPolicy | None:
         return self.for_classes(granted(roles, self.grants), kinds)
@@ -113,11 +113,13 @@ class ClassMasking:
     def for_classes(self, classes: frozenset[str], kinds: Mapping[str, KindSchema]) -> MaskPolicy | None:
         """The policy for a reader holding `classes`; None: nothing to mask (every class held)."""
         key = (id(kinds), classes)
-        if key not in self._cache:
+        cached = self._cache.get(key)
+        if cached is None or cached[0] is not kinds:  # the kinds object itself is kept: ids are reused
             if len(self._cache) > 64:
                 self._cache.clear()
-            self._cache[key] = self._build(classes, kinds)
-        return self._cache[key]
+            cached = (kinds, self._build(classes, kinds))
+            self._cache[key] = cached
+        return cached[1]
 
     def _build(self, classes: frozenset[str], kinds: Mapping[str, KindSchema]) -> MaskPolicy | None:
         hidden = {

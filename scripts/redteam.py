@@ -277,6 +277,27 @@ def key_revived(run: Run) -> None:
     )
 
 
+def subscription_grant(run: Run) -> None:
+    """A default (masked) subscription widened to personal data in the database."""
+    made = run.http.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/rt-grant"}, headers=run.auth("admin")
+    ).json()
+    run.sql(
+        "UPDATE webhook_subscriptions SET classes = :c WHERE id = :i",
+        c='["公开","内部","敏感","个人信息"]',
+        i=made["id"],
+    )
+    verify = run.verify()
+    listed = run.http.get("/v1/webhooks", headers=run.auth("admin")).json()["subscriptions"]
+    shown = next(s["classes"] for s in listed if s["id"] == made["id"])
+    run.record(
+        "webhook_subscriptions: classes widened to 个人信息",
+        "grant_missing" in reasons(verify),
+        f"not honoured (bodies masked as {'+'.join(shown)})",
+    )
+    run.http.delete(f"/v1/webhooks/{made['id']}", headers=run.auth("admin"))
+
+
 def main() -> int:
     base = os.environ.get("RULESVC_URL", "http://127.0.0.1:8000")
     engine = make_engine(os.environ["RULESVC_DATABASE_URL"])
@@ -315,6 +336,7 @@ def main() -> int:
         lambda: deleted_tail(run),
         lambda: key_roles(run),
         lambda: key_revived(run),
+        lambda: subscription_grant(run),
     ]
     for step in steps:
         step()

@@ -67,6 +67,7 @@ async def create_subscription(request: Request, _principal: Principal = ADMIN) -
             action_types=body.action_types,
             description=body.description,
             from_start=body.from_start,
+            classes=body.classes,
         )
     )
     return JSONBytes(SubscriptionOut.of(record, with_secret=True).model_dump(mode="json"), status_code=201)

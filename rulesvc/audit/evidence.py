@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rulesvc import exactjson
 from rulesvc.audit.chain import KIND_DECISION, ChainEntry, Problem, entry_hash, sha256_hex
 from rulesvc.errors import RulesvcError
-from rulesvc.masking import MaskPolicy, default_policy
+from rulesvc.masking import MASKERS, MaskPolicy, default_policy, mask_text
 
 if TYPE_CHECKING:
     from rulesvc.audit.records import FeedRecord, StoredDelivery
@@ -88,31 +88,77 @@ def record_problem(vouching: Vouching) -> tuple[str, str] | None:
 
 
 def action_problem(
-    vouching: Vouching, ticket_id: str, action: Mapping[str, Any], masking: MaskPolicy | None = None
+    vouching: Vouching,
+    ticket_id: str,
+    action: Mapping[str, Any],
+    masking: MaskPolicy | Sequence[MaskPolicy] | None = None,
+    *,
+    strict: bool = False,
 ) -> tuple[str, str] | None:
     """(reason, message) unless `action` is one of the vouched record's actions, for `ticket_id` (or, with
-    `masking`, their masked forms: what a webhook body carries)."""
+    `masking`, one of their masked forms: what a webhook body carries). `strict`: only the masked forms
+    (the clear action only when no masking is given)."""
     problem = record_problem(vouching)
     if problem is not None:
         return problem
     assert vouching.record_text is not None
     record = exactjson.loads(vouching.record_text)
-    actions = record.get("actions", [])
-    stored_ticket = record.get("ticket_id")
-    if masking is not None:
-        actions = [*actions, *masking.mask(actions)]
-        stored_ticket = stored_ticket if stored_ticket == ticket_id else masking.mask_text(str(stored_ticket))
-    if stored_ticket != ticket_id:
+    clear = record.get("actions", [])
+    stored_ticket = str(record.get("ticket_id"))
+    policies = [masking] if isinstance(masking, MaskPolicy) else list(masking or [])
+    actions = [] if strict and policies else list(clear)
+    tickets = [] if strict and policies else [stored_ticket]
+    for policy in policies:
+        actions.extend(policy.mask(clear))
+        tickets.append(policy.mask_text(stored_ticket))
+    if not strict:  # verify: any masking of the vouched values (a subscription's classes included)
+        if ticket_id not in tickets and not any(masked_form(stored_ticket, ticket_id, p) for p in policies):
+            return "ticket_mismatch", f"工单号与决策 {vouching.decision_id} 的记录不符"
+        if dict(action) not in actions and not any(
+            masked_form(a, action, p) for a in clear for p in policies
+        ):
+            return "action_mismatch", f"动作与决策 {vouching.decision_id} 的记录不符（被修改）"
+        return None
+    if ticket_id not in tickets:
         return "ticket_mismatch", f"工单号与决策 {vouching.decision_id} 的记录不符"
     if dict(action) not in actions:
         return "action_mismatch", f"动作与决策 {vouching.decision_id} 的记录不符（被修改）"
     return None
 
 
+def masked_form(clear: Any, shown: Any, masking: MaskPolicy) -> bool:
+    """Is `shown` `clear` with some of its values masked (by `masking`'s rules, by any mask kind, or in
+    full)? What a webhook body of a subscription granted fewer field classes carries: it reveals nothing
+    the vouched value does not, and changes nothing else."""
+    if isinstance(clear, Mapping):
+        return (
+            isinstance(shown, Mapping)
+            and set(shown) == set(clear)
+            and all(masked_form(clear[k], shown[k], masking) for k in clear)
+        )
+    if isinstance(clear, list):
+        return (
+            isinstance(shown, list)
+            and len(shown) == len(clear)
+            and all(masked_form(c, s, masking) for c, s in zip(clear, shown, strict=True))
+        )
+    if shown == clear or shown == masking.mask(clear):
+        return True
+    if not isinstance(shown, str) or clear is None or isinstance(clear, bool):
+        return False
+    text = clear if isinstance(clear, str) else exactjson.dumps(clear)
+    return shown in {mask_text(kind, text) for kind in MASKERS}
+
+
 def delivery_problem(
-    body_text: str, vouching: Mapping[str, Vouching], masking: MaskPolicy | None = None
+    body_text: str,
+    vouching: Mapping[str, Vouching],
+    masking: MaskPolicy | Sequence[MaskPolicy] | None = None,
+    *,
+    strict: bool = False,
 ) -> tuple[str, str] | None:
-    """(reason, message) unless a webhook body carries an action its decision's vouched record holds."""
+    """(reason, message) unless a webhook body carries an action its decision's vouched record holds (in
+    clear or masked by one of `masking`; `strict`, see `action_problem`)."""
     try:
         body = exactjson.loads(body_text)
         decision_id = str(body["decision_id"])
@@ -123,7 +169,11 @@ def delivery_problem(
     if not isinstance(action, dict):
         return "body_malformed", "投递内容无法解析"
     return action_problem(
-        vouching.get(decision_id, Vouching(decision_id, None, None)), ticket_id, action, masking
+        vouching.get(decision_id, Vouching(decision_id, None, None)),
+        ticket_id,
+        action,
+        masking,
+        strict=strict,
     )
 
 
@@ -194,7 +244,9 @@ def check_feed(reader: EvidenceReader, records: Sequence[FeedRecord]) -> list[di
     return actions
 
 
-def verify_rows(reader: EvidenceReader, masking: MaskPolicy | None = None) -> list[Problem]:
+def verify_rows(
+    reader: EvidenceReader, masking: MaskPolicy | Sequence[MaskPolicy] | None = None
+) -> list[Problem]:
     """Every feed record, every decision's number of feed records and every webhook body, checked against
     the records the chain vouches for (the records themselves are checked by `verify_store`), and every
     ticket's state against its seal."""

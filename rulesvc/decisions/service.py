@@ -493,7 +493,7 @@ def verify_all(
     evidence: EvidenceReader | None,
     checkpoints: tuple[Sequence[tuple[int, str]], Sequence[ChainProblem]] = ((), ()),
     more_checks: Sequence[Callable[[], list[ChainProblem]]] = (),
-    masking: MaskPolicy | None = None,
+    masking: MaskPolicy | Sequence[MaskPolicy] | None = None,
 ) -> VerifyResult:
     """One verify over everything: the chain (held against the signed checkpoints' (seq, hash) pairs,
     with the problems found reading them), decisions, feed, webhook bodies (masked with `masking`) and

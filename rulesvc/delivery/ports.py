@@ -26,6 +26,9 @@ class SubscriptionRecord:
     active: bool
     created_at: datetime
     fanout_cursor: int
+    classes: tuple[str, ...] = ("公开", "内部")
+    """Field classes its bodies carry in clear (`rulesvc.fieldclasses`); personal data (个人信息) only
+    when the audit chain vouches for the grant (a `webhook_subscription` entry), else the default."""
 
 
 @dataclass(frozen=True)

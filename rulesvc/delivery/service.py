@@ -36,6 +36,8 @@ from rulesvc.delivery.webhooks import (
     signed_headers,
 )
 from rulesvc.errors import RulesvcError
+from rulesvc.fieldclasses import CLASSES, SUBSCRIPTION_DEFAULT, ClassMasking
+from rulesvc.lang.model import KindSchema
 from rulesvc.masking import MaskPolicy, default_policy
 from rulesvc.sla.clock import Clock
 
@@ -89,10 +91,15 @@ class WebhookService:
         rand: Callable[[], float] = random.random,
         evidence: EvidenceReader | None = None,
         masking: MaskPolicy | None = None,
+        classes: ClassMasking | None = None,
+        kinds: Callable[[], Mapping[str, KindSchema]] | None = None,
     ) -> None:
         """With `evidence`, a body is checked against its decision's chained record before it is signed;
-        bodies are masked with `masking` (default: the shipped rules)."""
+        bodies are masked with `masking` (default: the shipped rules) and, with `classes` and the `kinds`
+        in force, every field of a class the subscription is not granted."""
         self.masking = masking or default_policy()
+        self.classes = classes or ClassMasking(self.masking)
+        self._kinds = kinds or (lambda: {})
         self.store = store
         self.evidence = evidence
         self.clock = clock
@@ -121,9 +128,14 @@ class WebhookService:
         action_types: Iterable[str] = (),
         description: str = "",
         from_start: bool = False,
+        classes: Iterable[str] = SUBSCRIPTION_DEFAULT,
     ) -> SubscriptionRecord:
-        """A new subscription; it receives actions emitted from now on (or the whole feed: `from_start`)."""
+        """A new subscription; it receives actions emitted from now on (or the whole feed: `from_start`),
+        with the fields of `classes` in clear (a grant beyond the default is a chain entry)."""
         _check_url(url)
+        chosen = tuple(c for c in CLASSES if c in set(classes))
+        if set(classes) - set(CLASSES):
+            raise InvalidSubscriptionError(f"classes 只能是 {', '.join(CLASSES)}", "classes")
         if secret is not None and len(secret) < 16:
             raise InvalidSubscriptionError("secret 至少 16 个字符", "secret")
         record = SubscriptionRecord(
@@ -136,6 +148,7 @@ class WebhookService:
             active=True,
             created_at=self.clock.now(),
             fanout_cursor=0 if from_start else self.store.last_cursor(),
+            classes=chosen,
         )
         self.store.create_subscription(record)
         self._active_checked = _UNCHECKED
@@ -188,7 +201,11 @@ class WebhookService:
     # -- delivery -----------------------------------------------------------------------------------------
 
     def fan_out(self, limit: int = 1000) -> int:
-        return self.store.fan_out(partial(_build_delivery, self.masking), self.clock.now(), limit)
+        return self.store.fan_out(partial(_build_delivery, self.policy_of), self.clock.now(), limit)
+
+    def policy_of(self, sub: SubscriptionRecord) -> MaskPolicy | None:
+        """How a subscription's bodies are masked (None: in clear)."""
+        return self.classes.for_classes(frozenset(sub.classes), self._kinds())
 
     def claim(self, limit: int, subscription_id: str | None = None) -> list[ClaimedDelivery]:
         now = self.clock.now()
@@ -208,7 +225,13 @@ class WebhookService:
         record holds is signed; any other raises `EvidenceError` (give it to `reject`)."""
         if self.evidence is not None:
             vouching = self.evidence.vouching([body_decision_id(claimed.body)])
-            found = delivery_problem(claimed.body, vouching, self.masking)
+            sub = self.store.get_subscription(claimed.subscription_id)
+            policy = self.policy_of(sub) if sub is not None else self.masking
+            # Only the form this subscription is to receive: a clear body in a masked subscription's row
+            # (or one masked otherwise) is refused, not sent.
+            found = delivery_problem(
+                claimed.body, vouching, [policy] if policy is not None else [], strict=True
+            )
             if found is not None:
                 raise refuse("webhook_deliveries", claimed.delivery_id, found)
         body = claimed.body.encode("utf-8")
@@ -238,13 +261,33 @@ class WebhookService:
 
 
 def _build_delivery(
-    masking: MaskPolicy, sub: SubscriptionRecord, record: FeedRecord, kind: str | None
+    policy_of: Callable[[SubscriptionRecord], MaskPolicy | None],
+    sub: SubscriptionRecord,
+    record: FeedRecord,
+    kind: str | None,
 ) -> NewDelivery | None:
-    """The delivery of one feed action; personal data in its ids and action leaves masked."""
+    """The delivery of one feed action; personal data in its ids and action leaves masked, and fields of
+    the classes the subscription is not granted."""
     action = exactjson.loads(record.action_text)
     if not SubscriptionFilter.of(sub.kinds, sub.action_types).matches(kind, action):
         return None
     identifier = delivery_id(sub.id, record.cursor)
+    masking = policy_of(sub)
+    if masking is None:  # granted every class: in clear
+        return NewDelivery(
+            identifier,
+            str(action.get("type", "")),
+            delivery_body(
+                identifier,
+                sub.id,
+                record.cursor,
+                record.at,
+                record.ticket_id,
+                kind,
+                record.decision_id,
+                action,
+            ),
+        )
     body = delivery_body(
         identifier,
         sub.id,

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rulesvc.apikeys import same_actor
+from rulesvc.fieldclasses import ClassMasking
 from rulesvc.lifecycle.artifacts import ArtifactType, RulesetArtifact
 from rulesvc.lifecycle.errors import (
     BadRequestError,
@@ -88,6 +89,10 @@ from rulesvc.sla.clock import Clock
 MAX_REPLAY = 50_000
 
 
+REPLAY_ROLES = ("editor", "approver", "admin")
+"""Roles that may replay a draft (`rulesets:replay`): its examples show only what all of them may read."""
+
+
 @dataclass(frozen=True)
 class Publication:
     version: VersionRecord
@@ -124,6 +129,9 @@ class LifecycleService(Importing):
         self.factory = registry.factory
         self.clock = clock
         self.masking = masking
+        self.classes: ClassMasking | None = None
+        """Field classes (set by the composition root): replay examples leave masked by the classes every
+        role that may replay holds (`rulesvc.fieldclasses`)."""
         self.shipped_cases = dict(shipped_cases)
         self.queries = RulesetQueries(store, registry, clock, shipped_cases, self.artifact)
         self._announce = announce or registry.refresh
@@ -468,6 +476,12 @@ class LifecycleService(Importing):
             return draft
         return self.submit(actor, name, draft.draft_id)
 
+    def _example_masking(self) -> MaskPolicy:
+        if self.classes is None:
+            return self.masking
+        held = [self.classes.grants.get(role, frozenset()) for role in REPLAY_ROLES]
+        return self.classes.for_classes(frozenset.intersection(*held), self.factory.kinds) or self.masking
+
     def replay(
         self, actor: str, name: str, draft_id: str, start: datetime, end: datetime, limit: int = 10_000
     ) -> DraftRecord:
@@ -497,7 +511,7 @@ class LifecycleService(Importing):
             base=base,
             candidate=candidate,
             evaluate=self._evaluate,
-            masking=self.masking,
+            masking=self._example_masking(),
             start=start,
             end=end,
             limit=limit,

@@ -20,8 +20,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, delete, exists, func, insert, select, update
-from sqlalchemy.orm import aliased, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from rulesvc.audit.chain import Problem, entry_hash, sha256_hex
+from rulesvc.audit.evidence import alert
 from rulesvc.audit.records import FeedRecord
 from rulesvc.delivery.ports import (
     DEAD,
@@ -33,12 +35,24 @@ from rulesvc.delivery.ports import (
     DeliveryRecord,
     SubscriptionRecord,
 )
+from rulesvc.storage.bulk import Statements
+from rulesvc.storage.decision_writes import (
+    chain,
+    chain_entry,
+    chain_head,
+    lock_chain_head,
+    raise_watermark,
+    write_entries,
+)
 from rulesvc.storage.engine import writer
-from rulesvc.storage.tables import ActionRow
+from rulesvc.storage.tables import ActionRow, AuditRow
 from rulesvc.storage.timer_tables import TicketRow
 from rulesvc.storage.webhook_tables import DeliveryRow, SubscriptionRow
 
 _ERROR_LIMIT = 1000
+KIND_SUBSCRIPTION = "webhook_subscription"
+"""A subscription granted field classes beyond the default: subject its id; `url`, `classes`, `grant_sha256`."""
+DEFAULT_CLASSES = ("公开", "内部")
 
 
 class SqlWebhookStore:
@@ -50,7 +64,23 @@ class SqlWebhookStore:
     # -- subscriptions ------------------------------------------------------------------------------------
 
     def create_subscription(self, record: SubscriptionRecord) -> None:
+        """The row; a grant of field classes beyond the default is a `webhook_subscription` chain entry in
+        the same transaction (`grant_digest`: id, url and classes), checked whenever the row is read."""
+        entries = []
         with self._write() as session, session.begin():
+            if tuple(record.classes) != DEFAULT_CLASSES:
+                sql = Statements(session.connection())
+                head = chain_head(lock_chain_head(sql))
+                payload = {
+                    "subscription_id": record.id,
+                    "url": record.url,
+                    "classes": list(record.classes),
+                    "grant_sha256": grant_digest(record.id, record.url, record.classes),
+                }
+                entries = chain(
+                    head, [(record.created_at.isoformat(), KIND_SUBSCRIPTION, record.id, payload)]
+                )
+                write_entries(sql, entries)
             session.add(
                 SubscriptionRow(
                     id=record.id,
@@ -62,18 +92,21 @@ class SqlWebhookStore:
                     active=record.active,
                     created_at=record.created_at,
                     fanout_cursor=record.fanout_cursor,
+                    classes=orjson.dumps(list(record.classes)).decode(),
                 )
             )
+        if entries:
+            raise_watermark(self.engine.pool, entries[-1].seq)
 
     def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
         with self._read() as session:
             row = session.get(SubscriptionRow, subscription_id)
-            return _subscription(row) if row is not None else None
+            return _subscription(row, session) if row is not None else None
 
     def list_subscriptions(self) -> list[SubscriptionRecord]:
         with self._read() as session:
             rows = session.scalars(select(SubscriptionRow).order_by(SubscriptionRow.created_at)).all()
-            return [_subscription(row) for row in rows]
+            return [_subscription(row, session) for row in rows]
 
     def set_active(self, subscription_id: str, active: bool) -> bool:
         with self._write() as session, session.begin():
@@ -87,6 +120,16 @@ class SqlWebhookStore:
             session.execute(delete(DeliveryRow).where(DeliveryRow.subscription_id == subscription_id))
             result = session.execute(delete(SubscriptionRow).where(SubscriptionRow.id == subscription_id))
             return bool(getattr(result, "rowcount", 0))
+
+    def grant_problems(self) -> list[Problem]:
+        """`verify`: subscriptions granted field classes the chain does not vouch for (to their URL)."""
+        problems: list[Problem] = []
+        with self._read() as session:
+            for row in session.scalars(select(SubscriptionRow).order_by(SubscriptionRow.id)).all():
+                found = grant_problem(session, row)
+                if found is not None:
+                    problems.append(Problem("webhook_subscriptions", row.id, found[0], found[1]))
+        return problems
 
     def has_active_subscriptions(self) -> bool:
         with self._read() as session:
@@ -121,7 +164,7 @@ class SqlWebhookStore:
                 ).all()
                 if not rows:
                     continue
-                record = _subscription(sub)
+                record = _subscription(sub, session)
                 values: list[dict[str, Any]] = []
                 for action, kind in rows:
                     feed = FeedRecord(
@@ -290,7 +333,47 @@ def _fenced(attempt: int | None) -> list[Any]:
     return [DeliveryRow.attempts == attempt] if attempt is not None else []
 
 
-def _subscription(row: SubscriptionRow) -> SubscriptionRecord:
+def grant_digest(subscription_id: str, url: str, classes: tuple[str, ...] | list[str]) -> str:
+    return sha256_hex(orjson.dumps(["webhook_subscription", subscription_id, url, sorted(classes)]))
+
+
+def grant_problem(session: Session, row: SubscriptionRow) -> tuple[str, str] | None:
+    """(reason, message) unless the subscription's classes are the default or what its chain entry (the
+    newest about it) granted, to its URL."""
+    classes = tuple(orjson.loads(row.classes or "[]")) or DEFAULT_CLASSES
+    if classes == DEFAULT_CLASSES:
+        return None
+    audit = session.scalars(
+        select(AuditRow)
+        .where(AuditRow.kind == KIND_SUBSCRIPTION, AuditRow.subject == row.id)
+        .order_by(AuditRow.seq.desc())
+        .limit(1)
+    ).first()
+    if audit is None:
+        return "grant_missing", f"webhook 订阅 {row.id} 的字段类别授权没有审计日志条目（被直接写入数据库）"
+    entry = chain_entry(audit)
+    if (
+        entry_hash(entry.seq, entry.at, entry.kind, entry.subject, entry.payload_text, entry.prev_hash)
+        != entry.hash
+    ):
+        return "entry_mismatch", f"webhook 订阅 {row.id} 的授权审计日志条目被修改"
+    payload = entry.payload
+    if not isinstance(payload, Mapping) or payload.get("grant_sha256") != grant_digest(
+        row.id, row.url, classes
+    ):
+        return "grant_mismatch", f"webhook 订阅 {row.id} 的地址或字段类别与审计日志记录的不符（被修改）"
+    return None
+
+
+def _subscription(row: SubscriptionRow, session: Session | None = None) -> SubscriptionRecord:
+    """The subscription as stored; a grant of classes the chain does not vouch for is not honoured (the
+    default classes instead, and an `integrity:` alert)."""
+    classes = tuple(orjson.loads(row.classes or "[]")) or DEFAULT_CLASSES
+    if classes != DEFAULT_CLASSES:
+        found = grant_problem(session, row) if session is not None else ("grant_missing", "")
+        if found is not None:
+            alert("webhook_subscriptions", row.id, found)
+            classes = DEFAULT_CLASSES
     return SubscriptionRecord(
         id=row.id,
         url=row.url,
@@ -301,6 +384,7 @@ def _subscription(row: SubscriptionRow) -> SubscriptionRecord:
         active=row.active,
         created_at=row.created_at,
         fanout_cursor=row.fanout_cursor,
+        classes=classes,
     )
 
 

@@ -27,6 +27,8 @@ class SubscriptionRow(Base):
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     fanout_cursor: Mapped[int] = mapped_column(BigInteger)
+    classes: Mapped[str] = mapped_column(Text, default='["公开","内部"]')
+    """JSON list of the field classes its bodies carry in clear (migration 0016)."""
 
 
 class DeliveryRow(Base):

@@ -26,6 +26,7 @@ from rulesvc.storage.evidence_reads import SqlEvidenceReader
 from rulesvc.storage.inputs import rotate, use_keyring
 from rulesvc.storage.people_store import SqlPeopleStore
 from rulesvc.storage.ruleset_store import SqlRulesetStore
+from rulesvc.storage.webhook_store import SqlWebhookStore
 
 
 def open_database(url: str, *, keyring: Keyring | None = None, **options: Any) -> Engine:
@@ -73,6 +74,7 @@ def table_checks(engine: Engine) -> list[Callable[[], list[Problem]]]:
         partial(ruleset_problems, SqlRulesetStore(engine, KIND_RULESET)),
         partial(ruleset_problems, SqlRulesetStore(engine, KIND_CALENDAR)),
         SqlPeopleStore(engine).grant_problems,
+        SqlWebhookStore(engine).grant_problems,
     ]
 
 

@@ -116,11 +116,18 @@ def build_services(
         key_cache_seconds=settings.key_cache_seconds,
         classes=ClassMasking(masking, parse_grants(settings.field_class_grants)),
     )
+    if lifecycle is not None:
+        lifecycle.service.classes = decisions.classes
     people = PeopleService(store.people, clock, partial(_keys_changed, decisions, notifier))
     notifier.subscribe(_forgetter(decisions))
     # Webhook retries run on real time (SystemClock) whatever clock decides events.
     webhooks = WebhookService(
-        SqlWebhookStore(engine), SystemClock(), evidence=SqlEvidenceReader(engine), masking=masking
+        SqlWebhookStore(engine),
+        SystemClock(),
+        evidence=SqlEvidenceReader(engine),
+        masking=masking,
+        classes=decisions.classes,
+        kinds=lambda: decisions.book.kinds,
     )
     signin = SignIn(SqlSignInStore(engine), clock, signin_policy(settings))
     oidc = (

@@ -15,6 +15,7 @@ from rulesvc.decisions.timer_service import TimerEvaluator, TimerService
 from rulesvc.delivery.notify import Notifier
 from rulesvc.delivery.service import WebhookService
 from rulesvc.delivery.webhooks import RetryPolicy
+from rulesvc.fieldclasses import ClassMasking
 from rulesvc.masking import MaskPolicy
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
@@ -71,6 +72,8 @@ def build_timer_parts(
         retry,
         evidence=SqlEvidenceReader(engine),
         masking=masking,
+        classes=ClassMasking(masking),
+        kinds=lambda: getattr(book, "kinds", {}),
     )
     if engine.dialect.name == "sqlite":
         batch = min(batch, SQLITE_TIMER_BATCH)

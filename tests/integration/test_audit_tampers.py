@@ -272,3 +272,17 @@ def test_edited_ruleset_version_fails_the_audit_verify(database_url: str, tmp_pa
         )
         result = verify(client, {"auditor": auditor})
         assert result["ok"] is False and ("ruleset_versions", "content_mismatch") in reasons(result), result
+
+
+def test_ticket_ids_carrying_personal_data_are_sealed_by_the_clear_id(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """The seal names the ticket by its clear id (a masked id was compared: such tickets failed verify and
+    their next event was refused)."""
+    for n in (1, 2):
+        body = event(f"pii-ticket-{n}")
+        body["ticket"]["id"] = "E-13812345678"
+        response = client.post("/v1/events", json=body, headers=auth(keys["ingest"]))
+        assert response.status_code == 200, response.text
+    result = client.get("/v1/audit/verify", headers=auth(keys["auditor"])).json()
+    assert result["ok"] is True, result
