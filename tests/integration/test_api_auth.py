@@ -26,13 +26,22 @@ ROUTES: dict[str, tuple[str, str, set[str]]] = {
     "verify": ("GET", "/v1/audit/verify", {"compliance", "auditor", "admin"}),
     "users": ("GET", "/v1/admin/users", {"admin"}),
     "keys": ("GET", "/v1/admin/keys", {"admin"}),
+    "rotate": ("POST", "/v1/admin/keys/{key_id}/rotate", {"admin"}),
+    "oidc_check": ("GET", "/v1/admin/oidc/check", {"admin"}),
+    "me": ("GET", "/v1/auth/me", {r.value for r in Role}),
 }
+CREATED = {"rotate"}
+"""Routes answering 201 rather than 200 when allowed."""
 PUBLIC = ["/healthz", "/readyz", "/metrics", "/openapi.json"]
 
 
 def call(client: TestClient, name: str, headers: dict[str, str], decision_id: str) -> Any:
     method, path, _ = ROUTES[name]
     path = path.replace("{id}", decision_id)
+    if name == "rotate":
+        service = client.app.state.runtime.service  # type: ignore[attr-defined]
+        key_id, _key = create_api_key(service.keys, frozenset({Role.AUDITOR}), SystemClock(), "rotated")
+        path = path.replace("{key_id}", key_id)
     if name == "events":
         return client.post(path, json=event(f"auth-{uuid.uuid4()}"), headers=headers)
     if name == "simulate":
@@ -52,14 +61,17 @@ def test_every_route_for_every_role(client: TestClient, keys: dict[str, str], de
     for name, (_method, _path, allowed) in ROUTES.items():
         for role in Role:
             response = call(client, name, auth(keys[role.value]), decision_id)
-            expected = 200 if role.value in allowed else 403
+            ok = 201 if name in CREATED else 200
+            expected = ok if role.value in allowed else 403
             if response.status_code != expected:
                 failures.append(
                     f"{name} as {role.value}: {response.status_code} (want {expected}) {response.text}"
                 )
             elif expected == 403:
                 assert response.json()["code"] == "forbidden"
-        assert call(client, name, auth(keys["all"]), decision_id).status_code == 200
+        assert call(client, name, auth(keys["all"]), decision_id).status_code == (
+            201 if name in CREATED else 200
+        )
     assert not failures, "\n".join(failures)
 
 
