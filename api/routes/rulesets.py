@@ -4,24 +4,35 @@ rollback, diff, history, backtest, import/export. A thin layer over `rulesvc.lif
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.deps import json_body, require
-from api.errors import ApiError
 from api.responses import JSONBytes
+from api.routes.lifecycle_http import (
+    READ,
+    REPLAY,
+    WRITE,
+    LifecycleRoutes,
+    actor_of,
+    errors_doc,
+    json_body_doc,
+    lifecycle_of,
+    media_of,
+    mount_lifecycle_routes,
+    yaml_body_doc,
+    yaml_text,
+)
 from api.ruleset_schemas import (
     AsOfQuery,
     CasesQuery,
     DiffOut,
-    DiffQuery,
     DraftIn,
     DraftListOut,
-    DraftListQuery,
     DraftOut,
     DraftQuery,
     ExportOut,
@@ -39,61 +50,16 @@ from api.ruleset_schemas import (
     VersionListOut,
     VersionOut,
 )
-from api.schemas import ErrorOut
 from rulesvc.apikeys import Permission, Principal, Role
+from rulesvc.lifecycle.ports import KIND_RULESET
 from rulesvc.lifecycle.queries import RulesetQueries
 from rulesvc.lifecycle.service import LifecycleService
 from rulesvc.lifecycle.views import draft_json, overview_json, version_json
-from rulesvc.wiring.lifecycle import Lifecycle
 
 router = APIRouter(tags=["rulesets"])
 
-READ = require(Permission.RULESETS_READ)
-WRITE = require(Permission.RULESETS_WRITE)
-REVIEW = require(Permission.RULESETS_REVIEW)
-PUBLISH = require(Permission.RULESETS_PUBLISH)
-REPLAY = require(Permission.RULESETS_REPLAY)
-
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
-_DESCRIPTIONS = {
-    401: "缺少或无效的 API 密钥",
-    403: "角色无权访问；或违反四眼原则（作者不能审批自己的草稿）",
-    404: "规则集、版本或草稿不存在",
-    409: "草稿状态不允许此操作，或草稿已过时（之后又发布了新版本）",
-    413: "请求体过大",
-    415: "请求体类型不支持",
-    422: "请求不合法：规则集错误（file:line:col）、合规样例未通过、时间不合法等",
-}
-DRAFT_ID = "草稿 id（创建草稿时返回的 draft_id）"
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorOut, "description": _DESCRIPTIONS[s]} for s in (401, 403, *statuses)}
-
-
-def _json_body(model: str, required: bool = True) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": required,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
-        }
-    }
-
-
-def _yaml_body(description: str, json_model: str | None = None) -> dict[str, Any]:
-    content: dict[str, Any] = {"application/yaml": {"schema": {"type": "string"}}}
-    if json_model is not None:
-        content["application/json"] = {"schema": {"$ref": f"#/components/schemas/{json_model}"}}
-    return {"requestBody": {"required": True, "description": description, "content": content}}
-
-
 BODY_MODELS: list[type[BaseModel]] = [DraftIn, ReviewIn, SubmitIn, PublishIn, RollbackIn, ReplayIn, ImportIn]
 """Models of bodies the routes parse themselves: added to the OpenAPI components by the app."""
-
-
-def lifecycle_of(request: Request) -> Lifecycle:
-    lifecycle: Lifecycle = request.app.state.lifecycle
-    return lifecycle
 
 
 def _service(request: Request) -> LifecycleService:
@@ -110,42 +76,6 @@ def _as_of(request: Request, query: AsOfQuery) -> tuple[RulesetQueries, datetime
     return queries, query.as_of or queries.clock.now()
 
 
-async def _actor(request: Request, principal: Principal) -> str:
-    """Who acts, as recorded in drafts, versions and the chain: the person (name and user id, whatever
-    key or session they use), or a service account's key (label and key id)."""
-    return principal.actor
-
-
-def _media(request: Request) -> str:
-    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
-
-
-async def _yaml_text(request: Request) -> str:
-    media = _media(request)
-    if media not in YAML_TYPES:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "请求体必须是 YAML 文件（Content-Type: application/yaml）",
-            {"content_type": request.headers.get("content-type", "")},
-        )
-    raw = await request.body()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(422, "invalid_encoding", "请求体不是合法的 UTF-8", {"position": exc.start}) from None
-    if not text.strip():
-        raise ApiError(422, "invalid_request", "请求体为空", [{"path": "", "message": "body required"}])
-    return text
-
-
-async def _optional_json(request: Request) -> Any:
-    """An optional JSON body: none (or empty) → {}."""
-    if not (await request.body()).strip():
-        return {}
-    return await json_body(request)
-
-
 # -- rulesets ---------------------------------------------------------------------------------------------
 
 
@@ -154,7 +84,7 @@ async def _optional_json(request: Request) -> Any:
     response_model=RulesetListOut,
     summary="规则集列表：每个规则集当前（或 as_of 时刻）生效的版本",
     description="`as_of` 可查询任一时刻生效的版本（监管问询：某天哪个规则在生效）；`pending` 为已发布但尚未生效的版本。",
-    responses=_errors(422),
+    responses=errors_doc(422),
 )
 async def list_rulesets(
     request: Request,
@@ -173,15 +103,15 @@ async def list_rulesets(
     description=(
         "数据库为空时（需 admin）：每个规则集成为版本 1。否则与最新版本不同的规则集各生成一个草稿，照常测试、审批、发布。"
     ),
-    responses=_errors(413, 415, 422),
-    openapi_extra=_json_body("ImportIn"),
+    responses=errors_doc(413, 415, 422),
+    openapi_extra=json_body_doc("ImportIn"),
 )
 async def import_rulesets(request: Request, principal: Principal = Depends(WRITE)) -> Response:
     body = ImportIn.model_validate(await json_body(request))
     queries = _queries(request)
     result = await run_in_threadpool(
         _service(request).import_rulesets,
-        await _actor(request, principal),
+        actor_of(principal),
         body.rulesets,
         body.cases,
         may_bootstrap=Role.ADMIN in principal.roles,
@@ -207,7 +137,7 @@ async def import_rulesets(request: Request, principal: Principal = Depends(WRITE
         "默认导出当前生效的版本；`as_of` 为将来时刻时导出届时生效的（待生效）版本。每个规则集注明所基于的版本、状态、"
         "最新版本号和之后待生效的版本；推送草稿时带上 `base_version`，不是最新版本则拒绝（409 `draft.stale_base`）。"
     ),
-    responses=_errors(422),
+    responses=errors_doc(422),
 )
 async def export_rulesets(
     request: Request,
@@ -223,7 +153,7 @@ async def export_rulesets(
     response_model=RulesetVerifyOut,
     summary="校验每个已发布版本的内容与审计链中审批时的哈希一致",
     description="发现直接改库（改动、增加或替换版本内容/样例）的版本；审计链本身由 `/v1/audit/verify` 校验。",
-    responses=_errors(),
+    responses=errors_doc(),
 )
 async def verify_versions(
     request: Request, _principal: Principal = Depends(require(Permission.AUDIT_VERIFY))
@@ -243,8 +173,8 @@ async def verify_versions(
         "校验规则集（错误与 `rulesvc check` 相同，带 file:line:col）并运行全部合规样例（内置 + 上传）。"
         "请求体为 YAML 文件（`?reason=` 写明修改原因），或 JSON `{content, reason, cases}`。"
     ),
-    responses=_errors(404, 409, 413, 415, 422),
-    openapi_extra=_yaml_body("规则集文件", "DraftIn"),
+    responses=errors_doc(404, 409, 413, 415, 422),
+    openapi_extra=yaml_body_doc("规则集文件", "DraftIn"),
 )
 async def create_draft(
     name: str,
@@ -254,15 +184,15 @@ async def create_draft(
 ) -> Response:
     cases: dict[str, str] = {}
     reason = query.reason
-    if _media(request) == "application/json":
+    if media_of(request) == "application/json":
         body = DraftIn.model_validate(await json_body(request))
         content, reason, cases = body.content, body.reason or reason, body.cases
         base_version, base_sha256 = body.base_version, body.base_sha256
     else:
-        content = await _yaml_text(request)
+        content = await yaml_text(request)
         base_version, base_sha256 = query.base_version, None
     service = _service(request)
-    actor = await _actor(request, principal)
+    actor = actor_of(principal)
     draft = await run_in_threadpool(
         lambda: service.create_draft(
             actor, name, content, reason, cases, base_version=base_version, base_sha256=base_sha256
@@ -272,44 +202,13 @@ async def create_draft(
     return JSONBytes(draft_json(draft, diff=diff), status_code=201)
 
 
-@router.get(
-    "/v1/rulesets/{name}/drafts",
-    response_model=DraftListOut,
-    summary="草稿列表",
-    responses=_errors(422),
-)
-async def list_drafts(
-    name: str,
-    request: Request,
-    query: Annotated[DraftListQuery, Query()],
-    _principal: Principal = Depends(READ),
-) -> Response:
-    drafts = await run_in_threadpool(_queries(request).drafts, name, query.status)
-    return JSONBytes({"drafts": [draft_json(d) for d in drafts]})
-
-
-@router.get(
-    "/v1/rulesets/{name}/drafts/{draft_id}",
-    response_model=DraftOut,
-    summary="草稿详情：差异、测试结果、回放结果（审批人据此审批）",
-    responses=_errors(404, 422),
-)
-async def get_draft(
-    name: str, draft_id: str, request: Request, _principal: Principal = Depends(READ)
-) -> Response:
-    queries = _queries(request)
-    draft = await run_in_threadpool(queries.draft, name, draft_id)
-    diff = await run_in_threadpool(queries.draft_diff, draft)
-    return JSONBytes(draft_json(draft, diff=diff, content=True))
-
-
 @router.put(
     "/v1/rulesets/{name}/drafts/{draft_id}/cases",
     response_model=DraftOut,
     summary="为草稿上传合规样例文件（替换同名文件）并重新测试",
     description="默认替换 `cases/<name>.yaml`；`?file=` 指定其他样例文件（不含 .yaml）。只有草稿作者可以上传。",
-    responses=_errors(404, 409, 413, 415, 422),
-    openapi_extra=_yaml_body("合规样例文件"),
+    responses=errors_doc(404, 409, 413, 415, 422),
+    openapi_extra=yaml_body_doc("合规样例文件"),
 )
 async def upload_cases(
     name: str,
@@ -318,35 +217,13 @@ async def upload_cases(
     query: Annotated[CasesQuery, Query()],
     principal: Principal = Depends(WRITE),
 ) -> Response:
-    text = await _yaml_text(request)
+    text = await yaml_text(request)
     service = _service(request)
     draft = await run_in_threadpool(
-        service.upload_cases, await _actor(request, principal), name, draft_id, query.file, text
+        service.upload_cases, actor_of(principal), name, draft_id, query.file, text
     )
     diff = await run_in_threadpool(service.queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff))
-
-
-@router.post(
-    "/v1/rulesets/{name}/drafts/{draft_id}/submit",
-    response_model=DraftOut,
-    summary="提交审批（全部合规样例通过才可提交；测试缺口须写明理由）",
-    description=(
-        "重新运行全部合规样例（所有规则集，现行版本及每个待生效版本组合）；有失败时返回 422 `cases_failed`，"
-        "`details.failures` 列出失败样例及期望/实际。覆盖率不足 100% 或删除了唯一覆盖某行/阈值的样例时，"
-        "须在 `gaps_reason` 写明理由（否则 422 `gate.gaps_unexplained`）。提交后测试、覆盖率与回放结果冻结。"
-    ),
-    responses=_errors(404, 409, 413, 415, 422),
-    openapi_extra=_json_body("SubmitIn", required=False),
-)
-async def submit_draft(
-    name: str, draft_id: str, request: Request, principal: Principal = Depends(WRITE)
-) -> Response:
-    body = SubmitIn.model_validate(await _optional_json(request))
-    draft = await run_in_threadpool(
-        _service(request).submit, await _actor(request, principal), name, draft_id, body.gaps_reason
-    )
-    return JSONBytes(draft_json(draft))
 
 
 @router.post(
@@ -354,88 +231,21 @@ async def submit_draft(
     response_model=DraftOut,
     summary="撤回已提交的草稿，回到编辑状态（作者本人）",
     description="提交后证据（测试、覆盖率、回放）冻结；要重新回放或修改样例，须先撤回，再重新提交。",
-    responses=_errors(404, 409),
+    responses=errors_doc(404, 409),
 )
 async def withdraw_draft(
     name: str, draft_id: str, request: Request, principal: Principal = Depends(WRITE)
 ) -> Response:
-    draft = await run_in_threadpool(
-        _service(request).withdraw, await _actor(request, principal), name, draft_id
-    )
+    draft = await run_in_threadpool(_service(request).withdraw, actor_of(principal), name, draft_id)
     return JSONBytes(draft_json(draft))
-
-
-async def _review(
-    request: Request, principal: Principal, name: str, draft_id: str, *, approve: bool
-) -> Response:
-    """Approve or reject (four-eyes is enforced by the lifecycle service, not here)."""
-    body = ReviewIn.model_validate(await _optional_json(request))
-    service = _service(request)
-    actor = await _actor(request, principal)
-    if approve:
-        draft = await run_in_threadpool(
-            service.approve, actor, name, draft_id, body.comment, body.accept_gaps
-        )
-    else:
-        draft = await run_in_threadpool(service.reject, actor, name, draft_id, body.comment)
-    return JSONBytes(draft_json(draft))
-
-
-@router.post(
-    "/v1/rulesets/{name}/drafts/{draft_id}/approve",
-    response_model=DraftOut,
-    summary="批准（四眼原则：作者本人即使持有 approver 角色也返回 403；有测试缺口须 accept_gaps）",
-    responses=_errors(404, 409, 413, 415, 422),
-    openapi_extra=_json_body("ReviewIn", required=False),
-)
-async def approve_draft(
-    name: str, draft_id: str, request: Request, principal: Principal = Depends(REVIEW)
-) -> Response:
-    return await _review(request, principal, name, draft_id, approve=True)
-
-
-@router.post(
-    "/v1/rulesets/{name}/drafts/{draft_id}/reject",
-    response_model=DraftOut,
-    summary="驳回（须写明理由；作者本人不能驳回自己的草稿）",
-    responses=_errors(404, 409, 413, 415, 422),
-    openapi_extra=_json_body("ReviewIn"),
-)
-async def reject_draft(
-    name: str, draft_id: str, request: Request, principal: Principal = Depends(REVIEW)
-) -> Response:
-    return await _review(request, principal, name, draft_id, approve=False)
-
-
-@router.post(
-    "/v1/rulesets/{name}/drafts/{draft_id}/publish",
-    response_model=PublishOut,
-    summary="发布已批准的草稿为新版本（可指定未来生效时间）",
-    description="`effective_at` 默认当前；不能早于当前。发布后 1 秒内在所有副本生效；未来时间到点自动生效。",
-    responses=_errors(404, 409, 413, 415, 422),
-    openapi_extra=_json_body("PublishIn", required=False),
-)
-async def publish_draft(
-    name: str, draft_id: str, request: Request, principal: Principal = Depends(PUBLISH)
-) -> Response:
-    body = PublishIn.model_validate(await _optional_json(request))
-    service = _service(request)
-    publication = await run_in_threadpool(
-        service.publish, await _actor(request, principal), name, draft_id, body.effective_at
-    )
-    states = await run_in_threadpool(service.queries.states, name)
-    record = publication.version
-    return JSONBytes(
-        {**version_json(record, state=states.get(record.version)), "supersedes": publication.supersedes}
-    )
 
 
 @router.post(
     "/v1/rulesets/{name}/drafts/{draft_id}/replay",
     response_model=DraftOut,
     summary="回放：用草稿重新判定某时段已记录的决策，统计结果变化（示例已脱敏）",
-    responses=_errors(404, 409, 413, 415, 422),
-    openapi_extra=_json_body("ReplayIn"),
+    responses=errors_doc(404, 409, 413, 415, 422),
+    openapi_extra=json_body_doc("ReplayIn"),
 )
 async def replay_draft(
     name: str, draft_id: str, request: Request, principal: Principal = Depends(REPLAY)
@@ -443,62 +253,12 @@ async def replay_draft(
     body = ReplayIn.model_validate(await json_body(request))
     service = _service(request)
     draft = await run_in_threadpool(
-        service.replay, await _actor(request, principal), name, draft_id, body.start, body.end, body.limit
+        service.replay, actor_of(principal), name, draft_id, body.start, body.end, body.limit
     )
     return JSONBytes(draft_json(draft))
 
 
 # -- versions ---------------------------------------------------------------------------------------------
-
-
-@router.get(
-    "/v1/rulesets/{name}/versions",
-    response_model=VersionListOut,
-    summary="版本列表（作者、审批人、原因、创建/审批/生效时间、内容哈希）",
-    responses=_errors(404),
-)
-async def list_versions(name: str, request: Request, _principal: Principal = Depends(READ)) -> Response:
-    queries = _queries(request)
-    versions = await run_in_threadpool(queries.versions, name)
-    states = await run_in_threadpool(queries.states, name)
-    return JSONBytes(
-        {"ruleset": name, "versions": [version_json(v, state=states.get(v.version)) for v in versions]}
-    )
-
-
-@router.get(
-    "/v1/rulesets/{name}/versions/{version}",
-    response_model=VersionOut,
-    summary="某个版本（含规则集文件内容与样例文件）",
-    responses=_errors(404, 422),
-)
-async def get_version(
-    name: str,
-    version: Annotated[int, Path(ge=1, le=1_000_000)],
-    request: Request,
-    _principal: Principal = Depends(READ),
-) -> Response:
-    queries = _queries(request)
-    record = await run_in_threadpool(queries.version, name, version)
-    states = await run_in_threadpool(queries.states, name)
-    return JSONBytes(version_json(record, content=True, state=states.get(record.version)))
-
-
-@router.get(
-    "/v1/rulesets/{name}/diff",
-    response_model=DiffOut,
-    summary="两个版本（或草稿）之间的差异：结构化（阈值 旧 → 新）与文本",
-    description="`from`/`to` 为版本号（`3` 或 `v3`）或草稿 id。默认 `to` 为最新版本，`from` 为草稿的基础版本或 `to` 的上一版本。",
-    responses=_errors(404, 422),
-)
-async def diff_versions(
-    name: str,
-    request: Request,
-    query: Annotated[DiffQuery, Query()],
-    _principal: Principal = Depends(READ),
-) -> Response:
-    result = await run_in_threadpool(_queries(request).diff, name, query.from_ref, query.to_ref)
-    return JSONBytes(result)
 
 
 @router.post(
@@ -507,25 +267,58 @@ async def diff_versions(
     response_model=DraftOut,
     summary="回滚：以旧版本内容生成新草稿，并按同样流程审批、发布",
     description="样例全部通过时草稿直接进入 submitted 状态，等待另一人审批。",
-    responses=_errors(404, 409, 413, 415, 422),
-    openapi_extra=_json_body("RollbackIn"),
+    responses=errors_doc(404, 409, 413, 415, 422),
+    openapi_extra=json_body_doc("RollbackIn"),
 )
 async def rollback(name: str, request: Request, principal: Principal = Depends(WRITE)) -> Response:
     body = RollbackIn.model_validate(await json_body(request))
     service = _service(request)
-    draft = await run_in_threadpool(
-        service.rollback, await _actor(request, principal), name, body.to_version, body.reason
-    )
+    draft = await run_in_threadpool(service.rollback, actor_of(principal), name, body.to_version, body.reason)
     diff = await run_in_threadpool(service.queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff), status_code=201)
 
 
-@router.get(
-    "/v1/rulesets/{name}/history",
-    response_model=HistoryOut,
-    summary="审计历史：该规则集每一步（谁、做了什么、何时、为何、内容哈希）及其哈希链位置",
-    responses=_errors(404),
+mount_lifecycle_routes(
+    router,
+    LifecycleRoutes(
+        base="/v1/rulesets",
+        kind=KIND_RULESET,
+        service=_service,
+        summaries={
+            "list_drafts": "草稿列表",
+            "get_draft": "草稿详情：差异、测试结果、回放结果（审批人据此审批）",
+            "submit": "提交审批（全部合规样例通过才可提交；测试缺口须写明理由）",
+            "approve": "批准（四眼原则：作者本人即使持有 approver 角色也返回 403；有测试缺口须 accept_gaps）",
+            "reject": "驳回（须写明理由；作者本人不能驳回自己的草稿）",
+            "publish": "发布已批准的草稿为新版本（可指定未来生效时间）",
+            "versions": "版本列表（作者、审批人、原因、创建/审批/生效时间、内容哈希）",
+            "version": "某个版本（含规则集文件内容与样例文件）",
+            "diff": "两个版本（或草稿）之间的差异：结构化（阈值 旧 → 新）与文本",
+            "history": "审计历史：该规则集每一步（谁、做了什么、何时、为何、内容哈希）及其哈希链位置",
+        },
+        descriptions={
+            "submit": (
+                "重新运行全部合规样例（所有规则集，现行版本及每个待生效版本组合）；有失败时返回 422 `cases_failed`，"
+                "`details.failures` 列出失败样例及期望/实际。覆盖率不足 100% 或删除了唯一覆盖某行/阈值的样例时，"
+                "须在 `gaps_reason` 写明理由（否则 422 `gate.gaps_unexplained`）。提交后测试、覆盖率与回放结果冻结。"
+            ),
+            "publish": "`effective_at` 默认当前；不能早于当前。发布后 1 秒内在所有副本生效；未来时间到点自动生效。",
+            "diff": (
+                "`from`/`to` 为版本号（`3` 或 `v3`）或草稿 id。默认 `to` 为最新版本，"
+                "`from` 为草稿的基础版本或 `to` 的上一版本。"
+            ),
+        },
+        models={
+            "list_drafts": DraftListOut,
+            "get_draft": DraftOut,
+            "submit": DraftOut,
+            "approve": DraftOut,
+            "reject": DraftOut,
+            "publish": PublishOut,
+            "versions": VersionListOut,
+            "version": VersionOut,
+            "diff": DiffOut,
+            "history": HistoryOut,
+        },
+    ),
 )
-async def history(name: str, request: Request, _principal: Principal = Depends(READ)) -> Response:
-    entries = await run_in_threadpool(_queries(request).history, name)
-    return JSONBytes({"ruleset": name, "entries": entries})
