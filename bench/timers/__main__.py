@@ -25,6 +25,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
@@ -64,6 +65,69 @@ def seed(url: str, first: int, last: int, due_sql: str, prefix: str) -> float:
         conn.execute("ANALYZE tickets")
         conn.execute("ANALYZE timers")
     return time.perf_counter() - started
+
+
+def seal(engine: Engine, prefix: str) -> None:
+    """Seal the seeded tickets named `prefix`… into the chain, one entry each, as the ticket writer does
+    (`rulesvc.storage.ticket_seals`): a ticket whose state no chain entry vouches for is refused, not fired.
+    Only tickets that fall due need it (the pending ones are never read)."""
+    import sqlalchemy as sa
+
+    from rulesvc.audit.chain import next_entry
+    from rulesvc.storage.tables import AuditHeadRow, AuditRow
+    from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED, SEALED_TIMER_COLUMNS, state_digest
+    from rulesvc.storage.timer_tables import TicketRow, TimerRow
+
+    tickets: Any = TicketRow.__table__
+    timers: Any = TimerRow.__table__
+    heads: Any = AuditHeadRow.__table__
+    audit: Any = AuditRow.__table__
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(
+                tickets.c.ticket_id,
+                tickets.c.kind,
+                tickets.c.group_name,
+                tickets.c.snapshot,
+                tickets.c.timeline,
+            ).where(tickets.c.ticket_id.like(prefix + "%"))
+        ).all()
+        own: dict[str, list[dict[str, Any]]] = {}
+        for row in conn.execute(
+            sa.select(timers.c.ticket_id, *(timers.c[c] for c in SEALED_TIMER_COLUMNS)).where(
+                timers.c.ticket_id.like(prefix + "%")
+            )
+        ):
+            own.setdefault(row[0], []).append(dict(zip(SEALED_TIMER_COLUMNS, row[1:], strict=True)))
+        seq, prev = conn.execute(
+            sa.select(heads.c.seq, heads.c.hash).where(heads.c.id == 1).with_for_update()
+        ).one()
+        entries, seals = [], []
+        for ticket_id, kind, group, snapshot, timeline in rows:
+            digest = state_digest(ticket_id, kind, group, snapshot, timeline, own.get(ticket_id, []))
+            at = datetime.now(UTC).isoformat()
+            entry = next_entry(seq, prev, at, KIND_TICKETS_SEALED, "", {"tickets": {ticket_id: digest}})
+            entries.append(
+                {
+                    "seq": entry.seq,
+                    "at": entry.at,
+                    "kind": entry.kind,
+                    "subject": entry.subject,
+                    "payload": entry.payload_text,
+                    "prev_hash": entry.prev_hash,
+                    "hash": entry.hash,
+                }
+            )
+            seals.append({"id": ticket_id, "seq": entry.seq})
+            seq, prev = entry.seq, entry.hash
+        conn.execute(sa.insert(audit), entries)
+        conn.execute(sa.update(heads).where(heads.c.id == 1).values(seq=seq, hash=prev))
+        conn.execute(
+            sa.update(tickets)
+            .where(tickets.c.ticket_id == sa.bindparam("id"))
+            .values(seal_seq=sa.bindparam("seq")),
+            seals,
+        )
 
 
 def poll_costs(
@@ -134,10 +198,11 @@ def run(args: argparse.Namespace) -> None:
         )
         print()
 
-        lead, window = 3.0, args.window * (due_count / 10_000)
+        lead, window = 10.0, args.window * (due_count / 10_000)  # time to seal them first
         workers = start_workers(url, args.processes) if args.processes else []
         due_sql = f"now() + interval '{lead} seconds' + (i - 1) * interval '{window / due_count * 1e6} microseconds'"
         seed(url, 1, due_count, due_sql, "D-")
+        seal(engine, "D-")
         print(
             f"{due_count:,} timers fall due over {window:.0f} s ({due_count / window:,.0f}/s), "
             f"{pending_big:,} more pending; pollers: {args.processes or 'in-process'}"
