@@ -74,6 +74,7 @@ def seal(engine: Engine, prefix: str) -> None:
     import sqlalchemy as sa
 
     from rulesvc.audit.chain import next_entry
+    from rulesvc.storage.decision_writes import audit_values
     from rulesvc.storage.tables import AuditHeadRow, AuditRow
     from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED, SEALED_TIMER_COLUMNS, state_digest
     from rulesvc.storage.timer_tables import TicketRow, TimerRow
@@ -107,17 +108,7 @@ def seal(engine: Engine, prefix: str) -> None:
             digest = state_digest(ticket_id, kind, group, snapshot, timeline, own.get(ticket_id, []))
             at = datetime.now(UTC).isoformat()
             entry = next_entry(seq, prev, at, KIND_TICKETS_SEALED, "", {"tickets": {ticket_id: digest}})
-            entries.append(
-                {
-                    "seq": entry.seq,
-                    "at": entry.at,
-                    "kind": entry.kind,
-                    "subject": entry.subject,
-                    "payload": entry.payload_text,
-                    "prev_hash": entry.prev_hash,
-                    "hash": entry.hash,
-                }
-            )
+            entries.append(audit_values(entry))
             seals.append({"id": ticket_id, "seq": entry.seq})
             seq, prev = entry.seq, entry.hash
         conn.execute(sa.insert(audit), entries)
