@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -18,6 +18,8 @@ from ruamel.yaml.nodes import Node
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from rulesvc.errors import Location, RulesetError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class _ExactConstructor(RoundTripConstructor):
 _ExactConstructor.add_constructor("tag:yaml.org,2002:float", _ExactConstructor.construct_yaml_float)
 
 
-def syntax_error(file: str, exc: MarkedYAMLError) -> RulesetError:
+def _syntax_error(file: str, exc: MarkedYAMLError) -> RulesetError:
     """A YAML parser error as one positioned `yaml.syntax` / `yaml.duplicate_key` error in Chinese."""
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -130,28 +132,28 @@ def syntax_error(file: str, exc: MarkedYAMLError) -> RulesetError:
     return RulesetError(code, f"{summary}（{problem}）", Location(file, line, col), hint)
 
 
+def _parse(file: str, parse: Callable[[], T]) -> tuple[T | None, list[RulesetError]]:
+    """What `parse` reads, or one positioned `yaml.syntax` / `yaml.duplicate_key` error in Chinese."""
+    try:
+        return parse(), []
+    except MarkedYAMLError as exc:
+        return None, [_syntax_error(file, exc)]
+    except Exception as exc:  # ruamel raises a few unmarked errors
+        return None, [RulesetError("yaml.syntax", f"YAML 无法读取（{exc}）", Location(file, 1, 1))]
+
+
 def load_yaml(file: str, text: str) -> tuple[Source | None, list[RulesetError]]:
     """Parse YAML keeping positions; a syntax error becomes one positioned RulesetError."""
     yaml = YAML(typ="rt")
     yaml.Constructor = _ExactConstructor
-    try:
-        data = yaml.load(text)
-    except MarkedYAMLError as exc:
-        return None, [syntax_error(file, exc)]
-    except Exception as exc:  # ruamel raises a few unmarked errors
-        return None, [RulesetError("yaml.syntax", f"YAML 无法读取（{exc}）", Location(file, 1, 1))]
-    return Source(file, text, data), []
+    data, errors = _parse(file, lambda: yaml.load(text))
+    return (None, errors) if errors else (Source(file, text, data), [])
 
 
 def compose(file: str, text: str) -> tuple[Node | None, list[RulesetError]]:
     """The YAML node tree (every node marked with its position; repeated keys kept, for readers that
     report them themselves), or one positioned syntax error."""
-    try:
-        return YAML(typ="rt").compose(io.StringIO(text)), []
-    except MarkedYAMLError as exc:
-        return None, [syntax_error(file, exc)]
-    except Exception as exc:  # ruamel raises a few unmarked errors
-        return None, [RulesetError("yaml.syntax", f"YAML 无法读取（{exc}）", Location(file, 1, 1))]
+    return _parse(file, lambda: YAML(typ="rt").compose(io.StringIO(text)))
 
 
 def node_location(file: str, node: Node) -> Location:
