@@ -12,10 +12,10 @@ from starlette.responses import Response
 
 from api.responses import JSONBytes
 from api.routes.lifecycle_http import (
+    CHANGE_STATUSES,
     READ,
     WRITE,
     LifecycleRoutes,
-    actor_of,
     errors_doc,
     lifecycle_of,
     mount_lifecycle_routes,
@@ -73,7 +73,7 @@ async def list_calendars(
         "校验日历文件（错误带 file:line:col，与 `rulesvc check` 相同），并用草稿日历运行全部合规样例。"
         "`?reason=` 写明修改原因（例如：国务院 2027 年放假安排）。"
     ),
-    responses=errors_doc(404, 409, 413, 415, 422),
+    responses=errors_doc(*CHANGE_STATUSES),
     openapi_extra=yaml_body_doc("日历文件"),
 )
 async def create_draft(
@@ -84,7 +84,7 @@ async def create_draft(
 ) -> Response:
     content = await yaml_text(request)
     service = _service(request)
-    actor = actor_of(principal)
+    actor = principal.actor
     draft = await run_in_threadpool(
         lambda: service.create_draft(actor, name, content, query.reason, base_version=query.base_version)
     )

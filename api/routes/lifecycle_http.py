@@ -29,6 +29,8 @@ PUBLISH = require(Permission.RULESETS_PUBLISH)
 REPLAY = require(Permission.RULESETS_REPLAY)
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+CHANGE_STATUSES = (404, 409, 413, 415, 422)
+"""What a route that changes a draft may answer besides 401/403."""
 _DESCRIPTIONS = {
     401: "缺少或无效的 API 密钥",
     403: "角色无权访问；或违反四眼原则（作者不能审批自己的草稿）",
@@ -66,12 +68,6 @@ def yaml_body_doc(description: str, json_model: str | None = None) -> dict[str, 
 def lifecycle_of(request: Request) -> Lifecycle:
     lifecycle: Lifecycle = request.app.state.lifecycle
     return lifecycle
-
-
-def actor_of(principal: Principal) -> str:
-    """Who acts, as recorded in drafts, versions and the chain: the person (name and user id, whatever
-    key or session they use), or a service account's key (label and key id)."""
-    return principal.actor
 
 
 def media_of(request: Request) -> str:
@@ -162,11 +158,7 @@ def mount_lifecycle_routes(router: APIRouter, spec: LifecycleRoutes) -> None:
         "POST",
         "submit",
         "/{name}/drafts/{draft_id}/submit",
-        404,
-        409,
-        413,
-        415,
-        422,
+        *CHANGE_STATUSES,
         openapi_extra=json_body_doc("SubmitIn", required=False),
     )
     async def submit_draft(
@@ -174,7 +166,7 @@ def mount_lifecycle_routes(router: APIRouter, spec: LifecycleRoutes) -> None:
     ) -> Response:
         body = SubmitIn.model_validate(await optional_json(request))
         record = await run_in_threadpool(
-            spec.service(request).submit, actor_of(principal), name, draft_id, body.gaps_reason
+            spec.service(request).submit, principal.actor, name, draft_id, body.gaps_reason
         )
         return JSONBytes(draft(record))
 
@@ -185,23 +177,17 @@ def mount_lifecycle_routes(router: APIRouter, spec: LifecycleRoutes) -> None:
         service = spec.service(request)
         if approve:
             record = await run_in_threadpool(
-                service.approve, actor_of(principal), name, draft_id, body.comment, body.accept_gaps
+                service.approve, principal.actor, name, draft_id, body.comment, body.accept_gaps
             )
         else:
-            record = await run_in_threadpool(
-                service.reject, actor_of(principal), name, draft_id, body.comment
-            )
+            record = await run_in_threadpool(service.reject, principal.actor, name, draft_id, body.comment)
         return JSONBytes(draft(record))
 
     @route(
         "POST",
         "approve",
         "/{name}/drafts/{draft_id}/approve",
-        404,
-        409,
-        413,
-        415,
-        422,
+        *CHANGE_STATUSES,
         openapi_extra=json_body_doc("ReviewIn", required=False),
     )
     async def approve_draft(
@@ -213,11 +199,7 @@ def mount_lifecycle_routes(router: APIRouter, spec: LifecycleRoutes) -> None:
         "POST",
         "reject",
         "/{name}/drafts/{draft_id}/reject",
-        404,
-        409,
-        413,
-        415,
-        422,
+        *CHANGE_STATUSES,
         openapi_extra=json_body_doc("ReviewIn"),
     )
     async def reject_draft(
@@ -229,11 +211,7 @@ def mount_lifecycle_routes(router: APIRouter, spec: LifecycleRoutes) -> None:
         "POST",
         "publish",
         "/{name}/drafts/{draft_id}/publish",
-        404,
-        409,
-        413,
-        415,
-        422,
+        *CHANGE_STATUSES,
         openapi_extra=json_body_doc("PublishIn", required=False),
     )
     async def publish_draft(
@@ -242,7 +220,7 @@ def mount_lifecycle_routes(router: APIRouter, spec: LifecycleRoutes) -> None:
         body = PublishIn.model_validate(await optional_json(request))
         service = spec.service(request)
         publication = await run_in_threadpool(
-            service.publish, actor_of(principal), name, draft_id, body.effective_at
+            service.publish, principal.actor, name, draft_id, body.effective_at
         )
         states = await run_in_threadpool(service.queries.states, name)
         record = publication.version

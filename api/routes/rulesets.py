@@ -14,11 +14,11 @@ from starlette.responses import Response
 from api.deps import json_body, require
 from api.responses import JSONBytes
 from api.routes.lifecycle_http import (
+    CHANGE_STATUSES,
     READ,
     REPLAY,
     WRITE,
     LifecycleRoutes,
-    actor_of,
     errors_doc,
     json_body_doc,
     lifecycle_of,
@@ -111,7 +111,7 @@ async def import_rulesets(request: Request, principal: Principal = Depends(WRITE
     queries = _queries(request)
     result = await run_in_threadpool(
         _service(request).import_rulesets,
-        actor_of(principal),
+        principal.actor,
         body.rulesets,
         body.cases,
         may_bootstrap=Role.ADMIN in principal.roles,
@@ -173,7 +173,7 @@ async def verify_versions(
         "校验规则集（错误与 `rulesvc check` 相同，带 file:line:col）并运行全部合规样例（内置 + 上传）。"
         "请求体为 YAML 文件（`?reason=` 写明修改原因），或 JSON `{content, reason, cases}`。"
     ),
-    responses=errors_doc(404, 409, 413, 415, 422),
+    responses=errors_doc(*CHANGE_STATUSES),
     openapi_extra=yaml_body_doc("规则集文件", "DraftIn"),
 )
 async def create_draft(
@@ -192,7 +192,7 @@ async def create_draft(
         content = await yaml_text(request)
         base_version, base_sha256 = query.base_version, None
     service = _service(request)
-    actor = actor_of(principal)
+    actor = principal.actor
     draft = await run_in_threadpool(
         lambda: service.create_draft(
             actor, name, content, reason, cases, base_version=base_version, base_sha256=base_sha256
@@ -207,7 +207,7 @@ async def create_draft(
     response_model=DraftOut,
     summary="为草稿上传合规样例文件（替换同名文件）并重新测试",
     description="默认替换 `cases/<name>.yaml`；`?file=` 指定其他样例文件（不含 .yaml）。只有草稿作者可以上传。",
-    responses=errors_doc(404, 409, 413, 415, 422),
+    responses=errors_doc(*CHANGE_STATUSES),
     openapi_extra=yaml_body_doc("合规样例文件"),
 )
 async def upload_cases(
@@ -219,9 +219,7 @@ async def upload_cases(
 ) -> Response:
     text = await yaml_text(request)
     service = _service(request)
-    draft = await run_in_threadpool(
-        service.upload_cases, actor_of(principal), name, draft_id, query.file, text
-    )
+    draft = await run_in_threadpool(service.upload_cases, principal.actor, name, draft_id, query.file, text)
     diff = await run_in_threadpool(service.queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff))
 
@@ -236,7 +234,7 @@ async def upload_cases(
 async def withdraw_draft(
     name: str, draft_id: str, request: Request, principal: Principal = Depends(WRITE)
 ) -> Response:
-    draft = await run_in_threadpool(_service(request).withdraw, actor_of(principal), name, draft_id)
+    draft = await run_in_threadpool(_service(request).withdraw, principal.actor, name, draft_id)
     return JSONBytes(draft_json(draft))
 
 
@@ -244,7 +242,7 @@ async def withdraw_draft(
     "/v1/rulesets/{name}/drafts/{draft_id}/replay",
     response_model=DraftOut,
     summary="回放：用草稿重新判定某时段已记录的决策，统计结果变化（示例已脱敏）",
-    responses=errors_doc(404, 409, 413, 415, 422),
+    responses=errors_doc(*CHANGE_STATUSES),
     openapi_extra=json_body_doc("ReplayIn"),
 )
 async def replay_draft(
@@ -253,7 +251,7 @@ async def replay_draft(
     body = ReplayIn.model_validate(await json_body(request))
     service = _service(request)
     draft = await run_in_threadpool(
-        service.replay, actor_of(principal), name, draft_id, body.start, body.end, body.limit
+        service.replay, principal.actor, name, draft_id, body.start, body.end, body.limit
     )
     return JSONBytes(draft_json(draft))
 
@@ -267,13 +265,13 @@ async def replay_draft(
     response_model=DraftOut,
     summary="回滚：以旧版本内容生成新草稿，并按同样流程审批、发布",
     description="样例全部通过时草稿直接进入 submitted 状态，等待另一人审批。",
-    responses=errors_doc(404, 409, 413, 415, 422),
+    responses=errors_doc(*CHANGE_STATUSES),
     openapi_extra=json_body_doc("RollbackIn"),
 )
 async def rollback(name: str, request: Request, principal: Principal = Depends(WRITE)) -> Response:
     body = RollbackIn.model_validate(await json_body(request))
     service = _service(request)
-    draft = await run_in_threadpool(service.rollback, actor_of(principal), name, body.to_version, body.reason)
+    draft = await run_in_threadpool(service.rollback, principal.actor, name, body.to_version, body.reason)
     diff = await run_in_threadpool(service.queries.draft_diff, draft)
     return JSONBytes(draft_json(draft, diff=diff), status_code=201)
 
