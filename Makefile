@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench clean browser-deps screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/rulesvc check rulesets/
 	$(BIN)/rulesvc test rulesets/ --min-coverage 100
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+# The console's browser tests (tests/e2e) drive Debian's chromium; screenshots need CJK fonts. Installs them
+# when missing (as root, as CI runs; elsewhere the browser tests skip with the reason).
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && dpkg -s fonts-noto-cjk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk; \
+	else echo "browser-deps: run as root (apt-get install chromium fonts-noto-cjk) for the browser tests"; fi
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine

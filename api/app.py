@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api.console import install_console
 from api.deps import Runtime
 from api.docs_pages import install_docs_pages
 from api.errors import install_error_handlers
@@ -121,6 +122,7 @@ def create_app(
     install_timers(app, TimerRuntime(services.webhooks, services.sla, services.notifier))
     app.include_router(webhooks.router)
     app.include_router(reports.router)
+    install_console(app)
     app.add_middleware(
         ServiceMiddleware,
         metrics=metrics,
