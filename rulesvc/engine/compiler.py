@@ -22,7 +22,7 @@ from rulesvc.engine.closures import compile_explanation, compile_expr
 from rulesvc.engine.durable import DurableNetwork, FactPattern, NetworkRule, compile_network
 from rulesvc.engine.operators import ArithmeticFault, g_eq
 from rulesvc.engine.tables import CompiledTable, UniqueConflict
-from rulesvc.errors import ActionFailedError, RuleRuntimeError, RulesvcError
+from rulesvc.errors import ActionFailedError, Location, RuleRuntimeError, RulesvcError
 from rulesvc.lang import Compare, Const, Path, TypeEnv
 from rulesvc.lang.chaining import conjuncts, required_facts
 from rulesvc.lang.model import Rule, Ruleset
@@ -70,38 +70,45 @@ class Run:
                     "rule.arithmetic",
                     f"{action.rule_ref} 的动作 {action.spec.type} 无法计算 {fault.text}：{fault.reason}"
                     f"（左边 {to_jsonable(fault.left)}，右边 {to_jsonable(fault.right)}）",
-                    action,
+                    action.rule_ref,
+                    action.spec.location,
                     {"expression": fault.text, "left": fault.left, "right": fault.right},
                 ) from None
-            same_type = self.asserted.setdefault(str(fact["_t"]), [])
-            if any(_same_fact(fact, known) for known in same_type):
-                continue
-            if sum(len(facts) for facts in self.asserted.values()) >= MAX_DERIVED_FACTS:
-                fields = {k: v for k, v in fact.items() if k != "_t"}
-                raise self.error(
-                    "rule.loop_limit",
-                    f"{action.rule_ref} 推出事实 {fact['_t']} {exactjson.dumps(to_jsonable(fields))} 时，"
-                    f"本次判定推出的不同事实已达 {MAX_DERIVED_FACTS} 个：规则在循环推出新值"
-                    "（相同的事实不会重复触发，每次字段值都不同才会如此）",
-                    action,
-                    {"fact": fact["_t"], "with": fields, "derived": MAX_DERIVED_FACTS},
-                )
-            same_type.append(fact)
-            self.facts[str(fact["_t"])] = fact
-            derived.append(fact)
+            if self.derive(fact, action.rule_ref, action.spec.location):
+                derived.append(fact)
         return derived
 
+    def derive(self, fact: Mapping[str, Any], ref: str, location: Location) -> bool:
+        """Add a derived fact (an `assert`, or a table's outputs); False when an equal one is known."""
+        same_type = self.asserted.setdefault(str(fact["_t"]), [])
+        if any(_same_fact(fact, known) for known in same_type):
+            return False
+        if sum(len(facts) for facts in self.asserted.values()) >= MAX_DERIVED_FACTS:
+            fields = {k: v for k, v in fact.items() if k != "_t"}
+            raise self.error(
+                "rule.loop_limit",
+                f"{ref} 推出事实 {fact['_t']} {exactjson.dumps(to_jsonable(fields))} 时，"
+                f"本次判定推出的不同事实已达 {MAX_DERIVED_FACTS} 个：规则在循环推出新值"
+                "（相同的事实不会重复触发，每次字段值都不同才会如此）",
+                ref,
+                location,
+                {"fact": fact["_t"], "with": fields, "derived": MAX_DERIVED_FACTS},
+            )
+        same_type.append(fact)
+        self.facts[str(fact["_t"])] = fact
+        return True
+
     def error(
-        self, code: str, message: str, action: CompiledAction, values: Mapping[str, Any]
+        self, code: str, message: str, ref: str, location: Location, values: Mapping[str, Any]
     ) -> RuleRuntimeError:
-        """A positioned error at `action` of the rule or row being fired."""
+        """A positioned error at `location` (an action, a table) of the rule or row `ref` being fired."""
         return RuleRuntimeError(
             code,
             f"规则集 {self.ruleset.name} 第 {self.ruleset.version} 版：{message}",
             ruleset=self.ruleset.name,
             version=self.ruleset.version,
-            rule=action.rule_ref.partition("/")[2],
-            location=action.spec.location,
+            rule=ref.partition("/")[2],
+            location=location,
             values=to_jsonable(dict(values)),
         )
 
@@ -299,11 +306,18 @@ class CompiledRuleset:
         refs = [table.row_ref(row) for row in rows]
         inputs = to_jsonable(conflict.inputs)
         shown = "，".join(f"{column} = {exactjson.dumps(value)}" for column, value in inputs.items())
+        if table.hit == "any":
+            code = "rule.any_conflict"
+            rule = "any 表同时匹配的行须给出相同的结果，请让这些行的结果一致、收窄条件，或改用 hit: first"
+            what = "同时匹配且结果不同"
+        else:
+            code = "rule.unique_conflict"
+            rule = "unique 表每次至多一行匹配，请收窄这些行的条件，或改用 hit: first"
+            what = "同时匹配"
         return RuleRuntimeError(
-            "rule.unique_conflict",
-            f"规则集 {self.ruleset.name} 第 {self.ruleset.version} 版：决策表 {table.id}（hit: unique）"
-            f"有 {len(rows)} 行同时匹配：{'、'.join(row.id for row in rows)}（输入 {shown}）；"
-            "unique 表每次至多一行匹配，请收窄这些行的条件，或改用 hit: first",
+            code,
+            f"规则集 {self.ruleset.name} 第 {self.ruleset.version} 版：决策表 {table.id}（hit: {table.hit}）"
+            f"有 {len(rows)} 行{what}：{'、'.join(row.id for row in rows)}（输入 {shown}）；{rule}",
             ruleset=self.ruleset.name,
             version=self.ruleset.version,
             rule=refs[1],
@@ -317,7 +331,7 @@ class CompiledRuleset:
             if event.type not in table.on:
                 continue
             try:
-                rows, inputs = compiled.match(run.scope)
+                rows, inputs = compiled.match(run.scope_with({}))
             except UniqueConflict as conflict:
                 raise self._unique_conflict(conflict) from None
             for row in rows:
@@ -327,3 +341,7 @@ class CompiledRuleset:
                     TraceEntry(self.ruleset.name, self.ruleset.version, ref, compiled.explain(row, inputs))
                 )
                 run.perform(self.row_actions[(table.id, row.id)], run.scope_with({}))
+            result = compiled.result(rows)
+            if result is not None and table.result is not None:
+                ref = f"{self.ruleset.name}/{table.row_ref(rows[0])}"
+                run.derive({"_t": table.result, **result}, ref, table.location)

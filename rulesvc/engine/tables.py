@@ -16,22 +16,23 @@ from rulesvc.engine.closures import compile_expr
 from rulesvc.errors import EngineError
 from rulesvc.lang import And, Const, Path, TypeEnv, bind_subject, infer_type
 from rulesvc.lang.model import Row, Table
-from rulesvc.lang.tables import column_kind, equality_values
+from rulesvc.lang.tables import column_kind, equality_values, same_result
+from rulesvc.lang.values import DECIMAL_CONTEXT
 from rulesvc.model import ConditionTrace
 
 Scope = Mapping[str, Any]
 
 
 class UniqueConflict(EngineError):
-    """Several rows of a `hit: unique` table matched (the ruleset's compiler turns it into a positioned
-    `RuleRuntimeError`)."""
+    """Several rows of a `hit: unique` table matched, or rows of a `hit: any` table that decide differently
+    (the ruleset's compiler turns it into a positioned `RuleRuntimeError`)."""
 
     def __init__(self, table: Table, rows: Sequence[Row], inputs: Mapping[str, Any]) -> None:
         self.table = table
         self.rows = tuple(rows)
         self.inputs = dict(inputs)
         super().__init__(
-            f"table {table.id!r} (hit: unique) matched rows {', '.join(repr(r.id) for r in rows)} "
+            f"table {table.id!r} (hit: {table.hit}) matched rows {', '.join(repr(r.id) for r in rows)} "
             f"for inputs {inputs}"
         )
 
@@ -52,6 +53,21 @@ def _key(value: Any, numeric: bool) -> Any:
 class CompiledRow:
     row: Row
     test: Callable[[Scope], Any]  # cells other than the indexed column
+
+
+def aggregate(how: str, values: Sequence[Any]) -> Decimal | None:
+    """`count`: how many; `sum`, `min`, `max`: of the numbers among `values` (None when there are none)."""
+    if how == "count":
+        return Decimal(len(values))
+    numbers = [v for v in values if isinstance(v, Decimal)]
+    if not numbers:
+        return None
+    if how == "sum":
+        total = Decimal(0)
+        for number in numbers:
+            total = DECIMAL_CONTEXT.add(total, number)
+        return total
+    return min(numbers) if how == "min" else max(numbers)
 
 
 class CompiledTable:
@@ -120,7 +136,12 @@ class CompiledTable:
         return sorted({*hits, *self.wildcards})
 
     def match(self, scope: Scope) -> tuple[list[Row], dict[str, Any]]:
-        """Rows chosen by the hit policy (the default row when none matches) and the input values."""
+        """Rows chosen by the hit policy, in the order they apply (the default row when none matches), and
+        the input values. `unique`: at most one row may match; `any`: the rows that match must decide the
+        same (else UniqueConflict); `first`: the first in table order; `priority`: the one whose outputs
+        come first in the listed values; `output_order`: all, by that order; `rule_order`, `collect`: all,
+        in table order."""
+        table = self.table
         inputs = {column: fn(scope) for column, fn in self.inputs}
         cell_scope = {**scope, INPUTS: inputs}
         matched: list[Row] = []
@@ -128,11 +149,47 @@ class CompiledTable:
             compiled = self.rows[position]
             if compiled.test(cell_scope) is True:
                 matched.append(compiled.row)
-                if self.table.hit == "first":
+                if table.hit == "first":
                     break
-        if self.table.hit == "unique" and len(matched) > 1:
-            raise UniqueConflict(self.table, matched, inputs)
-        return (matched or [self.table.default]), inputs
+        if not matched:
+            return [table.default], inputs
+        if table.hit == "unique" and len(matched) > 1:
+            raise UniqueConflict(table, matched, inputs)
+        if table.hit == "any" and len(matched) > 1:
+            if not all(same_result(matched[0], row) for row in matched[1:]):
+                raise UniqueConflict(table, matched, inputs)
+            return matched[:1], inputs
+        if table.hit == "priority":
+            return [min(matched, key=self.priority)], inputs
+        if table.hit == "output_order":
+            return sorted(matched, key=self.priority), inputs
+        return matched, inputs
+
+    def priority(self, row: Row) -> tuple[int, ...]:
+        """A row's place by its output values (lower first): the listed outputs, left to right."""
+        return tuple(
+            output.rank(row.outputs.get(name)) for name, output in self.table.outputs.items() if output.values
+        )
+
+    def result(self, rows: Sequence[Row]) -> dict[str, Any] | None:
+        """The table's outputs for the chosen rows (None when the rows carry none: the fact is not asserted).
+        Single hit: each output's value; multi hit: a list per output, in hit order; with an aggregation:
+        the sum, minimum, maximum (of the values present) or count (of the rows matched)."""
+        table = self.table
+        if not table.outputs:
+            return None
+        if len(rows) == 1 and rows[0].is_default:
+            if not rows[0].outputs:
+                return None
+            if not table.multi_hit:
+                return {name: rows[0].outputs.get(name) for name in table.outputs}
+        if table.aggregate is not None:
+            name = next(iter(table.outputs))
+            values = [row.outputs.get(name) for row in rows]
+            return {name: aggregate(table.aggregate, values)}
+        if table.multi_hit:
+            return {name: [row.outputs.get(name) for row in rows] for name in table.outputs}
+        return {name: rows[0].outputs.get(name) for name in table.outputs}
 
     def explain(self, row: Row, inputs: Mapping[str, Any]) -> tuple[ConditionTrace, ...]:
         if row.is_default:

@@ -71,7 +71,7 @@ def _param_text(param: ParamSpec) -> Any:
     return param.value
 
 
-WHEN, ON, PRIORITY, THEN, HIT, INPUTS, ROW_ORDER = (
+WHEN, ON, PRIORITY, THEN, HIT, INPUTS, ROW_ORDER, AGGREGATE, OUTPUTS = (
     "条件",
     "触发事件",
     "优先级",
@@ -79,6 +79,8 @@ WHEN, ON, PRIORITY, THEN, HIT, INPUTS, ROW_ORDER = (
     "命中方式",
     "输入列",
     "行顺序",
+    "汇总",
+    "输出列",
 )
 
 
@@ -118,7 +120,10 @@ def _on(rule: Rule) -> list[str]:
 
 def _row_content(table: str, row: Row) -> str:
     cells = "，".join(f"{column}: {text}" for column, text in row.cell_texts.items()) or "任意"
-    return f"{_row_where(table, row)}（{cells} → {_then(row.then)}）"
+    decided = [f"{column} = {text}" for column, text in row.output_texts.items()]
+    if row.then or not decided:
+        decided.append(_then(row.then))
+    return f"{_row_where(table, row)}（{cells} → {'，'.join(decided)}）"
 
 
 def _rule_changes(old: Rule, new: Rule) -> list[Change]:
@@ -144,6 +149,10 @@ def _row_changes(table: str, old: Row, new: Row) -> list[Change]:
         before, after = old.cell_texts.get(column, "-"), new.cell_texts.get(column, "-")
         if before != after:
             changes.append(Change(where, column, before, after))
+    for column in sorted({*old.output_texts, *new.output_texts}):
+        old_value, new_value = old.output_texts.get(column), new.output_texts.get(column)
+        if old_value != new_value:
+            changes.append(Change(where, column, old_value, new_value))
     if _actions_text(old.then) != _actions_text(new.then):
         changes.append(Change(where, THEN, _then(old.then), _then(new.then)))
     return changes
@@ -153,6 +162,13 @@ def _table_changes(old: Table, new: Table, diff: RulesetDiff) -> None:
     where = f"决策表 {new.id}"
     if old.hit != new.hit:
         diff.changes.append(Change(where, HIT, old.hit, new.hit))
+    if old.aggregate != new.aggregate:
+        diff.changes.append(Change(where, AGGREGATE, old.aggregate, new.aggregate))
+    old_outputs, new_outputs = _outputs(old), _outputs(new)
+    if old_outputs != new_outputs or old.result != new.result:
+        diff.changes.append(
+            Change(where, OUTPUTS, {**old_outputs, "→": old.result}, {**new_outputs, "→": new.result})
+        )
     if dict(old.input_texts) != dict(new.input_texts):
         diff.changes.append(Change(where, INPUTS, dict(old.input_texts), dict(new.input_texts)))
     if old.on != new.on:
@@ -167,6 +183,10 @@ def _table_changes(old: Table, new: Table, diff: RulesetDiff) -> None:
     if [r.id for r in old.rows if r.id in new_rows] != [r.id for r in new.rows if r.id in old_rows]:
         diff.changes.append(Change(where, ROW_ORDER, [r.id for r in old.rows], [r.id for r in new.rows]))
     diff.changes += _row_changes(new.id, old.default, new.default)
+
+
+def _outputs(table: Table) -> dict[str, Any]:
+    return {name: list(o.values) or o.type for name, o in table.outputs.items()}
 
 
 def _table_content(table: Table) -> str:

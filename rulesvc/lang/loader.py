@@ -17,8 +17,9 @@ from rulesvc.events import TICKET_EVENT_TYPES
 from rulesvc.lang.ast import Expr, bind_subject
 from rulesvc.lang.check import FieldType, TypeEnv, check
 from rulesvc.lang.kinds import load_kind
-from rulesvc.lang.loader_actions import RESERVED_ROOTS, ActionLoader
-from rulesvc.lang.model import ENTER, LEAVE, KindSchema, Row, Rule, Ruleset, Table, Transition
+from rulesvc.lang.loader_actions import RESERVED_ROOTS
+from rulesvc.lang.loader_outputs import OutputLoader, table_result_facts
+from rulesvc.lang.model import ENTER, LEAVE, KindSchema, Output, Row, Rule, Ruleset, Table, Transition
 from rulesvc.lang.parse import parse_cell
 from rulesvc.lang.tables import analyse_table
 from rulesvc.model import TIMER_DUE, TIMER_WARNING
@@ -28,12 +29,11 @@ from rulesvc.yamlpos import load_yaml, plain, unknown_keys
 
 EVENT_TYPES = (*TICKET_EVENT_TYPES, TIMER_WARNING, TIMER_DUE)
 BASE_TYPES = ("string", "number", "bool", "datetime", "list")
-HIT_POLICIES = ("first", "unique", "collect")
 # Fact names also may not be "input": the engine's name for the fact each event asserts.
 RESERVED_FACTS = (*RESERVED_ROOTS, "input")
 RULESET_KEYS = ("ruleset", "kind", "description", "facts", "tables", "rules", "version")
 RULE_KEYS = ("id", "description", "on", "priority", "when", "then")
-TABLE_KEYS = ("id", "description", "on", "hit", "inputs", "rows", "default")
+TABLE_KEYS = ("id", "description", "on", "hit", "aggregate", "inputs", "outputs", "result", "rows", "default")
 
 
 @dataclass
@@ -137,7 +137,7 @@ def type_env(kind: KindSchema, facts: Mapping[str, Mapping[str, str]]) -> TypeEn
     return TypeEnv(fields=fields, enums=dict(kind.enums), facts=frozenset(facts))
 
 
-class _RulesetLoader(ActionLoader):
+class _RulesetLoader(OutputLoader):
     """One ruleset file; accumulates errors in self.errors."""
 
     def load(self) -> Ruleset | None:
@@ -165,7 +165,9 @@ class _RulesetLoader(ActionLoader):
             )
             return None
         self.enums = kind.enums
-        self.facts = self.load_facts(data.get("facts"), data)
+        self.declared_facts = self.load_facts(data.get("facts"), data)
+        self.results: dict[str, Location] = {}
+        self.facts = {**table_result_facts(data), **self.declared_facts}
         self.env = type_env(kind, self.facts)
         ids: dict[str, Location] = {}
         tables = self.load_list(data, "tables", self.load_table, ids)
@@ -389,14 +391,7 @@ class _RulesetLoader(ActionLoader):
         src = self.src
         self.errors += unknown_keys(src, item, TABLE_KEYS, "table")
         on = self.load_on(item, location)
-        hit = str(item.get("hit", "first"))
-        if hit not in HIT_POLICIES:
-            self.error(
-                "bad_hit_policy",
-                f"unknown hit policy {hit!r}",
-                src.value_loc(item, "hit"),
-                f"use {', '.join(HIT_POLICIES)}",
-            )
+        hit, aggregate = self.load_hit(item)
         raw_inputs = item.get("inputs")
         inputs: dict[str, Expr] = {}
         input_texts: dict[str, str] = {}
@@ -408,6 +403,29 @@ class _RulesetLoader(ActionLoader):
             input_texts[str(column)] = str(text)
             if expr is not None:
                 inputs[str(column)] = expr
+        outputs = self.load_outputs(item, input_texts)
+        self.check_outputs(item, hit, aggregate, outputs, location)
+        result = self.result_name(item, outputs)
+        result_at = src.value_loc(item, "result") if "result" in item else location
+        if result is not None and result in RESERVED_FACTS:
+            self.error("reserved_name", f"{result!r} is reserved", result_at, "name it with `result: ...`")
+        elif result is not None and result in self.results:
+            self.error(
+                "duplicate_fact",
+                f"table {item['id']!r} asserts its outputs as fact {result!r}, as the table at line "
+                f"{self.results[result].line} does",
+                result_at,
+                "give each table its own `result:`",
+            )
+        if result is not None:
+            self.results.setdefault(result, location)
+        if result is not None and result in self.declared_facts:
+            self.error(
+                "duplicate_fact",
+                f"table {item['id']!r} asserts its outputs as fact {result!r}, which `facts:` also declares",
+                result_at,
+                "name the table's result differently (`result: ...`) or remove the declaration",
+            )
         rows: list[Row] = []
         raw_rows = item.get("rows")
         if not isinstance(raw_rows, list):
@@ -415,7 +433,7 @@ class _RulesetLoader(ActionLoader):
             raw_rows = []
         for row_index, raw_row in enumerate(raw_rows, start=1):
             row = self.load_row(
-                raw_row, row_index, src.item_loc(raw_rows, row_index - 1), inputs, input_texts
+                raw_row, row_index, src.item_loc(raw_rows, row_index - 1), inputs, input_texts, outputs
             )
             if row is not None:
                 rows.append(row)
@@ -438,14 +456,17 @@ class _RulesetLoader(ActionLoader):
             if not isinstance(raw_default, Mapping):
                 self.error("bad_value", "default must be a mapping with `then:`", default_loc)
                 raw_default = {}
+            default_outputs, default_texts = self.output_cells(raw_default, outputs)
             default = Row(
                 str(raw_default.get("id", "默认")),
                 {},
                 {},
-                self.load_actions(raw_default, default_loc),
+                self.load_actions(raw_default, default_loc, optional=bool(outputs)),
                 default_loc,
                 0,
                 True,
+                default_outputs,
+                default_texts,
             )
         table = Table(
             id=str(item["id"]),
@@ -457,6 +478,9 @@ class _RulesetLoader(ActionLoader):
             default=default,
             location=location,
             description=str(item.get("description", "")),
+            aggregate=aggregate,
+            outputs=outputs,
+            result=result,
         )
         if len(inputs) == len(input_texts) and self.env is not None:
             self.errors.extend(analyse_table(table, self.env))
@@ -469,6 +493,7 @@ class _RulesetLoader(ActionLoader):
         location: Location,
         inputs: Mapping[str, Expr],
         input_texts: Mapping[str, str],
+        outputs: Mapping[str, Output],
     ) -> Row | None:
         if not isinstance(raw, Mapping):
             self.error("bad_value", "a row is a mapping of column → cell, plus `then:`", location)
@@ -476,7 +501,7 @@ class _RulesetLoader(ActionLoader):
         cells: dict[str, Expr] = {}
         texts: dict[str, str] = {}
         for key, value in raw.items():
-            if key in ("id", "then"):
+            if key in ("id", "then") or key in outputs:
                 continue
             cell_loc = self.src.value_loc(raw, key)
             if key not in input_texts:
@@ -486,7 +511,7 @@ class _RulesetLoader(ActionLoader):
                     self.src.key_loc(raw, key),
                     key,
                     input_texts,
-                    f"columns: {', '.join(input_texts)}",
+                    f"columns: {', '.join([*input_texts, *outputs])}",
                 )
                 continue
             text = _cell_text(value)
@@ -503,8 +528,18 @@ class _RulesetLoader(ActionLoader):
                     continue
             cells[str(key)] = cell
             texts[str(key)] = text
-        then = self.load_actions(raw, location)
-        return Row(str(raw.get("id", f"行{index}")), cells, texts, then, location, index)
+        then = self.load_actions(raw, location, optional=bool(outputs))
+        values, value_texts = self.output_cells(raw, outputs)
+        return Row(
+            str(raw.get("id", f"行{index}")),
+            cells,
+            texts,
+            then,
+            location,
+            index,
+            outputs=values,
+            output_texts=value_texts,
+        )
 
 
 def _cell_text(value: Any) -> str:

@@ -65,8 +65,13 @@ class ActionLoader:
                 return None
         return expr
 
-    def load_actions(self, item: Mapping[str, Any], location: Location) -> tuple[ActionSpec, ...]:
+    def load_actions(
+        self, item: Mapping[str, Any], location: Location, *, optional: bool = False
+    ) -> tuple[ActionSpec, ...]:
+        """The `then:` of `item`; with `optional` (a row of a table with outputs) it may be left out."""
         raw = item.get("then")
+        if raw is None and optional:
+            return ()
         if raw is None:
             self.error("missing_key", "missing `then:` (the actions)", location)
             return ()

@@ -139,19 +139,53 @@ class Row:
     location: Location
     index: int  # 1-based; 0 for the default row
     is_default: bool = False
+    outputs: Mapping[str, Any] = field(default_factory=dict)  # output column → literal value
+    output_texts: Mapping[str, str] = field(default_factory=dict)
+
+
+SINGLE_HIT = ("first", "unique", "any", "priority")
+MULTI_HIT = ("rule_order", "output_order", "collect")
+HIT_POLICIES = (*SINGLE_HIT, *MULTI_HIT)
+AGGREGATES = ("sum", "min", "max", "count")
+OUTPUT_TYPES = ("string", "number", "bool", "date")
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output column of a decision table: its type (`string`, `number`, `bool`, `date`) and, when the
+    author lists them, its values in priority order (first = highest; `priority` and `output_order` use it)."""
+
+    name: str
+    type: str
+    values: tuple[Any, ...] = ()
+    location: Location | None = None
+
+    def rank(self, value: Any) -> int:
+        """Priority rank of `value` (0 = highest); values not listed rank last."""
+        for position, listed in enumerate(self.values):
+            if listed == value and type(listed) is type(value):
+                return position
+        return len(self.values)
 
 
 @dataclass(frozen=True)
 class Table:
     id: str
     on: tuple[str, ...]
-    hit: str  # "first" | "unique" | "collect"
+    hit: str  # one of HIT_POLICIES
     inputs: Mapping[str, Expr]
     input_texts: Mapping[str, str]
     rows: tuple[Row, ...]
     default: Row
     location: Location
     description: str = ""
+    aggregate: str | None = None  # collect only: one of AGGREGATES
+    outputs: Mapping[str, Output] = field(default_factory=dict)
+    result: str | None = None  # the derived fact the outputs are asserted as (tables with outputs)
+
+    @property
+    def multi_hit(self) -> bool:
+        return self.hit in MULTI_HIT
 
     def row_ref(self, row: Row) -> str:
         return f"{self.id}#{row.id}"

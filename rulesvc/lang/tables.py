@@ -375,8 +375,20 @@ def _rivals(table: Table) -> list[list[int]]:
     return rivals
 
 
+def same_result(a: Row, b: Row) -> bool:
+    """Whether two rows decide the same: equal output values and equal actions (hit: any)."""
+    if a.outputs.keys() != b.outputs.keys():
+        return False
+    for name, value in a.outputs.items():
+        other = b.outputs[name]
+        if type(value) is not type(other) or value != other:
+            return False
+    return [(x.type, dict(x.params)) for x in a.then] == [(y.type, dict(y.params)) for y in b.then]
+
+
 def analyse_table(table: Table, env: TypeEnv) -> list[RulesetError]:
-    """Shadowed rows under `first`, overlapping rows under `unique`, rows that match nothing at all."""
+    """Shadowed rows under `first`, overlapping rows under `unique` (and under `any` where they decide
+    differently), rows that match nothing at all."""
     errors: list[RulesetError] = []
     sets = [row_sets(table, row, env) for row in table.rows]
     rivals = _rivals(table)
@@ -403,6 +415,21 @@ def analyse_table(table: Table, env: TypeEnv) -> list[RulesetError]:
                     )
                 )
                 break
+            if (
+                table.hit == "any"
+                and not same_result(earlier, row)
+                and _overlap(sets[earlier_index], row_set)
+            ):
+                errors.append(
+                    RulesetError(
+                        "overlapping_rows",
+                        f"rows {earlier.id!r} (line {earlier.location.line}) and {row.id!r} of any table "
+                        f"{table.id!r} can both match with different results",
+                        row.location,
+                        "rows of an any table may overlap only where they decide the same; make them agree "
+                        "or use hit: first",
+                    )
+                )
             if table.hit == "unique" and _overlap(sets[earlier_index], row_set):
                 errors.append(
                     RulesetError(
