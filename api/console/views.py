@@ -12,6 +12,10 @@ HIT_LABELS: Mapping[str, str] = {
     "first": "首条命中（first）",
     "unique": "唯一命中（unique）",
     "collect": "全部命中（collect）",
+    "any": "任一命中（any，结果须一致）",
+    "priority": "按输出优先级取一行（priority）",
+    "rule_order": "全部命中，按行顺序（rule_order）",
+    "output_order": "全部命中，按输出优先级（output_order）",
 }
 
 
