@@ -15,7 +15,7 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from cli import authoring, calendars, datakeys, ops, people, rulesets
+    from cli import authoring, calendars, datakeys, dmn, ops, people, rulesets
 
     authoring.register(app)
     ops.register(app)
@@ -23,4 +23,5 @@ def main() -> None:
     rulesets.register(app)
     calendars.register(app)
     datakeys.register(app)
+    dmn.register(app)
     app()

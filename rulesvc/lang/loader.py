@@ -140,6 +140,8 @@ def type_env(kind: KindSchema, facts: Mapping[str, Mapping[str, str]]) -> TypeEn
 class _RulesetLoader(OutputLoader):
     """One ruleset file; accumulates errors in self.errors."""
 
+    analyse = True
+
     def load(self) -> Ruleset | None:
         src, data = self.src, self.src.data
         if not isinstance(data, Mapping):
@@ -482,7 +484,7 @@ class _RulesetLoader(OutputLoader):
             outputs=outputs,
             result=result,
         )
-        if len(inputs) == len(input_texts) and self.env is not None:
+        if len(inputs) == len(input_texts) and self.env is not None and self.analyse:
             self.errors.extend(analyse_table(table, self.env))
         return table
 
@@ -556,12 +558,17 @@ def load_ruleset(
     text: str,
     kinds: Mapping[str, KindSchema],
     calendars: Mapping[str, BusinessCalendar],
+    *,
+    analyse: bool = True,
 ) -> tuple[Ruleset | None, list[RulesetError]]:
-    """Load and validate one ruleset file against the declared kinds and calendars."""
+    """Load and validate one ruleset file against the declared kinds and calendars. Without `analyse`, the
+    static analysis of tables (rows never reached, overlaps it can prove) is skipped: `rulesvc dmn eval`
+    judges a DMN table as DMN does, by the rows that match the inputs given."""
     src, errors = load_yaml(file, text)
     if src is None:
         return None, errors
     loader = _RulesetLoader(src, kinds, calendars)
+    loader.analyse = analyse
     ruleset = loader.load()
     return ruleset, sorted(loader.errors, key=RulesetError.sort_key)
 
