@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import difflib
 import io
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, TypeVar
 
+import yaml as libyaml
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, LineCol
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.nodes import Node
+from ruamel.yaml.nodes import Node, ScalarNode
+from ruamel.yaml.resolver import implicit_resolvers
+from ruamel.yaml.scalarint import ScalarInt
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from rulesvc.errors import Location, RulesetError
+
+# libyaml's parser (PyYAML without libyaml has none: then every file is read by ruamel, slower, same result)
+try:
+    from yaml._yaml import CParser as _CParser
+except ImportError:
+    _CParser = None  # type: ignore[assignment,misc]
 
 T = TypeVar("T")
 
@@ -143,11 +153,156 @@ def _parse(file: str, parse: Callable[[], T]) -> tuple[T | None, list[RulesetErr
 
 
 def load_yaml(file: str, text: str) -> tuple[Source | None, list[RulesetError]]:
-    """Parse YAML keeping positions; a syntax error becomes one positioned RulesetError."""
+    """Parse YAML keeping positions; a syntax error becomes one positioned RulesetError.
+
+    The common case goes through libyaml's C parser (`_fast_load`; ruamel's pure-Python parser was nearly all
+    the time of loading a large table, see bench/loading.py) and builds the very containers ruamel's round-trip loader builds, positions included.
+    Anything it does not handle exactly like ruamel — a syntax error, a repeated key, anchors and aliases,
+    tags, merge keys, directives, integers other than plain decimals — is read again by ruamel, so errors,
+    their messages and positions are ruamel's, as before.
+    """
+    data = _fast_load(text)
+    if data is not _SLOW:
+        return Source(file, text, data), []
+    return _slow_load(file, text)
+
+
+def _slow_load(file: str, text: str) -> tuple[Source | None, list[RulesetError]]:
+    """The round-trip reader itself (the reference `_fast_load` must agree with)."""
     yaml = YAML(typ="rt")
     yaml.Constructor = _ExactConstructor
     data, errors = _parse(file, lambda: yaml.load(text))
     return (None, errors) if errors else (Source(file, text, data), [])
+
+
+class _Slow(Exception):
+    """Raised inside `_fast_load` for anything left to ruamel."""
+
+
+_SLOW: Any = object()
+_TAG = "tag:yaml.org,2002:"
+# ruamel's YAML 1.2 implicit resolvers (rulesvc's files are read as YAML 1.2: `on`, `yes`, `no` are text)
+_RESOLVERS_12: dict[str, list[tuple[str, Any]]] = {}
+for _versions, _tag, _regexp, _first in implicit_resolvers:
+    if (1, 2) in _versions:
+        for _char in _first:
+            _RESOLVERS_12.setdefault(_char, []).append((str(_tag), _regexp))
+_PLAIN_INT = re.compile(r"[-+]?[1-9][0-9]*\Z")
+_BOOLS = {"true": True, "false": False}
+
+
+class _Resolver12(libyaml.resolver.BaseResolver):
+    pass
+
+
+_Resolver12.yaml_implicit_resolvers = _RESOLVERS_12
+
+
+@cache
+def _composer_class() -> Any:
+    """libyaml's parser and composer, resolving plain scalars as YAML 1.2 like ruamel (None without libyaml)."""
+    if _CParser is None:
+        return None
+
+    class FastComposer(_CParser, _Resolver12):
+        def __init__(self, text: str) -> None:
+            _CParser.__init__(self, text)
+            _Resolver12.__init__(self)
+
+    return FastComposer
+
+
+_SCALARS = _ExactConstructor(loader=None)
+
+
+def _fast_load(text: str) -> Any:
+    """The document as ruamel's round-trip loader builds it (CommentedMap/CommentedSeq with line and column
+    of every key, value and item), read by libyaml; `_SLOW` for anything left to ruamel."""
+    composer_class = _composer_class()
+    if composer_class is None or text.lstrip().startswith("%"):
+        return _SLOW
+    composer = composer_class(text)
+    try:
+        node = composer.get_single_node()
+    except Exception:
+        return _SLOW
+    finally:
+        composer.dispose()
+    if node is None:
+        return None
+    try:
+        # an alias needs an anchor (`&`): without one, no node can be met twice
+        return _build(node, set() if "&" in text else None)
+    except _Slow:
+        return _SLOW
+
+
+def _build(node: Any, seen: set[int] | None) -> Any:
+    if seen is not None:
+        if id(node) in seen:  # an alias
+            raise _Slow
+        seen.add(id(node))
+    tag = node.tag
+    if isinstance(node, libyaml.ScalarNode):
+        value: str = node.value
+        if tag == _TAG + "str":
+            if node.style == "|":
+                return LiteralScalarString(value)
+            if node.style == ">":
+                return FoldedScalarString(value)
+            return value
+        if tag == _TAG + "int":
+            if _PLAIN_INT.match(value):
+                return int(value)
+            if value.lstrip("+-") == "0":  # ruamel keeps a leading zero's width
+                return ScalarInt(0, width=1, underscore=None)
+            raise _Slow
+        if tag == _TAG + "null":
+            if not value:  # ruamel places an empty value at the next token, libyaml does not
+                raise _Slow
+            return None
+        if tag == _TAG + "bool" and value.lower() in _BOOLS:
+            return _BOOLS[value.lower()]
+        if tag == _TAG + "float":
+            return _SCALARS.construct_yaml_float(ScalarNode(tag, value))
+        if tag == _TAG + "timestamp":
+            return _SCALARS.construct_yaml_timestamp(ScalarNode(tag, value))
+        raise _Slow
+    mark = node.start_mark
+    if isinstance(node, libyaml.SequenceNode):
+        if tag != _TAG + "seq":
+            raise _Slow
+        seq = CommentedSeq()
+        items: dict[Any, Any] = {}
+        for index, child in enumerate(node.value):
+            seq.append(_build(child, seen))
+            child_mark = child.start_mark
+            items[index] = [child_mark.line, child_mark.column]
+        setattr(seq, LineCol.attrib, _line_col(mark, items))
+        return seq
+    if tag != _TAG + "map":
+        raise _Slow
+    mapping = CommentedMap()
+    keys: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, libyaml.ScalarNode):
+            raise _Slow
+        key = _build(key_node, seen)
+        if key in keys:  # ruamel's duplicate-key error
+            raise _Slow
+        key_mark, value_mark = key_node.start_mark, value_node.start_mark
+        keys[key] = [key_mark.line, key_mark.column, value_mark.line, value_mark.column]
+        mapping[key] = _build(value_node, seen)
+    setattr(mapping, LineCol.attrib, _line_col(mark, keys))
+    return mapping
+
+
+def _line_col(mark: Any, data: dict[Any, Any]) -> LineCol:
+    """What ruamel's `lc` holds: the container's own line and column, and those of its keys, values, items."""
+    line_col = LineCol()
+    line_col.line, line_col.col = mark.line, mark.column
+    line_col.data = data or None
+    return line_col
 
 
 def compose(file: str, text: str) -> tuple[Node | None, list[RulesetError]]:

@@ -63,8 +63,19 @@ def parse_cell(text: str, location: Location) -> Expr:
     stripped = text.strip()
     if stripped in ("", "-"):
         return Const(True, line=1, col=1)
-    tree = _parse(text, "cell", location)
-    return _Builder(location).cell(tree)
+    cell = _CELLS.get(text)
+    if cell is None:
+        cell = _Builder(location).cell(_parse(text, "cell", location))
+        if len(_CELLS) >= _CELLS_KEPT:
+            _CELLS.clear()
+        _CELLS[text] = cell
+    return cell
+
+
+# Cells parsed, by text: a table repeats the same few cells row after row, and a parsed cell does not depend
+# on where it stands (its location only positions errors, and a cell with an error is never kept).
+_CELLS: dict[str, Expr] = {}
+_CELLS_KEPT: Final = 20_000
 
 
 def _parse(text: str, start: str, location: Location) -> Tree[Token]:
