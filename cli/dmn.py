@@ -63,6 +63,31 @@ def import_command(
     typer.echo(f"wrote {kind_path} and {ruleset_path}")
 
 
+@dmn_app.command("export")
+def export_command(
+    ruleset: str = typer.Option(..., "--ruleset", help="the ruleset whose tables to export"),
+    paths: list[Path] = typer.Argument(None, help="rules folders (default: rulesets/)"),
+    out: Path = typer.Option(..., "--out", help="the .dmn file to write"),
+) -> None:
+    """Write a ruleset's decision tables (tables with outputs) as a DMN 1.3 model."""
+    from rulesvc.lang.dmn_export import export_dmn
+    from rulesvc.lang.loader import load_folder
+
+    folder, errors = load_folder(paths or [Path("rulesets")])
+    if errors:
+        _fail(errors)
+    if ruleset not in folder.rulesets:
+        typer.echo(f"没有规则集 {ruleset!r}（有：{', '.join(sorted(folder.rulesets)) or '无'}）", err=True)
+        raise typer.Exit(2)
+    try:
+        text = export_dmn(folder.rulesets[ruleset], folder.kinds)
+    except InvalidRulesetError as exc:
+        _fail(exc.errors)
+        return
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}")
+
+
 def evaluate(model_file: str, text: str, decision: str, inputs: dict[str, Any]) -> Any:
     """The decision's value in DMN's shape (see `rulesvc dmn eval`); raises InvalidRulesetError (the model
     or its translation), InvalidEventError (the inputs), RuleRuntimeError (a UNIQUE/ANY violation) or

@@ -295,6 +295,7 @@ class _Importer:
         self.file = file
         self.root = root
         self.errors: list[RulesetError] = []
+        self.enums: dict[str, list[str]] = {}  # ticket field → the values a table's inputValues list
         self.items: dict[str, Node] = {n.attrs.get("name", ""): n for n in root.all("itemDefinition")}
         self.by_id: dict[str, Node] = {}
         for node in root.walk():
@@ -389,18 +390,18 @@ class _Importer:
                 tables.append(table)
         if self.errors:
             raise InvalidRulesetError(sorted(self.errors, key=RulesetError.sort_key))
-        model.kind_yaml = _dump(
-            {
-                "kind": kind,
-                "description": f"DMN {model_name} 的输入数据",
-                "fields": {"id": "string", **fields},
-            }
-        )
+        enums = {name: values for name, values in self.enums.items() if fields.get(name) == "string"}
+        kind_data: dict[str, Any] = {"kind": kind, "description": f"DMN {model_name} 的输入数据"}
+        if enums:
+            kind_data["enums"] = enums
+        kind_data["fields"] = {"id": "string", **{n: (n if n in enums else t) for n, t in fields.items()}}
+        model.kind_yaml = _dump(kind_data)
         model.ruleset_yaml = _dump(
             {
                 "ruleset": ruleset,
                 "kind": kind,
-                "description": f"由 DMN 模型 {model_name} 导入（rulesvc dmn import）",
+                "description": (self.root.child_text("description") or "").strip()
+                or f"由 DMN 模型 {model_name} 导入（rulesvc dmn import）",
                 "tables": tables,
             }
         )
@@ -495,7 +496,8 @@ class _Importer:
                 )
                 return None
         fact = identifier(name, taken)
-        decision = DmnDecision(name, fact, fact, hit, aggregate, [])
+        table_id = table.attrs.get("label") or fact
+        decision = DmnDecision(name, fact, table_id, hit, aggregate, [])
         variable = node.first("variable")
         type_ref = (variable.attrs.get("typeRef") if variable is not None else None) or table.attrs.get(
             "typeRef"
@@ -522,6 +524,9 @@ class _Importer:
                 return None
             inputs[column] = subject
             columns.append(column)
+            listed = self.listed(input_node.first("inputValues"))
+            if subject.startswith("ticket.") and listed and all(isinstance(v, str) for v in listed):
+                self.enums.setdefault(subject.removeprefix("ticket."), [str(v) for v in listed])
         outputs: dict[str, Any] = {}
         output_nodes = table.all("output")
         taken_fields: set[str] = set(taken_columns)
@@ -556,8 +561,16 @@ class _Importer:
                 outputs[field_name] = {"type": out_type, "values": [_yaml_value(v) for v in values]}
         decision.single_output_unnamed = len(output_nodes) == 1
         rows: list[dict[str, Any]] = []
+        row_ids: set[str] = set()
         for index, rule in enumerate(table.all("rule"), start=1):
-            row: dict[str, Any] = {"id": f"行{index}"}
+            described = (rule.child_text("description") or "").strip()
+            row_id = (
+                described
+                if described and described not in row_ids and "\n" not in described
+                else f"行{index}"
+            )
+            row_ids.add(row_id)
+            row: dict[str, Any] = {"id": row_id}
             entries = rule.all("inputEntry")
             if len(entries) != len(columns):
                 self.error(rule, f"规则有 {len(entries)} 个 inputEntry，表有 {len(columns)} 个输入列")
@@ -602,14 +615,17 @@ class _Importer:
                     self.error(default_node, f"默认输出 {text.strip()!r} 不是字面值：{exc}")
         model.decisions[name] = decision
         result: dict[str, Any] = {
-            "id": fact,
-            "description": f"DMN 决策 {name}",
+            "id": table_id,
+            "description": (node.child_text("description") or "").strip(),
             "on": ["ticket.created"],
             "hit": hit,
         }
         if aggregate is not None:
             result["aggregate"] = aggregate
-        result.update(inputs=inputs, outputs=outputs, rows=rows, default=default)
+        result.update(inputs=inputs, outputs=outputs)
+        if table_id != fact:
+            result["result"] = fact
+        result.update(rows=rows, default=default)
         return result
 
     def at(self, node: Node, text: str, offset: int) -> Location:
