@@ -90,3 +90,61 @@ def ruleset_view(ruleset: Ruleset, kind: KindSchema | None) -> dict[str, Any]:
             for r in ruleset.rules
         ],
     }
+
+
+def table_diff(old: Table | None, new: Table) -> dict[str, Any]:
+    """A table of the draft beside the same table of the version it is based on, cell by cell: each row
+    is `added`, `removed` or kept, each kept cell carries its old text when it changed."""
+    columns = list(new.input_texts)
+    old_rows = {r.id: r for r in old.rows} if old is not None else {}
+    rows: list[dict[str, Any]] = []
+    for row in new.rows:
+        before = old_rows.get(row.id)
+        cells = []
+        for c in columns:
+            now = row.cell_texts.get(c, "")
+            was = before.cell_texts.get(c, "") if before is not None else now
+            cells.append({"column": c, "text": now, "old": was, "changed": before is not None and was != now})
+        rows.append(
+            {
+                "id": row.id,
+                "state": "added" if before is None and old is not None else "kept",
+                "cells": cells,
+                "then": [action_text(a) for a in row.then],
+                "then_changed": before is not None
+                and [action_text(a) for a in before.then] != [action_text(a) for a in row.then],
+            }
+        )
+    kept = {r.id for r in new.rows}
+    for row in old.rows if old is not None else ():
+        if row.id not in kept:
+            rows.append(
+                {
+                    "id": row.id,
+                    "state": "removed",
+                    "cells": [
+                        {"column": c, "text": row.cell_texts.get(c, ""), "old": "", "changed": False}
+                        for c in columns
+                    ],
+                    "then": [action_text(a) for a in row.then],
+                    "then_changed": False,
+                }
+            )
+    return {"id": new.id, "columns": columns, "hit": HIT_LABELS.get(new.hit, new.hit), "rows": rows}
+
+
+def ruleset_diff(old: Ruleset | None, new: Ruleset) -> list[dict[str, Any]]:
+    tables = {t.id: t for t in old.tables} if old is not None else {}
+    return [table_diff(tables.get(t.id), t) for t in new.tables]
+
+
+def case_results(case_names: list[str], tests: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each case of the ruleset's own case file with pass/fail and, for a failure, what was expected
+    and what happened (the gate's report, per scenario of versions it ran in)."""
+    failures: dict[str, list[Mapping[str, Any]]] = {}
+    for failure in tests.get("failures", []):
+        failures.setdefault(str(failure.get("name")), []).append(failure)
+    return [
+        {"index": i, "name": name, "passed": name not in failures, "failures": failures.get(name, [])}
+        for i, name in enumerate(case_names)
+    ]

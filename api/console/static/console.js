@@ -64,6 +64,9 @@
         window.location.assign(window.rulesvc.base + "/");
       });
     }
+    for (const form of document.querySelectorAll("form[data-no-submit]")) {
+      form.addEventListener("submit", function (event) { event.preventDefault(); });
+    }
     // Buttons that call the API: data-api-method, data-api-url, optional data-confirm, data-body-form
     // (the id of a form whose fields become the JSON body) and data-then (where to go after success).
     for (const button of document.querySelectorAll("[data-api-url]")) {

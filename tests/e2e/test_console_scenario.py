@@ -1,0 +1,103 @@
+"""The issue's scenario in a real browser: an editor changes the travel threshold 5000 → 8000 in the table
+grid, sees the two failing cases with expected and actual, fixes both in the case form and submits; the
+author's own approval is refused (four eyes); a second person approves and publishes with an effective
+time; an auditor sees no edit button and is refused the editor."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Console, Pages
+
+pytestmark = pytest.mark.xdist_group("browser")
+
+RULESET = "expense-approval"
+
+
+def fix_case(page: Any, row: str, name: str, amount: str) -> None:
+    page.locator(f'tr[data-case="{row}"]').get_by_role("link", name="修改样例").click()
+    expect(page.locator("h1")).to_have_text("修改样例")
+    page.get_by_label("样例名称").fill(name)
+    amount_field = page.locator('[data-field="amount"]')
+    expect(amount_field).to_have_value(row.removeprefix("差旅费").split("元")[0])
+    amount_field.fill(amount)
+    page.get_by_role("button", name="保存并重新测试").click()
+    expect(page.locator(f'tr[data-case="{name}"] .badge')).to_have_text("通过")
+
+
+def test_threshold_change_from_grid_to_publication(pages: Pages, console_server: Console) -> None:
+    pages.expect_error(
+        "403 (Forbidden)"
+    )  # the author's approval and the auditor's editor, refused on purpose
+    editor = pages("zhangmin")
+    editor.goto(f"/console/rulesets/{RULESET}")
+    expect(editor.locator('[data-table="报销审批"] td[data-column="金额"]')).to_have_text("< 5000")
+    editor.get_by_role("link", name="编辑决策表").click()
+
+    # the grid: the enum column offers the kind's values; the keyboard moves between cells
+    rank = editor.get_by_label("第 1 行 职级")
+    options = editor.locator(f"datalist#{rank.get_attribute('list')} option")
+    assert "部门经理" in [options.nth(i).get_attribute("value") for i in range(options.count())]
+    editor.get_by_label("第 1 行 费用类型").focus()
+    editor.keyboard.press("Tab")
+    amount = editor.get_by_label("第 1 行 金额")
+    expect(amount).to_be_focused()
+    editor.keyboard.press("ControlOrMeta+a")
+    editor.keyboard.type("< 8000")
+    editor.get_by_label("修改原因").fill("差旅费自动审批门槛调整为 8000 元")
+    editor.get_by_role("button", name="保存为草稿").click()
+
+    # the draft: the changed cell, and the two cases that now fail with expected vs actual
+    expect(editor.locator("h1")).to_contain_text(f"草稿 {RULESET}")
+    changed = editor.locator('[data-diff-table="报销审批"] td.changed[data-column="金额"]')
+    expect(changed.locator(".old")).to_have_text("< 5000")
+    expect(changed.locator(".new")).to_have_text("< 8000")
+    failing = editor.locator("#cases tr.fail")
+    expect(failing).to_have_count(2)
+    assert "expected  {type: assign, group: 费用审批岗}  — no such action" in failing.first.inner_text()
+    assert "auto_approve" in failing.first.inner_text()
+    expect(editor.locator("#submit-draft")).to_be_disabled()
+
+    fix_case(editor, "差旅费5000元整不自动审批转人工", "差旅费8000元整不自动审批转人工", "8000")
+    fix_case(editor, "差旅费5000.01元不自动审批转人工", "差旅费8000.01元不自动审批转人工", "8000.01")
+    expect(editor.locator("#cases tr.fail")).to_have_count(0)
+    editor.get_by_role("button", name="提交审批").click()
+    expect(editor.locator("#draft-status")).to_have_text("待审批")
+    draft_url = editor.url
+
+    # four eyes: the author holds the approver role too, and is refused
+    editor.get_by_role("button", name="批准").click()
+    expect(editor.locator("#flash")).to_contain_text("four_eyes")
+    expect(editor.locator("#draft-status")).to_have_text("待审批")
+
+    approver = pages("lilei")
+    approver.goto(draft_url)
+    approver.get_by_label("审批意见").fill("门槛调整已与财务确认")
+    approver.get_by_role("button", name="批准").click()
+    expect(approver.locator("#draft-status")).to_have_text("已批准")
+    effective = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(minutes=10)
+    approver.get_by_label("生效时间（北京时间；留空为立即）").fill(effective.strftime("%Y-%m-%dT%H:%M"))
+    approver.get_by_role("button", name="发布").click()
+    expect(approver.locator("h1")).to_have_text(f"规则集 {RULESET}")
+    v2 = approver.locator('#versions tr[data-version="2"]')
+    expect(v2).to_contain_text("待生效")
+    expect(v2).to_contain_text("张敏")
+    expect(v2).to_contain_text("李雷")
+    expect(v2).to_contain_text(effective.strftime("%Y-%m-%d %H:%M"))
+    approver.goto("/console/rulesets")
+    expect(approver.locator(f'tr[data-ruleset="{RULESET}"]')).to_contain_text("v2")
+
+    # the auditor reads, and cannot edit
+    auditor = pages("wangshen")
+    auditor.goto(draft_url)
+    expect(auditor.locator("#draft-status")).to_have_text("已发布")
+    auditor.goto(f"/console/rulesets/{RULESET}")
+    expect(auditor.locator("#edit-ruleset")).to_have_count(0)
+    response = auditor.goto(f"/console/rulesets/{RULESET}/edit")
+    assert response is not None and response.status == 403
+    expect(auditor.locator(".error-page")).to_contain_text("无权")
