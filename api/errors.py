@@ -26,6 +26,7 @@ from rulesvc import exactjson
 from rulesvc.audit.checkpoints import CheckpointError
 from rulesvc.audit.evidence import ChainRolledBackError, EvidenceError
 from rulesvc.datakeys import DataKeyError
+from rulesvc.decisions.search import InvalidSearchError
 from rulesvc.decisions.service import DecisionNotFoundError, IdempotencyConflictError
 from rulesvc.delivery.service import (
     DeliveryNotFoundError,
@@ -92,6 +93,7 @@ ERROR_STATUS: dict[type[RulesvcError] | tuple[type[RulesvcError], str], int] = {
     DecisionNotFoundError: 404,
     InvalidSubscriptionError: 422,
     InvalidReportError: 422,
+    InvalidSearchError: 422,
     SubscriptionNotFoundError: 404,
     DeliveryNotFoundError: 404,
     EvidenceError: 503,
@@ -154,7 +156,7 @@ def _details(exc: RulesvcError) -> Any:
         return {"event_id": default_policy().mask_text(exc.event_id), "decision_id": exc.decision_id}
     if isinstance(exc, DecisionNotFoundError):
         return {"decision_id": exc.decision_id}
-    if isinstance(exc, InvalidSubscriptionError | InvalidReportError):
+    if isinstance(exc, InvalidSubscriptionError | InvalidReportError | InvalidSearchError):
         return [{"path": exc.path, "code": exc.code, "message": str(exc)}]
     if isinstance(exc, SubscriptionNotFoundError):
         return {"subscription_id": exc.subscription_id}

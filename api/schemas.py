@@ -165,6 +165,13 @@ class DecisionOut(BaseModel):
     chain: ChainOut
 
 
+class DecisionPageOut(BaseModel):
+    """A page of decisions, newest first; ask for the next with `after=next_after` (null: no more)."""
+
+    records: list[DecisionOut]
+    next_after: str | None
+
+
 class FeedRecordOut(BaseModel):
     cursor: int
     at: datetime

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from rulesvc.audit.chain import ChainEntry
 from rulesvc.audit.records import FeedRecord
+from rulesvc.decisions.search import DecisionQuery
 from rulesvc.people.model import ApiKeyRecord
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
@@ -104,6 +105,10 @@ class DecisionStore(Protocol):
     def get_decision(self, decision_id: str) -> StoredDecision | None: ...
 
     def get_clear_input(self, decision_id: str) -> str | None: ...
+
+    def search_decisions(self, query: DecisionQuery) -> list[StoredDecision]:
+        """Newest first (decided_at, chain_seq descending), at most `query.limit`."""
+        ...
 
     def append_decision(self, new: NewDecision) -> tuple[StoredDecision, bool]:
         """Store it unless `event_id` is already stored; returns (the stored decision, created?)."""

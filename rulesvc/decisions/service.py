@@ -38,6 +38,7 @@ from rulesvc.audit.checkpoints import Checkpoint, CheckpointError, CheckpointKee
 from rulesvc.audit.evidence import EvidenceReader, check_feed, verify_rows
 from rulesvc.decisions.ports import DecisionStore, KeyStore, NewDecision, StoredDecision
 from rulesvc.decisions.record import decision_payload, new_decision, record_json
+from rulesvc.decisions.search import Cursor, DecisionQuery
 from rulesvc.decisions.ticket_work import EventTicketWork, touches_timers
 from rulesvc.delivery.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.entropy import uuid4
@@ -362,6 +363,22 @@ class DecisionService:
         stored = self.store.get_decision(decision_id)
         if stored is None:
             raise DecisionNotFoundError(decision_id)
+        return self._shown(stored, principal)
+
+    def search_decisions(self, query: DecisionQuery, principal: Principal) -> dict[str, Any]:
+        """`{"records", "next_after"}`: a page of stored decisions, newest first, each exactly as
+        `get_decision` shows it (masked unless the caller has clearance; each clear read logged).
+        `next_after` is the cursor of the next page, None after the last one."""
+        found = self.store.search_decisions(replace(query.checked(), limit=query.limit + 1))
+        page = found[: query.limit]
+        more = len(found) > query.limit
+        return {
+            "records": [self._shown(stored, principal) for stored in page],
+            "next_after": Cursor(page[-1].decided_at, page[-1].chain_seq).encode() if more else None,
+        }
+
+    def _shown(self, stored: StoredDecision, principal: Principal) -> dict[str, Any]:
+        decision_id = stored.decision_id
         record = exactjson.loads(stored.record_text)
         if principal.clearance:
             clear = self.store.get_clear_input(decision_id)

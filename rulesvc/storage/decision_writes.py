@@ -8,6 +8,7 @@ other appender of the chain too (ruleset changes, clear reads).
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -21,9 +22,18 @@ from rulesvc import exactjson
 from rulesvc.audit.chain import KIND_DECISION, ChainEntry, next_entry
 from rulesvc.audit.evidence import ChainRolledBackError
 from rulesvc.decisions.ports import NewDecision, StoredDecision
+from rulesvc.decisions.search import decision_terms
 from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.inputs import stored_input
-from rulesvc.storage.tables import ActionRow, AuditHeadRow, AuditRow, Base, DecisionInputRow, DecisionRow
+from rulesvc.storage.tables import (
+    ActionRow,
+    AuditHeadRow,
+    AuditRow,
+    Base,
+    DecisionInputRow,
+    DecisionRow,
+    DecisionTermRow,
+)
 from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED
 from rulesvc.storage.timer_tables import TicketRow
 
@@ -153,6 +163,7 @@ def insert_decisions(
     decisions: list[dict[str, Any]] = []
     inputs: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
+    terms: list[dict[str, Any]] = []
     result: list[StoredDecision] = []
     for new, entry in zip(news, entries[: len(news)], strict=True):
         stored = StoredDecision(
@@ -186,10 +197,20 @@ def insert_decisions(
             }
             for action in new.actions
         )
+        terms.extend(
+            {
+                "term": term,
+                "decided_at": new.decided_at,
+                "chain_seq": entry.seq,
+                "decision_id": new.decision_id,
+            }
+            for term in decision_terms(json.loads(new.record_text))
+        )
     with sql.together():
         sql.insert(_DECISIONS, decisions)
         sql.insert(_table(DecisionInputRow), inputs)
         sql.insert(_table(ActionRow), actions)
+        sql.insert(_table(DecisionTermRow), terms)
         sql.update(_table(TicketRow), ["ticket_id"], seal_rows)
         write_entries(sql, entries)
     return result, entries[-1].seq

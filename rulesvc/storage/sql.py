@@ -22,8 +22,10 @@ from rulesvc.decisions.ports import (
     NewDecision,
     StoredDecision,
 )
+from rulesvc.decisions.search import DecisionQuery
 from rulesvc.people.model import ApiKeyRecord
 from rulesvc.storage.bulk import Statements
+from rulesvc.storage.decision_search import search_decisions
 from rulesvc.storage.decision_writes import (
     chain,
     chain_entry,
@@ -78,6 +80,10 @@ class SqlStore:
         with self._read() as session:
             row = session.get(DecisionRow, decision_id)
             return stored_decision(row) if row else None
+
+    def search_decisions(self, query: DecisionQuery) -> list[StoredDecision]:
+        with self._read() as session:
+            return search_decisions(session, query)
 
     def get_clear_input(self, decision_id: str) -> str | None:
         with self._read() as session:

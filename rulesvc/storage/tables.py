@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # A 64-bit integer that is still SQLite's rowid alias (autoincrementing) when it is the primary key.
@@ -39,10 +49,15 @@ class Base(DeclarativeBase):
 
 class DecisionRow(Base):
     __tablename__ = "decisions"
+    # Searches (`GET /v1/decisions`) come newest first, by ticket or by time: keyset paging on these.
+    __table_args__ = (
+        Index("ix_decisions_ticket_recent", "ticket_id", "decided_at", "chain_seq"),
+        Index("ix_decisions_recent", "decided_at", "chain_seq"),
+    )
 
     decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), unique=True)
-    ticket_id: Mapped[str] = mapped_column(String(200), index=True)
+    ticket_id: Mapped[str] = mapped_column(String(200))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
     record: Mapped[str] = mapped_column(Text)
     input_salt: Mapped[str] = mapped_column(String(32))
@@ -62,6 +77,18 @@ class DecisionInputRow(Base):
     event: Mapped[str] = mapped_column(Text)
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     """When the event occurred (its `occurred_at`): backtests select by it."""
+
+
+class DecisionTermRow(Base):
+    """A search term of a decision (`rulesvc.decisions.search.decision_terms`: a fired ruleset, rule, table or
+    row, an action type), newest first within a term. Derived from the record; not part of the chain."""
+
+    __tablename__ = "decision_terms"
+
+    term: Mapped[str] = mapped_column(String(400), primary_key=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    chain_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    decision_id: Mapped[str] = mapped_column(String(36))
 
 
 class ActionRow(Base):

@@ -1,4 +1,4 @@
-"""Migrations that rewrite stored rows, on SQLite and PostgreSQL. 0006: decisions stored before it get the
+"""Migrations that rewrite stored rows, on SQLite and PostgreSQL. 0017: decisions get their search terms. 0006: decisions stored before it get the
 `occurred_at` of their event (read from the clear input), so backtests over old periods still select them
 by when they occurred. 0010: tickets stored before it are sealed into the chain."""
 
@@ -13,9 +13,11 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
+from rulesvc.decisions.search import DecisionQuery
 from rulesvc.storage import make_engine
 from rulesvc.storage.engine import alembic_config, writer
 from rulesvc.storage.ruleset_store import SqlRulesetStore
+from rulesvc.storage.sql import SqlStore
 from tests.integration.conftest import _pg_admin, pg_url
 
 
@@ -111,3 +113,44 @@ def test_tickets_stored_before_sealing_are_sealed_by_migration_0010(empty_databa
         assert [(p.row, p.reason) for p in problems] == [("C-old", "state_mismatch")]
     finally:
         engine.dispose()
+
+
+def test_decisions_stored_before_search_get_their_terms(empty_database: str) -> None:
+    """0017: decisions stored before it can be found by what fired and by their actions' types."""
+    upgrade(empty_database, "0016")
+    engine = make_engine(empty_database)
+    record = (
+        '{"fired": [{"ruleset": "loan-approval", "rule": "审批级别#分行审批", "version": 1}],'
+        ' "actions": [{"type": "set_approval_level"}]}'
+    )
+    with engine.begin() as conn:
+        for index, text_of in enumerate([record, '{"fired": [], "actions": []}', "not json"]):
+            conn.execute(
+                text(
+                    "INSERT INTO decisions (decision_id, event_id, ticket_id, decided_at, record, input_salt,"
+                    " input_digest, chain_seq, chain_hash) VALUES (:d, :e, 't', :at, :r, 's', 'x', :seq, 'h')"
+                ),
+                {
+                    "d": f"d{index}",
+                    "e": f"e{index}",
+                    "r": text_of,
+                    "at": datetime(2026, 12, 3, 1, index, tzinfo=UTC).replace(tzinfo=None),
+                    "seq": index + 1,
+                },
+            )
+    engine.dispose()
+    upgrade(empty_database, "head")
+    store = SqlStore(make_engine(empty_database), group_commit=False)
+    try:
+        for query in (
+            DecisionQuery(rule="loan-approval/审批级别"),
+            DecisionQuery(rule="loan-approval/审批级别#分行审批", action_type="set_approval_level"),
+        ):
+            assert [d.decision_id for d in store.search_decisions(query)] == ["d0"]
+        assert [d.decision_id for d in store.search_decisions(DecisionQuery(ticket_id="t"))] == [
+            "d2",
+            "d1",
+            "d0",
+        ]
+    finally:
+        store.engine.dispose()
