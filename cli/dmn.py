@@ -191,5 +191,63 @@ def _plain(value: Any) -> Any:
     return value
 
 
+jdm_app = typer.Typer(
+    help="GoRules JDM decision tables: import into a rules folder, export", no_args_is_help=True
+)
+
+
+@jdm_app.command("import")
+def jdm_import_command(
+    model: Path = typer.Argument(..., help="the JDM .json file"),
+    out: Path = typer.Option(..., "--out", help="the rules folder to write"),
+    name: str | None = typer.Option(
+        None, "--name", help="the kind's and ruleset's name (default: the file's)"
+    ),
+) -> None:
+    """Write a JDM graph's decision tables as a ruleset folder that `rulesvc check` accepts."""
+    from rulesvc.lang.jdm import import_jdm
+
+    file, text = _read(model)
+    try:
+        found = import_jdm(file, text, name or model.stem)
+    except InvalidRulesetError as exc:
+        _fail(exc.errors)
+        return
+    (out / "kinds").mkdir(parents=True, exist_ok=True)
+    (out / "kinds" / f"{found.kind}.yaml").write_text(found.kind_yaml, encoding="utf-8")
+    (out / f"{found.ruleset}.yaml").write_text(found.ruleset_yaml, encoding="utf-8")
+    typer.echo(f"wrote {out / 'kinds' / (found.kind + '.yaml')} and {out / (found.ruleset + '.yaml')}")
+
+
+@jdm_app.command("export")
+def jdm_export_command(
+    ruleset: str = typer.Option(..., "--ruleset", help="the ruleset"),
+    table: str = typer.Option(..., "--table", help="the table's id"),
+    paths: list[Path] = typer.Argument(None, help="rules folders (default: rulesets/)"),
+    out: Path = typer.Option(..., "--out", help="the JDM .json file to write"),
+) -> None:
+    """Write one decision table (hit: first or collect, with outputs) as a JDM graph."""
+    from rulesvc.lang.jdm import export_jdm
+    from rulesvc.lang.loader import load_folder
+
+    folder, errors = load_folder(paths or [Path("rulesets")])
+    if errors:
+        _fail(errors)
+    if ruleset not in folder.rulesets:
+        typer.echo(f"没有规则集 {ruleset!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        text = export_jdm(folder.rulesets[ruleset], folder.kinds, table)
+    except InvalidRulesetError as exc:
+        _fail(exc.errors)
+        return
+    except KeyError:
+        typer.echo(f"规则集 {ruleset} 没有决策表 {table!r}", err=True)
+        raise typer.Exit(2) from None
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(dmn_app, name="dmn")
+    app.add_typer(jdm_app, name="jdm")
