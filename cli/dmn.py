@@ -6,6 +6,7 @@ decision's result fact back in DMN's shape."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -93,12 +94,12 @@ def evaluate(model_file: str, text: str, decision: str, inputs: dict[str, Any]) 
     or its translation), InvalidEventError (the inputs), RuleRuntimeError (a UNIQUE/ANY violation) or
     KeyError (no such decision)."""
     from rulesvc.engine.compiler import base_scope
-    from rulesvc.events import event_from_json
     from rulesvc.lang.dmn import import_dmn
     from rulesvc.lang.kinds import load_kind
     from rulesvc.lang.loader import RulesFolder, load_ruleset
     from rulesvc.rulebook import RuleBook
     from rulesvc.sla.calendar import always_open
+    from rulesvc.validation import read_event
 
     model = import_dmn(model_file, text)
     if decision not in model.decisions:
@@ -119,16 +120,12 @@ def evaluate(model_file: str, text: str, decision: str, inputs: dict[str, Any]) 
             known = ", ".join(model.inputs) or "none"
             raise InvalidEventError(f"{name}: 模型没有这个输入数据（输入数据：{known}）", name)
         ticket[model.inputs[name]] = value
-    event = event_from_json(
-        {
-            "event_id": "dmn-eval",
-            "type": "ticket.created",
-            "occurred_at": "2026-01-01T00:00:00+08:00",
-            "ticket": ticket,
-        }
-    )
-    if event.problems:
-        raise InvalidEventError.of(event.problems)
+    now = datetime.now(UTC)
+    event = read_event(
+        {"event_id": "dmn-eval", "type": "ticket.created", "occurred_at": now.isoformat(), "ticket": ticket},
+        {kind.kind: kind},
+        now=now,
+    ).event
     run = book.compiled[ruleset.name].evaluate(event, base_scope(event))
     target = model.decisions[decision]
     fact = run.facts.get(target.fact)

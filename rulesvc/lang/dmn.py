@@ -374,6 +374,8 @@ class _Importer:
             field_name = identifier(name, taken_fields)
             inputs[name] = field_name
             fields[field_name] = KIND_TYPES[resolved[0]]
+            if resolved[1] and all(isinstance(v, str) for v in resolved[1]):
+                self.enums[field_name] = [str(v) for v in resolved[1]]
         for tag, what in (
             ("businessKnowledgeModel", "business knowledge model"),
             ("decisionService", "decision service"),

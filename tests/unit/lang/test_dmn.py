@@ -110,3 +110,23 @@ def test_doctype_is_refused() -> None:
     with pytest.raises(InvalidRulesetError) as caught:
         import_dmn("m.dmn", '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><definitions/>')
     assert caught.value.errors[0].code == "dmn.doctype"
+
+
+def test_allowed_values_of_input_data_become_an_enum_of_the_kind() -> None:
+    text = """<definitions xmlns="https://www.omg.org/spec/DMN/20230324/MODEL/" name="m" id="m">
+  <itemDefinition name="tStatus"><typeRef>string</typeRef>
+    <allowedValues><text>"UNEMPLOYED", "EMPLOYED", "SELF-EMPLOYED"</text></allowedValues></itemDefinition>
+  <inputData id="i" name="Status"><variable name="Status" typeRef="tStatus"/></inputData>
+  <decision id="d" name="Code"><variable name="Code" typeRef="number"/>
+    <decisionTable><input><inputExpression typeRef="string"><text>Status</text></inputExpression></input>
+      <output id="o"/>
+      <rule><inputEntry><text>"EMPLOYED"</text></inputEntry><outputEntry><text>1</text></outputEntry></rule>
+    </decisionTable></decision>
+</definitions>"""
+    model = import_dmn("m.dmn", text)
+    assert "  Status:\n  - UNEMPLOYED\n  - EMPLOYED\n  - SELF-EMPLOYED\n" in model.kind_yaml
+    assert evaluate("m.dmn", text, "Code", {"Status": "EMPLOYED"}) == Decimal(1)
+    from rulesvc.errors import InvalidEventError
+
+    with pytest.raises(InvalidEventError):
+        evaluate("m.dmn", text, "Code", {"Status": "RETIRED"})
