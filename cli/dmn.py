@@ -115,7 +115,13 @@ def evaluate(model_file: str, text: str, decision: str, inputs: dict[str, Any]) 
         raise InvalidRulesetError(errors)
     book = RuleBook(RulesFolder({kind.kind: kind}, calendars, {ruleset.name: ruleset}))
     ticket: dict[str, Any] = {"kind": kind.kind, "id": "dmn-eval"}
+    flat: dict[str, Any] = {}
     for name, value in inputs.items():
+        if isinstance(value, dict) and name not in model.inputs:
+            flat.update({f"{name}.{part}": item for part, item in value.items()})
+        else:
+            flat[name] = value
+    for name, value in flat.items():
         if name not in model.inputs:
             known = ", ".join(model.inputs) or "none"
             raise InvalidEventError(f"{name}: 模型没有这个输入数据（输入数据：{known}）", name)

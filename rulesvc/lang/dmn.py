@@ -363,19 +363,19 @@ class _Importer:
             name = node.attrs.get("name", "")
             variable = node.first("variable")
             type_ref = variable.attrs.get("typeRef") if variable is not None else None
+            item = self.items.get(type_ref or "")
+            if item is not None and item.all("itemComponent") and item.attrs.get("isCollection") != "true":
+                self.structure(name, item, inputs, fields, taken_fields)
+                continue
             resolved = self.simple_type(type_ref, variable or node)
             if resolved is None:
                 self.error(
                     node,
-                    f"输入数据 {name!r} 的类型 {type_ref!r} 是结构或集合，不在支持范围内"
-                    "（只支持 string、number、boolean、date）",
+                    f"输入数据 {name!r} 的类型 {type_ref!r} 是集合或多层结构，不在支持范围内"
+                    "（只支持 string、number、boolean、date，及由它们组成的一层结构）",
                 )
                 continue
-            field_name = identifier(name, taken_fields)
-            inputs[name] = field_name
-            fields[field_name] = KIND_TYPES[resolved[0]]
-            if resolved[1] and all(isinstance(v, str) for v in resolved[1]):
-                self.enums[field_name] = [str(v) for v in resolved[1]]
+            self.add_field(name, resolved, inputs, fields, taken_fields)
         for tag, what in (
             ("businessKnowledgeModel", "business knowledge model"),
             ("decisionService", "decision service"),
@@ -408,6 +408,41 @@ class _Importer:
             }
         )
         return model
+
+    def add_field(
+        self,
+        name: str,
+        resolved: tuple[str, list[Any]],
+        inputs: dict[str, str],
+        fields: dict[str, str],
+        taken: set[str],
+    ) -> None:
+        field_name = identifier(name, taken)
+        inputs[name] = field_name
+        fields[field_name] = KIND_TYPES[resolved[0]]
+        if resolved[1] and all(isinstance(v, str) for v in resolved[1]):
+            self.enums[field_name] = [str(v) for v in resolved[1]]
+
+    def structure(
+        self, name: str, item: Node, inputs: dict[str, str], fields: dict[str, str], taken: set[str]
+    ) -> None:
+        """A structured input (one level of simple components): one field per component, `Name.Component`
+        in input expressions; `dmn eval` takes it as a JSON object."""
+        for component in item.all("itemComponent"):
+            part = component.attrs.get("name", "")
+            inner = component.child_text("typeRef")
+            resolved = None
+            if component.attrs.get("isCollection") != "true" and not component.all("itemComponent"):
+                resolved = self.simple_type(inner.strip() if inner else None, component)
+                if resolved is not None and not resolved[1]:
+                    resolved = (resolved[0], self.allowed(component))
+            if resolved is None:
+                self.error(
+                    component,
+                    f"输入数据 {name!r} 的组成部分 {part!r} 是集合或嵌套结构，不在支持范围内",
+                )
+                continue
+            self.add_field(f"{name}.{part}", resolved, inputs, fields, taken)
 
     def requirements(self, node: Node) -> list[Node]:
         found = []

@@ -130,3 +130,29 @@ def test_allowed_values_of_input_data_become_an_enum_of_the_kind() -> None:
 
     with pytest.raises(InvalidEventError):
         evaluate("m.dmn", text, "Code", {"Status": "RETIRED"})
+
+
+def test_a_structured_input_becomes_one_field_per_component(tmp_path: Path) -> None:
+    text = """<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" name="m" id="m">
+  <itemDefinition name="tApplicant">
+    <itemComponent name="Age"><typeRef>number</typeRef></itemComponent>
+    <itemComponent name="Marital Status"><typeRef>string</typeRef>
+      <allowedValues><text>"S", "M"</text></allowedValues></itemComponent>
+  </itemDefinition>
+  <inputData id="i" name="Applicant"><variable name="Applicant" typeRef="tApplicant"/></inputData>
+  <decision id="d" name="Risk"><variable name="Risk" typeRef="string"/>
+    <decisionTable hitPolicy="FIRST">
+      <input><inputExpression><text>Applicant.Age</text></inputExpression></input>
+      <input><inputExpression><text>Applicant.Marital Status</text></inputExpression></input>
+      <output id="o"/>
+      <rule><inputEntry><text>&lt; 25</text></inputEntry><inputEntry><text>"S"</text></inputEntry>
+        <outputEntry><text>"high"</text></outputEntry></rule>
+      <rule><inputEntry><text>-</text></inputEntry><inputEntry><text>-</text></inputEntry>
+        <outputEntry><text>"low"</text></outputEntry></rule>
+    </decisionTable></decision>
+</definitions>"""
+    write_folder("m.dmn", text, tmp_path)
+    _folder, errors = load_folder([tmp_path])
+    assert errors == []
+    assert evaluate("m.dmn", text, "Risk", {"Applicant": {"Age": 20, "Marital Status": "S"}}) == "high"
+    assert evaluate("m.dmn", text, "Risk", {"Applicant": {"Age": 20, "Marital Status": "M"}}) == "low"
