@@ -91,6 +91,9 @@ class SlaQuery(BaseModel):
     to: datetime = Field(description="区间终点（不含），带时区偏移")
     group_by: str | None = Field(None, max_length=200, description="如 ruleset,month")
     tz: str = Field("Asia/Shanghai", max_length=64, description="按日/周/月分组所用的时区")
+    format: Literal["json", "csv", "xlsx"] = Field(
+        "json", description="json；csv（UTF-8 带 BOM，Excel 可直接打开）；xlsx"
+    )
 
 
 class SubscriptionPatch(BaseModel):

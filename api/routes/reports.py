@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.deps import require
+from api.report_files import FILE_RESPONSES, report_response
 from api.responses import JSONBytes
 from api.routes.common import errors
 from api.timer_schemas import SlaQuery, SlaReportOut
@@ -27,9 +28,9 @@ router = APIRouter(tags=["reports"])
         "统计区间 [from, to) 内得出结果的计时：按时停止为达成（met），到期未停止为超时（breached，"
         "其后停止时记录超出的工作时长）。`group_by` 取 "
         + "、".join(GROUP_KEYS)
-        + "（逗号分隔，至多一个周期）。"
+        + "（逗号分隔，至多一个周期）。`format=csv|xlsx` 以文件下载（每组一行，末行合计）。"
     ),
-    responses=errors(401, 403, 422),
+    responses={**errors(401, 403, 422), **FILE_RESPONSES},
 )
 async def sla(
     request: Request,
@@ -49,4 +50,4 @@ async def sla(
         getattr(service.book, "calendars", {}),
         service.clock.now(),
     )
-    return JSONBytes(report)
+    return report_response(report, query.format, "sla", "SLA达成率") or JSONBytes(report)

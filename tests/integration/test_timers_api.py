@@ -4,12 +4,16 @@ the admin and report routes (roles, errors, dead letters, SLA figures)."""
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import openpyxl
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -249,3 +253,44 @@ def test_long_poll_returns_at_once_when_actions_exist_and_empty_after_the_wait(
     empty = api.get("/v1/actions?after=1&wait=0.5", headers=auth(keys["ingest"])).json()
     assert empty == {"records": [], "next_after": 1}
     assert api.get("/v1/actions?wait=31", headers=auth(keys["ingest"])).status_code == 422
+
+
+def test_sla_report_as_csv_and_xlsx(api: TestClient, keys: dict[str, str], clock: VirtualClock) -> None:
+    """`format=csv|xlsx`: one row per group and a 合计 row; CSV in UTF-8 with a BOM, XLSX opened by openpyxl."""
+    post(api, keys["ingest"], complaint("c1", "C-1", T0))
+    clock.set(T0 + timedelta(hours=1))
+    post(api, keys["ingest"], complaint("c2", "C-1", clock.now(), "ticket.accepted"))
+    window = {
+        "from": "2026-11-01T00:00:00+08:00",
+        "to": "2026-11-03T00:00:00+08:00",
+        "group_by": "ruleset,day",
+    }
+    as_csv = api.get("/v1/reports/sla", params={**window, "format": "csv"}, headers=auth(keys["compliance"]))
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    disposition = as_csv.headers["content-disposition"]
+    assert (
+        disposition.startswith('attachment; filename="sla-20261101-20261103.csv"')
+        and "filename*=UTF-8''" in disposition
+    )
+    assert as_csv.content.startswith(codecs.BOM_UTF8)
+    rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    assert rows[0][:5] == ["规则集 (ruleset)", "日 (day)", "总数 (total)", "达成 (met)", "超时 (breached)"]
+    assert rows[1][:5] == ["complaint-sla", "2026-11-02", "1", "1", "0"]
+    assert rows[2][:5] == ["合计", "", "1", "1", "0"]
+    assert len(rows) == 3
+    as_xlsx = api.get("/v1/reports/sla", params={**window, "format": "xlsx"}, headers=auth(keys["auditor"]))
+    assert as_xlsx.status_code == 200, as_xlsx.text
+    assert (
+        as_xlsx.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    book = openpyxl.load_workbook(io.BytesIO(as_xlsx.content))
+    assert book.sheetnames == ["SLA达成率", "说明"]
+    cells = [list(row) for row in book["SLA达成率"].iter_rows(values_only=True)]
+    assert cells[0] == rows[0]
+    assert cells[1][:5] == ["complaint-sla", "2026-11-02", 1, 1, 0] and cells[1][5] == 1
+    assert cells[2][:2] == ["合计", None]
+    about = dict(book["说明"].iter_rows(min_row=2, values_only=True))
+    assert about["from"].startswith("2026-10-31T16:00:00") and about["timezone"] == "Asia/Shanghai"
+    wrong = api.get("/v1/reports/sla", params={**window, "format": "pdf"}, headers=auth(keys["auditor"]))
+    assert wrong.status_code == 422 and wrong.json()["code"] == "invalid_request"
