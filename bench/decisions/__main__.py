@@ -1,0 +1,299 @@
+"""Decision search on a million stored decisions (PostgreSQL): `python -m bench.decisions [--decisions N]`.
+
+1. A fresh database `bench_decisions_<hex>` (dropped at the end unless `--keep`): the service decides a few
+   real events (loans in three regions, an expense claim, a complaint); their stored records are the
+   templates of N decisions bulk-loaded in SQL (`generate_series`, not through the API), ids replaced, five
+   decisions per ticket, ten seconds apart, with their search terms; then ANALYZE.
+2. `GET /v1/decisions` through the real app in process (TestClient; the time is the whole request, so an
+   upper bound of server time) as an auditor: by ticket id (target ≤ 50 ms), event id, ruleset, table row,
+   action type, a one-hour window, ticket and rule together, the second page of a ruleset through the cursor.
+   Median and p95 of `--rounds` requests each, on random tickets and times.
+3. The baseline in the same run: the same SQL statements with index scans switched off (what the search
+   costs without its indexes: a full scan), timed on the server with EXPLAIN ANALYZE, beside the indexed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from fastapi.testclient import TestClient
+from sqlalchemy.dialects import postgresql
+
+from api.app import create_app
+from rulesvc.apikeys import Role
+from rulesvc.decisions.search import Cursor, DecisionQuery, decision_terms
+from rulesvc.decisions.service import create_api_key
+from rulesvc.settings import Settings
+from rulesvc.sla.clock import SystemClock
+from rulesvc.storage.decision_search import search_statement
+
+REPO = Path(__file__).resolve().parents[2]
+START = datetime(2026, 1, 1, tzinfo=UTC)
+STEP_SECONDS = 10
+PER_TICKET = 5
+OCCURRED = "2026-09-30T10:00:00+08:00"
+
+
+def real_events() -> list[dict[str, Any]]:
+    loan = {"kind": "loan", "amount": 800000, "credit_rating": "AA", "owner": "王经理", "stage": "初审"}
+    loan |= {"customer_name": "张三", "id_card": "110105199001011232", "mobile": "13812345678"}
+    tickets = [
+        {**loan, "id": "TPL-1", "region": "上海浦东"},
+        {**loan, "id": "TPL-2", "region": "北京朝阳", "amount": 6000000},
+        {**loan, "id": "TPL-3", "region": "深圳南山", "amount": 20000},
+        {"kind": "expense", "id": "TPL-4", "expense_type": "差旅费", "amount": 4999.99}
+        | {"applicant_rank": "部门经理", "applicant": "赵敏"},
+        {"kind": "complaint", "id": "TPL-5", "owner": "李娜", "channel": "电话"},
+    ]
+    return [
+        {"event_id": f"tpl-{i}", "type": "ticket.created", "occurred_at": OCCURRED, "ticket": ticket}
+        for i, ticket in enumerate(tickets, start=1)
+    ]
+
+
+def seed(url: str, templates: list[tuple[str, str, str, str]], count: int, first_seq: int) -> float:
+    """`count` decisions made of `templates` (decision id, event id, ticket id, record), in SQL."""
+    started = time.perf_counter()
+    kinds = len(templates)
+    tickets = max(1, count // PER_TICKET)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE tpl (n int, decision_id text, event_id text, ticket_id text, record text)"
+        )
+        conn.execute("CREATE TEMP TABLE tpl_terms (n int, term text)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO tpl VALUES (%s, %s, %s, %s, %s)", [(n, *t) for n, t in enumerate(templates)]
+            )
+            cur.executemany(
+                "INSERT INTO tpl_terms VALUES (%s, %s)",
+                [(n, term) for n, t in enumerate(templates) for term in decision_terms(json.loads(t[3]))],
+            )
+        # ticket k's decisions are k, k + tickets, ... : spread over the whole period, like real tickets
+        conn.execute(
+            "CREATE TEMP TABLE gen AS SELECT i, (i %% %s) AS t, 'BT-' || (i %% %s) AS ticket_id,"
+            " md5('bench' || i)::uuid::text AS decision_id, 'bench-' || i AS event_id,"
+            " %s::timestamptz + i * %s * interval '1 second' AS decided_at, %s + i AS chain_seq"
+            " FROM generate_series(1, %s) i",
+            (kinds, tickets, START, STEP_SECONDS, first_seq, count),
+        )
+        conn.execute(
+            "INSERT INTO decisions (decision_id, event_id, ticket_id, decided_at, record, input_salt,"
+            " input_digest, chain_seq, chain_hash)"
+            " SELECT g.decision_id, g.event_id, g.ticket_id, g.decided_at,"
+            " replace(replace(replace(p.record, p.decision_id, g.decision_id),"
+            " '\"' || p.event_id || '\"', '\"' || g.event_id || '\"'), p.ticket_id, g.ticket_id),"
+            " 'bench', md5(g.event_id), g.chain_seq, md5(g.decision_id) || md5(g.event_id)"
+            " FROM gen g JOIN tpl p ON p.n = g.t"
+        )
+        conn.execute(
+            "INSERT INTO decision_terms (term, decided_at, chain_seq, decision_id)"
+            " SELECT tt.term, g.decided_at, g.chain_seq, g.decision_id FROM gen g JOIN tpl_terms tt ON tt.n = g.t"
+        )
+        conn.execute("ANALYZE decisions")
+        conn.execute("ANALYZE decision_terms")
+    return time.perf_counter() - started
+
+
+def timed(fetch: Callable[[], Any], rounds: int) -> tuple[float, float, Any]:
+    times, last = [], None
+    for _ in range(rounds):
+        started = time.perf_counter()
+        last = fetch()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], last
+
+
+def server_ms(url: str, query: DecisionQuery, indexes: bool) -> float:
+    """The statement's execution time on the server (EXPLAIN ANALYZE), with or without index scans."""
+    compiled = search_statement(query).compile(
+        dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
+        compile_kwargs={"literal_binds": True},
+    )
+    with psycopg.connect(url) as conn:
+        if not indexes:
+            conn.execute("SET enable_indexscan = off")
+            conn.execute("SET enable_bitmapscan = off")
+            conn.execute("SET enable_indexonlyscan = off")
+        plan = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}").fetchone()
+    assert plan is not None
+    return float(plan[0][0]["Execution Time"])
+
+
+def run(args: argparse.Namespace) -> None:
+    name = f"bench_decisions_{secrets.token_hex(4)}"
+    with psycopg.connect(args.admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
+    settings = Settings(database_url=url, rulesets=REPO / "rulesets", worker_in_serve=False)
+    app = create_app(settings)
+    rng = random.Random(17)
+    try:
+        with TestClient(app) as client:
+            keys = app.state.runtime.service.keys
+            ingest = create_api_key(keys, frozenset({Role.INGEST}), SystemClock())[1]
+            auditor = {
+                "Authorization": f"Bearer {create_api_key(keys, frozenset({Role.AUDITOR}), SystemClock())[1]}"
+            }
+            for body in real_events():
+                response = client.post("/v1/events", json=body, headers={"Authorization": f"Bearer {ingest}"})
+                assert response.status_code == 200, response.text
+            with psycopg.connect(url) as conn:
+                templates = [
+                    (r[0], r[1], r[2], r[3])
+                    for r in conn.execute(
+                        "SELECT decision_id, event_id, ticket_id, record FROM decisions ORDER BY chain_seq"
+                    )
+                ]
+                head = conn.execute("SELECT seq FROM audit_head").fetchone()
+            assert head is not None
+            seconds = seed(url, templates, args.decisions, int(head[0]) + 1000)
+            with psycopg.connect(url) as conn:
+                size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()
+                terms = conn.execute("SELECT count(*) FROM decision_terms").fetchone()
+            print(
+                f"seeded {args.decisions:,} decisions ({terms[0] if terms else '?':,} search terms) in {seconds:.1f} s;"
+                f" database {size[0] if size else '?'}"
+            )
+            tickets = max(1, args.decisions // PER_TICKET)
+            span = args.decisions * STEP_SECONDS
+
+            def some_ticket() -> str:
+                return f"BT-{rng.randrange(tickets)}"
+
+            def some_hour() -> dict[str, str]:
+                at = START + timedelta(seconds=rng.randrange(span - 3600))
+                return {"from": at.isoformat(), "to": (at + timedelta(hours=1)).isoformat()}
+
+            row = next(t for t in decision_terms(json.loads(templates[1][3])) if "#" in t)[2:]
+            cases: list[
+                tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], DecisionQuery]]
+            ] = [
+                (
+                    "ticket_id",
+                    lambda: {"ticket_id": some_ticket()},
+                    lambda p: DecisionQuery(ticket_id=p["ticket_id"]),
+                ),
+                (
+                    "event_id",
+                    lambda: {"event_id": f"bench-{rng.randrange(1, args.decisions)}"},
+                    lambda p: DecisionQuery(event_id=p["event_id"]),
+                ),
+                (
+                    "rule=loan-routing",
+                    lambda: {"rule": "loan-routing"},
+                    lambda p: DecisionQuery(rule=p["rule"]),
+                ),
+                (f"rule={row}", lambda: {"rule": row}, lambda p: DecisionQuery(rule=p["rule"])),
+                (
+                    "action_type=assign",
+                    lambda: {"action_type": "assign"},
+                    lambda p: DecisionQuery(action_type="assign"),
+                ),
+                (
+                    "from/to (1 h)",
+                    some_hour,
+                    lambda p: DecisionQuery(
+                        from_=datetime.fromisoformat(p["from"]), to=datetime.fromisoformat(p["to"])
+                    ),
+                ),
+                (
+                    "ticket_id + rule",
+                    lambda: {"ticket_id": some_ticket(), "rule": "loan-routing"},
+                    lambda p: DecisionQuery(ticket_id=p["ticket_id"], rule=p["rule"]),
+                ),
+                (
+                    "rule + action_type + 1 h",
+                    lambda: {"rule": "loan-routing", "action_type": "assign"} | some_hour(),
+                    lambda p: DecisionQuery(
+                        rule=p["rule"],
+                        action_type=p["action_type"],
+                        from_=datetime.fromisoformat(p["from"]),
+                        to=datetime.fromisoformat(p["to"]),
+                    ),
+                ),
+            ]
+            print(
+                f"\nGET /v1/decisions (auditor, limit {args.limit}), {args.rounds} requests each, in-process ms:"
+            )
+            print(
+                f"{'filter':34} {'median':>8} {'p95':>8} {'records':>8}   server SQL ms: indexed / no index (ratio)"
+            )
+            worst = 0.0
+            for label, params_of, query_of in cases:
+                params = [params_of() for _ in range(args.rounds + 1)]
+                feed = iter(params)
+                client.get(
+                    "/v1/decisions", params={**next(feed), "limit": args.limit}, headers=auditor
+                )  # warm-up
+
+                def fetch(feed: Any = feed) -> Any:
+                    response = client.get(
+                        "/v1/decisions", params={**next(feed), "limit": args.limit}, headers=auditor
+                    )
+                    assert response.status_code == 200, response.text
+                    return response.json()
+
+                median, p95, last = timed(fetch, args.rounds)
+                query = query_of(params[-1])
+                query = replace(query, limit=args.limit + 1)
+                indexed = server_ms(url, query, True)
+                scan = server_ms(url, query, False) if args.baseline else float("nan")
+                print(
+                    f"{label:34} {median:8.1f} {p95:8.1f} {len(last['records']):8}"
+                    f"   {indexed:8.2f} / {scan:9.1f} ({scan / indexed:,.0f}×)"
+                )
+                if label == "ticket_id":
+                    worst = p95
+            page = client.get(
+                "/v1/decisions", params={"rule": "loan-routing", "limit": args.limit}, headers=auditor
+            )
+            after = page.json()["next_after"]
+            median, p95, _ = timed(
+                lambda: client.get(
+                    "/v1/decisions",
+                    params={"rule": "loan-routing", "limit": args.limit, "after": after},
+                    headers=auditor,
+                ),
+                args.rounds,
+            )
+            assert Cursor.decode(after)
+            print(f"{'rule=loan-routing, page 2 (after)':34} {median:8.1f} {p95:8.1f}")
+            verdict = "met" if worst <= 50 else "NOT met"
+            print(
+                f"\nsearch by ticket id: p95 {worst:.1f} ms in process (target ≤ 50 ms server time): {verdict}"
+            )
+            if args.keep:
+                print(f"kept database: {url}")
+    finally:
+        app.state.lifecycle.close()
+        if not args.keep:
+            with psycopg.connect(args.admin_url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--decisions", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the full scans")
+    parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
