@@ -106,6 +106,10 @@ class DecisionStore(Protocol):
 
     def get_clear_input(self, decision_id: str) -> str | None: ...
 
+    def term_counts(self, terms: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:
+        """How many decisions in [start, end) carry each of `terms` (those with none left out)."""
+        ...
+
     def search_decisions(self, query: DecisionQuery) -> list[StoredDecision]:
         """Newest first (decided_at, chain_seq descending), at most `query.limit`."""
         ...

@@ -38,7 +38,7 @@ from rulesvc.audit.checkpoints import Checkpoint, CheckpointError, CheckpointKee
 from rulesvc.audit.evidence import EvidenceReader, check_feed, verify_rows
 from rulesvc.decisions.ports import DecisionStore, KeyStore, NewDecision, StoredDecision
 from rulesvc.decisions.record import decision_payload, new_decision, record_json
-from rulesvc.decisions.search import Cursor, DecisionQuery
+from rulesvc.decisions.search import RULE_TERM, Cursor, DecisionQuery
 from rulesvc.decisions.ticket_work import EventTicketWork, touches_timers
 from rulesvc.delivery.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.entropy import uuid4
@@ -375,6 +375,28 @@ class DecisionService:
         return {
             "records": [self._shown(stored, principal) for stored in page],
             "next_after": Cursor(page[-1].decided_at, page[-1].chain_seq).encode() if more else None,
+        }
+
+    def rule_hits(self, start: datetime, end: datetime, ruleset: str | None = None) -> dict[str, Any]:
+        """Decisions in [start, end) that fired each rule and table row of the rulesets in force (those
+        never fired included, with 0), newest versions' rules only; `never_fired` lists them."""
+        refs_of = getattr(self.book, "all_refs", None)
+        refs: list[str] = list(refs_of()) if callable(refs_of) else []
+        if ruleset:
+            refs = [ref for ref in refs if ref.split("/", 1)[0] == ruleset]
+        counts = self.store.term_counts([RULE_TERM + ref for ref in refs], start, end)
+        groups = []
+        for ref in refs:
+            name, rule = ref.split("/", 1)
+            hits = counts.get(RULE_TERM + ref, 0)
+            groups.append({"key": {"ruleset": name, "rule": rule}, "hits": hits, "fired": hits > 0})
+        return {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "ruleset": ruleset or "",
+            "timezone": "Asia/Shanghai",
+            "groups": groups,
+            "never_fired": [ref for ref in refs if not counts.get(RULE_TERM + ref)],
         }
 
     def _shown(self, stored: StoredDecision, principal: Principal) -> dict[str, Any]:

@@ -7,9 +7,11 @@ primary-key probes into `decision_terms`; the page is a row comparison on (decid
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, literal, select, tuple_
+from sqlalchemy import Select, and_, exists, func, literal, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from rulesvc.decisions.ports import StoredDecision
@@ -51,6 +53,22 @@ def search_statement(query: DecisionQuery) -> Select[Any]:
             < tuple_(literal(query.after.decided_at, UTCDateTime()), literal(query.after.chain_seq))
         )
     return statement.order_by(key_at.desc(), key_seq.desc()).limit(query.limit)
+
+
+def term_counts(session: Session, terms: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for offset in range(0, len(terms), 500):
+        rows = session.execute(
+            select(DecisionTermRow.term, func.count())
+            .where(
+                DecisionTermRow.term.in_(terms[offset : offset + 500]),
+                DecisionTermRow.decided_at >= literal(start, UTCDateTime()),
+                DecisionTermRow.decided_at < literal(end, UTCDateTime()),
+            )
+            .group_by(DecisionTermRow.term)
+        ).all()
+        counts.update({term: int(count) for term, count in rows})
+    return counts
 
 
 def search_decisions(session: Session, query: DecisionQuery) -> list[StoredDecision]:

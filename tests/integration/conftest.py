@@ -44,6 +44,7 @@ PG_USER = os.environ.get("RULESVC_TEST_PG_USER", "postgres")
 REDIS_URL = os.environ.get("RULESVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TABLES = (
     "decision_inputs",
+    "decision_terms",
     "actions",
     "decisions",
     "audit_log",

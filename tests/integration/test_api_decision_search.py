@@ -3,6 +3,8 @@ masked as the detail is; bad parameters are 422 with a code. On SQLite and Postg
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -141,3 +143,32 @@ def test_bad_parameters_are_422_with_a_code(client: TestClient, keys: dict[str, 
         assert body["code"] == code, (params, body)
         assert body["message"] and body["details"], body
     assert client.get("/v1/decisions", headers=auth(keys["ingest"])).status_code == 403
+
+
+def test_rule_hit_counts_include_rules_never_fired(client: TestClient, keys: dict[str, str]) -> None:
+    decided = seed(client, keys)
+    window = {"from": "2000-01-01T00:00:00+08:00", "to": "2100-01-01T00:00:00+08:00"}
+    response = client.get("/v1/reports/rules", params=window, headers=auth(keys["auditor"]))
+    assert response.status_code == 200, response.text
+    report = response.json()
+    hits = {f"{g['key']['ruleset']}/{g['key']['rule']}": g["hits"] for g in report["groups"]}
+    for fired in decided[2]["fired"]:
+        assert hits[f"{fired['ruleset']}/{fired['rule']}"] >= 1
+    assert report["never_fired"] and all(hits[ref] == 0 for ref in report["never_fired"])
+    assert sum(hits.values()) == sum(len(d["fired"]) for d in decided)
+    only = client.get(
+        "/v1/reports/rules", params={**window, "ruleset": "loan-routing"}, headers=auth(keys["auditor"])
+    )
+    assert {g["key"]["ruleset"] for g in only.json()["groups"]} == {"loan-routing"}
+    as_csv = client.get(
+        "/v1/reports/rules", params={**window, "format": "csv"}, headers=auth(keys["auditor"])
+    )
+    rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    assert rows[0] == ["规则集 (ruleset)", "规则 (rule)", "命中次数 (hits)", "已命中 (fired)"]
+    assert len(rows) == len(report["groups"]) + 1
+    empty = client.get(
+        "/v1/reports/rules",
+        params={"from": window["to"], "to": window["from"]},
+        headers=auth(keys["auditor"]),
+    )
+    assert empty.status_code == 422 and empty.json()["code"] == "invalid_report"
