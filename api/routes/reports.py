@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -16,7 +17,8 @@ from api.routes.common import errors
 from api.timer_schemas import SlaQuery, SlaReportOut
 from api.timers import timers_runtime
 from rulesvc.apikeys import Permission, Principal
-from rulesvc.sla.reports import GROUP_KEYS, InvalidReportError, parse_group_by, sla_report
+from rulesvc.decisions import ticket_reports
+from rulesvc.sla.reports import GROUP_KEYS, MAX_RANGE, InvalidReportError, parse_group_by, sla_report
 
 router = APIRouter(tags=["reports"])
 
@@ -82,3 +84,70 @@ async def rule_hits(
     service = request.app.state.runtime.service
     report = await run_in_threadpool(service.rule_hits, query.from_, query.to, query.ruleset)
     return report_response(report, query.format, "rule-hits", "规则命中") or JSONBytes(report)
+
+
+class TicketReportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: AwareDatetime = Field(alias="from", description="区间起点（含），带时区偏移")
+    to: AwareDatetime = Field(description="区间终点（不含），带时区偏移")
+    tz: str = Field("Asia/Shanghai", max_length=64, description="按日/周/月分组所用的时区")
+    period: Literal["day", "week", "month"] = Field("day", description="周期（approvals、tickets）")
+    kind: str | None = Field(None, min_length=1, max_length=100, description="只看这种工单")
+    field: str | None = Field(None, min_length=1, max_length=200, description="tickets：按哪个工单字段分布")
+    group: str | None = Field(None, min_length=1, max_length=200, description="workload：只看这个组")
+    format: Literal["json", "csv", "xlsx"] = Field("json", description="json、csv（UTF-8 带 BOM）或 xlsx")
+
+
+TICKET_REPORTS = {
+    "approvals": "自动审批率",
+    "tickets": "工单分布",
+    "workload": "工作量",
+    "stages": "阶段耗时",
+}
+
+
+@router.get(
+    "/v1/reports/{report}",
+    summary="工单报表：自动审批率与金额、按字段分布、组与处理人工作量、各阶段耗时",
+    description=(
+        "基于区间 [from, to) 内决策的工单事件（脱敏记录，按事件时间）。`approvals`：按工单类型与周期的工单数、"
+        "自动审批数、自动审批率与金额；`tickets`：按周期与字段 `field` 取值的工单数；`workload`：按分派组"
+        "（最后一次 assign）与处理人（owner）的工单数与平均处理时长；`stages`：各阶段（stage）停留时长的"
+        "次数、平均值与 P90（秒）。`format=csv|xlsx` 以文件下载。"
+    ),
+    responses={**errors(401, 403, 422), **FILE_RESPONSES},
+)
+async def ticket_report(
+    request: Request,
+    report: Literal["approvals", "tickets", "workload", "stages"],
+    query: Annotated[TicketReportQuery, Query()],
+    _principal: Principal = Depends(require(Permission.REPORTS_READ)),
+) -> Response:
+    if query.to <= query.from_:
+        raise InvalidReportError("to 必须晚于 from", "to")
+    if query.to - query.from_ > MAX_RANGE:
+        raise InvalidReportError("报表区间最长 10 年", "to")
+    try:
+        ZoneInfo(query.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidReportError(f"tz: 未知时区 {query.tz!r}", "tz") from None
+    if report == "tickets" and not query.field:
+        raise InvalidReportError("tickets 报表须给出 field（工单字段）", "field")
+    service = request.app.state.runtime.service
+    start, end = query.from_, query.to
+
+    def build() -> dict[str, Any]:
+        records = service.ticket_records(start, end)
+        if report == "approvals":
+            return ticket_reports.approvals(records, start, end, query.tz, query.period, query.kind)
+        if report == "tickets":
+            return ticket_reports.distribution(
+                records, start, end, query.tz, query.period, query.field or "", query.kind
+            )
+        if report == "workload":
+            return ticket_reports.workload(records, start, end, query.tz, query.group)
+        return ticket_reports.stages(records, start, end, query.tz, query.kind)
+
+    body = await run_in_threadpool(build)
+    return report_response(body, query.format, report, TICKET_REPORTS[report]) or JSONBytes(body)

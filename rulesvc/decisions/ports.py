@@ -110,6 +110,10 @@ class DecisionStore(Protocol):
         """How many decisions in [start, end) carry each of `terms` (those with none left out)."""
         ...
 
+    def decision_records(self, start: datetime, end: datetime) -> Iterator[str]:
+        """The stored (masked) records of the decisions made in [start, end), oldest first, in batches."""
+        ...
+
     def search_decisions(self, query: DecisionQuery) -> list[StoredDecision]:
         """Newest first (decided_at, chain_seq descending), at most `query.limit`."""
         ...

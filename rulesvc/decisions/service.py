@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -398,6 +398,12 @@ class DecisionService:
             "groups": groups,
             "never_fired": [ref for ref in refs if not counts.get(RULE_TERM + ref)],
         }
+
+    def ticket_records(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+        """The stored (masked) records of the decisions made in [start, end), oldest first (for reports)."""
+        for text in self.store.decision_records(start, end):
+            record: dict[str, Any] = exactjson.loads(text)
+            yield record
 
     def _shown(self, stored: StoredDecision, principal: Principal) -> dict[str, Any]:
         decision_id = stored.decision_id

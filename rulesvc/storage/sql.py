@@ -25,7 +25,7 @@ from rulesvc.decisions.ports import (
 from rulesvc.decisions.search import DecisionQuery
 from rulesvc.people.model import ApiKeyRecord
 from rulesvc.storage.bulk import Statements
-from rulesvc.storage.decision_search import search_decisions, term_counts
+from rulesvc.storage.decision_search import decision_records, search_decisions, term_counts
 from rulesvc.storage.decision_writes import (
     chain,
     chain_entry,
@@ -80,6 +80,10 @@ class SqlStore:
         with self._read() as session:
             row = session.get(DecisionRow, decision_id)
             return stored_decision(row) if row else None
+
+    def decision_records(self, start: datetime, end: datetime) -> Iterator[str]:
+        with self._read() as session:
+            yield from decision_records(session, start, end, _BATCH)
 
     def term_counts(self, terms: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:
         with self._read() as session:

@@ -7,6 +7,7 @@ import csv
 import io
 from typing import Any
 
+import openpyxl
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -40,7 +41,11 @@ def seed(client: TestClient, keys: dict[str, str]) -> list[dict[str, Any]]:
         post(
             client,
             keys,
-            {**event("loan-1b", "loan", id="L-loan-1", stage="复审"), "type": "ticket.updated"},
+            {
+                **event("loan-1b", "loan", id="L-loan-1", stage="复审"),
+                "type": "ticket.updated",
+                "occurred_at": "2026-09-30T12:00:00+08:00",
+            },
         ),
     ]
 
@@ -172,3 +177,47 @@ def test_rule_hit_counts_include_rules_never_fired(client: TestClient, keys: dic
         headers=auth(keys["auditor"]),
     )
     assert empty.status_code == 422 and empty.json()["code"] == "invalid_report"
+
+
+def test_ticket_reports_and_their_files(client: TestClient, keys: dict[str, str]) -> None:
+    seed(client, keys)
+    window = {"from": "2020-01-01T00:00:00+08:00", "to": "2029-01-01T00:00:00+08:00"}
+
+    def report(name: str, **params: Any) -> dict[str, Any]:
+        response = client.get(
+            f"/v1/reports/{name}", params={**window, **params}, headers=auth(keys["auditor"])
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    approvals = {g["key"]["kind"]: g for g in report("approvals", period="month")["groups"]}
+    assert approvals["expense"]["key"]["month"] == "2026-09"
+    assert (approvals["expense"]["tickets"], approvals["expense"]["auto_approved"]) == (1, 1)
+    assert (
+        approvals["expense"]["auto_approval_rate"] == 1.0 and approvals["expense"]["auto_amount"] == 4999.99
+    )
+    assert (approvals["loan"]["tickets"], approvals["loan"]["auto_approved"]) == (2, 0)
+    assert approvals["loan"]["amount"] == 6800000
+    spread = report("tickets", field="stage", kind="loan")["groups"]
+    assert [(g["key"]["value"], g["tickets"]) for g in spread] == [("初审", 2), ("复审", 1)]
+    stages = {g["key"]["stage"]: g for g in report("stages", kind="loan")["groups"]}
+    assert (stages["初审"]["count"], stages["初审"]["avg_seconds"], stages["初审"]["p90_seconds"]) == (
+        1,
+        7200.0,
+        7200.0,
+    )
+    assert stages["初审"]["open"] == 1 and stages["复审"]["open"] == 1
+    work = report("workload")["groups"]
+    assert sum(g["tickets"] for g in work) == 3
+    loan_one = [g for g in work if g["key"]["assignee"] == "王经理" and g["avg_handling_seconds"] > 0]
+    assert loan_one and loan_one[0]["key"]["group"]
+    for name in ("approvals", "workload", "stages"):
+        as_xlsx = client.get(
+            f"/v1/reports/{name}", params={**window, "format": "xlsx"}, headers=auth(keys["auditor"])
+        )
+        sheet = openpyxl.load_workbook(io.BytesIO(as_xlsx.content)).worksheets[0]
+        assert sheet.max_row == len(report(name)["groups"]) + 1
+    bad = client.get("/v1/reports/tickets", params=window, headers=auth(keys["auditor"]))
+    assert bad.status_code == 422 and bad.json()["details"][0]["path"] == "field"
+    assert client.get("/v1/reports/nope", params=window, headers=auth(keys["auditor"])).status_code == 422

@@ -1,0 +1,213 @@
+"""Reports over the decided ticket events of a period (the stored, masked records): auto-approval rate and
+amounts, distribution of tickets by a field over time, workload by group and assignee, time per stage.
+
+Each answers `{"from", "to", "timezone", ..., "groups": [{"key": {...}, <figures>}]}` like the SLA report,
+so the same file renderer serves them. A ticket counts once per bucket; times are event times
+(`occurred_at`); periods are days, ISO weeks or months in the report's time zone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+AUTO_APPROVE = "auto_approve"
+ASSIGN = "assign"
+PERIODS = ("day", "week", "month")
+
+
+def _when(record: Mapping[str, Any]) -> datetime | None:
+    event = record.get("event") or {}
+    for text in (event.get("occurred_at"), record.get("decided_at")):
+        try:
+            instant = datetime.fromisoformat(str(text))
+        except ValueError:
+            continue
+        if instant.tzinfo is not None:
+            return instant
+    return None
+
+
+def _period(instant: datetime, period: str, zone: ZoneInfo) -> str:
+    local = instant.astimezone(zone)
+    if period == "day":
+        return local.date().isoformat()
+    if period == "week":
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{local.year}-{local.month:02d}"
+
+
+def _ticket(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    ticket = (record.get("event") or {}).get("ticket")
+    return ticket if isinstance(ticket, Mapping) else {}
+
+
+def _amount(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None and not isinstance(value, bool) else None
+    except InvalidOperation:
+        return None
+
+
+def _head(start: datetime, end: datetime, tz: str, **more: Any) -> dict[str, Any]:
+    return {"from": start.isoformat(), "to": end.isoformat(), "timezone": tz, **more}
+
+
+def _number(value: Decimal) -> float | int:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def approvals(
+    records: Iterable[Mapping[str, Any]],
+    start: datetime,
+    end: datetime,
+    tz: str,
+    period: str,
+    kind: str | None,
+) -> dict[str, Any]:
+    """Per kind and period: tickets decided, auto-approved ones, the rate, their amounts (last seen)."""
+    zone = ZoneInfo(tz)
+    seen: dict[tuple[str, str], dict[str, tuple[bool, Decimal | None]]] = defaultdict(dict)
+    for record in records:
+        ticket, when = _ticket(record), _when(record)
+        if when is None or (kind and ticket.get("kind") != kind):
+            continue
+        key = (str(ticket.get("kind", "")), _period(when, period, zone))
+        auto = any(a.get("type") == AUTO_APPROVE for a in record.get("actions") or ())
+        earlier = seen[key].get(str(record.get("ticket_id")), (False, None))
+        seen[key][str(record.get("ticket_id"))] = (
+            earlier[0] or auto,
+            _amount(ticket.get("amount")) or earlier[1],
+        )
+    groups = []
+    for (kind_of, bucket), tickets in sorted(seen.items()):
+        automatic = [amount for yes, amount in tickets.values() if yes]
+        amounts = [amount for _, amount in tickets.values() if amount is not None]
+        groups.append(
+            {
+                "key": {"kind": kind_of, period: bucket},
+                "tickets": len(tickets),
+                "auto_approved": len(automatic),
+                "auto_approval_rate": round(len(automatic) / len(tickets), 4),
+                "amount": _number(sum(amounts, Decimal(0))),
+                "auto_amount": _number(sum((a for a in automatic if a is not None), Decimal(0))),
+            }
+        )
+    return _head(start, end, tz, period=period, kind=kind or "", groups=groups)
+
+
+def distribution(
+    records: Iterable[Mapping[str, Any]],
+    start: datetime,
+    end: datetime,
+    tz: str,
+    period: str,
+    field: str,
+    kind: str | None,
+) -> dict[str, Any]:
+    """Tickets per period and value of `field` (a ticket field, e.g. complaint_type; dotted for nested)."""
+    zone = ZoneInfo(tz)
+    buckets: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for record in records:
+        ticket, when = _ticket(record), _when(record)
+        if when is None or (kind and ticket.get("kind") != kind):
+            continue
+        value: Any = ticket
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is None:
+            continue
+        buckets[(_period(when, period, zone), str(value))].add(str(record.get("ticket_id")))
+    groups = [
+        {"key": {period: bucket, "value": value}, "tickets": len(tickets)}
+        for (bucket, value), tickets in sorted(buckets.items())
+    ]
+    return _head(start, end, tz, period=period, field=field, kind=kind or "", groups=groups)
+
+
+def _p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)], 3)
+
+
+def _histories(
+    records: Iterable[Mapping[str, Any]], kind: str | None
+) -> dict[str, list[tuple[datetime, Mapping[str, Any], Mapping[str, Any]]]]:
+    histories: dict[str, list[tuple[datetime, Mapping[str, Any], Mapping[str, Any]]]] = defaultdict(list)
+    for record in records:
+        ticket, when = _ticket(record), _when(record)
+        if when is not None and not (kind and ticket.get("kind") != kind):
+            histories[str(record.get("ticket_id"))].append((when, ticket, record))
+    for events in histories.values():
+        events.sort(key=lambda item: item[0])
+    return histories
+
+
+def stages(
+    records: Iterable[Mapping[str, Any]], start: datetime, end: datetime, tz: str, kind: str | None
+) -> dict[str, Any]:
+    """Time spent in each stage (field `stage`): from the event that entered it to the event that left
+    it, per kind and stage: count, average and p90 in seconds. A stay not left within the period is open
+    and not counted (`open` counts them)."""
+    spans: dict[tuple[str, str], list[float]] = defaultdict(list)
+    still: dict[tuple[str, str], int] = defaultdict(int)
+    for events in _histories(records, kind).values():
+        current: tuple[str, datetime] | None = None
+        for when, ticket, _ in events:
+            stage = ticket.get("stage")
+            if stage is None:
+                continue
+            if current is None or current[0] != stage:
+                if current is not None:
+                    spans[(str(ticket.get("kind", "")), current[0])].append(
+                        (when - current[1]).total_seconds()
+                    )
+                current = (str(stage), when)
+        if current is not None:
+            still[(str(events[-1][1].get("kind", "")), current[0])] += 1
+    groups = [
+        {
+            "key": {"kind": kind_of, "stage": stage},
+            "count": len(spans.get((kind_of, stage), [])),
+            "avg_seconds": round(sum(values) / len(values), 3)
+            if (values := spans.get((kind_of, stage)))
+            else None,
+            "p90_seconds": _p90(values) if values else None,
+            "open": still.get((kind_of, stage), 0),
+        }
+        for kind_of, stage in sorted(set(spans) | set(still))
+    ]
+    return _head(start, end, tz, kind=kind or "", groups=groups)
+
+
+def workload(
+    records: Iterable[Mapping[str, Any]], start: datetime, end: datetime, tz: str, group: str | None
+) -> dict[str, Any]:
+    """Tickets per routing group (the last `assign`) and assignee (field `owner`), with the average time
+    from each ticket's first to its last event in the period."""
+    buckets: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for events in _histories(records, None).values():
+        routed = ""
+        for _, _, record in events:
+            for action in record.get("actions") or ():
+                if action.get("type") == ASSIGN and action.get("group"):
+                    routed = str(action["group"])
+        if group and routed != group:
+            continue
+        owner = str(events[-1][1].get("owner", ""))
+        buckets[(routed, owner)].append((events[-1][0] - events[0][0]).total_seconds())
+    groups = [
+        {
+            "key": {"group": routed, "assignee": owner},
+            "tickets": len(times),
+            "avg_handling_seconds": round(sum(times) / len(times), 3),
+        }
+        for (routed, owner), times in sorted(buckets.items())
+    ]
+    return _head(start, end, tz, group=group or "", groups=groups)
