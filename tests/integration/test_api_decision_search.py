@@ -221,3 +221,21 @@ def test_ticket_reports_and_their_files(client: TestClient, keys: dict[str, str]
     bad = client.get("/v1/reports/tickets", params=window, headers=auth(keys["auditor"]))
     assert bad.status_code == 422 and bad.json()["details"][0]["path"] == "field"
     assert client.get("/v1/reports/nope", params=window, headers=auth(keys["auditor"])).status_code == 422
+
+
+def test_console_search_and_why_pages(client: TestClient, keys: dict[str, str]) -> None:
+    decided = seed(client, keys)
+    page = client.get("/console/decisions", params={"ticket_id": "L-loan-1"}, headers=auth(keys["auditor"]))
+    assert page.status_code == 200, page.text
+    assert page.text.count('data-decision="') == 2 and decided[0]["decision_id"] in page.text
+    paged = client.get("/console/decisions", params={"rule": "loan-routing"}, headers=auth(keys["auditor"]))
+    assert paged.status_code == 200 and 'data-decision="' in paged.text
+    bad = client.get("/console/decisions", params={"from": "昨天"}, headers=auth(keys["auditor"]))
+    assert bad.status_code == 200 and "时间格式不对" in bad.text
+    why = client.get(f"/console/decisions/{decided[2]['decision_id']}", headers=auth(keys["auditor"]))
+    assert why.status_code == 200, why.text
+    assert 'id="masked"' in why.text and "138****5678" in why.text and "13812345678" not in why.text
+    assert "金额(ticket.amount)" in why.text and 'id="chain"' in why.text and "loan-routing v" in why.text
+    clear = client.get(f"/console/decisions/{decided[2]['decision_id']}", headers=auth(keys["compliance"]))
+    assert 'id="clear"' in clear.text and "13812345678" in clear.text
+    assert client.get("/console/decisions/nope", headers=auth(keys["auditor"])).status_code == 404
