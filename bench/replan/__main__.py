@@ -34,7 +34,11 @@ from rulesvc.decisions.service import create_api_key
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import VirtualClock
 from rulesvc.storage import make_engine
+from rulesvc.storage.bulk import Statements
+from rulesvc.storage.decision_writes import chain, chain_head, lock_chain_head, write_entries
+from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED, SEALED_TIMER_COLUMNS, state_digest
 from rulesvc.storage.timer_store import SqlTimerStore
+from rulesvc.storage.timer_tables import TicketRow
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime.fromisoformat("2027-02-19T17:00:00+08:00")
@@ -62,19 +66,56 @@ def seed(url: str, count: int) -> float:
             " FROM generate_series(1, %s) i",
             (count,),
         )
+    seal(url)
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ANALYZE tickets")
         conn.execute("ANALYZE timers")
+        conn.execute("ANALYZE audit_log")
     return time.perf_counter() - started
+
+
+def seal(url: str) -> None:
+    """Seal every seeded ticket's state into the chain, one `tickets_sealed` entry per ticket (as a ticket's
+    own decision entry seals it in service), so that the re-plan checks each seal as it would in service."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            sql = Statements(conn)
+            columns = ", ".join(SEALED_TIMER_COLUMNS)
+            timers = {
+                row[0]: dict(zip(SEALED_TIMER_COLUMNS, row[1:], strict=True))
+                for row in conn.exec_driver_sql(f"SELECT ticket_id, {columns} FROM timers")
+            }
+            tickets = conn.exec_driver_sql(
+                "SELECT ticket_id, kind, group_name, snapshot, timeline FROM tickets ORDER BY ticket_id"
+            ).all()
+            at = NOW.isoformat()
+            notes = [
+                (at, KIND_TICKETS_SEALED, "", {"tickets": {t[0]: state_digest(*t, [timers[t[0]]])}})
+                for t in tickets
+            ]
+            with sql.round():
+                head = lock_chain_head(sql)
+            entries = chain(chain_head(head), notes)
+            with sql.round():
+                write_entries(sql, entries)
+                sql.update(
+                    TicketRow.__table__,  # type: ignore[arg-type]
+                    ["ticket_id"],
+                    [{"seal_seq": e.seq, "ticket_id": t[0]} for t, e in zip(tickets, entries, strict=True)],
+                )
+    finally:
+        engine.dispose()
 
 
 def publish(app: Any, clock: VirtualClock) -> None:
     """v2 of `cn` through the lifecycle, its re-plan left to this bench (timed below)."""
     calendars = app.state.lifecycle.calendars
     calendars.on_published = None
-    draft = calendars.create_draft("editor (bench)", "cn", SATURDAY, "2027 春节调休")
-    calendars.submit("editor (bench)", "cn", draft.draft_id)
-    calendars.approve("approver (bench)", "cn", draft.draft_id)
-    calendars.publish("approver (bench)", "cn", draft.draft_id, clock.now())
+    draft = calendars.create_draft("editor (bench-editor)", "cn", SATURDAY, "2027 春节调休")
+    calendars.submit("editor (bench-editor)", "cn", draft.draft_id)
+    calendars.approve("approver (bench-approver)", "cn", draft.draft_id)
+    calendars.publish("approver (bench-approver)", "cn", draft.draft_id, clock.now())
 
 
 class Poster(threading.Thread):
