@@ -8,7 +8,10 @@ makes Saturday 2027-02-20 a make-up working day (every deadline moves from Monda
 2. the re-plan as the service does it (claims of `--batch` tickets, `SKIP LOCKED`, one transaction each) on
    the remaining tickets, with the ratio to the baseline;
 3. `POST /v1/events` while it runs: a client posting loan events back to back on other tickets; the longest
-   answer and p99, against the same client with no re-plan running.
+   answer and p99, against the same client with no re-plan running;
+4. the database's share alone: the rows the re-plan wrote (decisions, inputs, feed actions, chain entries,
+   timer and ticket updates) written again by PostgreSQL from themselves, one set-based statement per
+   table, no Python and no round trip per row: a lower bound for any re-plan storing the same rows.
 
 A fresh database `bench_replan_<hex>` is created on the server of `--admin-url` and dropped at the end.
 """
@@ -91,8 +94,13 @@ def seal(url: str) -> None:
             ).all()
             at = NOW.isoformat()
             notes = [
-                (at, KIND_TICKETS_SEALED, "", {"tickets": {t[0]: state_digest(*t, [timers[t[0]]])}})
-                for t in tickets
+                (
+                    at,
+                    KIND_TICKETS_SEALED,
+                    "",
+                    {"tickets": {tid: state_digest(tid, kind, group, snap, line, [timers[tid]])}},
+                )
+                for tid, kind, group, snap, line in tickets
             ]
             with sql.round():
                 head = lock_chain_head(sql)
@@ -106,6 +114,54 @@ def seal(url: str) -> None:
                 )
     finally:
         engine.dispose()
+
+
+# The rows the re-plan wrote, written again by the server alone (copies under new keys, same sizes and
+# indexes; timers and tickets updated in place to the same values), in one transaction rolled back.
+FLOOR = (
+    (
+        "decisions",
+        "INSERT INTO decisions SELECT 'f' || left(decision_id, 35), 'floor:' || event_id, ticket_id, decided_at,"
+        " record, input_salt, input_digest, chain_seq + 100000000, chain_hash FROM decisions"
+        " WHERE event_id LIKE 'replan:%'",
+    ),
+    (
+        "decision_inputs",
+        "INSERT INTO decision_inputs SELECT 'f' || left(i.decision_id, 35), i.event, i.occurred_at"
+        " FROM decision_inputs i JOIN decisions d USING (decision_id) WHERE d.event_id LIKE 'replan:%'",
+    ),
+    (
+        "actions",
+        "INSERT INTO actions (at, ticket_id, decision_id, action) SELECT at, ticket_id,"
+        " 'f' || left(decision_id, 35), action FROM actions WHERE action LIKE '%reschedule_timer%'",
+    ),
+    (
+        "audit_log",
+        "INSERT INTO audit_log SELECT seq + 100000000, at, kind, subject, payload, prev_hash, hash"
+        " FROM audit_log WHERE seq IN (SELECT chain_seq FROM decisions WHERE event_id LIKE 'replan:%')",
+    ),
+    (
+        "timers",
+        "UPDATE timers SET due_at = due_at, next_fire_at = next_fire_at, calendar_version = calendar_version,"
+        " updated_at = now() WHERE calendar = 'cn'",
+    ),
+    ("tickets", "UPDATE tickets SET timeline = timeline, seal_seq = seal_seq WHERE ticket_id LIKE 'R-%'"),
+)
+
+
+def floor(url: str) -> str:
+    """The time PostgreSQL alone takes to write the re-plan's rows again (`FLOOR`)."""
+    parts = []
+    total = 0.0
+    with psycopg.connect(url) as conn:
+        for table, statement in FLOOR:
+            started = time.perf_counter()
+            count = conn.execute(statement).rowcount
+            spent = time.perf_counter() - started
+            total += spent
+            parts.append(f"{table} {count:,} rows {spent:.1f} s")
+        conn.rollback()
+    return f"{total:.1f} s ({'; '.join(parts)})"
 
 
 def publish(app: Any, clock: VirtualClock) -> None:
@@ -223,6 +279,7 @@ def run(args: argparse.Namespace) -> None:
             print(
                 f"left on v1: {stale[0] if stale else '?'}; reschedule_timer actions in the feed: {actions[0] if actions else '?'}"
             )
+            print(f"the database alone writing the same rows: {floor(url)}")
     finally:
         engine.dispose()
         app.state.lifecycle.close()
@@ -235,9 +292,7 @@ def main() -> None:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--timers", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument(
-        "--lanes", type=int, default=2, help="concurrent claim loops (the service uses 2 on PostgreSQL)"
-    )
+    parser.add_argument("--lanes", type=int, default=1, help="concurrent claim loops (the service uses 1)")
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     run(parser.parse_args())
 
