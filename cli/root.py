@@ -15,10 +15,11 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from cli import authoring, calendars, datakeys, dmn, ops, people, rulesets
+    from cli import authoring, backup, calendars, datakeys, dmn, ops, people, rulesets
 
     authoring.register(app)
     ops.register(app)
+    backup.register(app)
     people.register(app)
     rulesets.register(app)
     calendars.register(app)
