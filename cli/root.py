@@ -15,7 +15,7 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from cli import authoring, backup, calendars, datakeys, dmn, ops, people, rulesets
+    from cli import authoring, backup, calendars, datakeys, dmn, ops, people, rulesets, tables
 
     authoring.register(app)
     ops.register(app)
@@ -25,4 +25,5 @@ def main() -> None:
     calendars.register(app)
     datakeys.register(app)
     dmn.register(app)
+    tables.register(app)
     app()

@@ -1,0 +1,26 @@
+"""Spreadsheets for people who keep rules in Excel: decision tables as XLSX or CSV sheets and back.
+
+`rulesvc.sheets.tables`: export one table of a ruleset to a sheet, import a sheet back into the ruleset's
+YAML text (a new draft text: nothing here publishes), with every error positioned by cell
+(`file.xlsx!Sheet!C7`).
+"""
+
+from __future__ import annotations
+
+from rulesvc.sheets.cells import CellLocation
+from rulesvc.sheets.tables import (
+    export_table_csv,
+    export_table_xlsx,
+    import_table,
+    table_ids,
+    table_shape,
+)
+
+__all__ = [
+    "CellLocation",
+    "export_table_csv",
+    "export_table_xlsx",
+    "import_table",
+    "table_ids",
+    "table_shape",
+]

@@ -1,0 +1,196 @@
+"""Decision tables ↔ XLSX/CSV: round trips for every shipped table, errors positioned by cell, the CLI."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
+import cli
+from cli import tables as cli_tables
+from rulesvc.lang.loader import RulesFolder, load_folder, load_ruleset
+from rulesvc.lang.model import Ruleset
+from rulesvc.sheets import export_table_csv, export_table_xlsx, import_table, table_shape
+
+RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
+
+OUTPUTS_TABLE = """\
+ruleset: loan-risk
+kind: loan
+tables:
+  - id: 风险等级
+    on: [ticket.created]
+    hit: priority
+    inputs: {金额: ticket.amount, 评级: ticket.credit_rating}
+    outputs:
+      等级: [高, 中, 低]
+      限额: number
+    result: 风险
+    rows:
+      - {金额: ">= 10000000", 等级: 高, 限额: 0}
+      - {id: 好评级, 评级: ">= A", 等级: 低, 限额: 5000000.50}
+      - {等级: 中, 限额: 1000000}
+    default: {id: 其余, 等级: 中, 限额: 0}
+  - id: 额度合计
+    on: [ticket.created]
+    hit: collect
+    aggregate: sum
+    inputs: {金额: ticket.amount}
+    outputs: {额度: number}
+    rows:
+      - {金额: "< 100", 额度: 1}
+      - {金额: "-", 额度: 2, then: [{assign: {group: 小额组}}]}
+    default: {then: []}
+"""
+
+
+@pytest.fixture(scope="module")
+def shipped() -> RulesFolder:
+    folder, errors = load_folder([RULESETS])
+    assert not errors
+    return folder
+
+
+def _tables(folder: RulesFolder) -> list[tuple[str, str]]:
+    return [(r.name, t.id) for r in folder.rulesets.values() for t in r.tables]
+
+
+def _round_trip(folder: RulesFolder, ruleset: Ruleset, table_id: str, fmt: str) -> Ruleset:
+    kind = folder.kinds[ruleset.kind]
+    data = (
+        export_table_xlsx(ruleset, table_id, kind) if fmt == "xlsx" else export_table_csv(ruleset, table_id)
+    )
+    text, errors = import_table(f"t.{fmt}", data, ruleset, folder.kinds, folder.calendars)
+    assert not errors and text is not None
+    again, errors = load_ruleset(ruleset.file, text, folder.kinds, folder.calendars)
+    assert again is not None and not errors
+    return again
+
+
+def test_every_shipped_table_is_exported(shipped: RulesFolder) -> None:
+    assert len(_tables(shipped)) >= 3
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_every_shipped_table_round_trips(shipped: RulesFolder, fmt: str) -> None:
+    for name, table_id in _tables(shipped):
+        ruleset = shipped.rulesets[name]
+        again = _round_trip(shipped, ruleset, table_id, fmt)
+        for before, after in zip(ruleset.tables, again.tables, strict=True):
+            assert table_shape(after) == table_shape(before), (name, before.id)
+        assert [table_shape(r) for r in again.rules] == [table_shape(r) for r in ruleset.rules]
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_outputs_hit_policies_and_aggregates_round_trip(shipped: RulesFolder, fmt: str) -> None:
+    ruleset, errors = load_ruleset("loan-risk.yaml", OUTPUTS_TABLE, shipped.kinds, shipped.calendars)
+    assert ruleset is not None and not errors, errors
+    for table in ruleset.tables:
+        again = _round_trip(shipped, ruleset, table.id, fmt)
+        after = next(t for t in again.tables if t.id == table.id)
+        assert table_shape(after) == table_shape(table)
+
+
+def _sheet(shipped: RulesFolder, name: str = "expense-approval") -> tuple[Ruleset, object]:
+    ruleset = shipped.rulesets[name]
+    data = export_table_xlsx(ruleset, ruleset.tables[0].id, shipped.kinds[ruleset.kind])
+    return ruleset, load_workbook(io.BytesIO(data))
+
+
+def _import(shipped: RulesFolder, ruleset: Ruleset, book: object, file: str = "报销.xlsx") -> list[str]:
+    out = io.BytesIO()
+    book.save(out)  # type: ignore[attr-defined]
+    text, errors = import_table(file, out.getvalue(), ruleset, shipped.kinds, shipped.calendars)
+    assert text is None
+    return [str(e) for e in errors]
+
+
+def test_the_sheet_is_laid_out_for_people(shipped: RulesFolder) -> None:
+    _ruleset, book = _sheet(shipped)
+    sheet = book.active  # type: ignore[attr-defined]
+    assert sheet.title == "报销审批"
+    assert [c.value for c in sheet[1]][:4] == ["决策表", "报销审批", "命中策略", "first"]
+    assert [c.value for c in sheet[3]][:6] == ["类型", "行号", "费用类型", "金额", "职级", "then"]
+    assert [c.value for c in sheet[4]][2:5] == [
+        "ticket.expense_type",
+        "ticket.amount",
+        "ticket.applicant_rank",
+    ]
+    assert [c.value for c in sheet[5]][:5] == ["行", "差旅费小额自动审批", "差旅费", "< 5000", ">= 部门经理"]
+    assert [c.value for c in sheet[6]][:2] == ["默认", "默认"]
+    lists = {str(v.sqref): v.formula1 for v in sheet.data_validations.dataValidation}
+    assert lists == {"E5:E206": '"员工,主管,部门经理,总监,副总经理,总经理"'}
+
+
+def test_a_value_not_of_the_enum_is_reported_at_its_cell(shipped: RulesFolder) -> None:
+    ruleset, book = _sheet(shipped)
+    book.active["E5"] = ">= 部门经里"  # type: ignore[attr-defined]
+    errors = _import(shipped, ruleset, book)
+    assert errors[0].startswith('报销.xlsx!报销审批!E5: "部门经里" 不是 职级 的取值（是不是 "部门经理"？）')
+    assert len(errors) == 1
+
+
+def test_loader_errors_are_moved_to_their_cells(shipped: RulesFolder) -> None:
+    ruleset, book = _sheet(shipped)
+    sheet = book.active  # type: ignore[attr-defined]
+    sheet["D5"] = "<< 5000"
+    sheet["F6"] = "[{assign: {grup: 费用审批岗}}]"
+    errors = _import(shipped, ruleset, book)
+    assert sorted({e.split(": ")[0] for e in errors}) == ["报销.xlsx!报销审批!D5", "报销.xlsx!报销审批!F6"]
+
+
+def test_structural_errors(shipped: RulesFolder) -> None:
+    ruleset, book = _sheet(shipped)
+    sheet = book.active  # type: ignore[attr-defined]
+    sheet["A6"] = "行"
+    sheet["F5"] = "[{assign: "
+    sheet["D3"] = "金 额"
+    errors = _import(shipped, ruleset, book)
+    codes = [e.split(": ", 1)[0] for e in errors]
+    assert "报销.xlsx!报销审批!D3" in codes
+
+
+def test_csv_errors_name_the_file_and_cell(shipped: RulesFolder) -> None:
+    ruleset = shipped.rulesets["expense-approval"]
+    data = export_table_csv(ruleset, "报销审批").decode("utf-8-sig").replace(">= 部门经理", ">= 部门经里")
+    text, errors = import_table("报销.csv", data.encode("utf-8"), ruleset, shipped.kinds, shipped.calendars)
+    assert text is None
+    assert str(errors[0]).startswith('报销.csv!E5: "部门经里" 不是 职级 的取值')
+
+
+def test_missing_default_row(shipped: RulesFolder) -> None:
+    ruleset, book = _sheet(shipped)
+    book.active.delete_rows(6)  # type: ignore[attr-defined]
+    errors = _import(shipped, ruleset, book)
+    assert any("缺少默认行" in e for e in errors)
+
+
+def test_cli_export_then_import(tmp_path: Path) -> None:
+    if "tables" not in {g.name for g in cli.app.registered_groups}:
+        cli_tables.register(cli.app)
+    rules = tmp_path / "rules"
+    shutil.copytree(RULESETS, rules, ignore=shutil.ignore_patterns("cases"))
+    original = (rules / "expense-approval.yaml").read_text(encoding="utf-8")
+    runner = CliRunner()
+    sheet = tmp_path / "报销审批.xlsx"
+    result = runner.invoke(
+        cli.app, ["tables", "export", str(rules / "expense-approval.yaml"), "--out", str(sheet)]
+    )
+    assert result.exit_code == 0, result.output
+    book = load_workbook(sheet)
+    book.active["C5"] = "差旅费, 办公用品费"  # type: ignore[union-attr]
+    book.save(sheet)
+    result = runner.invoke(
+        cli.app, ["tables", "import", str(sheet), "--ruleset", str(rules / "expense-approval.yaml")]
+    )
+    assert result.exit_code == 0, result.output
+    changed = (rules / "expense-approval.yaml").read_text(encoding="utf-8")
+    assert changed != original and "差旅费, 办公用品费" in changed
+    folder, errors = load_folder([rules])
+    assert not errors
+    row = folder.rulesets["expense-approval"].tables[0].rows[0]
+    assert row.cell_texts["费用类型"] == "差旅费, 办公用品费"
