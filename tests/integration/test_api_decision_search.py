@@ -239,3 +239,14 @@ def test_console_search_and_why_pages(client: TestClient, keys: dict[str, str]) 
     clear = client.get(f"/console/decisions/{decided[2]['decision_id']}", headers=auth(keys["compliance"]))
     assert 'id="clear"' in clear.text and "13812345678" in clear.text
     assert client.get("/console/decisions/nope", headers=auth(keys["auditor"])).status_code == 404
+
+
+def test_console_reports_page(client: TestClient, keys: dict[str, str]) -> None:
+    seed(client, keys)
+    page = client.get("/console/reports", headers=auth(keys["auditor"]))
+    assert page.status_code == 200, page.text
+    for section in ('id="sla"', 'id="approvals"', 'id="stages"', 'id="workload"', 'id="rules"'):
+        assert section in page.text
+    assert "expense" in page.text and "从未命中" in page.text
+    assert "/v1/reports/rules?from=" in page.text and "format=xlsx" in page.text
+    assert client.get("/console/reports", headers=auth(keys["ingest"])).status_code == 403
