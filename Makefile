@@ -34,6 +34,11 @@ browser-deps:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk; \
 	else echo "browser-deps: run as root (apt-get install chromium fonts-noto-cjk) for the browser tests"; fi
 
+# Screenshots of every console page (1366×768, Noto Sans CJK) into docs/screenshots/, shown in the README.
+screenshots: $(STAMP) browser-deps
+	mkdir -p docs/screenshots
+	CONSOLE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/e2e/test_console_pages.py -p no:cacheprovider
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.timers --quick

@@ -1,0 +1,74 @@
+"""Every console page opens without a browser console error, at 1366×768, with Chinese fonts; each is
+photographed (into CONSOLE_SCREENSHOTS_DIR when set — `make screenshots` sets docs/screenshots — else into
+the test's temp folder). The 日历 year view and the 审计 chain verification are checked here too."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Console, Pages
+
+pytestmark = pytest.mark.xdist_group("browser")
+
+RULESET = "expense-approval"
+
+
+def a_draft(console: Console) -> str:
+    """A draft of the travel threshold change (against whatever version is latest), with failing cases."""
+    versions = console.api("GET", f"/v1/rulesets/{RULESET}/versions").json()["versions"]
+    latest = max(v["version"] for v in versions)
+    content = console.api("GET", f"/v1/rulesets/{RULESET}/versions/{latest}").json()["content"]
+    threshold = re.search(r'金额: "< (\d+)"', content)
+    assert threshold is not None
+    bigger = str(int(threshold.group(1)) + 3000)
+    answer = console.api(
+        "POST",
+        f"/v1/rulesets/{RULESET}/drafts",
+        params={"reason": f"差旅费自动审批门槛调整为 {bigger} 元"},
+        content=content.replace(threshold.group(0), f'金额: "< {bigger}"').encode(),
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["draft_id"])
+
+
+def test_every_page_opens_cleanly_and_is_photographed(
+    pages: Pages, console_server: Console, tmp_path: Path
+) -> None:
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    draft = a_draft(console_server)
+    signed_out = pages(None)
+    signed_out.goto("/console/")
+    expect(signed_out.locator("h1")).to_have_text("登录")
+    signed_out.screenshot(path=str(folder / "signin.png"))
+
+    admin = pages("admin")
+    shots = {
+        "rulesets": ("/console/rulesets", "规则集"),
+        "ruleset": (f"/console/rulesets/{RULESET}", f"规则集 {RULESET}"),
+        "edit": (f"/console/rulesets/{RULESET}/edit", f"编辑 {RULESET}"),
+        "drafts": ("/console/drafts", "草稿"),
+        "draft": (f"/console/rulesets/{RULESET}/drafts/{draft}", f"草稿 {RULESET}"),
+        "case": (f"/console/rulesets/{RULESET}/drafts/{draft}/cases/1", "修改样例"),
+        "calendars": ("/console/calendars?name=cn&year=2026", "日历"),
+        "audit": ("/console/audit", "审计"),
+    }
+    for shot, (path, heading) in shots.items():
+        response = admin.goto(path)
+        assert response is not None and response.status == 200, path
+        expect(admin.locator("h1")).to_contain_text(heading)
+        admin.screenshot(path=str(folder / f"{shot}.png"), full_page=True)
+
+    admin.goto("/console/calendars?name=cn&year=2026")
+    october = admin.get_by_role("table", name="2026 年 10 月")
+    expect(october.locator("td.holiday").first).to_have_attribute("title", re.compile("国庆节"))
+    expect(admin.locator("#year-counts")).to_contain_text("工作日")
+    admin.goto("/console/audit")
+    expect(admin.locator("#verify-result")).to_contain_text("校验通过")
+    expect(admin.locator("#changes")).to_contain_text("expense-approval")
