@@ -227,6 +227,7 @@ class _SheetReader:
         self.sheet_rows: list[int] = []  # for each YAML row, its sheet row
         self.default_row = 0
         self.yaml = _editor()
+        self.lists: frozenset[str] = frozenset()
 
     def at(self, row: int, col: int) -> CellLocation:
         return CellLocation(self.where, row, col)
@@ -243,6 +244,7 @@ class _SheetReader:
         hit = self.cell(1, 4) or self.table.hit
         aggregate = self.cell(1, 6)
         self.read_header()
+        self.lists = self.flow_lists()
         rows: list[list[tuple[str, str]]] = []
         default: list[tuple[str, str]] | None = None
         for number in range(FIRST_ROW, len(self.grid) + 1):
@@ -348,8 +350,25 @@ class _SheetReader:
             row.append((THEN, "[]"))
         return row
 
+    def flow_lists(self) -> frozenset[str]:
+        """The one-line `[...]` actions cells that are YAML lists, found with one parse of them all (one parse
+        per cell is most of an import's time); when that parse fails each cell is checked on its own."""
+        col = self.columns.get(THEN)
+        if col is None:
+            return frozenset()
+        texts = [self.cell(n, col) for n in range(FIRST_ROW, len(self.grid) + 1)]
+        texts = [
+            t for t in texts if t.startswith("[") and t.endswith("]") and "\n" not in t and "\r" not in t
+        ]
+        src, _ = load_yaml(self.where, "".join(f"- {t}\n" for t in texts))
+        if src is None or not isinstance(src.data, list) or len(src.data) != len(texts):
+            return frozenset()
+        return frozenset(t for t, v in zip(texts, src.data, strict=True) if isinstance(v, CommentedSeq))
+
     def actions(self, text: str, number: int, col: int) -> str | None:
         """The actions cell as YAML flow text (a list), or None after reporting why it is not one."""
+        if text in self.lists:
+            return text
         src, errors = load_yaml(self.where, text)
         if src is None:
             problem = errors[0].message if errors else "YAML"

@@ -194,3 +194,10 @@ def test_cli_export_then_import(tmp_path: Path) -> None:
     assert not errors
     row = folder.rulesets["expense-approval"].tables[0].rows[0]
     assert row.cell_texts["费用类型"] == "差旅费, 办公用品费"
+
+
+def test_a_broken_list_among_good_ones_is_reported_at_its_cell(shipped: RulesFolder) -> None:
+    ruleset, book = _sheet(shipped)
+    book.active["F5"] = "[{assign: {group: x}}]]"  # type: ignore[attr-defined]
+    errors = _import(shipped, ruleset, book)
+    assert any(e.startswith("报销.xlsx!报销审批!F5: 动作写法有误") for e in errors)
