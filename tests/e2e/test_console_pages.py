@@ -56,6 +56,8 @@ def test_every_page_opens_cleanly_and_is_photographed(
         "drafts": ("/console/drafts", "草稿"),
         "draft": (f"/console/rulesets/{RULESET}/drafts/{draft}", f"草稿 {RULESET}"),
         "case": (f"/console/rulesets/{RULESET}/drafts/{draft}/cases/1", "修改样例"),
+        "decisions": ("/console/decisions", "决策查询"),
+        "reports": ("/console/reports", "看板与报表"),
         "calendars": ("/console/calendars?name=cn&year=2026", "日历"),
         "audit": ("/console/audit", "审计"),
     }
