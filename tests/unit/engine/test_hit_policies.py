@@ -254,3 +254,34 @@ def test_an_output_value_not_listed_is_an_error(tmp_path: Path) -> None:
         RuleBook.load([root])
     (error,) = caught.value.errors
     assert error.code == "bad_output_value" and error.hint is not None and "批准" in error.hint
+
+
+def test_simulator_decides_as_the_engine(tmp_path: Path) -> None:
+    """`rulesvc simulate`'s path (rulesvc.sla.simulation) gives the actions RuleBook.evaluate gives, for a
+    table with outputs chained into a rule."""
+    from datetime import datetime
+
+    from rulesvc.sla.simulation import simulate
+
+    rows = """\
+    - {年龄: "> 10", 级别: 批准}
+    - {年龄: "> 20", 级别: 拒绝}
+    """
+    root = folder(tmp_path, table("output_order", rows, outputs="{级别: [拒绝, 批准]}"))
+    book = RuleBook.load([root])
+    event = event_from_json(
+        {
+            "event_id": "e-1",
+            "type": "ticket.created",
+            "occurred_at": "2026-11-02T09:00:00+08:00",
+            "ticket": {"kind": "loan", "id": "L-1", "age": 30},
+        }
+    )
+    timeline = simulate(book, [event], datetime.fromisoformat("2026-11-02T12:00:00+08:00"))
+    simulated = [a for entry in timeline.entries for a in entry.decision.actions_json()]
+    assert simulated == book.evaluate(event).actions_json()
+    assert [f["rule"] for entry in timeline.entries for f in entry.decision.fired_json()][:2] == [
+        "结果表#行2",
+        "结果表#行1",
+    ]
+    assert result(root, age=30) == {"级别": ["拒绝", "批准"]}
