@@ -25,6 +25,7 @@ from api.errors import install_error_handlers
 from api.lifecycle import install_lifecycle
 from api.metrics import Metrics
 from api.middleware import ServiceMiddleware
+from api.ops_metrics import CheckpointReader, OpsCollector
 from api.people_schemas import BODY_MODELS as PEOPLE_BODY_MODELS
 from api.responses import JSONBytes
 from api.routes import actions, audit, auth, decisions, events, health, oidc, reports, simulate, webhooks
@@ -40,6 +41,7 @@ from rulesvc.people.ratelimit import RateLimiter
 from rulesvc.people.signin import SignIn
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock
+from rulesvc.wiring.ops import instrument_pool
 from rulesvc.wiring.services import build_services
 
 log = logging.getLogger("rulesvc.api")
@@ -68,6 +70,11 @@ def create_app(
     services = build_services(settings, book=book, clock=clock, simulator=simulator)
     checkpoints, lifecycle = services.checkpoints, services.lifecycle
     metrics = Metrics()
+    instrument_pool(services.engine, "api", metrics)
+    if lifecycle is not None:
+        lifecycle.registry.listen(metrics.reloaded)
+    if services.ops is not None:
+        metrics.ops = OpsCollector(services.ops.snapshot, _checkpoint_reader(checkpoints))
     redis_client = _redis(settings.redis_url)
     runtime = Runtime(
         settings,
@@ -80,6 +87,7 @@ def create_app(
         services.oidc,
         _limiter(settings.signin_rate_per_minute, "signin", services.signin),
         _limiter(settings.invalid_key_rate_per_minute, "invalid_keys", services.signin),
+        ops=services.ops,
     )
 
     @asynccontextmanager
@@ -147,6 +155,21 @@ async def _checkpoint_every(keeper: CheckpointKeeper, seconds: float) -> None:
             log.error("integrity: checkpoint refused (%s): %s", exc.code, exc)
         except Exception:
             log.exception("checkpoint failed")
+
+
+def _checkpoint_reader(keeper: CheckpointKeeper | None) -> CheckpointReader | None:
+    """The newest checkpoint's (seq, time), for `rulesvc_chain_checkpoint_*`."""
+    if keeper is None:
+        return None
+
+    def read() -> tuple[int, datetime] | None:
+        latest = keeper.latest()
+        if latest is None:
+            return None
+        at = datetime.fromisoformat(latest.at)
+        return latest.seq, at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+    return read
 
 
 def _limiter(per_minute: int, what: str, signin: SignIn) -> RateLimiter | None:

@@ -18,6 +18,7 @@ from api.metrics import Metrics
 from rulesvc import exactjson
 from rulesvc.apikeys import Permission, Principal
 from rulesvc.decisions.service import DecisionService
+from rulesvc.opsstate import OpsStatus
 from rulesvc.people.errors import PeopleError
 from rulesvc.people.oidc import OidcSignIn
 from rulesvc.people.ratelimit import RateLimiter
@@ -40,6 +41,8 @@ class Runtime:
     """Sign-in attempts per client address (local and single sign-on)."""
     key_limiter: RateLimiter | None = None
     """Invalid API keys per client address."""
+    ops: OpsStatus | None = None
+    """Shared operational status (the last verify result is recorded there for `/metrics`)."""
 
 
 def runtime(request: Request) -> Runtime:

@@ -14,10 +14,12 @@ from rulesvc.delivery.notify import Notifier
 from rulesvc.delivery.service import WebhookService
 from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.masking import MaskPolicy
-from rulesvc.sla.clock import Clock
+from rulesvc.sla.clock import Clock, SystemClock
+from rulesvc.wiring.ops import instrument_pool, ops_status
 from rulesvc.wiring.timers import WorkerBook, build_timer_parts
 from scheduler.config import WorkerConfig
 from scheduler.delivery import Sender, WebhookDeliverer
+from scheduler.metrics import Heartbeat, WorkerMetrics
 from scheduler.poller import TimerPoller
 from scheduler.runner import Worker
 
@@ -30,6 +32,8 @@ class WorkerParts:
     poller: TimerPoller
     deliverer: WebhookDeliverer
     worker: Worker
+    metrics: WorkerMetrics
+    heartbeat: Heartbeat
 
 
 def build_worker(
@@ -46,6 +50,7 @@ def build_worker(
     engine_lock: threading.Lock | None = None,
     pool_size: int = 5,
     keyring: Keyring | None = None,
+    metrics: WorkerMetrics | None = None,
 ) -> WorkerParts:
     """A worker on its own engine (migrated). `clock` drives timers (inject a VirtualClock in tests);
     `delivery_clock` drives retry backoff (real time by default)."""
@@ -63,9 +68,21 @@ def build_worker(
         pool_size=pool_size,
         keyring=keyring,
     )
-    poller = TimerPoller(parts.timers, parts.batch, replanner=parts.replanner)
+    metrics = metrics or WorkerMetrics()
+    instrument_pool(parts.engine, "worker", metrics)
+    heartbeat = Heartbeat(ops_status(parts.engine), metrics, SystemClock())
+    poller = TimerPoller(parts.timers, parts.batch, replanner=parts.replanner, metrics=metrics)
     deliverer = WebhookDeliverer(
-        parts.webhooks, sender, config.delivery_batch, config.delivery_concurrency, config.fanout_batch
+        parts.webhooks,
+        sender,
+        config.delivery_batch,
+        config.delivery_concurrency,
+        config.fanout_batch,
+        metrics=metrics,
     )
-    worker = Worker(config, poller, deliverer, notifier, on_stop=parts.engine.dispose)
-    return WorkerParts(parts.engine, parts.timers, parts.webhooks, poller, deliverer, worker)
+    worker = Worker(
+        config, poller, deliverer, notifier, on_stop=parts.engine.dispose, heartbeat=heartbeat.beat
+    )
+    return WorkerParts(
+        parts.engine, parts.timers, parts.webhooks, poller, deliverer, worker, metrics, heartbeat
+    )

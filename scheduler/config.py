@@ -21,3 +21,5 @@ class WorkerConfig:
     delivery_batch: int = 50
     delivery_concurrency: int = 8
     fanout_batch: int = 1000
+    heartbeat_interval: float = 5.0
+    """Seconds between two heartbeats (the worker's status row and metrics, `scheduler.metrics`)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from rulesvc.audit.evidence import EvidenceError
 from rulesvc.delivery.ports import ClaimedDelivery
 from rulesvc.delivery.service import SendResult, WebhookService
+from scheduler.metrics import WorkerMetrics
 
 log = logging.getLogger("rulesvc.scheduler.webhooks")
 
@@ -69,6 +71,7 @@ class WebhookDeliverer:
         concurrency: int = 8,
         fanout_batch: int = 1000,
         max_lanes: int = 32,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.service = service
         self.sender = sender or HttpSender(service.policy.timeout_seconds)
@@ -76,6 +79,7 @@ class WebhookDeliverer:
         self.fanout_batch = fanout_batch
         self.concurrency = concurrency
         self.stats = DeliveryStats()
+        self.metrics = metrics or WorkerMetrics()
         self._lanes = ThreadPoolExecutor(max_workers=max_lanes, thread_name_prefix="rulesvc-webhook-lane")
         self._senders: dict[str, ThreadPoolExecutor] = {}
         self._busy: dict[str, Future[int]] = {}
@@ -147,8 +151,11 @@ class WebhookDeliverer:
                 log.warning("recording delivery %s failed: %s", claimed.delivery_id, db_exc.orig or db_exc)
             with self._stats_lock:
                 self.stats.dead += 1
+            self.metrics.attempt("rejected")
             return 1
+        started = time.perf_counter()
         result = self.sender.send(claimed.url, headers, body)
+        took = time.perf_counter() - started
         try:
             dead = self.service.complete(claimed, result)
         except DBAPIError as exc:  # the lease expires and the delivery is retried (same delivery_id)
@@ -159,6 +166,7 @@ class WebhookDeliverer:
             self.stats.delivered += int(result.ok)
             self.stats.failed += int(not result.ok)
             self.stats.dead += int(dead)
+        self.metrics.attempt("delivered" if result.ok else "dead" if dead else "failed", took)
         if not result.ok:
             log.info(
                 "delivery %s attempt %d failed: %s%s",

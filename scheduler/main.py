@@ -23,6 +23,7 @@ from rulesvc.wiring.lifecycle import Lifecycle
 from rulesvc.wiring.timers import open_lifecycle
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
+from scheduler.metrics import WorkerMetrics
 
 log = logging.getLogger("rulesvc.scheduler")
 
@@ -76,6 +77,8 @@ def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorke
     masking = settings.mask_policy()
     engine_lock = threading.Lock()
     lifecycle, lifecycle_engine = open_lifecycle(settings, clock, masking, engine_lock)
+    metrics = WorkerMetrics()
+    lifecycle.registry.listen(metrics.reloaded)
     parts = build_worker(
         settings.database_url,
         lifecycle.book,
@@ -86,6 +89,7 @@ def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorke
         notifier=shared_notifier(settings.redis_url),
         engine_lock=engine_lock,
         keyring=settings.keyring(),
+        metrics=metrics,
     )
     parts.worker.start()
     log.info(

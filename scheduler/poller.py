@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from rulesvc.decisions.replan import CalendarReplanner
 from rulesvc.decisions.timer_service import TimerService
+from scheduler.metrics import WorkerMetrics
 
 log = logging.getLogger("rulesvc.scheduler.timers")
 
@@ -34,11 +35,13 @@ class TimerPoller:
         batch: int = 100,
         keep_late: int = 100_000,
         replanner: CalendarReplanner | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.service = service
         self.replanner = replanner
         self.batch = batch
         self.stats = PollStats()
+        self.metrics = metrics or WorkerMetrics()
         self._keep_late = keep_late
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -49,6 +52,7 @@ class TimerPoller:
         made = 0
         with self._lock:
             self.stats.polls += 1
+            self.metrics.inc("rulesvc_worker_polls")
             while not self._stop.is_set():
                 try:
                     result = self.service.fire_due(self.batch)
@@ -60,6 +64,11 @@ class TimerPoller:
                 self.stats.decisions += result.decisions
                 self.stats.actions += result.actions
                 self.stats.refused += result.refused
+                self.metrics.fired(result.late_by)
+                if result.refused:
+                    self.metrics.inc("rulesvc_timer_refusals", amount=result.refused)
+                for ruleset, code in result.rule_errors:
+                    self.metrics.rule_error(ruleset, code)
                 if len(self.stats.late_by) < self._keep_late:
                     self.stats.late_by.extend(result.late_by)
                 if result.tickets < self.batch:
@@ -68,6 +77,8 @@ class TimerPoller:
                 try:  # timers of a calendar published meanwhile (e.g. its publisher crashed mid re-plan)
                     for replanned in self.replanner.replan_pending():
                         self.stats.replanned += replanned.moved
+                        if replanned.moved:
+                            self.metrics.inc("rulesvc_timer_replans", amount=replanned.moved)
                 except DBAPIError as exc:
                     log.warning("re-planning timers failed, retrying at the next poll: %s", exc.orig or exc)
         return made

@@ -25,6 +25,7 @@ log = logging.getLogger("rulesvc.scheduler")
 
 TIMERS_JOB = "timers"
 WEBHOOKS_JOB = "webhooks"
+HEARTBEAT_JOB = "heartbeat"
 
 
 class _Job:
@@ -91,8 +92,10 @@ class Worker:
         deliverer: WebhookDeliverer | None = None,
         notifier: Notifier | None = None,
         on_stop: Callable[[], None] | None = None,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        self.heartbeat = heartbeat
         self.poller = poller
         self.deliverer = deliverer
         self.notifier = notifier
@@ -107,6 +110,8 @@ class Worker:
         if self.deliverer is not None and self.config.webhooks:
             deliverer = self.deliverer
             self._add(WEBHOOKS_JOB, lambda: deliverer.run_once(wait=False), self.config.delivery_interval)
+        if self.heartbeat is not None:
+            self._add(HEARTBEAT_JOB, self.heartbeat, self.config.heartbeat_interval)
         if self.notifier is not None:
             self.notifier.subscribe(self._on_notification)
         self._scheduler.start()
@@ -154,6 +159,8 @@ class Worker:
             self.deliverer.stop()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+        if self.heartbeat is not None:
+            self.heartbeat()  # the last figures, and the time this worker was last seen
         if self._on_stop is not None:
             self._on_stop()
         log.info("worker stopped")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -12,6 +15,9 @@ from api.responses import JSONBytes
 from api.routes.common import errors
 from api.schemas import CheckpointOut, VerifyOut
 from rulesvc.apikeys import Permission, Principal
+from rulesvc.opsstate import VERIFY
+
+log = logging.getLogger("rulesvc.api")
 
 router = APIRouter(tags=["audit"])
 
@@ -29,7 +35,14 @@ router = APIRouter(tags=["audit"])
 async def verify(
     request: Request, _principal: Principal = Depends(require(Permission.AUDIT_VERIFY))
 ) -> Response:
-    result = await run_in_threadpool(runtime(request).service.verify_audit)
+    rt = runtime(request)
+    result = await run_in_threadpool(rt.service.verify_audit)
+    if rt.ops is not None:  # for every replica's /metrics (rulesvc_chain_verify_*)
+        payload = {"ok": result.ok, "checked": result.checked}
+        try:
+            await run_in_threadpool(rt.ops.put, VERIFY, datetime.now(UTC), payload)
+        except Exception:  # the result stands whether or not it could be recorded
+            log.exception("could not record the verify result")
     return JSONBytes(result.to_json())
 
 
@@ -44,6 +57,9 @@ async def make_checkpoint(
     request: Request, _principal: Principal = Depends(require(Permission.AUDIT_CHECKPOINT))
 ) -> Response:
     checkpoint = await run_in_threadpool(runtime(request).service.make_checkpoint)
+    collector = runtime(request).metrics.ops
+    if collector is not None:
+        collector.forget_checkpoint()
     return JSONBytes(checkpoint.to_json())
 
 

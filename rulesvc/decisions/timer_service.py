@@ -23,6 +23,7 @@ from rulesvc.decisions.ticket_work import assigned_group, timer_write
 from rulesvc.decisions.timer_ports import TimerStore
 from rulesvc.delivery.notify import ACTIONS, Notifier
 from rulesvc.entropy import uuid4
+from rulesvc.errors import RuleRuntimeError
 from rulesvc.events import MAX_EVENT_ID
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
@@ -64,6 +65,8 @@ class PollResult:
     """Seconds between each fired point's scheduled time and its firing."""
     refused: int = 0
     """Tickets whose state did not match the chain: not fired (an alert each time)."""
+    rule_errors: tuple[tuple[str, str], ...] = ()
+    """(ruleset, code) of each ticket whose firing failed on a rule error (retried later)."""
 
 
 class TimerService:
@@ -92,16 +95,19 @@ class TimerService:
         """One claim: fire every due point of up to `limit` tickets (those not locked elsewhere)."""
         now = self.clock.now()
         late: list[float] = []
+        errors: list[tuple[str, str]] = []
 
         def prepare(view: TicketView) -> TicketWrite:
-            write = self._fire_safely(view, now)
+            write = self._fire_safely(view, now, errors)
             late.extend(write.late_by)
             return write
 
         batch = self.store.fire_due(now, limit, prepare)
         if batch.actions:
             self._notify(ACTIONS)
-        return PollResult(batch.tickets, len(batch.decisions), batch.actions, late, len(batch.refused))
+        return PollResult(
+            batch.tickets, len(batch.decisions), batch.actions, late, len(batch.refused), tuple(errors)
+        )
 
     def fire_ticket(self, view: TicketView, now: datetime) -> TicketWrite:
         """The decisions of every point of this ticket that its timeline reaches by `now` and that was not
@@ -157,12 +163,16 @@ class TimerService:
         write = timer_write(timers, now, records, group=group)
         return replace(write, late_by=late)
 
-    def _fire_safely(self, view: TicketView, now: datetime) -> TicketWrite:
+    def _fire_safely(
+        self, view: TicketView, now: datetime, errors: list[tuple[str, str]] | None = None
+    ) -> TicketWrite:
         """`fire_ticket`, except that a ticket whose firing fails is retried after `retry_delay` instead of
-        failing (and re-failing) the whole batch."""
+        failing (and re-failing) the whole batch; a rule error's (ruleset, code) goes to `errors`."""
         try:
             return self.fire_ticket(view, now)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, RuleRuntimeError) and errors is not None:
+                errors.append((exc.ruleset, exc.code))
             log.exception(
                 "firing the timers of ticket %s failed; retrying in %s", view.ticket_id, self.retry_delay
             )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from rulesvc.lang.model import KindSchema
 from rulesvc.lifecycle.ports import RulesetStore
@@ -20,6 +21,10 @@ from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.clock import Clock
 
 log = logging.getLogger("rulesvc.rulesets")
+
+ReloadListener = Callable[[dict[str, int], float | None], None]
+"""Told the ruleset versions in force now after each reload, and the seconds since the newest publication
+the reload brought in (None for the state at `listen` time): the reload metrics."""
 
 
 class BookRegistry:
@@ -33,10 +38,27 @@ class BookRegistry:
         self.factory = factory
         self._timeline = build_timeline(factory, [])
         self._refresh_lock = threading.Lock()
+        self._listeners: list[ReloadListener] = []
 
     @property
     def timeline(self) -> BookTimeline:
         return self._timeline
+
+    def listen(self, listener: ReloadListener) -> None:
+        """Call `listener` now (versions in force) and after every reload."""
+        self._listeners.append(listener)
+        listener(in_force(self._timeline), None)
+
+    def _reloaded(self, timeline: BookTimeline) -> None:
+        now = datetime.now(UTC)
+        published = [r.published_at for r in (*timeline.versions, *timeline.calendar_versions)]
+        lag = (now - max(published)).total_seconds() if published else None
+        versions = in_force(timeline, now)
+        for listener in self._listeners:
+            try:
+                listener(versions, lag)
+            except Exception:
+                log.exception("reload listener failed")
 
     def refresh(self) -> bool:
         """Reload if anything was published since the last load; True when a new timeline is in place."""
@@ -56,7 +78,13 @@ class BookRegistry:
                 for name, record in sorted([*timeline.latest().items(), *latest(calendars).items()])
             ),
         )
+        self._reloaded(timeline)
         return True
+
+
+def in_force(timeline: BookTimeline, now: datetime | None = None) -> dict[str, int]:
+    """Ruleset name -> the version deciding events occurring now."""
+    return {name: r.version for name, r in timeline.in_force(now or datetime.now(UTC)).items()}
 
 
 class LiveBook:

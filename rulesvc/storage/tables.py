@@ -141,3 +141,14 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     """Set when the key is rotated: it keeps working until then (the overlap window)."""
     replaced_by: Mapped[str | None] = mapped_column(String(12), nullable=True)
+
+
+class OpsStatusRow(Base):
+    """Operational status shared by replicas (migration 0017): worker heartbeats, the last verify."""
+
+    __tablename__ = "ops_status"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    payload: Mapped[str] = mapped_column(Text, default="{}")

@@ -23,6 +23,7 @@ from rulesvc.delivery.notify import KEYS, Notifier, shared_notifier
 from rulesvc.delivery.service import WebhookService
 from rulesvc.fieldclasses import ClassMasking, parse_grants
 from rulesvc.lifecycle.service import Publication
+from rulesvc.opsstate import OpsStatus
 from rulesvc.people.oidc import OidcConfig, OidcSignIn
 from rulesvc.people.service import PeopleService
 from rulesvc.people.signin import SignIn, SignInPolicy
@@ -32,6 +33,7 @@ from rulesvc.sla.reports import SlaSource
 from rulesvc.storage import SqlStore
 from rulesvc.storage.evidence_reads import SqlEvidenceReader
 from rulesvc.storage.oidc_store import SqlOidcStore
+from rulesvc.storage.ops_store import SqlOpsStatus
 from rulesvc.storage.signin_store import SqlSignInStore
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
@@ -55,6 +57,8 @@ class Services:
     people: PeopleService
     signin: SignIn
     oidc: OidcSignIn | None = None
+    ops: OpsStatus | None = None
+    """The operational state `/metrics` reads and the last verify is recorded in."""
     """Single sign-on, when configured (`RULESVC_OIDC_*`)."""
 
     def close(self) -> None:
@@ -153,6 +157,7 @@ def build_services(
         people,
         signin,
         oidc,
+        SqlOpsStatus(engine),
     )
 
 

@@ -56,6 +56,7 @@ TABLES = (
     "ruleset_versions",
     "webhook_deliveries",
     "webhook_subscriptions",
+    "ops_status",
     "sla_results",
     "timers",
     "tickets",
