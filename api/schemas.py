@@ -259,6 +259,21 @@ class CheckpointOut(BaseModel):
     signature: str = Field(description="Ed25519 签名（十六进制）")
 
 
+class AdministrationEntryOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    seq: int = Field(description="日志链序号")
+    at: str = Field(description="记录时间（ISO 8601）")
+    kind: Literal["key", "user"] = Field(description="key：API 密钥；user：用户或服务账号")
+    subject: str = Field(description="密钥 key_id 或用户 user_id")
+    change: str = Field(description="created、updated、revoked、rotated、locked、password_changed 等")
+    by: str = Field(description="操作人")
+
+
+class AdministrationOut(BaseModel):
+    entries: list[AdministrationEntryOut] = Field(description="最新的在前")
+
+
 class TimelineEntryOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -1,7 +1,8 @@
 """日历 (a calendar's year: working days, days off, make-up working days, days past `confirmed_through`)
-and 审计 (the chain verified now, with its result, and the history of every ruleset and calendar change).
-Reads are the lifecycle queries and `DecisionService.verify_audit`, as `/v1/calendars` and
-`/v1/audit/verify` answer."""
+and 审计 (the chain verified now, with its result; the latest signed checkpoint and a button making one
+now; the history of every ruleset and calendar change, and of key and user administration). Reads are the
+lifecycle queries and the `DecisionService` calls `/v1/calendars`, `/v1/audit/verify`,
+`/v1/audit/checkpoints/latest` and `/v1/audit/administration` answer with."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from api.deps import runtime
 from api.errors import ApiError
 from api.routes.lifecycle_http import lifecycle_of
 from rulesvc.apikeys import Permission
+from rulesvc.audit.checkpoints import CheckpointError
 from rulesvc.lifecycle.errors import NotFoundError
 from rulesvc.sla.calendar import BusinessCalendar, format_period
 
@@ -125,7 +127,17 @@ async def audit_page(request: Request) -> Response:
                 label = artifact.artifact.label
                 changes.extend({**h, "artifact": label, "name": entry["name"]} for h in history)
         changes.sort(key=lambda h: h["seq"], reverse=True)
-        return {"verify": result, "changes": changes[:500]}
+        try:
+            latest = service.latest_checkpoint()
+            checkpoint: dict[str, Any] = {"latest": latest.to_json() if latest else None, "problem": ""}
+        except CheckpointError as exc:
+            checkpoint = {"latest": None, "problem": f"{exc}（{exc.code}）"}
+        return {
+            "verify": result,
+            "changes": changes[:500],
+            "administration": service.administration(500),
+            "checkpoint": checkpoint,
+        }
 
     data = await run_in_threadpool(read)
     return render(request, "audit.html", principal, nav="audit", title="审计", **data)

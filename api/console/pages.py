@@ -26,6 +26,7 @@ from api.deps import CSRF_COOKIE, authorize, bearer_token
 from api.errors import ApiError, status_of
 from rulesvc.apikeys import Permission, Principal, Role
 from rulesvc.errors import RulesvcError
+from rulesvc.lifecycle import EPOCH
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -87,6 +88,18 @@ def shanghai(value: datetime | str | None, seconds: bool = False) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+def effective_label(version: Any) -> str:
+    """A published version's effective time as people read it. A version imported from the rules folder at
+    first start is in force since the epoch (events that occurred before the import are still decided):
+    it reads `导入即生效（2026-12-05 22:13）` rather than `1970-01-01 08:00`."""
+    if version is None:
+        return ""
+    if version.effective_at <= EPOCH:
+        source = "导入" if version.source == "import" else "发布"
+        return f"{source}即生效（{shanghai(version.published_at)}）"
+    return shanghai(version.effective_at)
+
+
 def actor_label(actor: str | None) -> str:
     """`张敏 (u_3f2a9c1e0b7d)` → `张敏`; a recorded actor as a person reads it (the id stays in the title)."""
     if not actor:
@@ -103,6 +116,7 @@ _env = Environment(
 )
 _env.filters["shanghai"] = shanghai
 _env.filters["actor"] = actor_label
+_env.filters["effective"] = effective_label
 _env.filters["draft_status"] = lambda status: DRAFT_STATUS_LABELS.get(status, status)
 _env.globals["BASE"] = BASE
 _env.globals["ROLE_LABELS"] = ROLE_LABELS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -13,7 +13,7 @@ from api.deps import require, runtime
 from api.errors import ApiError
 from api.responses import JSONBytes
 from api.routes.common import errors
-from api.schemas import CheckpointOut, VerifyOut
+from api.schemas import AdministrationOut, CheckpointOut, VerifyOut
 from rulesvc.apikeys import Permission, Principal
 from rulesvc.opsstate import VERIFY
 
@@ -76,3 +76,22 @@ async def latest_checkpoint(
     if checkpoint is None:
         raise ApiError(404, "not_found", "还没有检查点")
     return JSONBytes(checkpoint.to_json())
+
+
+@router.get(
+    "/v1/audit/administration",
+    response_model=AdministrationOut,
+    summary="密钥与用户管理记录（谁创建、停用、吊销了什么）",
+    description=(
+        "日志链中 API 密钥与用户的每一次变更，最新的在前：`change`（created、updated、revoked、rotated、"
+        "locked 等）、`by`（操作人）以及变更后的名称、角色与状态；不含任何密钥、口令或其摘要。"
+    ),
+    responses=errors(401, 403, 422),
+)
+async def administration(
+    request: Request,
+    limit: int = Query(200, ge=1, le=1000, description="至多返回多少条"),
+    _principal: Principal = Depends(require(Permission.AUDIT_VERIFY)),
+) -> Response:
+    entries = await run_in_threadpool(runtime(request).service.administration, limit)
+    return JSONBytes({"entries": entries})

@@ -26,6 +26,7 @@ from rulesvc import exactjson
 from rulesvc.apikeys import Principal, Role, generate_key, hash_key, key_id_of, matches
 from rulesvc.audit.chain import (
     KIND_CLEAR_READ,
+    KIND_KEY,
     BrokenEntry,
     VerifyResult,
     canonical,
@@ -49,6 +50,7 @@ from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
 from rulesvc.people.access import key_principal
 from rulesvc.people.model import ApiKeyRecord
+from rulesvc.people.ports import KIND_USER
 from rulesvc.sla.clock import Clock
 from rulesvc.sla.ticket_timers import TIMER_ACTIONS
 from rulesvc.validation import DEFAULT_LIMITS, CheckedEvent, Limits, read_event, same_meaning
@@ -454,6 +456,22 @@ class DecisionService:
         the other tables the chain vouches for."""
         checked = self.checkpoints.checked() if self.checkpoints is not None else ([], [])
         return verify_all(self.store, self.evidence, checked, self._more_checks, self.masking)
+
+    def administration(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Key and user administration as the chain recorded it, newest first: each entry's position and
+        time, what changed (`created`, `updated`, `revoked`, `rotated`, `locked`, ...), who did it (`by`)
+        and what the row became (name, roles, status; never a secret or its digest)."""
+        entries = self.store.latest_audit_entries((KIND_KEY, KIND_USER), limit)
+        history = []
+        for entry in entries:
+            payload = exactjson.loads(entry.payload_text)
+            shown = {k: v for k, v in payload.items() if not k.endswith("_sha256")}
+            if "kind" in shown:  # a user entry's person / service account
+                shown["user_kind"] = shown.pop("kind")
+            history.append(
+                {**shown, "seq": entry.seq, "at": entry.at, "kind": entry.kind, "subject": entry.subject}
+            )
+        return history
 
     def make_checkpoint(self) -> Checkpoint:
         if self.checkpoints is None:

@@ -220,6 +220,16 @@ class SqlStore:
                 yield chain_entry(row)
             last = rows[-1].seq
 
+    def latest_audit_entries(self, kinds: Sequence[str], limit: int) -> list[ChainEntry]:
+        with self._read() as session:
+            rows = session.scalars(
+                select(AuditRow)
+                .where(AuditRow.kind.in_(list(kinds)))
+                .order_by(AuditRow.seq.desc())
+                .limit(limit)
+            ).all()
+            return [chain_entry(row) for row in rows]
+
     def chain_head(self) -> tuple[int, str]:
         with self._read() as session:
             head = session.get(AuditHeadRow, 1)
