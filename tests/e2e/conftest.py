@@ -92,9 +92,9 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         stop_server(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, one for the whole session (Playwright gives it a fresh profile dir)."""
+    """Debian's Chromium, headless, one per test module: Playwright's sync API keeps an event loop running in its thread, which would break asyncio.run in tests the same xdist worker runs later (Playwright gives it a fresh profile dir)."""
     if not Path(CHROMIUM).exists():
         browser_missing(f"Chromium at {CHROMIUM}")
     try:
