@@ -15,7 +15,7 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from cli import authoring, backup, calendars, datakeys, dmn, ops, people, rulesets, tables
+    from cli import authoring, backup, calendars, cases, datakeys, dmn, ops, people, rulesets, tables
 
     authoring.register(app)
     ops.register(app)
@@ -26,4 +26,5 @@ def main() -> None:
     datakeys.register(app)
     dmn.register(app)
     tables.register(app)
+    cases.register(app)
     app()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -87,3 +88,87 @@ def write_csv(grid: Grid) -> bytes:
 
 def padded(grid: Grid, width: int) -> Grid:
     return [[*row, *([""] * (width - len(row)))][:width] if len(row) < width else row for row in grid]
+
+
+@dataclass(frozen=True)
+class DropDown:
+    """A data-validation list on a column's data rows: `strict` refuses other values (an output's values),
+    else the list is offered and other text is allowed (a table cell is a test such as `>= 部门经理`)."""
+
+    name: str
+    values: Sequence[str]
+    strict: bool = True
+    prompt: str = ""
+
+
+def xlsx_bytes(
+    title: str,
+    grid: Grid,
+    *,
+    header_rows: int,
+    freeze_col: int,
+    lists: Mapping[int, DropDown] | None = None,
+    wrapped: frozenset[int] = frozenset(),
+    last_fill: bool = False,
+) -> bytes:
+    """A workbook of one sheet laid out for people: row 1 bold, the other header rows shaded and frozen,
+    every cell text (Excel keeps `00123` and `1e3` as typed), drop-down lists on the columns of `lists`
+    (1-based) with room for rows added in Excel, `wrapped` columns wrapping their lines; `last_fill` shades
+    the last row (a table's default row)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = sheet_title(title)
+    for row in grid:
+        sheet.append(row)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    header = PatternFill("solid", fgColor="DDEBF7")
+    for row_number in range(2, header_rows + 1):
+        for cell in sheet[row_number]:
+            cell.fill = header
+            cell.font = Font(bold=row_number == 3)
+    if last_fill:
+        for cell in sheet[len(grid)]:
+            cell.fill = PatternFill("solid", fgColor="FFF2CC")
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for row in sheet.iter_rows():
+        for cell in row:
+            cell.number_format = "@"
+            if cell.column in wrapped and cell.row > header_rows:
+                cell.alignment = wrap
+    sheet.freeze_panes = sheet.cell(header_rows + 1, freeze_col)
+    last = max(len(grid), header_rows + 1) + 200  # room for rows added in Excel
+    for col, drop in (lists or {}).items():
+        values = [str(v) for v in drop.values]
+        validation = DataValidation(
+            type="list",
+            formula1='"' + ",".join(values) + '"',
+            allow_blank=True,
+            showErrorMessage=drop.strict,
+            errorTitle=drop.name,
+            error=f"{drop.name} 只能取：" + "、".join(values),
+            promptTitle=drop.name,
+            prompt=drop.prompt or f"{drop.name} 的取值：" + "、".join(values),
+            showInputMessage=not drop.strict,
+        )
+        letter = get_column_letter(col)
+        validation.add(f"{letter}{header_rows + 1}:{letter}{last}")
+        sheet.add_data_validation(validation)
+    for index in range(1, max((len(r) for r in grid), default=0) + 1):
+        texts = [line for row in grid if len(row) >= index for line in str(row[index - 1]).splitlines()]
+        width = max((len(t) for t in texts), default=0)
+        sheet.column_dimensions[get_column_letter(index)].width = min(max(8, width * 2 + 2), 60)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def sheet_title(name: str) -> str:
+    """Excel sheet names: at most 31 characters, none of []:*?/\\."""
+    title = "".join("_" if char in "[]:*?/\\" else char for char in name)[:31]
+    return title or "Sheet1"

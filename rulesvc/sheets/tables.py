@@ -32,7 +32,7 @@ from rulesvc.lang.ast import Compare, Const, Expr, ListExpr, Path
 from rulesvc.lang.loader import load_ruleset
 from rulesvc.lang.model import KindSchema, Ruleset, Table
 from rulesvc.lang.parse import parse_cell
-from rulesvc.sheets.cells import CellLocation, Grid, padded, read_grids, write_csv
+from rulesvc.sheets.cells import CellLocation, DropDown, Grid, padded, read_grids, write_csv, xlsx_bytes
 from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.yamlpos import closest, load_yaml
 
@@ -141,78 +141,20 @@ def export_table_csv(ruleset: Ruleset, table_id: str) -> bytes:
 def export_table_xlsx(ruleset: Ruleset, table_id: str, kind: KindSchema) -> bytes:
     """The table as a workbook of one sheet, laid out for people: header rows frozen and shaded, the default
     row marked, enum values and output values offered as drop-down lists."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.datavalidation import DataValidation
-
     table = next(t for t in ruleset.tables if t.id == table_id)
-    grid = table_grid(ruleset, table_id)
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = _sheet_title(table_id)
-    for row in grid:
-        sheet.append(row)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    header = PatternFill("solid", fgColor="DDEBF7")
-    for row_number in (2, 3, 4):
-        for cell in sheet[row_number]:
-            cell.fill = header
-            cell.font = Font(bold=row_number == 3)
-    default_fill = PatternFill("solid", fgColor="FFF2CC")
-    for cell in sheet[len(grid)]:
-        cell.fill = default_fill
-    for row in sheet.iter_rows():
-        for cell in row:
-            cell.number_format = "@"  # text: Excel keeps `00123` and `1e3` as typed
-    sheet.freeze_panes = sheet.cell(FIRST_ROW, 3)
-    last = max(len(grid), FIRST_ROW) + 200  # room for rows added in Excel
     inputs, outputs = list(table.input_texts), list(table.outputs)
+    lists: dict[int, DropDown] = {}
     for index, column in enumerate(inputs):
         enum = _enum_members(table, column, kind)
-        if enum is None:
-            continue
-        letter = get_column_letter(3 + index)
-        validation = DataValidation(
-            type="list",
-            formula1='"' + ",".join(enum[1]) + '"',
-            allow_blank=True,
-            showErrorMessage=False,  # a cell is a test (`>= 部门经理`), not only a value
-            promptTitle=column,
-            prompt=f"{enum[0]} 的取值：" + "、".join(enum[1]),
-            showInputMessage=True,
-        )
-        validation.add(f"{letter}{FIRST_ROW}:{letter}{last}")
-        sheet.add_data_validation(validation)
+        if enum is not None:  # a cell is a test (`>= 部门经理`), not only a value: other text is allowed
+            prompt = f"{enum[0]} 的取值：" + "、".join(enum[1])
+            lists[3 + index] = DropDown(column, enum[1], strict=False, prompt=prompt)
     for index, name in enumerate(outputs):
         values = table.outputs[name].values
-        if not values:
-            continue
-        letter = get_column_letter(3 + len(inputs) + index)
-        validation = DataValidation(
-            type="list",
-            formula1='"' + ",".join(str(v) for v in values) + '"',
-            allow_blank=True,
-            showErrorMessage=True,
-            errorTitle=name,
-            error=f"输出 {name} 只能取：" + "、".join(str(v) for v in values),
-        )
-        validation.add(f"{letter}{FIRST_ROW}:{letter}{last}")
-        sheet.add_data_validation(validation)
-    for index in range(1, len(grid[2]) + 1):
-        width = max(len(str(row[index - 1])) for row in grid if len(row) >= index)
-        sheet.column_dimensions[get_column_letter(index)].width = min(max(8, width * 2 + 2), 60)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def _sheet_title(table_id: str) -> str:
-    """Excel sheet names: at most 31 characters, none of []:*?/\\."""
-    title = "".join("_" if char in "[]:*?/\\" else char for char in table_id)[:31]
-    return title or "Sheet1"
+        if values:
+            lists[3 + len(inputs) + index] = DropDown(f"输出 {name}", [str(v) for v in values])
+    grid = table_grid(ruleset, table_id)
+    return xlsx_bytes(table_id, grid, header_rows=FIRST_ROW - 1, freeze_col=3, lists=lists, last_fill=True)
 
 
 class _SheetReader:
