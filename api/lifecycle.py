@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.routes import calendars, rulesets
+from api.routes import calendars, rulesets, sheets
 from rulesvc.wiring.lifecycle import Lifecycle
 
 
 def install_lifecycle(app: FastAPI, lifecycle: Lifecycle) -> None:
     app.state.lifecycle = lifecycle
     app.include_router(rulesets.router)
+    app.include_router(sheets.router)
     app.include_router(calendars.router)

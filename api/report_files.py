@@ -179,9 +179,12 @@ def report_response(report: Mapping[str, Any], fmt: Format, name: str, title: st
         return None
     span = "-".join(_local_day(str(report[k]), report) for k in ("from", "to") if report.get(k))
     stem = f"{name}-{span}" if span else name
-    if fmt == "csv":
-        body, media = render_csv(report), "text/csv; charset=utf-8"
-    else:
-        body, media = render_xlsx(report, title), XLSX_TYPE
-    disposition = f"attachment; filename=\"{stem}.{fmt}\"; filename*=UTF-8''{quote(f'{title}-{span}.{fmt}')}"
+    body = render_csv(report) if fmt == "csv" else render_xlsx(report, title)
+    return attachment(body, fmt, f"{stem}.{fmt}", f"{title}-{span}.{fmt}")
+
+
+def attachment(body: bytes, fmt: Literal["csv", "xlsx"], ascii_name: str, name: str) -> Response:
+    """A CSV or XLSX download: `ascii_name` for old clients, `name` (UTF-8, may be Chinese) for the rest."""
+    media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX_TYPE
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
     return Response(body, media_type=media, headers={"Content-Disposition": disposition})

@@ -106,8 +106,33 @@ class DraftListQuery(_In):
     status: Literal["draft", "submitted", "approved", "rejected", "published"] | None = None
 
 
+SheetFormat = Literal["xlsx", "csv"]
+SheetName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^/\\:*?\"<>|\x00-\x1f]+$")]
+
+
 class CasesQuery(_In):
     file: FileName | None = Field(None, description="样例文件名（不含 .yaml），默认规则集名")
+    format: Literal["yaml", "xlsx", "csv"] | None = Field(
+        None, description="请求体格式；默认按 Content-Type（application/yaml、text/csv 或 XLSX）"
+    )
+    filename: SheetName | None = Field(None, description="表格文件名（错误位置用，如 报销样例.xlsx）")
+
+
+class SheetQuery(_In):
+    format: SheetFormat = Field("xlsx", description="xlsx 或 csv（UTF-8 带 BOM）")
+    version: int | None = Field(None, ge=1, le=1_000_000, description="版本号；默认当前生效的版本")
+
+
+class DraftSheetQuery(_In):
+    format: SheetFormat = Field("xlsx", description="xlsx 或 csv（UTF-8 带 BOM）")
+
+
+class SheetUploadQuery(_In):
+    format: SheetFormat | None = Field(
+        None, description="请求体格式；默认按 Content-Type（text/csv 或 XLSX）"
+    )
+    filename: SheetName | None = Field(None, description="表格文件名（错误位置用，如 报销审批.xlsx）")
+    reason: Text = Field("", description="修改原因（新建草稿时）")
 
 
 class DiffQuery(_In):

@@ -27,6 +27,7 @@ from api.routes.lifecycle_http import (
     yaml_body_doc,
     yaml_text,
 )
+from api.routes.sheets import SHEET_MEDIA, cases_body_doc, put_cases_sheet
 from api.ruleset_schemas import (
     AsOfQuery,
     CasesQuery,
@@ -205,10 +206,14 @@ async def create_draft(
 @router.put(
     "/v1/rulesets/{name}/drafts/{draft_id}/cases",
     response_model=DraftOut,
-    summary="为草稿上传合规样例文件（替换同名文件）并重新测试",
-    description="默认替换 `cases/<name>.yaml`；`?file=` 指定其他样例文件（不含 .yaml）。只有草稿作者可以上传。",
+    summary="为草稿上传合规样例文件（YAML，或 XLSX/CSV 表格）并重新测试",
+    description=(
+        "默认替换 `cases/<name>.yaml`；`?file=` 指定其他样例文件（不含 .yaml）。只有草稿作者可以上传。"
+        "请求体也可以是合规样例表格（`rulesvc cases export` 或下载得到的 XLSX/CSV，按 Content-Type 或 "
+        "`?format=xlsx|csv`）：未改动的样例保留原文与注释；表格有错误时返回 422 `sheet.invalid`，`details` 逐格列出。"
+    ),
     responses=errors_doc(*CHANGE_STATUSES),
-    openapi_extra=yaml_body_doc("合规样例文件"),
+    openapi_extra=cases_body_doc(),
 )
 async def upload_cases(
     name: str,
@@ -217,6 +222,9 @@ async def upload_cases(
     query: Annotated[CasesQuery, Query()],
     principal: Principal = Depends(WRITE),
 ) -> Response:
+    fmt = query.format or SHEET_MEDIA.get(media_of(request))
+    if fmt == "xlsx" or fmt == "csv":
+        return await put_cases_sheet(request, principal, name, draft_id, fmt, query.filename)
     text = await yaml_text(request)
     service = _service(request)
     draft = await run_in_threadpool(service.upload_cases, principal.actor, name, draft_id, query.file, text)

@@ -115,3 +115,10 @@ class BadRequestError(LifecycleError):
     """A request value is out of range (an effective time in the past, an empty reason, ...)."""
 
     code = "invalid_request"
+
+
+class InvalidSheetError(InvalidDraftError):
+    """An uploaded XLSX/CSV sheet (a decision table or cases) has errors: each in `details`, positioned by
+    cell (`file.xlsx!Sheet!C7`) with its stable `sheet.*` code."""
+
+    code = "sheet.invalid"

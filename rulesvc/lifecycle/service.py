@@ -43,6 +43,7 @@ from rulesvc.lifecycle.errors import (
     GapsUnexplainedError,
     InvalidDraftError,
     NoChangeError,
+    StateError,
 )
 from rulesvc.lifecycle.gate import (
     check_case_files,
@@ -246,6 +247,42 @@ class LifecycleService(Importing):
                 file=file,
                 file_sha256=corpus_hash({file: text}),
                 tests=summary(tests),
+            )
+            return Change(drafts=[updated], audit=[note])
+
+        return self._one_draft(now, decide)
+
+    def update_content(
+        self, actor: str, name: str, draft_id: str, content: str, *, based_on: str, step: str, **fields: Any
+    ) -> DraftRecord:
+        """Replace the draft's ruleset file (the author, while it is a draft), check and re-test it; its replay
+        is dropped (it was of the old content). `based_on` is the content the change was made from: a draft
+        changed meanwhile is refused (StateError), not overwritten."""
+        draft = self.queries.draft(name, draft_id)
+        require_author(draft, actor, "修改")
+        require_status(draft, DRAFT, "修改")
+        checked_hash, errors = self.artifact.check(name, content)
+        if checked_hash is None:
+            raise InvalidDraftError(errors, f"{self.artifact.label}有错误")
+        tests = self._test(name, content, draft.cases)
+        now = self.clock.now()
+
+        def decide(view: StoreView) -> Change:
+            current = require_draft(view, draft_id)
+            require_status(current, DRAFT, "修改")
+            if current.content != based_on:
+                raise StateError("草稿刚被修改过，请重新下载后再改", {"draft_id": draft_id})
+            updated = replace(
+                current, content=content, content_hash=checked_hash, tests=tests, replay=None, updated_at=now
+            )
+            note = self._note(
+                step,
+                name,
+                actor,
+                draft_id=draft_id,
+                content_sha256=checked_hash,
+                tests=summary(tests),
+                **fields,
             )
             return Change(drafts=[updated], audit=[note])
 

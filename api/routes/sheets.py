@@ -1,0 +1,235 @@
+"""Decision tables and compliance cases as XLSX/CSV files on the ruleset routes: download from the version in
+force (or `?version=`) or a draft, upload into a draft (never published from here: the draft is submitted,
+approved and published as any other). A sheet with errors is a 422 `sheet.invalid` whose `details` list
+each error at its cell (`file.xlsx!Sheet!C7`) with its `sheet.*` code. A thin layer over
+`rulesvc.lifecycle.sheets.DraftSheets`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.errors import ApiError
+from api.report_files import XLSX_TYPE, attachment
+from api.responses import JSONBytes
+from api.routes.lifecycle_http import (
+    CHANGE_STATUSES,
+    READ,
+    WRITE,
+    errors_doc,
+    lifecycle_of,
+    media_of,
+)
+from api.ruleset_schemas import DraftOut, DraftSheetQuery, SheetFormat, SheetQuery, SheetUploadQuery
+from rulesvc.apikeys import Principal
+from rulesvc.lifecycle.ports import DraftRecord
+from rulesvc.lifecycle.sheets import DraftSheets, SheetFile
+from rulesvc.lifecycle.views import draft_json
+
+router = APIRouter(tags=["rulesets"])
+
+SHEET_MEDIA: dict[str, SheetFormat] = {XLSX_TYPE: "xlsx", "text/csv": "csv", "application/csv": "csv"}
+FILE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {XLSX_TYPE: {}, "text/csv": {}}, "description": "XLSX 或 CSV（UTF-8 带 BOM）文件"}
+}
+
+
+def _sheet_body_doc(what: str, *, yaml: bool = False) -> dict[str, object]:
+    text = {"schema": {"type": "string"}}
+    content = {XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}, "text/csv": text}
+    if yaml:
+        content["application/yaml"] = text
+    return {"requestBody": {"required": True, "description": what, "content": content}}
+
+
+def cases_body_doc() -> dict[str, object]:
+    """The case upload's body: a YAML case file, or a cases sheet."""
+    return _sheet_body_doc("合规样例文件（YAML），或合规样例表格（XLSX/CSV）", yaml=True)
+
+
+def _sheets(request: Request) -> DraftSheets:
+    return DraftSheets(lifecycle_of(request).service)
+
+
+def download(sheet: SheetFile, fmt: SheetFormat) -> Response:
+    ascii_name = "".join(c if c.isascii() and c not in '"\\;' else "_" for c in sheet.file_name)
+    return attachment(sheet.data, fmt, ascii_name, sheet.file_name)
+
+
+async def sheet_body(request: Request, fmt: SheetFormat | None) -> tuple[SheetFormat, bytes]:
+    """The uploaded sheet and its format (`?format=`, else the Content-Type): 415 for another type, 422 empty."""
+    chosen = fmt or SHEET_MEDIA.get(media_of(request))
+    if chosen is None:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "请求体须是 Excel 表格（Content-Type: "
+            + XLSX_TYPE
+            + "）或 CSV（text/csv），或用 ?format=xlsx|csv 指明",
+            {"content_type": request.headers.get("content-type", "")},
+        )
+    data = await request.body()
+    if not data.strip():
+        raise ApiError(422, "invalid_request", "请求体为空", [{"path": "", "message": "body required"}])
+    return chosen, data
+
+
+async def _draft_answer(request: Request, record: DraftRecord) -> Response:
+    service = lifecycle_of(request).service
+    diff = await run_in_threadpool(service.queries.draft_diff, record)
+    return JSONBytes(draft_json(record, diff=diff))
+
+
+# -- decision tables --------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/rulesets/{name}/tables/{table_id}",
+    summary="下载规则表（XLSX 或 CSV），默认当前生效的版本",
+    description="`?version=` 取某个版本。表格格式与 `rulesvc tables export` 相同；改好后上传到草稿。",
+    responses={**FILE_DOC, **errors_doc(404, 422)},
+)
+async def table_file(
+    name: str,
+    table_id: str,
+    request: Request,
+    query: Annotated[SheetQuery, Query()],
+    _principal: Principal = Depends(READ),
+) -> Response:
+    sheets = _sheets(request)
+    sheet = await run_in_threadpool(
+        lambda: sheets.table_sheet(name, table_id, query.format, version=query.version)
+    )
+    return download(sheet, query.format)
+
+
+@router.get(
+    "/v1/rulesets/{name}/drafts/{draft_id}/tables/{table_id}",
+    summary="下载草稿中的规则表（XLSX 或 CSV）",
+    responses={**FILE_DOC, **errors_doc(404, 422)},
+)
+async def draft_table_file(
+    name: str,
+    draft_id: str,
+    table_id: str,
+    request: Request,
+    query: Annotated[DraftSheetQuery, Query()],
+    _principal: Principal = Depends(READ),
+) -> Response:
+    sheets = _sheets(request)
+    sheet = await run_in_threadpool(
+        lambda: sheets.table_sheet(name, table_id, query.format, draft_id=draft_id)
+    )
+    return download(sheet, query.format)
+
+
+@router.put(
+    "/v1/rulesets/{name}/drafts/{draft_id}/tables/{table_id}",
+    response_model=DraftOut,
+    summary="上传表格替换草稿中的规则表（行、默认行、命中策略、汇总）并重新测试",
+    description=(
+        "只有草稿作者、草稿状态为 draft 时可以上传；不会发布。表格有错误时返回 422 `sheet.invalid`，"
+        "`details` 逐格列出（`文件.xlsx!工作表!E5`，`sheet.*` 错误码）。`?filename=` 为错误中显示的文件名。"
+    ),
+    responses=errors_doc(*CHANGE_STATUSES),
+    openapi_extra=_sheet_body_doc("规则表（rulesvc tables export 或下载得到的表格）"),
+)
+async def put_draft_table(
+    name: str,
+    draft_id: str,
+    table_id: str,
+    request: Request,
+    query: Annotated[SheetUploadQuery, Query()],
+    principal: Principal = Depends(WRITE),
+) -> Response:
+    fmt, data = await sheet_body(request, query.format)
+    file_name = query.filename or f"{table_id}.{fmt}"
+    sheets = _sheets(request)
+    record = await run_in_threadpool(
+        sheets.put_table, principal.actor, name, draft_id, table_id, file_name, data
+    )
+    return await _draft_answer(request, record)
+
+
+@router.post(
+    "/v1/rulesets/{name}/tables/{table_id}",
+    status_code=201,
+    response_model=DraftOut,
+    summary="上传表格，以最新版本为基础新建草稿（替换其中的规则表）",
+    description="与上传到已有草稿相同的检查；`?reason=` 写明修改原因。新草稿照常测试、提交、审批、发布。",
+    responses=errors_doc(*CHANGE_STATUSES),
+    openapi_extra=_sheet_body_doc("规则表（rulesvc tables export 或下载得到的表格）"),
+)
+async def post_table_draft(
+    name: str,
+    table_id: str,
+    request: Request,
+    query: Annotated[SheetUploadQuery, Query()],
+    principal: Principal = Depends(WRITE),
+) -> Response:
+    fmt, data = await sheet_body(request, query.format)
+    file_name = query.filename or f"{table_id}.{fmt}"
+    sheets = _sheets(request)
+    record = await run_in_threadpool(
+        sheets.new_table_draft, principal.actor, name, table_id, file_name, data, query.reason
+    )
+    response = await _draft_answer(request, record)
+    response.status_code = 201
+    return response
+
+
+# -- compliance cases -------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/rulesets/{name}/cases",
+    summary="下载合规样例（XLSX 或 CSV，每行一个事件），默认当前生效的版本",
+    description="`?version=` 取某个版本。表格格式与 `rulesvc cases export` 相同；改好后上传到草稿的 cases。",
+    responses={**FILE_DOC, **errors_doc(404, 422)},
+)
+async def cases_file(
+    name: str,
+    request: Request,
+    query: Annotated[SheetQuery, Query()],
+    _principal: Principal = Depends(READ),
+) -> Response:
+    sheets = _sheets(request)
+    sheet = await run_in_threadpool(lambda: sheets.cases_sheet(name, query.format, version=query.version))
+    return download(sheet, query.format)
+
+
+@router.get(
+    "/v1/rulesets/{name}/drafts/{draft_id}/cases",
+    summary="下载草稿的合规样例（XLSX 或 CSV）",
+    responses={**FILE_DOC, **errors_doc(404, 422)},
+)
+async def draft_cases_file(
+    name: str,
+    draft_id: str,
+    request: Request,
+    query: Annotated[DraftSheetQuery, Query()],
+    _principal: Principal = Depends(READ),
+) -> Response:
+    sheets = _sheets(request)
+    sheet = await run_in_threadpool(lambda: sheets.cases_sheet(name, query.format, draft_id=draft_id))
+    return download(sheet, query.format)
+
+
+async def put_cases_sheet(
+    request: Request,
+    principal: Principal,
+    name: str,
+    draft_id: str,
+    fmt: SheetFormat | None,
+    filename: str | None,
+) -> Response:
+    """`PUT .../drafts/{draft_id}/cases` with a sheet body (the route itself is in `rulesets`)."""
+    fmt, data = await sheet_body(request, fmt)
+    sheets = _sheets(request)
+    record = await run_in_threadpool(
+        sheets.put_cases, principal.actor, name, draft_id, filename or f"{name}-样例.{fmt}", data
+    )
+    return await _draft_answer(request, record)
