@@ -1,7 +1,8 @@
 """决策查询 pages: the search form with its results (the same use case as `GET /v1/decisions`, masked
 alike), and one decision answering "为什么": the event (masked unless the reader has `compliance`), the
 rules and table rows that fired with each condition and the value it saw, the ruleset versions in force,
-the actions, and the decision's place in the hash chain."""
+the actions, the ticket's SLA timers on a timeline (started, warning points, deadline, fired / late /
+void, pauses, moves, the stop; provisional points marked), and the decision's place in the hash chain."""
 
 from __future__ import annotations
 
@@ -76,10 +77,21 @@ async def decisions_page(request: Request) -> Response:
 @router.get(f"{BASE}/decisions/{{decision_id}}")
 async def decision_page(request: Request, decision_id: str) -> Response:
     principal = await person(request, Permission.DECISIONS_READ)
+    service = runtime(request).service
     try:
-        record = await run_in_threadpool(runtime(request).service.get_decision, decision_id, principal)
+        record = await run_in_threadpool(service.get_decision, decision_id, principal)
+        timers = await run_in_threadpool(service.decision_timers, decision_id)
     except DecisionNotFoundError:
         return render(
             request, "decision.html", principal, nav="decisions", title="决策", record=None, status_code=404
         )
-    return render(request, "decision.html", principal, nav="decisions", title="决策：为什么", record=record)
+    return render(
+        request,
+        "decision.html",
+        principal,
+        nav="decisions",
+        title="决策：为什么",
+        record=record,
+        timers=timers,
+        decision_id=decision_id,
+    )

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.console.pages import BASE, PageRoute, person, render
-from api.console.views import case_results, enum_options, ruleset_diff, table_view
+from api.console.views import case_results, enum_options, replay_window, ruleset_diff, table_view
 from api.deps import json_body, require
 from api.errors import ApiError
 from api.responses import JSONBytes
@@ -149,6 +149,7 @@ async def draft_page(request: Request, name: str, draft_id: str) -> Response:
             "is_author": same_actor(draft.author, principal.actor),
             "editable": draft.status == DRAFT,
             "statuses": {"draft": DRAFT, "submitted": SUBMITTED, "approved": APPROVED},
+            "replay_window": replay_window(queries.clock.now()),
         }
 
     data = await run_in_threadpool(read)

@@ -4,7 +4,9 @@ row) and its rules and actions as readable text. Plain data for the templates an
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rulesvc.lang.model import ActionSpec, KindSchema, ParamSpec, Row, Ruleset, Table
 
@@ -148,3 +150,14 @@ def case_results(case_names: list[str], tests: Mapping[str, Any]) -> list[dict[s
         {"index": i, "name": name, "passed": name not in failures, "failures": failures.get(name, [])}
         for i, name in enumerate(case_names)
     ]
+
+
+REPLAY_DAYS = 30
+
+
+def replay_window(now: datetime, days: int = REPLAY_DAYS) -> dict[str, str]:
+    """The replay form's default period: the last `days` days to now, as `datetime-local` values in
+    Beijing time (`2026-12-05T22:13`)."""
+    end = now.astimezone(ZoneInfo("Asia/Shanghai"))
+    start = end - timedelta(days=days)
+    return {"from": start.strftime("%Y-%m-%dT%H:%M"), "to": end.strftime("%Y-%m-%dT%H:%M")}

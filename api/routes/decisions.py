@@ -91,3 +91,26 @@ async def get_decision(
         raise DecisionNotFoundError(decision_id) from None
     record = await run_in_threadpool(runtime(request).service.get_decision, canonical_id, principal)
     return JSONBytes(record)
+
+
+@router.get(
+    "/v1/decisions/{decision_id}/timers",
+    summary="决策所属工单的 SLA 计时时间线",
+    description=(
+        "该决策所属工单的每个计时器：启动、各预警点与截止时间（计划时间；超出日历确认范围的标 provisional）、"
+        "哪些点已触发及迟到多少秒（late_by ≥ 60 秒为迟到）、暂停、恢复、改期与停止。取自该工单最近 1000 条"
+        "决策记录；只含计时器名称、触发点与时间，不含个人信息。"
+    ),
+    responses=errors(401, 403, 404),
+)
+async def decision_timers(
+    request: Request,
+    decision_id: str = Path(description="决策编号（UUID）", max_length=64),
+    _principal: Principal = Depends(require(Permission.DECISIONS_READ)),
+) -> Response:
+    try:
+        canonical_id = str(uuid.UUID(decision_id))
+    except ValueError:
+        raise DecisionNotFoundError(decision_id) from None
+    timeline = await run_in_threadpool(runtime(request).service.decision_timers, canonical_id)
+    return JSONBytes(timeline)

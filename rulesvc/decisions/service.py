@@ -39,7 +39,8 @@ from rulesvc.audit.checkpoints import Checkpoint, CheckpointError, CheckpointKee
 from rulesvc.audit.evidence import EvidenceReader, check_feed, verify_rows
 from rulesvc.decisions.ports import DecisionStore, KeyStore, NewDecision, StoredDecision
 from rulesvc.decisions.record import decision_payload, new_decision, record_json
-from rulesvc.decisions.search import RULE_TERM, Cursor, DecisionQuery
+from rulesvc.decisions.search import MAX_LIMIT, RULE_TERM, Cursor, DecisionQuery
+from rulesvc.decisions.ticket_timeline import ticket_timeline
 from rulesvc.decisions.ticket_work import EventTicketWork, touches_timers
 from rulesvc.delivery.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.entropy import uuid4
@@ -366,6 +367,31 @@ class DecisionService:
         if stored is None:
             raise DecisionNotFoundError(decision_id)
         return self._shown(stored, principal)
+
+    def decision_timers(self, decision_id: str, max_decisions: int = 1000) -> dict[str, Any]:
+        """The SLA timers of the decision's ticket on a timeline (`rulesvc.decisions.ticket_timeline`),
+        read from the ticket's latest `max_decisions` stored decisions. Timer names, points and times only:
+        no personal data, so the same for every reader."""
+        stored = self.store.get_decision(decision_id)
+        if stored is None:
+            raise DecisionNotFoundError(decision_id)
+        found: list[StoredDecision] = []
+        after: Cursor | None = None
+        while len(found) < max_decisions:
+            page = self.store.search_decisions(
+                DecisionQuery(ticket_id=stored.ticket_id, limit=MAX_LIMIT, after=after)
+            )
+            found.extend(page)
+            if len(page) < MAX_LIMIT:
+                break
+            after = Cursor(page[-1].decided_at, page[-1].chain_seq)
+        records = [exactjson.loads(d.record_text) for d in reversed(found[:max_decisions])]
+        return {
+            "decisions": len(records),
+            "truncated": len(found) > max_decisions or len(found) == max_decisions,
+            "timezone": "Asia/Shanghai",
+            "timers": ticket_timeline(records),
+        }
 
     def search_decisions(self, query: DecisionQuery, principal: Principal) -> dict[str, Any]:
         """`{"records", "next_after"}`: a page of stored decisions, newest first, each exactly as

@@ -1,10 +1,14 @@
 """The issue's scenario in a real browser: an editor changes the travel threshold 5000 → 8000 in the table
 grid, sees the two failing cases with expected and actual, fixes both in the case form and submits; the
 author's own approval is refused (four eyes); a second person approves and publishes with an effective
-time; an auditor sees no edit button and is refused the editor."""
+time (two minutes ahead, to the minute); once it is in force, a new 6000 元 travel claim's decision page
+(为什么) shows v2 and the fired row with its conditions; an auditor sees no edit button and is refused the
+editor (page and API); a compliance user sees a loan's clear phone number on its decision page, an auditor
+the mask."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -80,7 +84,7 @@ def test_threshold_change_from_grid_to_publication(pages: Pages, console_server:
     approver.get_by_label("审批意见").fill("门槛调整已与财务确认")
     approver.get_by_role("button", name="批准").click()
     expect(approver.locator("#draft-status")).to_have_text("已批准")
-    effective = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(minutes=10)
+    effective = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(minutes=2)
     approver.get_by_label("生效时间（北京时间；留空为立即）").fill(effective.strftime("%Y-%m-%dT%H:%M"))
     approver.get_by_role("button", name="发布").click()
     expect(approver.locator("h1")).to_have_text(f"规则集 {RULESET}")
@@ -101,3 +105,89 @@ def test_threshold_change_from_grid_to_publication(pages: Pages, console_server:
     response = auditor.goto(f"/console/rulesets/{RULESET}/edit")
     assert response is not None and response.status == 403
     expect(auditor.locator(".error-page")).to_contain_text("无权")
+    refused = auditor.request.post(
+        f"/v1/rulesets/{RULESET}/drafts",
+        data="ruleset: expense-approval\n",
+        headers={"Content-Type": "application/yaml", "X-CSRF-Token": csrf(auditor)},
+    )
+    assert refused.status == 403, refused.text()
+
+    # once v2 is in force, a new travel claim of 6000 元 is approved automatically by the changed row
+    wait_in_force(console_server, 2, effective)
+    decided = console_server.api("POST", "/v1/events", json=claim(6000)).json()
+    assert [a["type"] for a in decided["actions"]] == ["auto_approve", "trigger_payment"], decided
+    auditor.goto(f"/console/decisions/{decided['decision_id']}")
+    expect(auditor.locator("#versions")).to_contain_text(f"{RULESET} v2")
+    row = auditor.locator(f'[data-rule="{RULESET}/报销审批#差旅费小额自动审批"]')
+    expect(row).to_contain_text(f"{RULESET} v2")
+    expect(row).to_contain_text("金额")
+    expect(row).to_contain_text("6000")
+    expect(auditor.locator("#actions")).to_contain_text("auto_approve")
+
+
+def csrf(page: Any) -> str:
+    return next(c["value"] for c in page.context.cookies() if c["name"] == "rulesvc_csrf")
+
+
+def claim(amount: int) -> dict[str, Any]:
+    now = datetime.now(ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds")
+    return {
+        "event_id": f"scenario-claim-{amount}-{time.time_ns()}",
+        "type": "ticket.created",
+        "occurred_at": now,
+        "ticket": {
+            "kind": "expense",
+            "id": f"E-scenario-{time.time_ns()}",
+            "expense_type": "差旅费",
+            "amount": amount,
+            "applicant_rank": "部门经理",
+            "applicant": "赵敏",
+        },
+    }
+
+
+def wait_in_force(console: Console, version: int, effective: datetime) -> None:
+    """Until the service's clock passes `effective` and `version` is in force (at most three minutes:
+    the effective time is at most two minutes ahead)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        versions = console.api("GET", f"/v1/rulesets/{RULESET}/versions").json()["versions"]
+        state = next(v.get("state") for v in versions if v["version"] == version)
+        if state == "in_force":
+            return
+        time.sleep(min(5.0, max(0.5, (effective - datetime.now(effective.tzinfo)).total_seconds())))
+    raise AssertionError(f"{RULESET} v{version} not in force by {effective}")
+
+
+def test_compliance_reads_the_phone_number_clear_and_the_auditor_masked(
+    pages: Pages, console_server: Console
+) -> None:
+    loan = {
+        "event_id": f"scenario-loan-{time.time_ns()}",
+        "type": "ticket.created",
+        "occurred_at": datetime.now(ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds"),
+        "ticket": {
+            "kind": "loan",
+            "id": f"L-scenario-{time.time_ns()}",
+            "region": "上海浦东",
+            "amount": 800000,
+            "credit_rating": "AA",
+            "owner": "王经理",
+            "stage": "初审",
+            "customer_name": "张三",
+            "id_card": "110105199001011232",
+            "mobile": "13812345678",
+        },
+    }
+    decided = console_server.api("POST", "/v1/events", json=loan)
+    assert decided.status_code == 200, decided.text
+    path = f"/console/decisions/{decided.json()['decision_id']}"
+    compliance = pages("hegui")
+    compliance.goto(path)
+    expect(compliance.locator("#clear")).to_be_visible()
+    expect(compliance.locator('#event [data-field="mobile"]')).to_have_text("13812345678")
+    auditor = pages("wangshen")
+    auditor.goto(path)
+    expect(auditor.locator("#masked")).to_be_visible()
+    expect(auditor.locator('#event [data-field="mobile"]')).to_have_text("138****5678")
+    expect(auditor.locator("main")).not_to_contain_text("13812345678")

@@ -4,28 +4,14 @@ admin). On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from rulesvc.settings import Settings
 from tests.integration.conftest import auth
-from tests.integration.lifecycle_support import clear_lifecycle, lifecycle_app
+from tests.integration.lifecycle_support import console_app
 
-
-@pytest.fixture
-def app(settings: Settings, database_url: str) -> Iterator[FastAPI]:
-    """The app as `rulesvc serve` builds it (the console's pages read the ruleset lifecycle)."""
-    built = lifecycle_app(settings)
-    try:
-        yield built
-    finally:
-        if hasattr(built.state, "lifecycle"):
-            built.state.lifecycle.close()
-        clear_lifecycle(database_url)
+app = console_app
 
 
 def administer(client: TestClient, admin: str) -> tuple[str, str]:
