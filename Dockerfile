@@ -22,6 +22,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     RULESVC_DATABASE_URL=sqlite:////data/rulesvc.db \
     RULESVC_RULESETS=/app/rulesets \
     RULESVC_PORT=8000
+# Pango and Noto Sans CJK: evidence files as PDF (WeasyPrint), Chinese embedded.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin rulesvc \
     && mkdir -p /data /app \
     && chown rulesvc:rulesvc /data /app

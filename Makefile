@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean browser-deps screenshots promtool-deps
+.PHONY: serve test lint bench clean browser-deps screenshots promtool-deps pdf-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: $(STAMP) lint promtool-deps
+test: $(STAMP) lint promtool-deps pdf-deps
 	$(BIN)/rulesvc check rulesets/
 	$(BIN)/rulesvc test rulesets/ --min-coverage 100
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
@@ -46,6 +46,16 @@ promtool-deps:
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
 	else echo "promtool-deps: run as root (apt-get install prometheus) for the alert rule tests"; fi
+
+# Evidence files as PDF: WeasyPrint (a Python dependency) prints on Debian's Pango with Noto Sans CJK embedded;
+# the tests read the PDFs with poppler's pdftotext and pdfdetach. Installs them when missing, as root as CI
+# runs; elsewhere the PDF tests skip with the reason (and GET .../report?format=pdf answers 406).
+PDF_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk poppler-utils
+pdf-deps:
+	@if dpkg -s $(PDF_PACKAGES) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(PDF_PACKAGES); \
+	else echo "pdf-deps: run as root (apt-get install $(PDF_PACKAGES)) for PDF evidence files and their tests"; fi
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine

@@ -67,6 +67,7 @@ from rulesvc.people.errors import (
 )
 from rulesvc.people.errors import NotFoundError as PeopleNotFoundError
 from rulesvc.sla.reports import InvalidReportError
+from rulesvc.testreport.pdf_file import PdfUnavailableError
 
 log = logging.getLogger("rulesvc.api")
 
@@ -103,6 +104,7 @@ ERROR_STATUS: dict[type[RulesvcError] | tuple[type[RulesvcError], str], int] = {
     (CheckpointError, "audit.chain_rolled_back"): 409,
     CheckpointError: 503,
     NotFoundError: 404,
+    PdfUnavailableError: 406,
     InvalidDraftError: 422,
     CasesFailedError: 422,
     GapsUnexplainedError: 422,

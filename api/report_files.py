@@ -18,9 +18,10 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from starlette.responses import Response
+
+from rulesvc.spreadsheet import write_table
+from rulesvc.testreport.document import Evidence
 
 Format = Literal["json", "csv", "xlsx"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -141,24 +142,11 @@ def render_xlsx(report: Mapping[str, Any], title: str) -> bytes:
     sheet = book.active
     assert sheet is not None
     sheet.title = title[:31]
-    sheet.append([header(c) for c in columns])
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append(row)
-    sheet.freeze_panes = "A2"
-    for index, name in enumerate(columns, start=1):
-        width = max([len(header(name))] + [len(str(r[index - 1] or "")) for r in rows[:200]])
-        sheet.column_dimensions[get_column_letter(index)].width = min(60, max(10, width + 2))
+    write_table(sheet, [header(c) for c in columns], rows)
     about = book.create_sheet("说明")
-    about.append(["参数", "值"])
-    for cell in about[1]:
-        cell.font = Font(bold=True)
-    for name, value in _parameters(report):
-        about.append([header(name) if name in LABELS else name, value])
-    about.append(["生成时间", datetime.now(SHANGHAI).isoformat(timespec="seconds")])
-    about.column_dimensions["A"].width = 20
-    about.column_dimensions["B"].width = 40
+    parameters = [(header(n) if n in LABELS else n, v) for n, v in _parameters(report)]
+    generated = ("生成时间", datetime.now(SHANGHAI).isoformat(timespec="seconds"))
+    write_table(about, ["参数", "值"], [*parameters, generated])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -188,3 +176,33 @@ def attachment(body: bytes, fmt: Literal["csv", "xlsx"], ascii_name: str, name: 
     media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX_TYPE
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
     return Response(body, media_type=media, headers={"Content-Disposition": disposition})
+
+
+EVIDENCE_TYPES = {"html": "text/html; charset=utf-8", "xlsx": XLSX_TYPE, "pdf": "application/pdf"}
+EVIDENCE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {media.partition(";")[0]: {} for media in EVIDENCE_TYPES.values()},
+        "description": "证据文件（下载）；报告摘要在文件中写明，rulesvc report verify 可校验",
+    }
+}
+
+
+def evidence_response(evidence: Evidence, fmt: Literal["html", "xlsx", "pdf"], stem: str) -> Response:
+    """An evidence file as a download named `<stem>-<YYYYMMDD>.<ext>` (an ASCII name beside the UTF-8 one:
+    ruleset names may be Chinese). The renderers are `rulesvc.testreport`'s, the same as `rulesvc test`'s."""
+    from rulesvc.testreport.html_file import render_html
+    from rulesvc.testreport.pdf_file import render_pdf
+    from rulesvc.testreport.xlsx_file import render_xlsx
+
+    if fmt == "xlsx":
+        body = render_xlsx(evidence)
+    elif fmt == "pdf":
+        body = render_pdf(evidence)
+    else:
+        body = render_html(evidence).encode("utf-8")
+    day = str(evidence.content["generated_at"])[:10].replace("-", "")
+    name = f"{stem}-{day}.{fmt}"
+    ascii_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in name)
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+    headers = {"Content-Disposition": disposition, "X-Evidence-SHA256": evidence.digest}
+    return Response(body, media_type=EVIDENCE_TYPES[fmt], headers=headers)

@@ -110,6 +110,12 @@ SheetFormat = Literal["xlsx", "csv"]
 SheetName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^/\\:*?\"<>|\x00-\x1f]+$")]
 
 
+class EvidenceQuery(_In):
+    format: Literal["html", "xlsx", "pdf"] = Field(
+        "html", description="证据文件格式：html（可打印的网页）、xlsx、pdf（内嵌中文字体）"
+    )
+
+
 class CasesQuery(_In):
     file: FileName | None = Field(None, description="样例文件名（不含 .yaml），默认规则集名")
     format: Literal["yaml", "xlsx", "csv"] | None = Field(

@@ -66,12 +66,27 @@ def test(
     junit: Path | None = typer.Option(None, "--junit", help="write a JUnit XML report to FILE"),
     min_coverage: float = typer.Option(0.0, "--min-coverage", help="fail below this rule coverage (percent)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show the actions of passing cases too"),
+    reports: list[Path] = typer.Option(
+        [],
+        "--report",
+        help="write an evidence file: FILE.html, FILE.xlsx or FILE.pdf (repeatable)",
+    ),
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        help="database whose published versions the evidence file names (default: RULESVC_DATABASE_URL if set)",
+    ),
 ) -> None:
-    """Run compliance cases; expected/actual diff on failure; coverage of rules and table rows."""
+    """Run compliance cases; expected/actual diff on failure; coverage of rules and table rows.
+
+    `--report` writes the run as an evidence file compliance can file (versions, content hashes, every case,
+    coverage, date, and a digest `rulesvc report verify FILE` checks)."""
+    from cli.evidence import check_report_paths, write_reports
     from rulesvc.cases.model import load_case_files
     from rulesvc.cases.runner import format_failure, junit_xml, run_cases
     from rulesvc.rulebook import RuleBook
 
+    check_report_paths(reports)
     try:
         book = RuleBook.load(paths or DEFAULT_PATHS)
     except InvalidRulesetError as exc:
@@ -101,6 +116,8 @@ def test(
             typer.echo(f"  - {ref}")
     if junit is not None:
         junit.write_text(junit_xml(report), encoding="utf-8")
+    if reports:
+        write_reports(reports, paths or DEFAULT_PATHS, book, report, database)
     if report.failed or report.coverage * 100 < min_coverage - 1e-9:
         raise typer.Exit(1)
 

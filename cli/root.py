@@ -15,7 +15,19 @@ app = typer.Typer(
 
 
 def main() -> None:
-    from cli import authoring, backup, calendars, cases, datakeys, dmn, ops, people, rulesets, tables
+    from cli import (
+        authoring,
+        backup,
+        calendars,
+        cases,
+        datakeys,
+        dmn,
+        evidence,
+        ops,
+        people,
+        rulesets,
+        tables,
+    )
 
     authoring.register(app)
     ops.register(app)
@@ -27,4 +39,5 @@ def main() -> None:
     dmn.register(app)
     tables.register(app)
     cases.register(app)
+    evidence.register(app)
     app()

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.deps import json_body, require
+from api.report_files import EVIDENCE_RESPONSES, evidence_response
 from api.responses import JSONBytes
 from api.routes.lifecycle_http import (
     CHANGE_STATUSES,
@@ -36,6 +37,7 @@ from api.ruleset_schemas import (
     DraftListOut,
     DraftOut,
     DraftQuery,
+    EvidenceQuery,
     ExportOut,
     HistoryOut,
     ImportIn,
@@ -262,6 +264,54 @@ async def replay_draft(
         service.replay, principal.actor, name, draft_id, body.start, body.end, body.limit
     )
     return JSONBytes(draft_json(draft))
+
+
+# -- evidence files ---------------------------------------------------------------------------------------
+
+_EVIDENCE_TEXT = (
+    "重新运行全部合规样例，生成可归档的证据文件：规则集版本与内容哈希、审计链位置、作者与审批人、每个样例的结果"
+    "（失败时期望与实际）、规则覆盖率、生成时间（北京时间）与报告摘要（SHA-256，`rulesvc report verify` 校验）。"
+    "与 `rulesvc test --report` 同一渲染。"
+)
+
+
+@router.get(
+    "/v1/rulesets/{name}/drafts/{draft_id}/report",
+    summary="草稿的合规测试证据文件（HTML、XLSX 或 PDF）",
+    description=_EVIDENCE_TEXT + "草稿与其他规则集的现行版本一起运行。",
+    responses={**errors_doc(404, 406, 422), **EVIDENCE_RESPONSES},
+    response_class=Response,
+)
+async def draft_report(
+    name: str,
+    draft_id: str,
+    request: Request,
+    query: Annotated[EvidenceQuery, Query()],
+    _principal: Principal = Depends(READ),
+) -> Response:
+    service = _service(request)
+    evidence = await run_in_threadpool(lambda: service.evidence(name, draft_id=draft_id))
+    stem = f"evidence-{name}-draft-{draft_id[:8]}"
+    return await run_in_threadpool(evidence_response, evidence, query.format, stem)
+
+
+@router.get(
+    "/v1/rulesets/{name}/versions/{version}/report",
+    summary="已发布版本的合规测试证据文件（HTML、XLSX 或 PDF）",
+    description=_EVIDENCE_TEXT + "该版本与其生效时其他规则集的版本一起运行。",
+    responses={**errors_doc(404, 406, 422), **EVIDENCE_RESPONSES},
+    response_class=Response,
+)
+async def version_report(
+    name: str,
+    version: Annotated[int, Path(ge=1, le=1_000_000)],
+    request: Request,
+    query: Annotated[EvidenceQuery, Query()],
+    _principal: Principal = Depends(READ),
+) -> Response:
+    service = _service(request)
+    evidence = await run_in_threadpool(lambda: service.evidence(name, version=version))
+    return await run_in_threadpool(evidence_response, evidence, query.format, f"evidence-{name}-v{version}")
 
 
 # -- versions ---------------------------------------------------------------------------------------------

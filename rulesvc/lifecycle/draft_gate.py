@@ -18,6 +18,31 @@ from rulesvc.lifecycle.ports import VersionRecord
 from rulesvc.lifecycle.timeline import BookFactory, latest
 
 
+def draft_runs(
+    factory: BookFactory,
+    shipped_cases: Mapping[str, str],
+    name: str,
+    ruleset: Ruleset,
+    cases: Mapping[str, str],
+    versions: Sequence[VersionRecord],
+    now: datetime,
+) -> tuple[list[GateRun], dict[str, str], str | None]:
+    """The draft's runs (one per scenario, the versions in force now first), its own case file
+    (`{name: text}`, or nothing) and the case file of the version it is based on (or None)."""
+    head = latest(versions).get(name)
+    base = corpus(shipped_cases, [head] if head else []).get(name)
+    own = {name: cases[name]} if name in cases else {name: base} if base is not None else {}
+    runs = []
+    for scenario in scenarios(versions, now, name):
+        others = {n: factory.stored(r) for n, r in scenario.chosen.items()}
+        files = {**corpus(shipped_cases, scenario.chosen.values()), **own}
+        loaded, errors = load_corpus(files, factory.kinds)
+        if errors:
+            raise InvalidDraftError(errors, "合规样例文件有错误")
+        runs.append(GateRun(scenario, factory.book({**others, name: ruleset}), loaded, files))
+    return runs, own, base
+
+
 def gate_draft(
     factory: BookFactory,
     shipped_cases: Mapping[str, str],
@@ -30,17 +55,7 @@ def gate_draft(
 ) -> dict[str, Any]:
     """The draft's test report (JSON) with its `gaps` and `warnings`; `cases` is the draft's own case file
     (`{name: text}`) or nothing (then the one of the version it is based on)."""
-    head = latest(versions).get(name)
-    base = corpus(shipped_cases, [head] if head else []).get(name)
-    own = {name: cases[name]} if name in cases else {name: base} if base is not None else {}
-    runs = []
-    for scenario in scenarios(versions, now, name):
-        others = {n: factory.stored(r) for n, r in scenario.chosen.items()}
-        files = {**corpus(shipped_cases, scenario.chosen.values()), **own}
-        loaded, errors = load_corpus(files, factory.kinds)
-        if errors:
-            raise InvalidDraftError(errors, "合规样例文件有错误")
-        runs.append(GateRun(scenario, factory.book({**others, name: ruleset}), loaded, files))
+    runs, own, base = draft_runs(factory, shipped_cases, name, ruleset, cases, versions, now)
     tests, report = run_gate(runs, lock)
     label = case_label(name)
     old = {c.name: c for c in load_case_text(label, base)[0]} if base else {}

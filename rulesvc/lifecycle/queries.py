@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from rulesvc.audit.chain import Problem
+from rulesvc.audit.chain import ChainEntry, Problem
 from rulesvc.lang.model import Ruleset
 from rulesvc.lifecycle.artifacts import ArtifactType, DiffSide, RulesetArtifact
 from rulesvc.lifecycle.errors import BadRequestError, NotFoundError, StaleBaseError
@@ -241,18 +241,21 @@ class RulesetQueries:
         )
 
 
+def publishing_entries(store: RulesetStore) -> dict[tuple[str, int], ChainEntry]:
+    """(name, version) → the chain entry that imported or published it (what it vouches for)."""
+    found: dict[tuple[str, int], ChainEntry] = {}
+    for entry in store.lifecycle_entries():
+        payload = entry.payload
+        if isinstance(payload, dict) and payload.get("step") in ("imported", "published"):
+            found[(str(payload.get(store.kind)), int(payload.get("version") or 0))] = entry
+    return found
+
+
 def verify_versions(store: RulesetStore) -> dict[str, Any]:
     """Check every stored version against the chain entry that published it: its content and case files
     must hash to what was approved. Catches a version edited, added or swapped in the database directly
     (the chain itself is checked by `GET /v1/audit/verify`)."""
-    vouched: dict[tuple[str, int], Mapping[str, Any]] = {}
-    for entry in store.lifecycle_entries():
-        payload = entry.payload
-        if isinstance(payload, dict) and payload.get("step") in ("imported", "published"):
-            vouched[(str(payload.get(store.kind)), int(payload.get("version") or 0))] = {
-                **payload,
-                "seq": entry.seq,
-            }
+    vouched = {key: {**entry.payload, "seq": entry.seq} for key, entry in publishing_entries(store).items()}
     problems = []
     versions = store.all_versions()
     for record in versions:

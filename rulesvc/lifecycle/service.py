@@ -45,6 +45,7 @@ from rulesvc.lifecycle.errors import (
     NoChangeError,
     StateError,
 )
+from rulesvc.lifecycle.evidence import draft_evidence, version_evidence
 from rulesvc.lifecycle.gate import (
     check_case_files,
     corpus,
@@ -86,6 +87,7 @@ from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
 from rulesvc.rulebook import RuleBook
 from rulesvc.sla.clock import Clock
+from rulesvc.testreport.document import Evidence
 
 MAX_REPLAY = 50_000
 
@@ -564,6 +566,12 @@ class LifecycleService(Importing):
         return self._one_draft(now, decide)
 
     # -- internals ----------------------------------------------------------------------------------------
+
+    def evidence(self, name: str, *, draft_id: str | None = None, version: int | None = None) -> Evidence:
+        """The evidence file content of a draft or of a published version (`lifecycle.evidence`)."""
+        if draft_id is not None:
+            return draft_evidence(self.queries, self._engine_lock, name, draft_id)
+        return version_evidence(self.queries, self._engine_lock, name, version or 0)
 
     def _test(
         self,

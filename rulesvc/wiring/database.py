@@ -16,7 +16,7 @@ from rulesvc.datakeys import Keyring
 from rulesvc.decisions.ports import KeyStore
 from rulesvc.decisions.service import verify_all
 from rulesvc.delivery.notify import KEYS, shared_notifier
-from rulesvc.lifecycle.ports import KIND_CALENDAR, KIND_RULESET
+from rulesvc.lifecycle.ports import KIND_CALENDAR, KIND_RULESET, RulesetStore
 from rulesvc.lifecycle.queries import ruleset_problems
 from rulesvc.people.service import PeopleService
 from rulesvc.settings import Settings
@@ -63,6 +63,16 @@ def people_admin(settings: Settings) -> Iterator[PeopleService]:
 
     try:
         yield PeopleService(SqlPeopleStore(engine), SystemClock(), changed)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def ruleset_versions(url: str) -> Iterator[RulesetStore]:
+    """The ruleset versions of the database at `url` (migrated first), for one command."""
+    engine = open_database(url)
+    try:
+        yield SqlRulesetStore(engine, KIND_RULESET)
     finally:
         engine.dispose()
 

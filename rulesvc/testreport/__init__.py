@@ -1,0 +1,1 @@
+"""Evidence files of compliance test runs (HTML, XLSX, PDF) that compliance staff can file and check."""
