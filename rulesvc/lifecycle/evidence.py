@@ -20,8 +20,17 @@ from rulesvc.lifecycle.errors import InvalidDraftError
 from rulesvc.lifecycle.gate import LockedBook, corpus, corpus_hash, load_corpus
 from rulesvc.lifecycle.ports import RulesetStore, VersionRecord
 from rulesvc.lifecycle.queries import RulesetQueries, publishing_entries
-from rulesvc.lifecycle.timeline import STATE_LABELS, in_force, version_states
-from rulesvc.testreport.document import Evidence, TestedRuleset, build_evidence
+from rulesvc.lifecycle.timeline import EPOCH, STATE_LABELS, in_force, version_states
+from rulesvc.testreport.document import Evidence, TestedRuleset, build_evidence, local_time
+
+
+def effective_label(record: VersionRecord) -> str:
+    """A version's effective time in Asia/Shanghai; a version in force since the epoch (imported at first
+    start, so that earlier events are still decided) reads `导入即生效（<import time>）`."""
+    if record.effective_at <= EPOCH:
+        source = "导入" if record.source == "import" else "发布"
+        return f"{source}即生效（{local_time(record.published_at)}）"
+    return local_time(record.effective_at)
 
 
 def tested_version(record: VersionRecord, entry: ChainEntry | None, state: str = "") -> TestedRuleset:
@@ -34,7 +43,7 @@ def tested_version(record: VersionRecord, entry: ChainEntry | None, state: str =
         author=record.author,
         approver=record.approver or ("（导入，无审批）" if record.source == "import" else None),
         approved_at=record.approved_at,
-        effective_at=record.effective_at,
+        effective=effective_label(record),
         state=state or ("已发布，但审计链中没有发布记录" if entry is None else ""),
     )
 

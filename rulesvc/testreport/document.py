@@ -53,7 +53,8 @@ class TestedRuleset:
     author: str | None = None
     approver: str | None = None
     approved_at: datetime | None = None
-    effective_at: datetime | None = None
+    effective: str = ""
+    """When it takes effect, as people read it (`2026-11-02 10:00:00`, `导入即生效（…）`)."""
     state: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -67,7 +68,7 @@ class TestedRuleset:
             "author": self.author or "",
             "approver": self.approver or "",
             "approved_at": local_time(self.approved_at),
-            "effective_at": local_time(self.effective_at),
+            "effective_at": self.effective,
             "state": self.state,
         }
 

@@ -122,6 +122,7 @@ def test_draft_and_version_evidence(client: TestClient, keys: dict[str, str], tm
     loan, loan_hashes = rows["loan-approval"]  # the other rulesets: the versions in force, with their entry
     entry = published_entry(client, auditor, "loan-approval", 1)
     assert loan[1] == "v1" and loan[2] == "生效中" and loan[3] == f"第 {entry['seq']} 条"
+    assert loan[6].startswith("导入即生效（")  # not 1970-01-01
     assert loan_hashes.endswith(f"审计链条目哈希：{entry['hash']}")
     cases = table_with(page, "结果")
     assert {r[1] for r in cases[1:] if r[3] == "失败"} == PINNED_5000
