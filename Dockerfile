@@ -1,7 +1,8 @@
 # rulesvc: the decision service in one image. Runs as a non-root user; data in the /data volume.
 #   docker build -t rulesvc .
 #   docker run -p 8000:8000 -v rulesvc-data:/data rulesvc
-# Production: -e RULESVC_DATABASE_URL=postgresql://... -e RULESVC_REDIS_URL=redis://... -e RULESVC_WORKERS=4
+# Production: -e RULESVC_DATABASE_URL=postgresql://... -e RULESVC_REDIS_URL=redis://... -e RULESVC_WORKERS=4;
+# layouts with replicas, a worker and secrets from files: deploy/compose, deploy/helm (docs/operations.md)
 
 FROM python:3.11-slim AS build
 # durable_rules ships only as a source distribution: compile it here, not in the runtime image.

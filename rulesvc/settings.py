@@ -3,32 +3,93 @@
 Built in `main()` / `create_app()` and passed down; never a module-level global. Complex values (the
 masking tables) are given as JSON in the environment, e.g.
 `RULESVC_MASK_FIELDS='{"id_no": "id_card", "手机号": "mobile"}'`.
+
+The settings that hold secrets can be read from a file instead (Docker and Kubernetes secrets): the variable
+of `SECRET_FILES` names the file, whose content (less a final line break) is the value.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import AwareDatetime, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from rulesvc.apikeys import parse_roles
 from rulesvc.datakeys import Keyring
 from rulesvc.masking import DEFAULT_FIELD_RULES, DEFAULT_PATTERN_RULES, MaskKind, MaskPolicy
 from rulesvc.validation import Limits
 
+# Setting → the variable naming a file that holds its value (a mounted secret). The file wins over the plain
+# variable when both are set (the image sets RULESVC_DATABASE_URL to its SQLite default). The checkpoint
+# signing key and the data keys have file settings of their own (RULESVC_CHECKPOINT_KEY_FILE,
+# RULESVC_DATA_KEY_FILE).
+SECRET_FILES = {
+    "database_url": "RULESVC_DATABASE_URL_FILE",
+    "database_password": "RULESVC_DATABASE_PASSWORD_FILE",
+    "redis_url": "RULESVC_REDIS_URL_FILE",
+    "redis_password": "RULESVC_REDIS_PASSWORD_FILE",
+    "oidc_client_secret": "RULESVC_OIDC_CLIENT_SECRET_FILE",
+}
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """The values of `SECRET_FILES` whose file variable is set, read from their files."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, variable in SECRET_FILES.items():
+            path = os.environ.get(variable)
+            if not path:
+                continue
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SettingsError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+            values[name] = text.removesuffix("\n").removesuffix("\r")
+        return values
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RULESVC_", extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _SecretFiles(settings_cls), env_settings, dotenv_settings, file_secret_settings
 
     database_url: str = Field(
         default="sqlite:///./var/rulesvc.db",
         description="SQLAlchemy URL; `postgresql://...` is run with psycopg 3.",
     )
+    database_password: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL password, put into the URL (so that the URL itself holds no secret).",
+    )
     redis_url: str | None = Field(default=None, description="Redis URL, e.g. redis://127.0.0.1:6379/0.")
+    redis_password: SecretStr | None = Field(
+        default=None, description="Redis password (requirepass), put into the Redis URL."
+    )
     rulesets: Path = Field(
         default=Path("rulesets"),
         description="Rules folder: kinds, calendars and cases; its rulesets become version 1 at first start.",
@@ -238,6 +299,26 @@ class Settings(BaseSettings):
             raise ValueError("database_url must not be empty")
         return value.strip()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _passwords_into_urls(cls, data: Any) -> Any:
+        """The separate passwords go into the URLs every part of the service connects with."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for url_name, password_name in (
+            ("database_url", "database_password"),
+            ("redis_url", "redis_password"),
+        ):
+            password = _secret_text(data.get(password_name))
+            url = data.get(url_name)
+            if password is None:
+                continue
+            if not isinstance(url, str) or not url.strip():
+                raise ValueError(f"{password_name} is set but {url_name} is not")
+            data[url_name] = with_password(url.strip(), password)
+        return data
+
     @field_validator("oidc_role_map")
     @classmethod
     def _known_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -292,3 +373,20 @@ class Settings(BaseSettings):
     def is_embedded(self) -> bool:
         """True for the embedded SQLite default (one process trying rulesvc out)."""
         return self.database_url.startswith("sqlite")
+
+
+def _secret_text(value: Any) -> str | None:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value if isinstance(value, str) and value else None
+
+
+def with_password(url: str, password: str) -> str:
+    """`url` with its password replaced by `password` (quoted); the user name is kept (or empty)."""
+    parts = urlsplit(url)
+    if not parts.hostname and not parts.netloc:
+        raise ValueError(f"a password needs a URL with a host: {parts.scheme}://...")
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]  # as written (already quoted)
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -1,0 +1,119 @@
+"""deploy/helm/rulesvc: rendered offline and every manifest validated against the Kubernetes API schemas
+(kubernetes-validate, strict: unknown fields are errors). No `helm` binary can be installed from the
+registries this project builds from, so the chart is rendered by tests/unit/deploy/helmlite.py, which knows
+only the small subset of Helm's template language the chart uses and refuses anything else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.unit.deploy.helmlite import TemplateError, render, render_chart
+from tests.unit.deploy.test_alert_rules import REPO
+
+CHART = REPO / "deploy" / "helm" / "rulesvc"
+KUBERNETES = "1.37.0"
+
+
+def manifests(**values: Any) -> list[dict[str, Any]]:
+    documents = []
+    for text in render_chart(CHART, "rulesvc", "rulesvc", values).values():
+        documents += [doc for doc in yaml.safe_load_all(text) if doc]
+    return documents
+
+
+def by_kind(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in documents if doc["kind"] == kind]
+
+
+def deployment(documents: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    (found,) = [
+        doc
+        for doc in by_kind(documents, "Deployment")
+        if doc["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    return found
+
+
+@pytest.mark.parametrize("values", [{}, {"checkpoints": {"existingClaim": "rulesvc-checkpoints"}}])
+def test_every_manifest_is_valid_kubernetes(values: dict[str, Any]) -> None:
+    documents = manifests(**values)
+    assert {doc["kind"] for doc in documents} == {
+        "ConfigMap",
+        "Deployment",
+        "Job",
+        "PodDisruptionBudget",
+        "Service",
+    }
+    for doc in documents:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+
+
+def test_the_validation_catches_a_mistake() -> None:
+    api = deployment(manifests(), "api")
+    api["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/readyz"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(api, KUBERNETES, strict=True)
+
+
+def test_api_replicas_probes_resources_and_secrets() -> None:
+    documents = manifests()
+    api = deployment(documents, "api")
+    assert api["spec"]["replicas"] == 2
+    pod = api["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["rulesvc", "serve", "--host", "0.0.0.0"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["limits"] and container["resources"]["requests"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["secrets"]["secret"]["secretName"] == "rulesvc-secrets"
+    assert "emptyDir" in volumes["checkpoints"]
+    claimed = deployment(manifests(checkpoints={"existingClaim": "cp"}), "api")["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in claimed["volumes"]}["checkpoints"]["persistentVolumeClaim"][
+        "claimName"
+    ] == "cp"
+
+
+def test_worker_deployment() -> None:
+    worker = deployment(manifests(worker={"replicas": 3}), "worker")
+    assert worker["spec"]["replicas"] == 3
+    assert worker["spec"]["template"]["spec"]["containers"][0]["command"] == ["rulesvc", "worker"]
+
+
+def test_the_migration_is_a_pre_install_and_pre_upgrade_hook() -> None:
+    documents = manifests()
+    (job,) = by_kind(documents, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["rulesvc", "db", "upgrade"]
+    (config,) = by_kind(documents, "ConfigMap")  # the hook reads it: it is created before the hook
+    assert int(config["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+
+
+def test_pod_disruption_budget_and_service_select_the_api() -> None:
+    documents = manifests()
+    api_labels = deployment(documents, "api")["spec"]["template"]["metadata"]["labels"]
+    (pdb,) = by_kind(documents, "PodDisruptionBudget")
+    (service,) = by_kind(documents, "Service")
+    for selector in (pdb["spec"]["selector"]["matchLabels"], service["spec"]["selector"]):
+        assert selector.items() <= api_labels.items()
+    assert pdb["spec"]["minAvailable"] == 1
+
+
+def test_the_renderer_refuses_what_it_does_not_know() -> None:
+    scope = {"Values": {"a": {"b": "x"}, "empty": ""}}
+    assert render("{{ .Values.a.b | quote }}", scope) == '"x"'
+    assert render("a:\n  {{- if .Values.empty }} yes{{- else }} no{{- end }}", scope) == "a: no"
+    for template in (
+        "{{ .Values.a.c }}",
+        "{{ .Values.a.b | upper }}",
+        '{{ include "x" . }}',
+        "{{ if .Values.a.b }}",
+    ):
+        with pytest.raises(TemplateError):
+            render(template, scope)

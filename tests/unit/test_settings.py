@@ -1,0 +1,85 @@
+"""Settings read from files (mounted secrets) and the separate passwords put into the URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from sqlalchemy import make_url
+
+from rulesvc.settings import SECRET_FILES, Settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("RULESVC_"):
+            monkeypatch.delenv(name)
+
+
+def secret(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_every_secret_setting_can_come_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULESVC_DATABASE_URL_FILE", secret(tmp_path, "db", "postgresql://u:p@db/rulesvc\n"))
+    monkeypatch.setenv("RULESVC_REDIS_URL_FILE", secret(tmp_path, "redis", "redis://cache:6379/0\n"))
+    monkeypatch.setenv("RULESVC_OIDC_CLIENT_SECRET_FILE", secret(tmp_path, "oidc", "s3cret\n"))
+    settings = Settings()
+    assert settings.database_url == "postgresql://u:p@db/rulesvc"
+    assert settings.redis_url == "redis://cache:6379/0"
+    assert settings.oidc_client_secret is not None
+    assert settings.oidc_client_secret.get_secret_value() == "s3cret"
+    assert set(SECRET_FILES) <= set(Settings.model_fields)
+
+
+def test_the_file_wins_over_the_plain_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULESVC_DATABASE_URL", "sqlite:////data/rulesvc.db")  # as the image sets it
+    monkeypatch.setenv("RULESVC_DATABASE_URL_FILE", secret(tmp_path, "db", "postgresql://db/rulesvc"))
+    assert Settings().database_url == "postgresql://db/rulesvc"
+
+
+def test_passwords_go_into_the_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULESVC_DATABASE_URL", "postgresql://rulesvc@postgres:5432/rulesvc?sslmode=require")
+    monkeypatch.setenv("RULESVC_DATABASE_PASSWORD_FILE", secret(tmp_path, "pw", "p@ss/w:rd %x\n"))
+    monkeypatch.setenv("RULESVC_REDIS_URL", "redis://redis:6379/0")
+    monkeypatch.setenv("RULESVC_REDIS_PASSWORD", "r:edis")
+    settings = Settings()
+    url = make_url(settings.database_url)
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "rulesvc",
+        "p@ss/w:rd %x",
+        "postgres",
+        5432,
+        "rulesvc",
+    )
+    assert url.query == {"sslmode": "require"}
+    assert settings.redis_url == "redis://:r%3Aedis@redis:6379/0"
+    import redis
+
+    pool = redis.ConnectionPool.from_url(settings.redis_url)
+    assert pool.connection_kwargs["password"] == "r:edis"
+
+
+def test_a_password_replaces_the_one_in_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULESVC_DATABASE_PASSWORD", "new")
+    settings = Settings(database_url="postgresql://u:old@db/x")
+    assert make_url(settings.database_url).password == "new"
+
+
+def test_a_password_without_its_url_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULESVC_REDIS_PASSWORD", "x")
+    with pytest.raises(ValidationError, match="redis_password is set but redis_url is not"):
+        Settings()
+
+
+def test_an_unreadable_file_names_its_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULESVC_REDIS_PASSWORD_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="RULESVC_REDIS_PASSWORD_FILE: cannot read"):
+        Settings()
