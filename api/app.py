@@ -41,6 +41,7 @@ from rulesvc.people.ratelimit import RateLimiter
 from rulesvc.people.signin import SignIn
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock
+from rulesvc.tracing import Tracer
 from rulesvc.wiring.ops import instrument_pool
 from rulesvc.wiring.services import build_services
 
@@ -60,6 +61,7 @@ def create_app(
     book: Evaluator | None = None,
     clock: Clock | None = None,
     simulator: Simulator | None = None,
+    tracer: Tracer | None = None,
 ) -> FastAPI:
     """The service app; `clock` defaults to the system clock.
 
@@ -67,7 +69,7 @@ def create_app(
     rules folder becomes version 1 on first start), and the lifecycle routes are mounted. A given `book`
     decides everything instead (tests, embedding) and there is no lifecycle.
     """
-    services = build_services(settings, book=book, clock=clock, simulator=simulator)
+    services = build_services(settings, book=book, clock=clock, simulator=simulator, tracer=tracer)
     checkpoints, lifecycle = services.checkpoints, services.lifecycle
     metrics = Metrics()
     instrument_pool(services.engine, "api", metrics)

@@ -1,7 +1,10 @@
-"""Per-request context (the request id) shared by logging, errors and middleware."""
+"""Per-request context (the request id) shared by logging, errors and middleware.
+
+The variable is the core's (`rulesvc.tracing.request_id_var`): spans carry it, and the worker sets it for
+each timer fire and delivery attempt, so its log lines carry one too."""
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from rulesvc.tracing import request_id_var
 
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+__all__ = ["request_id_var"]

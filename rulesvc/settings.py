@@ -289,6 +289,24 @@ class Settings(BaseSettings):
         default="/v1/auth/me", description="Where the browser goes after sign-in when no `next` was given."
     )
     oidc_timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds to wait for the provider.")
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "Tracing: the OTLP/HTTP traces endpoint of an OpenTelemetry collector, e.g. "
+            "http://otel-collector:4318/v1/traces; set, it turns tracing on (off by default)."
+        ),
+    )
+    otlp_headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Headers sent with every OTLP export, JSON, e.g. {"Authorization": "Bearer ..."}.',
+    )
+    trace_service_name: str = Field(default="rulesvc", description="`service.name` of the spans.")
+    trace_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of traces kept (each decision, timer fire or delivery is kept or dropped whole).",
+    )
     log_level: str = "INFO"
     access_log: bool = True
 

@@ -15,6 +15,7 @@ from rulesvc.delivery.service import WebhookService
 from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.masking import MaskPolicy
 from rulesvc.sla.clock import Clock, SystemClock
+from rulesvc.tracing import NO_TRACING, Tracer
 from rulesvc.wiring.ops import instrument_pool, ops_status
 from rulesvc.wiring.timers import WorkerBook, build_timer_parts
 from scheduler.config import WorkerConfig
@@ -51,6 +52,7 @@ def build_worker(
     pool_size: int = 5,
     keyring: Keyring | None = None,
     metrics: WorkerMetrics | None = None,
+    tracer: Tracer = NO_TRACING,
 ) -> WorkerParts:
     """A worker on its own engine (migrated). `clock` drives timers (inject a VirtualClock in tests);
     `delivery_clock` drives retry backoff (real time by default)."""
@@ -67,6 +69,7 @@ def build_worker(
         engine_lock=engine_lock,
         pool_size=pool_size,
         keyring=keyring,
+        tracer=tracer,
     )
     metrics = metrics or WorkerMetrics()
     instrument_pool(parts.engine, "worker", metrics)
@@ -79,6 +82,7 @@ def build_worker(
         config.delivery_concurrency,
         config.fanout_batch,
         metrics=metrics,
+        tracer=tracer,
     )
     worker = Worker(
         config, poller, deliverer, notifier, on_stop=parts.engine.dispose, heartbeat=heartbeat.beat

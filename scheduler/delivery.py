@@ -22,9 +22,13 @@ from sqlalchemy.exc import DBAPIError
 from rulesvc.audit.evidence import EvidenceError
 from rulesvc.delivery.ports import ClaimedDelivery
 from rulesvc.delivery.service import SendResult, WebhookService
+from rulesvc.tracing import DELIVERY, NO_TRACING, Span, Tracer, request_id_var, request_scope
 from scheduler.metrics import WorkerMetrics
 
 log = logging.getLogger("rulesvc.scheduler.webhooks")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+"""Sent with every attempt: the id the attempt's log lines and span carry (a fresh one per attempt)."""
 
 
 class Sender(Protocol):
@@ -72,8 +76,10 @@ class WebhookDeliverer:
         fanout_batch: int = 1000,
         max_lanes: int = 32,
         metrics: WorkerMetrics | None = None,
+        tracer: Tracer = NO_TRACING,
     ) -> None:
         self.service = service
+        self.tracer = tracer
         self.sender = sender or HttpSender(service.policy.timeout_seconds)
         self.batch = batch
         self.fanout_batch = fanout_batch
@@ -139,9 +145,21 @@ class WebhookDeliverer:
         return attempts
 
     def _attempt(self, claimed: ClaimedDelivery) -> int:
+        """One attempt, in a `rulesvc.delivery` span under a request id of its own (sent as X-Request-ID)."""
+        with request_scope(), self.tracer.span(DELIVERY) as span:
+            if self.tracer.enabled:
+                span.set("rulesvc.delivery_id", claimed.delivery_id)
+                span.set("rulesvc.subscription_id", claimed.subscription_id)
+                span.set("rulesvc.attempt", claimed.attempts)
+            outcome = self._attempt_once(claimed, span)
+            span.set("rulesvc.outcome", outcome)
+            return 0 if outcome == "lost" else 1
+
+    def _attempt_once(self, claimed: ClaimedDelivery, span: Span) -> str:
+        """The outcome: delivered, failed, dead, rejected, lost (another worker holds it), unrecorded."""
         if not self.service.begin_attempt(claimed):  # the claim was lost to another worker: do not send
             log.info("delivery %s is attempted by another worker", claimed.delivery_id)
-            return 0
+            return "lost"
         try:
             headers, body = self.service.request_for(claimed)
         except EvidenceError as exc:  # logged as an integrity alert by the check; never sent
@@ -152,21 +170,27 @@ class WebhookDeliverer:
             with self._stats_lock:
                 self.stats.dead += 1
             self.metrics.attempt("rejected")
-            return 1
+            return "rejected"
+        headers[REQUEST_ID_HEADER] = request_id_var.get()
         started = time.perf_counter()
         result = self.sender.send(claimed.url, headers, body)
         took = time.perf_counter() - started
+        if result.status is not None:
+            span.set("http.response.status_code", result.status)
+        if result.error is not None:
+            span.set("rulesvc.error", result.error)
         try:
             dead = self.service.complete(claimed, result)
         except DBAPIError as exc:  # the lease expires and the delivery is retried (same delivery_id)
             log.warning("recording delivery %s failed: %s", claimed.delivery_id, exc.orig or exc)
-            return 1
+            return "unrecorded"
         with self._stats_lock:
             self.stats.attempts += 1
             self.stats.delivered += int(result.ok)
             self.stats.failed += int(not result.ok)
             self.stats.dead += int(dead)
-        self.metrics.attempt("delivered" if result.ok else "dead" if dead else "failed", took)
+        outcome = "delivered" if result.ok else "dead" if dead else "failed"
+        self.metrics.attempt(outcome, took)
         if not result.ok:
             log.info(
                 "delivery %s attempt %d failed: %s%s",
@@ -175,7 +199,7 @@ class WebhookDeliverer:
                 result.error or f"HTTP {result.status}",
                 " (dead letter)" if dead else "",
             )
-        return 1
+        return outcome
 
     def stop(self) -> None:
         self._stop.set()

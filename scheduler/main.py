@@ -21,6 +21,7 @@ from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.wiring.lifecycle import Lifecycle
 from rulesvc.wiring.timers import open_lifecycle
+from rulesvc.wiring.tracing import build_tracer
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
 from scheduler.metrics import WorkerMetrics
@@ -90,6 +91,7 @@ def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorke
         engine_lock=engine_lock,
         keyring=settings.keyring(),
         metrics=metrics,
+        tracer=build_tracer(settings),
     )
     parts.worker.start()
     log.info(

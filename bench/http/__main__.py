@@ -10,6 +10,10 @@ Starts, one after another and with the same uvicorn settings (workers, uvloop, h
 drives each with `connections` concurrent keep-alive connections POSTing distinct events (loan, complaint,
 expense: rulesets evaluated, decision + actions + audit entry persisted), and prints req/s, p50, p99 and
 the ratios against the bare endpoint. Targets: ≥ 0.4× the bare req/s, p99 ≤ 2.5× the bare p99.
+
+`--tracing` measures instead what tracing costs (bench/README.md "Tracing"): `rulesvc serve` on SQLite with
+tracing off and on (spans exported over OTLP/HTTP to a collector stand-in in this process), alternated
+`--rounds` times in the same run, and in process the do-nothing spans a decision opens when tracing is off.
 """
 
 from __future__ import annotations
@@ -125,6 +129,21 @@ def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[str]
 
 
 @contextmanager
+def serving(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str, str]]:
+    """`rulesvc serve` on `env`'s database, with an ingest key made first: (base URL, key)."""
+    key = subprocess.run(
+        [*rulesvc_command(), "keys", "create", "--role", "ingest"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()[-1]
+    with running([*rulesvc_command(), "serve", "--workers", str(workers)], env, log) as base:
+        yield base, key
+
+
+@contextmanager
 def postgres_database() -> Iterator[str]:
     import psycopg
 
@@ -197,6 +216,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--tool", choices=["auto", "wrk", "asyncio"], default="auto")
+    parser.add_argument("--tracing", action="store_true", help="tracing off vs on (nothing else)")
+    parser.add_argument("--rounds", type=int, default=2, help="off/on pairs with --tracing")
     args = parser.parse_args()
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("RULESVC_")}
@@ -221,6 +242,12 @@ def main() -> None:
         f"{args.seconds:.0f}s per target",
         flush=True,
     )
+    if args.tracing:
+        try:
+            tracing_cost(args, base_env, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         references: dict[str, LoadResult] = {}
         for app, label in (
@@ -237,16 +264,7 @@ def main() -> None:
         for backend in [b for b in args.backends.split(",") if b]:
             with postgres_database() if backend == "postgresql" else _sqlite(work) as url:
                 env = {**base_env, "RULESVC_DATABASE_URL": url}
-                key = subprocess.run(
-                    [*rulesvc_command(), "keys", "create", "--role", "ingest"],
-                    env=env,
-                    cwd=REPO,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.splitlines()[-1]
-                command = [*rulesvc_command(), "serve", "--workers", str(args.workers)]
-                with running(command, env, work / f"{backend}.log") as base:
+                with serving(env, args.workers, work / f"{backend}.log") as (base, key):
                     results[backend] = measure(base, key, f"POST /v1/events {backend}", args)
         print()
         print(
@@ -279,6 +297,79 @@ def main() -> None:
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def tracing_cost(args: argparse.Namespace, base_env: dict[str, str], work: Path) -> None:
+    """`rulesvc serve` on SQLite, tracing off then on, `args.rounds` times; then the off path in process."""
+    from bench.http.otlp_sink import OtlpSink
+
+    runs: dict[str, list[LoadResult]] = {"off": [], "on": []}
+    with OtlpSink() as sink:
+        for round_no in range(args.rounds):
+            for mode in ("off", "on"):
+                url = f"sqlite:///{work / f'tracing-{round_no}-{mode}.db'}"
+                env = {**base_env, "RULESVC_DATABASE_URL": url}
+                if mode == "on":
+                    env["RULESVC_OTLP_ENDPOINT"] = sink.url
+                with serving(env, args.workers, work / f"tracing-{mode}.log") as (base, key):
+                    runs[mode].append(measure(base, key, f"tracing {mode} #{round_no + 1}", args))
+        spans = sink.spans
+    off = sum(r.rps for r in runs["off"]) / len(runs["off"])
+    on = sum(r.rps for r in runs["on"]) / len(runs["on"])
+    decided = sum(r.requests for r in runs["on"])
+    print()
+    print(
+        f"tracing on / off req/s {on / off:5.3f} (mean of {args.rounds} runs each, alternated); "
+        f"{spans} spans received by the collector for {decided} measured decisions (warm-ups too)",
+        flush=True,
+    )
+    per_span_ns, per_decision_us = noop_span_cost()
+    cpus = os.cpu_count() or 1
+    request_us = 1e6 * cpus / off
+    print(
+        f"tracing off in process: {per_span_ns:5.0f} ns per do-nothing span; the spans and attributes of one "
+        f"decision {per_decision_us:6.3f} µs, {per_decision_us / request_us:7.4%} of the "
+        f"{request_us:5.0f} µs of machine time a request takes at the off figure ({cpus} CPUs)",
+        flush=True,
+    )
+
+
+def noop_span_cost(count: int = 1_000_000) -> tuple[float, float]:
+    """ns per `NO_TRACING.span(...)` with one `set`, and µs of what `decide` does with tracing off (three
+    spans: decide, evaluate, store; two `set` calls; the `enabled` check), against an empty loop."""
+    from rulesvc.tracing import DECIDE, EVALUATE, NO_TRACING, STORE
+
+    tracer = NO_TRACING
+
+    def empty() -> None:
+        for _ in range(count):
+            pass
+
+    def one_span() -> None:
+        for _ in range(count):
+            with tracer.span(DECIDE) as span:
+                span.set("rulesvc.kind", "loan")
+
+    def decision() -> None:
+        for _ in range(count):
+            with tracer.span(DECIDE):
+                with tracer.span(EVALUATE) as evaluated:
+                    evaluated.set("rulesvc.kind", "loan")
+                with tracer.span(STORE) as stored:
+                    stored.set("rulesvc.created", True)
+                if tracer.enabled:
+                    pass
+
+    def timed(fn: Any) -> float:
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    base = timed(empty)
+    return (timed(one_span) - base) / count * 1e9, (timed(decision) - base) / count * 1e6
 
 
 @contextmanager

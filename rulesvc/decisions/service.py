@@ -54,6 +54,7 @@ from rulesvc.people.model import ApiKeyRecord
 from rulesvc.people.ports import KIND_USER
 from rulesvc.sla.clock import Clock
 from rulesvc.sla.ticket_timers import TIMER_ACTIONS
+from rulesvc.tracing import DECIDE, EVALUATE, NO_TRACING, STORE, Span, Tracer
 from rulesvc.validation import DEFAULT_LIMITS, CheckedEvent, Limits, read_event, same_meaning
 
 
@@ -190,6 +191,7 @@ class DecisionService:
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         evaluate_in_thread: bool = False,
         classes: ClassMasking | None = None,
+        tracer: Tracer = NO_TRACING,
     ) -> None:
         """`evaluate_in_thread`: `decide` evaluates in a worker thread rather than on the event loop
         (Settings.evaluate_in_thread). `evidence`: feed records are checked against the chain before they are served, and `verify`
@@ -215,6 +217,8 @@ class DecisionService:
         self._engine_lock = engine_lock or threading.Lock()
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
         self._key_cache_seconds = key_cache_seconds
+        self.tracer = tracer
+        """Spans `rulesvc.decide` > `rulesvc.evaluate`, `rulesvc.store` (`rulesvc.tracing`)."""
 
     # -- events -------------------------------------------------------------------------------------------
 
@@ -223,18 +227,45 @@ class DecisionService:
 
         The store's commit is awaited without holding a thread when it commits in the background (group
         commit): the event loop goes on serving other requests meanwhile."""
-        if self.evaluate_in_thread:
-            prepared = await asyncio.to_thread(self.prepare_event, body)
-        else:
-            prepared = self.prepare_event(body)
-        stored, created = await self._append(prepared.new)
-        return self.finish_event(prepared, stored, created)
+        tracer = self.tracer
+        with tracer.span(DECIDE) as span:
+            if self.evaluate_in_thread:
+                prepared = await asyncio.to_thread(self.prepare_event, body)
+            else:
+                prepared = self.prepare_event(body)
+            with tracer.span(STORE) as stored_span:
+                stored, created = await self._append(prepared.new)
+                stored_span.set("rulesvc.created", created)
+            outcome = self.finish_event(prepared, stored, created)
+            if tracer.enabled:
+                self._describe(span, outcome)
+            return outcome
 
     def handle_event(self, body: Mapping[str, Any]) -> EventOutcome:
         """`decide` for callers without an event loop (the same steps, the commit waited for in place)."""
-        prepared = self.prepare_event(body)
-        stored, created = self.store.append_decision(prepared.new)
-        return self.finish_event(prepared, stored, created)
+        tracer = self.tracer
+        with tracer.span(DECIDE) as span:
+            prepared = self.prepare_event(body)
+            with tracer.span(STORE) as stored_span:
+                stored, created = self.store.append_decision(prepared.new)
+                stored_span.set("rulesvc.created", created)
+            outcome = self.finish_event(prepared, stored, created)
+            if tracer.enabled:
+                self._describe(span, outcome)
+            return outcome
+
+    def _describe(self, span: Span, outcome: EventOutcome) -> None:
+        """A decide span's attributes: ids (masked as in the feed), rulesets fired with their versions, the
+        number of actions; `rulesvc.replay` for an event answered from its stored decision."""
+        mask = self.masking.mask_text
+        span.set("rulesvc.event_id", mask(outcome.event_id))
+        span.set("rulesvc.ticket_id", mask(outcome.ticket_id))
+        span.set("rulesvc.decision_id", outcome.decision_id)
+        span.set("rulesvc.action_count", len(outcome.actions))
+        span.set("rulesvc.replay", not outcome.created)
+        versions = {str(f.get("ruleset")): int(f.get("version") or 0) for f in outcome.fired}
+        span.set("rulesvc.ruleset", sorted(versions))
+        span.set("rulesvc.ruleset_version", [versions[name] for name in sorted(versions)])
 
     async def _append(self, new: NewDecision) -> tuple[StoredDecision, bool]:
         store = self.store
@@ -269,8 +300,10 @@ class DecisionService:
             raise ClockSkewError(event.occurred_at, self.clock.now(), self.clock_skew)
         clear_text = record_json(body)
         book = self.book.book_for(event)  # in force at the event's time; kept for the whole decision
-        with self._engine_lock:  # a ticket breaking its schema is routed by its kind's policy (RuleBook)
-            decision = book.evaluate(event)
+        with self.tracer.span(EVALUATE) as span:
+            with self._engine_lock:  # a ticket breaking its schema is routed by its kind's policy (RuleBook)
+                decision = book.evaluate(event)
+            span.set("rulesvc.kind", event.kind)
         decision_id, decided_at, versions = str(uuid4()), self.clock.now(), book.versions()
 
         def record(final: Decision) -> NewDecision:

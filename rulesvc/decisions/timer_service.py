@@ -31,6 +31,7 @@ from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.clock import Clock
 from rulesvc.sla.simulation import timer_event
 from rulesvc.sla.ticket_timers import TicketTimers
+from rulesvc.tracing import EVALUATE, NO_TRACING, TIMER_FIRE, Tracer, request_scope
 
 log = logging.getLogger("rulesvc.timers")
 
@@ -79,6 +80,7 @@ class TimerService:
         notifier: Notifier | None = None,
         engine_lock: threading.Lock | None = None,
         retry_delay: timedelta = timedelta(minutes=1),
+        tracer: Tracer = NO_TRACING,
     ) -> None:
         self.store = store
         self.book = book
@@ -88,6 +90,8 @@ class TimerService:
         # Shared with the DecisionService of the same process: the engine evaluates one event at a time.
         self.engine_lock = engine_lock or threading.Lock()
         self.retry_delay = retry_delay
+        self.tracer = tracer
+        """A span `rulesvc.timer.fire` per ticket fired, `rulesvc.evaluate` per point (`rulesvc.tracing`)."""
 
     # -- firing -------------------------------------------------------------------------------------------
 
@@ -97,10 +101,19 @@ class TimerService:
         late: list[float] = []
         errors: list[tuple[str, str]] = []
 
+        tracer = self.tracer
+
         def prepare(view: TicketView) -> TicketWrite:
-            write = self._fire_safely(view, now, errors)
-            late.extend(write.late_by)
-            return write
+            with request_scope(), tracer.span(TIMER_FIRE) as span:
+                write = self._fire_safely(view, now, errors)
+                late.extend(write.late_by)
+                if tracer.enabled:
+                    span.set("rulesvc.ticket_id", self.masking.mask_text(view.ticket_id))
+                    span.set("rulesvc.kind", view.kind)
+                    span.set("rulesvc.decision_count", len(write.decisions))
+                    span.set("rulesvc.decision_id", [d.decision_id for d in write.decisions])
+                    span.set("rulesvc.action_count", sum(len(d.actions) for d in write.decisions))
+                return write
 
         batch = self.store.fire_due(now, limit, prepare)
         if batch.actions:
@@ -135,8 +148,16 @@ class TimerService:
                 event_id = f"timer:{sha256_hex(event_id)}"
             event = replace(event, event_id=event_id)
             book = self.book.book_for(event)
-            with self.engine_lock:
-                decision = book.evaluate(event)
+            with self.tracer.span(EVALUATE) as span:
+                with self.engine_lock:
+                    decision = book.evaluate(event)
+                if self.tracer.enabled:
+                    span.set("rulesvc.timer", name)
+                    span.set("rulesvc.point", point)
+                    span.set("rulesvc.late_seconds", (now - point_at).total_seconds())
+                    versions = {f.ruleset: f.version for f in decision.fired}
+                    span.set("rulesvc.ruleset", sorted(versions))
+                    span.set("rulesvc.ruleset_version", [versions[n] for n in sorted(versions)])
             decision_id = str(uuid4())
             timers.fire(reached, decision_id)
             decision = timers.apply(decision, point_at, now)

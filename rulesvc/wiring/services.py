@@ -37,8 +37,10 @@ from rulesvc.storage.ops_store import SqlOpsStatus
 from rulesvc.storage.signin_store import SqlSignInStore
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
+from rulesvc.tracing import Tracer
 from rulesvc.wiring.database import open_database, table_checks
 from rulesvc.wiring.lifecycle import Lifecycle, build_lifecycle
+from rulesvc.wiring.tracing import build_tracer
 
 log = logging.getLogger("rulesvc.api")
 
@@ -76,10 +78,11 @@ def build_services(
     book: Evaluator | None = None,
     clock: Clock | None = None,
     simulator: Simulator | None = None,
+    tracer: Tracer | None = None,
 ) -> Services:
     """Everything the HTTP service uses, on the configured database (migrated first). Without `book`,
     events are decided on the ruleset versions kept in the database as of each event's time (the rules
-    folder becomes version 1 on first start)."""
+    folder becomes version 1 on first start). Without `tracer`, the settings' (`RULESVC_OTLP_ENDPOINT`)."""
     engine = open_database(settings.database_url, keyring=settings.keyring(), **settings.engine_options())
     store = SqlStore(engine, group_commit=settings.group_commit)
     clock = clock or SystemClock()
@@ -119,6 +122,7 @@ def build_services(
         evaluate_in_thread=settings.evaluate_in_thread,
         key_cache_seconds=settings.key_cache_seconds,
         classes=ClassMasking(masking, parse_grants(settings.field_class_grants)),
+        tracer=tracer or build_tracer(settings),
     )
     if lifecycle is not None:
         lifecycle.service.classes = decisions.classes

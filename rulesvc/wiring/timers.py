@@ -22,6 +22,7 @@ from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.storage.evidence_reads import SqlEvidenceReader
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.webhook_store import SqlWebhookStore
+from rulesvc.tracing import NO_TRACING, Tracer
 from rulesvc.wiring.database import open_database
 from rulesvc.wiring.lifecycle import Lifecycle, build_lifecycle
 
@@ -56,6 +57,7 @@ def build_timer_parts(
     engine_lock: threading.Lock | None = None,
     pool_size: int = 5,
     keyring: Keyring | None = None,
+    tracer: Tracer = NO_TRACING,
 ) -> TimerParts:
     """The worker's use cases on their own engine (migrated). `clock` drives timers (a VirtualClock in
     tests); `delivery_clock` drives retry backoff (real time by default)."""
@@ -65,7 +67,9 @@ def build_timer_parts(
         **({"pool_size": pool_size} if not database_url.startswith("sqlite") else {}),
     )
     clock = clock or SystemClock()
-    timers = TimerService(SqlTimerStore(engine), book, clock, masking, notifier, engine_lock=engine_lock)
+    timers = TimerService(
+        SqlTimerStore(engine), book, clock, masking, notifier, engine_lock=engine_lock, tracer=tracer
+    )
     webhooks = WebhookService(
         SqlWebhookStore(engine),
         delivery_clock or SystemClock(),

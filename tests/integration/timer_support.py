@@ -102,6 +102,7 @@ class Received:
     signature: str
     body: bytes
     status: int
+    request_id: str = ""
 
     @property
     def json(self) -> Any:
@@ -162,6 +163,7 @@ def receiver() -> Iterator[Receiver]:
                         self.headers.get("X-Rulesvc-Signature", ""),
                         body,
                         status,
+                        self.headers.get("X-Request-ID", ""),
                     )
                 )
             try:
