@@ -7,15 +7,26 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from api.console import calendars_audit, decisions, drafts, placeholders, reports, rulesets, signin
+from api.console import (
+    calendars_audit,
+    cases,
+    decisions,
+    drafts,
+    editor,
+    placeholders,
+    reports,
+    rulesets,
+    signin,
+)
 from api.console.pages import BASE, STATIC
 
 
 def install_console(app: FastAPI) -> None:
     """Mount the console's pages and its static assets (`/console/static/...`)."""
     app.mount(f"{BASE}/static", StaticFiles(directory=str(STATIC)), name="console-static")
-    for module in (signin, rulesets, drafts, decisions, reports, calendars_audit):
+    for module in (signin, rulesets, drafts, editor, cases, decisions, reports, calendars_audit):
         app.include_router(module.router)
-    app.include_router(drafts.api_router)
+    for module in (drafts, editor, cases):
+        app.include_router(module.api_router)
     # last: a page a module above serves wins over its placeholder
     app.include_router(placeholders.router)

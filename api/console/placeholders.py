@@ -11,7 +11,7 @@ from api.console.pages import NAV, PageRoute, person, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
-PENDING = ("cases",)
+PENDING: tuple[str, ...] = ()
 
 
 def _mount(key: str) -> None:

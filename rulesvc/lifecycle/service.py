@@ -35,6 +35,7 @@ from typing import Any
 from rulesvc.apikeys import same_actor
 from rulesvc.fieldclasses import ClassMasking
 from rulesvc.lifecycle.artifacts import ArtifactType, RulesetArtifact
+from rulesvc.lifecycle.case_trial import CaseTrial, try_cases
 from rulesvc.lifecycle.errors import (
     BadRequestError,
     CasesFailedError,
@@ -572,6 +573,11 @@ class LifecycleService(Importing):
         if draft_id is not None:
             return draft_evidence(self.queries, self._engine_lock, name, draft_id)
         return version_evidence(self.queries, self._engine_lock, name, version or 0)
+
+    def try_cases(self, name: str, content: str, case_text: str, only: int | None = None) -> CaseTrial:
+        """Run one case (`only`, 0-based) or every case of `case_text` on `content` as ruleset `name`
+        among the versions in force now; nothing is stored."""
+        return try_cases(self.queries, name, content, case_text, self._engine_lock, only)
 
     def _test(
         self,
