@@ -8,6 +8,7 @@ the same use cases as `POST /v1/rulesets/{name}/drafts` and `PUT .../cases`."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from api.deps import json_body, require
 from api.errors import ApiError
 from api.responses import JSONBytes
 from api.routes.lifecycle_http import lifecycle_of
-from rulesvc.apikeys import Permission, Principal
+from rulesvc.apikeys import Permission, Principal, same_actor
 from rulesvc.cases.caseedit import CaseEditError, CaseForm, GivenEvent, form_of, put_case
 from rulesvc.cases.runner import CaseResult
 from rulesvc.events import TICKET_EVENT_TYPES
@@ -112,7 +113,8 @@ async def cases_page(request: Request, ruleset: str = "", draft: str = "") -> Re
 def _may_edit(principal: Principal, source: Source) -> bool:
     if not principal.may(Permission.RULESETS_WRITE):
         return False
-    return source.draft is None or source.draft.status == DRAFT
+    draft = source.draft
+    return draft is None or (draft.status == DRAFT and same_actor(draft.author, principal.actor))
 
 
 @router.get(f"{BASE}/cases/{{name}}/new")
@@ -148,7 +150,13 @@ async def _form_page(request: Request, name: str, index: int | None, draft_id: s
                 raise ApiError(404, "case.not_found", f"样例文件中没有第 {index + 1} 个样例")
             form = form_of(cases[index])
         fields = [
-            {"name": field, "type": spec.type, "options": enum_options(kind, f"ticket.{field}")}
+            {
+                "name": field,
+                "type": spec.type,
+                "enum": spec.enum or (spec.type if spec.type in kind.enums else None),
+                "required": spec.required,
+                "options": enum_options(kind, f"ticket.{field}"),
+            }
             for field, spec in kind.specs.items()
         ]
         return {"name": name, "source": source, "index": index, "form": form, "fields": fields}
@@ -207,12 +215,30 @@ class SaveIn(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
+_EXPECTED = re.compile(r"^expected\s+(.*?)\s+— no such action$", re.S)
+_FORBIDDEN = re.compile(r"^forbidden\s+(.*?)\s+— but got\s+(.*)$", re.S)
+
+
+def problem_text(failure: str) -> str:
+    """A failure of the case runner as people read it: `期望 {…}，没有这样的动作`, `不应出现 {…}，但出现了 …`."""
+    expected = _EXPECTED.match(failure)
+    if expected:
+        return f"期望 {expected.group(1)}，但没有这样的动作"
+    forbidden = _FORBIDDEN.match(failure)
+    if forbidden:
+        return f"不应出现 {forbidden.group(1)}，但出现了 {forbidden.group(2)}"
+    return failure
+
+
 def _result_json(index: int, result: CaseResult) -> dict[str, Any]:
     return {
         "index": index,
         "name": result.case.name,
         "passed": result.passed,
-        "problems": [*result.failures, *([result.error] if result.error else [])],
+        "problems": [
+            *(problem_text(f) for f in result.failures),
+            *([f"运行出错：{result.error}"] if result.error else []),
+        ],
         "actual": [observed.describe() for observed in result.observed],
     }
 

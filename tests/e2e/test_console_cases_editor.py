@@ -43,7 +43,9 @@ def test_a_case_written_in_the_form_runs_fails_with_the_diff_and_is_saved(pages:
     page.get_by_label("期望动作").fill("{type: assign, group: 费用审批岗}")
     page.get_by_role("button", name="运行此样例").click()
     expect(result.locator(".badge")).to_have_text("未通过")
-    expect(result.locator(".expected")).to_contain_text("{type: assign, group: 费用审批岗}")
+    expect(result.locator(".expected")).to_have_text(
+        "期望 {type: assign, group: 费用审批岗}，但没有这样的动作"
+    )
     expect(result.locator(".actual")).to_contain_text("auto_approve")
 
     # expected none: refused while an action happens

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -37,6 +38,20 @@ def a_draft(console: Console) -> str:
     return str(answer.json()["draft_id"])
 
 
+def at_work(page: Any, shot: str) -> None:
+    """What a page shows once used: the text editor's mark at a typo, the cases run with their results."""
+    if shot == "edit_text":
+        expect(page.locator("#check-status")).to_have_text("检查通过，没有发现问题。")
+        page.get_by_label("规则集文件").evaluate(
+            "t => { const i = t.value.indexOf('>= 部门经理') + 3; t.focus(); t.setSelectionRange(i, i + 4); }"
+        )
+        page.keyboard.type("部门经里")
+        expect(page.locator("#diagnostics button.diagnostic")).to_have_count(1)
+    elif shot == "cases":
+        page.get_by_role("button", name="运行全部样例").click()
+        expect(page.locator("#run-summary")).to_contain_text("未通过")
+
+
 def test_every_page_opens_cleanly_and_is_photographed(
     pages: Pages, console_server: Console, tmp_path: Path
 ) -> None:
@@ -53,9 +68,12 @@ def test_every_page_opens_cleanly_and_is_photographed(
         "rulesets": ("/console/rulesets", "规则集"),
         "ruleset": (f"/console/rulesets/{RULESET}", f"规则集 {RULESET}"),
         "edit": (f"/console/rulesets/{RULESET}/edit", f"编辑 {RULESET}"),
+        "edit_text": (f"/console/rulesets/{RULESET}/edit/text", f"编辑 {RULESET}"),
         "drafts": ("/console/drafts", "草稿"),
         "draft": (f"/console/rulesets/{RULESET}/drafts/{draft}", f"草稿 {RULESET}"),
         "case": (f"/console/rulesets/{RULESET}/drafts/{draft}/cases/1", "修改样例"),
+        "cases": (f"/console/cases?ruleset={RULESET}&draft={draft}", "测试用例"),
+        "caseform": (f"/console/cases/{RULESET}/1?draft={draft}", "修改样例"),
         "decisions": ("/console/decisions", "决策查询"),
         "reports": ("/console/reports", "看板与报表"),
         "calendars": ("/console/calendars?name=cn&year=2026", "日历"),
@@ -65,6 +83,7 @@ def test_every_page_opens_cleanly_and_is_photographed(
         response = admin.goto(path)
         assert response is not None and response.status == 200, path
         expect(admin.locator("h1")).to_contain_text(heading)
+        at_work(admin, shot)
         admin.screenshot(path=str(folder / f"{shot}.png"), full_page=True)
 
     admin.goto("/console/calendars?name=cn&year=2026")
