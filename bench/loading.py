@@ -6,8 +6,11 @@ loader, validation and table analysis included, and times it in CPU seconds of t
 - `yaml before`: the ruleset file read by ruamel's round-trip parser alone and every cell parsed afresh —
   how every ruleset was read before issue 18;
 - `yaml after`: the same file read the way `load_yaml` reads it now (libyaml, positions kept; ruamel only for
-  what libyaml does not read alike) with parsed cells shared by text;
-- `xlsx after`: the same table exported to a workbook (`rulesvc.sheets`) and imported from it, then loaded.
+  what libyaml does not read alike) with parsed cells shared by text, the garbage collector paused while it
+  reads (`rulesvc.gcpause`);
+- `xlsx after`: the same table exported to a workbook (`rulesvc.sheets`) and imported from it: the sheet read
+  with openpyxl (read-only, values only), its rows written into the ruleset text, that text loaded and checked
+  as a draft is (the loaded ruleset is the result).
 
 Rounds are interleaved (before, after, before, ...) so a loaded machine slows all alike; the best and the
 median of each are printed with the after/before ratio and the 1 s target. The target is a figure, not a
@@ -17,20 +20,21 @@ test: it depends on the machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.engine.synthetic import KIND_YAML, make_table, ruleset_yaml
-from rulesvc import yamlpos
+from rulesvc import gcpause, yamlpos
 from rulesvc.lang import parse as parse_module
 from rulesvc.lang.kinds import load_kind
 from rulesvc.lang.loader import load_ruleset
-from rulesvc.sheets import export_table_xlsx, import_table
+from rulesvc.sheets import export_table_xlsx
+from rulesvc.sheets.tables import load_table_sheet
 from rulesvc.sla.calendar import always_open
 
 TARGET_S = 1.0
@@ -43,17 +47,19 @@ class _NoCache(dict[str, Any]):
         return None
 
 
-@contextmanager
+@contextlib.contextmanager
 def before_issue_18() -> Iterator[None]:
-    """ruamel reads every file; no parsed cell is shared."""
-    fast, cells = yamlpos._fast_load, parse_module._CELLS
+    """ruamel reads every file; no parsed cell is shared; the garbage collector runs throughout."""
+    fast, cells, paused = yamlpos._fast_load, parse_module._CELLS, gcpause.paused
     yamlpos._fast_load = lambda text: yamlpos._SLOW  # type: ignore[assignment]
     parse_module._CELLS = _NoCache()
+    gcpause.paused = contextlib.nullcontext  # type: ignore[assignment]
     try:
         yield
     finally:
         yamlpos._fast_load = fast  # type: ignore[assignment]
         parse_module._CELLS = cells
+        gcpause.paused = paused
 
 
 def _cpu(fn: Callable[[], Any]) -> float:
@@ -107,8 +113,9 @@ def main() -> None:
 
 
 def _xlsx_loader(text: str, kinds: Any, calendars: Any) -> Callable[[], None]:
-    """Export the table to a workbook once; each call imports it back (the sheet read with openpyxl, its rows
-    written into the ruleset text, checked as a draft is) and loads the ruleset."""
+    """Export the table to a workbook once; each call imports it back: the sheet read with openpyxl, its rows
+    written into the ruleset text, and that text loaded and checked as a draft is (the loaded ruleset is the
+    result: nothing is loaded twice)."""
     ruleset, found = load_ruleset("bench-routing.yaml", text, kinds, calendars)
     assert ruleset is not None and not found
     folder = Path(tempfile.mkdtemp(prefix="bench-loading-"))
@@ -117,10 +124,11 @@ def _xlsx_loader(text: str, kinds: Any, calendars: Any) -> Callable[[], None]:
 
     def load_xlsx() -> None:
         parse_module._CELLS.clear()
-        new_text, errors = import_table(workbook.name, workbook.read_bytes(), ruleset, kinds, calendars)
-        assert new_text is not None and not errors, errors[:3]
-        loaded, found = load_ruleset("bench-routing.yaml", new_text, kinds, calendars)
-        assert loaded is not None and not found, found[:3]
+        new_text, loaded, errors = load_table_sheet(
+            workbook.name, workbook.read_bytes(), ruleset, kinds, calendars
+        )
+        assert new_text is not None and loaded is not None and not errors, errors[:3]
+        assert len(loaded.tables[0].rows) == len(ruleset.tables[0].rows)
 
     return load_xlsx
 

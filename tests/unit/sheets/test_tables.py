@@ -15,6 +15,7 @@ from cli import tables as cli_tables
 from rulesvc.lang.loader import RulesFolder, load_folder, load_ruleset
 from rulesvc.lang.model import Ruleset
 from rulesvc.sheets import export_table_csv, export_table_xlsx, import_table, table_shape
+from rulesvc.sheets.tables import _layout_of_events, _layout_of_positions
 
 RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
 
@@ -201,3 +202,36 @@ def test_a_broken_list_among_good_ones_is_reported_at_its_cell(shipped: RulesFol
     book.active["F5"] = "[{assign: {group: x}}]]"  # type: ignore[attr-defined]
     errors = _import(shipped, ruleset, book)
     assert any(e.startswith("报销.xlsx!报销审批!F5: 动作写法有误") for e in errors)
+
+
+FLOW_TABLES = """\
+ruleset: flow-routing
+kind: loan
+tables: [{id: 地区分派, on: [ticket.created], inputs: {地区: ticket.region}, rows: [{地区: 上海浦东, then: []}], default: {then: []}}]
+"""
+
+
+def test_the_table_is_found_alike_by_both_readers(shipped: RulesFolder) -> None:
+    """Where a table's keys are is read from libyaml's events (fast) as the positioned reader reads it."""
+    rulesets = [*shipped.rulesets.values()]
+    for name, text in (("loan-risk.yaml", OUTPUTS_TABLE), ("flow-routing.yaml", FLOW_TABLES)):
+        ruleset, errors = load_ruleset(name, text, shipped.kinds, shipped.calendars)
+        assert ruleset is not None and not errors, errors
+        rulesets.append(ruleset)
+    seen = 0
+    for ruleset in rulesets:
+        lines = len(ruleset.source_text.splitlines())
+        for table in ruleset.tables:
+            fast = _layout_of_events(ruleset.source_text, table.id, lines)
+            assert fast == _layout_of_positions(ruleset, table.id, lines) or (
+                fast is not None and fast.flow and _layout_of_positions(ruleset, table.id, lines).flow
+            )
+            seen += 1
+    assert seen >= 6
+
+
+def test_a_flow_style_table_is_rewritten_whole(shipped: RulesFolder) -> None:
+    ruleset, errors = load_ruleset("flow-routing.yaml", FLOW_TABLES, shipped.kinds, shipped.calendars)
+    assert ruleset is not None and not errors
+    again = _round_trip(shipped, ruleset, "地区分派", "csv")
+    assert table_shape(again.tables[0]) == table_shape(ruleset.tables[0])
