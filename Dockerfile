@@ -36,6 +36,8 @@ WORKDIR /app
 USER rulesvc
 VOLUME ["/data"]
 EXPOSE 8000
+# The health check asks the process itself on loopback: over HTTPS when a certificate is configured (not
+# verified: the certificate names the service's host, not 127.0.0.1).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('RULESVC_PORT', '8000'), timeout=2)"]
+    CMD ["python", "-c", "import os, ssl, urllib.request; tls = bool(os.environ.get('RULESVC_TLS_CERT_FILE')); urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:%s/healthz' % os.environ.get('RULESVC_PORT', '8000'), timeout=2, context=ssl._create_unverified_context() if tls else None)"]
 CMD ["rulesvc", "serve", "--host", "0.0.0.0"]

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,7 +137,34 @@ def _run_uvicorn(uvicorn: Any, settings: Settings, host: str, port: int, workers
         server_header=False,
         # A worker imports the app and compiles the rulesets before answering the supervisor's pings.
         timeout_worker_healthcheck=60,
+        **tls_options(settings),
     )
+
+
+# TLS 1.2 suites: forward-secret key exchange and AEAD ciphers only (TLS 1.3's are all of that kind).
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for HTTPS when a certificate and key are configured (none: plain HTTP)."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return {}
+    return {
+        "ssl_certfile": str(settings.tls_cert_file),
+        "ssl_keyfile": str(settings.tls_key_file),
+        "ssl_context_factory": modern_tls_context,
+    }
+
+
+def modern_tls_context(config: Any, _default: Any = None) -> ssl.SSLContext:
+    """The server's TLS context: TLS 1.2 and 1.3 only, no compression, no renegotiation. A module-level
+    function, so that uvicorn can hand it to the worker processes it spawns."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
+    return context
 
 
 def worker() -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -307,6 +307,22 @@ class Settings(BaseSettings):
         le=1,
         description="Share of traces kept (each decision, timer fire or delivery is kept or dropped whole).",
     )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="HTTPS served by `rulesvc serve`: the certificate (PEM, with its chain); with tls_key_file "
+        "the port speaks HTTPS only, TLS 1.2 and 1.3.",
+    )
+    tls_key_file: Path | None = Field(default=None, description="The certificate's private key (PEM).")
+    database_ca_file: Path | None = Field(
+        default=None,
+        description="PostgreSQL over TLS: the CA certificate (PEM) the server's certificate must chain to; "
+        "connections use sslmode=verify-full (the host name is checked) unless the URL names an sslmode.",
+    )
+    redis_ca_file: Path | None = Field(
+        default=None,
+        description="Redis over TLS (a rediss:// URL): the CA certificate (PEM) the server's certificate must "
+        "chain to; the host name is checked.",
+    )
     log_level: str = "INFO"
     access_log: bool = True
 
@@ -335,7 +351,17 @@ class Settings(BaseSettings):
             if not isinstance(url, str) or not url.strip():
                 raise ValueError(f"{password_name} is set but {url_name} is not")
             data[url_name] = with_password(url.strip(), password)
-        return data
+        return _cas_into_urls(data)
+
+    @model_validator(mode="after")
+    def _certificate_with_key(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file are set together (HTTPS needs both)")
+        for name in ("tls_cert_file", "tls_key_file", "database_ca_file", "redis_ca_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} is not a file")
+        return self
 
     @field_validator("oidc_role_map")
     @classmethod
@@ -397,6 +423,34 @@ def _secret_text(value: Any) -> str | None:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return value if isinstance(value, str) and value else None
+
+
+def _cas_into_urls(data: dict[str, Any]) -> dict[str, Any]:
+    """The CA files go into the URLs as the drivers read them: libpq's `sslmode`/`sslrootcert` (psycopg and
+    pg_dump alike), redis-py's `ssl_ca_certs`/`ssl_cert_reqs`/`ssl_check_hostname`."""
+    database_ca = data.get("database_ca_file")
+    if database_ca:
+        url = str(data.get("database_url") or "sqlite:///")
+        if not url.startswith(("postgresql", "postgres:")):
+            raise ValueError("database_ca_file is set but database_url is not a postgresql:// URL")
+        sslmode = {} if "sslmode=" in urlsplit(url).query else {"sslmode": "verify-full"}
+        data["database_url"] = with_query(url, {**sslmode, "sslrootcert": str(database_ca)})
+    redis_ca = data.get("redis_ca_file")
+    if redis_ca:
+        url = str(data.get("redis_url") or "")
+        if not url.startswith("rediss://"):
+            raise ValueError("redis_ca_file is set but redis_url is not a rediss:// URL (Redis over TLS)")
+        data["redis_url"] = with_query(
+            url, {"ssl_ca_certs": str(redis_ca), "ssl_cert_reqs": "required", "ssl_check_hostname": "true"}
+        )
+    return data
+
+
+def with_query(url: str, parameters: dict[str, str]) -> str:
+    """`url` with `parameters` added to (or replacing the same names in) its query."""
+    parts = urlsplit(url)
+    query = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in parameters}
+    return urlunsplit(parts._replace(query=urlencode({**query, **parameters})))
 
 
 def with_password(url: str, password: str) -> str:

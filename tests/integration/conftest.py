@@ -278,7 +278,11 @@ class Server:
         self.log = log
 
 
-def start_server(env: dict[str, str], log: Path, workers: int = 1) -> Server:
+def start_server(
+    env: dict[str, str], log: Path, workers: int = 1, *, scheme: str = "http", verify: Any = True
+) -> Server:
+    """`rulesvc serve` on a free port, once `/healthz` answers (`scheme="https"` with `verify`, the client's
+    SSL context, when the environment configures a certificate)."""
     port = free_port()
     handle = log.open("wb")
     process = subprocess.Popen(
@@ -290,14 +294,14 @@ def start_server(env: dict[str, str], log: Path, workers: int = 1) -> Server:
         # Its own process group, so that stopping it also stops every uvicorn worker it forked.
         start_new_session=True,
     )
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"{scheme}://127.0.0.1:{port}"
     # Generous: several workers importing the app on a loaded 2-core machine take tens of seconds.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"rulesvc serve exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base_url}/healthz", timeout=1, verify=verify).status_code == 200:
                 return Server(process, base_url, log)
         except httpx.HTTPError:
             pass

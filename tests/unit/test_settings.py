@@ -83,3 +83,37 @@ def test_an_unreadable_file_names_its_variable(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("RULESVC_REDIS_PASSWORD_FILE", str(tmp_path / "missing"))
     with pytest.raises(SettingsError, match="RULESVC_REDIS_PASSWORD_FILE: cannot read"):
         Settings()
+
+
+def test_the_database_ca_makes_connections_verify_full(tmp_path: Path) -> None:
+    ca = Path(secret(tmp_path, "ca.pem", "-"))
+    settings = Settings(database_url="postgresql://u@db.bank.cn/rulesvc", database_ca_file=ca)
+    assert make_url(settings.database_url).query == {"sslmode": "verify-full", "sslrootcert": str(ca)}
+    named = Settings(database_url="postgresql://u@db/rulesvc?sslmode=verify-ca", database_ca_file=ca)
+    assert make_url(named.database_url).query == {"sslmode": "verify-ca", "sslrootcert": str(ca)}
+    with pytest.raises(ValidationError, match="not a postgresql:// URL"):
+        Settings(database_url="sqlite:///x.db", database_ca_file=ca)
+
+
+def test_the_redis_ca_needs_rediss_and_checks_the_host(tmp_path: Path) -> None:
+    import redis
+
+    ca = Path(secret(tmp_path, "ca.pem", "-"))
+    settings = Settings(redis_url="rediss://cache.bank.cn:6380/0", redis_ca_file=ca)
+    assert settings.redis_url is not None
+    kwargs = redis.ConnectionPool.from_url(settings.redis_url).connection_kwargs
+    assert (kwargs["ssl_ca_certs"], kwargs["ssl_cert_reqs"], kwargs["ssl_check_hostname"]) == (
+        str(ca),
+        "required",
+        True,
+    )
+    with pytest.raises(ValidationError, match="not a rediss:// URL"):
+        Settings(redis_url="redis://cache:6379/0", redis_ca_file=ca)
+
+
+def test_https_needs_both_certificate_and_key(tmp_path: Path) -> None:
+    cert = Path(secret(tmp_path, "cert.pem", "-"))
+    with pytest.raises(ValidationError, match="set together"):
+        Settings(tls_cert_file=cert)
+    with pytest.raises(ValidationError, match="is not a file"):
+        Settings(tls_cert_file=cert, tls_key_file=tmp_path / "missing.key")
