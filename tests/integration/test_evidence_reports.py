@@ -7,63 +7,25 @@ the refusals (unknown draft or version, unknown format, no key, a role without r
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import typer
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from cli import authoring as cli_authoring
 from cli import evidence as cli_evidence
-from rulesvc.apikeys import Role
-from rulesvc.decisions.service import create_api_key
-from rulesvc.sla.clock import VirtualClock
 from rulesvc.testreport.verify import verify_file
 from tests.evidence_support import parse_html, read_pdf, require_pdf_tools, table_with
-from tests.integration.conftest import RULESETS, auth, make_settings
-from tests.integration.lifecycle_support import clear_lifecycle, lifecycle_app
+from tests.integration import test_rulesets_lifecycle as lifecycle
+from tests.integration.conftest import RULESETS, auth
+from tests.integration.test_rulesets_lifecycle import EXPENSE, PINNED_5000, RAISED, RAISED_CASES
 
-EXPENSE = "expense-approval"
-START = datetime.fromisoformat("2026-11-02T09:00:00+08:00")
-ORIGINAL = (RULESETS / f"{EXPENSE}.yaml").read_text(encoding="utf-8")
-RAISED = ORIGINAL.replace('金额: "< 5000"', '金额: "< 8000"')
-ORIGINAL_CASES = (RULESETS / "cases" / f"{EXPENSE}.yaml").read_text(encoding="utf-8")
-RAISED_CASES = (
-    ORIGINAL_CASES.replace("5000.01", "8000.01")
-    .replace("amount: 5000,", "amount: 8000,")
-    .replace("5000元整", "8000元整")
-    .replace("4999.99", "7999.99")
-)
-PINNED_5000 = {"差旅费5000元整不自动审批转人工", "差旅费5000.01元不自动审批转人工"}
-
-
-@pytest.fixture
-def client(database_url: str) -> Iterator[TestClient]:
-    clear_lifecycle(database_url)
-    app = lifecycle_app(make_settings(database_url), VirtualClock(START))
-    try:
-        with TestClient(app) as test_client:
-            yield test_client
-    finally:
-        app.state.lifecycle.close()
-        clear_lifecycle(database_url)
-
-
-@pytest.fixture
-def keys(client: TestClient) -> dict[str, str]:
-    app: FastAPI = client.app  # type: ignore[assignment]
-    store = app.state.runtime.service.keys
-    roles = {"editor": Role.EDITOR, "approver": Role.APPROVER, "auditor": Role.AUDITOR, "ingest": Role.INGEST}
-    return {
-        name: create_api_key(store, frozenset({role}), VirtualClock(START), name)[1]
-        for name, role in roles.items()
-    }
+clock = lifecycle.clock
+lifecycle_client = lifecycle.lifecycle_client
+lc_keys = lifecycle.lc_keys
 
 
 def report(client: TestClient, key: str, path: str, fmt: str | None = None) -> Any:
@@ -86,7 +48,10 @@ def published_entry(client: TestClient, key: str, name: str, version: int) -> di
     )
 
 
-def test_draft_and_version_evidence(client: TestClient, keys: dict[str, str], tmp_path: Path) -> None:
+def test_draft_and_version_evidence(
+    lifecycle_client: TestClient, lc_keys: dict[str, str], tmp_path: Path
+) -> None:
+    client, keys = lifecycle_client, lc_keys
     editor, approver, auditor = keys["editor"], keys["approver"], keys["auditor"]
     pushed = client.post(
         f"/v1/rulesets/{EXPENSE}/drafts",
@@ -198,7 +163,8 @@ def test_draft_and_version_evidence(client: TestClient, keys: dict[str, str], tm
     assert verify_file(pdf_file).ok
 
 
-def test_refusals(client: TestClient, keys: dict[str, str]) -> None:
+def test_refusals(lifecycle_client: TestClient, lc_keys: dict[str, str]) -> None:
+    client, keys = lifecycle_client, lc_keys
     auditor = keys["auditor"]
     missing = report(client, auditor, "drafts/00000000-0000-4000-8000-000000000000")
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
@@ -214,7 +180,7 @@ def test_refusals(client: TestClient, keys: dict[str, str]) -> None:
 
 
 def test_cli_names_the_published_version_a_working_copy_holds(
-    client: TestClient, database_url: str, tmp_path: Path
+    lifecycle_client: TestClient, database_url: str, tmp_path: Path
 ) -> None:
     """The service imported the shipped folder as version 1 of every ruleset: `rulesvc test --report
     --database` shows each file as that version with its chain entry."""
