@@ -10,6 +10,7 @@ of `SECRET_FILES` names the file, whose content (less a final line break) is the
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,7 +42,9 @@ SECRET_FILES = {
     "redis_url": "RULESVC_REDIS_URL_FILE",
     "redis_password": "RULESVC_REDIS_PASSWORD_FILE",
     "oidc_client_secret": "RULESVC_OIDC_CLIENT_SECRET_FILE",
+    "otlp_headers": "RULESVC_OTLP_HEADERS_FILE",  # JSON, as in RULESVC_OTLP_HEADERS
 }
+_JSON_SECRETS = frozenset({"otlp_headers"})
 
 
 class _SecretFiles(PydanticBaseSettingsSource):
@@ -60,7 +63,13 @@ class _SecretFiles(PydanticBaseSettingsSource):
                 text = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
                 raise SettingsError(f"{variable}: cannot read {path}: {exc.strerror}") from None
-            values[name] = text.removesuffix("\n").removesuffix("\r")
+            value = text.removesuffix("\n").removesuffix("\r")
+            if name in _JSON_SECRETS:
+                try:
+                    value = json.loads(value)
+                except ValueError as exc:
+                    raise SettingsError(f"{variable}: {path} is not JSON: {exc}") from None
+            values[name] = value
         return values
 
 

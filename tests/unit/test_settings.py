@@ -117,3 +117,12 @@ def test_https_needs_both_certificate_and_key(tmp_path: Path) -> None:
         Settings(tls_cert_file=cert)
     with pytest.raises(ValidationError, match="is not a file"):
         Settings(tls_cert_file=cert, tls_key_file=tmp_path / "missing.key")
+
+
+def test_json_secrets_are_read_as_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULESVC_OTLP_HEADERS_FILE", secret(tmp_path, "h", '{"Authorization": "Bearer t"}\n'))
+    headers = Settings().otlp_headers
+    assert {k: v.get_secret_value() for k, v in headers.items()} == {"Authorization": "Bearer t"}
+    monkeypatch.setenv("RULESVC_OTLP_HEADERS_FILE", secret(tmp_path, "bad", "Bearer t"))
+    with pytest.raises(SettingsError, match=r"RULESVC_OTLP_HEADERS_FILE: .* is not JSON"):
+        Settings()
