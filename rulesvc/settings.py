@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -71,6 +80,64 @@ class _SecretFiles(PydanticBaseSettingsSource):
                     raise SettingsError(f"{variable}: {path} is not JSON: {exc}") from None
             values[name] = value
         return values
+
+
+CHANNEL_NAME = r"^[a-z0-9][a-z0-9_-]{0,36}$"
+NotifyAction = Literal["notify", "escalate"]
+
+
+def _both_actions() -> list[NotifyAction]:
+    return ["notify", "escalate"]
+
+
+class ChannelConfig(BaseModel):
+    """One notification channel of `RULESVC_NOTIFY_CHANNELS` (docs/notifications.md): a 企业微信 or 钉钉 group
+    robot, or SMTP e-mail, receiving the `notify`/`escalate` actions it matches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["wecom", "dingtalk", "email"]
+    actions: list[NotifyAction] = Field(default_factory=_both_actions)
+    notify_channels: list[str] = Field(
+        default_factory=list,
+        description="Only `notify` actions whose `channels` name one of these (empty: every notify).",
+    )
+    kinds: list[str] = Field(default_factory=list, description="Only tickets of these kinds (empty: all).")
+    msgtype: Literal["text", "markdown"] = "markdown"
+    webhook_url: SecretStr | None = Field(
+        default=None,
+        description="The robot's webhook (企业微信: ...send?key=KEY; 钉钉: ...send?access_token=T).",
+    )
+    secret: SecretStr | None = Field(
+        default=None, description="钉钉 加签 secret (SEC...), when the robot signs."
+    )
+    mention: dict[str, list[str]] = Field(
+        default_factory=dict, description="The action's `to` → mobile numbers @-mentioned in the group."
+    )
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) the SMTP server's certificate is checked against (default: the system's).",
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str | None = Field(default=None, description="The From address.")
+    to: list[str] = Field(default_factory=list, description="Addresses every message goes to.")
+    recipients: dict[str, list[str]] = Field(
+        default_factory=dict, description="The action's `to` (owner, supervisor, ...) → more addresses."
+    )
+    subject_prefix: str = "【rulesvc】"
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChannelConfig:
+        if self.type in ("wecom", "dingtalk") and self.webhook_url is None:
+            raise ValueError(f"a {self.type} channel needs webhook_url")
+        if self.type == "email" and not (self.smtp_host and self.sender and (self.to or self.recipients)):
+            raise ValueError("an email channel needs smtp_host, sender and to (or recipients)")
+        return self
 
 
 class Settings(BaseSettings):
@@ -298,6 +365,17 @@ class Settings(BaseSettings):
         default="/v1/auth/me", description="Where the browser goes after sign-in when no `next` was given."
     )
     oidc_timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds to wait for the provider.")
+    notify_channels: dict[str, ChannelConfig] = Field(
+        default_factory=dict,
+        description=(
+            "Notification channels for notify/escalate actions, JSON: name → channel (docs/notifications.md); "
+            "delivered by the worker with the webhooks' retries and dead letters."
+        ),
+    )
+    notify_channels_file: Path | None = Field(
+        default=None,
+        description="A JSON file of the same channels instead (keeps robot keys and passwords out of the environment).",
+    )
     otlp_endpoint: str | None = Field(
         default=None,
         description=(
@@ -381,6 +459,22 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"oidc_role_map[{group!r}]: {exc}") from None
         return value
+
+    @field_validator("notify_channels")
+    @classmethod
+    def _channel_names(cls, value: dict[str, ChannelConfig]) -> dict[str, ChannelConfig]:
+        for name in value:
+            if not re.match(CHANNEL_NAME, name):
+                raise ValueError(f"notify_channels: name {name!r} must match {CHANNEL_NAME}")
+        return value
+
+    def channels(self) -> dict[str, ChannelConfig]:
+        """The notification channels: `notify_channels_file`'s, or `notify_channels`."""
+        if self.notify_channels_file is None:
+            return dict(self.notify_channels)
+        raw = json.loads(self.notify_channels_file.read_text(encoding="utf-8"))
+        channels = {name: ChannelConfig.model_validate(config) for name, config in raw.items()}
+        return self._channel_names(channels)
 
     @property
     def oidc_enabled(self) -> bool:

@@ -4,6 +4,7 @@ the use cases come from `rulesvc.wiring.timers`, the schedule and the HTTP sende
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -14,12 +15,14 @@ from rulesvc.delivery.notify import Notifier
 from rulesvc.delivery.service import WebhookService
 from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.masking import MaskPolicy
+from rulesvc.settings import ChannelConfig
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.tracing import NO_TRACING, Tracer
 from rulesvc.wiring.ops import instrument_pool, ops_status
 from rulesvc.wiring.timers import WorkerBook, build_timer_parts
+from scheduler.channels import ChannelSender
 from scheduler.config import WorkerConfig
-from scheduler.delivery import Sender, WebhookDeliverer
+from scheduler.delivery import HttpSender, Sender, WebhookDeliverer
 from scheduler.metrics import Heartbeat, WorkerMetrics
 from scheduler.poller import TimerPoller
 from scheduler.runner import Worker
@@ -53,9 +56,12 @@ def build_worker(
     keyring: Keyring | None = None,
     metrics: WorkerMetrics | None = None,
     tracer: Tracer = NO_TRACING,
+    channels: Mapping[str, ChannelConfig] | None = None,
 ) -> WorkerParts:
     """A worker on its own engine (migrated). `clock` drives timers (inject a VirtualClock in tests);
-    `delivery_clock` drives retry backoff (real time by default)."""
+    `delivery_clock` drives retry backoff (real time by default). With `channels` (the settings'
+    notification channels, maybe none), each becomes a subscription of its own and is sent through its
+    robot or SMTP server; channels no longer configured are deactivated."""
     config = config or WorkerConfig()
     parts = build_timer_parts(
         database_url,
@@ -75,6 +81,11 @@ def build_worker(
     instrument_pool(parts.engine, "worker", metrics)
     heartbeat = Heartbeat(ops_status(parts.engine), metrics, SystemClock())
     poller = TimerPoller(parts.timers, parts.batch, replanner=parts.replanner, metrics=metrics)
+    if channels is not None:
+        parts.webhooks.sync_channels(channels)
+        sender = ChannelSender(
+            sender or HttpSender(parts.webhooks.policy.timeout_seconds), channels, SystemClock()
+        )
     deliverer = WebhookDeliverer(
         parts.webhooks,
         sender,

@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy.exc import DBAPIError
 
 from rulesvc.audit.evidence import EvidenceError
+from rulesvc.delivery.channels import channel_of
 from rulesvc.delivery.ports import ClaimedDelivery
 from rulesvc.delivery.service import SendResult, WebhookService
 from rulesvc.tracing import DELIVERY, NO_TRACING, Span, Tracer, request_id_var, request_scope
@@ -150,6 +151,7 @@ class WebhookDeliverer:
             if self.tracer.enabled:
                 span.set("rulesvc.delivery_id", claimed.delivery_id)
                 span.set("rulesvc.subscription_id", claimed.subscription_id)
+                span.set("rulesvc.channel", channel_of(claimed.url))
                 span.set("rulesvc.attempt", claimed.attempts)
             outcome = self._attempt_once(claimed, span)
             span.set("rulesvc.outcome", outcome)
@@ -169,7 +171,7 @@ class WebhookDeliverer:
                 log.warning("recording delivery %s failed: %s", claimed.delivery_id, db_exc.orig or db_exc)
             with self._stats_lock:
                 self.stats.dead += 1
-            self.metrics.attempt("rejected")
+            self.metrics.attempt("rejected", channel=channel_of(claimed.url))
             return "rejected"
         headers[REQUEST_ID_HEADER] = request_id_var.get()
         started = time.perf_counter()
@@ -190,7 +192,7 @@ class WebhookDeliverer:
             self.stats.failed += int(not result.ok)
             self.stats.dead += int(dead)
         outcome = "delivered" if result.ok else "dead" if dead else "failed"
-        self.metrics.attempt(outcome, took)
+        self.metrics.attempt(outcome, took, channel_of(claimed.url))
         if not result.ok:
             log.info(
                 "delivery %s attempt %d failed: %s%s",

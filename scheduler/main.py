@@ -92,6 +92,7 @@ def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorke
         keyring=settings.keyring(),
         metrics=metrics,
         tracer=build_tracer(settings),
+        channels=settings.channels(),
     )
     parts.worker.start()
     log.info(

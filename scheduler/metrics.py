@@ -53,10 +53,14 @@ SPECS: dict[str, tuple[str, str, Sequence[float]]] = {
         "Events a ruleset failed to decide (unique-table conflict, loop limit, arithmetic), by ruleset",
         (),
     ),
-    "rulesvc_webhook_attempts": (COUNTER, "Webhook delivery attempts by outcome", ()),
+    "rulesvc_webhook_attempts": (
+        COUNTER,
+        "Delivery attempts (webhooks and notification channels) by channel and outcome",
+        (),
+    ),
     "rulesvc_webhook_delivery_seconds": (
         HISTOGRAM,
-        "Seconds a webhook attempt took (POST to answer or error)",
+        "Seconds a delivery attempt took (POST or SMTP session to answer or error), by channel",
         SEND_BUCKETS,
     ),
     "rulesvc_worker_polls": (COUNTER, "Timer polls run", ()),
@@ -159,10 +163,12 @@ class WorkerMetrics(Tally):
     def rule_error(self, ruleset: str, code: str) -> None:
         self.inc("rulesvc_rule_errors", (("code", code), ("ruleset", ruleset)))
 
-    def attempt(self, outcome: str, seconds: float | None = None) -> None:
-        self.inc("rulesvc_webhook_attempts", (("outcome", outcome),))
+    def attempt(self, outcome: str, seconds: float | None = None, channel: str = "webhook") -> None:
+        """One delivery attempt; `channel`: `webhook`, or a notification channel's type (`wecom`,
+        `dingtalk`, `email`)."""
+        self.inc("rulesvc_webhook_attempts", (("channel", channel), ("outcome", outcome)))
         if seconds is not None:
-            self.observe("rulesvc_webhook_delivery_seconds", [seconds])
+            self.observe("rulesvc_webhook_delivery_seconds", [seconds], (("channel", channel),))
 
     # PoolObserver (rulesvc.wiring.ops)
     def pool_in_use(self, pool: str, delta: int) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from rulesvc import exactjson
 from rulesvc.audit.evidence import EvidenceError, EvidenceReader, body_decision_id, delivery_problem, refuse
 from rulesvc.audit.records import FeedRecord
+from rulesvc.delivery.channels import accepts, channel_url, parse_channel_url, subscription_id
 from rulesvc.delivery.ports import (
     DEAD,
     ClaimedDelivery,
@@ -39,6 +40,7 @@ from rulesvc.errors import RulesvcError
 from rulesvc.fieldclasses import CLASSES, SUBSCRIPTION_DEFAULT, ClassMasking
 from rulesvc.lang.model import KindSchema
 from rulesvc.masking import MaskPolicy, default_policy
+from rulesvc.settings import ChannelConfig
 from rulesvc.sla.clock import Clock
 
 
@@ -68,14 +70,15 @@ class DeliveryNotFoundError(RulesvcError):
 
 @dataclass(frozen=True)
 class SendResult:
-    """The outcome of one HTTP attempt: the status received, or the transport error (timeout, refused)."""
+    """The outcome of one attempt: the status received (HTTP; 250 for a message an SMTP server took), or the
+    transport error (timeout, refused), or both when a 2xx answer still said no (a robot's `errcode`)."""
 
     status: int | None
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return self.status is not None and 200 <= self.status < 300 and self.error is None
 
 
 # `any_active` asks the store at its next call (after this service changed a subscription itself).
@@ -106,6 +109,8 @@ class WebhookService:
         self.policy = policy or RetryPolicy()
         self._rand = rand
         self._active_checked: tuple[float, bool] = _UNCHECKED
+        self.channels: dict[str, ChannelConfig] = {}
+        """The notification channels this process delivers (`sync_channels`), by subscription id."""
 
     def any_active(self, max_age: float = 1.0) -> bool:
         """Whether some subscription is active (known at most `max_age` seconds ago): with none, a delivery
@@ -173,6 +178,50 @@ class WebhookService:
         if not self.store.delete_subscription(subscription_id):
             raise SubscriptionNotFoundError(subscription_id)
 
+    def sync_channels(self, channels: Mapping[str, ChannelConfig]) -> list[SubscriptionRecord]:
+        """Make each configured notification channel a subscription of its own (`ch_<name>`, receiving the
+        actions emitted from now on), bring a changed one's filters up to date (its deliveries kept), and
+        deactivate the channels no longer configured (their pending deliveries and dead letters stay,
+        re-drivable once the channel is configured again)."""
+        self.channels = {subscription_id(name): config for name, config in channels.items()}
+        self._active_checked = _UNCHECKED
+        known = {sub.id: sub for sub in self.store.list_subscriptions()}
+        synced = []
+        for name, config in channels.items():
+            identifier = subscription_id(name)
+            url = channel_url(config, name)
+            kinds = tuple(sorted(set(config.kinds)))
+            actions = tuple(sorted(set(config.actions)))
+            sub = known.get(identifier)
+            if sub is None:
+                record = SubscriptionRecord(
+                    id=identifier,
+                    url=url,
+                    secret=new_secret(),
+                    kinds=kinds,
+                    action_types=actions,
+                    description=f"通知渠道 {name}（{config.type}）",
+                    active=True,
+                    created_at=self.clock.now(),
+                    fanout_cursor=self.store.last_cursor(),
+                )
+                try:
+                    self.store.create_subscription(record)
+                except Exception:  # another worker created it meanwhile: update it below
+                    if self.store.get_subscription(identifier) is None:
+                        raise
+                    sub = self.store.get_subscription(identifier)
+            if sub is not None:
+                if (sub.url, sub.kinds, sub.action_types) != (url, kinds, actions):
+                    self.store.update_filters(identifier, url, kinds, actions)
+                if not sub.active:
+                    self.store.set_active(identifier, True)
+            synced.append(self.subscription(identifier))
+        for sub in known.values():
+            if parse_channel_url(sub.url) is not None and sub.id not in self.channels and sub.active:
+                self.store.set_active(sub.id, False)
+        return synced
+
     # -- dead letters -------------------------------------------------------------------------------------
 
     def dead_letters(self, subscription_id: str | None, after: int, limit: int) -> list[DeliveryRecord]:
@@ -201,7 +250,9 @@ class WebhookService:
     # -- delivery -----------------------------------------------------------------------------------------
 
     def fan_out(self, limit: int = 1000) -> int:
-        return self.store.fan_out(partial(_build_delivery, self.policy_of), self.clock.now(), limit)
+        return self.store.fan_out(
+            partial(_build_delivery, self.policy_of, self.channels), self.clock.now(), limit
+        )
 
     def policy_of(self, sub: SubscriptionRecord) -> MaskPolicy | None:
         """How a subscription's bodies are masked (None: in clear)."""
@@ -218,7 +269,13 @@ class WebhookService:
         return self.store.renew(claimed.row_id, claimed.attempts, lease)
 
     def active_subscription_ids(self) -> list[str]:
-        return [s.id for s in self.store.list_subscriptions() if s.active]
+        """Active webhooks, and the active notification channels configured in this process (a worker
+        without a channel's settings leaves its deliveries to the workers that have them)."""
+        return [
+            s.id
+            for s in self.store.list_subscriptions()
+            if s.active and (parse_channel_url(s.url) is None or s.id in self.channels)
+        ]
 
     def request_for(self, claimed: ClaimedDelivery) -> tuple[dict[str, str], bytes]:
         """Headers (signed now) and the body of one attempt. Only a body whose action its decision's chained
@@ -262,14 +319,19 @@ class WebhookService:
 
 def _build_delivery(
     policy_of: Callable[[SubscriptionRecord], MaskPolicy | None],
+    channels: Mapping[str, ChannelConfig],
     sub: SubscriptionRecord,
     record: FeedRecord,
     kind: str | None,
 ) -> NewDelivery | None:
     """The delivery of one feed action; personal data in its ids and action leaves masked, and fields of
-    the classes the subscription is not granted."""
+    the classes the subscription is not granted. A notification channel's takes only the `notify` actions
+    naming one of its `notify_channels`."""
     action = exactjson.loads(record.action_text)
     if not SubscriptionFilter.of(sub.kinds, sub.action_types).matches(kind, action):
+        return None
+    channel = channels.get(sub.id)
+    if channel is not None and not accepts(channel, action):
         return None
     identifier = delivery_id(sub.id, record.cursor)
     masking = policy_of(sub)

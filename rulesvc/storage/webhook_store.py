@@ -115,6 +115,21 @@ class SqlWebhookStore:
             )
             return bool(getattr(result, "rowcount", 0))
 
+    def update_filters(
+        self, subscription_id: str, url: str, kinds: tuple[str, ...], action_types: tuple[str, ...]
+    ) -> bool:
+        with self._write() as session, session.begin():
+            result = session.execute(
+                update(SubscriptionRow)
+                .where(SubscriptionRow.id == subscription_id)
+                .values(
+                    url=url,
+                    kinds=orjson.dumps(list(kinds)).decode(),
+                    action_types=orjson.dumps(list(action_types)).decode(),
+                )
+            )
+            return bool(getattr(result, "rowcount", 0))
+
     def delete_subscription(self, subscription_id: str) -> bool:
         with self._write() as session, session.begin():
             session.execute(delete(DeliveryRow).where(DeliveryRow.subscription_id == subscription_id))

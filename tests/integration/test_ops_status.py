@@ -61,7 +61,8 @@ def test_status_rows_and_the_figures_read_from_them(database_url: str) -> None:
         (("code", "rule.loop_limit"), ("ruleset", "loan-sla"), ("worker", "h:1")),
     )
     assert samples[key] == 1.0
-    assert samples[("rulesvc_webhook_attempts_total", (("outcome", "delivered"), ("worker", "h:1")))] == 1.0
+    delivered = (("channel", "webhook"), ("outcome", "delivered"), ("worker", "h:1"))
+    assert samples[("rulesvc_webhook_attempts_total", delivered)] == 1.0
     assert samples[("rulesvc_chain_length", ())] >= 0
     assert samples[("rulesvc_ops_read_ok", ())] == 1.0
 

@@ -161,6 +161,7 @@ def test_timer_fire_and_delivery_are_traced_with_their_request_ids(
     assert [attrs(s)["http.response.status_code"] for s in deliveries] == [503, 200]
     assert [attrs(s)["rulesvc.attempt"] for s in deliveries] == [1, 2]
     assert {attrs(s)["rulesvc.subscription_id"] for s in deliveries} == {sub.id}
+    assert {attrs(s)["rulesvc.channel"] for s in deliveries} == {"webhook"}
     sent = [r.request_id for r in receiver.received]
     assert sent == [attrs(s)["rulesvc.request_id"] for s in deliveries]
     assert len(set(sent)) == 2 and f["rulesvc.request_id"] not in sent
