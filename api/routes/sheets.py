@@ -6,6 +6,7 @@ each error at its cell (`file.xlsx!Sheet!C7`) with its `sheet.*` code. A thin la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -77,10 +78,27 @@ async def sheet_body(request: Request, fmt: SheetFormat | None) -> tuple[SheetFo
     return chosen, data
 
 
-async def _draft_answer(request: Request, record: DraftRecord) -> Response:
-    service = lifecycle_of(request).service
-    diff = await run_in_threadpool(service.queries.draft_diff, record)
-    return JSONBytes(draft_json(record, diff=diff))
+async def _download(request: Request, fmt: SheetFormat, make: Callable[[DraftSheets], SheetFile]) -> Response:
+    sheets = _sheets(request)
+    return download(await run_in_threadpool(make, sheets), fmt)
+
+
+async def _upload(
+    request: Request,
+    fmt: SheetFormat | None,
+    name: str,
+    change: Callable[[DraftSheets, str, bytes], DraftRecord],
+    status_code: int = 200,
+) -> Response:
+    """The uploaded sheet into a draft, answered as the draft routes answer (the draft with its diff);
+    `name` is the file's name in errors (the format's extension added unless it has it)."""
+    chosen, data = await sheet_body(request, fmt)
+    suffix = (".xlsx", ".xlsm") if chosen == "xlsx" else (".csv",)
+    file_name = name if name.lower().endswith(suffix) else f"{name}.{chosen}"  # the format reads it
+    sheets = _sheets(request)
+    record = await run_in_threadpool(change, sheets, file_name, data)
+    diff = await run_in_threadpool(sheets.queries.draft_diff, record)
+    return JSONBytes(draft_json(record, diff=diff), status_code=status_code)
 
 
 # -- decision tables --------------------------------------------------------------------------------------
@@ -99,11 +117,8 @@ async def table_file(
     query: Annotated[SheetQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    sheets = _sheets(request)
-    sheet = await run_in_threadpool(
-        lambda: sheets.table_sheet(name, table_id, query.format, version=query.version)
-    )
-    return download(sheet, query.format)
+    fmt = query.format
+    return await _download(request, fmt, lambda s: s.table_sheet(name, table_id, fmt, version=query.version))
 
 
 @router.get(
@@ -119,11 +134,8 @@ async def draft_table_file(
     query: Annotated[DraftSheetQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    sheets = _sheets(request)
-    sheet = await run_in_threadpool(
-        lambda: sheets.table_sheet(name, table_id, query.format, draft_id=draft_id)
-    )
-    return download(sheet, query.format)
+    fmt = query.format
+    return await _download(request, fmt, lambda s: s.table_sheet(name, table_id, fmt, draft_id=draft_id))
 
 
 @router.put(
@@ -145,13 +157,13 @@ async def put_draft_table(
     query: Annotated[SheetUploadQuery, Query()],
     principal: Principal = Depends(WRITE),
 ) -> Response:
-    fmt, data = await sheet_body(request, query.format)
-    file_name = query.filename or f"{table_id}.{fmt}"
-    sheets = _sheets(request)
-    record = await run_in_threadpool(
-        sheets.put_table, principal.actor, name, draft_id, table_id, file_name, data
+    actor = principal.actor
+    return await _upload(
+        request,
+        query.format,
+        query.filename or table_id,
+        lambda s, file, data: s.put_table(actor, name, draft_id, table_id, file, data),
     )
-    return await _draft_answer(request, record)
 
 
 @router.post(
@@ -170,15 +182,14 @@ async def post_table_draft(
     query: Annotated[SheetUploadQuery, Query()],
     principal: Principal = Depends(WRITE),
 ) -> Response:
-    fmt, data = await sheet_body(request, query.format)
-    file_name = query.filename or f"{table_id}.{fmt}"
-    sheets = _sheets(request)
-    record = await run_in_threadpool(
-        sheets.new_table_draft, principal.actor, name, table_id, file_name, data, query.reason
+    actor, reason = principal.actor, query.reason
+    return await _upload(
+        request,
+        query.format,
+        query.filename or table_id,
+        lambda s, file, data: s.new_table_draft(actor, name, table_id, file, data, reason),
+        status_code=201,
     )
-    response = await _draft_answer(request, record)
-    response.status_code = 201
-    return response
 
 
 # -- compliance cases -------------------------------------------------------------------------------------
@@ -196,9 +207,8 @@ async def cases_file(
     query: Annotated[SheetQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    sheets = _sheets(request)
-    sheet = await run_in_threadpool(lambda: sheets.cases_sheet(name, query.format, version=query.version))
-    return download(sheet, query.format)
+    fmt = query.format
+    return await _download(request, fmt, lambda s: s.cases_sheet(name, fmt, version=query.version))
 
 
 @router.get(
@@ -213,9 +223,8 @@ async def draft_cases_file(
     query: Annotated[DraftSheetQuery, Query()],
     _principal: Principal = Depends(READ),
 ) -> Response:
-    sheets = _sheets(request)
-    sheet = await run_in_threadpool(lambda: sheets.cases_sheet(name, query.format, draft_id=draft_id))
-    return download(sheet, query.format)
+    fmt = query.format
+    return await _download(request, fmt, lambda s: s.cases_sheet(name, fmt, draft_id=draft_id))
 
 
 async def put_cases_sheet(
@@ -227,9 +236,10 @@ async def put_cases_sheet(
     filename: str | None,
 ) -> Response:
     """`PUT .../drafts/{draft_id}/cases` with a sheet body (the route itself is in `rulesets`)."""
-    fmt, data = await sheet_body(request, fmt)
-    sheets = _sheets(request)
-    record = await run_in_threadpool(
-        sheets.put_cases, principal.actor, name, draft_id, filename or f"{name}-样例.{fmt}", data
+    actor = principal.actor
+    return await _upload(
+        request,
+        fmt,
+        filename or f"{name}-样例",
+        lambda s, file, data: s.put_cases(actor, name, draft_id, file, data),
     )
-    return await _draft_answer(request, record)

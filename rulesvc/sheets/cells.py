@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from openpyxl.utils import get_column_letter
 
@@ -63,8 +64,10 @@ def read_grids(file_name: str, data: bytes) -> tuple[list[tuple[str, Grid]], lis
             ]
         grids = []
         for sheet in book.worksheets:
-            grid = [[cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
-            grids.append((f"{file_name}!{sheet.title}", grid))
+            rows = _values(sheet)
+            if rows is None:  # not a read-only sheet as this openpyxl lays it out: its public reader
+                rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+            grids.append((f"{file_name}!{sheet.title}", [[cell_text(v) for v in row] for row in rows]))
         book.close()
         return grids, []
     try:
@@ -77,6 +80,72 @@ def read_grids(file_name: str, data: bytes) -> tuple[list[tuple[str, Grid]], lis
                 RulesetError("sheet.unreadable", "CSV 文件不是 UTF-8 或 GBK 编码", Location(file_name, 1, 1))
             ]
     return [(file_name, [list(row) for row in csv.reader(io.StringIO(text))])], []
+
+
+_INLINE = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}is"
+_TEXT = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}t"
+_FORMULA = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}f"
+_VALUE = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}v"
+_RUN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}r"
+
+
+def _inline_text(element: Any) -> str:
+    """An inline string's text as openpyxl gives it: its plain text, then its runs' (not phonetic guides)."""
+    plain = element.findtext(_TEXT)
+    return (plain or "") + "".join(run.findtext(_TEXT) or "" for run in element.findall(_RUN))
+
+
+def _values(sheet: Any) -> list[list[object]] | None:
+    """A read-only sheet's values row by row, as `iter_rows(values_only=True)` gives them but faster: text
+    cells (inline, shared, formula results) are read here, every other cell by openpyxl's own parser (dates
+    need the workbook's styles). Most of a large sheet's read was openpyxl building a rich-text object for
+    each inline string; None when this openpyxl does not have the reader's parts this relies on."""
+    from openpyxl.utils.cell import column_index_from_string
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    book = sheet.parent
+    try:
+        source, shared = sheet._get_source(), sheet._shared_strings
+        epoch, dates, spans = book.epoch, book._date_formats, book._timedelta_formats
+    except AttributeError:
+        return None
+
+    columns: dict[str, int] = {}
+
+    class Parser(WorkSheetParser):  # type: ignore[misc]
+        def parse_cell(self, element: Any) -> dict[str, Any]:
+            kind = element.get("t")
+            if kind not in ("inlineStr", "s", "str") or element.find(_FORMULA) is not None:
+                return super().parse_cell(element)  # type: ignore[no-any-return]
+            reference = element.get("r")
+            if reference:
+                letters = reference.rstrip("0123456789")
+                column = columns.get(letters) or columns.setdefault(
+                    letters, column_index_from_string(letters)
+                )
+                self.col_counter = column
+            else:
+                self.col_counter += 1
+            if kind == "inlineStr":
+                child = element.find(_INLINE)
+                value = None if child is None else _inline_text(child)
+            else:
+                text = element.findtext(_VALUE)
+                value = (shared[int(text)] if kind == "s" else text) if text else None
+            return {"column": self.col_counter, "value": value}
+
+    rows: list[list[object]] = []
+    with source:
+        parser = Parser(
+            source, shared, data_only=True, epoch=epoch, date_formats=dates, timedelta_formats=spans
+        )
+        for number, cells in parser.parse():
+            rows.extend([] for _ in range(len(rows), number - 1))
+            row: list[object] = [None] * max((c["column"] for c in cells), default=0)
+            for cell in cells:
+                row[cell["column"] - 1] = cell["value"]
+            rows.append(row)
+    return rows
 
 
 def write_csv(grid: Grid) -> bytes:

@@ -223,6 +223,8 @@ def test_the_table_is_found_alike_by_both_readers(shipped: RulesFolder) -> None:
         lines = len(ruleset.source_text.splitlines())
         for table in ruleset.tables:
             fast = _layout_of_events(ruleset.source_text, table.id, lines)
+            row_lines = [row.location.line - 1 for row in table.rows]
+            assert _layout_of_events(ruleset.source_text, table.id, lines, row_lines) == fast
             assert fast == _layout_of_positions(ruleset, table.id, lines) or (
                 fast is not None and fast.flow and _layout_of_positions(ruleset, table.id, lines).flow
             )
