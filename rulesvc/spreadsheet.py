@@ -27,7 +27,7 @@ def write_table(
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        sheet.append(list(row))
+        append_text(sheet, row)
     sheet.freeze_panes = "A2"
     for index, name in enumerate(headers, start=1):
         longest = max([_width(name)] + [_width(r[index - 1]) for r in rows[:200]])
@@ -36,6 +36,14 @@ def write_table(
         for line in sheet.iter_rows(min_row=2):
             for cell in line:
                 cell.alignment = Alignment(wrap_text=True, vertical="top")
+
+
+def append_text(sheet: Worksheet, row: Sequence[Any]) -> None:
+    """Append a row whose texts stay texts: one starting with `=` is not taken for a formula."""
+    sheet.append(list(row))
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str) and cell.value.startswith("="):
+            cell.data_type = "s"
 
 
 def _width(value: Any) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 from rulesvc.testreport.document import FORMAT, Evidence, digest_of
 from rulesvc.testreport.html_file import read_html, render_html
-from rulesvc.testreport.pdf_file import ATTACHMENT, render_pdf
+from rulesvc.testreport.pdf_file import ATTACHMENT, PdfUnavailableError, render_pdf
 from rulesvc.testreport.xlsx_file import read_xlsx, render_xlsx, sheets_of
 
 DIGEST_LABEL = "报告摘要（SHA-256）"
@@ -133,6 +133,8 @@ def verify_file(path: Path) -> Verdict:
                         verdict.problems.append("PDF 文字与报告内容不一致（文件被改动）")
         else:
             verdict.problems.append("只能校验 .html、.xlsx、.pdf 证据文件")
-    except (_Unreadable, OSError, UnicodeDecodeError, ValueError, KeyError) as exc:
+    except PdfUnavailableError as exc:
+        verdict.problems.append(f"无法核对：{exc}")
+    except (_Unreadable, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         verdict.problems.append(f"无法读取文件：{exc}")
     return verdict

@@ -12,7 +12,7 @@ from typing import Any
 
 from openpyxl import Workbook, load_workbook
 
-from rulesvc.spreadsheet import write_table
+from rulesvc.spreadsheet import append_text, write_table
 from rulesvc.testreport.document import DIGEST_METHOD, Evidence, percent
 from rulesvc.testreport.html_file import chain_text, result_text
 
@@ -112,7 +112,7 @@ def render_xlsx(evidence: Evidence) -> bytes:
     data = book.create_sheet(DATA_SHEET)
     text = json.dumps(content, ensure_ascii=False, sort_keys=True)
     for start in range(0, len(text), _PIECE):
-        data.append([text[start : start + _PIECE]])
+        append_text(data, [text[start : start + _PIECE]])
     data.sheet_state = "hidden"
     out = io.BytesIO()
     book.save(out)

@@ -25,7 +25,7 @@ from rulesvc.testreport.document import Evidence, digest_of
 from rulesvc.testreport.html_file import read_html
 from rulesvc.testreport.pdf_file import render_pdf
 from rulesvc.testreport.verify import verify_file
-from rulesvc.testreport.xlsx_file import read_xlsx
+from rulesvc.testreport.xlsx_file import read_xlsx, render_xlsx
 from tests.evidence_support import parse_html, read_pdf, require_pdf_tools, table_with
 
 RULESETS = Path(__file__).resolve().parents[3] / "rulesets"
@@ -198,3 +198,24 @@ def test_cli_refuses_unknown_report_format(folder: Path, tmp_path: Path) -> None
     result = run("test", folder, "--report", tmp_path / "report.docx")
     assert result.exit_code == 2 and "证据文件须为 .html、.xlsx 或 .pdf" in result.output
     assert not (tmp_path / "report.docx").exists()
+
+
+def test_xlsx_keeps_text_that_looks_like_a_formula(written: dict[str, Path], tmp_path: Path) -> None:
+    content = read_html(written["html"].read_text(encoding="utf-8"))
+    assert content is not None
+    changed = json.loads(json.dumps(content))
+    changed["cases"][0]["name"] = "=SUM(1,2) 金额"
+    target = tmp_path / "formula.xlsx"
+    target.write_bytes(render_xlsx(Evidence(changed)))
+    assert load_workbook(target)["样例"]["B2"].value == "=SUM(1,2) 金额"
+    assert verify_file(target).ok
+
+
+def test_unreadable_content_is_a_problem_not_a_crash(written: dict[str, Path], tmp_path: Path) -> None:
+    text = written["html"].read_text(encoding="utf-8")
+    broken = tmp_path / "broken.html"
+    broken.write_text(text.replace('"summary": {', '"summary": [{', 1), encoding="utf-8")
+    assert not verify_file(broken).ok
+    other = tmp_path / "report.txt"
+    other.write_text("x", encoding="utf-8")
+    assert verify_file(other).problems == ["只能校验 .html、.xlsx、.pdf 证据文件"]
