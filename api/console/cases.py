@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -24,6 +24,7 @@ from api.deps import json_body, require
 from api.errors import ApiError
 from api.responses import JSONBytes
 from api.routes.lifecycle_http import lifecycle_of
+from api.routes.sheets import sheet_body
 from rulesvc.apikeys import Permission, Principal, same_actor
 from rulesvc.cases.caseedit import CaseEditError, CaseForm, GivenEvent, form_of, put_case
 from rulesvc.cases.runner import CaseResult
@@ -32,6 +33,7 @@ from rulesvc.lifecycle.case_trial import CaseTrial
 from rulesvc.lifecycle.gate import corpus
 from rulesvc.lifecycle.ports import DRAFT, DraftRecord
 from rulesvc.lifecycle.service import LifecycleService
+from rulesvc.lifecycle.sheets import DraftSheets
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 api_router = APIRouter(include_in_schema=False)
@@ -312,4 +314,31 @@ async def save_case(
     return JSONBytes(
         {"draft_id": draft.draft_id, "url": f"{BASE}/cases?ruleset={name}&draft={draft.draft_id}"},
         status_code=201 if body.draft_id is None else 200,
+    )
+
+
+@api_router.post(f"{BASE}/api/rulesets/{{name}}/cases/sheet")
+async def upload_sheet(
+    request: Request,
+    name: str,
+    draft_id: str = "",
+    filename: str = Query("", max_length=200),
+    principal: Principal = Depends(require(Permission.RULESETS_WRITE)),
+) -> Response:
+    """An XLSX or CSV cases sheet (body; `text/csv` or the XLSX type) → `{draft_id, url}`: the ruleset's case
+    file made from it, in the author's draft (`draft_id`, as `PUT /v1/rulesets/{name}/drafts/{id}/cases`)
+    or in a new draft on the latest version (201); a sheet with errors is 422 `sheet.invalid`, each error at
+    its cell."""
+    fmt, data = await sheet_body(request, None)
+    sheets = DraftSheets(_service(request))
+    file_name = filename or f"{name}-样例.{fmt}"
+    if draft_id:
+        draft = await run_in_threadpool(sheets.put_cases, principal.actor, name, draft_id, file_name, data)
+    else:
+        draft = await run_in_threadpool(
+            sheets.new_cases_draft, principal.actor, name, file_name, data, f"从表格 {file_name} 导入合规样例"
+        )
+    return JSONBytes(
+        {"draft_id": draft.draft_id, "url": f"{BASE}/cases?ruleset={name}&draft={draft.draft_id}"},
+        status_code=200 if draft_id else 201,
     )

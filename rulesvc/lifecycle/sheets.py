@@ -160,6 +160,26 @@ class DraftSheets:
             raise _sheet_error(errors, "合规样例表格有错误")
         return self.service.upload_cases(actor, name, draft_id, name, text)
 
+    def new_cases_draft(self, actor: str, name: str, file_name: str, data: bytes, reason: str) -> DraftRecord:
+        """A new draft of the latest version (its rules unchanged) with its case file made from the sheet."""
+        head = self.queries.versions(name)[-1]
+        ruleset = self._ruleset(name, head.content)
+        old = str(head.cases.get(name, self.service.shipped_cases.get(name, "")))
+        text, errors = import_cases(
+            file_name,
+            data,
+            name,
+            self.factory.kinds[ruleset.kind],
+            self.factory.kinds,
+            case_file=f"cases/{name}.yaml",
+            old_text=old,
+        )
+        if text is None:
+            raise _sheet_error(errors, "合规样例表格有错误")
+        return self.service.create_draft(
+            actor, name, head.content, reason or "从表格导入合规样例", {name: text}, base_version=head.version
+        )
+
 
 def _require_table(ruleset: Ruleset, table_id: str) -> None:
     ids = [t.id for t in ruleset.tables]

@@ -6,6 +6,7 @@ and the text saved as a draft."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -128,3 +129,42 @@ def test_a_syntax_error_typed_in_the_editor_is_shown_at_its_line_and_the_text_sa
     expect(page.locator("pre.diff")).to_contain_text(
         "+description: 贷款按地区分派审批组（新增地区前先核对审批组）"
     )
+
+
+def test_cases_go_out_and_come_back_as_a_sheet_and_the_report_opens(pages: Pages, tmp_path: Path) -> None:
+    page = pages("zhangmin")
+    page.goto("/console/cases?ruleset=loan-routing")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="下载 CSV").click()
+    sheet = tmp_path / "loan-routing-cases.csv"
+    download.value.save_as(sheet)
+    text = sheet.read_text(encoding="utf-8-sig")
+    assert "上海浦东" in text
+
+    # an unknown event type is refused at its cell; the page lists it
+    broken = tmp_path / "broken.csv"
+    broken.write_text(text.replace("ticket.created", "ticket.creatd", 1), encoding="utf-8-sig")
+    pages.expect_error("422 (Unprocessable")
+    page.locator("#sheet-file").set_input_files(str(broken))
+    page.get_by_role("button", name="上传并运行全部样例").click()
+    expect(page.locator("#flash")).to_contain_text("sheet.invalid")
+    expect(page.locator("#case-errors")).to_contain_text(re.compile(r"broken\.csv!.*ticket\.creatd"))
+
+    # a renamed case comes back in a new draft and runs
+    name = "上海浦东贷款分派浦东分行A组"
+    assert f"\n{name}," in text
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(text.replace(name, name + "（表格）", 1), encoding="utf-8-sig")
+    page.locator("#sheet-file").set_input_files(str(renamed))
+    page.get_by_role("button", name="上传并运行全部样例").click()
+    expect(page).to_have_url(re.compile(r"/console/cases\?ruleset=loan-routing&draft="))
+    row = page.locator(f'tr[data-case="{name}（表格）"]')
+    row.get_by_role("button", name="运行").click()
+    expect(row.locator(".badge")).to_have_text("通过")
+
+    with page.expect_download() as report:
+        page.get_by_role("link", name="HTML（可打印）").click()
+    html = tmp_path / "report.html"
+    report.value.save_as(html)
+    evidence = html.read_text(encoding="utf-8")
+    assert "loan-routing" in evidence and name + "（表格）" in evidence

@@ -168,3 +168,42 @@ def test_a_case_from_the_form_is_saved_into_a_new_draft_then_the_authors_own(
     assert form.status_code == 200 and 'value="1000"' in form.text
     assert client.get(f"/console/cases/{EXPENSE}/new", headers=auth(keys["auditor"])).status_code == 403
     assert client.get(f"/console/cases/{EXPENSE}/99", headers=auth(keys["editor"])).status_code == 404
+
+
+def test_a_cases_sheet_comes_back_into_a_new_draft_then_the_authors_own(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    sheet = client.get(
+        f"/v1/rulesets/{ROUTING}/cases", params={"format": "csv"}, headers=auth(keys["editor"])
+    )
+    assert sheet.status_code == 200, sheet.text
+    text = sheet.content.decode("utf-8-sig")
+    name = "上海浦东贷款分派浦东分行A组"
+    csv_type = {"Content-Type": "text/csv"}
+
+    def upload(key: str, body: str, **params: str) -> Any:
+        return client.post(
+            f"/console/api/rulesets/{ROUTING}/cases/sheet",
+            params={"filename": "样例.csv", **params},
+            content=body.encode("utf-8-sig"),
+            headers={**auth(key), **csv_type},
+        )
+
+    broken = upload(keys["editor"], text.replace("ticket.created", "ticket.creatd", 1))
+    assert broken.status_code == 422 and broken.json()["code"] == "sheet.invalid"
+    assert broken.json()["details"][0]["text"].startswith("样例.csv!")
+    made = upload(keys["editor"], text.replace(name, name + "（表格）", 1))
+    assert made.status_code == 201, made.text
+    draft_id = made.json()["draft_id"]
+    run = post(client, keys["editor"], f"{ROUTING}/cases/run", {"draft_id": draft_id}).json()
+    assert run["failed"] == 0 and name + "（表格）" in [r["name"] for r in run["results"]]
+
+    again = upload(keys["editor"], text.replace(name, name + "（再改）", 1), draft_id=draft_id)
+    assert again.status_code == 200 and again.json()["draft_id"] == draft_id
+    run = post(client, keys["editor"], f"{ROUTING}/cases/run", {"draft_id": draft_id}).json()
+    assert name + "（再改）" in [r["name"] for r in run["results"]]
+    assert upload(keys["editor2"], text, draft_id=draft_id).status_code == 403
+    assert upload(keys["auditor"], text).status_code == 403
+    page = client.get("/console/cases", params={"ruleset": ROUTING}, headers=auth(keys["editor"])).text
+    assert f"/v1/rulesets/{ROUTING}/cases?version=1&amp;format=xlsx" in page
+    assert f"/v1/rulesets/{ROUTING}/versions/1/report?format=html" in page

@@ -78,6 +78,32 @@ document.addEventListener("DOMContentLoaded", function () {
       summary.className = data.failed || data.errors.length ? "error" : "ok";
     }
 
+    // an XLSX/CSV cases sheet into the draft (or a new one); a sheet with errors lists each at its cell
+    const upload = document.getElementById("sheet-upload");
+    if (upload) {
+      upload.addEventListener("click", async function () {
+        const file = document.getElementById("sheet-file").files[0];
+        if (!file) {
+          window.rulesvc.flash("请先选择 XLSX 或 CSV 文件。", "error");
+          return;
+        }
+        const type = file.name.toLowerCase().endsWith(".csv")
+          ? "text/csv" : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+        let url = list.dataset.sheetUrl + "?filename=" + encodeURIComponent(file.name);
+        if (list.dataset.draftId) url += "&draft_id=" + encodeURIComponent(list.dataset.draftId);
+        upload.disabled = true;
+        const answer = await api("POST", url, file, type);
+        upload.disabled = false;
+        if (answer.ok) {
+          window.location.assign(answer.data.url);
+          return;
+        }
+        const details = (answer.data || {}).details;
+        errors.replaceChildren(errorNodes(Array.isArray(details) ? details : []));
+        window.rulesvc.flash(window.rulesvc.refusal(answer), "error");
+      });
+    }
+
     document.getElementById("run-all").addEventListener("click", function (event) {
       run(undefined, event.currentTarget);
     });
@@ -181,7 +207,13 @@ document.addEventListener("DOMContentLoaded", function () {
     button.disabled = true;
     const answer = await api("POST", form.dataset.saveUrl, target());
     button.disabled = false;
-    if (answer.ok) window.location.assign(answer.data.url);
-    else window.rulesvc.flash(window.rulesvc.refusal(answer), "error");
+    if (answer.ok) {
+      window.location.assign(answer.data.url);
+      return;
+    }
+    const details = (answer.data || {}).details;
+    const problems = element("ul", "problems error");
+    problems.appendChild(errorNodes(Array.isArray(details) ? details : []));
+    box.replaceChildren(element("p", "error", window.rulesvc.refusal(answer)), problems);
   });
 });

@@ -149,8 +149,8 @@ document.addEventListener("DOMContentLoaded", function () {
       window.location.assign(panel.dataset.draftBase + result.data.draft_id);
       return;
     }
-    const errors = ((result.data || {}).details || {}).errors;
-    if (Array.isArray(errors)) {
+    const errors = (result.data || {}).details; // a refused draft: every positioned error
+    if (Array.isArray(errors) && errors.length) {
       show({ ok: false, diagnostics: errors.map(function (e) { return { line: e.line || 1, col: e.col || 1, code: e.code, message: e.message, hint: e.hint }; }) });
     }
     window.rulesvc.flash(window.rulesvc.refusal(result), "error");
