@@ -146,7 +146,7 @@ def test_cases_go_out_and_come_back_as_a_sheet_and_the_report_opens(pages: Pages
     broken.write_text(text.replace("ticket.created", "ticket.creatd", 1), encoding="utf-8-sig")
     pages.expect_error("422 (Unprocessable")
     page.locator("#sheet-file").set_input_files(str(broken))
-    page.get_by_role("button", name="上传并运行全部样例").click()
+    page.get_by_role("button", name="上传", exact=True).click()
     expect(page.locator("#flash")).to_contain_text("sheet.invalid")
     expect(page.locator("#case-errors")).to_contain_text(re.compile(r"broken\.csv!.*ticket\.creatd"))
 
@@ -156,7 +156,7 @@ def test_cases_go_out_and_come_back_as_a_sheet_and_the_report_opens(pages: Pages
     renamed = tmp_path / "renamed.csv"
     renamed.write_text(text.replace(name, name + "（表格）", 1), encoding="utf-8-sig")
     page.locator("#sheet-file").set_input_files(str(renamed))
-    page.get_by_role("button", name="上传并运行全部样例").click()
+    page.get_by_role("button", name="上传", exact=True).click()
     expect(page).to_have_url(re.compile(r"/console/cases\?ruleset=loan-routing&draft="))
     row = page.locator(f'tr[data-case="{name}（表格）"]')
     row.get_by_role("button", name="运行").click()
