@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -20,6 +22,14 @@ from rulesvc.opsstate import VERIFY
 log = logging.getLogger("rulesvc.api")
 
 router = APIRouter(tags=["audit"])
+
+
+class AdministrationQuery(BaseModel):
+    """Unknown query parameters are refused (422), as on every listing route."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(200, ge=1, le=1000, description="至多返回多少条")
 
 
 @router.get(
@@ -90,8 +100,8 @@ async def latest_checkpoint(
 )
 async def administration(
     request: Request,
-    limit: int = Query(200, ge=1, le=1000, description="至多返回多少条"),
+    query: Annotated[AdministrationQuery, Query()],
     _principal: Principal = Depends(require(Permission.AUDIT_VERIFY)),
 ) -> Response:
-    entries = await run_in_threadpool(runtime(request).service.administration, limit)
+    entries = await run_in_threadpool(runtime(request).service.administration, query.limit)
     return JSONBytes({"entries": entries})
