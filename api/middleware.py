@@ -18,6 +18,7 @@ from api.context import request_id_var
 from api.errors import ERROR_CODE_KEY, ApiError, error_response
 from api.metrics import Metrics
 from rulesvc.entropy import uuid4
+from rulesvc.tracing import trace_parent_var
 
 access_log = logging.getLogger("rulesvc.access")
 log = logging.getLogger("rulesvc.api")
@@ -51,9 +52,10 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id, parent = _request_ids(scope)
         scope[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
+        parent_token = trace_parent_var.set(parent) if parent is not None else None
         status = 500
         error_code: str | None = None
         limit = self.max_body_bytes
@@ -124,6 +126,8 @@ class ServiceMiddleware:
                     },
                 )
             request_id_var.reset(token)
+            if parent_token is not None:
+                trace_parent_var.reset(parent_token)
 
     async def _run(
         self, scope: Scope, receive: Receive, send: Send, request_id: str, answer: dict[str, bool]
@@ -190,14 +194,17 @@ def _forget(task: asyncio.Future[None]) -> None:
         task.exception()  # retrieved: an abandoned request's failure was already answered
 
 
-def _request_id(scope: Scope) -> str:
+def _request_ids(scope: Scope) -> tuple[str, str | None]:
+    """The request id (the caller's valid X-Request-ID, else a fresh one) and the caller's `traceparent`."""
+    request_id: str | None = None
+    parent: str | None = None
     for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
+        if name == b"x-request-id" and request_id is None:
             text: str = value.decode("latin-1")
-            if _REQUEST_ID.match(text):
-                return text
-            break
-    return uuid4().hex
+            request_id = text if _REQUEST_ID.match(text) else ""
+        elif name == b"traceparent":
+            parent = value.decode("latin-1")
+    return request_id or uuid4().hex, parent
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -16,10 +16,19 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import INVALID_SPAN, Status, StatusCode, get_current_span
 from opentelemetry.trace import Span as OtelSpan
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from rulesvc.tracing import REQUEST_ID_ATTRIBUTE, Attributes, AttributeValue, request_id_var
+from rulesvc.tracing import (
+    REQUEST_ID_ATTRIBUTE,
+    Attributes,
+    AttributeValue,
+    request_id_var,
+    trace_parent_var,
+)
+
+_W3C = TraceContextTextMapPropagator()
 
 ERROR_TYPE = "error.type"
 
@@ -49,8 +58,14 @@ class OtelTracer:
         request_id = request_id_var.get()
         if request_id != "-":
             attrs[REQUEST_ID_ATTRIBUTE] = request_id
+        parent = trace_parent_var.get()
+        context = (
+            _W3C.extract({"traceparent": parent})
+            if parent is not None and get_current_span() is INVALID_SPAN
+            else None
+        )
         with self._tracer.start_as_current_span(
-            name, attributes=attrs, record_exception=False, set_status_on_exception=False
+            name, context=context, attributes=attrs, record_exception=False, set_status_on_exception=False
         ) as span:
             try:
                 yield _Span(span)
@@ -61,6 +76,9 @@ class OtelTracer:
                 span.set_status(Status(StatusCode.ERROR, code))
                 span.set_attribute(ERROR_TYPE, code)
                 raise
+
+    def propagate(self, headers: dict[str, str]) -> None:
+        _W3C.inject(headers)
 
     def close(self) -> None:
         self.provider.shutdown()

@@ -31,6 +31,10 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 """The request id of the work in progress ("-": none): set by the HTTP middleware from X-Request-ID (or a
 fresh one), and by the worker for each timer fire and delivery attempt (`request_scope`)."""
 
+trace_parent_var: ContextVar[str | None] = ContextVar("traceparent", default=None)
+"""The caller's W3C `traceparent` header (HTTP), which the first span of the request continues: a ticket
+tool that traces its own calls sees the decision inside its trace."""
+
 # Span names
 DECIDE = "rulesvc.decide"
 EVALUATE = "rulesvc.evaluate"
@@ -49,6 +53,10 @@ class Tracer(Protocol):
 
     def span(self, name: str, attributes: Attributes | None = None) -> AbstractContextManager[Span]:
         """A span around the `with` block, child of the span open in this context (thread, task)."""
+        ...
+
+    def propagate(self, headers: dict[str, str]) -> None:
+        """Add the current span's `traceparent` to outgoing `headers` (nothing when off)."""
         ...
 
     def close(self) -> None:
@@ -79,6 +87,9 @@ class NoTracer:
 
     def span(self, name: str, attributes: Attributes | None = None) -> _NoSpan:
         return _NO_SPAN
+
+    def propagate(self, headers: dict[str, str]) -> None:
+        pass
 
     def close(self) -> None:
         pass

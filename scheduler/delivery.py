@@ -174,6 +174,7 @@ class WebhookDeliverer:
             self.metrics.attempt("rejected", channel=channel_of(claimed.url))
             return "rejected"
         headers[REQUEST_ID_HEADER] = request_id_var.get()
+        self.tracer.propagate(headers)  # `traceparent` of this attempt's span, when tracing is on
         started = time.perf_counter()
         result = self.sender.send(claimed.url, headers, body)
         took = time.perf_counter() - started

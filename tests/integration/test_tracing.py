@@ -36,6 +36,8 @@ from tests.integration.timer_support import (  # noqa: F401
 )
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+CALLER_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+CALLER_SPAN = 0x00F067AA0BA902B7
 
 
 @pytest.fixture
@@ -66,7 +68,11 @@ def test_a_decision_is_one_trace_with_the_request_id(
     with TestClient(app) as client:
         key = ingest_key(app)
         body = event("trace-1", kind="loan", id="13812345678")  # a ticket id that is a mobile number
-        answer = client.post("/v1/events", json=body, headers={**auth(key), "X-Request-ID": "req-trace-1"})
+        caller = {
+            "X-Request-ID": "req-trace-1",
+            "traceparent": f"00-{CALLER_TRACE:032x}-{CALLER_SPAN:016x}-01",
+        }
+        answer = client.post("/v1/events", json=body, headers={**auth(key), **caller})
         assert answer.status_code == 200, answer.text
         again = client.post("/v1/events", json=body, headers={**auth(key), "X-Request-ID": "req-trace-2"})
         assert again.json()["decision_id"] == answer.json()["decision_id"]
@@ -74,7 +80,10 @@ def test_a_decision_is_one_trace_with_the_request_id(
     first, replay = named(finished, DECIDE)
     children = [s for s in finished if s.parent is not None and s.parent.span_id == first.context.span_id]
     assert sorted(s.name for s in children) == [EVALUATE, STORE]
-    assert first.parent is None
+    # the caller's trace goes on: the decision is a child of the ticket tool's span
+    assert first.parent is not None and first.parent.is_remote and first.parent.span_id == CALLER_SPAN
+    assert first.context.trace_id == CALLER_TRACE
+    assert replay.parent is None  # no traceparent: a trace of its own
     assert all(s.context.trace_id == first.context.trace_id for s in children)
 
     decided = answer.json()
@@ -164,4 +173,9 @@ def test_timer_fire_and_delivery_are_traced_with_their_request_ids(
     assert {attrs(s)["rulesvc.channel"] for s in deliveries} == {"webhook"}
     sent = [r.request_id for r in receiver.received]
     assert sent == [attrs(s)["rulesvc.request_id"] for s in deliveries]
+    # each attempt sends its span's W3C traceparent: the receiver's trace can continue it
+    assert [r.traceparent for r in receiver.received] == [
+        f"00-{s.context.trace_id:032x}-{s.context.span_id:016x}-{int(s.context.trace_flags):02x}"
+        for s in deliveries
+    ]
     assert len(set(sent)) == 2 and f["rulesvc.request_id"] not in sent

@@ -103,6 +103,7 @@ class Received:
     body: bytes
     status: int
     request_id: str = ""
+    traceparent: str = ""
 
     @property
     def json(self) -> Any:
@@ -164,6 +165,7 @@ def receiver() -> Iterator[Receiver]:
                         body,
                         status,
                         self.headers.get("X-Request-ID", ""),
+                        self.headers.get("traceparent", ""),
                     )
                 )
             try:
