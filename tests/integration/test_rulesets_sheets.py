@@ -142,6 +142,8 @@ def test_a_table_through_a_draft_and_back(client: TestClient, keys: dict[str, st
 def test_who_may_upload_a_sheet_and_what(client: TestClient, keys: dict[str, str]) -> None:
     editor = keys["editor"]
     sheet = client.get(f"/v1/rulesets/{EXPENSE}/tables/{TABLE}", headers=auth(editor)).content
+    same = upload(client, "POST", f"/v1/rulesets/{EXPENSE}/tables/{TABLE}", editor, sheet)
+    assert (same.status_code, same.json()["code"]) == (422, "no_change")  # the sheet gives the file back
     changed = xlsx(sheet)
     changed["D5"] = "< 4000"
     draft_id = upload(

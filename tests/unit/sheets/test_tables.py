@@ -237,3 +237,42 @@ def test_a_flow_style_table_is_rewritten_whole(shipped: RulesFolder) -> None:
     assert ruleset is not None and not errors
     again = _round_trip(shipped, ruleset, "地区分派", "csv")
     assert table_shape(again.tables[0]) == table_shape(ruleset.tables[0])
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_an_unchanged_sheet_gives_the_file_back(shipped: RulesFolder, fmt: str) -> None:
+    for name, table_id in _tables(shipped):
+        ruleset = shipped.rulesets[name]
+        kind = shipped.kinds[ruleset.kind]
+        data = (
+            export_table_csv(ruleset, table_id)
+            if fmt == "csv"
+            else export_table_xlsx(ruleset, table_id, kind)
+        )
+        text, errors = import_table(f"t.{fmt}", data, ruleset, shipped.kinds, shipped.calendars)
+        assert not errors and text == ruleset.source_text, (name, table_id)
+
+
+def test_rows_left_as_they_were_keep_their_text_and_comments(shipped: RulesFolder) -> None:
+    ruleset = shipped.rulesets["loan-approval"]
+    book = load_workbook(io.BytesIO(export_table_xlsx(ruleset, "审批级别", shipped.kinds["loan"])))
+    sheet = book.active
+    assert sheet is not None and sheet["B6"].value == "分行审批"
+    sheet["C6"] = "< 20000000"
+    out = io.BytesIO()
+    book.save(out)
+    text, errors = import_table("审批.xlsx", out.getvalue(), ruleset, shipped.kinds, shipped.calendars)
+    assert not errors and text is not None
+    before = ruleset.source_text.splitlines()
+    after = text.splitlines()
+    removed = [line for line in before if line not in after]
+    added = [line for line in after if line not in before]
+    assert added == [
+        '      - {id: 分行审批, 金额: "< 20000000", 评级: ">= BBB", then: [set_approval_level: {level: 分行审批}]}'
+    ]
+    assert all(
+        "分行审批" in line or "BBB" in line or "1000 万元" in line or "then:" in line for line in removed
+    )
+    assert (
+        '        金额: "< 1000000"          # 不足 100 万元' in after
+    )  # the row left alone, comment and all
