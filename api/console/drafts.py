@@ -23,7 +23,7 @@ from api.errors import ApiError
 from api.responses import JSONBytes
 from api.routes.lifecycle_http import lifecycle_of
 from rulesvc.apikeys import Permission, Principal, same_actor
-from rulesvc.cases.caseedit import CaseEdit, edit_case
+from rulesvc.cases.caseedit import CaseEdit, edit_case, flow_text
 from rulesvc.lang.tableedit import RowEdit, TableEditError, edit_table
 from rulesvc.lifecycle.ports import APPROVED, DRAFT, SUBMITTED, DraftRecord
 from rulesvc.lifecycle.service import LifecycleService
@@ -196,20 +196,14 @@ async def case_page(request: Request, name: str, draft_id: str, index: int) -> R
             "index": index,
             "case": case,
             "events": events,
-            "expect": [_flow(a) for a in case.get("expect") or []],
-            "expect_not": [_flow(a) for a in case.get("expect_not") or []],
+            "expect": [flow_text(a) for a in case.get("expect") or []],
+            "expect_not": [flow_text(a) for a in case.get("expect_not") or []],
         }
 
     data = await run_in_threadpool(read)
     return render(
         request, "case.html", principal, nav="drafts", title=f"样例 {data['case'].get('name')}", **data
     )
-
-
-def _flow(action: Any) -> str:
-    if not isinstance(action, dict):
-        return str(action)
-    return "{" + ", ".join(f"{k}: {v}" for k, v in action.items()) + "}"
 
 
 class CaseIn(BaseModel):

@@ -234,7 +234,7 @@ def put_case(text: str, index: int | None, case: CaseForm, types: Mapping[str, s
 
 def form_of(case: Mapping[str, Any]) -> dict[str, Any]:
     """A case of a file as the form shows it: events, the clock, expectations as one flow line each."""
-    expect_not = [_flow(a) for a in case.get("expect_not") or []]
+    expect_not = [flow_text(a) for a in case.get("expect_not") or []]
     none = NOTHING in expect_not
     return {
         "name": str(case.get("name", "")),
@@ -248,13 +248,14 @@ def form_of(case: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(e, Mapping)
         ],
         "until": _time_text(case.get("until")),
-        "expect": [_flow(a) for a in case.get("expect") or []],
+        "expect": [flow_text(a) for a in case.get("expect") or []],
         "expect_not": [a for a in expect_not if a != NOTHING],
         "expect_none": none,
     }
 
 
-def _flow(action: Any) -> str:
+def flow_text(action: Any) -> str:
+    """An expectation as one flow line: `{type: assign, group: 费用审批岗}`."""
     if not isinstance(action, Mapping):
         return str(action)
     return "{" + ", ".join(f"{k}: {v}" for k, v in action.items()) + "}"

@@ -142,11 +142,9 @@ class DraftSheets:
             actor, name, text, reason or f"从表格导入规则表 {table_id}", base_version=head.version
         )
 
-    def put_cases(self, actor: str, name: str, draft_id: str, file_name: str, data: bytes) -> DraftRecord:
-        """The draft's own case file made from the sheet (unchanged cases keep their text) and re-tested."""
-        draft = self.queries.draft(name, draft_id)
-        ruleset = self._ruleset(name, draft.content)
-        old = self.draft_cases(draft)
+    def _cases_text(self, name: str, content: str, old: str, file_name: str, data: bytes) -> str:
+        """The ruleset's case file made from the sheet; cases that did not change keep their text of `old`."""
+        ruleset = self._ruleset(name, content)
         text, errors = import_cases(
             file_name,
             data,
@@ -158,24 +156,19 @@ class DraftSheets:
         )
         if text is None:
             raise _sheet_error(errors, "合规样例表格有错误")
+        return text
+
+    def put_cases(self, actor: str, name: str, draft_id: str, file_name: str, data: bytes) -> DraftRecord:
+        """The draft's own case file made from the sheet (unchanged cases keep their text) and re-tested."""
+        draft = self.queries.draft(name, draft_id)
+        text = self._cases_text(name, draft.content, self.draft_cases(draft), file_name, data)
         return self.service.upload_cases(actor, name, draft_id, name, text)
 
     def new_cases_draft(self, actor: str, name: str, file_name: str, data: bytes, reason: str) -> DraftRecord:
         """A new draft of the latest version (its rules unchanged) with its case file made from the sheet."""
         head = self.queries.versions(name)[-1]
-        ruleset = self._ruleset(name, head.content)
         old = str(head.cases.get(name, self.service.shipped_cases.get(name, "")))
-        text, errors = import_cases(
-            file_name,
-            data,
-            name,
-            self.factory.kinds[ruleset.kind],
-            self.factory.kinds,
-            case_file=f"cases/{name}.yaml",
-            old_text=old,
-        )
-        if text is None:
-            raise _sheet_error(errors, "合规样例表格有错误")
+        text = self._cases_text(name, head.content, old, file_name, data)
         return self.service.create_draft(
             actor, name, head.content, reason or "从表格导入合规样例", {name: text}, base_version=head.version
         )
