@@ -66,6 +66,13 @@ LABELS = {
     "avg_seconds": "平均秒数",
     "p90_seconds": "P90 秒数",
     "avg_handling_seconds": "平均处理秒数",
+    "point": "触发点",
+    "due_soon": "即将到期",
+    "overdue": "逾期未触发",
+    "next_at": "最近到期",
+    "late": "迟到触发",
+    "avg_late_seconds": "平均迟到秒数",
+    "max_late_seconds": "最长迟到秒数",
 }
 TOTAL_LABEL = "合计"
 

@@ -1,6 +1,9 @@
-"""看板与报表: SLA attainment by ruleset, auto-approval, time per stage, workload, rule and row hits (those
-never fired), over a period (default the last 30 days) and optionally one kind; each with its CSV and XLSX
-download (the `/v1/reports/...` routes, same figures). Tables scroll sideways on a phone."""
+"""看板与报表: timer points due within 24 hours and overdue, late fires, SLA attainment by ruleset and group,
+auto-approval, the distribution of tickets by any field over time, time per stage, workload, rule and row
+hits (those never fired), over a period (default the last 30 days), filtered by kind, ruleset and group;
+each with its CSV and XLSX download (the `/v1/reports/...` routes, same figures). On PostgreSQL the ticket
+reports are aggregated by the database (`DecisionService.ticket_reports`). Tables scroll sideways on a
+phone."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from starlette.responses import Response
 from api.console.pages import BASE, PageRoute, person, render
 from api.timers import timers_runtime
 from rulesvc.apikeys import Permission
-from rulesvc.decisions import ticket_reports
+from rulesvc.decisions.ticket_reports import TicketReport
 from rulesvc.sla.reports import sla_report
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -30,6 +33,11 @@ def _day(text: str | None, default: datetime) -> datetime:
         return default
 
 
+FILTERS = ("kind", "ruleset", "group", "field")
+PERIOD_LABELS = {"day": "日", "week": "周", "month": "月"}
+DUE_WITHIN = timedelta(hours=24)
+
+
 @router.get(f"{BASE}/reports")
 async def reports_page(request: Request) -> Response:
     principal = await person(request, Permission.REPORTS_READ)
@@ -38,37 +46,63 @@ async def reports_page(request: Request) -> Response:
     start = _day(request.query_params.get("from"), end - timedelta(days=30))
     if start >= end:
         start = end - timedelta(days=1)
-    kind = (request.query_params.get("kind") or "").strip() or None
+    chosen = {name: (request.query_params.get(name) or "").strip() or None for name in FILTERS}
+    kind, ruleset, group = chosen["kind"], chosen["ruleset"], chosen["group"]
+    field = chosen["field"] or "kind"
+    period = request.query_params.get("period") or "week"
+    period = period if period in PERIOD_LABELS else "week"
     service = request.app.state.runtime.service
     source = timers_runtime(request).reports
+    tz = "Asia/Shanghai"
 
     def build() -> dict[str, Any]:
-        records = list(service.ticket_records(start, end))
+        approvals, spread, stages, workload = service.ticket_reports(
+            [
+                TicketReport("approvals", start, end, tz, "month", kind),
+                TicketReport("tickets", start, end, tz, period, kind, field),
+                TicketReport("stages", start, end, tz, kind=kind),
+                TicketReport("workload", start, end, tz, group=group),
+            ]
+        )
+        sla = sla_report(
+            source,
+            start,
+            end,
+            ("ruleset", "group"),
+            tz,
+            getattr(service.book, "calendars", {}),
+            service.clock.now(),
+        )
+        sla["groups"] = [
+            g
+            for g in sla["groups"]
+            if (not ruleset or g["key"]["ruleset"] == ruleset) and (not group or g["key"]["group"] == group)
+        ]
         return {
-            "sla": sla_report(
-                source,
-                start,
-                end,
-                ("ruleset",),
-                "Asia/Shanghai",
-                getattr(service.book, "calendars", {}),
-                service.clock.now(),
-            ),
-            "approvals": ticket_reports.approvals(records, start, end, "Asia/Shanghai", "month", kind),
-            "stages": ticket_reports.stages(records, start, end, "Asia/Shanghai", kind),
-            "workload": ticket_reports.workload(records, start, end, "Asia/Shanghai", None),
-            "rules": service.rule_hits(start, end, None),
+            "timers": service.timers_due_report(DUE_WITHIN, ruleset, group),
+            "late": service.late_fires_report(start, end, ruleset, group),
+            "sla": sla,
+            "approvals": approvals,
+            "spread": spread,
+            "spread_table": _spread_table(spread, period),
+            "stages": stages,
+            "workload": workload,
+            "rules": service.rule_hits(start, end, ruleset),
         }
 
     reports = await run_in_threadpool(build)
     window = {"from": start.isoformat(), "to": end.isoformat()}
+    only = {k: v for k, v in (("ruleset", ruleset), ("group", group)) if v}
+    of_kind = {"kind": kind} if kind else {}
     links = {
-        "sla": "/v1/reports/sla?" + urlencode({**window, "group_by": "ruleset"}),
-        "approvals": "/v1/reports/approvals?"
-        + urlencode({**window, "period": "month", **({"kind": kind} if kind else {})}),
-        "stages": "/v1/reports/stages?" + urlencode({**window, **({"kind": kind} if kind else {})}),
-        "workload": "/v1/reports/workload?" + urlencode(window),
-        "rules": "/v1/reports/rules?" + urlencode(window),
+        "timers": "/v1/reports/timers?" + urlencode({"within_hours": 24, **only}),
+        "late": "/v1/reports/late-fires?" + urlencode({**window, **only}),
+        "sla": "/v1/reports/sla?" + urlencode({**window, "group_by": "ruleset,group"}),
+        "approvals": "/v1/reports/approvals?" + urlencode({**window, "period": "month", **of_kind}),
+        "spread": "/v1/reports/tickets?" + urlencode({**window, "period": period, "field": field, **of_kind}),
+        "stages": "/v1/reports/stages?" + urlencode({**window, **of_kind}),
+        "workload": "/v1/reports/workload?" + urlencode({**window, **({"group": group} if group else {})}),
+        "rules": "/v1/reports/rules?" + urlencode({**window, **({"ruleset": ruleset} if ruleset else {})}),
     }
     return render(
         request,
@@ -80,5 +114,25 @@ async def reports_page(request: Request) -> Response:
         links=links,
         start=start.date().isoformat(),
         end=end.date().isoformat(),
-        kind=kind or "",
+        filters={**chosen, "field": field, "period": period},
+        periods=PERIOD_LABELS,
+        rulesets=sorted(service.book.versions()),
     )
+
+
+def _spread_table(report: dict[str, Any], period: str) -> dict[str, Any]:
+    """The distribution as a table: one row per period, one column per value (the most frequent first, at
+    most 12; the rest summed as 其他), each cell the tickets."""
+    totals: dict[str, int] = {}
+    for g in report["groups"]:
+        totals[g["key"]["value"]] = totals.get(g["key"]["value"], 0) + g["tickets"]
+    ranked = sorted(totals, key=lambda v: (-totals[v], v))
+    shown, rest = ranked[:12], set(ranked[12:])
+    rows: dict[str, dict[str, int]] = {}
+    for g in report["groups"]:
+        value = g["key"]["value"]
+        cells = rows.setdefault(g["key"][period], {})
+        column = "其他" if value in rest else value
+        cells[column] = cells.get(column, 0) + g["tickets"]
+    columns = shown + (["其他"] if rest else [])
+    return {"columns": columns, "rows": sorted(rows.items())}

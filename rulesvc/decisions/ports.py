@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rulesvc.audit.chain import ChainEntry
 from rulesvc.audit.records import FeedRecord
 from rulesvc.decisions.search import DecisionQuery
+from rulesvc.decisions.ticket_reports import TicketReport
 from rulesvc.people.model import ApiKeyRecord
 from rulesvc.sla.outcomes import SlaOutcome
 from rulesvc.sla.ticket_timers import ScheduledTimer
@@ -112,6 +113,24 @@ class DecisionStore(Protocol):
 
     def decision_records(self, start: datetime, end: datetime) -> Iterator[str]:
         """The stored (masked) records of the decisions made in [start, end), oldest first, in batches."""
+        ...
+
+    def timers_due(
+        self, now: datetime, until: datetime, late_after: timedelta, ruleset: str | None, group: str | None
+    ) -> list[dict[str, Any]]:
+        """Pending timer points falling due in [now, until) and overdue ones, by ruleset, group, timer and
+        point (`rulesvc.storage.report_reads.timers_due`)."""
+        ...
+
+    def late_fires(
+        self, start: datetime, end: datetime, late_after: timedelta, ruleset: str | None, group: str | None
+    ) -> list[dict[str, Any]]:
+        """Timer points fired in [start, end), how many late, by ruleset, group, timer and point."""
+        ...
+
+    def aggregate_report(self, asked: TicketReport) -> dict[str, Any] | None:
+        """The ticket report aggregated by the database, or None when it cannot (the caller then computes
+        it over `decision_records`)."""
         ...
 
     def search_decisions(self, query: DecisionQuery) -> list[StoredDecision]:

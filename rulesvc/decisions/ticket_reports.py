@@ -2,7 +2,8 @@
 amounts, distribution of tickets by a field over time, workload by group and assignee, time per stage.
 
 Each answers `{"from", "to", "timezone", ..., "groups": [{"key": {...}, <figures>}]}` like the SLA report,
-so the same file renderer serves them. A ticket counts once per bucket; times are event times
+so the same file renderer serves them. The `*_report` functions make that answer of figures aggregated here
+or by the database (on PostgreSQL `DecisionService.ticket_report` has the database aggregate them). A ticket counts once per bucket; times are event times
 (`occurred_at`); periods are days, ISO weeks or months in the report's time zone.
 """
 
@@ -11,10 +12,39 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class TicketReport:
+    """One ticket report asked for: `report` is approvals, tickets (the distribution by `field`), workload
+    (of one `group` when given) or stages."""
+
+    report: str
+    start: datetime
+    end: datetime
+    tz: str = "Asia/Shanghai"
+    period: str = "day"
+    kind: str | None = None
+    field: str = ""
+    group: str | None = None
+
+
+def from_records(records: Iterable[Mapping[str, Any]], asked: TicketReport) -> dict[str, Any]:
+    """The report computed here over the stored records of its period."""
+    start, end, tz = asked.start, asked.end, asked.tz
+    if asked.report == "approvals":
+        return approvals(records, start, end, tz, asked.period, asked.kind)
+    if asked.report == "tickets":
+        return distribution(records, start, end, tz, asked.period, asked.field, asked.kind)
+    if asked.report == "workload":
+        return workload(records, start, end, tz, asked.group)
+    return stages(records, start, end, tz, asked.kind)
+
 
 AUTO_APPROVE = "auto_approve"
 ASSIGN = "assign"
@@ -85,20 +115,39 @@ def approvals(
             earlier[0] or auto,
             _amount(ticket.get("amount")) or earlier[1],
         )
-    groups = []
-    for (kind_of, bucket), tickets in sorted(seen.items()):
+    rows = []
+    for (kind_of, bucket), tickets in seen.items():
         automatic = [amount for yes, amount in tickets.values() if yes]
         amounts = [amount for _, amount in tickets.values() if amount is not None]
-        groups.append(
+        rows.append(
             {
-                "key": {"kind": kind_of, period: bucket},
+                "kind": kind_of,
+                "bucket": bucket,
                 "tickets": len(tickets),
                 "auto_approved": len(automatic),
-                "auto_approval_rate": round(len(automatic) / len(tickets), 4),
-                "amount": _number(sum(amounts, Decimal(0))),
-                "auto_amount": _number(sum((a for a in automatic if a is not None), Decimal(0))),
+                "amount": sum(amounts, Decimal(0)),
+                "auto_amount": sum((a for a in automatic if a is not None), Decimal(0)),
             }
         )
+    return approvals_report(rows, start, end, tz, period, kind)
+
+
+def approvals_report(
+    rows: Iterable[Mapping[str, Any]], start: datetime, end: datetime, tz: str, period: str, kind: str | None
+) -> dict[str, Any]:
+    """The approvals report of per kind and period figures (`kind`, `bucket`, `tickets`, `auto_approved`,
+    `amount`, `auto_amount` as Decimal), aggregated here or by the database."""
+    groups = [
+        {
+            "key": {"kind": row["kind"], period: row["bucket"]},
+            "tickets": row["tickets"],
+            "auto_approved": row["auto_approved"],
+            "auto_approval_rate": round(row["auto_approved"] / row["tickets"], 4),
+            "amount": _number(row["amount"]),
+            "auto_amount": _number(row["auto_amount"]),
+        }
+        for row in sorted(rows, key=lambda r: (r["kind"], r["bucket"]))
+    ]
     return _head(start, end, tz, period=period, kind=kind or "", groups=groups)
 
 
@@ -124,9 +173,23 @@ def distribution(
         if value is None:
             continue
         buckets[(_period(when, period, zone), str(value))].add(str(record.get("ticket_id")))
+    rows = [(bucket, value, len(tickets)) for (bucket, value), tickets in buckets.items()]
+    return distribution_report(rows, start, end, tz, period, field, kind)
+
+
+def distribution_report(
+    rows: Iterable[tuple[str, str, int]],
+    start: datetime,
+    end: datetime,
+    tz: str,
+    period: str,
+    field: str,
+    kind: str | None,
+) -> dict[str, Any]:
+    """The distribution report of (period bucket, value, tickets), aggregated here or by the database."""
     groups = [
-        {"key": {period: bucket, "value": value}, "tickets": len(tickets)}
-        for (bucket, value), tickets in sorted(buckets.items())
+        {"key": {period: bucket, "value": value}, "tickets": tickets}
+        for bucket, value, tickets in sorted(rows)
     ]
     return _head(start, end, tz, period=period, field=field, kind=kind or "", groups=groups)
 
@@ -171,9 +234,10 @@ def stages(
                 current = (str(stage), when)
         if current is not None:
             still[(str(events[-1][1].get("kind", "")), current[0])] += 1
-    groups = [
+    rows = [
         {
-            "key": {"kind": kind_of, "stage": stage},
+            "kind": kind_of,
+            "stage": stage,
             "count": len(spans.get((kind_of, stage), [])),
             "avg_seconds": round(sum(values) / len(values), 3)
             if (values := spans.get((kind_of, stage)))
@@ -181,7 +245,21 @@ def stages(
             "p90_seconds": _p90(values) if values else None,
             "open": still.get((kind_of, stage), 0),
         }
-        for kind_of, stage in sorted(set(spans) | set(still))
+        for kind_of, stage in set(spans) | set(still)
+    ]
+    return stages_report(rows, start, end, tz, kind)
+
+
+def stages_report(
+    rows: Iterable[Mapping[str, Any]], start: datetime, end: datetime, tz: str, kind: str | None
+) -> dict[str, Any]:
+    """The stages report of per kind and stage figures, aggregated here or by the database."""
+    groups = [
+        {
+            "key": {"kind": row["kind"], "stage": row["stage"]},
+            **{name: row[name] for name in ("count", "avg_seconds", "p90_seconds", "open")},
+        }
+        for row in sorted(rows, key=lambda r: (r["kind"], r["stage"]))
     ]
     return _head(start, end, tz, kind=kind or "", groups=groups)
 
@@ -202,12 +280,20 @@ def workload(
             continue
         owner = str(events[-1][1].get("owner", ""))
         buckets[(routed, owner)].append((events[-1][0] - events[0][0]).total_seconds())
+    rows = [
+        (routed, owner, len(times), round(sum(times) / len(times), 3))
+        for (routed, owner), times in buckets.items()
+    ]
+    return workload_report(rows, start, end, tz, group)
+
+
+def workload_report(
+    rows: Iterable[tuple[str, str, int, float]], start: datetime, end: datetime, tz: str, group: str | None
+) -> dict[str, Any]:
+    """The workload report of (group, assignee, tickets, average handling seconds), aggregated here or by
+    the database."""
     groups = [
-        {
-            "key": {"group": routed, "assignee": owner},
-            "tickets": len(times),
-            "avg_handling_seconds": round(sum(times) / len(times), 3),
-        }
-        for (routed, owner), times in sorted(buckets.items())
+        {"key": {"group": routed, "assignee": owner}, "tickets": n, "avg_handling_seconds": seconds}
+        for routed, owner, n, seconds in sorted(rows)
     ]
     return _head(start, end, tz, group=group or "", groups=groups)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-LATE_AFTER = timedelta(seconds=60)
-"""A point fired this long after its time is late (as `rulesvc_timer_late_fires_total` counts it)."""
+from rulesvc.opsstate import LATE_AFTER
 
 DUE = "due"
 PLANNED, FIRED, LATE, VOID = "planned", "fired", "late", "void"

@@ -8,7 +8,7 @@ action cursors are allocated in commit order (a feed reader never skips a cursor
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, text
@@ -23,6 +23,7 @@ from rulesvc.decisions.ports import (
     StoredDecision,
 )
 from rulesvc.decisions.search import DecisionQuery
+from rulesvc.decisions.ticket_reports import TicketReport
 from rulesvc.people.model import ApiKeyRecord
 from rulesvc.storage.bulk import Statements
 from rulesvc.storage.decision_search import decision_records, search_decisions, term_counts
@@ -42,6 +43,7 @@ from rulesvc.storage.engine import writer
 from rulesvc.storage.group_commit import GroupCommitter
 from rulesvc.storage.inputs import checked_input, clear_input
 from rulesvc.storage.people_store import SqlPeopleStore
+from rulesvc.storage.report_reads import aggregated_report, late_fires, timers_due
 from rulesvc.storage.tables import (
     ActionRow,
     AuditHeadRow,
@@ -84,6 +86,24 @@ class SqlStore:
     def decision_records(self, start: datetime, end: datetime) -> Iterator[str]:
         with self._read() as session:
             yield from decision_records(session, start, end, _BATCH)
+
+    def timers_due(
+        self, now: datetime, until: datetime, late_after: timedelta, ruleset: str | None, group: str | None
+    ) -> list[dict[str, Any]]:
+        with self._read() as session:
+            return timers_due(session, now, until, late_after, ruleset, group)
+
+    def late_fires(
+        self, start: datetime, end: datetime, late_after: timedelta, ruleset: str | None, group: str | None
+    ) -> list[dict[str, Any]]:
+        with self._read() as session:
+            return late_fires(session, start, end, late_after, ruleset, group)
+
+    def aggregate_report(self, asked: TicketReport) -> dict[str, Any] | None:
+        if self.engine.dialect.name != "postgresql":
+            return None
+        with self._read() as session:
+            return aggregated_report(session, asked)
 
     def term_counts(self, terms: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:
         with self._read() as session:

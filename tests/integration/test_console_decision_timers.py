@@ -5,7 +5,7 @@ warning fired on time, its deadline fired late (a poll 10 minutes after it); the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -67,3 +67,54 @@ def test_the_timeline_of_a_complaint_on_the_api_and_the_page(fired: tuple[str, l
         assert page.status_code == 200, page.text
         assert 'data-timer="首次响应"' in page.text and 'data-state="late"' in page.text
         assert "迟 600 秒" in page.text and "2026-11-02 09:00:00" in page.text
+
+
+def test_timers_due_soon_overdue_and_late_fires_reports(fired: tuple[str, list[str]]) -> None:
+    url, _ = fired
+    env = Env(url)
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        env.events.send(complaint("c-2", "C-2", T0), T0)  # never polled: its warning is overdue now
+        env.events.send(complaint("c-3", "C-3", now), now)  # its warning and deadline fall due today
+    finally:
+        env.engine.dispose()
+    app = create_app(make_settings(url), book=BOOK)
+    with TestClient(app) as client:
+        store = app.state.runtime.service.keys
+        auditor = auth(create_api_key(store, frozenset({Role.AUDITOR}), SystemClock(), "auditor")[1])
+        due = client.get("/v1/reports/timers", params={"within_hours": 24}, headers=auditor)
+        assert due.status_code == 200, due.text
+        groups = {
+            (g["key"]["ruleset"], g["key"]["timer"], g["key"]["point"]): g for g in due.json()["groups"]
+        }
+        warning = groups[("complaint-sla", "首次响应", "预警")]
+        assert (warning["due_soon"], warning["overdue"]) == (1, 1)
+        assert due.json()["total"] == {"due_soon": 1, "overdue": 1}
+        short = client.get("/v1/reports/timers", params={"within_hours": 0.5}, headers=auditor).json()
+        assert short["total"] == {"due_soon": 0, "overdue": 1}
+        other = client.get("/v1/reports/timers", params={"ruleset": "loan-sla"}, headers=auditor).json()
+        assert other["groups"] == [] and other["total"] == {"due_soon": 0, "overdue": 0}
+
+        window = {"from": "2026-11-01T00:00:00+08:00", "to": "2026-11-03T00:00:00+08:00"}
+        late = client.get("/v1/reports/late-fires", params=window, headers=auditor)
+        assert late.status_code == 200, late.text
+        fires = {g["key"]["point"]: g for g in late.json()["groups"]}
+        assert fires["预警"]["key"]["ruleset"] == "complaint-sla"
+        assert (fires["预警"]["fired"], fires["预警"]["late"]) == (1, 0)
+        assert (fires["due"]["fired"], fires["due"]["late"], fires["due"]["max_late_seconds"]) == (
+            1,
+            1,
+            600.0,
+        )
+        assert late.json()["total"] == {"fired": 2, "late": 1}
+        as_csv = client.get("/v1/reports/late-fires", params={**window, "format": "csv"}, headers=auditor)
+        assert as_csv.status_code == 200 and "迟到触发 (late)" in as_csv.content.decode("utf-8-sig")
+        empty = client.get(
+            "/v1/reports/late-fires", params={**window, "group": "没有这个组"}, headers=auditor
+        ).json()
+        assert empty["total"] == {"fired": 0, "late": 0}
+        bad = client.get("/v1/reports/late-fires", params={**window, "to": window["from"]}, headers=auditor)
+        assert bad.status_code == 422 and bad.json()["code"]
+        assert (
+            client.get("/v1/reports/timers", params={"within_hours": 0}, headers=auditor).status_code == 422
+        )
