@@ -94,7 +94,15 @@ class WebhookStore(Protocol):
 
     def last_cursor(self) -> int: ...
 
-    def fan_out(self, build: DeliveryBuilder, now: datetime, limit: int) -> int: ...
+    def fan_out(
+        self,
+        build: DeliveryBuilder,
+        now: datetime,
+        limit: int,
+        serves: Callable[[SubscriptionRecord], bool] | None = None,
+    ) -> int:
+        """New actions into deliveries, for the active subscriptions `serves` accepts (default: all)."""
+        ...
 
     def claim(
         self, now: datetime, lease_until: datetime, limit: int, subscription_id: str | None = None

@@ -251,8 +251,13 @@ class WebhookService:
 
     def fan_out(self, limit: int = 1000) -> int:
         return self.store.fan_out(
-            partial(_build_delivery, self.policy_of, self.channels), self.clock.now(), limit
+            partial(_build_delivery, self.policy_of, self.channels), self.clock.now(), limit, self.serves
         )
+
+    def serves(self, sub: SubscriptionRecord) -> bool:
+        """Whether this process fans out and sends `sub`'s deliveries: every webhook, and the notification
+        channels configured here (a process without a channel's settings could not apply its filters)."""
+        return parse_channel_url(sub.url) is None or sub.id in self.channels
 
     def policy_of(self, sub: SubscriptionRecord) -> MaskPolicy | None:
         """How a subscription's bodies are masked (None: in clear)."""
@@ -271,11 +276,7 @@ class WebhookService:
     def active_subscription_ids(self) -> list[str]:
         """Active webhooks, and the active notification channels configured in this process (a worker
         without a channel's settings leaves its deliveries to the workers that have them)."""
-        return [
-            s.id
-            for s in self.store.list_subscriptions()
-            if s.active and (parse_channel_url(s.url) is None or s.id in self.channels)
-        ]
+        return [s.id for s in self.store.list_subscriptions() if s.active and self.serves(s)]
 
     def request_for(self, claimed: ClaimedDelivery) -> tuple[dict[str, str], bytes]:
         """Headers (signed now) and the body of one attempt. Only a body whose action its decision's chained

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -159,8 +159,15 @@ class SqlWebhookStore:
 
     # -- fan-out ------------------------------------------------------------------------------------------
 
-    def fan_out(self, build: DeliveryBuilder, now: datetime, limit: int) -> int:
-        """Turn up to `limit` new actions per subscription into deliveries; returns how many were created."""
+    def fan_out(
+        self,
+        build: DeliveryBuilder,
+        now: datetime,
+        limit: int,
+        serves: Callable[[SubscriptionRecord], bool] | None = None,
+    ) -> int:
+        """Turn up to `limit` new actions per subscription into deliveries; returns how many were created.
+        A subscription `serves` refuses is left as it is (its actions wait for a process that serves it)."""
         created = 0
         with self._write() as session, session.begin():
             subscriptions = session.scalars(
@@ -180,6 +187,8 @@ class SqlWebhookStore:
                 if not rows:
                     continue
                 record = _subscription(sub, session)
+                if serves is not None and not serves(record):
+                    continue
                 values: list[dict[str, Any]] = []
                 for action, kind in rows:
                     feed = FeedRecord(

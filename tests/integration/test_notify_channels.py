@@ -472,3 +472,35 @@ def test_email_over_starttls_with_login(timer_url: str, tmp_path: Path) -> None:
         controller.stop()
     assert box.messages[0][2]["Subject"] == "【rulesvc】提醒：工单 C-11"
     assert attempts(parts, "email", "delivered") == 1 and attempts(parts, "email", "failed") == 0
+
+
+def test_only_workers_configured_for_a_channel_serve_it(timer_url: str, robots: Robots) -> None:  # noqa: F811
+    channels = {
+        "ding": ChannelConfig.model_validate(
+            {
+                "type": "dingtalk",
+                "webhook_url": f"{robots.url}/robot/send?access_token={DING_TOKEN}",
+                "secret": DING_SECRET,
+                "notify_channels": ["in_app"],
+            }
+        )
+    }
+    clock = VirtualClock(T0)
+    configured = worker(timer_url, channels, 3, clock)
+    other = build_worker(  # a worker started without the channels' settings
+        timer_url,
+        BOOK,
+        Settings().mask_policy(),
+        retry=RetryPolicy(max_attempts=3, base_seconds=0.01, cap_seconds=0.02, timeout_seconds=2),
+        clock=clock,
+    )
+    try:
+        late_complaint(configured, clock, "C-13", minutes=91)
+        other.deliverer.run_once()  # neither fans out (it could not apply notify_channels) nor sends
+        assert configured.webhooks.deliveries("ch_ding", None, 0, 10) == []
+        assert "/robot/send" not in robots.received
+        deliver_until(configured, lambda: len(robots.received.get("/robot/send", [])) == 1)
+    finally:
+        configured.worker.stop()
+        other.worker.stop()
+    assert robots.problems == []
