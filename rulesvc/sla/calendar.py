@@ -160,6 +160,17 @@ class BusinessCalendar:
             raise ValueError(f"duration must not be negative, got {duration}")
         if not duration:
             return start.astimezone(self.tz)
+        # Memoised per calendar (immutable): a re-plan or a poll computes the same (start, duration) for
+        # every timer started at the same instant with the same working time left.
+        cache: dict[tuple[datetime, timedelta], datetime] = self.__dict__.setdefault("_sum_cache", {})
+        found = cache.get((start, duration))
+        if found is None:
+            if len(cache) > 20_000:
+                cache.clear()
+            found = cache[(start, duration)] = self._add_working_time(start, duration)
+        return found
+
+    def _add_working_time(self, start: datetime, duration: timedelta) -> datetime:
         cursor = start.astimezone(UTC)
         remaining = duration
         for period_start, period_end in self._intervals_from(start.astimezone(self.tz).date()):

@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 
 from rulesvc import exactjson
-from rulesvc.audit.chain import KIND_DECISION, ChainEntry, next_entry
+from rulesvc.audit.chain import KIND_DECISION, ChainEntry, canonical, entry_hash, next_entry
 from rulesvc.audit.evidence import ChainRolledBackError
 from rulesvc.decisions.ports import NewDecision, StoredDecision
 from rulesvc.decisions.search import decision_terms
@@ -103,6 +103,17 @@ def chain(head: ChainHead, notes: Sequence[tuple[str, str, str, Any]]) -> list[C
     return entries
 
 
+def chain_texts(head: ChainHead, notes: Sequence[tuple[str, str, str, str]]) -> list[ChainEntry]:
+    """As `chain`, for notes whose payload is already canonical text (only the hashes are computed)."""
+    entries: list[ChainEntry] = []
+    seq, prev = head.seq, head.hash
+    for at, kind, subject, payload_text in notes:
+        seq += 1
+        prev_hash, prev = prev, entry_hash(seq, at, kind, subject, payload_text, prev)
+        entries.append(ChainEntry(seq, at, kind, subject, payload_text, prev_hash, prev))
+    return entries
+
+
 def write_entries(sql: Statements, entries: Sequence[ChainEntry]) -> None:
     """Insert `chain`'s entries and move the head to the last one (the caller holds the head's lock)."""
     if entries:
@@ -120,33 +131,45 @@ def stored_decisions(rows: Rows) -> dict[str, StoredDecision]:
     return {row[1]: StoredDecision(*row) for row in rows.all()}
 
 
-def insert_decisions(
-    sql: Statements,
-    head: ChainHead,
+@dataclass(frozen=True)
+class PreparedDecisions:
+    """What `insert_decisions` writes, built before the chain head is locked: everything but the chain
+    entries' seq and hashes, which are all that is left to compute under the lock (`write_prepared`)."""
+
+    news: Sequence[NewDecision]
+    notes: list[tuple[str, str, str, str]]
+    """(at, kind, subject, canonical payload text) of each chain entry, in order."""
+    seal_entry: dict[str, int]
+    """Ticket id → index in `notes` of the entry sealing its new state."""
+    inputs: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    terms: list[tuple[int, dict[str, Any]]]
+    """(index of the decision, row without its chain seq)."""
+
+
+def prepare_decisions(
+    pool: Any,
     news: Sequence[NewDecision],
     seals: Mapping[str, str] | None = None,
     at: datetime | None = None,
-) -> tuple[list[StoredDecision], int]:
-    """Insert decisions in order, chaining each after the head, and move the head (the caller holds its
-    lock); the statements join the caller's current round. Returns them and the new head's seq.
-
-    `seals` (ticket id → digest of its new state, `rulesvc.storage.ticket_seals`) go into the payload of
-    each ticket's last decision here, or else into one `tickets_sealed` entry dated `at` after them; each
-    ticket's `seal_seq` is pointed at its entry."""
+) -> PreparedDecisions:
+    """The rows of `insert_decisions`, ready before the chain head is locked (`pool`: the database's)."""
     seals = seals or {}
-    if not news and not seals:
-        return [], head.seq
     last_of: dict[str, int] = {}
     for index, new in enumerate(news):
         if new.ticket_id in seals:
             last_of[new.ticket_id] = index
     sealed_by = {index: ticket_id for ticket_id, index in last_of.items()}
-    notes: list[tuple[str, str, str, Any]] = [
+    notes: list[tuple[str, str, str, str]] = [
         (
             n.decided_at.isoformat(),
             KIND_DECISION,
             n.decision_id,
-            {**n.audit_payload, "ticket_sha256": seals[sealed_by[i]]} if i in sealed_by else n.audit_payload,
+            canonical(
+                {**n.audit_payload, "ticket_sha256": seals[sealed_by[i]]}
+                if i in sealed_by
+                else n.audit_payload
+            ),
         )
         for i, n in enumerate(news)
     ]
@@ -154,37 +177,16 @@ def insert_decisions(
     if rest:
         if at is None:
             raise ValueError("sealing tickets without a decision needs the time of the seal")
-        notes.append((at.isoformat(), KIND_TICKETS_SEALED, "", {"tickets": dict(sorted(rest.items()))}))
-    entries = chain(head, notes)
-    seal_rows = [
-        {"seal_seq": entries[last_of[t]].seq if t in last_of else entries[-1].seq, "ticket_id": t}
-        for t in sorted(seals)
-    ]
-    decisions: list[dict[str, Any]] = []
+        payload = {"tickets": dict(sorted(rest.items()))}
+        notes.append((at.isoformat(), KIND_TICKETS_SEALED, "", canonical(payload)))
     inputs: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
-    terms: list[dict[str, Any]] = []
-    result: list[StoredDecision] = []
-    for new, entry in zip(news, entries[: len(news)], strict=True):
-        stored = StoredDecision(
-            decision_id=new.decision_id,
-            event_id=new.event_id,
-            ticket_id=new.ticket_id,
-            decided_at=new.decided_at,
-            record_text=new.record_text,
-            input_salt=new.input_salt,
-            input_digest=new.input_digest,
-            chain_seq=entry.seq,
-            chain_hash=entry.hash,
-        )
-        result.append(stored)
-        decisions.append(
-            dict(zip(DECISION_COLUMNS, (getattr(stored, f) for f in _STORED_FIELDS), strict=True))
-        )
+    terms: list[tuple[int, dict[str, Any]]] = []
+    for index, new in enumerate(news):
         inputs.append(
             {
                 "decision_id": new.decision_id,
-                "event": stored_input(sql.pool, new.decision_id, new.clear_input_text),
+                "event": stored_input(pool, new.decision_id, new.clear_input_text),
                 "occurred_at": new.occurred_at,
             }
         )
@@ -198,22 +200,69 @@ def insert_decisions(
             for action in new.actions
         )
         terms.extend(
-            {
-                "term": term,
-                "decided_at": new.decided_at,
-                "chain_seq": entry.seq,
-                "decision_id": new.decision_id,
-            }
+            (index, {"term": term, "decided_at": new.decided_at, "decision_id": new.decision_id})
             for term in decision_terms(json.loads(new.record_text))
         )
+    seal_entry = {t: last_of[t] if t in last_of else len(notes) - 1 for t in sorted(seals)}
+    return PreparedDecisions(news, notes, seal_entry, inputs, actions, terms)
+
+
+def write_prepared(
+    sql: Statements, head: ChainHead, prepared: PreparedDecisions
+) -> tuple[list[StoredDecision], int]:
+    """Chain `prepared`'s entries after the locked head and insert everything (joining the caller's
+    round); returns the stored decisions and the new head's seq."""
+    if not prepared.notes:
+        return [], head.seq
+    entries = chain_texts(head, prepared.notes)
+    result = [
+        StoredDecision(
+            decision_id=new.decision_id,
+            event_id=new.event_id,
+            ticket_id=new.ticket_id,
+            decided_at=new.decided_at,
+            record_text=new.record_text,
+            input_salt=new.input_salt,
+            input_digest=new.input_digest,
+            chain_seq=entry.seq,
+            chain_hash=entry.hash,
+        )
+        for new, entry in zip(prepared.news, entries[: len(prepared.news)], strict=True)
+    ]
+    decisions = [
+        dict(zip(DECISION_COLUMNS, (getattr(stored, f) for f in _STORED_FIELDS), strict=True))
+        for stored in result
+    ]
+    terms = [{**row, "chain_seq": entries[index].seq} for index, row in prepared.terms]
+    seal_rows = [
+        {"seal_seq": entries[index].seq, "ticket_id": ticket_id}
+        for ticket_id, index in prepared.seal_entry.items()
+    ]
     with sql.together():
         sql.insert(_DECISIONS, decisions)
-        sql.insert(_table(DecisionInputRow), inputs)
-        sql.insert(_table(ActionRow), actions)
+        sql.insert(_table(DecisionInputRow), prepared.inputs)
+        sql.insert(_table(ActionRow), prepared.actions)
         sql.insert(_table(DecisionTermRow), terms)
         sql.update(_table(TicketRow), ["ticket_id"], seal_rows)
         write_entries(sql, entries)
     return result, entries[-1].seq
+
+
+def insert_decisions(
+    sql: Statements,
+    head: ChainHead,
+    news: Sequence[NewDecision],
+    seals: Mapping[str, str] | None = None,
+    at: datetime | None = None,
+) -> tuple[list[StoredDecision], int]:
+    """Insert decisions in order, chaining each after the head, and move the head (the caller holds its
+    lock); the statements join the caller's current round. Returns them and the new head's seq.
+
+    `seals` (ticket id → digest of its new state, `rulesvc.storage.ticket_seals`) go into the payload of
+    each ticket's last decision here, or else into one `tickets_sealed` entry dated `at` after them; each
+    ticket's `seal_seq` is pointed at its entry. A caller that can build the rows before locking the head
+    calls `prepare_decisions` then, and `write_prepared` under the lock."""
+    return write_prepared(sql, head, prepare_decisions(sql.pool, news, seals, at))
 
 
 def _table(mapped: type[Base]) -> Table:

@@ -31,13 +31,14 @@ from rulesvc.storage.decision_writes import (
     chain,
     chain_entry,
     chain_head,
-    insert_decisions,
     lock_chain_head,
+    prepare_decisions,
     raise_watermark,
     select_decisions,
     stored_decision,
     stored_decisions,
     write_entries,
+    write_prepared,
 )
 from rulesvc.storage.engine import writer
 from rulesvc.storage.group_commit import GroupCommitter
@@ -193,6 +194,7 @@ class SqlStore:
                 raise
             with sql.round():
                 seals = tickets.write(sql)
+                prepared = prepare_decisions(sql.pool, final, seals, tickets.now)  # before the lock
                 head = lock_chain_head(sql)
                 # A twin of the same event and ticket waited for the ticket lock and was seen above; only
                 # a twin on another ticket (a conflicting body) can have committed since.
@@ -200,7 +202,7 @@ class SqlStore:
             if raced.all():
                 raise _RacedError
             with sql.round():
-                created, _ = insert_decisions(sql, chain_head(head), final, seals, tickets.now)
+                created, _ = write_prepared(sql, chain_head(head), prepared)
             by_event = {**existing, **{stored.event_id: stored for stored in created}}
             results: list[tuple[StoredDecision, bool]] = []
             for new in news:

@@ -128,12 +128,6 @@ def planned_before(calendar: str, version: int) -> tuple[Any, ...]:
     )
 
 
-def locked_ticket(row: TicketRow) -> LockedTicket:
-    return LockedTicket(
-        row.ticket_id, row.kind, row.snapshot, row.group_name, row.updated_at, row.timeline, row.seal_seq
-    )
-
-
 def lock_tickets(sql: Statements, ticket_ids: Sequence[str], now: datetime) -> Rows:
     """Create missing ticket rows and lock all of them, in ticket id order, in one statement (an upsert that
     locks: concurrent batches always lock in the same order, so they cannot deadlock). Rows are

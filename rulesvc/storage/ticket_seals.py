@@ -100,15 +100,22 @@ def seal_problem(
 ) -> tuple[str, str] | None:
     """(reason, message) unless the ticket's current state is what its seal entry recorded (the ticket id
     masked in the message: it may carry personal data)."""
-    shown = default_policy().mask_text(ticket_id)  # for the message only: the seal names the clear id
     if seal_seq is None:
-        return None if empty else ("seal_missing", f"工单 {shown} 的状态没有对应的审计日志条目")
+        return None if empty else ("seal_missing", f"工单 {_shown(ticket_id)} 的状态没有对应的审计日志条目")
     if entry is None or entry.seq != seal_seq:
-        return "seal_missing", f"工单 {shown} 的状态所指的审计日志条目不存在"
+        return "seal_missing", f"工单 {_shown(ticket_id)} 的状态所指的审计日志条目不存在"
     if entry_hash(entry.seq, entry.at, entry.kind, entry.subject, entry.payload_text, entry.prev_hash) != (
         entry.hash
     ):
-        return "entry_mismatch", f"工单 {shown} 的状态所指的审计日志条目被修改"
+        return "entry_mismatch", f"工单 {_shown(ticket_id)} 的状态所指的审计日志条目被修改"
     if sealed_digest(entry, ticket_id) != digest:
-        return "state_mismatch", f"工单 {shown} 的快照、时间线或计时器与审计日志记录的不符（被修改）"
+        return (
+            "state_mismatch",
+            f"工单 {_shown(ticket_id)} 的快照、时间线或计时器与审计日志记录的不符（被修改）",
+        )
     return None
+
+
+def _shown(ticket_id: str) -> str:
+    """The ticket id as a message shows it (masked: it may carry personal data; the seal names it clear)."""
+    return default_policy().mask_text(ticket_id)

@@ -35,13 +35,15 @@ from rulesvc.storage.decision_writes import (
     chain_head,
     insert_decisions,
     lock_chain_head,
+    prepare_decisions,
     raise_watermark,
+    write_prepared,
 )
 from rulesvc.storage.engine import writer
 from rulesvc.storage.ticket_rows import (
     US,
+    LockedTicket,
     apply_writes,
-    locked_ticket,
     planned_before,
     postpone_refused,
     select_seal_entries,
@@ -51,6 +53,17 @@ from rulesvc.storage.ticket_rows import (
 )
 from rulesvc.storage.ticket_seals import state_digest
 from rulesvc.storage.timer_tables import SlaResultRow, TicketRow, TimerRow
+
+# A claim reads the locked tickets' columns (`LockedTicket`'s fields), no ORM objects.
+LOCKED_COLUMNS = (
+    TicketRow.ticket_id,
+    TicketRow.kind,
+    TicketRow.snapshot,
+    TicketRow.group_name,
+    TicketRow.updated_at,
+    TicketRow.timeline,
+    TicketRow.seal_seq,
+)
 
 # A poll looks at the tickets of the `limit * _WINDOW` earliest due timers, so that replicas polling at the
 # same moment find different unlocked tickets instead of all queueing for the first `limit`.
@@ -84,7 +97,9 @@ class SqlTimerStore:
             found = session.scalar(select(TimerRow.id).where(*planned_before(calendar, version)).limit(1))
             return found is not None
 
-    def replan_statement(self, calendar: str, version: int, limit: int) -> Select[TicketRow]:
+    def replan_statement(
+        self, calendar: str, version: int, limit: int
+    ) -> Select[str, str, str, str, datetime, str, int | None]:
         stale = (
             select(TimerRow.ticket_id)
             .where(*planned_before(calendar, version))
@@ -92,15 +107,20 @@ class SqlTimerStore:
             .subquery("stale_timers")
         )
         return (
-            select(TicketRow)
+            select(*LOCKED_COLUMNS)
             .where(TicketRow.ticket_id.in_(select(stale.c.ticket_id)))
             .limit(limit)
             .with_for_update(skip_locked=True, of=TicketRow)
         )
 
-    def _claimed(self, claim: Select[TicketRow], now: datetime, prepare: FirePrepare) -> FiredBatch:
+    def _claimed(
+        self,
+        claim: Select[str, str, str, str, datetime, str, int | None],
+        now: datetime,
+        prepare: FirePrepare,
+    ) -> FiredBatch:
         with self._write() as session, session.begin():
-            tickets = [locked_ticket(row) for row in session.scalars(claim).all()]
+            tickets = [LockedTicket(*row) for row in session.execute(claim).all()]
             if not tickets:
                 return FiredBatch(0)
             sql = Statements(session.connection())
@@ -122,11 +142,14 @@ class SqlTimerStore:
             with sql.round():
                 seals = apply_writes(sql, now, [(item, w) for item, w in zip(usable, writes, strict=True)])
                 postpone_refused(sql, now, refused)
-                head = lock_chain_head(sql) if news or seals else None
+                # every row is built before the chain head is locked: events wait for it only while
+                # the entries are hashed and the rows sent
+                prepared = prepare_decisions(sql.pool, news, seals, now) if news or seals else None
+                head = lock_chain_head(sql) if prepared is not None else None
             last_seq = 0
             with sql.round():
-                if head is not None:
-                    stored, last_seq = insert_decisions(sql, chain_head(head), news, seals, now)
+                if head is not None and prepared is not None:
+                    stored, last_seq = write_prepared(sql, chain_head(head), prepared)
         raise_watermark(self.engine.pool, last_seq)
         actions = sum(len(d.actions) for d in news)
         return FiredBatch(len(tickets), stored, actions, writes, [item.ticket.ticket_id for item in refused])
@@ -179,7 +202,9 @@ class SqlTimerStore:
         if seals:
             raise_watermark(self.engine.pool, last_seq)
 
-    def claim_statement(self, now: datetime, limit: int) -> Select[TicketRow]:
+    def claim_statement(
+        self, now: datetime, limit: int
+    ) -> Select[str, str, str, str, datetime, str, int | None]:
         """Tickets having a timer point due at `now`, earliest point first, locked (skipping locked ones).
 
         The earliest `limit * _WINDOW` due points are read from the head of the index; ordering the tickets
@@ -198,7 +223,7 @@ class SqlTimerStore:
             .subquery("due_tickets")
         )
         return (
-            select(TicketRow)
+            select(*LOCKED_COLUMNS)
             .join(due, due.c.ticket_id == TicketRow.ticket_id)
             .order_by(due.c.first_due)
             .limit(limit)
