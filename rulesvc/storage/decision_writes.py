@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 
 from rulesvc import exactjson
-from rulesvc.audit.chain import KIND_DECISION, ChainEntry, canonical, entry_hash, next_entry
+from rulesvc.audit.chain import KIND_DECISION, ChainEntry, canonical, entry_hash
 from rulesvc.audit.evidence import ChainRolledBackError
 from rulesvc.decisions.ports import NewDecision, StoredDecision
 from rulesvc.decisions.search import decision_terms
@@ -94,13 +94,9 @@ def raise_watermark(pool: Any, seq: int) -> None:
 
 def chain(head: ChainHead, notes: Sequence[tuple[str, str, str, Any]]) -> list[ChainEntry]:
     """The entries for `notes` (at, kind, subject, payload), in order, chained after `head`."""
-    entries: list[ChainEntry] = []
-    seq, prev = head.seq, head.hash
-    for at, kind, subject, payload in notes:
-        entry = next_entry(seq, prev, at, kind, subject, payload)
-        entries.append(entry)
-        seq, prev = entry.seq, entry.hash
-    return entries
+    return chain_texts(
+        head, [(at, kind, subject, canonical(payload)) for at, kind, subject, payload in notes]
+    )
 
 
 def chain_texts(head: ChainHead, notes: Sequence[tuple[str, str, str, str]]) -> list[ChainEntry]:
