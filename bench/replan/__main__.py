@@ -9,8 +9,8 @@ makes Saturday 2027-02-20 a make-up working day (every deadline moves from Monda
    the remaining tickets, with the ratio to the baseline;
 3. `POST /v1/events` while it runs: a client posting loan events back to back on other tickets; the longest
    answer and p99, against the same client with no re-plan running;
-4. the database's share alone: the rows the re-plan wrote (decisions, inputs, feed actions, chain entries,
-   timer and ticket updates) written again by PostgreSQL from themselves, one set-based statement per
+4. the database's share alone: the rows the re-plan wrote (decisions, inputs, feed actions, search terms,
+   chain entries, timer and ticket updates) written again by PostgreSQL from themselves, one set-based statement per
    table, no Python and no round trip per row: a lower bound for any re-plan storing the same rows.
 
 A fresh database `bench_replan_<hex>` is created on the server of `--admin-url` and dropped at the end.
@@ -134,6 +134,12 @@ FLOOR = (
         "actions",
         "INSERT INTO actions (at, ticket_id, decision_id, action) SELECT at, ticket_id,"
         " 'f' || left(decision_id, 35), action FROM actions WHERE action LIKE '%reschedule_timer%'",
+    ),
+    (
+        "decision_terms",
+        "INSERT INTO decision_terms (term, decided_at, chain_seq, decision_id) SELECT t.term, t.decided_at,"
+        " t.chain_seq + 100000000, 'f' || left(t.decision_id, 35) FROM decision_terms t"
+        " JOIN decisions d USING (decision_id) WHERE d.event_id LIKE 'replan:%'",
     ),
     (
         "audit_log",
