@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -38,6 +40,24 @@ def a_draft(console: Console) -> str:
     return str(answer.json()["draft_id"])
 
 
+def an_hour_ago(console: Console) -> str:
+    """A travel claim of 6000 元 and a complaint made an hour ago (the worker fires the complaint's late
+    warning at once); the complaint's decision id. The claim is what the draft's replay changes."""
+    made = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(hours=1, minutes=40)).isoformat(
+        timespec="seconds"
+    )
+    claim = {"kind": "expense", "id": "E-2026-0815", "expense_type": "差旅费", "amount": 6000}
+    claim |= {"applicant_rank": "总监", "applicant": "钱多多"}
+    complaint = {"kind": "complaint", "id": "C-2026-0815", "owner": "李娜", "channel": "微信银行"}
+    decided = ""
+    for n, ticket in enumerate((claim, complaint)):
+        body = {"event_id": f"shot-{n}", "type": "ticket.created", "occurred_at": made, "ticket": ticket}
+        answer = console.api("POST", "/v1/events", json=body)
+        assert answer.status_code == 200, answer.text
+        decided = str(answer.json()["decision_id"])
+    return decided
+
+
 def at_work(page: Any, shot: str) -> None:
     """What a page shows once used: the text editor's mark at a typo, the cases run with their results."""
     if shot == "edit_text":
@@ -47,6 +67,9 @@ def at_work(page: Any, shot: str) -> None:
         )
         page.keyboard.type("部门经里")
         expect(page.locator("#diagnostics button.diagnostic")).to_have_count(1)
+    elif shot == "draft":
+        page.get_by_role("button", name="开始回放").click()
+        expect(page.locator("#replay-summary")).to_contain_text("因本草稿结果改变")
     elif shot == "cases":
         page.get_by_role("button", name="运行全部样例").click()
         expect(page.locator("#run-summary")).to_contain_text("未通过")
@@ -58,6 +81,7 @@ def test_every_page_opens_cleanly_and_is_photographed(
     folder = Path(os.environ.get("CONSOLE_SCREENSHOTS_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     draft = a_draft(console_server)
+    why = an_hour_ago(console_server)
     signed_out = pages(None)
     signed_out.goto("/console/")
     expect(signed_out.locator("h1")).to_have_text("登录")
@@ -75,6 +99,7 @@ def test_every_page_opens_cleanly_and_is_photographed(
         "cases": (f"/console/cases?ruleset={RULESET}&draft={draft}", "测试用例"),
         "caseform": (f"/console/cases/{RULESET}/1?draft={draft}", "修改样例"),
         "decisions": ("/console/decisions", "决策查询"),
+        "decision": (f"/console/decisions/{why}", "为什么"),
         "reports": ("/console/reports", "看板与报表"),
         "calendars": ("/console/calendars?name=cn&year=2026", "日历"),
         "audit": ("/console/audit", "审计"),
