@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
-from ruamel.yaml import YAML
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -27,6 +26,7 @@ from rulesvc.cases.caseedit import CaseEdit, edit_case, flow_text
 from rulesvc.lang.tableedit import RowEdit, TableEditError, edit_table
 from rulesvc.lifecycle.ports import APPROVED, DRAFT, SUBMITTED, DraftRecord
 from rulesvc.lifecycle.service import LifecycleService
+from rulesvc.yamlpos import load_yaml, plain
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 api_router = APIRouter(include_in_schema=False)
@@ -49,7 +49,9 @@ def _case_text(service: LifecycleService, draft: DraftRecord) -> str:
 
 
 def _cases(text: str) -> list[dict[str, Any]]:
-    data = YAML(typ="safe").load(text) if text.strip() else None
+    """The cases of a case file as plain data, read as the case runner reads them (libyaml, YAML 1.2)."""
+    source = load_yaml("cases.yaml", text)[0] if text.strip() else None
+    data = plain(source.data) if source is not None else None
     cases = data.get("cases") if isinstance(data, dict) else None
     return [c for c in cases if isinstance(c, dict)] if isinstance(cases, list) else []
 
