@@ -85,11 +85,7 @@ async def get_decision(
     decision_id: str = Path(description="决策编号（UUID）", max_length=64),
     principal: Principal = Depends(require(Permission.DECISIONS_READ)),
 ) -> Response:
-    try:
-        canonical_id = str(uuid.UUID(decision_id))
-    except ValueError:
-        raise DecisionNotFoundError(decision_id) from None
-    record = await run_in_threadpool(runtime(request).service.get_decision, canonical_id, principal)
+    record = await run_in_threadpool(runtime(request).service.get_decision, canonical(decision_id), principal)
     return JSONBytes(record)
 
 
@@ -108,9 +104,13 @@ async def decision_timers(
     decision_id: str = Path(description="决策编号（UUID）", max_length=64),
     _principal: Principal = Depends(require(Permission.DECISIONS_READ)),
 ) -> Response:
+    timeline = await run_in_threadpool(runtime(request).service.decision_timers, canonical(decision_id))
+    return JSONBytes(timeline)
+
+
+def canonical(decision_id: str) -> str:
+    """The decision id as stored (a UUID's canonical text); not a UUID: not found."""
     try:
-        canonical_id = str(uuid.UUID(decision_id))
+        return str(uuid.UUID(decision_id))
     except ValueError:
         raise DecisionNotFoundError(decision_id) from None
-    timeline = await run_in_threadpool(runtime(request).service.decision_timers, canonical_id)
-    return JSONBytes(timeline)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -57,6 +57,14 @@ async def sla(
     return report_response(report, query.format, "sla", "SLA达成率") or JSONBytes(report)
 
 
+def check_window(start: datetime, end: datetime, longest: bool = True) -> None:
+    """[start, end) is not empty and (`longest`) not longer than `MAX_RANGE`."""
+    if end <= start:
+        raise InvalidReportError("to 必须晚于 from", "to")
+    if longest and end - start > MAX_RANGE:
+        raise InvalidReportError("报表区间最长 10 年", "to")
+
+
 class RuleHitsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -80,8 +88,7 @@ async def rule_hits(
     query: Annotated[RuleHitsQuery, Query()],
     _principal: Principal = Depends(require(Permission.REPORTS_READ)),
 ) -> Response:
-    if query.to <= query.from_:
-        raise InvalidReportError("to 必须晚于 from", "to")
+    check_window(query.from_, query.to, longest=False)  # counts of an index: any period
     service = request.app.state.runtime.service
     report = await run_in_threadpool(service.rule_hits, query.from_, query.to, query.ruleset)
     return report_response(report, query.format, "rule-hits", "规则命中") or JSONBytes(report)
@@ -118,14 +125,8 @@ async def timers_due(
     return report_response(report, query.format, "timers-due", "即将到期计时") or JSONBytes(report)
 
 
-class LateFiresQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    from_: AwareDatetime = Field(alias="from", description="区间起点（含，决策时间），带时区偏移")
-    to: AwareDatetime = Field(description="区间终点（不含），带时区偏移")
-    ruleset: str | None = Field(None, min_length=1, max_length=200, description="只看这个规则集启动的计时")
+class LateFiresQuery(RuleHitsQuery):
     group: str | None = Field(None, min_length=1, max_length=200, description="只看分派给这个组的工单")
-    format: Literal["json", "csv", "xlsx"] = Field("json", description="json、csv（UTF-8 带 BOM）或 xlsx")
 
 
 @router.get(
@@ -142,10 +143,7 @@ async def late_fires(
     query: Annotated[LateFiresQuery, Query()],
     _principal: Principal = Depends(require(Permission.REPORTS_READ)),
 ) -> Response:
-    if query.to <= query.from_:
-        raise InvalidReportError("to 必须晚于 from", "to")
-    if query.to - query.from_ > MAX_RANGE:
-        raise InvalidReportError("报表区间最长 10 年", "to")
+    check_window(query.from_, query.to)
     service = request.app.state.runtime.service
     report = await run_in_threadpool(
         service.late_fires_report, query.from_, query.to, query.ruleset, query.group
@@ -191,10 +189,7 @@ async def ticket_report(
     query: Annotated[TicketReportQuery, Query()],
     _principal: Principal = Depends(require(Permission.REPORTS_READ)),
 ) -> Response:
-    if query.to <= query.from_:
-        raise InvalidReportError("to 必须晚于 from", "to")
-    if query.to - query.from_ > MAX_RANGE:
-        raise InvalidReportError("报表区间最长 10 年", "to")
+    check_window(query.from_, query.to)
     try:
         ZoneInfo(query.tz)
     except (ZoneInfoNotFoundError, ValueError):

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import Console, Pages
+from tests.integration.conftest import event
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -162,23 +163,8 @@ def wait_in_force(console: Console, version: int, effective: datetime) -> None:
 def test_compliance_reads_the_phone_number_clear_and_the_auditor_masked(
     pages: Pages, console_server: Console
 ) -> None:
-    loan = {
-        "event_id": f"scenario-loan-{time.time_ns()}",
-        "type": "ticket.created",
-        "occurred_at": datetime.now(ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds"),
-        "ticket": {
-            "kind": "loan",
-            "id": f"L-scenario-{time.time_ns()}",
-            "region": "上海浦东",
-            "amount": 800000,
-            "credit_rating": "AA",
-            "owner": "王经理",
-            "stage": "初审",
-            "customer_name": "张三",
-            "id_card": "110105199001011232",
-            "mobile": "13812345678",
-        },
-    }
+    loan = event(f"scenario-loan-{time.time_ns()}", "loan", id=f"L-scenario-{time.time_ns()}")
+    loan["occurred_at"] = datetime.now(ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds")
     decided = console_server.api("POST", "/v1/events", json=loan)
     assert decided.status_code == 200, decided.text
     path = f"/console/decisions/{decided.json()['decision_id']}"
