@@ -10,7 +10,9 @@ loader, validation and table analysis included, and times it in CPU seconds of t
   reads (`rulesvc.gcpause`);
 - `xlsx after`: the same table exported to a workbook (`rulesvc.sheets`) and imported from it: the sheet read
   with openpyxl (read-only, values only), its rows written into the ruleset text, that text loaded and checked
-  as a draft is (the loaded ruleset is the result).
+  as a draft is (the loaded ruleset is the result);
+- `xlsx, 1 cell`: the same with one amount cell changed in the middle of the table (the other rows keep their
+  text from the file, the changed one is written anew).
 
 Rounds are interleaved (before, after, before, ...) so a loaded machine slows all alike; the best and the
 median of each are printed with the after/before ratio and the 1 s target. The target is a figure, not a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import statistics
 import tempfile
 import time
@@ -91,6 +94,7 @@ def main() -> None:
 
     cases: dict[str, Callable[[], None]] = {"yaml before": load_yaml_before, "yaml after": load_yaml_text}
     cases["xlsx after"] = _xlsx_loader(text, kinds, calendars)
+    cases["xlsx, 1 cell"] = _xlsx_loader(text, kinds, calendars, edited=True)
 
     for fn in cases.values():  # warm-up: imports, the expression grammar
         fn()
@@ -112,15 +116,31 @@ def main() -> None:
         print(f"{name:14}{best:8.2f}{statistics.median(found):8.2f}{best / base:9.2f}×   {verdict}")
 
 
-def _xlsx_loader(text: str, kinds: Any, calendars: Any) -> Callable[[], None]:
-    """Export the table to a workbook once; each call imports it back: the sheet read with openpyxl, its rows
-    written into the ruleset text, and that text loaded and checked as a draft is (the loaded ruleset is the
-    result: nothing is loaded twice)."""
+def _xlsx_loader(text: str, kinds: Any, calendars: Any, *, edited: bool = False) -> Callable[[], None]:
+    """Export the table to a workbook once (`edited`: then change one amount cell in its middle, as a person
+    would); each call imports it back: the sheet read with openpyxl, its rows written into the ruleset text,
+    and that text loaded and checked as a draft is (the loaded ruleset is the result: nothing is loaded
+    twice)."""
+    from openpyxl import load_workbook
+
     ruleset, found = load_ruleset("bench-routing.yaml", text, kinds, calendars)
     assert ruleset is not None and not found
+    table = ruleset.tables[0]
+    data = export_table_xlsx(ruleset, table.id, kinds[ruleset.kind])
+    if edited:
+        book = load_workbook(io.BytesIO(data))
+        sheet = book.active
+        assert sheet is not None
+        row = 4 + (len(table.rows) // 10) * 5 + 5  # sheet row of a region's last band, mid-table
+        amount = str(sheet.cell(row, 4).value)
+        assert amount.endswith("..1000000)"), amount
+        sheet.cell(row, 4, amount.replace("1000000)", "2000000)"))
+        out = io.BytesIO()
+        book.save(out)
+        data = out.getvalue()
     folder = Path(tempfile.mkdtemp(prefix="bench-loading-"))
     workbook = folder / "table.xlsx"
-    workbook.write_bytes(export_table_xlsx(ruleset, ruleset.tables[0].id, kinds[ruleset.kind]))
+    workbook.write_bytes(data)
 
     def load_xlsx() -> None:
         parse_module._CELLS.clear()
@@ -128,7 +148,8 @@ def _xlsx_loader(text: str, kinds: Any, calendars: Any) -> Callable[[], None]:
             workbook.name, workbook.read_bytes(), ruleset, kinds, calendars
         )
         assert new_text is not None and loaded is not None and not errors, errors[:3]
-        assert len(loaded.tables[0].rows) == len(ruleset.tables[0].rows)
+        assert len(loaded.tables[0].rows) == len(table.rows)
+        assert (new_text != ruleset.source_text) == edited
 
     return load_xlsx
 

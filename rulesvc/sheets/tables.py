@@ -491,7 +491,7 @@ def _load_table_sheet(
         ]
         return None, None, sorted([*reader.errors, *moved], key=RulesetError.sort_key)
     assert loaded is not None
-    final, final_ruleset = _as_written(ruleset, table, text, loaded, kinds, calendars)
+    final, final_ruleset = _as_written(ruleset, table, text, loaded)
     return final, final_ruleset, []
 
 
@@ -514,18 +514,12 @@ def _span(layout: _Layout, key: str, lines: list[str]) -> tuple[int, int] | None
     return start, stop
 
 
-def _as_written(
-    ruleset: Ruleset,
-    table: Table,
-    text: str,
-    loaded: Ruleset,
-    kinds: Mapping[str, KindSchema],
-    calendars: Mapping[str, BusinessCalendar],
-) -> tuple[str, Ruleset]:
+def _as_written(ruleset: Ruleset, table: Table, text: str, loaded: Ruleset) -> tuple[str, Ruleset]:
     """The imported text with every row (and the default row) the sheet left as it was written as it was in
     the file — its comments, its block layout — and the file itself when nothing changed. A row keeps its
-    text only where it stands (same place, same indentation); the result is loaded again and must say
-    what `text` says, else `text` is kept."""
+    text only where it stands: the same item of the same block sequence at the same column, whose lines
+    read as that row in the file, reads as that row here too; so the text says what `text` says and the
+    ruleset loaded from `text` is the answer (not loaded twice: its positions are those of `text`)."""
     new = next(t for t in loaded.tables if t.id == table.id)
     same = [
         index < len(table.rows) and _row_key(table.rows[index]) == _row_key(row)
@@ -570,15 +564,7 @@ def _as_written(
     out = list(new_lines)
     for start, stop, kept in sorted(replace, reverse=True):
         out[start:stop] = kept
-    final = "\n".join(out) + "\n"
-    again, errors = load_ruleset(ruleset.file, final, kinds, calendars)
-    if again is None or errors:
-        return text, loaded
-    table_again = next(t for t in again.tables if t.id == table.id)
-    keys = [_row_key(r) for r in (*table_again.rows, table_again.default)]
-    if keys != [_row_key(r) for r in (*new.rows, new.default)]:
-        return text, loaded
-    return final, again
+    return "\n".join(out) + "\n", loaded
 
 
 # errors after which the sheet's rows cannot be put into the table at all
@@ -646,7 +632,10 @@ def _with_rows(
             stop -= 1
         spans[str(key)] = (key_lines[index], stop)
     replaced: dict[str, list[str]] = {
-        "rows": [f"{indent}rows:", *(f"{indent}  - {_flow_map(row)}" for row in rows)]
+        "rows": [
+            f"{indent}rows:" + (_comment(lines[spans["rows"][0]]) if "rows" in spans else ""),
+            *(f"{indent}  - {_flow_map(row)}" for row in rows),
+        ]
         if rows
         else [f"{indent}rows: []"],
         "default": [f"{indent}default: {_flow_map(default)}" + _comment(lines[spans["default"][0]])]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import cli
 from cli import tables as cli_tables
 from rulesvc.lang.loader import RulesFolder, load_folder, load_ruleset
-from rulesvc.lang.model import Ruleset
+from rulesvc.lang.model import Ruleset, Table
 from rulesvc.sheets import export_table_csv, export_table_xlsx, import_table, table_shape
 from rulesvc.sheets.tables import _layout_of_events, _layout_of_positions
 
@@ -276,3 +276,62 @@ def test_rows_left_as_they_were_keep_their_text_and_comments(shipped: RulesFolde
     assert (
         '        金额: "< 1000000"          # 不足 100 万元' in after
     )  # the row left alone, comment and all
+    # the text written says what the sheet says: loaded again, every row as the sheet gives it
+    again, errors = load_ruleset(ruleset.file, text, shipped.kinds, shipped.calendars)
+    assert again is not None and not errors
+    assert [r.cell_texts for r in again.tables[0].rows] == [
+        {"金额": "< 1000000", "评级": ">= A"},
+        {"金额": "< 20000000", "评级": ">= BBB"},
+    ]
+    assert table_shape(again.tables[0].default) == table_shape(ruleset.tables[0].default)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    ["one cell", "rows removed", "a row added", "a row moved", "the default"],
+)
+def test_the_text_written_reads_as_the_sheet_says(edit: str) -> None:
+    """Rows kept as written and rows rewritten side by side: loaded again, the text gives the rows the sheet
+    gives (the import does not load its result twice)."""
+    from bench.engine.synthetic import KIND_YAML, make_table, ruleset_yaml
+    from rulesvc.lang.kinds import load_kind
+    from rulesvc.sheets.tables import load_table_sheet
+    from rulesvc.sla.calendar import always_open
+
+    kind, found = load_kind("kinds/route.yaml", KIND_YAML)
+    assert kind is not None and not found
+    kinds, calendars = {kind.kind: kind}, {"24x7": always_open()}
+    text = ruleset_yaml(make_table(20)).replace("    rows:\n", "    rows:  # 按地区、金额分派\n")
+    ruleset, found = load_ruleset("bench-routing.yaml", text, kinds, calendars)
+    assert ruleset is not None and not found
+    book = load_workbook(io.BytesIO(export_table_xlsx(ruleset, ruleset.tables[0].id, kind)))
+    sheet = book.active
+    assert sheet is not None
+    if edit == "one cell":
+        sheet["D9"] = "[100000..2000000)"
+    elif edit == "rows removed":
+        sheet.delete_rows(7, 3)
+    elif edit == "a row added":
+        sheet.insert_rows(10)
+        for col, value in enumerate(["行", "新增", "地区99999", "[0..10)", "[{assign: {group: 新组}}]"], 1):
+            sheet.cell(10, col, value)
+    elif edit == "a row moved":
+        moved = [c.value for c in sheet[6]]
+        sheet.delete_rows(6)
+        sheet.insert_rows(12)
+        for col, value in enumerate(moved, 1):
+            sheet.cell(12, col, value)
+    else:
+        sheet.cell(sheet.max_row, 5, "[{assign: {group: 兜底组}}]")
+    out = io.BytesIO()
+    book.save(out)
+    written, loaded, errors = load_table_sheet("t.xlsx", out.getvalue(), ruleset, kinds, calendars)
+    assert not errors and written is not None and loaded is not None
+    assert written != text and "# 按地区、金额分派" in written
+    again, found = load_ruleset("bench-routing.yaml", written, kinds, calendars)
+    assert again is not None and not found, found[:3]
+
+    def said(table: Table) -> list[object]:
+        return [table_shape(row) for row in (*table.rows, table.default)]
+
+    assert said(again.tables[0]) == said(loaded.tables[0])
