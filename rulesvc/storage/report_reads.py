@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Float, and_, func, literal, literal_column, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnClause
 
 from rulesvc.decisions import ticket_reports
@@ -213,6 +214,15 @@ def _ruleset_of(session: Session) -> Any:
     return func.substr(TimerRow.rule, 1, func.instr(TimerRow.rule, "/") - 1)
 
 
+def _only(statement: Select[Any], ruleset: str | None, group: str | None) -> Select[Any]:
+    """Only the timers started by a rule of `ruleset`, of the tickets routed to `group` (those given)."""
+    if ruleset:
+        statement = statement.where(TimerRow.rule.startswith(ruleset + "/", autoescape=True))
+    if group:
+        statement = statement.where(TicketRow.group_name == group)
+    return statement
+
+
 def timers_due(
     session: Session,
     now: datetime,
@@ -246,10 +256,6 @@ def timers_due(
         .where(TimerRow.next_fire_at.is_not(None), TimerRow.next_fire_at < literal(until, UTCDateTime()))
         .group_by(*_FIRST_FOUR)
     )
-    if ruleset:
-        statement = statement.where(TimerRow.rule.startswith(ruleset + "/", autoescape=True))
-    if group:
-        statement = statement.where(TicketRow.group_name == group)
     return [
         {
             "key": {"ruleset": str(r), "group": str(g), "timer": str(t), "point": str(p or "")},
@@ -258,7 +264,7 @@ def timers_due(
             "next_at": first.isoformat() if first is not None else None,
             "provisional": int(prov),
         }
-        for r, g, t, p, n, o, first, prov in session.execute(statement).all()
+        for r, g, t, p, n, o, first, prov in session.execute(_only(statement, ruleset, group)).all()
         if n or o
     ]
 
@@ -314,10 +320,6 @@ def late_fires(
         .outerjoin(TicketRow, TicketRow.ticket_id == fired.c.ticket_id)
         .group_by(*_FIRST_FOUR)
     )
-    if ruleset:
-        statement = statement.where(TimerRow.rule.startswith(ruleset + "/", autoescape=True))
-    if group:
-        statement = statement.where(TicketRow.group_name == group)
     return [
         {
             "key": {"ruleset": str(r), "group": str(g), "timer": str(t), "point": str(p)},
@@ -326,5 +328,5 @@ def late_fires(
             "avg_late_seconds": None if avg is None else round(float(avg), 3),
             "max_late_seconds": None if longest is None else round(float(longest), 3),
         }
-        for r, g, t, p, n, late, avg, longest in session.execute(statement).all()
+        for r, g, t, p, n, late, avg, longest in session.execute(_only(statement, ruleset, group)).all()
     ]
