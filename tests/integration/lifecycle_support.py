@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.app import create_app
+from rulesvc.apikeys import Role
+from rulesvc.decisions.service import create_api_key
 from rulesvc.settings import Settings
-from rulesvc.sla.clock import Clock
+from rulesvc.sla.clock import Clock, VirtualClock
 from rulesvc.storage import make_engine
+from tests.integration.conftest import make_settings
 
 LIFECYCLE_TABLES = ("ruleset_drafts", "ruleset_versions")
 
@@ -30,6 +36,27 @@ def clear_lifecycle(database_url: str) -> None:
 def lifecycle_app(settings: Settings, clock: Clock | None = None, **kwargs: Any) -> FastAPI:
     """The service app as `rulesvc serve` builds it: decisions on the versions in the database."""
     return create_app(settings, clock=clock, **kwargs)
+
+
+@contextmanager
+def lifecycle_client(database_url: str, clock: Clock) -> Iterator[TestClient]:
+    """A client of the lifecycle app on emptied lifecycle tables, emptied again afterwards."""
+    clear_lifecycle(database_url)
+    app = lifecycle_app(make_settings(database_url), clock)
+    try:
+        with TestClient(app) as client:
+            yield client
+    finally:
+        app.state.lifecycle.close()
+        clear_lifecycle(database_url)
+
+
+def role_keys(client: TestClient, roles: Mapping[str, Iterable[Role]], at: datetime) -> dict[str, str]:
+    """An API key per name holding those roles (labelled with the name), made at `at`."""
+    app: FastAPI = client.app  # type: ignore[assignment]
+    store = app.state.runtime.service.keys
+    clock = VirtualClock(at)
+    return {name: create_api_key(store, frozenset(r), clock, name)[1] for name, r in roles.items()}
 
 
 @pytest.fixture

@@ -11,17 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cli import rulesets_client
 from cli.calendars import app as calendars_cli
 from rulesvc.apikeys import Role
-from rulesvc.decisions.service import create_api_key
 from rulesvc.sla.clock import VirtualClock
-from tests.integration.conftest import RULESETS, auth, make_settings
-from tests.integration.lifecycle_support import clear_lifecycle, lifecycle_app
+from tests.integration.conftest import RULESETS, auth
+from tests.integration.lifecycle_support import lifecycle_client, role_keys
 
 CN = (RULESETS / "calendars" / "cn.yaml").read_text(encoding="utf-8")
 START = datetime.fromisoformat("2027-02-19T16:00:00+08:00")  # a Friday; 02-20 is a Saturday
@@ -42,20 +40,12 @@ def clock() -> VirtualClock:
 
 @pytest.fixture
 def client(database_url: str, clock: VirtualClock) -> Iterator[TestClient]:
-    clear_lifecycle(database_url)
-    app = lifecycle_app(make_settings(database_url), clock)
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        app.state.lifecycle.close()
-        clear_lifecycle(database_url)
+    with lifecycle_client(database_url, clock) as test_client:
+        yield test_client
 
 
 @pytest.fixture
 def keys(client: TestClient) -> dict[str, str]:
-    app: FastAPI = client.app  # type: ignore[assignment]
-    store = app.state.runtime.service.keys
     roles = {
         "editor": {Role.EDITOR},
         "approver": {Role.APPROVER},
@@ -63,9 +53,7 @@ def keys(client: TestClient) -> dict[str, str]:
         "auditor": {Role.AUDITOR},
         "ingest": {Role.INGEST},
     }
-    return {
-        name: create_api_key(store, frozenset(r), VirtualClock(START), name)[1] for name, r in roles.items()
-    }
+    return role_keys(client, roles, START)
 
 
 def push(client: TestClient, key: str, text: str, reason: str = "国务院 2027 年放假安排") -> Any:

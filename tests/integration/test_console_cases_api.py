@@ -10,14 +10,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from rulesvc.apikeys import Role
-from rulesvc.decisions.service import create_api_key
 from rulesvc.sla.clock import VirtualClock
-from tests.integration.conftest import RULESETS, auth, make_settings
-from tests.integration.lifecycle_support import clear_lifecycle, lifecycle_app
+from tests.integration.conftest import RULESETS, auth
+from tests.integration.lifecycle_support import lifecycle_client, role_keys
 
 EXPENSE = "expense-approval"
 ROUTING = "loan-routing"
@@ -44,23 +42,14 @@ CASE: dict[str, Any] = {
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    clear_lifecycle(database_url)
-    app = lifecycle_app(make_settings(database_url), VirtualClock(START))
-    try:
-        with TestClient(app) as test_client:
-            yield test_client
-    finally:
-        app.state.lifecycle.close()
-        clear_lifecycle(database_url)
+    with lifecycle_client(database_url, VirtualClock(START)) as test_client:
+        yield test_client
 
 
 @pytest.fixture
 def keys(client: TestClient) -> dict[str, str]:
-    app: FastAPI = client.app  # type: ignore[assignment]
-    store = app.state.runtime.service.keys
-    roles = {"editor": Role.EDITOR, "editor2": Role.EDITOR, "auditor": Role.AUDITOR}
-    clock = VirtualClock(START)
-    return {name: create_api_key(store, frozenset({r}), clock, name)[1] for name, r in roles.items()}
+    roles = {"editor": {Role.EDITOR}, "editor2": {Role.EDITOR}, "auditor": {Role.AUDITOR}}
+    return role_keys(client, roles, START)
 
 
 def post(client: TestClient, key: str, path: str, body: dict[str, Any]) -> Any:

@@ -10,15 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from rulesvc.apikeys import Role
-from rulesvc.decisions.service import create_api_key
 from rulesvc.sla.clock import VirtualClock
-from tests.integration.conftest import REPO, RULESETS, auth, make_settings
-from tests.integration.lifecycle_support import clear_lifecycle, lifecycle_app
+from tests.integration.conftest import REPO, RULESETS, auth
+from tests.integration.lifecycle_support import lifecycle_client as lifecycle_test_client
+from tests.integration.lifecycle_support import role_keys
 
 EXPENSE = "expense-approval"
 START = datetime.fromisoformat("2026-11-02T09:00:00+08:00")
@@ -42,20 +41,12 @@ def clock() -> VirtualClock:
 
 @pytest.fixture
 def lifecycle_client(database_url: str, clock: VirtualClock) -> Iterator[TestClient]:
-    clear_lifecycle(database_url)
-    app = lifecycle_app(make_settings(database_url), clock)
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        app.state.lifecycle.close()
-        clear_lifecycle(database_url)
+    with lifecycle_test_client(database_url, clock) as client:
+        yield client
 
 
 @pytest.fixture
 def lc_keys(lifecycle_client: TestClient) -> dict[str, str]:
-    app: FastAPI = lifecycle_client.app  # type: ignore[assignment]
-    store = app.state.runtime.service.keys
     roles = {
         "editor": {Role.EDITOR},
         "editor2": {Role.EDITOR},
@@ -64,8 +55,7 @@ def lc_keys(lifecycle_client: TestClient) -> dict[str, str]:
         "auditor": {Role.AUDITOR},
         "ingest": {Role.INGEST},
     }
-    clock = VirtualClock(START)
-    return {name: create_api_key(store, frozenset(r), clock, name)[1] for name, r in roles.items()}
+    return role_keys(lifecycle_client, roles, START)
 
 
 def push(client: TestClient, key: str, text: str, reason: str = "", name: str = EXPENSE) -> Any:
