@@ -20,14 +20,13 @@ from fastapi.testclient import TestClient
 
 from rulesvc.apikeys import Role
 from rulesvc.decisions.replan import CalendarReplanner
-from rulesvc.decisions.service import create_api_key
 from rulesvc.decisions.timer_service import TimerService
 from rulesvc.sla.clock import VirtualClock
 from rulesvc.storage import make_engine
 from rulesvc.storage.timer_store import SqlTimerStore
 from scheduler.poller import TimerPoller
 from tests.integration.conftest import REPO, RULESETS, auth, make_settings
-from tests.integration.lifecycle_support import clear_lifecycle, lifecycle_app
+from tests.integration.lifecycle_support import lifecycle_client, role_keys
 
 CN = (RULESETS / "calendars" / "cn.yaml").read_text(encoding="utf-8")
 FRIDAY = datetime.fromisoformat("2027-02-19T16:00:00+08:00")
@@ -40,32 +39,26 @@ def clock() -> VirtualClock:
 
 
 @pytest.fixture
-def app(database_url: str, clock: VirtualClock) -> Iterator[FastAPI]:
-    clear_lifecycle(database_url)
-    app = lifecycle_app(make_settings(database_url), clock)
-    try:
-        yield app
-    finally:
-        app.state.lifecycle.close()
-        clear_lifecycle(database_url)
+def client(database_url: str, clock: VirtualClock) -> Iterator[TestClient]:
+    with lifecycle_client(database_url, clock) as test_client:
+        yield test_client
 
 
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as client:
-        yield client
+def app(client: TestClient) -> FastAPI:
+    built: FastAPI = client.app  # type: ignore[assignment]
+    return built
 
 
 @pytest.fixture
 def keys(client: TestClient) -> dict[str, str]:
-    store = client.app.state.runtime.service.keys  # type: ignore[attr-defined]
     roles = {
         "editor": {Role.EDITOR},
         "approver": {Role.APPROVER},
         "auditor": {Role.AUDITOR},
         "ingest": {Role.INGEST},
     }
-    return {n: create_api_key(store, frozenset(r), VirtualClock(FRIDAY), n)[1] for n, r in roles.items()}
+    return role_keys(client, roles, FRIDAY)
 
 
 def loan_event(event_id: str, ticket: str, occurred_at: datetime, type_: str = "ticket.created") -> Any:

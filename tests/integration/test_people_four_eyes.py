@@ -9,14 +9,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from rulesvc.apikeys import Role
-from rulesvc.decisions.service import create_api_key
 from rulesvc.sla.clock import VirtualClock
-from tests.integration.conftest import RULESETS, auth, make_settings
-from tests.integration.lifecycle_support import clear_lifecycle, lifecycle_app
+from tests.integration.conftest import RULESETS, auth
+from tests.integration.lifecycle_support import lifecycle_client, role_keys
 
 START = datetime.fromisoformat("2027-02-19T16:00:00+08:00")
 EXPENSE = "expense-approval"
@@ -33,23 +31,14 @@ MAKEUP = CN.replace("confirmed_through: 2026-12-31", "confirmed_through: 2027-12
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    clear_lifecycle(database_url)
-    app = lifecycle_app(make_settings(database_url), VirtualClock(START))
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        app.state.lifecycle.close()
-        clear_lifecycle(database_url)
+    with lifecycle_client(database_url, VirtualClock(START)) as test_client:
+        yield test_client
 
 
 @pytest.fixture
 def people(client: TestClient) -> dict[str, Any]:
     """张敏 with an editor key and a key labelled 风险专员张敏 holding approver; 李雷, an approver."""
-    app: FastAPI = client.app  # type: ignore[assignment]
-    admin = create_api_key(
-        app.state.runtime.service.keys, frozenset({Role.ADMIN}), VirtualClock(START), "it"
-    )[1]
+    admin = role_keys(client, {"it": {Role.ADMIN}}, START)["it"]
 
     def user(name: str, roles: list[str]) -> str:
         response = client.post("/v1/admin/users", json={"name": name, "roles": roles}, headers=auth(admin))
