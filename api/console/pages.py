@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from api.console.views import action_view, json_text, no_conditions_text
 from api.deps import CSRF_COOKIE, authorize, bearer_token
 from api.errors import ApiError, status_of
 from rulesvc.apikeys import Permission, Principal, Role
@@ -118,6 +119,9 @@ _env.filters["shanghai"] = shanghai
 _env.filters["actor"] = actor_label
 _env.filters["effective"] = effective_label
 _env.filters["draft_status"] = lambda status: DRAFT_STATUS_LABELS.get(status, status)
+_env.filters["json_text"] = json_text
+_env.filters["action_view"] = action_view
+_env.filters["no_conditions"] = no_conditions_text
 _env.globals["BASE"] = BASE
 _env.globals["ROLE_LABELS"] = ROLE_LABELS
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rulesvc import exactjson
+from rulesvc.lang.labels import ACTIONS, PARAMS
 from rulesvc.lang.model import ActionSpec, KindSchema, ParamSpec, Row, Ruleset, Table
+from rulesvc.lang.printer import const_text
+from rulesvc.model import to_jsonable
 
 HIT_LABELS: Mapping[str, str] = {
     "first": "首条命中（first）",
@@ -21,18 +26,142 @@ HIT_LABELS: Mapping[str, str] = {
 }
 
 
+def _flow(value: Any) -> str:
+    """A literal as the ruleset writes it (YAML flow style): `[sms, email]`, `{预警: 90m}`, `true`."""
+    if isinstance(value, ParamSpec):
+        return param_text(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if value is None or isinstance(value, bool | timedelta):
+        return const_text(value)
+    return str(value)
+
+
 def param_text(param: ParamSpec) -> str:
-    if param.mode == "literal" and isinstance(param.value, Mapping):
-        return "{" + ", ".join(f"{k}: {v}" for k, v in param.value.items()) + "}"
     if param.mode == "expr":
         return f"= {param.value}"
-    return str(param.value)
+    return _flow(param.value)
 
 
 def action_text(action: ActionSpec) -> str:
-    """`assign: {group: 费用审批岗}` — an action as it is written in the ruleset."""
-    params = ", ".join(f"{k}: {param_text(p)}" for k, p in action.params.items())
-    return f"{action.type}: {{{params}}}" if params else f"{action.type}: {{}}"
+    """`assign: {group: 费用审批岗}` — an action as it is written in the ruleset (a start_timer with its
+    duration and warning points: `start_timer: {timer: 首次响应, duration: 2h, warnings: {预警: 90m}}`)."""
+    params = [f"{k}: {param_text(p)}" for k, p in action.params.items()]
+    if action.duration is not None:
+        params.insert(1 if "timer" in action.params else 0, f"duration: {const_text(action.duration)}")
+    if action.warnings:
+        params.append(f"warnings: {_flow(dict(action.warnings))}")
+    return f"{action.type}: {{{', '.join(params)}}}"
+
+
+CHANNEL_LABELS: Mapping[str, str] = {"sms": "短信", "email": "邮件", "in_app": "站内信"}
+TIME_KEYS = frozenset({"due_at", "started_at", "previous_due_at", "at", "fire_at"})
+ACTION_FIELD_LABELS: Mapping[str, str] = {
+    **PARAMS,
+    "due_at": "截止",
+    "started_at": "开始",
+    "previous_due_at": "原截止",
+    "provisional": "暂定",
+    "fired_by": "触发来源",
+    "errors": "问题",
+    "point": "计时点",
+    "late_by": "迟到",
+}
+
+
+def _moment(value: Any) -> str:
+    """An ISO time in Beijing time with seconds (`2026-12-06 11:30:51`); other text as it is."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(ZoneInfo("Asia/Shanghai"))
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def json_text(value: Any) -> str:
+    """A value of no known shape as JSON (Chinese as it is, decimals with their digits); text as it is."""
+    value = to_jsonable(value)
+    return value if isinstance(value, str) else exactjson.dumps(value)
+
+
+def _warning_text(point: Any) -> str:
+    if not isinstance(point, Mapping):
+        return json_text(point)
+    text = f"「{point.get('name', '')}」"
+    if point.get("after") is not None:
+        text += f" 启动后 {point['after']}"
+    if point.get("at"):
+        text += f"（{_moment(point['at'])}）"
+    return text
+
+
+def action_field_text(key: str, value: Any) -> str:
+    """One argument of a decided action as people read it: times in Beijing time, channels and flags in
+    Chinese, a start_timer's warning points one by one, anything else as JSON (never a Python repr)."""
+    if key in TIME_KEYS and isinstance(value, str):
+        return _moment(value)
+    if key == "channels" and isinstance(value, list):
+        return "、".join(CHANNEL_LABELS.get(str(c), str(c)) for c in value)
+    if key == "warnings" and isinstance(value, list):
+        return "；".join(_warning_text(p) for p in value)
+    if key == "provisional" and isinstance(value, bool):
+        return "是（超出日历确认范围）" if value else "否"
+    if key == "late_by" and isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return f"{value:.0f} 秒"
+    if key == "fired_by" and isinstance(value, Mapping) and "timer" in value:
+        point = value.get("point", "")
+        text = f"计时器 {value['timer']} 的{'截止' if point == 'due' else f'「{point}」'}点"
+        if value.get("due_at"):
+            text += f"（{_moment(value['due_at'])}）"
+        if value.get("late_by") is not None:
+            text += f"，迟 {action_field_text('late_by', value['late_by'])}触发"
+        return text
+    if isinstance(value, list) and all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
+        return "、".join(str(v) for v in value)
+    return json_text(value)
+
+
+FIELD_ORDER = (
+    *("group", "level", "reviewer", "amount", "to", "channels", "message", "timer", "duration", "calendar"),
+    *("started_at", "due_at", "previous_due_at", "warnings", "provisional", "fired_by"),
+)
+
+
+def _field_place(key: str) -> int:
+    return FIELD_ORDER.index(key) if key in FIELD_ORDER else len(FIELD_ORDER)
+
+
+def action_view(action: Mapping[str, Any]) -> dict[str, Any]:
+    """A decided action (`record.actions[i]`) for the page: its Chinese name, the rule that produced it and
+    each argument as (key, Chinese label, text), in the order the ruleset writes them."""
+    kind = str(action.get("type", ""))
+    keys = sorted((k for k in action if k not in ("type", "rule")), key=_field_place)
+    return {
+        "type": kind,
+        "label": ACTIONS.get(kind, kind),
+        "rule": action.get("rule", ""),
+        "fields": [
+            {
+                "key": key,
+                "label": ACTION_FIELD_LABELS.get(key, key),
+                "text": action_field_text(key, action[key]),
+            }
+            for key in keys
+        ],
+    }
+
+
+def no_conditions_text(trace: Mapping[str, Any]) -> str:
+    """What a fired rule or table row with no conditions in its trace means, as the engine decides it."""
+    if str(trace.get("ruleset", "")).startswith("kind:"):
+        return "工单不符合其类型的字段定义：按类型的 invalid 设定直接分派，不运行任何规则（问题列在动作的 errors 中）。"
+    if "/" in str(trace.get("rule", "")):
+        return "该行没有输入条件（各输入列均为任意值「-」）：决策表所监听的事件一发生，该行即命中。"
+    return "该规则没有 when 条件：它所监听的事件（on）一发生即触发。"
 
 
 def enum_options(kind: KindSchema | None, path: str) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from rulesvc.lang.labels import action_label
 from rulesvc.lang.model import ActionSpec, ParamSpec, Row, Rule, Ruleset, Table
-from rulesvc.lang.printer import to_text
+from rulesvc.lang.printer import const_text, to_text
 from rulesvc.model import to_jsonable
 
 
@@ -97,9 +97,9 @@ def _actions_text(actions: tuple[ActionSpec, ...]) -> list[str]:
     for action in actions:
         params = {name: _param_text(p) for name, p in action.params.items()}
         if action.duration is not None:
-            params["duration"] = str(action.duration)
+            params["duration"] = const_text(action.duration)
         if action.warnings:
-            params["warnings"] = {name: str(offset) for name, offset in action.warnings}
+            params["warnings"] = {name: const_text(offset) for name, offset in action.warnings}
         result.append(action_label(action.type, params))
     return result
 

@@ -68,6 +68,21 @@ def test_the_timeline_of_a_complaint_on_the_api_and_the_page(fired: tuple[str, l
         assert 'data-timer="首次响应"' in page.text and 'data-state="late"' in page.text
         assert "迟 600 秒" in page.text and "2026-11-02 09:00:00" in page.text
 
+        created = client.get(f"/console/decisions/{ids[0]}", headers=auth(auditor)).text
+        # The rule fired with no `when`: said in words, no empty condition table.
+        assert "该规则没有 when 条件" in created and '<th scope="col">条件</th>' not in created
+        # Action arguments read as people read them: Chinese labels, Beijing times, no Python repr.
+        assert (
+            '<dt title="warnings">预警</dt>' in created and "启动后 1h30m（2026-11-02 10:30:00）" in created
+        )
+        assert '<dd data-arg="due_at">2026-11-02 11:00:00</dd>' in created
+        assert "{&#39;" not in created and "[{" not in created and "&#39;:" not in created
+        late = client.get(f"/console/decisions/{ids[1]}", headers=auth(auditor)).text
+        assert (
+            "短信、邮件、站内信" in late
+            and "计时器 首次响应 的「预警」点（2026-11-02 10:30:00），迟 5 秒触发" in late
+        )
+
 
 def test_timers_due_soon_overdue_and_late_fires_reports(fired: tuple[str, list[str]]) -> None:
     url, _ = fired
