@@ -149,8 +149,10 @@ class Statements:
         values: Sequence[Any],
         *,
         for_update: bool = False,
+        where: str = "",
     ) -> Rows:
-        """SELECT `columns` of the rows whose `key` is one of `values` (locked with `for_update`)."""
+        """SELECT `columns` of the rows whose `key` is one of `values` (and, given, that match the SQL
+        condition `where`), locked with `for_update`."""
         processors = self._result_processors(table, columns)
         if not values:
             return Rows(list, processors)
@@ -158,11 +160,16 @@ class Statements:
         head = f"SELECT {', '.join(preparer.quote(c) for c in columns)} FROM {preparer.format_table(table)}"
         bind = table.c[key].type.dialect_impl(self._dialect).bind_processor(self._dialect)
         params = [v if bind is None or v is None else bind(v) for v in values]
+        also = f" AND ({where})" if where else ""
         if self._pg:
-            sql = f"{head} WHERE {preparer.quote(key)} = ANY(%b::{_array_of(table, key, self._dialect)})"
+            sql = (
+                f"{head} WHERE {preparer.quote(key)} = ANY(%b::{_array_of(table, key, self._dialect)}){also}"
+            )
             return Rows(self._query(sql + (" FOR UPDATE" if for_update else ""), [params]), processors)
         fetches = [
-            self._query(f"{head} WHERE {preparer.quote(key)} IN ({', '.join(['?'] * len(chunk))})", chunk)
+            self._query(
+                f"{head} WHERE {preparer.quote(key)} IN ({', '.join(['?'] * len(chunk))}){also}", chunk
+            )
             for chunk in (params[i : i + _SQLITE_IN] for i in range(0, len(params), _SQLITE_IN))
         ]
         return Rows(_joined(fetches), processors)

@@ -8,7 +8,6 @@ other appender of the chain too (ruleset changes, clear reads).
 
 from __future__ import annotations
 
-import json
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from rulesvc.audit.evidence import ChainRolledBackError
 from rulesvc.decisions.ports import NewDecision, StoredDecision
 from rulesvc.decisions.search import decision_terms
 from rulesvc.storage.bulk import Rows, Statements
+from rulesvc.storage.decision_facts import Seen, observe, select_latest, write_facts
 from rulesvc.storage.inputs import stored_input
 from rulesvc.storage.tables import (
     ActionRow,
@@ -141,6 +141,8 @@ class PreparedDecisions:
     actions: list[dict[str, Any]]
     terms: list[tuple[int, dict[str, Any]]]
     """(index of the decision, row without its chain seq)."""
+    facts: list[tuple[int, Seen]]
+    """(index of the decision, its facts for `decision_facts`) of the decisions of ticket events."""
 
 
 def prepare_decisions(
@@ -178,7 +180,12 @@ def prepare_decisions(
     inputs: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
     terms: list[tuple[int, dict[str, Any]]] = []
+    facts: list[tuple[int, Seen]] = []
     for index, new in enumerate(news):
+        record = exactjson.loads(new.record_text)
+        seen = observe(new.decision_id, new.ticket_id, new.decided_at, record)
+        if seen is not None:
+            facts.append((index, seen))
         inputs.append(
             {
                 "decision_id": new.decision_id,
@@ -197,17 +204,24 @@ def prepare_decisions(
         )
         terms.extend(
             (index, {"term": term, "decided_at": new.decided_at, "decision_id": new.decision_id})
-            for term in decision_terms(json.loads(new.record_text))
+            for term in decision_terms(record)
         )
     seal_entry = {t: last_of[t] if t in last_of else len(notes) - 1 for t in sorted(seals)}
-    return PreparedDecisions(news, notes, seal_entry, inputs, actions, terms)
+    return PreparedDecisions(news, notes, seal_entry, inputs, actions, terms, facts)
+
+
+def select_latest_facts(sql: Statements, prepared: PreparedDecisions) -> Rows:
+    """The latest facts rows of `prepared`'s tickets, for `write_prepared`: issue it after locking the
+    chain head (in the same round)."""
+    return select_latest(sql, [seen.ticket_id for _, seen in prepared.facts])
 
 
 def write_prepared(
-    sql: Statements, head: ChainHead, prepared: PreparedDecisions
+    sql: Statements, head: ChainHead, prepared: PreparedDecisions, latest: Rows | None = None
 ) -> tuple[list[StoredDecision], int]:
     """Chain `prepared`'s entries after the locked head and insert everything (joining the caller's
-    round); returns the stored decisions and the new head's seq."""
+    round; `latest`: `select_latest_facts`, read here when not given); returns the stored decisions and
+    the new head's seq."""
     if not prepared.notes:
         return [], head.seq
     entries = chain_texts(head, prepared.notes)
@@ -240,6 +254,11 @@ def write_prepared(
         sql.insert(_table(ActionRow), prepared.actions)
         sql.insert(_table(DecisionTermRow), terms)
         sql.update(_table(TicketRow), ["ticket_id"], seal_rows)
+        write_facts(
+            sql,
+            [(seen, entries[index].seq) for index, seen in prepared.facts],
+            latest if latest is not None else select_latest_facts(sql, prepared),
+        )
         write_entries(sql, entries)
     return result, entries[-1].seq
 

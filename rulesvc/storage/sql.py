@@ -35,6 +35,7 @@ from rulesvc.storage.decision_writes import (
     prepare_decisions,
     raise_watermark,
     select_decisions,
+    select_latest_facts,
     stored_decision,
     stored_decisions,
     write_entries,
@@ -196,13 +197,14 @@ class SqlStore:
                 seals = tickets.write(sql)
                 prepared = prepare_decisions(sql.pool, final, seals, tickets.now)  # before the lock
                 head = lock_chain_head(sql)
+                latest = select_latest_facts(sql, prepared)
                 # A twin of the same event and ticket waited for the ticket lock and was seen above; only
                 # a twin on another ticket (a conflicting body) can have committed since.
                 raced = select_decisions(sql, list(fresh))
             if raced.all():
                 raise _RacedError
             with sql.round():
-                created, _ = write_prepared(sql, chain_head(head), prepared)
+                created, _ = write_prepared(sql, chain_head(head), prepared, latest)
             by_event = {**existing, **{stored.event_id: stored for stored in created}}
             results: list[tuple[StoredDecision, bool]] = []
             for new in news:

@@ -1,0 +1,92 @@
+"""`decision_facts`: one narrow row per decision of a ticket event, what the ticket reports read instead of
+the ≈ 3 KB stored records (migration 0020; written with each decision, `rulesvc.storage.decision_facts`).
+
+Besides what the event said (kind, owner, the ticket's fields), each row carries the ticket's state after
+the decision, folded from its previous row at write time (stage and since when, last known amount, last
+auto-approval, last routing group, first event time), and the time of the ticket's next decision (set when
+that one is written), so that every report is one pass over the rows of its period: a ticket's last row
+in a bucket or in the period is the one whose next decision falls outside it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Dialect, Float, Index, Numeric, String, Text, TypeDecorator, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+from rulesvc.storage.tables import Base, UTCDateTime
+
+
+class JsonText(TypeDecorator[str]):
+    """JSON given and read as its text; `jsonb` on PostgreSQL (the reports look into it), text elsewhere."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else Text())
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None  # already JSON text (JSONB's own processor would encode it as a JSON string)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
+class ExactNumber(TypeDecorator[Decimal]):
+    """A `numeric` read back as a Decimal by every reader (also the hot path's, which gives no column type)."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        return lambda value: value if value is None or isinstance(value, Decimal) else Decimal(str(value))
+
+
+class DecisionFactRow(Base):
+    __tablename__ = "decision_facts"
+    __table_args__ = (
+        Index("ix_decision_facts_recent", "decided_at"),
+        Index(
+            "ix_decision_facts_latest",
+            "ticket_id",
+            postgresql_where=text("next_decided_at IS NULL"),
+            sqlite_where=text("next_decided_at IS NULL"),
+        ),
+    )
+
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    chain_seq: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """The event's time (`occurred_at`; the decision's when the event has none): reports bucket by it."""
+    kind: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(200))
+    """The event's `owner`: '' when absent, JSON text when not a string (`null` → 'None')."""
+    fields: Mapped[str] = mapped_column(JsonText())
+    """The event's ticket (as stored in the masked record)."""
+    auto: Mapped[bool] = mapped_column(Boolean)
+    """The decision auto-approved the ticket (an `auto_approve` action)."""
+    # the ticket's state after this decision, folded from its previous row
+    first_occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stage: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    stage_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    left_stage: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The stage this decision moved the ticket out of, after `stay_seconds` (event time) in it."""
+    stay_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    amount: Mapped[Decimal | None] = mapped_column(ExactNumber(), nullable=True)
+    """The ticket's last non-zero numeric `amount` so far."""
+    auto_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    auto_occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """The ticket's last auto-approving decision so far."""
+    routed: Mapped[str] = mapped_column(String(200))
+    """The group of the ticket's last `assign` so far ('' before any)."""
+    next_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    next_occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """The ticket's next decision (None while this is its latest)."""
