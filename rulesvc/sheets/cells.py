@@ -13,6 +13,7 @@ from typing import Any
 from openpyxl.utils import get_column_letter
 
 from rulesvc.errors import Location, RulesetError
+from rulesvc.spreadsheet import write_grid
 
 Grid = list[list[str]]
 
@@ -180,22 +181,20 @@ def xlsx_bytes(
     wrapped: frozenset[int] = frozenset(),
     last_fill: bool = False,
 ) -> bytes:
-    """A workbook of one sheet laid out for people: row 1 bold, the other header rows shaded and frozen,
-    every cell text (Excel keeps `00123` and `1e3` as typed), drop-down lists on the columns of `lists`
-    (1-based) with room for rows added in Excel, `wrapped` columns wrapping their lines; `last_fill` shades
-    the last row (a table's default row)."""
+    """A workbook of one sheet laid out for people by the one writer (`rulesvc.spreadsheet.write_grid`:
+    row 1 bold, headers frozen, every cell text so Excel keeps `00123`, `1e3` and `== 5` as typed,
+    `wrapped` columns wrapping their lines), the other header rows shaded, drop-down lists on the columns
+    of `lists` (1-based) with room for rows added in Excel; `last_fill` shades the last row (a table's
+    default row)."""
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.styles import Font, PatternFill
     from openpyxl.worksheet.datavalidation import DataValidation
 
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = sheet_title(title)
-    for row in grid:
-        sheet.append(row)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
+    write_grid(sheet, grid, header_rows=header_rows, freeze_col=freeze_col, wrapped=wrapped, as_text=True)
     header = PatternFill("solid", fgColor="DDEBF7")
     for row_number in range(2, header_rows + 1):
         for cell in sheet[row_number]:
@@ -204,13 +203,6 @@ def xlsx_bytes(
     if last_fill:
         for cell in sheet[len(grid)]:
             cell.fill = PatternFill("solid", fgColor="FFF2CC")
-    wrap = Alignment(wrap_text=True, vertical="top")
-    for row in sheet.iter_rows():
-        for cell in row:
-            cell.number_format = "@"
-            if cell.column in wrapped and cell.row > header_rows:
-                cell.alignment = wrap
-    sheet.freeze_panes = sheet.cell(header_rows + 1, freeze_col)
     last = max(len(grid), header_rows + 1) + 200  # room for rows added in Excel
     for col, drop in (lists or {}).items():
         values = [str(v) for v in drop.values]
@@ -228,10 +220,6 @@ def xlsx_bytes(
         letter = get_column_letter(col)
         validation.add(f"{letter}{header_rows + 1}:{letter}{last}")
         sheet.add_data_validation(validation)
-    for index in range(1, max((len(r) for r in grid), default=0) + 1):
-        texts = [line for row in grid if len(row) >= index for line in str(row[index - 1]).splitlines()]
-        width = max((len(t) for t in texts), default=0)
-        sheet.column_dimensions[get_column_letter(index)].width = min(max(8, width * 2 + 2), 60)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

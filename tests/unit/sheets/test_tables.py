@@ -34,6 +34,7 @@ tables:
     rows:
       - {金额: ">= 10000000", 等级: 高, 限额: 0}
       - {id: 好评级, 评级: ">= A", 等级: 低, 限额: 5000000.50}
+      - {id: 整百, 金额: "== 100", 等级: 低, 限额: 100}
       - {等级: 中, 限额: 1000000}
     default: {id: 其余, 等级: 中, 限额: 0}
   - id: 额度合计
@@ -88,6 +89,7 @@ def test_every_shipped_table_round_trips(shipped: RulesFolder, fmt: str) -> None
 
 @pytest.mark.parametrize("fmt", ["xlsx", "csv"])
 def test_outputs_hit_policies_and_aggregates_round_trip(shipped: RulesFolder, fmt: str) -> None:
+    """`== 100` starts with `=`: written as text, not a formula Excel would compute (and lose on reading)."""
     ruleset, errors = load_ruleset("loan-risk.yaml", OUTPUTS_TABLE, shipped.kinds, shipped.calendars)
     assert ruleset is not None and not errors, errors
     for table in ruleset.tables:
