@@ -7,8 +7,9 @@ A field without a declared class is 内部. Grants by role (`DEFAULT_GRANTS`, ch
 `RULESVC_FIELD_CLASS_GRANTS`, a JSON object role → classes): compliance holds every class; admin, auditor,
 editor and approver hold 公开, 内部 and 敏感; ingest (the feed) holds 公开 and 内部.
 
-Fields are recognized by name wherever they occur (the ticket in a decision's event, an action parameter,
-a trace's `ticket.<field>`), across every kind: a name declared with different classes in two kinds takes
+Fields are recognized by name wherever ticket data occurs (the ticket in a decision's event, an action
+parameter, a trace's `ticket.<field>`; not the timer structure the engine writes into actions, such as a
+start_timer's warning points: `rulesvc.masking.MaskPolicy.mask_action`), across every kind: a name declared with different classes in two kinds takes
 the most closed. A masked value keeps the shape its personal-data masking gives it (`138****5678`), or
 becomes `****`. A reader without 个人信息 also gets personal data masked by format and field name
 (`rulesvc.masking`), whatever the classes say; a reader holding 个人信息 (compliance) reads in clear.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from rulesvc.apikeys import Role
 from rulesvc.lang.model import KindSchema
@@ -136,8 +136,3 @@ class ClassMasking:
 
     def base_patterns(self) -> dict[str, MaskKind]:
         return {pattern.pattern: kind for pattern, kind in self.base.patterns}
-
-
-def mask_for(policy: MaskPolicy | None, value: Any) -> Any:
-    """`value` masked with `policy` (None: as it is)."""
-    return policy.mask(value) if policy is not None else value

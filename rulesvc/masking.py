@@ -22,6 +22,19 @@ Masking is deterministic and never reversible; the clear value lives only in the
 
 Never masked: the values under `NEVER_MASKED` keys (rule, ruleset and timer names, timer points): they name
 the service's own rules and timers, not people (a timer object's `name` is a timer name).
+
+Which values are the ticket's data and which are the rules' own structure is told by where they sit:
+
+- `mask` is for data: an event and its ticket (every key is a field name of the ticket or the event).
+- `mask_action` is for one action the rules produced. Its parameters (`to`, `message`, `amount`, ...) may
+  carry ticket values (`notify: {to: ticket.mobile}`, `trigger_payment: {amount: ticket.amount}`), so each
+  is masked by the field rule of its name and by the patterns, as data. The timer structure the engine
+  writes itself (`ENGINE_STRUCTURE`: the timer and its points, a start_timer's `warnings` with each point's
+  `name`, `after` and `at`, the times, `fired_by`) comes from the ruleset's text and the clock, never from a
+  ticket, and is left as it is: a warning point named 预警 is not a person's name.
+- `mask_record` is for a stored decision record: `event` as data, each of `actions` by `mask_action`, and
+  the trace's values by their path: `ticket.<field>` (and a derived fact's `<fact>.<field>`) by the field's
+  rule, `timer.*` and `event.*` (the engine's timer and event) never by name.
 """
 
 from __future__ import annotations
@@ -93,6 +106,26 @@ DEFAULT_PATTERN_RULES: Mapping[str, MaskKind] = {
 
 NEVER_MASKED = frozenset({"rule", "ruleset", "rules", "timer", "point", "fired_by"})
 """Keys whose values are never masked: the service's own rule, ruleset and timer names."""
+
+ENGINE_STRUCTURE = frozenset(
+    {
+        *NEVER_MASKED,
+        "type",
+        "warnings",
+        "duration",
+        "calendar",
+        "due_at",
+        "previous_due_at",
+        "started_at",
+        "provisional",
+    }
+)
+"""Keys of an action (`mask_action`) whose values the engine writes from the ruleset's text and the clock:
+the action's type and rule, the timer, its duration, calendar, times and warning points (each `{name,
+after, at}`: `name` is a point's name), whether it is provisional and which timer point fired it."""
+
+ENGINE_ROOTS = frozenset({"timer", "event"})
+"""Roots of trace paths that are the engine's own (`timer.name`, `event.type`): not ticket fields."""
 
 
 def mask_id_card(text: str) -> str:
@@ -211,6 +244,30 @@ class MaskPolicy:
         durations become JSON as `to_jsonable` makes them, in the same walk); the input is left untouched."""
         return self._walk(value, None)
 
+    def mask_action(self, action: Mapping[str, Any]) -> dict[str, Any]:
+        """A masked, JSON-ready copy of one action the rules produced: its parameters as data (the field
+        rule of the parameter's name, the patterns), the engine's structure (`ENGINE_STRUCTURE`) as it is."""
+        return {
+            key: to_jsonable(item)
+            if key in ENGINE_STRUCTURE
+            else self._walk(item, self._field_kind(str(key)))
+            for key, item in action.items()
+        }
+
+    def mask_actions(self, actions: Any) -> Any:
+        """`mask_action` over a list of actions (anything else: as data)."""
+        if isinstance(actions, list | tuple):
+            return [self.mask_action(a) if isinstance(a, Mapping) else self._walk(a, None) for a in actions]
+        return self.mask(actions)
+
+    def mask_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored decision record masked part by part: `actions` by `mask_action`, everything else (the
+        event, the trace by its paths, ids) as data."""
+        return {
+            key: self.mask_actions(item) if key == "actions" else self._walk(item, None)
+            for key, item in record.items()
+        }
+
     def _walk(self, value: Any, kind: MaskKind | None) -> Any:
         # Exact type checks first: JSON values are dicts, lists and scalars, and ABC checks are slow.
         value_type = type(value)
@@ -239,13 +296,16 @@ class MaskPolicy:
         return self._mask_patterns(text) if self.patterns else text
 
     def _field_kind(self, key: str) -> MaskKind | None:
-        """The kind for a field name; a dotted path (`ticket.customer_name`, as traces use) by its last part."""
+        """The kind for a field name; a dotted path (`ticket.customer_name`, as traces use) by its last part,
+        unless it is the engine's own (`timer.name`, `event.type`: `ENGINE_ROOTS`)."""
         if not self.fields:
             return None
         name = key.casefold()
         kind = self.fields.get(name)
         if kind is None and "." in name:
-            kind = self.fields.get(name.rsplit(".", 1)[1])
+            root, _, rest = name.partition(".")
+            if root not in ENGINE_ROOTS:
+                kind = self.fields.get(rest.rsplit(".", 1)[-1])
         return kind
 
     def _mask_patterns(self, text: str) -> str:

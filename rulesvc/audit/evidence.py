@@ -109,7 +109,7 @@ def action_problem(
     actions = [] if strict and policies else list(clear)
     tickets = [] if strict and policies else [stored_ticket]
     for policy in policies:
-        actions.extend(policy.mask(clear))
+        actions.extend(policy.mask_actions(clear))
         tickets.append(policy.mask_text(stored_ticket))
     if not strict:  # verify: any masking of the vouched values (a subscription's classes included)
         if ticket_id not in tickets and not any(masked_form(stored_ticket, ticket_id, p) for p in policies):

@@ -47,7 +47,7 @@ from rulesvc.decisions.ticket_work import EventTicketWork, touches_timers
 from rulesvc.delivery.notify import ACTIONS, TIMERS, Notifier
 from rulesvc.entropy import uuid4
 from rulesvc.errors import InvalidEventError, Problem, RulesvcError
-from rulesvc.fieldclasses import ClassMasking, mask_for
+from rulesvc.fieldclasses import ClassMasking
 from rulesvc.lang.model import KindSchema
 from rulesvc.masking import MaskPolicy
 from rulesvc.model import Decision, Event
@@ -538,9 +538,9 @@ class DecisionService:
         else:
             # Every part by what it is, ids included (`event_id` and `ticket_id` may carry personal data),
             # and every field of a class the reader is not granted.
-            record = mask_for(
-                self.classes.for_roles(principal.roles, self.book.kinds) or self.masking, record
-            )
+            # The event as the ticket's data, the actions as the rules' output (`MaskPolicy.mask_record`).
+            policy = self.classes.for_roles(principal.roles, self.book.kinds) or self.masking
+            record = policy.mask_record(record)
         ordered = {key: record[key] for key in _RECORD_ORDER if key in record}
         ordered.update(record)  # anything a newer writer added
         ordered["actions"] = [_action_order(a) for a in record["actions"]]
@@ -560,7 +560,7 @@ class DecisionService:
         # fields of a class the feed's role (ingest) is not granted are masked too.
         policy = self.classes.for_roles((Role.INGEST.value,), self.book.kinds) or self.masking
         return [
-            FeedItem(r.cursor, r.at, policy.mask_text(r.ticket_id), r.decision_id, policy.mask(action))
+            FeedItem(r.cursor, r.at, policy.mask_text(r.ticket_id), r.decision_id, policy.mask_action(action))
             for r, action in zip(records, actions, strict=True)
         ]
 

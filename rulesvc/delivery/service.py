@@ -359,7 +359,7 @@ def _build_delivery(
         masking.mask_text(record.ticket_id),
         kind,
         record.decision_id,
-        masking.mask(action),
+        masking.mask_action(action),
     )
     return NewDelivery(identifier, str(action.get("type", "")), body)
 

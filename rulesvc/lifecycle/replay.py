@@ -144,17 +144,17 @@ def backtest(
         values_added.update(_values(after) - _values(before))
         values_removed.update(_values(before) - _values(after))
         if len(examples) < max_examples:
+            example = masking.mask(
+                {
+                    "decision_id": logged.decision_id,
+                    "event_id": event.event_id,
+                    "occurred_at": event.occurred_at.isoformat(),
+                    "ticket": dict(merged),
+                }
+            )
+            # The ticket as data, the actions as the rules' output (`MaskPolicy.mask_action`).
             examples.append(
-                masking.mask(
-                    {
-                        "decision_id": logged.decision_id,
-                        "event_id": event.event_id,
-                        "occurred_at": event.occurred_at.isoformat(),
-                        "ticket": dict(merged),
-                        "before": before,
-                        "after": after,
-                    }
-                )
+                {**example, "before": masking.mask_actions(before), "after": masking.mask_actions(after)}
             )
     by_action = {
         action: {"added": added.get(action, 0), "removed": removed.get(action, 0)}

@@ -253,3 +253,90 @@ def test_roles_read_the_classes_they_are_granted(database_url: str, book: Evalua
     assert auditor["event"]["ticket"]["credit_rating"] == "****"
     assert auditor["event"]["ticket"]["region"] == "上海浦东"
     assert admin["event"]["ticket"]["credit_rating"] == "BBB"
+
+
+CONTACT_RULESET = """\
+ruleset: complaint-contact
+kind: complaint
+description: 投诉回访
+
+tables: []
+
+rules:
+  - id: 短信回访
+    on: [ticket.created]
+    then:
+      - notify: {to: ticket.mobile, channels: [sms], message: "请回访客户 {ticket.mobile}"}
+      - start_timer: {timer: 回访, duration: 2h, calendar: "24x7", warnings: {预警: 90m}}
+"""
+
+
+def test_ticket_data_in_actions_is_masked_the_engines_timer_structure_is_not(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A notify to the customer's mobile copied from the ticket is masked for every reader without
+    compliance (decision detail, search, the feed, a webhook body, the 为什么 page); the warning point 预警
+    of the start_timer beside it reads 预警 everywhere, not as a masked person's name (预*)."""
+    import shutil
+
+    from rulesvc.apikeys import Role
+    from rulesvc.decisions.service import create_api_key
+    from tests.integration.conftest import RULESETS, load_book
+
+    folder = tmp_path / "rules"
+    (folder / "kinds").mkdir(parents=True)
+    (folder / "calendars").mkdir()
+    shutil.copy(RULESETS / "kinds" / "complaint.yaml", folder / "kinds")
+    shutil.copy(RULESETS / "calendars" / "24x7.yaml", folder / "calendars")
+    (folder / "complaint-contact.yaml").write_text(CONTACT_RULESET, encoding="utf-8")
+    settings = make_settings(database_url, rulesets=folder)
+    app = create_app(settings, book=load_book(settings))
+    store = app.state.runtime.service.keys
+    keys = {r.value: create_api_key(store, frozenset({r}), SystemClock())[1] for r in Role}
+    mobile = "13912345678"
+    body = {
+        "event_id": "contact-1",
+        "type": "ticket.created",
+        "occurred_at": "2026-09-30T10:00:00+08:00",
+        "ticket": {"kind": "complaint", "id": "C-contact-1", "owner": "王五", "mobile": mobile},
+    }
+    with TestClient(app) as client:
+        decided = client.post("/v1/events", json=body, headers=auth(keys["ingest"]))
+        assert decided.status_code == 200, decided.text
+        decision_id = decided.json()["decision_id"]
+
+        def actions_of(role: str) -> dict[str, dict[str, object]]:
+            detail = client.get(f"/v1/decisions/{decision_id}", headers=auth(keys[role]))
+            assert detail.status_code == 200, detail.text
+            return {a["type"]: a for a in detail.json()["actions"]}
+
+        for role in ("auditor", "admin"):
+            shown = actions_of(role)
+            assert shown["notify"]["to"] == "139****5678"
+            assert shown["notify"]["message"] == "请回访客户 139****5678"
+            assert shown["start_timer"]["warnings"][0]["name"] == "预警"
+            assert shown["start_timer"]["timer"] == "回访"
+        clear = actions_of("compliance")
+        assert clear["notify"]["to"] == mobile and clear["start_timer"]["warnings"][0]["name"] == "预警"
+
+        found = client.get(
+            "/v1/decisions", params={"ticket_id": "C-contact-1"}, headers=auth(keys["auditor"])
+        )
+        [record] = found.json()["records"]
+        assert not leaked(mobile, found.text) and record["actions"] == list(actions_of("auditor").values())
+
+        feed = client.get("/v1/actions", headers=auth(keys["ingest"]))
+        assert feed.status_code == 200 and not leaked(mobile, feed.text), feed.text
+        fed = {item["action"]["type"]: item["action"] for item in feed.json()["records"]}
+        assert fed["start_timer"]["warnings"][0]["name"] == "预警" and fed["notify"]["to"] == "139****5678"
+
+        page = client.get(f"/console/decisions/{decision_id}", headers=auth(keys["auditor"]))
+        assert page.status_code == 200 and not leaked(mobile, page.text)
+        assert "「预警」 启动后 1h30m" in page.text and "预*" not in page.text
+
+    engine = app.state.runtime.engine
+    hooks = WebhookService(SqlWebhookStore(engine), SystemClock(), evidence=SqlEvidenceReader(engine))
+    hooks.create_subscription("http://127.0.0.1:9/hook", secret="whsec_" + "p" * 32, from_start=True)
+    hooks.fan_out()
+    sent = [hooks.request_for(claimed)[1].decode("utf-8") for claimed in hooks.claim(1000)]
+    assert sent and not any(leaked(mobile, text) for text in sent)

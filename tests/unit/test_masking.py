@@ -69,3 +69,74 @@ def test_null_and_bool_values_are_kept() -> None:
 def test_dotted_trace_keys_count_by_last_part() -> None:
     masked = MaskPolicy.build().mask({"values": {"ticket.customer_name": "张三", "ticket.amount": 1}})
     assert masked == {"values": {"ticket.customer_name": "张*", "ticket.amount": 1}}
+
+
+START_TIMER = {
+    "type": "start_timer",
+    "rule": "complaint-sla/启动首次响应计时",
+    "timer": "首次响应",
+    "duration": "2h",
+    "calendar": "24x7",
+    "started_at": "2026-12-06T10:00:51+08:00",
+    "due_at": "2026-12-06T12:00:51+08:00",
+    "warnings": [{"name": "预警", "after": "1h30m", "at": "2026-12-06T11:30:51+08:00"}],
+}
+
+
+def test_the_engines_timer_structure_in_an_action_is_not_personal_data() -> None:
+    """A warning point's `name` is the point's name (预警), not a person's: field rules do not reach the
+    timer structure the engine writes, while a ticket's own `name` field is still masked."""
+    policy = MaskPolicy.build()
+    assert policy.mask_action(START_TIMER) == START_TIMER
+    assert policy.mask({"ticket": {"name": "预警人"}}) == {"ticket": {"name": "预**"}}
+    fired = {"type": "notify", "to": "owner", "fired_by": {"timer": "首次响应", "point": "预警"}}
+    assert policy.mask_action(fired) == fired
+
+
+def test_ticket_values_copied_into_action_parameters_stay_masked() -> None:
+    """A notify to the customer's mobile copied from the ticket, the number in its message, a parameter
+    named like a personal field: masked by the patterns and the field rule of the parameter's name."""
+    policy = MaskPolicy.build()
+    notify = {
+        "type": "notify",
+        "to": "13812345678",
+        "channels": ["sms"],
+        "message": "请回访客户 13812345678",
+        "customer_name": "王小明",
+        "rule": "complaint-contact/短信回访",
+    }
+    assert policy.mask_action(notify) == {
+        **notify,
+        "to": "138****5678",
+        "message": "请回访客户 138****5678",
+        "customer_name": "王**",
+    }
+    # A parameter beside the timer structure is data all the same.
+    phone_like = {**START_TIMER, "to": "+86 138 1234 5678"}
+    assert policy.mask_action(phone_like)["to"] == "+86 138****5678"
+
+
+def test_a_record_masks_its_event_as_data_its_actions_as_actions_its_trace_by_path() -> None:
+    policy = MaskPolicy.build()
+    record = {
+        "ticket_id": "C-13812345678",
+        "event": {"type": "timer.warning", "ticket": {"name": "王小明", "mobile": "13812345678"}},
+        "actions": [START_TIMER],
+        "trace": [
+            {
+                "ruleset": "complaint-sla",
+                "rule": "投诉超时预警",
+                "conditions": [
+                    {"condition": 'timer.name == "首次响应"', "values": {"timer.name": "首次响应"}},
+                    {"condition": 'ticket.name != ""', "values": {"ticket.name": "王小明"}},
+                    {"condition": "客户.name", "values": {"客户.name": "王小明"}},
+                ],
+            }
+        ],
+    }
+    shown = policy.mask_record(record)
+    assert shown["ticket_id"] == "C-138****5678"
+    assert shown["event"]["ticket"] == {"name": "王**", "mobile": "138****5678"}
+    assert shown["actions"] == [START_TIMER]
+    values = [c["values"] for c in shown["trace"][0]["conditions"]]
+    assert values == [{"timer.name": "首次响应"}, {"ticket.name": "王**"}, {"客户.name": "王**"}]
