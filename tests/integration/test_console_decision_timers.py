@@ -73,7 +73,8 @@ def test_the_timeline_of_a_complaint_on_the_api_and_the_page(fired: tuple[str, l
         assert "该规则没有 when 条件" in created and '<th scope="col">条件</th>' not in created
         # Action arguments read as people read them: Chinese labels, Beijing times, no Python repr.
         assert (
-            '<dt title="warnings">预警</dt>' in created and "「预警」 启动后 1h30m（2026-11-02 10:30:00）" in created
+            '<dt title="warnings">预警</dt>' in created
+            and "「预警」 启动后 1h30m（2026-11-02 10:30:00）" in created
         )
         assert '<dd data-arg="due_at">2026-11-02 11:00:00</dd>' in created
         assert "{&#39;" not in created and "[{" not in created and "&#39;:" not in created
