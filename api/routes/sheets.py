@@ -7,6 +7,7 @@ each error at its cell (`file.xlsx!Sheet!C7`) with its `sheet.*` code. A thin la
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -78,11 +79,6 @@ async def sheet_body(request: Request, fmt: SheetFormat | None) -> tuple[SheetFo
     return chosen, data
 
 
-async def _download(request: Request, fmt: SheetFormat, make: Callable[[DraftSheets], SheetFile]) -> Response:
-    sheets = _sheets(request)
-    return download(await run_in_threadpool(make, sheets), fmt)
-
-
 async def _upload(
     request: Request,
     fmt: SheetFormat | None,
@@ -101,41 +97,105 @@ async def _upload(
     return JSONBytes(draft_json(record, diff=diff), status_code=status_code)
 
 
-# -- decision tables --------------------------------------------------------------------------------------
+# -- downloads --------------------------------------------------------------------------------------------
 
 
-@router.get(
-    "/v1/rulesets/{name}/tables/{table_id}",
-    summary="下载规则表（XLSX 或 CSV），默认当前生效的版本",
-    description="`?version=` 取某个版本。表格格式与 `rulesvc tables export` 相同；改好后上传到草稿。",
-    responses={**FILE_DOC, **errors_doc(404, 422)},
+@dataclass(frozen=True)
+class _Source:
+    """Where a downloaded sheet is read from: a version (None: the one in force) or a draft."""
+
+    fmt: SheetFormat
+    version: int | None = None
+    draft_id: str | None = None
+
+    def what(self) -> dict[str, Any]:
+        """The format and source as `DraftSheets.table_sheet` and `cases_sheet` take them."""
+        return {"fmt": self.fmt, "version": self.version, "draft_id": self.draft_id}
+
+
+def _in_force(query: Annotated[SheetQuery, Query()]) -> _Source:
+    return _Source(query.format, version=query.version)
+
+
+def _in_draft(draft_id: str, query: Annotated[DraftSheetQuery, Query()]) -> _Source:
+    return _Source(query.format, draft_id=draft_id)
+
+
+async def _download(request: Request, source: _Source, make: Callable[[DraftSheets], SheetFile]) -> Response:
+    sheets = _sheets(request)
+    return download(await run_in_threadpool(make, sheets), source.fmt)
+
+
+@dataclass(frozen=True)
+class _Downloads:
+    """The table and cases downloads from one source: its path prefix, how its query reads, and what the
+    routes say (`name` prefixes the routes' names, so their OpenAPI operation ids)."""
+
+    prefix: str
+    source: Callable[..., _Source]
+    name: str
+    table_summary: str
+    cases_summary: str
+    table_description: str | None = None
+    cases_description: str | None = None
+
+
+_VERSION = "`?version=` 取某个版本。"
+DOWNLOADS = (
+    _Downloads(
+        "/v1/rulesets/{name}",
+        _in_force,
+        "",
+        "下载规则表（XLSX 或 CSV），默认当前生效的版本",
+        "下载合规样例（XLSX 或 CSV，每行一个事件），默认当前生效的版本",
+        _VERSION + "表格格式与 `rulesvc tables export` 相同；改好后上传到草稿。",
+        _VERSION + "表格格式与 `rulesvc cases export` 相同；改好后上传到草稿的 cases。",
+    ),
+    _Downloads(
+        "/v1/rulesets/{name}/drafts/{draft_id}",
+        _in_draft,
+        "draft_",
+        "下载草稿中的规则表（XLSX 或 CSV）",
+        "下载草稿的合规样例（XLSX 或 CSV）",
+    ),
 )
-async def table_file(
-    name: str,
-    table_id: str,
-    request: Request,
-    query: Annotated[SheetQuery, Query()],
-    _principal: Principal = Depends(READ),
-) -> Response:
-    fmt = query.format
-    return await _download(request, fmt, lambda s: s.table_sheet(name, table_id, fmt, version=query.version))
 
 
-@router.get(
-    "/v1/rulesets/{name}/drafts/{draft_id}/tables/{table_id}",
-    summary="下载草稿中的规则表（XLSX 或 CSV）",
-    responses={**FILE_DOC, **errors_doc(404, 422)},
-)
-async def draft_table_file(
-    name: str,
-    draft_id: str,
-    table_id: str,
-    request: Request,
-    query: Annotated[DraftSheetQuery, Query()],
-    _principal: Principal = Depends(READ),
-) -> Response:
-    fmt = query.format
-    return await _download(request, fmt, lambda s: s.table_sheet(name, table_id, fmt, draft_id=draft_id))
+def _mount_downloads(spec: _Downloads) -> None:
+    def route(path: str, name: str, summary: str, description: str | None) -> Callable[[Any], Any]:
+        return router.get(
+            spec.prefix + path,
+            name=spec.name + name,
+            summary=summary,
+            description=description,
+            responses={**FILE_DOC, **errors_doc(404, 422)},
+        )
+
+    @route("/tables/{table_id}", "table_file", spec.table_summary, spec.table_description)
+    async def table_file(
+        name: str,
+        table_id: str,
+        request: Request,
+        source: _Source = Depends(spec.source),
+        _principal: Principal = Depends(READ),
+    ) -> Response:
+        return await _download(request, source, lambda s: s.table_sheet(name, table_id, **source.what()))
+
+    @route("/cases", "cases_file", spec.cases_summary, spec.cases_description)
+    async def cases_file(
+        name: str,
+        request: Request,
+        source: _Source = Depends(spec.source),
+        _principal: Principal = Depends(READ),
+    ) -> Response:
+        return await _download(request, source, lambda s: s.cases_sheet(name, **source.what()))
+
+
+for _spec in DOWNLOADS:
+    _mount_downloads(_spec)
+
+
+# -- uploads ----------------------------------------------------------------------------------------------
 
 
 @router.put(
@@ -190,41 +250,6 @@ async def post_table_draft(
         lambda s, file, data: s.new_table_draft(actor, name, table_id, file, data, reason),
         status_code=201,
     )
-
-
-# -- compliance cases -------------------------------------------------------------------------------------
-
-
-@router.get(
-    "/v1/rulesets/{name}/cases",
-    summary="下载合规样例（XLSX 或 CSV，每行一个事件），默认当前生效的版本",
-    description="`?version=` 取某个版本。表格格式与 `rulesvc cases export` 相同；改好后上传到草稿的 cases。",
-    responses={**FILE_DOC, **errors_doc(404, 422)},
-)
-async def cases_file(
-    name: str,
-    request: Request,
-    query: Annotated[SheetQuery, Query()],
-    _principal: Principal = Depends(READ),
-) -> Response:
-    fmt = query.format
-    return await _download(request, fmt, lambda s: s.cases_sheet(name, fmt, version=query.version))
-
-
-@router.get(
-    "/v1/rulesets/{name}/drafts/{draft_id}/cases",
-    summary="下载草稿的合规样例（XLSX 或 CSV）",
-    responses={**FILE_DOC, **errors_doc(404, 422)},
-)
-async def draft_cases_file(
-    name: str,
-    draft_id: str,
-    request: Request,
-    query: Annotated[DraftSheetQuery, Query()],
-    _principal: Principal = Depends(READ),
-) -> Response:
-    fmt = query.format
-    return await _download(request, fmt, lambda s: s.cases_sheet(name, fmt, draft_id=draft_id))
 
 
 async def put_cases_sheet(
