@@ -5,7 +5,7 @@ resumes, moves and the stop. Pure.
 A `start_timer` action plans its points (`warnings[].at`, `due_at`; `provisional` when computed past the
 calendar's confirmed coverage); a decision whose event is a timer firing (`event.timer`: name, point,
 due_at, fire_at, late_by) fires the planned point of that name; `resume_timer` and `reschedule_timer` move
-the deadline; `cancel_timer` stops the timer (points not yet fired will not fire). A start of a running
+the deadline, and the warning points they list (`warnings[].at`: a resume lists its unfired ones); `cancel_timer` stops the timer (points not yet fired will not fire). A start of a running
 timer replaces it: the points its previous generation had not fired are void.
 """
 
@@ -87,9 +87,16 @@ def ticket_timeline(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
                 t.status = "running" if kind == "resume_timer" else t.status
                 label = "resumed" if kind == "resume_timer" else "rescheduled"
                 t.marks.append({**mark, "kind": label, "name": str(action.get("due_at", ""))})
+                provisional = bool(action.get("provisional"))
                 due = t.points.get(DUE)
                 if action.get("due_at") and due is not None and due["state"] == PLANNED:
-                    due.update(at=str(action["due_at"]), provisional=bool(action.get("provisional")))
+                    due.update(at=str(action["due_at"]), provisional=provisional)
+                for warning in action.get("warnings") or ():  # a resume's warning points, moved with it
+                    point = (
+                        t.points.get(str(warning.get("name", ""))) if isinstance(warning, Mapping) else None
+                    )
+                    if point is not None and point["state"] == PLANNED and warning.get("at"):
+                        point.update(at=str(warning["at"]), provisional=provisional)
             elif kind == "cancel_timer":
                 t.status = "cancelled"
                 t.marks.append({**mark, "kind": "cancelled"})

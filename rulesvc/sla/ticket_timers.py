@@ -37,7 +37,7 @@ from rulesvc.sla.event_time import (
     restore,
 )
 from rulesvc.sla.outcomes import SlaOutcome
-from rulesvc.sla.timers import CANCELLED, RUNNING, TimerState
+from rulesvc.sla.timers import CANCELLED, RUNNING, TimerState, resumed_warnings
 
 SNAPSHOT_AT = "snapshot_at"
 """Timeline key: the `occurred_at` the ticket's stored snapshot is as of (`rulesvc.decisions.ticket_work`)."""
@@ -304,7 +304,11 @@ class TicketTimers:
                 if run is not None and run.state.status == RUNNING:
                     calendar = self._calendars[run.state.calendar]
                     due = run.state.due_at(calendar)
-                    params.update({"due_at": due, **provisional_fields(calendar, [due])})
+                    warnings = resumed_warnings(run.state, calendar)
+                    if warnings:
+                        params["warnings"] = warnings
+                    points = [due, *(w["at"] for w in warnings)]
+                    params.update({"due_at": due, **provisional_fields(calendar, points)})
                 action = replace(action, params=params)
             enriched.append(action)
         enriched.extend(self._corrections(now))

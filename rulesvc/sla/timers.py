@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from rulesvc.durations import parse_duration
+from rulesvc.durations import format_duration, parse_duration
 from rulesvc.sla.calendar import BusinessCalendar
 
 RUNNING = "running"
@@ -85,6 +85,18 @@ def resume(state: TimerState, at: datetime) -> TimerState:
     if state.status != PAUSED:
         return state
     return replace(state, status=RUNNING, anchor_at=at)
+
+
+def resumed_warnings(state: TimerState, calendar: BusinessCalendar) -> list[dict[str, Any]]:
+    """A resumed timer's warning points not yet fired, where they fall now (`[{name, after, at}]`, the
+    shape of a start_timer's `warnings`): the remaining working time to each is kept, so they move with the
+    deadline."""
+    offsets = dict(state.warnings)
+    return [
+        {"name": name, "after": format_duration(offsets[name]), "at": at}
+        for at, name in state.pending_points(calendar)
+        if name != DUE_POINT and name in offsets
+    ]
 
 
 def cancel(state: TimerState) -> TimerState:

@@ -134,3 +134,35 @@ def test_timers_due_soon_overdue_and_late_fires_reports(fired: tuple[str, list[s
         assert (
             client.get("/v1/reports/timers", params={"within_hours": 0}, headers=auditor).status_code == 422
         )
+
+
+def test_a_resumed_timer_moves_its_warning_point_on_the_api_and_the_page(timer_url: str) -> None:  # noqa: F811
+    """Paused 30 minutes after the start and resumed 30 minutes later: the resume_timer answer lists the
+    warning point where it falls now, and the timeline moves it with the deadline (10:30 → 11:00, 11:00 →
+    11:30, 24x7), where the page shows it too."""
+    env = Env(timer_url)
+    try:
+        created = env.events.send(complaint("c-p", "C-P", T0), T0)
+        paused_at, resumed_at = T0 + timedelta(minutes=30), T0 + timedelta(minutes=60)
+        env.events.send(complaint("c-p2", "C-P", paused_at, "ticket.paused"), paused_at)
+        resumed = env.events.send(complaint("c-p3", "C-P", resumed_at, "ticket.resumed"), resumed_at)
+    finally:
+        env.engine.dispose()
+    [resume] = [a for a in resumed.actions if a["type"] == "resume_timer"]
+    assert datetime.fromisoformat(resume["due_at"]) == T0 + timedelta(minutes=150)
+    [(name, at)] = [(w["name"], datetime.fromisoformat(w["at"])) for w in resume["warnings"]]
+    assert (name, at) == ("预警", T0 + timedelta(minutes=120))
+    app = create_app(make_settings(timer_url), book=BOOK)
+    with TestClient(app) as client:
+        store = app.state.runtime.service.keys
+        auditor = create_api_key(store, frozenset({Role.AUDITOR}), SystemClock(), "auditor")[1]
+        body = client.get(f"/v1/decisions/{created.decision_id}/timers", headers=auth(auditor)).json()
+        [timer] = body["timers"]
+        points = {
+            m["kind"]: datetime.fromisoformat(m["at"])
+            for m in timer["marks"]
+            if m["kind"] in ("warning", "due")
+        }
+        assert points == {"warning": T0 + timedelta(minutes=120), "due": T0 + timedelta(minutes=150)}
+        page = client.get(f"/console/decisions/{created.decision_id}", headers=auth(auditor)).text
+        assert '2026-11-02 11:00:00</time>\n      <span class="what">预警「预警」' in page

@@ -97,3 +97,33 @@ def test_pause_and_resume_move_the_deadline() -> None:
         ("due", "11:30"),
     ]
     assert ticket_timeline([]) == []
+
+
+def test_a_resume_moves_the_warning_points_it_lists_with_the_deadline() -> None:
+    """A resume_timer lists its unfired warning points where they fall now: the 预警 point moves from 10:30
+    to 11:00 with the deadline (11:00 → 11:30) after a 30-minute pause; a fired point stays where it fired."""
+    resume = {
+        "type": "resume_timer",
+        "timer": "首次响应",
+        "due_at": "2026-11-02T11:30:00+08:00",
+        "warnings": [{"name": "预警", "after": "1h30m", "at": "2026-11-02T11:00:00+08:00"}],
+    }
+    records = [
+        start("d1", "2026-11-02T09:00:00+08:00", "2026-11-02T11:00:00+08:00", "2026-11-02T10:30:00+08:00"),
+        {
+            "decision_id": "d2",
+            "event": {"occurred_at": "2026-11-02T09:30:00+08:00"},
+            "actions": [{"type": "pause_timer", "timer": "首次响应"}],
+        },
+        {"decision_id": "d3", "event": {"occurred_at": "2026-11-02T10:00:00+08:00"}, "actions": [resume]},
+        fire("d4", "预警", "2026-11-02T11:00:00+08:00", "2026-11-02T11:00:02+08:00", 2.0),
+    ]
+    [timer] = ticket_timeline(records)
+    kinds = [(m["kind"], m["at"][11:16], m["state"]) for m in timer["marks"]]
+    assert kinds == [
+        ("started", "09:00", ""),
+        ("paused", "09:30", ""),
+        ("resumed", "10:00", ""),
+        ("warning", "11:00", "fired"),
+        ("due", "11:30", "planned"),
+    ]
