@@ -111,10 +111,6 @@ class DecisionStore(Protocol):
         """How many decisions in [start, end) carry each of `terms` (those with none left out)."""
         ...
 
-    def decision_records(self, start: datetime, end: datetime) -> Iterator[str]:
-        """The stored (masked) records of the decisions made in [start, end), oldest first, in batches."""
-        ...
-
     def timers_due(
         self, now: datetime, until: datetime, late_after: timedelta, ruleset: str | None, group: str | None
     ) -> list[dict[str, Any]]:
@@ -128,9 +124,8 @@ class DecisionStore(Protocol):
         """Timer points fired in [start, end), how many late, by ruleset, group, timer and point."""
         ...
 
-    def aggregate_report(self, asked: TicketReport) -> dict[str, Any] | None:
-        """The ticket report aggregated by the database, or None when it cannot (the caller then computes
-        it over `decision_records`)."""
+    def ticket_report(self, asked: TicketReport) -> dict[str, Any]:
+        """The ticket report over the facts of the decisions of its period (`rulesvc.decisions.ticket_reports`)."""
         ...
 
     def search_decisions(self, query: DecisionQuery) -> list[StoredDecision]:

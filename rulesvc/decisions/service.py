@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -37,7 +37,6 @@ from rulesvc.audit.chain import (
 from rulesvc.audit.chain import Problem as ChainProblem
 from rulesvc.audit.checkpoints import Checkpoint, CheckpointError, CheckpointKeeper
 from rulesvc.audit.evidence import EvidenceReader, check_feed, verify_rows
-from rulesvc.decisions import ticket_reports
 from rulesvc.decisions.ports import DecisionStore, KeyStore, NewDecision, StoredDecision
 from rulesvc.decisions.record import decision_payload, new_decision, record_json
 from rulesvc.decisions.search import MAX_LIMIT, RULE_TERM, Cursor, DecisionQuery
@@ -502,25 +501,8 @@ class DecisionService:
         }
 
     def ticket_reports(self, asked: Sequence[TicketReport]) -> list[dict[str, Any]]:
-        """Each ticket report asked for, aggregated by the database when it can (PostgreSQL); otherwise
-        computed over the stored records, read once per period for all of them."""
-        answers: list[dict[str, Any]] = []
-        read: dict[tuple[datetime, datetime], list[dict[str, Any]]] = {}
-        for one in asked:
-            done = self.store.aggregate_report(one)
-            if done is None:
-                window = (one.start, one.end)
-                if window not in read:
-                    read[window] = list(self.ticket_records(one.start, one.end))
-                done = ticket_reports.from_records(read[window], one)
-            answers.append(done)
-        return answers
-
-    def ticket_records(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
-        """The stored (masked) records of the decisions made in [start, end), oldest first (for reports)."""
-        for text in self.store.decision_records(start, end):
-            record: dict[str, Any] = exactjson.loads(text)
-            yield record
+        """Each ticket report asked for, over the facts of the decisions of its period."""
+        return [self.store.ticket_report(one) for one in asked]
 
     def _shown(self, stored: StoredDecision, principal: Principal) -> dict[str, Any]:
         decision_id = stored.decision_id

@@ -1,10 +1,20 @@
-"""Reports over the decided ticket events of a period (the stored, masked records): auto-approval rate and
-amounts, distribution of tickets by a field over time, workload by group and assignee, time per stage.
+"""Reports over the decided ticket events of a period: auto-approval rate and amounts, distribution of
+tickets by a field over time, workload by group and assignee, time per stage.
 
 Each answers `{"from", "to", "timezone", ..., "groups": [{"key": {...}, <figures>}]}` like the SLA report,
-so the same file renderer serves them. The `*_report` functions make that answer of figures aggregated here
-or by the database (on PostgreSQL `DecisionService.ticket_report` has the database aggregate them). A ticket counts once per bucket; times are event times
-(`occurred_at`); periods are days, ISO weeks or months in the report's time zone.
+so the same file renderer serves them. They read the facts of each decision (`Fact`: what its event said
+and the ticket's state folded at write time, in the order decisions are written), never the records, so
+each is one pass over the facts of its period [from, to) of decision time: on PostgreSQL one statement
+(`rulesvc.storage.report_reads`), elsewhere `from_facts` here; the `*_report` functions make the answer of
+the figures either way. Buckets are days, ISO weeks or months of event time (`occurred_at`) in the
+report's time zone.
+
+What a ticket counts as, in a bucket or the period, is its state at its last decision there (the last
+one before its next decision falls outside): one ticket once per bucket, with its value of the field, its
+last known amount, whether a decision of the bucket auto-approved it. A stay in a stage is counted where
+the decision that left it falls, with its whole length in event time (also when it began before the
+period); a ticket still in a stage at its last decision of the period counts as open there. Handling time
+runs from the ticket's first event to its last of the period.
 """
 
 from __future__ import annotations
@@ -14,9 +24,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
+
+from rulesvc import exactjson
 
 
 @dataclass(frozen=True)
@@ -34,33 +46,51 @@ class TicketReport:
     group: str | None = None
 
 
-def from_records(records: Iterable[Mapping[str, Any]], asked: TicketReport) -> dict[str, Any]:
-    """The report computed here over the stored records of its period."""
-    start, end, tz = asked.start, asked.end, asked.tz
-    if asked.report == "approvals":
-        return approvals(records, start, end, tz, asked.period, asked.kind)
-    if asked.report == "tickets":
-        return distribution(records, start, end, tz, asked.period, asked.field, asked.kind)
-    if asked.report == "workload":
-        return workload(records, start, end, tz, asked.group)
-    return stages(records, start, end, tz, asked.kind)
+class Fact(NamedTuple):
+    """A decision's facts (`decision_facts`; see `rulesvc.storage.fact_tables` for each)."""
+
+    decided_at: datetime
+    occurred_at: datetime
+    kind: str
+    owner: str
+    fields: Mapping[str, Any]
+    first_occurred_at: datetime
+    stage: str | None
+    left_stage: str | None
+    stay_seconds: float | None
+    amount: Decimal | None
+    auto_decided_at: datetime | None
+    auto_occurred_at: datetime | None
+    routed: str
+    next_decided_at: datetime | None
+    next_occurred_at: datetime | None
 
 
-AUTO_APPROVE = "auto_approve"
-ASSIGN = "assign"
 PERIODS = ("day", "week", "month")
 
 
-def _when(record: Mapping[str, Any]) -> datetime | None:
-    event = record.get("event") or {}
-    for text in (event.get("occurred_at"), record.get("decided_at")):
-        try:
-            instant = datetime.fromisoformat(str(text))
-        except ValueError:
-            continue
-        if instant.tzinfo is not None:
-            return instant
-    return None
+def from_facts(facts: Iterable[Fact], asked: TicketReport) -> dict[str, Any]:
+    """The report computed here over the facts of the decisions of its period."""
+    start, end, tz, period, kind = asked.start, asked.end, asked.tz, asked.period, asked.kind
+    zone = ZoneInfo(tz)
+    if asked.report == "workload":
+        return workload_report(_workload(facts, end, asked.group), start, end, tz, asked.group)
+    chosen = [f for f in facts if not kind or f.kind == kind]
+    if asked.report == "stages":
+        return stages_report(_stages(chosen, end), start, end, tz, kind)
+    last = [f for f in chosen if _last_in_bucket(f, end, period, zone)]
+    if asked.report == "approvals":
+        return approvals_report(_approvals(last, start, period, zone), start, end, tz, period, kind)
+    spread: dict[tuple[str, str], int] = defaultdict(int)
+    for f in last:
+        value: Any = f.fields
+        for part in asked.field.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is not None:
+            text = value if isinstance(value, str) else exactjson.dumps(value)
+            spread[(_period(f.occurred_at, period, zone), text)] += 1
+    rows = [(bucket, value, n) for (bucket, value), n in spread.items()]
+    return distribution_report(rows, start, end, tz, period, asked.field, kind)
 
 
 def _period(instant: datetime, period: str, zone: ZoneInfo) -> str:
@@ -73,16 +103,74 @@ def _period(instant: datetime, period: str, zone: ZoneInfo) -> str:
     return f"{local.year}-{local.month:02d}"
 
 
-def _ticket(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    ticket = (record.get("event") or {}).get("ticket")
-    return ticket if isinstance(ticket, Mapping) else {}
+def _last_in_period(fact: Fact, end: datetime) -> bool:
+    return fact.next_decided_at is None or fact.next_decided_at >= end
 
 
-def _amount(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value)) if value is not None and not isinstance(value, bool) else None
-    except InvalidOperation:
-        return None
+def _last_in_bucket(fact: Fact, end: datetime, period: str, zone: ZoneInfo) -> bool:
+    return (
+        _last_in_period(fact, end)
+        or fact.next_occurred_at is None
+        or _period(fact.next_occurred_at, period, zone) != _period(fact.occurred_at, period, zone)
+    )
+
+
+def _approvals(last: Iterable[Fact], start: datetime, period: str, zone: ZoneInfo) -> list[dict[str, Any]]:
+    figures: dict[tuple[str, str], list[Any]] = {}
+    for f in last:
+        bucket = _period(f.occurred_at, period, zone)
+        auto = (
+            f.auto_decided_at is not None
+            and f.auto_occurred_at is not None
+            and f.auto_decided_at >= start
+            and _period(f.auto_occurred_at, period, zone) == bucket
+        )
+        amount = f.amount or Decimal(0)
+        row = figures.setdefault((f.kind, bucket), [0, 0, Decimal(0), Decimal(0)])
+        row[0] += 1
+        row[1] += auto
+        row[2] += amount
+        row[3] += amount if auto else 0
+    return [
+        {
+            "kind": k,
+            "bucket": b,
+            "tickets": n,
+            "auto_approved": a,
+            "amount": amount,
+            "auto_amount": auto_amount,
+        }
+        for (k, b), (n, a, amount, auto_amount) in figures.items()
+    ]
+
+
+def _stages(facts: Iterable[Fact], end: datetime) -> list[dict[str, Any]]:
+    spans: dict[tuple[str, str], list[float]] = defaultdict(list)
+    still: dict[tuple[str, str], int] = defaultdict(int)
+    for f in facts:
+        if f.left_stage is not None and f.stay_seconds is not None:
+            spans[(f.kind, f.left_stage)].append(f.stay_seconds)
+        if f.stage is not None and _last_in_period(f, end):
+            still[(f.kind, f.stage)] += 1
+    return [
+        {
+            "kind": kind_of,
+            "stage": stage,
+            "count": len(values := spans.get((kind_of, stage), [])),
+            "avg_seconds": round(sum(values) / len(values), 3) if values else None,
+            "p90_seconds": _p90(values) if values else None,
+            "open": still.get((kind_of, stage), 0),
+        }
+        for kind_of, stage in set(spans) | set(still)
+    ]
+
+
+def _workload(facts: Iterable[Fact], end: datetime, group: str | None) -> list[tuple[str, str, int, float]]:
+    times: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for f in facts:
+        if _last_in_period(f, end) and (not group or f.routed == group):
+            times[(f.routed, f.owner)].append((f.occurred_at - f.first_occurred_at).total_seconds())
+    return [(g, o, len(t), round(sum(t) / len(t), 3)) for (g, o), t in times.items()]
 
 
 def _head(start: datetime, end: datetime, tz: str, **more: Any) -> dict[str, Any]:
@@ -93,43 +181,9 @@ def _number(value: Decimal) -> float | int:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def approvals(
-    records: Iterable[Mapping[str, Any]],
-    start: datetime,
-    end: datetime,
-    tz: str,
-    period: str,
-    kind: str | None,
-) -> dict[str, Any]:
-    """Per kind and period: tickets decided, auto-approved ones, the rate, their amounts (last seen)."""
-    zone = ZoneInfo(tz)
-    seen: dict[tuple[str, str], dict[str, tuple[bool, Decimal | None]]] = defaultdict(dict)
-    for record in records:
-        ticket, when = _ticket(record), _when(record)
-        if when is None or (kind and ticket.get("kind") != kind):
-            continue
-        key = (str(ticket.get("kind", "")), _period(when, period, zone))
-        auto = any(a.get("type") == AUTO_APPROVE for a in record.get("actions") or ())
-        earlier = seen[key].get(str(record.get("ticket_id")), (False, None))
-        seen[key][str(record.get("ticket_id"))] = (
-            earlier[0] or auto,
-            _amount(ticket.get("amount")) or earlier[1],
-        )
-    rows = []
-    for (kind_of, bucket), tickets in seen.items():
-        automatic = [amount for yes, amount in tickets.values() if yes]
-        amounts = [amount for _, amount in tickets.values() if amount is not None]
-        rows.append(
-            {
-                "kind": kind_of,
-                "bucket": bucket,
-                "tickets": len(tickets),
-                "auto_approved": len(automatic),
-                "amount": sum(amounts, Decimal(0)),
-                "auto_amount": sum((a for a in automatic if a is not None), Decimal(0)),
-            }
-        )
-    return approvals_report(rows, start, end, tz, period, kind)
+def _p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)], 3)
 
 
 def approvals_report(
@@ -151,32 +205,6 @@ def approvals_report(
     return _head(start, end, tz, period=period, kind=kind or "", groups=groups)
 
 
-def distribution(
-    records: Iterable[Mapping[str, Any]],
-    start: datetime,
-    end: datetime,
-    tz: str,
-    period: str,
-    field: str,
-    kind: str | None,
-) -> dict[str, Any]:
-    """Tickets per period and value of `field` (a ticket field, e.g. complaint_type; dotted for nested)."""
-    zone = ZoneInfo(tz)
-    buckets: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for record in records:
-        ticket, when = _ticket(record), _when(record)
-        if when is None or (kind and ticket.get("kind") != kind):
-            continue
-        value: Any = ticket
-        for part in field.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if value is None:
-            continue
-        buckets[(_period(when, period, zone), str(value))].add(str(record.get("ticket_id")))
-    rows = [(bucket, value, len(tickets)) for (bucket, value), tickets in buckets.items()]
-    return distribution_report(rows, start, end, tz, period, field, kind)
-
-
 def distribution_report(
     rows: Iterable[tuple[str, str, int]],
     start: datetime,
@@ -194,62 +222,6 @@ def distribution_report(
     return _head(start, end, tz, period=period, field=field, kind=kind or "", groups=groups)
 
 
-def _p90(values: list[float]) -> float:
-    ordered = sorted(values)
-    return round(ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)], 3)
-
-
-def _histories(
-    records: Iterable[Mapping[str, Any]], kind: str | None
-) -> dict[str, list[tuple[datetime, Mapping[str, Any], Mapping[str, Any]]]]:
-    histories: dict[str, list[tuple[datetime, Mapping[str, Any], Mapping[str, Any]]]] = defaultdict(list)
-    for record in records:
-        ticket, when = _ticket(record), _when(record)
-        if when is not None and not (kind and ticket.get("kind") != kind):
-            histories[str(record.get("ticket_id"))].append((when, ticket, record))
-    for events in histories.values():
-        events.sort(key=lambda item: item[0])
-    return histories
-
-
-def stages(
-    records: Iterable[Mapping[str, Any]], start: datetime, end: datetime, tz: str, kind: str | None
-) -> dict[str, Any]:
-    """Time spent in each stage (field `stage`): from the event that entered it to the event that left
-    it, per kind and stage: count, average and p90 in seconds. A stay not left within the period is open
-    and not counted (`open` counts them)."""
-    spans: dict[tuple[str, str], list[float]] = defaultdict(list)
-    still: dict[tuple[str, str], int] = defaultdict(int)
-    for events in _histories(records, kind).values():
-        current: tuple[str, datetime] | None = None
-        for when, ticket, _ in events:
-            stage = ticket.get("stage")
-            if stage is None:
-                continue
-            if current is None or current[0] != stage:
-                if current is not None:
-                    spans[(str(ticket.get("kind", "")), current[0])].append(
-                        (when - current[1]).total_seconds()
-                    )
-                current = (str(stage), when)
-        if current is not None:
-            still[(str(events[-1][1].get("kind", "")), current[0])] += 1
-    rows = [
-        {
-            "kind": kind_of,
-            "stage": stage,
-            "count": len(spans.get((kind_of, stage), [])),
-            "avg_seconds": round(sum(values) / len(values), 3)
-            if (values := spans.get((kind_of, stage)))
-            else None,
-            "p90_seconds": _p90(values) if values else None,
-            "open": still.get((kind_of, stage), 0),
-        }
-        for kind_of, stage in set(spans) | set(still)
-    ]
-    return stages_report(rows, start, end, tz, kind)
-
-
 def stages_report(
     rows: Iterable[Mapping[str, Any]], start: datetime, end: datetime, tz: str, kind: str | None
 ) -> dict[str, Any]:
@@ -262,29 +234,6 @@ def stages_report(
         for row in sorted(rows, key=lambda r: (r["kind"], r["stage"]))
     ]
     return _head(start, end, tz, kind=kind or "", groups=groups)
-
-
-def workload(
-    records: Iterable[Mapping[str, Any]], start: datetime, end: datetime, tz: str, group: str | None
-) -> dict[str, Any]:
-    """Tickets per routing group (the last `assign`) and assignee (field `owner`), with the average time
-    from each ticket's first to its last event in the period."""
-    buckets: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for events in _histories(records, None).values():
-        routed = ""
-        for _, _, record in events:
-            for action in record.get("actions") or ():
-                if action.get("type") == ASSIGN and action.get("group"):
-                    routed = str(action["group"])
-        if group and routed != group:
-            continue
-        owner = str(events[-1][1].get("owner", ""))
-        buckets[(routed, owner)].append((events[-1][0] - events[0][0]).total_seconds())
-    rows = [
-        (routed, owner, len(times), round(sum(times) / len(times), 3))
-        for (routed, owner), times in buckets.items()
-    ]
-    return workload_report(rows, start, end, tz, group)
 
 
 def workload_report(

@@ -7,7 +7,7 @@ primary-key probes into `decision_terms`; the page is a row comparison on (decid
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -69,29 +69,6 @@ def term_counts(session: Session, terms: Sequence[str], start: datetime, end: da
         ).all()
         counts.update({term: int(count) for term, count in rows})
     return counts
-
-
-def decision_records(session: Session, start: datetime, end: datetime, batch: int) -> Iterator[str]:
-    """Keyset batches on (decided_at, chain_seq), so each is one short index range read."""
-    last: tuple[datetime, int] | None = None
-    while True:
-        statement = select(DecisionRow.decided_at, DecisionRow.chain_seq, DecisionRow.record).where(
-            DecisionRow.decided_at >= literal(start, UTCDateTime()),
-            DecisionRow.decided_at < literal(end, UTCDateTime()),
-        )
-        if last is not None:
-            statement = statement.where(
-                tuple_(DecisionRow.decided_at, DecisionRow.chain_seq)
-                > tuple_(literal(last[0], UTCDateTime()), literal(last[1]))
-            )
-        rows = session.execute(
-            statement.order_by(DecisionRow.decided_at, DecisionRow.chain_seq).limit(batch)
-        ).all()
-        for row in rows:
-            yield row[2]
-        if len(rows) < batch:
-            return
-        last = (rows[-1][0], rows[-1][1])
 
 
 def search_decisions(session: Session, query: DecisionQuery) -> list[StoredDecision]:

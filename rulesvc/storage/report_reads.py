@@ -1,13 +1,12 @@
-"""The ticket reports (`rulesvc.decisions.ticket_reports`) aggregated by PostgreSQL: approvals, the
-distribution of tickets by a field, time per stage and workload over [start, end) of decision time, each
-one statement that reads the stored records as `jsonb` and answers with the groups only.
+"""The reports' reads: the ticket reports (`rulesvc.decisions.ticket_reports`) over the facts of each
+decision (`decision_facts`), the timers due and the late fires.
 
-They give the same groups as the Python functions over the same records (tests hold them side by side):
-event time buckets in the report's time zone (`to_char(... AT TIME ZONE tz)`), a ticket counted once per
-bucket, amounts exact (`numeric`), the last seen amount per ticket and bucket, stays between the events that
-changed the stage, nearest-rank p90 (`percentile_disc(0.9)`), the last `assign` group. Group order and
-number formatting are left to the caller. SQLite has no time zones or `jsonb`: there the Python functions
-run over the records (`DecisionStore.decision_records`).
+On PostgreSQL each ticket report is one statement, one pass over the facts of the period (read through
+`ix_decision_facts_recent`) answering with the groups only; it gives the same groups as
+`ticket_reports.from_facts`, which makes them on SQLite (no time zones there) over the same rows (tests
+hold them side by side): buckets in the report's time zone (`to_char(... AT TIME ZONE tz)`), amounts exact
+(`numeric`), nearest-rank p90 (`percentile_disc(0.9)`). Group order and number formatting are left to the
+caller.
 """
 
 from __future__ import annotations
@@ -16,56 +15,50 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, and_, func, literal, literal_column, or_, select, text
+from sqlalchemy import Float, Text, and_, cast, func, literal, literal_column, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnClause
 
+from rulesvc import exactjson
 from rulesvc.decisions import ticket_reports
-from rulesvc.decisions.ticket_reports import TicketReport
+from rulesvc.decisions.ticket_reports import Fact, TicketReport
+from rulesvc.storage.fact_tables import DecisionFactRow
 from rulesvc.storage.tables import DecisionRow, UTCDateTime
 from rulesvc.storage.timer_tables import TicketRow, TimerRow
 
 PERIOD_FORMATS = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM"}
 
-_FACTS = """
-    SELECT d.decided_at, d.chain_seq, r ->> 'ticket_id' AS tid, r -> 'event' -> 'ticket' AS t,
-           (r -> 'event' ->> 'occurred_at')::timestamptz AS occ, r -> 'actions' AS acts
-    FROM (SELECT decided_at, chain_seq, record::jsonb AS r FROM decisions
-          WHERE decided_at >= :start AND decided_at < :end OFFSET 0) d
-    WHERE jsonb_typeof(r -> 'event' -> 'ticket') = 'object' AND r -> 'event' ->> 'occurred_at' IS NOT NULL
-"""
-"""One row per decision of the period with a ticket and an event time (what `_histories` keeps). `OFFSET 0`
-keeps the subquery from being flattened into its readers: each record is parsed once, not once for every
-`r -> ...` that reads it."""
 
-_KIND = "(CAST(:kind AS text) IS NULL OR t ->> 'kind' = :kind)"
+def _bucket(column: str) -> str:
+    return f"to_char({column} AT TIME ZONE :tz, :fmt)"
 
 
-def approvals(
-    session: Session, start: datetime, end: datetime, tz: str, period: str, kind: str | None
-) -> list[dict[str, Any]]:
+_OF_PERIOD = "decided_at >= :start AND decided_at < :end"
+_OF_KIND = "(CAST(:kind AS text) IS NULL OR kind = :kind)"
+_LAST = "(next_decided_at IS NULL OR next_decided_at >= :end)"
+"""The ticket's last decision of the period."""
+_LAST_IN_BUCKET = f"({_LAST} OR {_bucket('next_occurred_at')} <> {_bucket('occurred_at')})"
+"""The ticket's last decision of the period in its bucket."""
+
+
+def approvals(session: Session, asked: TicketReport) -> list[dict[str, Any]]:
     """`[{"kind", "bucket", "tickets", "auto_approved", "amount", "auto_amount"}]` (amounts Decimal)."""
     rows = session.execute(
         text(
             f"""
-            WITH f AS ({_FACTS}),
-            per_ticket AS (
-                SELECT coalesce(t ->> 'kind', '') AS kind, to_char(occ AT TIME ZONE :tz, :fmt) AS bucket, tid,
-                       bool_or(acts @> '[{{"type": "auto_approve"}}]') AS auto,
-                       (array_agg((t ->> 'amount')::numeric ORDER BY decided_at DESC, chain_seq DESC)
-                          FILTER (WHERE jsonb_typeof(t -> 'amount') = 'number'
-                                  AND (t ->> 'amount')::numeric <> 0))[1] AS amount
-                FROM f WHERE {_KIND}
-                GROUP BY 1, 2, 3
-            )
             SELECT kind, bucket, count(*), count(*) FILTER (WHERE auto),
                    coalesce(sum(amount), 0), coalesce(sum(amount) FILTER (WHERE auto), 0)
-            FROM per_ticket GROUP BY 1, 2
+            FROM (
+                SELECT kind, {_bucket("occurred_at")} AS bucket, amount,
+                       coalesce(auto_decided_at >= :start
+                                AND {_bucket("auto_occurred_at")} = {_bucket("occurred_at")}, false) AS auto
+                FROM decision_facts WHERE {_OF_PERIOD} AND {_OF_KIND} AND {_LAST_IN_BUCKET}
+            ) last GROUP BY 1, 2
             """
         ),
-        {"start": start, "end": end, "tz": tz, "fmt": PERIOD_FORMATS[period], "kind": kind},
+        _params(asked),
     ).all()
     return [
         {
@@ -80,62 +73,39 @@ def approvals(
     ]
 
 
-def distribution(
-    session: Session, start: datetime, end: datetime, tz: str, period: str, field: str, kind: str | None
-) -> list[tuple[str, str, int]]:
+def distribution(session: Session, asked: TicketReport) -> list[tuple[str, str, int]]:
     """(bucket, value, tickets) of a ticket field (dotted for nested; JSON text of a non-string value)."""
     rows = session.execute(
         text(
             f"""
-            WITH f AS ({_FACTS})
-            SELECT to_char(occ AT TIME ZONE :tz, :fmt), t #>> CAST(:path AS text[]), count(DISTINCT tid)
-            FROM f WHERE {_KIND} AND t #>> CAST(:path AS text[]) IS NOT NULL
+            SELECT {_bucket("occurred_at")}, fields #>> CAST(:path AS text[]), count(*)
+            FROM decision_facts
+            WHERE {_OF_PERIOD} AND {_OF_KIND} AND {_LAST_IN_BUCKET}
+              AND fields #>> CAST(:path AS text[]) IS NOT NULL
             GROUP BY 1, 2
             """
         ),
-        {
-            "start": start,
-            "end": end,
-            "tz": tz,
-            "fmt": PERIOD_FORMATS[period],
-            "kind": kind,
-            "path": field.split("."),
-        },
+        {**_params(asked), "path": asked.field.split(".")},
     ).all()
     return [(str(b), str(v), int(n)) for b, v, n in rows]
 
 
-def stages(session: Session, start: datetime, end: datetime, kind: str | None) -> list[dict[str, Any]]:
-    """`[{"kind", "stage", "count", "avg_seconds", "p90_seconds", "open"}]` (seconds float or None)."""
+def stages(session: Session, asked: TicketReport) -> list[dict[str, Any]]:
+    """`[{"kind", "stage", "count", "avg_seconds", "p90_seconds", "open"}]` (seconds float or None): the
+    stays left in the period, and the tickets in a stage at their last decision of the period."""
     rows = session.execute(
         text(
             f"""
-            WITH f AS ({_FACTS}),
-            staged AS (
-                SELECT tid, coalesce(t ->> 'kind', '') AS kind, t ->> 'stage' AS stage, occ,
-                       row_number() OVER (PARTITION BY tid ORDER BY occ, decided_at, chain_seq) AS n
-                FROM f WHERE {_KIND} AND t ->> 'stage' IS NOT NULL
-            ),
-            entered AS (
-                SELECT tid, kind, stage, occ, n FROM (
-                    SELECT *, lag(stage) OVER (PARTITION BY tid ORDER BY n) AS before FROM staged
-                ) s WHERE before IS NULL OR before <> stage
-            ),
-            stays AS (
-                SELECT stage,
-                       lead(kind) OVER (PARTITION BY tid ORDER BY n) AS left_kind,
-                       kind,
-                       extract(epoch FROM lead(occ) OVER (PARTITION BY tid ORDER BY n) - occ) AS seconds
-                FROM entered
-            )
-            SELECT coalesce(left_kind, kind) AS kind_of, stage,
-                   count(seconds), avg(seconds),
-                   percentile_disc(0.9) WITHIN GROUP (ORDER BY seconds),
-                   count(*) FILTER (WHERE seconds IS NULL)
-            FROM stays GROUP BY 1, 2
+            SELECT kind, s.stage, count(s.stay), avg(s.stay),
+                   percentile_disc(0.9) WITHIN GROUP (ORDER BY s.stay), count(*) FILTER (WHERE s.open)
+            FROM decision_facts CROSS JOIN LATERAL (
+                VALUES (left_stage, stay_seconds, false), (CASE WHEN {_LAST} THEN stage END, NULL, true)
+            ) AS s(stage, stay, open)
+            WHERE {_OF_PERIOD} AND {_OF_KIND} AND s.stage IS NOT NULL
+            GROUP BY 1, 2
             """
         ),
-        {"start": start, "end": end, "kind": kind},
+        _params(asked),
     ).all()
     return [
         {
@@ -150,57 +120,68 @@ def stages(session: Session, start: datetime, end: datetime, kind: str | None) -
     ]
 
 
-def workload(
-    session: Session, start: datetime, end: datetime, group: str | None
-) -> list[tuple[str, str, int, float]]:
-    """(group, assignee, tickets, average handling seconds): each ticket's last `assign` group, the owner
-    of its last event, the time from its first to its last event (in event time)."""
+def workload(session: Session, asked: TicketReport) -> list[tuple[str, str, int, float]]:
+    """(group, assignee, tickets, average handling seconds) of each ticket's last decision of the period:
+    its last `assign` group, the owner its event gave, the time since the ticket's first event."""
     rows = session.execute(
         text(
             f"""
-            WITH f AS ({_FACTS}),
-            per_ticket AS (
-                SELECT tid,
-                       (array_agg(CASE WHEN t ? 'owner' THEN coalesce(t ->> 'owner', 'None') ELSE '' END
-                                  ORDER BY occ DESC, decided_at DESC, chain_seq DESC))[1] AS owner,
-                       extract(epoch FROM max(occ) - min(occ)) AS seconds
-                FROM f GROUP BY tid
-            ),
-            routed AS (
-                SELECT DISTINCT ON (tid) tid, a.action ->> 'group' AS grp
-                FROM f CROSS JOIN LATERAL jsonb_array_elements(
-                    CASE WHEN jsonb_typeof(acts) = 'array' THEN acts ELSE '[]'::jsonb END
-                ) WITH ORDINALITY AS a(action, i)
-                WHERE a.action ->> 'type' = 'assign' AND coalesce(a.action ->> 'group', '') <> ''
-                ORDER BY tid, occ DESC, decided_at DESC, chain_seq DESC, i DESC
-            )
-            SELECT coalesce(r.grp, '') AS grp, p.owner, count(*), avg(p.seconds)
-            FROM per_ticket p LEFT JOIN routed r ON r.tid = p.tid
-            WHERE CAST(:grp AS text) IS NULL OR coalesce(r.grp, '') = :grp
+            SELECT routed, owner, count(*), avg(extract(epoch FROM occurred_at - first_occurred_at))
+            FROM decision_facts
+            WHERE {_OF_PERIOD} AND {_LAST} AND (CAST(:grp AS text) IS NULL OR routed = :grp)
             GROUP BY 1, 2
             """
         ),
-        {"start": start, "end": end, "grp": group},
+        {**_params(asked), "grp": asked.group},
     ).all()
     return [(str(g), str(o), int(n), round(float(avg), 3)) for g, o, n, avg in rows]
 
 
-def aggregated_report(session: Session, asked: TicketReport) -> dict[str, Any]:
-    """The report as `rulesvc.decisions.ticket_reports` answers it, of groups aggregated here."""
+def _params(asked: TicketReport) -> dict[str, Any]:
+    return {
+        "start": asked.start,
+        "end": asked.end,
+        "tz": asked.tz,
+        "fmt": PERIOD_FORMATS[asked.period],
+        "kind": asked.kind,
+    }
+
+
+def period_facts(session: Session, start: datetime, end: datetime) -> list[Fact]:
+    """The facts of the decisions made in [start, end)."""
+    columns = [
+        cast(DecisionFactRow.fields, Text) if name == "fields" else getattr(DecisionFactRow, name)
+        for name in Fact._fields
+    ]
+    rows = session.execute(
+        select(*columns).where(
+            DecisionFactRow.decided_at >= literal(start, UTCDateTime()),
+            DecisionFactRow.decided_at < literal(end, UTCDateTime()),
+        )
+    ).all()
+    return [
+        Fact._make(exactjson.loads(v) if n == "fields" else v for n, v in zip(Fact._fields, row, strict=True))
+        for row in rows
+    ]
+
+
+def ticket_report(session: Session, asked: TicketReport) -> dict[str, Any]:
+    """The report as `rulesvc.decisions.ticket_reports` answers it: aggregated by PostgreSQL, or made by
+    `from_facts` over the facts of the period."""
+    if session.get_bind().dialect.name != "postgresql":
+        return ticket_reports.from_facts(period_facts(session, asked.start, asked.end), asked)
     start, end, tz = asked.start, asked.end, asked.tz
     if asked.report == "approvals":
-        rows = approvals(session, start, end, tz, asked.period, asked.kind)
-        return ticket_reports.approvals_report(rows, start, end, tz, asked.period, asked.kind)
+        return ticket_reports.approvals_report(
+            approvals(session, asked), start, end, tz, asked.period, asked.kind
+        )
     if asked.report == "tickets":
-        spread = distribution(session, start, end, tz, asked.period, asked.field, asked.kind)
         return ticket_reports.distribution_report(
-            spread, start, end, tz, asked.period, asked.field, asked.kind
+            distribution(session, asked), start, end, tz, asked.period, asked.field, asked.kind
         )
     if asked.report == "workload":
-        return ticket_reports.workload_report(
-            workload(session, start, end, asked.group), start, end, tz, asked.group
-        )
-    return ticket_reports.stages_report(stages(session, start, end, asked.kind), start, end, tz, asked.kind)
+        return ticket_reports.workload_report(workload(session, asked), start, end, tz, asked.group)
+    return ticket_reports.stages_report(stages(session, asked), start, end, tz, asked.kind)
 
 
 _FIRST_FOUR: list[ColumnClause[Any]] = [literal_column(str(n)) for n in range(1, 5)]

@@ -26,7 +26,7 @@ from rulesvc.decisions.search import DecisionQuery
 from rulesvc.decisions.ticket_reports import TicketReport
 from rulesvc.people.model import ApiKeyRecord
 from rulesvc.storage.bulk import Statements
-from rulesvc.storage.decision_search import decision_records, search_decisions, term_counts
+from rulesvc.storage.decision_search import search_decisions, term_counts
 from rulesvc.storage.decision_writes import (
     chain,
     chain_entry,
@@ -45,7 +45,7 @@ from rulesvc.storage.engine import writer
 from rulesvc.storage.group_commit import GroupCommitter
 from rulesvc.storage.inputs import checked_input, clear_input
 from rulesvc.storage.people_store import SqlPeopleStore
-from rulesvc.storage.report_reads import aggregated_report, late_fires, timers_due
+from rulesvc.storage.report_reads import late_fires, ticket_report, timers_due
 from rulesvc.storage.tables import (
     ActionRow,
     AuditHeadRow,
@@ -85,10 +85,6 @@ class SqlStore:
             row = session.get(DecisionRow, decision_id)
             return stored_decision(row) if row else None
 
-    def decision_records(self, start: datetime, end: datetime) -> Iterator[str]:
-        with self._read() as session:
-            yield from decision_records(session, start, end, _BATCH)
-
     def timers_due(
         self, now: datetime, until: datetime, late_after: timedelta, ruleset: str | None, group: str | None
     ) -> list[dict[str, Any]]:
@@ -101,11 +97,9 @@ class SqlStore:
         with self._read() as session:
             return late_fires(session, start, end, late_after, ruleset, group)
 
-    def aggregate_report(self, asked: TicketReport) -> dict[str, Any] | None:
-        if self.engine.dialect.name != "postgresql":
-            return None
+    def ticket_report(self, asked: TicketReport) -> dict[str, Any]:
         with self._read() as session:
-            return aggregated_report(session, asked)
+            return ticket_report(session, asked)
 
     def term_counts(self, terms: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:
         with self._read() as session:

@@ -45,6 +45,7 @@ REDIS_URL = os.environ.get("RULESVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 TABLES = (
     "decision_inputs",
     "decision_terms",
+    "decision_facts",
     "actions",
     "decisions",
     "audit_log",

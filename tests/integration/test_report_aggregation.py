@@ -1,17 +1,27 @@
-"""The ticket reports aggregated by PostgreSQL give the same groups as the Python functions over the same
-stored records (approvals, distributions by day / week / month and by a nested field, stages, workload,
-with and without filters); SQLite leaves them to Python."""
+"""The ticket reports read the facts of each decision (`decision_facts`): aggregated by PostgreSQL they give
+the same groups as `from_facts` in Python over the same rows (approvals, distributions by day / week /
+month and by a nested field, stages, workload, with and without filters), on the whole span and on
+periods cut at every decision; over the whole span both equal the reports as defined over the stored
+records (`record_reports`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
+from rulesvc import exactjson
 from rulesvc.decisions import ticket_reports
 from rulesvc.decisions.ticket_reports import TicketReport
+from rulesvc.storage.fact_tables import DecisionFactRow
+from rulesvc.storage.report_reads import period_facts
+from rulesvc.storage.tables import DecisionRow
+from tests.integration import record_reports
 from tests.integration.conftest import auth, event
 
 START = datetime.fromisoformat("2026-01-01T00:00:00+08:00")  # decision time: the tests run now
@@ -57,24 +67,59 @@ ASKED = [
 ]
 
 
+def records(engine: Engine) -> list[dict[str, Any]]:
+    with Session(engine) as session:
+        texts = session.scalars(select(DecisionRow.record).order_by(DecisionRow.chain_seq)).all()
+    return [exactjson.loads(text) for text in texts]
+
+
+def python(engine: Engine, asked: TicketReport) -> dict[str, Any]:
+    with Session(engine) as session:
+        return ticket_reports.from_facts(period_facts(session, asked.start, asked.end), asked)
+
+
 def test_the_database_aggregates_as_python_does(
     app: FastAPI, client: TestClient, keys: dict[str, str]
 ) -> None:
     seed(client, keys["ingest"])
-    service = app.state.runtime.service
-    records = list(service.ticket_records(START, END))
-    assert len(records) == 12
-    postgres = app.state.runtime.engine.dialect.name == "postgresql"
-    for asked in ASKED:
-        aggregated = service.store.aggregate_report(asked)
-        computed = ticket_reports.from_records(records, asked)
-        if not postgres:
-            assert aggregated is None
-            continue
-        assert aggregated == computed, asked
-        assert computed["groups"], asked
+    service, engine = app.state.runtime.service, app.state.runtime.engine
+    stored = records(engine)
+    assert len(stored) == 12
     answered = service.ticket_reports(ASKED)
-    assert answered == [ticket_reports.from_records(records, asked) for asked in ASKED]
+    for asked, answer in zip(ASKED, answered, strict=True):
+        assert answer == python(engine, asked), asked
+        assert answer == record_reports.from_records(stored, asked), asked
+        assert answer["groups"], asked
+    with Session(engine) as session:
+        times = session.scalars(select(DecisionFactRow.decided_at).order_by(DecisionFactRow.chain_seq)).all()
+    for cut in times[1:]:
+        for asked in ASKED:
+            for part in (replace(asked, start=cut), replace(asked, end=cut)):
+                assert service.ticket_reports([part]) == [python(engine, part)], part
+
+
+def test_a_stay_that_began_before_the_period_counts_whole_where_it_ended(
+    app: FastAPI, client: TestClient, keys: dict[str, str]
+) -> None:
+    seed(client, keys["ingest"])
+    engine = app.state.runtime.engine
+    with Session(engine) as session:
+        loan = session.scalars(
+            select(DecisionFactRow.decided_at)
+            .where(DecisionFactRow.ticket_id == "L-1")
+            .order_by(DecisionFactRow.chain_seq)
+        ).all()
+    # from the decision that left 初审 (entered a day earlier, before the period) to the end
+    [answer] = app.state.runtime.service.ticket_reports([TicketReport("stages", loan[1], END, kind="loan")])
+    stays = {g["key"]["stage"]: (g["count"], g["avg_seconds"], g["open"]) for g in answer["groups"]}
+    # the three other loans are still in 初审, L-1 in 终审
+    assert stays == {
+        "初审": (2, (23 + 136.5) * 3600 / 2, 3),
+        "复审": (1, 30.5 * 3600, 0),
+        "终审": (0, None, 1),
+    }
+    [before] = app.state.runtime.service.ticket_reports([TicketReport("stages", START, loan[1], kind="loan")])
+    assert [(g["key"]["stage"], g["count"], g["open"]) for g in before["groups"]] == [("初审", 0, 1)]
 
 
 def test_the_dashboard_filters_and_the_distribution_by_any_field(
