@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rulesvc.delivery.ports import DeliveryRecord, SubscriptionRecord
+from rulesvc.settings import CHANNEL_NAME
 
 FieldClass = Literal["公开", "内部", "敏感", "个人信息"]
 
@@ -65,7 +66,11 @@ class SubscriptionIn(BaseModel):
 
 
 MAX_ROW_ID = 2**63 - 1
-SUBSCRIPTION_ID_PATTERN = r"^wh_[0-9a-f]{12}$"
+_SUBSCRIPTION = r"(?:wh_[0-9a-f]{12}|ch_" + CHANNEL_NAME.strip("^$") + ")"
+SUBSCRIPTION_ID_PATTERN = "^" + _SUBSCRIPTION + "$"
+"""A webhook's id (`wh_` and 12 hex digits) or a notification channel's (`ch_<渠道名>`)."""
+DELIVERY_ID_PATTERN = "^" + _SUBSCRIPTION + "-[0-9]{1,19}$"
+"""`<订阅 id>-<游标>`."""
 
 
 class DeadLettersQuery(BaseModel):
@@ -110,6 +115,9 @@ class SubscriptionOut(BaseModel):
     description: str
     classes: list[str]
     active: bool
+    paused: bool = Field(
+        description="管理员暂停（PATCH active=false）：恢复前一直暂停，worker 重启也不会按配置重新启用"
+    )
     created_at: datetime
     secret: str | None = Field(default=None, description="only in the answer to the creation")
 
@@ -123,6 +131,7 @@ class SubscriptionOut(BaseModel):
             description=record.description,
             classes=list(record.classes),
             active=record.active,
+            paused=record.paused,
             created_at=record.created_at,
             secret=record.secret if with_secret else None,
         )

@@ -12,6 +12,7 @@ from api.deps import json_body, require
 from api.responses import JSONBytes
 from api.routes.common import errors
 from api.timer_schemas import (
+    DELIVERY_ID_PATTERN,
     SUBSCRIPTION_ID_PATTERN,
     DeadLettersQuery,
     DeliveriesOut,
@@ -28,8 +29,10 @@ from api.timers import timers_runtime
 from rulesvc.apikeys import Permission, Principal
 
 router = APIRouter(tags=["webhooks"])
-SUBSCRIPTION_ID = Path(pattern=SUBSCRIPTION_ID_PATTERN, description="订阅 id（wh_ 开头）")
-DELIVERY_ID = Path(pattern=r"^wh_[0-9a-f]{12}-[0-9]{1,19}$", description="投递 id（<订阅 id>-<游标>）")
+SUBSCRIPTION_ID = Path(
+    pattern=SUBSCRIPTION_ID_PATTERN, description="订阅 id（webhook 为 wh_ 开头，通知渠道为 ch_<渠道名>）"
+)
+DELIVERY_ID = Path(pattern=DELIVERY_ID_PATTERN, description="投递 id（<订阅 id>-<游标>）")
 ADMIN = Depends(require(Permission.WEBHOOKS_ADMIN))
 
 

@@ -29,6 +29,9 @@ class SubscriptionRecord:
     classes: tuple[str, ...] = ("公开", "内部")
     """Field classes its bodies carry in clear (`rulesvc.fieldclasses`); personal data (个人信息) only
     when the audit chain vouches for the grant (a `webhook_subscription` entry), else the default."""
+    paused: bool = False
+    """Made inactive by an operator (`PATCH /v1/webhooks/{id}`): stays so until resumed, whatever the
+    settings of a notification channel say at a worker start."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,9 @@ class WebhookStore(Protocol):
 
     def list_subscriptions(self) -> list[SubscriptionRecord]: ...
 
-    def set_active(self, subscription_id: str, active: bool) -> bool: ...
+    def set_active(self, subscription_id: str, active: bool, *, paused: bool | None = None) -> bool:
+        """Active or not; with `paused`, whether an operator paused it (None: as it was). False: no such id."""
+        ...
 
     def update_filters(
         self, subscription_id: str, url: str, kinds: tuple[str, ...], action_types: tuple[str, ...]

@@ -169,8 +169,10 @@ class WebhookService:
         return record
 
     def set_active(self, subscription_id: str, active: bool) -> SubscriptionRecord:
+        """An operator pauses or resumes a subscription: a paused notification channel stays paused over
+        worker restarts (its settings define and update it, they do not resume it)."""
         self._active_checked = _UNCHECKED
-        if not self.store.set_active(subscription_id, active):
+        if not self.store.set_active(subscription_id, active, paused=not active):
             raise SubscriptionNotFoundError(subscription_id)
         return self.subscription(subscription_id)
 
@@ -182,7 +184,8 @@ class WebhookService:
         """Make each configured notification channel a subscription of its own (`ch_<name>`, receiving the
         actions emitted from now on), bring a changed one's filters up to date (its deliveries kept), and
         deactivate the channels no longer configured (their pending deliveries and dead letters stay,
-        re-drivable once the channel is configured again)."""
+        re-drivable once the channel is configured again). A configured channel is active again unless an
+        operator paused it (`set_active`): that pause lasts until the operator resumes it."""
         self.channels = {subscription_id(name): config for name, config in channels.items()}
         self._active_checked = _UNCHECKED
         known = {sub.id: sub for sub in self.store.list_subscriptions()}
@@ -214,7 +217,7 @@ class WebhookService:
             if sub is not None:
                 if (sub.url, sub.kinds, sub.action_types) != (url, kinds, actions):
                     self.store.update_filters(identifier, url, kinds, actions)
-                if not sub.active:
+                if not sub.active and not sub.paused:
                     self.store.set_active(identifier, True)
             synced.append(self.subscription(identifier))
         for sub in known.values():

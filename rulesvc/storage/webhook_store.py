@@ -93,6 +93,7 @@ class SqlWebhookStore:
                     created_at=record.created_at,
                     fanout_cursor=record.fanout_cursor,
                     classes=orjson.dumps(list(record.classes)).decode(),
+                    paused=record.paused,
                 )
             )
         if entries:
@@ -108,10 +109,11 @@ class SqlWebhookStore:
             rows = session.scalars(select(SubscriptionRow).order_by(SubscriptionRow.created_at)).all()
             return [_subscription(row, session) for row in rows]
 
-    def set_active(self, subscription_id: str, active: bool) -> bool:
+    def set_active(self, subscription_id: str, active: bool, *, paused: bool | None = None) -> bool:
+        values = {"active": active} if paused is None else {"active": active, "paused": paused}
         with self._write() as session, session.begin():
             result = session.execute(
-                update(SubscriptionRow).where(SubscriptionRow.id == subscription_id).values(active=active)
+                update(SubscriptionRow).where(SubscriptionRow.id == subscription_id).values(**values)
             )
             return bool(getattr(result, "rowcount", 0))
 
@@ -409,6 +411,7 @@ def _subscription(row: SubscriptionRow, session: Session | None = None) -> Subsc
         created_at=row.created_at,
         fanout_cursor=row.fanout_cursor,
         classes=classes,
+        paused=bool(row.paused),
     )
 
 

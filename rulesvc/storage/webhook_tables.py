@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rulesvc.storage.tables import Base, Int64, UTCDateTime
@@ -29,6 +40,9 @@ class SubscriptionRow(Base):
     fanout_cursor: Mapped[int] = mapped_column(BigInteger)
     classes: Mapped[str] = mapped_column(Text, default='["公开","内部"]')
     """JSON list of the field classes its bodies carry in clear (migration 0016)."""
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Made inactive by an operator (the API), not by the settings: a worker start leaves it inactive
+    (migration 0021)."""
 
 
 class DeliveryRow(Base):

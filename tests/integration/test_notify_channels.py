@@ -32,7 +32,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fastapi.testclient import TestClient
 
+from api.app import create_app
+from rulesvc.apikeys import Role
+from rulesvc.decisions.service import Evaluator, create_api_key
 from rulesvc.delivery.webhooks import RetryPolicy
 from rulesvc.rulebook import RuleBook
 from rulesvc.settings import ChannelConfig, Settings
@@ -41,8 +45,8 @@ from scheduler.build import WorkerParts, build_worker
 from scheduler.channels import ChannelSender
 from scheduler.config import WorkerConfig
 from scheduler.delivery import HttpSender
-from tests.integration.conftest import RULESETS, free_port
-from tests.integration.timer_support import Events, complaint, timer_url, wait_until  # noqa: F401
+from tests.integration.conftest import RULESETS, auth, free_port, make_settings
+from tests.integration.timer_support import Events, complaint, pg_url, timer_url, wait_until  # noqa: F401
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 BOOK = RuleBook.load([RULESETS])
@@ -373,6 +377,60 @@ def test_a_channel_removed_from_the_settings_is_paused(timer_url: str, robots: R
         assert sub.active and sub.kinds == ("complaint",)
     finally:
         back.worker.stop()
+
+
+def test_a_channel_paused_through_the_api_stays_paused_over_restarts(
+    pg_url: str,  # noqa: F811
+    book: Evaluator,
+    robots: Robots,
+) -> None:
+    """A worker start brings a channel in line with its settings; it does not resume a channel an operator
+    paused (PATCH /v1/webhooks/ch_<name>): actions emitted meanwhile wait, and are sent once resumed."""
+    wecom = ChannelConfig.model_validate(
+        {"type": "wecom", "webhook_url": f"{robots.url}/cgi-bin/webhook/send?key={WECOM_KEY}"}
+    )
+    clock = VirtualClock(T0)
+    sent = "/cgi-bin/webhook/send"
+    app = create_app(make_settings(pg_url), book=book)
+    admin = auth(create_api_key(app.state.runtime.service.keys, frozenset({Role.ADMIN}), clock, "ops")[1])
+    with TestClient(app) as api:
+        first = worker(pg_url, {"ops": wecom}, 3, clock)
+        first.worker.stop()
+        paused = api.patch("/v1/webhooks/ch_ops", json={"active": False}, headers=admin)
+        assert paused.status_code == 200, paused.text
+        assert paused.json()["active"] is False and paused.json()["paused"] is True
+
+        for changed in (
+            {},
+            {"kinds": ["complaint"]},
+        ):  # restarted as configured, then with its settings changed
+            again = worker(pg_url, {"ops": wecom.model_copy(update=changed)}, 3, clock)
+            try:
+                sub = again.webhooks.subscription("ch_ops")
+                assert (sub.active, sub.paused) == (False, True)
+                assert sub.kinds == tuple(changed.get("kinds", ()))  # the settings still update it
+                if not changed:
+                    late_complaint(again, clock, "C-21", minutes=91)  # a notify while paused
+                again.deliverer.run_once()
+                assert sent not in robots.received and again.webhooks.deliveries("ch_ops", None, 0, 10) == []
+            finally:
+                again.worker.stop()
+        listed = api.get("/v1/webhooks/ch_ops", headers=admin).json()
+        assert (listed["active"], listed["paused"]) == (False, True)
+        dead = api.get("/v1/webhooks/dead-letters", params={"subscription_id": "ch_ops"}, headers=admin)
+        assert dead.status_code == 200 and dead.json()["deliveries"] == []
+        unknown = api.post("/v1/webhooks/dead-letters/ch_ops-1/redrive", headers=admin)
+        assert unknown.status_code == 404  # a channel's delivery id is one the routes take
+
+        resumed = api.patch("/v1/webhooks/ch_ops", json={"active": True}, headers=admin)
+        assert (resumed.json()["active"], resumed.json()["paused"]) == (True, False)
+        back = worker(pg_url, {"ops": wecom}, 3, clock)
+        try:
+            assert back.webhooks.subscription("ch_ops").active  # and a resumed channel stays resumed
+            deliver_until(back, lambda: len(robots.received.get(sent, [])) == 1)
+        finally:
+            back.worker.stop()
+    assert "C-21" in robots.received[sent][0]["markdown"]["content"] and robots.problems == []
 
 
 def certificates(folder: Path) -> tuple[Path, ssl.SSLContext]:
