@@ -83,6 +83,7 @@ class _SecretFiles(PydanticBaseSettingsSource):
 
 
 CHANNEL_NAME = r"^[a-z0-9][a-z0-9_-]{0,36}$"
+SMTPS_PORT = 465
 NotifyAction = Literal["notify", "escalate"]
 
 
@@ -117,6 +118,11 @@ class ChannelConfig(BaseModel):
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
     starttls: bool = False
+    smtps: bool = Field(
+        default=False,
+        description="SMTP over TLS from the first byte (implicit TLS, SMTPS; usually port 465), the server's "
+        "certificate checked as for starttls.",
+    )
     tls_ca_file: Path | None = Field(
         default=None,
         description="CA certificates (PEM) the SMTP server's certificate is checked against (default: the system's).",
@@ -137,6 +143,10 @@ class ChannelConfig(BaseModel):
             raise ValueError(f"a {self.type} channel needs webhook_url")
         if self.type == "email" and not (self.smtp_host and self.sender and (self.to or self.recipients)):
             raise ValueError("an email channel needs smtp_host, sender and to (or recipients)")
+        if self.starttls and self.smtps:
+            raise ValueError("starttls and smtps exclude each other: smtps is TLS from the start")
+        if self.type == "email" and self.smtp_port == SMTPS_PORT and not (self.starttls or self.smtps):
+            raise ValueError(f"smtp_port {SMTPS_PORT} is SMTP over TLS: set smtps true (or starttls)")
         return self
 
 

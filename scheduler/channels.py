@@ -1,7 +1,8 @@
 """Sending to notification channels: the `Sender` of the webhook deliverer, which POSTs webhooks as before
 and sends a `channel:<type>:<name>` delivery through its channel — a 企业微信 or 钉钉 group robot (HTTPS POST
-of the robot's JSON, 钉钉 signed) or SMTP (smtplib, STARTTLS when configured). The messages themselves are
-built by `rulesvc.delivery.channels`; retries, dead letters and order are the deliverer's, as for webhooks.
+of the robot's JSON, 钉钉 signed) or SMTP (smtplib; STARTTLS, or TLS from the first byte on SMTPS, when
+configured). The messages themselves are built by `rulesvc.delivery.channels`; retries, dead letters and
+order are the deliverer's, as for webhooks.
 
 Every failure is a failed attempt, never raised: a transport error, a non-2xx answer, a robot's non-zero
 `errcode` (rate limit, bad signature), an SMTP refusal. Error texts never carry a robot's key or token."""
@@ -99,10 +100,9 @@ class ChannelSender:
         assert config.smtp_host is not None
         message = email_message(config, notice, self.clock.now())
         try:
-            with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.timeout) as smtp:
+            with _smtp(config) as smtp:
                 if config.starttls:
-                    ca = str(config.tls_ca_file) if config.tls_ca_file is not None else None
-                    smtp.starttls(context=ssl.create_default_context(cafile=ca))
+                    smtp.starttls(context=_tls(config))
                 if config.username:
                     password = config.password.get_secret_value() if config.password else ""
                     smtp.login(config.username, password)
@@ -124,6 +124,23 @@ class ChannelSender:
     def close(self) -> None:
         self._client.close()
         self.webhooks.close()
+
+
+def _tls(config: ChannelConfig) -> ssl.SSLContext:
+    """The server's certificate checked against `tls_ca_file` (default: the system's CAs) and its name."""
+    ca = str(config.tls_ca_file) if config.tls_ca_file is not None else None
+    return ssl.create_default_context(cafile=ca)
+
+
+def _smtp(config: ChannelConfig) -> smtplib.SMTP:
+    """A connection to the channel's server: TLS from the first byte with `smtps`, else plain (maybe
+    upgraded by STARTTLS)."""
+    assert config.smtp_host is not None
+    if config.smtps:
+        return smtplib.SMTP_SSL(
+            config.smtp_host, config.smtp_port, timeout=config.timeout, context=_tls(config)
+        )
+    return smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.timeout)
 
 
 def _text(value: bytes | str) -> str:

@@ -13,7 +13,6 @@ import email.policy
 import hashlib
 import hmac
 import http.server
-import ipaddress
 import ssl
 import threading
 import time
@@ -28,10 +27,6 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -47,6 +42,7 @@ from scheduler.config import WorkerConfig
 from scheduler.delivery import HttpSender
 from tests.integration.conftest import RULESETS, auth, free_port, make_settings
 from tests.integration.timer_support import Events, complaint, pg_url, timer_url, wait_until  # noqa: F401
+from tests.tls_support import Pki, make_pki
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 BOOK = RuleBook.load([RULESETS])
@@ -433,79 +429,45 @@ def test_a_channel_paused_through_the_api_stays_paused_over_restarts(
     assert "C-21" in robots.received[sent][0]["markdown"]["content"] and robots.problems == []
 
 
-def certificates(folder: Path) -> tuple[Path, ssl.SSLContext]:
-    """A CA made here, and the SMTP server's TLS context with a certificate it signed for 127.0.0.1."""
-    now = datetime.now(UTC)
-
-    def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("rulesvc test CA"))
-        .issuer_name(name("rulesvc test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file, cert_file, key_file = folder / "ca.pem", folder / "smtp.pem", folder / "smtp.key"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+def server_tls(pki: Pki) -> ssl.SSLContext:
+    """The SMTP server's TLS: the suite's certificate for 127.0.0.1, signed by its test CA."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    return ca_file, context
+    context.load_cert_chain(pki.cert_file, pki.key_file)
+    return context
 
 
-def test_email_over_starttls_with_login(timer_url: str, tmp_path: Path) -> None:  # noqa: F811
-    ca_file, server_tls = certificates(tmp_path)
+@pytest.mark.parametrize("mode", ["starttls", "smtps"])
+def test_email_over_tls_with_login(timer_url: str, tmp_path: Path, mode: str) -> None:  # noqa: F811
+    """STARTTLS (the server refuses MAIL FROM before it) and SMTPS (TLS from the first byte, port 465 in
+    production): the server's certificate is checked against the configured CA and refused against another."""
+    pki = make_pki(tmp_path)
     box = Mailbox(port=free_port())
 
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"rulesvc", b"s3cret")
         return AuthResult(success=ok, handled=False)
 
+    tls: dict[str, Any] = (
+        {"tls_context": server_tls(pki), "require_starttls": True}
+        if mode == "starttls"
+        # aiosmtpd counts only a STARTTLS upgrade as TLS for AUTH; this session is TLS from its first byte
+        else {"ssl_context": server_tls(pki), "auth_require_tls": False}
+    )
     controller = Controller(
         box,
         hostname="127.0.0.1",
         port=box.port,
         loop=asyncio.new_event_loop(),
-        tls_context=server_tls,
-        require_starttls=True,  # MAIL FROM before STARTTLS is refused
         authenticator=authenticator,
         auth_required=True,
+        **tls,
     )
     controller.start()
     config = {
         "type": "email",
         "smtp_host": "127.0.0.1",
         "smtp_port": box.port,
-        "starttls": True,
+        mode: True,
         "username": "rulesvc",
         "password": "s3cret",
         "sender": "rulesvc@bank.cn",
@@ -513,12 +475,15 @@ def test_email_over_starttls_with_login(timer_url: str, tmp_path: Path) -> None:
         "actions": ["notify"],
     }
     try:
-        untrusted = ChannelSender(HttpSender(1), {"mail": ChannelConfig.model_validate(config)})
-        refused = untrusted.send("channel:email:mail", {}, NOTICE_BODY)
-        assert not refused.ok and "CERTIFICATE_VERIFY_FAILED" in (refused.error or "")
-        untrusted.close()
+        for untrusted in ({}, {"tls_ca_file": str(pki.wrong_ca_file)}):  # the system's CAs, another CA
+            sender = ChannelSender(
+                HttpSender(1), {"mail": ChannelConfig.model_validate({**config, **untrusted})}
+            )
+            refused = sender.send("channel:email:mail", {}, NOTICE_BODY)
+            assert not refused.ok and "CERTIFICATE_VERIFY_FAILED" in (refused.error or "")
+            sender.close()
 
-        channels = {"mail": ChannelConfig.model_validate({**config, "tls_ca_file": str(ca_file)})}
+        channels = {"mail": ChannelConfig.model_validate({**config, "tls_ca_file": str(pki.ca_file)})}
         clock = VirtualClock(T0)
         parts = worker(timer_url, channels, 3, clock)
         try:

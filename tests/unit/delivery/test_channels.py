@@ -138,6 +138,12 @@ def test_configuration_is_checked() -> None:
         config(type="wecom")
     with pytest.raises(ValidationError, match="smtp_host"):
         config(type="email", sender="a@b", to=["x@b"])
+    mail = {"type": "email", "smtp_host": "mail.bank.cn", "sender": "a@b", "to": ["x@b"]}
+    with pytest.raises(ValidationError, match="exclude each other"):
+        config(**mail, starttls=True, smtps=True)
+    with pytest.raises(ValidationError, match="smtp_port 465 is SMTP over TLS"):
+        config(**mail, smtp_port=465)  # a plain session would wait for the server's TLS hello
+    assert config(**mail, smtp_port=465, smtps=True).smtps
     with pytest.raises(ValidationError, match="must match"):
         Settings(notify_channels={"Bad Name": {"type": "wecom", "webhook_url": "https://w"}})  # type: ignore[dict-item]
     channels = Settings(
