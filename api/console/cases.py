@@ -8,7 +8,6 @@ the same use cases as `POST /v1/rulesets/{name}/drafts` and `PUT .../cases`."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,30 +216,16 @@ class SaveIn(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-_EXPECTED = re.compile(r"^expected\s+(.*?)\s+— no such action$", re.S)
-_FORBIDDEN = re.compile(r"^forbidden\s+(.*?)\s+— but got\s+(.*)$", re.S)
-
-
-def problem_text(failure: str) -> str:
-    """A failure of the case runner as people read it: `期望 {…}，没有这样的动作`, `不应出现 {…}，但出现了 …`."""
-    expected = _EXPECTED.match(failure)
-    if expected:
-        return f"期望 {expected.group(1)}，但没有这样的动作"
-    forbidden = _FORBIDDEN.match(failure)
-    if forbidden:
-        return f"不应出现 {forbidden.group(1)}，但出现了 {forbidden.group(2)}"
-    return failure
-
-
 def _result_json(index: int, result: CaseResult) -> dict[str, Any]:
     return {
         "index": index,
         "name": result.case.name,
         "passed": result.passed,
         "problems": [
-            *(problem_text(f) for f in result.failures),
+            *result.failures,
             *([f"运行出错：{result.error}"] if result.error else []),
         ],
+        "codes": [*result.failure_codes, *([result.error_code] if result.error_code else [])],
         "actual": [observed.describe() for observed in result.observed],
     }
 

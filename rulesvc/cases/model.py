@@ -34,29 +34,37 @@ def load_case_text(
     file: str, text: str, kinds: Mapping[str, KindSchema] | None = None, now: datetime | None = None
 ) -> tuple[list[Case], list[RulesetError]]:
     """Cases of one file. With `kinds`, every event is validated against its ticket kind as ingest does
-    (an invalid event is a `bad_event` error listing its problems); `now` bounds event times (default: now)."""
+    (an invalid event is a `case.bad_event` error listing its problems); `now` bounds event times (default: now)."""
     src, errors = load_yaml(file, text)
     if src is None:
         return [], errors
     data = src.data
     raw_cases = data.get("cases") if isinstance(data, Mapping) else None
     if not isinstance(raw_cases, list):
-        return [], [RulesetError("bad_file", "a case file needs `cases:` (a list)", Location(file, 1, 1))]
+        return [], [
+            RulesetError("case.bad_file", "样例文件需要 `cases:`（样例的列表）", Location(file, 1, 1))
+        ]
     cases: list[Case] = []
     names: set[str] = set()
     for index, raw in enumerate(raw_cases):
         where = src.item_loc(raw_cases, index)
         if not isinstance(raw, Mapping):
-            errors.append(RulesetError("bad_case", "each case must be a mapping", where))
+            errors.append(
+                RulesetError("case.not_mapping", "每个样例须是一个映射（name、given、expect …）", where)
+            )
             continue
         for key in raw:
             if key not in CASE_KEYS:
                 errors.append(
-                    RulesetError("unknown_key", f"unknown key {key!r} in case", src.key_loc(raw, key))
+                    RulesetError(
+                        "case.unknown_key",
+                        f"样例中有未知的键 {key!r}（可用：{'、'.join(sorted(CASE_KEYS))}）",
+                        src.key_loc(raw, key),
+                    )
                 )
         name = str(raw.get("name") or f"case {index + 1}")
         if name in names:
-            errors.append(RulesetError("duplicate_id", f"duplicate case name {name!r}", where))
+            errors.append(RulesetError("case.duplicate_name", f"样例名 {name!r} 重复", where))
         names.add(name)
         events: list[Event] = []
         given = raw.get("given") or []
@@ -71,10 +79,10 @@ def load_case_text(
                     # refused as on ingest, or routed by the kind's `invalid:` policy (event.problems)
                     events.append(read_event(body, kinds, now=now or datetime.now(UTC)).event)
             except (InvalidEventError, TypeError, ValueError) as exc:
-                errors.append(RulesetError("bad_event", f"bad event: {exc}", event_loc))
+                errors.append(RulesetError("case.bad_event", f"事件不合格：{exc}", event_loc))
         if not events:
             errors.append(
-                RulesetError("bad_case", f"case {name!r} needs at least one event under `given`", where)
+                RulesetError("case.no_events", f"样例 {name!r} 的 `given` 下至少要有一个事件", where)
             )
             continue
         try:
@@ -82,7 +90,7 @@ def load_case_text(
                 parse_time(raw["until"], "until") if raw.get("until") else max(e.occurred_at for e in events)
             )
         except InvalidEventError as exc:
-            errors.append(RulesetError("bad_case", str(exc), src.value_loc(raw, "until")))
+            errors.append(RulesetError("case.bad_until", str(exc), src.value_loc(raw, "until")))
             continue
         cases.append(
             Case(

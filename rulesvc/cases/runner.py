@@ -1,4 +1,9 @@
-"""Running compliance cases on the virtual clock: subset matching, readable diffs, coverage, JUnit."""
+"""Running compliance cases on the virtual clock: subset matching, readable diffs, coverage, JUnit.
+
+A failure is a Chinese message with a stable code beside it (`CaseResult.failures` / `failure_codes`):
+`case.expected_missing` (an expected action did not happen), `case.forbidden_present` (a forbidden one
+did); a case that could not run carries `error` with `error_code` (`case.run_failed`, or the engine's code
+of the decision that failed)."""
 
 from __future__ import annotations
 
@@ -24,9 +29,7 @@ class Observed:
     action: Mapping[str, Any]
 
     def describe(self) -> str:
-        fields = ", ".join(
-            f"{k}={to_jsonable(v)}" for k, v in self.action.items() if k not in ("type", "rule")
-        )
+        fields = ", ".join(f"{k}={flow(v)}" for k, v in self.action.items() if k not in ("type", "rule"))
         return f"{self.at.isoformat()}  {self.action['type']}({fields})  ← {self.action.get('rule', '')}"
 
 
@@ -34,10 +37,17 @@ class Observed:
 class CaseResult:
     case: Case
     failures: list[str] = field(default_factory=list)
+    failure_codes: list[str] = field(default_factory=list)
+    """The code of each failure, in the same order (`EXPECTED_MISSING`, `FORBIDDEN_PRESENT`)."""
     observed: list[Observed] = field(default_factory=list)
     fired: set[str] = field(default_factory=set)
     seconds: float = 0.0
     error: str | None = None
+    error_code: str | None = None
+
+    def fail(self, code: str, message: str) -> None:
+        self.failures.append(message)
+        self.failure_codes.append(code)
 
     @property
     def passed(self) -> bool:
@@ -109,8 +119,25 @@ def matches(expected: Mapping[str, Any], observed: Observed) -> bool:
     return True
 
 
+EXPECTED_MISSING = "case.expected_missing"
+FORBIDDEN_PRESENT = "case.forbidden_present"
+RUN_FAILED = "case.run_failed"
+
+
+def flow(value: Any) -> str:
+    """A value as a case file writes it (YAML flow style): `[sms, email]`, `{type: assign}`; no repr."""
+    value = to_jsonable(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(flow(v) for v in value) + "]"
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    return str(value)
+
+
 def _fmt(expected: Mapping[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {to_jsonable(v)}" for k, v in expected.items()) + "}"
+    return flow(dict(expected))
 
 
 def observe(timeline: Timeline) -> tuple[list[Observed], set[str]]:
@@ -131,12 +158,14 @@ def run_case(book: Evaluator, case: Case) -> CaseResult:
         timeline = simulate(book, case.events, case.until)
     except Exception as exc:  # a case must report, not crash the run
         result.error = f"{type(exc).__name__}: {exc}"
+        result.error_code = RUN_FAILED
         result.seconds = time.perf_counter() - started
         return result
     result.observed, result.fired = observe(timeline)
     if timeline.error is not None:  # the actions before the failing trigger are kept and shown
         failed = timeline.error
-        result.error = f"{failed.error.code} ({failed.trigger} @ {failed.at.isoformat()}) {failed.error}"
+        result.error = f"{failed.trigger} @ {failed.at.isoformat()}：{failed.error}"
+        result.error_code = str(failed.error.code)
     # each expectation consumes one distinct observed action (subset match, any order)
     used: set[int] = set()
     for expected in case.expect:
@@ -145,13 +174,13 @@ def run_case(book: Evaluator, case: Case) -> CaseResult:
             None,
         )
         if hit is None:
-            result.failures.append(f"expected  {_fmt(expected)}  — no such action")
+            result.fail(EXPECTED_MISSING, f"期望 {_fmt(expected)}，但没有这样的动作")
         else:
             used.add(hit)
     for forbidden in case.expect_not:
         for obs in result.observed:
             if matches(forbidden, obs):
-                result.failures.append(f"forbidden {_fmt(forbidden)}  — but got {obs.describe()}")
+                result.fail(FORBIDDEN_PRESENT, f"不应出现 {_fmt(forbidden)}，但出现了 {obs.describe()}")
     result.seconds = time.perf_counter() - started
     return result
 
@@ -163,12 +192,14 @@ def run_cases(book: Evaluator, cases: Sequence[Case], all_refs: Iterable[str]) -
 def format_failure(result: CaseResult) -> str:
     lines = [f"FAIL {result.case.name}  ({result.case.location})"]
     if result.error:
-        lines.append(f"  error: {result.error}")
-    lines.extend(f"  {failure}" for failure in result.failures)
-    lines.append("  actual actions:" if not result.error else "  actual actions (up to the error):")
+        lines.append(f"  运行出错 [{result.error_code}]：{result.error}")
+    lines.extend(
+        f"  {failure} [{code}]" for failure, code in zip(result.failures, result.failure_codes, strict=True)
+    )
+    lines.append("  实际动作：" if not result.error else "  实际动作（到出错为止）：")
     lines.extend(f"    {obs.describe()}" for obs in result.observed)
     if not result.observed:
-        lines.append("    (none)")
+        lines.append("    （无）")
     return "\n".join(lines)
 
 

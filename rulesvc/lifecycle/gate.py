@@ -162,6 +162,7 @@ def run_gate(runs: Sequence[GateRun], lock: threading.Lock | None) -> tuple[dict
                     "line": result.case.location.line,
                     "col": result.case.location.col,
                     "problems": list(result.failures) + ([result.error] if result.error else []),
+                    "codes": list(result.failure_codes) + ([result.error_code] if result.error_code else []),
                     "text": prefix + format_failure(result),
                     "scenario": run.scenario.label,
                 }

@@ -64,7 +64,7 @@ def test_threshold_change_from_grid_to_publication(pages: Pages, console_server:
     expect(changed.locator(".new")).to_have_text("< 8000")
     failing = editor.locator("#cases tr.fail")
     expect(failing).to_have_count(2)
-    assert "expected  {type: assign, group: 费用审批岗}  — no such action" in failing.first.inner_text()
+    assert "期望 {type: assign, group: 费用审批岗}，但没有这样的动作" in failing.first.inner_text()
     assert "auto_approve" in failing.first.inner_text()
     expect(editor.locator("#submit-draft")).to_be_disabled()
 

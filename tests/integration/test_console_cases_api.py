@@ -111,7 +111,7 @@ def test_cases_run_one_all_or_from_the_form_with_expected_and_actual(
     assert nothing.json()["results"][0]["problems"][0].startswith("不应出现 {}，但出现了 ")
     invalid = {**CASE, "given": [{**CASE["given"][0], "ticket": {"kind": "expense", "id": "E-1"}}]}
     errors = post(client, keys["editor"], f"{EXPENSE}/cases/run", {"case": invalid}).json()
-    assert errors["results"] == [] and errors["errors"] and errors["errors"][0]["code"] == "bad_event"
+    assert errors["results"] == [] and errors["errors"] and errors["errors"][0]["code"] == "case.bad_event"
     bad_time = post(client, keys["editor"], f"{EXPENSE}/cases/run", {"case": {**CASE, "until": "明天"}})
     assert bad_time.status_code == 422 and bad_time.json()["code"] == "case_edit.invalid"
     missing = post(client, keys["auditor"], f"{EXPENSE}/cases/run", {"index": 999})

@@ -92,7 +92,7 @@ def test_draft_and_version_evidence(
     cases = table_with(page, "结果")
     assert {r[1] for r in cases[1:] if r[3] == "失败"} == PINNED_5000
     body = " ".join(" ".join(page.text).split())
-    assert "expected {type: assign, group: 费用审批岗} — no such action" in body
+    assert "期望 {type: assign, group: 费用审批岗}，但没有这样的动作" in body
     assert "auto_approve() ← expense-approval/报销审批#差旅费小额自动审批" in body
 
     # The same evidence as XLSX.
@@ -107,7 +107,7 @@ def test_draft_and_version_evidence(
     book = load_workbook(xlsx_file)
     failed = {r[1]: r for r in book["样例"].iter_rows(min_row=2, values_only=True) if r[4] == "失败"}
     assert set(failed) == PINNED_5000
-    assert all("— no such action" in r[8] for r in failed.values())
+    assert all("但没有这样的动作" in r[8] for r in failed.values())
 
     # Cases updated, approved by another person, published: version 2's evidence names its approver and the
     # chain entry that published it.

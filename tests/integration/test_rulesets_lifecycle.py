@@ -138,7 +138,9 @@ def test_threshold_change_end_to_end(
     assert refused.status_code == 422, refused.text
     assert refused.json()["code"] == "cases_failed"
     assert {f["name"] for f in refused.json()["details"]["failures"]} == PINNED_5000
-    assert "expected  {type: assign, group: 费用审批岗}" in refused.json()["details"]["failures"][0]["text"]
+    first = refused.json()["details"]["failures"][0]
+    assert "期望 {type: assign, group: 费用审批岗}，但没有这样的动作 [case.expected_missing]" in first["text"]
+    assert first["codes"] == ["case.expected_missing"]
 
     # Updated cases make the draft pass; it is submitted, approved by another key, published for 10:00.
     uploaded = client.put(

@@ -72,20 +72,19 @@ def test_failing_case_shows_expected_entry_and_actual_actions(book: RuleBook) ->
     result = run_case(book, case)
     assert not result.passed
     assert result.failures == [
-        "expected  {type: escalate, at: 2026-11-02T10:45:00+08:00, to: supervisor}  — no such action"
+        "期望 {type: escalate, at: 2026-11-02T10:45:00+08:00, to: supervisor}，但没有这样的动作"
     ]
     report = format_failure(result)
     lines = report.splitlines()
     assert lines[0] == f"FAIL 升级时间写错  ({case.location})"
-    assert lines[1].strip() == result.failures[0]
-    assert lines[2].strip() == "actual actions:"
+    assert result.failure_codes == ["case.expected_missing"]
+    assert lines[1].strip() == result.failures[0] + " [case.expected_missing]"
+    assert lines[2].strip() == "实际动作："
     actual = [line.strip() for line in lines[3:]]
     assert len(actual) == 3
     assert actual[0].startswith("2026-11-02T09:00:00+08:00  start_timer(timer=首次响应")
     assert actual[0].endswith("← complaint-sla/启动首次响应计时")
-    assert actual[1].startswith(
-        "2026-11-02T10:30:00+08:00  notify(to=owner, channels=['sms', 'email', 'in_app']"
-    )
+    assert actual[1].startswith("2026-11-02T10:30:00+08:00  notify(to=owner, channels=[sms, email, in_app]")
     assert actual[2].startswith("2026-11-02T11:00:00+08:00  escalate(to=supervisor")
     assert "← complaint-sla/投诉超时升级" in actual[2]
 
@@ -104,8 +103,8 @@ def test_failing_case_with_no_actions_says_none(book: RuleBook) -> None:
         """
     )
     result = run_case(book, case)
-    assert result.failures == ["expected  {type: notify}  — no such action"]
-    assert format_failure(result).splitlines()[-2:] == ["  actual actions:", "    (none)"]
+    assert result.failures == ["期望 {type: notify}，但没有这样的动作"]
+    assert format_failure(result).splitlines()[-2:] == ["  实际动作：", "    （无）"]
 
 
 def test_expect_not_violation_is_reported(book: RuleBook) -> None:
@@ -119,10 +118,11 @@ def test_expect_not_violation_is_reported(book: RuleBook) -> None:
     assert not result.passed
     (failure,) = result.failures
     assert failure.startswith(
-        "forbidden {type: escalate}  — but got 2026-11-02T11:00:00+08:00  escalate(to=supervisor"
+        "不应出现 {type: escalate}，但出现了 2026-11-02T11:00:00+08:00  escalate(to=supervisor"
     )
     assert failure.endswith("← complaint-sla/投诉超时升级")
-    assert failure in format_failure(result)
+    assert result.failure_codes == ["case.forbidden_present"]
+    assert f"{failure} [case.forbidden_present]" in format_failure(result)
 
 
 def test_expect_not_with_fields_is_a_subset_match_too(book: RuleBook) -> None:
@@ -154,7 +154,7 @@ def test_engine_error_is_reported_not_raised(book: RuleBook) -> None:
         and result.error.startswith("InvalidEventError:")
         and "mortgage" in result.error
     )
-    assert "  error: InvalidEventError:" in format_failure(result)
+    assert "  运行出错 [case.run_failed]：InvalidEventError:" in format_failure(result)
 
 
 # ---- subset matching ------------------------------------------------------------------------------------------
@@ -232,14 +232,14 @@ def test_decimal_amount_in_a_case_file_matches_exactly(book: RuleBook) -> None:
     assert run_case(book, one(text)).passed
     wrong = text.replace("amount: 4999.990}", "amount: 4999.98}")
     result = run_case(book, one(wrong))
-    assert result.failures == ["expected  {type: trigger_payment, amount: 4999.98}  — no such action"]
+    assert result.failures == ["期望 {type: trigger_payment, amount: 4999.98}，但没有这样的动作"]
     assert "trigger_payment(amount=4999.99)" in format_failure(result)
 
 
 def test_each_expectation_consumes_its_own_action(book: RuleBook) -> None:
     case = one(complaint_case("      - {type: notify}\n      - {type: notify}\n"))
     result = run_case(book, case)
-    assert result.failures == ["expected  {type: notify}  — no such action"]
+    assert result.failures == ["期望 {type: notify}，但没有这样的动作"]
 
 
 def test_expectations_match_in_any_order(book: RuleBook) -> None:
@@ -286,8 +286,8 @@ def test_junit_xml_parses_and_counts_failures(book: RuleBook) -> None:
     assert [len(tc) for tc in testcases] == [0, 1, 1, 0, 1]
     failure = testcases[1].find("failure")
     assert failure is not None
-    assert failure.get("message") == "expected  {type: auto_approve}  — no such action"
-    assert failure.text is not None and "FAIL 失败<1>" in failure.text and "actual actions:" in failure.text
+    assert failure.get("message") == "期望 {type: auto_approve}，但没有这样的动作"
+    assert failure.text is not None and "FAIL 失败<1>" in failure.text and "实际动作：" in failure.text
     assert "escalate(to=supervisor" in failure.text
     assert testcases[2].find("failure") is not None
     error = testcases[4].find("error")
@@ -357,5 +357,5 @@ def test_draft_case_files_are_validated_against_the_kinds_as_rulesvc_test_does()
         "    expect: [{type: assign}]\n"
     )
     errors = check_case_files({"loan-approval.yaml": text}, book.kinds)
-    assert [e.code for e in errors] == ["bad_case", "bad_event"]
-    assert "ticket.amount: 应为数字" in next(e.message for e in errors if e.code == "bad_event")
+    assert [e.code for e in errors] == ["case.no_events", "case.bad_event"]
+    assert "ticket.amount: 应为数字" in next(e.message for e in errors if e.code == "case.bad_event")

@@ -74,7 +74,7 @@ def test_check_broken_folder_exits_1_with_positioned_errors(tmp_path: Path) -> N
     assert all(parsed), lines
     names = [Path(m["file"]).name for m in parsed if m]
     assert names == ["broken.yaml", "expense-approval.yaml", "expense-approval.yaml"]
-    assert "case 'x' needs at least one event" in lines[0]
+    assert "样例 'x' 的 `given` 下至少要有一个事件" in lines[0]
     source = text.splitlines()
     enum_line = next(i for i, line in enumerate(source, 1) if "部门经里" in line)
     field_line = next(i for i, line in enumerate(source, 1) if "ticket.amout" in line)
@@ -165,11 +165,9 @@ def test_test_broken_case_exits_1_with_fail_and_diff(tmp_path: Path) -> None:
     assert result.exit_code == 1
     out = result.stdout
     assert "FAIL 始终未受理1.5小时预警2小时升级" in out
-    assert (
-        "expected  {type: escalate, at: 2026-11-02T11:30:00+08:00, to: supervisor}  — no such action" in out
-    )
+    assert "期望 {type: escalate, at: 2026-11-02T11:30:00+08:00, to: supervisor}，但没有这样的动作" in out
     block = out[out.index("FAIL 始终未受理") :].split("\nPASS ")[0]
-    assert "actual actions:" in block
+    assert "实际动作：" in block
     assert "2026-11-02T11:00:00+08:00  escalate(to=supervisor" in block
     assert "2026-11-02T10:30:00+08:00  notify(to=owner" in block
     assert "9 passed, 1 failed" in out
@@ -319,7 +317,7 @@ def test_test_reports_a_rule_error_with_the_actions_before_it(tmp_path: Path) ->
     result = run("test", folder)
     assert result.exit_code == 1
     assert "FAIL 电话银行投诉" in result.stdout
-    assert "error: rule.unique_conflict (电话银行投诉#1 @ 2026-11-02T09:00:00+08:00)" in result.stdout
+    assert "运行出错 [rule.unique_conflict]：电话银行投诉#1 @ 2026-11-02T09:00:00+08:00：" in result.stdout
     assert "唯一分派.yaml:10:" in result.stdout and "Traceback" not in result.output
 
 
@@ -378,7 +376,7 @@ def test_simulate_routes_invalid_tickets_under_the_kinds_policy(tmp_path: Path) 
 
 
 def test_a_case_with_invalid_input_is_routed_under_the_kinds_policy(tmp_path: Path) -> None:
-    """Without a policy such a case is a `bad_event` error; with one, the case sees the routing ingest does."""
+    """Without a policy such a case is a `case.bad_event` error; with one, the case sees the routing ingest does."""
     folder = _routing_folder(tmp_path)
     (folder / "cases" / "invalid.yaml").write_text(
         "cases:\n"

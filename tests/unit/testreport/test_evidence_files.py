@@ -98,7 +98,7 @@ def test_html_names_versions_hashes_failures_coverage_and_digest(
     assert f"{FAILING}（{folder}/cases/expense-approval.yaml:17）" in body
     assert "期望的动作： {type: assign, group: 费用审批岗}" in body
     assert "2026-11-02T10:05:00+08:00 auto_approve() ← expense-approval/报销审批#差旅费小额自动审批" in body
-    assert "expected {type: assign, group: 费用审批岗} — no such action" in body
+    assert "期望 {type: assign, group: 费用审批岗}，但没有这样的动作" in body
 
     coverage = table_with(page, "覆盖率")
     assert [row[0] for row in coverage[1:]] == NAMES
@@ -151,7 +151,7 @@ def test_xlsx_sheets_and_digest(folder: Path, written: dict[str, Path], tmp_path
     assert failed[4] == "失败" and failed[3] == 17
     assert failed[5] == "{type: assign, group: 费用审批岗}"
     assert "auto_approve()  ← expense-approval/报销审批#差旅费小额自动审批" in failed[7]
-    assert "— no such action" in failed[8]
+    assert "但没有这样的动作" in failed[8]
     assert {r[4] for name, r in cases.items() if name != FAILING} == {"通过"}
     coverage = list(book["覆盖率"].iter_rows(min_row=2, values_only=True))
     assert [(r[0], r[3]) for r in coverage] == [(n, "100.0%") for n in NAMES]
@@ -177,7 +177,7 @@ def test_pdf_embeds_fonts_and_verifies(written: dict[str, Path], tmp_path: Path)
     assert "合规测试证据报告" in text and "未通过（1 个样例失败）" in text
     assert all(name in text for name in NAMES)
     assert f"内容哈希（SHA-256）：{content['rulesets'][1]['content_sha256']}" in text
-    assert FAILING in text and "— no such action" in text
+    assert FAILING in text and "但没有这样的动作" in text
     assert f"SHA-256：{evidence.digest}" in text
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert "Noto-Sans-CJK" in fonts
