@@ -156,7 +156,10 @@ def publish(
     typer.echo(f"published {name} v{result['version']}, effective {_when(result['effective_at'])}")
     replan = result.get("replanned")
     if isinstance(replan, dict):
-        typer.echo(f"re-planned {replan.get('moved', 0)} open timer(s) of {replan.get('checked', 0)}")
+        typer.echo(
+            f"re-planned {replan.get('moved', 0)} open timer(s) of {replan.get('tickets', 0)} ticket(s);"
+            f" {replan.get('pending', 0)} left to the worker"
+        )
         for example in replan.get("examples", []):
             typer.echo(
                 f"  {example['ticket_id']} {example['timer']}: {_when(example['previous_due_at'])}"

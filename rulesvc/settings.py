@@ -250,6 +250,17 @@ class Settings(BaseSettings):
     )
     timer_poll_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds between timer polls.")
     timer_batch: int = Field(default=100, ge=1, le=10_000, description="Tickets locked per timer poll.")
+    replan_batch: int = Field(
+        default=200, ge=1, le=10_000, description="Tickets locked per claim when re-planning timers."
+    )
+    replan_inline_tickets: int = Field(
+        default=1_000,
+        ge=0,
+        description=(
+            "Tickets whose timers the request publishing a calendar re-plans itself (at most 1 s of it); the "
+            "worker re-plans the rest, and the answer says how many are pending."
+        ),
+    )
     event_clock_skew: float = Field(
         default=300.0,
         gt=0,

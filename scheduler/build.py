@@ -68,6 +68,7 @@ def build_worker(
         book,
         masking,
         batch=config.timer_batch,
+        replan_batch=config.replan_batch,
         retry=retry,
         clock=clock,
         delivery_clock=delivery_clock,
@@ -80,7 +81,13 @@ def build_worker(
     metrics = metrics or WorkerMetrics()
     instrument_pool(parts.engine, "worker", metrics)
     heartbeat = Heartbeat(ops_status(parts.engine), metrics, SystemClock())
-    poller = TimerPoller(parts.timers, parts.batch, replanner=parts.replanner, metrics=metrics)
+    poller = TimerPoller(
+        parts.timers,
+        parts.batch,
+        replanner=parts.replanner,
+        metrics=metrics,
+        replan_seconds=config.replan_seconds,
+    )
     if channels is not None:
         parts.webhooks.sync_channels(channels)
         sender = ChannelSender(

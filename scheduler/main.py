@@ -33,6 +33,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
         poll_interval=settings.timer_poll_interval,
         timer_batch=settings.timer_batch,
+        replan_batch=settings.replan_batch,
         delivery_interval=settings.timer_poll_interval,
     )
 

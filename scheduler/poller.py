@@ -36,10 +36,12 @@ class TimerPoller:
         keep_late: int = 100_000,
         replanner: CalendarReplanner | None = None,
         metrics: WorkerMetrics | None = None,
+        replan_seconds: float = 2.0,
     ) -> None:
         self.service = service
         self.replanner = replanner
         self.batch = batch
+        self.replan_seconds = replan_seconds
         self.stats = PollStats()
         self.metrics = metrics or WorkerMetrics()
         self._keep_late = keep_late
@@ -74,8 +76,11 @@ class TimerPoller:
                 if result.tickets < self.batch:
                     break
             if self.replanner is not None and not self._stop.is_set():
-                try:  # timers of a calendar published meanwhile (e.g. its publisher crashed mid re-plan)
-                    for replanned in self.replanner.replan_pending():
+                # timers of a calendar published meanwhile: what its publishing request left (it re-plans
+                # only a small budget itself), or a crash left; up to `replan_seconds` per poll, so that due
+                # points keep firing during a long re-plan
+                try:
+                    for replanned in self.replanner.replan_pending(self.replan_seconds):
                         self.stats.replanned += replanned.moved
                         if replanned.moved:
                             self.metrics.inc("rulesvc_timer_replans", amount=replanned.moved)

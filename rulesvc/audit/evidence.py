@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rulesvc import exactjson
@@ -69,9 +70,47 @@ class Vouching:
     record_text: str | None
     entry: ChainEntry | None
 
+    @cached_property
+    def record(self) -> Mapping[str, Any]:
+        """The record parsed (once per read: a re-plan claim's record vouches for many feed rows)."""
+        parsed = exactjson.loads(self.record_text) if self.record_text is not None else {}
+        return parsed if isinstance(parsed, Mapping) else {}
+
+    @cached_property
+    def problem(self) -> tuple[str, str] | None:
+        return _record_problem(self)
+
+    @cached_property
+    def pairs(self) -> list[tuple[str, Any]]:
+        """(ticket id, action) of each of the record's actions: the record's ticket, or for a re-plan claim
+        (`action_tickets`, one ticket id per action) each action's own."""
+        record = self.record
+        actions = list(record.get("actions") or [])
+        tickets = record.get(ACTION_TICKETS)
+        if isinstance(tickets, list) and len(tickets) == len(actions):
+            return [(str(t), a) for t, a in zip(tickets, actions, strict=True)]
+        return [(str(record.get("ticket_id")), a) for a in actions]
+
+    @cached_property
+    def by_ticket(self) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
+        for ticket_id, action in self.pairs:
+            found.setdefault(ticket_id, []).append(action)
+        return found
+
+
+ACTION_TICKETS = "action_tickets"
+"""Record key of a decision whose actions are for several tickets (a re-plan claim): the ticket id of each
+action, in the order of `actions`; each feed record of it carries its own action's ticket id."""
+
 
 def record_problem(vouching: Vouching) -> tuple[str, str] | None:
-    """(reason, message) when the record is not what its chain entry vouches for."""
+    """(reason, message) when the record is not what its chain entry vouches for (checked once per
+    `Vouching`)."""
+    return vouching.problem
+
+
+def _record_problem(vouching: Vouching) -> tuple[str, str] | None:
     decision_id, record_text, entry = vouching.decision_id, vouching.record_text, vouching.entry
     if record_text is None:
         return "decision_missing", f"决策 {decision_id} 不存在（已被删除）"
@@ -95,35 +134,37 @@ def action_problem(
     *,
     strict: bool = False,
 ) -> tuple[str, str] | None:
-    """(reason, message) unless `action` is one of the vouched record's actions, for `ticket_id` (or, with
-    `masking`, one of their masked forms: what a webhook body carries). `strict`: only the masked forms
-    (the clear action only when no masking is given)."""
+    """(reason, message) unless `action` is one of the vouched record's actions for `ticket_id` (the
+    record's ticket, or that action's own in a re-plan claim), or, with `masking`, one of their masked
+    forms (what a webhook body carries). `strict`: only the masked forms (the clear action only when no
+    masking is given)."""
     problem = record_problem(vouching)
     if problem is not None:
         return problem
-    assert vouching.record_text is not None
-    record = exactjson.loads(vouching.record_text)
-    clear = record.get("actions", [])
-    stored_ticket = str(record.get("ticket_id"))
     policies = [masking] if isinstance(masking, MaskPolicy) else list(masking or [])
-    actions = [] if strict and policies else list(clear)
-    tickets = [] if strict and policies else [stored_ticket]
-    for policy in policies:
-        actions.extend(policy.mask_actions(clear))
-        tickets.append(policy.mask_text(stored_ticket))
-    if not strict:  # verify: any masking of the vouched values (a subscription's classes included)
-        if ticket_id not in tickets and not any(masked_form(stored_ticket, ticket_id, p) for p in policies):
-            return "ticket_mismatch", f"工单号与决策 {vouching.decision_id} 的记录不符"
-        if dict(action) not in actions and not any(
-            masked_form(a, action, p) for a in clear for p in policies
-        ):
-            return "action_mismatch", f"动作与决策 {vouching.decision_id} 的记录不符（被修改）"
+    clear_allowed = not (strict and policies)
+    if clear_allowed and dict(action) in vouching.by_ticket.get(ticket_id, ()):
         return None
-    if ticket_id not in tickets:
+
+    def names_ticket(stored: str) -> bool:
+        if clear_allowed and stored == ticket_id:
+            return True
+        if any(p.mask_text(stored) == ticket_id for p in policies):
+            return True
+        # verify: any masking of the vouched values (a subscription's classes included)
+        return not strict and any(masked_form(stored, ticket_id, p) for p in policies)
+
+    candidates = [a for t, a in vouching.pairs if names_ticket(t)]
+    if not candidates and not (vouching.pairs == [] and names_ticket(str(vouching.record.get("ticket_id")))):
         return "ticket_mismatch", f"工单号与决策 {vouching.decision_id} 的记录不符"
-    if dict(action) not in actions:
-        return "action_mismatch", f"动作与决策 {vouching.decision_id} 的记录不符（被修改）"
-    return None
+    shown = dict(action)
+    if clear_allowed and shown in candidates:
+        return None
+    if any(shown in p.mask_actions(candidates) for p in policies):
+        return None
+    if not strict and any(masked_form(a, action, p) for a in candidates for p in policies):
+        return None
+    return "action_mismatch", f"动作与决策 {vouching.decision_id} 的记录不符（被修改）"
 
 
 def masked_form(clear: Any, shown: Any, masking: MaskPolicy) -> bool:

@@ -38,10 +38,14 @@ class NewDecision:
     actions: Sequence[Mapping[str, Any]]
     audit_payload: Mapping[str, Any]
     ticket_work: Callable[[TicketView], TicketWrite] | None = field(default=None, compare=False, repr=False)
-    occurred_at: datetime | None = None
-    """When the event occurred, stored with the clear input (backtests select events by it)."""
     """Run by the store under the ticket's lock, in the same transaction: the timer changes, snapshot and
     final record of this decision (`rulesvc.decisions.ticket_work.EventTicketWork`). None: the ticket is untouched."""
+    occurred_at: datetime | None = None
+    """When the event occurred, stored with the clear input (backtests select events by it)."""
+    action_tickets: Sequence[str] | None = None
+    """A decision for several tickets (a re-plan claim, `ticket_id` empty): the ticket of each action, in
+    order (its feed record's `ticket_id`); it also seals the tickets of its transaction that no decision of
+    their own seals (`rulesvc.storage.ticket_seals`)."""
 
 
 @dataclass(frozen=True)

@@ -412,7 +412,7 @@ class DecisionService:
             raise DecisionNotFoundError(decision_id)
         found: list[StoredDecision] = []
         after: Cursor | None = None
-        while len(found) < max_decisions:
+        while stored.ticket_id and len(found) < max_decisions:
             page = self.store.search_decisions(
                 DecisionQuery(ticket_id=stored.ticket_id, limit=MAX_LIMIT, after=after)
             )
@@ -425,7 +425,7 @@ class DecisionService:
             "decisions": len(records),
             "truncated": len(found) > max_decisions or len(found) == max_decisions,
             "timezone": "Asia/Shanghai",
-            "timers": ticket_timeline(records),
+            "timers": ticket_timeline(records, stored.ticket_id),
         }
 
     def search_decisions(self, query: DecisionQuery, principal: Principal) -> dict[str, Any]:

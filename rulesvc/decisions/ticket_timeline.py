@@ -45,11 +45,14 @@ def _when(record: Mapping[str, Any]) -> str:
     return str(event.get("occurred_at") or record.get("decided_at") or "")
 
 
-def ticket_timeline(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def ticket_timeline(
+    records: Iterable[Mapping[str, Any]], ticket_id: str | None = None
+) -> list[dict[str, Any]]:
     """`[{"timer", "calendar", "rule", "generations", "status", "marks": [...]}]`, timers by first start;
     marks in time order, each `{"at", "kind", "name", "state", "provisional", "fired_at", "late_by",
     "decision_id"}` (`kind`: started, warning, due, paused, resumed, rescheduled, cancelled; `state` of a
-    point: planned, fired, late, void)."""
+    point: planned, fired, late, void). Of a record for several tickets (a re-plan claim:
+    `action_tickets`), only the actions for `ticket_id` count."""
     timers: dict[str, _Timer] = {}
 
     def timer(name: str) -> _Timer:
@@ -60,7 +63,7 @@ def ticket_timeline(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
         fact = (record.get("event") or {}).get("timer")
         if isinstance(fact, Mapping) and fact.get("name"):
             _fire(timer(str(fact["name"])), fact, decision_id)
-        for action in record.get("actions") or ():
+        for action in own_actions(record, ticket_id):
             if not isinstance(action, Mapping) or not action.get("timer"):
                 continue
             kind = str(action.get("type", ""))
@@ -116,6 +119,15 @@ def ticket_timeline(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
             }
         )
     return result
+
+
+def own_actions(record: Mapping[str, Any], ticket_id: str | None) -> list[Any]:
+    """The record's actions for `ticket_id`: all of them, or of a re-plan claim those naming it."""
+    actions = list(record.get("actions") or ())
+    tickets = record.get("action_tickets")
+    if not isinstance(tickets, list):
+        return actions
+    return [a for t, a in zip(tickets, actions, strict=False) if t == ticket_id]
 
 
 def _plan(t: _Timer, kind: str, name: str, at: str, provisional: bool) -> None:

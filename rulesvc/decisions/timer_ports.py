@@ -7,13 +7,14 @@ the same transaction. ORM rows never leave `rulesvc.storage`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from rulesvc.decisions.ports import StoredDecision, TicketView, TicketWrite
+from rulesvc.decisions.ports import NewDecision, StoredDecision, TicketView, TicketWrite
 from rulesvc.sla.reports import SlaRecord
+from rulesvc.sla.ticket_timers import ScheduledTimer
 
 
 @dataclass(frozen=True)
@@ -31,20 +32,52 @@ class FiredBatch:
 FirePrepare = Callable[[TicketView], TicketWrite]
 
 
+@dataclass(frozen=True)
+class ReplanBatch:
+    """One re-plan claim: tickets locked, timers moved (feed rows), tickets refused for a seal mismatch."""
+
+    tickets: int
+    moved: int = 0
+    refused: list[str] = field(default_factory=list)
+    decisions: list[StoredDecision] = field(default_factory=list)
+
+
+class ClaimPlan(Protocol):
+    """What a re-plan claim makes of its locked tickets (`rulesvc.decisions.replan`)."""
+
+    def timers(
+        self, ticket_id: str, timers: Sequence[ScheduledTimer]
+    ) -> tuple[list[ScheduledTimer], list[Mapping[str, Any]]] | None:
+        """From the ticket's timer rows alone: the rows re-planned and a `reschedule_timer` action per
+        moved deadline; None when the rows are not enough (the ticket's journal must be replayed)."""
+        ...
+
+    def ticket(self, view: TicketView) -> tuple[TicketWrite, list[Mapping[str, Any]]]:
+        """From the ticket's journal: what to store and the `reschedule_timer` actions."""
+        ...
+
+    def record(self, moves: Sequence[tuple[str, Mapping[str, Any]]], tickets: int) -> NewDecision:
+        """The claim's one record: (ticket id, action) of every moved timer, of `tickets` re-planned."""
+        ...
+
+
 class TimerStore(Protocol):
     def fire_due(self, now: datetime, limit: int, prepare: FirePrepare) -> FiredBatch:
         """Lock up to `limit` tickets having a timer point due at `now` (skipping tickets other writers
         hold) and store `prepare(view)` for each, all in one transaction."""
         ...
 
-    def replan(
-        self, calendar: str, version: int, now: datetime, limit: int, prepare: FirePrepare
-    ) -> FiredBatch:
-        """As `fire_due`, for tickets having an open timer on `calendar` planned on a version before
-        `version` (claimed with the same locks, so a ticket is re-planned once by one writer)."""
+    def replan(self, calendar: str, version: int, now: datetime, limit: int, plan: ClaimPlan) -> ReplanBatch:
+        """Lock up to `limit` tickets having an open timer on `calendar` planned on a version before
+        `version` (skipping tickets other writers hold, as `fire_due`), and store in one transaction what
+        `plan` makes of them: their timer rows, one record for the claim, its feed rows, their seals."""
         ...
 
     def replan_pending(self, calendar: str, version: int) -> bool: ...
+
+    def replan_count(self, calendar: str, version: int) -> int:
+        """Open timers on `calendar` still planned on a version before `version`."""
+        ...
 
     def pending_timers(self) -> int: ...
 

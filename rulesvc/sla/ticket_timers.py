@@ -82,6 +82,25 @@ def schedule(
     )
 
 
+def reschedule(stored: ScheduledTimer, due: datetime, planned: BusinessCalendar, now: datetime) -> Action:
+    """The `reschedule_timer` action of a running timer whose deadline moved from its stored one to
+    `due` on `planned` (`late` when already past at `now`)."""
+    assert stored.due_at is not None
+    params: dict[str, Any] = {
+        "timer": stored.name,
+        "due_at": due,
+        "previous_due_at": stored.due_at.astimezone(planned.tz),
+        "calendar": stored.state.calendar,
+        "calendar_version": planned.version,
+        "previous_calendar_version": stored.calendar_version,
+    }
+    if due <= now:
+        params["late"] = True
+    if planned.is_provisional(due):
+        params["provisional"] = True
+    return Action(RESCHEDULE, params, stored.state.rule)
+
+
 @dataclass(frozen=True)
 class Emission:
     """A timer point fired as a decision (`retracted` once the timeline no longer reaches it)."""
@@ -141,14 +160,17 @@ class TicketTimers:
         self.snapshot_at: str | None = timeline.get(SNAPSHOT_AT)
         """Kept in the timeline as it is (the unit of work on the snapshot sets it)."""
         self._all = calendars
-        # The calendar versions this ticket's timers are planned on (see `rebind`): as recorded on the
-        # ticket, else the version its stored timers were planned on, else the latest (a new ticket).
+        # The calendar versions this ticket's timers are planned on (see `rebind`): the newest of the one
+        # recorded in the timeline and those its stored timers were planned on (a re-plan moves the open
+        # timers' rows to a new version without rewriting the timeline: both are sealed), else the latest
+        # (a new ticket).
         self._bound: dict[str, int] = {
             str(name): int(version) for name, version in (timeline.get("calendars") or {}).items()
         }
-        for timer in sorted(self._stored.values(), key=lambda t: t.calendar_version or 0):
+        for timer in self._stored.values():
             if timer.calendar_version is not None:
-                self._bound.setdefault(timer.state.calendar, timer.calendar_version)
+                calendar = timer.state.calendar
+                self._bound[calendar] = max(self._bound.get(calendar, 0), timer.calendar_version)
         self._calendars = self._bind()
         if "journal" in timeline:
             self._journal = [entry_from_json(e) for e in timeline["journal"]]
@@ -234,19 +256,7 @@ class TicketTimers:
             due = run.state.due_at(planned)
             if stored.due_at is None or stored.due_at == due:
                 continue
-            params: dict[str, Any] = {
-                "timer": name,
-                "due_at": due,
-                "previous_due_at": stored.due_at.astimezone(planned.tz),
-                "calendar": calendar,
-                "calendar_version": planned.version,
-                "previous_calendar_version": stored.calendar_version,
-            }
-            if due <= now:
-                params["late"] = True
-            if planned.is_provisional(due):
-                params["provisional"] = True
-            actions.append(Action(RESCHEDULE, params, run.state.rule))
+            actions.append(reschedule(stored, due, planned, now))
         return actions
 
     # -- changes ------------------------------------------------------------------------------------------
@@ -517,5 +527,6 @@ __all__ = [
     "Emission",
     "ScheduledTimer",
     "TicketTimers",
+    "reschedule",
     "schedule",
 ]

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, literal, select, tuple_
+from sqlalchemy import Select, and_, exists, func, literal, select, tuple_, union
 from sqlalchemy.orm import Session, aliased
 
 from rulesvc.decisions.ports import StoredDecision
 from rulesvc.decisions.search import DecisionQuery
 from rulesvc.storage.decision_writes import stored_decision
-from rulesvc.storage.tables import DecisionRow, DecisionTermRow, UTCDateTime
+from rulesvc.storage.tables import ActionRow, DecisionRow, DecisionTermRow, UTCDateTime
 
 
 def search_statement(query: DecisionQuery) -> Select[Any]:
@@ -40,7 +40,17 @@ def search_statement(query: DecisionQuery) -> Select[Any]:
             exists().where(and_(probe.term == term, probe.decided_at == key_at, probe.chain_seq == key_seq))
         )
     if query.ticket_id is not None:
-        statement = statement.where(DecisionRow.ticket_id == query.ticket_id)
+        # the ticket's own decisions, and the re-plan claims that moved its timers (found by their feed
+        # records, which carry the ticket's id)
+        own = aliased(DecisionRow, name="own")
+        statement = statement.where(
+            DecisionRow.decision_id.in_(
+                union(
+                    select(own.decision_id).where(own.ticket_id == query.ticket_id),
+                    select(ActionRow.decision_id).where(ActionRow.ticket_id == query.ticket_id),
+                )
+            )
+        )
     if query.event_id is not None:
         statement = statement.where(DecisionRow.event_id == query.event_id)
     if query.from_ is not None:

@@ -158,6 +158,10 @@ def prepare_decisions(
         if new.ticket_id in seals:
             last_of[new.ticket_id] = index
     sealed_by = {index: ticket_id for ticket_id, index in last_of.items()}
+    rest = {ticket_id: digest for ticket_id, digest in seals.items() if ticket_id not in last_of}
+    # a decision for several tickets (a re-plan claim) seals the others in its own entry
+    claims = [i for i, n in enumerate(news) if n.action_tickets is not None]
+    claim = claims[-1] if claims and rest else None
     notes: list[tuple[str, str, str, str]] = [
         (
             n.decided_at.isoformat(),
@@ -166,12 +170,16 @@ def prepare_decisions(
             canonical(
                 {**n.audit_payload, "ticket_sha256": seals[sealed_by[i]]}
                 if i in sealed_by
+                else {**n.audit_payload, "tickets": dict(sorted(rest.items()))}
+                if i == claim
                 else n.audit_payload
             ),
         )
         for i, n in enumerate(news)
     ]
-    rest = {ticket_id: digest for ticket_id, digest in seals.items() if ticket_id not in last_of}
+    if claim is not None:
+        last_of.update((ticket_id, claim) for ticket_id in rest)
+        rest = {}
     if rest:
         if at is None:
             raise ValueError("sealing tickets without a decision needs the time of the seal")
@@ -196,11 +204,11 @@ def prepare_decisions(
         actions.extend(
             {
                 "at": new.decided_at,
-                "ticket_id": new.ticket_id,
+                "ticket_id": new.ticket_id if new.action_tickets is None else new.action_tickets[i],
                 "decision_id": new.decision_id,
                 "action": json_text(action),
             }
-            for action in new.actions
+            for i, action in enumerate(new.actions)
         )
         terms.extend(
             (index, {"term": term, "decided_at": new.decided_at, "decision_id": new.decision_id})

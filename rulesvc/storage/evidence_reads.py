@@ -178,7 +178,9 @@ class SqlEvidenceReader:
             if not rows:
                 return latest
             for row in rows:
-                if row.kind == KIND_DECISION and "ticket_sha256" not in row.payload:
+                if row.kind == KIND_DECISION and not (
+                    "ticket_sha256" in row.payload or '"tickets"' in row.payload
+                ):
                     continue
                 try:
                     sealed = sealed_tickets(chain_entry(row))

@@ -225,6 +225,17 @@ def _merge(writes: Sequence[TicketWrite]) -> TicketWrite:
 
 def ticket_views(tickets: Iterable[LockedTicket], timers: Rows, entries: Rows) -> list[Loaded]:
     """Views of locked tickets (with every timer), each checked against the chain entry sealing it."""
+    return [
+        Loaded(ticket, view_of(ticket, rows, problem), rows, digest, problem)
+        for ticket, rows, digest, problem in sealed_rows(tickets, timers, entries)
+    ]
+
+
+def sealed_rows(
+    tickets: Iterable[LockedTicket], timers: Rows, entries: Rows
+) -> list[tuple[LockedTicket, dict[str, dict[str, Any]], str, tuple[str, str] | None]]:
+    """(ticket, its timer rows by name, the digest of its stored state, why that state does not match
+    its seal or None) of each locked ticket, nothing parsed (`view_of` does that)."""
     tickets = list(tickets)
     by_ticket: dict[str, list[dict[str, Any]]] = {t.ticket_id: [] for t in tickets}
     for values in timers.all():
@@ -240,16 +251,27 @@ def ticket_views(tickets: Iterable[LockedTicket], timers: Rows, entries: Rows) -
         empty = is_empty(ticket.kind, ticket.snapshot, ticket.timeline, rows)
         entry = sealing.get(ticket.seal_seq) if ticket.seal_seq is not None else None
         problem = seal_problem(ticket.ticket_id, digest, empty, ticket.seal_seq, entry)
-        view = TicketView(
-            ticket_id=ticket.ticket_id,
-            kind=ticket.kind,
-            snapshot=normalise_value(exactjson.loads(ticket.snapshot)) if problem is None else {},
-            group=ticket.group_name,
-            timers=tuple(_scheduled(SimpleNamespace(**row)) for row in rows) if problem is None else (),
-            timeline=orjson.loads(ticket.timeline or "{}") if problem is None else {},
-        )
-        result.append(Loaded(ticket, view, {row["name"]: row for row in rows}, digest, problem))
+        result.append((ticket, {row["name"]: row for row in rows}, digest, problem))
     return result
+
+
+def view_of(
+    ticket: LockedTicket, rows: Mapping[str, Mapping[str, Any]], problem: tuple[str, str] | None
+) -> TicketView:
+    """The view of a locked ticket (empty when its state does not match its seal)."""
+    return TicketView(
+        ticket_id=ticket.ticket_id,
+        kind=ticket.kind,
+        snapshot=normalise_value(exactjson.loads(ticket.snapshot)) if problem is None else {},
+        group=ticket.group_name,
+        timers=tuple(scheduled_timer(row) for row in rows.values()) if problem is None else (),
+        timeline=orjson.loads(ticket.timeline or "{}") if problem is None else {},
+    )
+
+
+def scheduled_timer(row: Mapping[str, Any]) -> ScheduledTimer:
+    """The timer of a `timers` row read as column → value."""
+    return _scheduled(SimpleNamespace(**row))
 
 
 def postpone_refused(sql: Statements, now: datetime, refused: Iterable[Loaded]) -> None:

@@ -5,28 +5,32 @@ the digest is recomputed from the stored bytes and compared (`seal_problem`), an
 for every ticket and also finds a ticket set back to an older sealed state (`seal_stale`).
 
 Sealed: the ticket's kind, routing group, snapshot and timeline as stored, and per timer what its deadline
-and firing depend on (`SEALED_TIMER_COLUMNS`). Not sealed: derived or scheduling columns (`due_at`,
-`next_fire_at`, `next_point`, `stopped_at`, `remaining_us`, `updated_at`, `provisional`,
-`calendar_version`), recomputed from the sealed ones or only saying when to look again.
+and firing depend on (`SEALED_TIMER_COLUMNS`), including the calendar version its points are planned on
+(`calendar_version`, migration 0022: a re-plan moves a ticket to a new version by its timer rows, without
+rewriting its timeline). Not sealed: derived or scheduling columns (`due_at`, `next_fire_at`, `next_point`,
+`stopped_at`, `remaining_us`, `updated_at`, `provisional`), recomputed from the sealed ones or only saying
+when to look again.
 
 The digest lives in the payload of the ticket's last `decision` entry of the transaction (`ticket_id` and
-`ticket_sha256`), or of a `tickets_sealed` entry (`{"tickets": {id: sha256}}`) for tickets changed without
-a decision (a poll that only moved timers), loaded in bulk, or present before sealing existed (migration
-0010).
+`ticket_sha256`), or in a `{"tickets": {id: sha256}}` map: of a `tickets_sealed` entry for tickets changed
+without a decision (a poll that only moved timers), loaded in bulk, or present before sealing existed
+(migrations 0010, 0022); or of a re-plan claim's `decision` entry, which re-seals every ticket it moved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from rulesvc.audit.chain import ChainEntry, entry_hash, sha256_hex
+from rulesvc.audit.chain import KIND_DECISION, ChainEntry, entry_hash, sha256_hex
 from rulesvc.masking import default_policy
 
 KIND_TICKETS_SEALED = "tickets_sealed"
+SEALING_KINDS = (KIND_TICKETS_SEALED, KIND_DECISION)
+"""Entry kinds whose payload may seal tickets by a `tickets` map (a re-plan claim's decision entry too)."""
 SEALED_TIMER_COLUMNS = (
     "name",
     "generation",
@@ -39,6 +43,7 @@ SEALED_TIMER_COLUMNS = (
     "anchor_at",
     "consumed_us",
     "fired",
+    "calendar_version",
 )
 
 
@@ -55,10 +60,12 @@ def state_digest(
     snapshot_text: str,
     timeline_text: str,
     timers: Iterable[Mapping[str, Any]],
+    columns: Sequence[str] = SEALED_TIMER_COLUMNS,
 ) -> str:
-    """SHA-256 of a ticket's sealed state: the stored texts as they are, `timers` as column → value."""
+    """SHA-256 of a ticket's sealed state: the stored texts as they are, `timers` as column → value
+    (`columns`: the sealed ones; migration 0022 also computes the digest of before it)."""
     rows = sorted(
-        ([_plain(row[column]) for column in SEALED_TIMER_COLUMNS] for row in timers),
+        ([_plain(row[column]) for column in columns] for row in timers),
         key=lambda r: str(r[0]),
     )
     state = [ticket_id, kind, group, snapshot_text, timeline_text, rows]
@@ -77,7 +84,7 @@ def sealed_digest(entry: ChainEntry, ticket_id: str) -> str | None:
     if payload.get("ticket_id") == ticket_id and "ticket_sha256" in payload:
         return str(payload["ticket_sha256"])
     tickets = payload.get("tickets")
-    if entry.kind == KIND_TICKETS_SEALED and isinstance(tickets, Mapping) and ticket_id in tickets:
+    if entry.kind in SEALING_KINDS and isinstance(tickets, Mapping) and ticket_id in tickets:
         return str(tickets[ticket_id])
     return None
 
@@ -90,7 +97,7 @@ def sealed_tickets(entry: ChainEntry) -> dict[str, str]:
     if "ticket_sha256" in payload and "ticket_id" in payload:
         return {str(payload["ticket_id"]): str(payload["ticket_sha256"])}
     tickets = payload.get("tickets")
-    if entry.kind == KIND_TICKETS_SEALED and isinstance(tickets, Mapping):
+    if entry.kind in SEALING_KINDS and isinstance(tickets, Mapping):
         return {str(k): str(v) for k, v in tickets.items()}
     return {}
 

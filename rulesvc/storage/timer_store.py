@@ -25,8 +25,8 @@ from sqlalchemy.orm import sessionmaker
 
 from rulesvc import exactjson
 from rulesvc.audit.evidence import refuse
-from rulesvc.decisions.ports import StoredDecision
-from rulesvc.decisions.timer_ports import FiredBatch, FirePrepare
+from rulesvc.decisions.ports import StoredDecision, TicketWrite
+from rulesvc.decisions.timer_ports import ClaimPlan, FiredBatch, FirePrepare, ReplanBatch
 from rulesvc.model import to_jsonable
 from rulesvc.sla.reports import SlaRecord
 from rulesvc.sla.ticket_timers import ScheduledTimer
@@ -42,14 +42,18 @@ from rulesvc.storage.decision_writes import (
 from rulesvc.storage.engine import writer
 from rulesvc.storage.ticket_rows import (
     US,
+    Loaded,
     LockedTicket,
     apply_writes,
     planned_before,
     postpone_refused,
+    scheduled_timer,
+    sealed_rows,
     select_seal_entries,
     select_timers,
     ticket_views,
     timer_values,
+    view_of,
 )
 from rulesvc.storage.ticket_seals import state_digest
 from rulesvc.storage.timer_tables import SlaResultRow, TicketRow, TimerRow
@@ -64,6 +68,11 @@ LOCKED_COLUMNS = (
     TicketRow.timeline,
     TicketRow.seal_seq,
 )
+
+# The timer columns a re-plan from the rows rewrites (with `updated_at`).
+_REPLANNED = ("due_at", "next_fire_at", "next_point", "provisional", "calendar_version")
+_TIMER_TABLE: Any = TimerRow.__table__
+
 
 # A poll looks at the tickets of the `limit * _WINDOW` earliest due timers, so that replicas polling at the
 # same moment find different unlocked tickets instead of all queueing for the first `limit`.
@@ -82,13 +91,74 @@ class SqlTimerStore:
     def fire_due(self, now: datetime, limit: int, prepare: FirePrepare) -> FiredBatch:
         return self._claimed(self.claim_statement(now, limit), now, prepare)
 
-    def replan(
-        self, calendar: str, version: int, now: datetime, limit: int, prepare: FirePrepare
-    ) -> FiredBatch:
+    def replan(self, calendar: str, version: int, now: datetime, limit: int, plan: ClaimPlan) -> ReplanBatch:
         """Up to `limit` tickets having an open timer on `calendar` planned on a version before `version`,
-        locked (skipping locked ones) and handed to `prepare` in one transaction, as `fire_due` does. Once
-        prepared, their timers are planned on `version`: a ticket is re-planned once, whoever claims it."""
-        return self._claimed(self.replan_statement(calendar, version, limit), now, prepare)
+        locked (skipping locked ones) and re-planned by `plan` in one transaction: the timers each ticket's
+        rows suffice for by one UPDATE for the claim, the others through their journal (`apply_writes`);
+        one record for the claim with a feed row per moved timer, and one chain entry holding the record's
+        digest and re-sealing every claimed ticket. Once stored, their timers are planned on `version`: a
+        ticket is re-planned once, whoever claims it."""
+        with self._write() as session, session.begin():
+            claim = self.replan_statement(calendar, version, limit)
+            tickets = [LockedTicket(*row) for row in session.execute(claim).all()]
+            if not tickets:
+                return ReplanBatch(0)
+            sql = Statements(session.connection())
+            ids = [t.ticket_id for t in tickets]
+            with sql.round():
+                timers = select_timers(sql, ids)
+                entries = select_seal_entries(sql, ids)
+            refused: list[Loaded] = []
+            journaled: list[tuple[Loaded, TicketWrite]] = []
+            updates: list[dict[str, Any]] = []
+            seals: dict[str, str] = {}
+            moves: list[tuple[str, Mapping[str, Any]]] = []
+            for ticket, rows, digest, problem in sealed_rows(tickets, timers, entries):
+                if problem is not None:
+                    # never re-sealed: a forged state stays found out; its timers wait (and alert) again
+                    refuse("tickets", ticket.ticket_id, problem)
+                    refused.append(Loaded(ticket, view_of(ticket, rows, problem), rows, digest, problem))
+                    continue
+                planned = plan.timers(ticket.ticket_id, [scheduled_timer(row) for row in rows.values()])
+                if planned is None:
+                    loaded = Loaded(ticket, view_of(ticket, rows, None), rows, digest, None)
+                    write, actions = plan.ticket(loaded.view)
+                    journaled.append((loaded, write))
+                else:
+                    changed, actions = planned
+                    after = dict(rows)
+                    for timer in changed:
+                        values = {column: getattr(timer, column) for column in _REPLANNED}
+                        after[timer.name] = {**rows[timer.name], **values}
+                        updates.append({**values, "updated_at": now, "id": rows[timer.name]["id"]})
+                    seals[ticket.ticket_id] = state_digest(
+                        ticket.ticket_id,
+                        ticket.kind,
+                        ticket.group_name,
+                        ticket.snapshot,
+                        ticket.timeline,
+                        after.values(),
+                    )
+                moves.extend((ticket.ticket_id, action) for action in actions)
+            usable = len(tickets) - len(refused)
+            record = plan.record(moves, usable) if usable else None
+            with sql.round():
+                sql.update(_TIMER_TABLE, ["id"], updates)
+                seals.update(apply_writes(sql, now, journaled))
+                postpone_refused(sql, now, refused)
+                prepared = (
+                    prepare_decisions(sql.pool, [record] if record is not None else [], seals, now)
+                    if record is not None or seals
+                    else None
+                )
+                head = lock_chain_head(sql) if prepared is not None else None
+            stored: list[StoredDecision] = []
+            last_seq = 0
+            with sql.round():
+                if head is not None and prepared is not None:
+                    stored, last_seq = write_prepared(sql, chain_head(head), prepared)
+        raise_watermark(self.engine.pool, last_seq)
+        return ReplanBatch(len(tickets), len(moves), [item.ticket.ticket_id for item in refused], stored)
 
     def replan_pending(self, calendar: str, version: int) -> bool:
         """Whether an open timer on `calendar` is still planned on a version before `version` (an index
@@ -96,6 +166,15 @@ class SqlTimerStore:
         with self._read() as session:
             found = session.scalar(select(TimerRow.id).where(*planned_before(calendar, version)).limit(1))
             return found is not None
+
+    def replan_count(self, calendar: str, version: int) -> int:
+        with self._read() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).select_from(TimerRow).where(*planned_before(calendar, version))
+                )
+                or 0
+            )
 
     def replan_statement(
         self, calendar: str, version: int, limit: int

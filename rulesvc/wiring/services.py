@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from rulesvc.apikeys import parse_roles
 from rulesvc.audit.checkpoints import CheckpointKeeper, build_keeper
-from rulesvc.decisions.replan import CalendarReplanner
+from rulesvc.decisions.replan import INLINE_SECONDS, CalendarReplanner
 from rulesvc.decisions.service import DecisionService, Evaluator, Simulator
 from rulesvc.delivery.notify import KEYS, Notifier, shared_notifier
 from rulesvc.delivery.service import WebhookService
@@ -102,8 +102,12 @@ def build_services(
         book = lifecycle.book
     notifier = shared_notifier(settings.redis_url)
     if lifecycle is not None:
-        replanner = CalendarReplanner(SqlTimerStore(engine), lifecycle.book, clock, masking, notifier)
-        lifecycle.calendars.on_published = partial(_replan, replanner, lifecycle)
+        replanner = CalendarReplanner(
+            SqlTimerStore(engine), lifecycle.book, clock, masking, notifier, batch=settings.replan_batch
+        )
+        lifecycle.calendars.on_published = partial(
+            _replan, replanner, lifecycle, settings.replan_inline_tickets
+        )
     checkpoints = checkpoint_keeper(settings, store)
     decisions = DecisionService(
         store,
@@ -241,12 +245,18 @@ def _forgetter(service: DecisionService) -> Callable[[str], None]:
 
 
 def _replan(
-    replanner: CalendarReplanner, lifecycle: Lifecycle, publication: Publication, actor: str
+    replanner: CalendarReplanner,
+    lifecycle: Lifecycle,
+    inline_tickets: int,
+    publication: Publication,
+    actor: str,
 ) -> dict[str, Any]:
-    """Publishing a calendar version re-plans the open timers on it (in claims; workers take up what a
-    crash leaves), then records the step in the chain with the count and the versions."""
+    """Publishing a calendar version re-plans the open timers on it, up to `inline_tickets` tickets (and
+    `INLINE_SECONDS`) in the request; the workers re-plan the rest (and what a crash leaves). Each claim is
+    its own audited step (a record and chain entry with its count and versions); the publication's step
+    records what the request did and what it left pending."""
     record = publication.version
-    result = replanner.replan(record.name)
+    result = replanner.replan(record.name, tickets=inline_tickets, seconds=INLINE_SECONDS)
     lifecycle.calendars.record_step(
         actor,
         record.name,
@@ -256,5 +266,6 @@ def _replan(
         effective_at=record.effective_at.isoformat(),
         tickets=result.tickets,
         moved=result.moved,
+        pending=result.pending,
     )
     return {"replanned": result.to_json()}

@@ -50,6 +50,7 @@ def build_timer_parts(
     masking: MaskPolicy,
     *,
     batch: int,
+    replan_batch: int = 200,
     retry: RetryPolicy | None = None,
     clock: Clock | None = None,
     delivery_clock: Clock | None = None,
@@ -81,7 +82,8 @@ def build_timer_parts(
     )
     if engine.dialect.name == "sqlite":
         batch = min(batch, SQLITE_TIMER_BATCH)
-    replanner = CalendarReplanner(SqlTimerStore(engine), book, clock, masking, notifier, batch=batch)
+        replan_batch = min(replan_batch, SQLITE_TIMER_BATCH)
+    replanner = CalendarReplanner(SqlTimerStore(engine), book, clock, masking, notifier, batch=replan_batch)
     return TimerParts(engine, timers, webhooks, replanner, batch)
 
 

@@ -6,17 +6,20 @@ late, exactly once; replicas re-planning at once move each timer once."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from rulesvc.apikeys import Role
 from rulesvc.decisions.replan import CalendarReplanner
@@ -25,7 +28,7 @@ from rulesvc.sla.clock import VirtualClock
 from rulesvc.storage import make_engine
 from rulesvc.storage.timer_store import SqlTimerStore
 from scheduler.poller import TimerPoller
-from tests.integration.conftest import REPO, RULESETS, auth, make_settings
+from tests.integration.conftest import REPO, RULESETS, auth, engine_of, make_settings
 from tests.integration.lifecycle_support import lifecycle_client, role_keys
 
 CN = (RULESETS / "calendars" / "cn.yaml").read_text(encoding="utf-8")
@@ -209,16 +212,16 @@ clock = VirtualClock(datetime.fromisoformat(now))
 masking = Settings(database_url=url).mask_policy()
 lifecycle = build_lifecycle(engine, Path(rules), clock, masking, bootstrap=False)
 replanner = CalendarReplanner(SqlTimerStore(engine), lifecycle.book, clock, masking, batch=2)
-prepare = replanner._prepare
+give_way = replanner.give_way
 seen = []
 
-def dying(view, **kwargs):
-    seen.append(view.ticket_id)
-    if len(seen) == 3:  # the second claim, half prepared: killed inside its transaction
+def dying():
+    seen.append(1)
+    if len(seen) == 3:  # the second claim, half planned: killed inside its transaction
         os.kill(os.getpid(), signal.SIGKILL)
-    return prepare(view, **kwargs)
+    give_way()
 
-replanner._prepare = dying
+replanner.give_way = dying
 replanner.replan("cn")
 """
 
@@ -255,3 +258,129 @@ def test_killed_mid_replan_loses_no_timer_and_replans_none_twice(
     assert sorted(m["ticket_id"] for m in moved) == [f"L-{i}" for i in range(6)]
     assert {m["due_at"] for m in moved} == {"2027-02-20T11:00:00+08:00"}
     assert client.get("/v1/audit/verify", headers=auth(keys["auditor"])).json()["ok"] is True
+
+
+def sql(app: FastAPI, statement: str, **params: Any) -> list[Any]:
+    with engine_of(app).begin() as conn:
+        result = conn.execute(text(statement), params)
+        return list(result.all()) if result.returns_rows else []
+
+
+def found_records(client: TestClient, keys: dict[str, str], ticket_id: str) -> list[dict[str, Any]]:
+    found = client.get("/v1/decisions", params={"ticket_id": ticket_id}, headers=auth(keys["auditor"]))
+    assert found.status_code == 200, found.text
+    records: list[dict[str, Any]] = found.json()["records"]
+    return records
+
+
+def problems(client: TestClient, keys: dict[str, str]) -> set[tuple[str, str]]:
+    result = client.get("/v1/audit/verify", headers=auth(keys["auditor"])).json()
+    return {(p["table"], p["reason"]) for p in result.get("problems", [])}
+
+
+def test_a_claim_is_one_record_and_entry_vouching_for_each_tickets_feed_row(
+    app: FastAPI, client: TestClient, keys: dict[str, str]
+) -> None:
+    for index in range(3):
+        send(client, keys, f"c{index}", f"L-{index}", FRIDAY)
+    before = sql(app, "SELECT count(*) FROM decisions")[0][0]
+    replanned = publish(client, keys, approved_draft(client, keys, SATURDAY_WORKED))["replanned"]
+    assert (replanned["tickets"], replanned["moved"], replanned["pending"]) == (3, 3, 0)
+
+    # one record for the claim (not one per ticket), its feed rows each carrying their own ticket
+    [(claim_id, record_text)] = sql(
+        app, "SELECT decision_id, record FROM decisions WHERE event_id LIKE 'replan:%'"
+    )
+    assert sql(app, "SELECT count(*) FROM decisions")[0][0] == before + 1
+    record = json.loads(record_text)
+    assert record["event"]["type"] == "calendar.replanned"
+    assert (record["event"]["from_versions"], record["event"]["to_version"]) == ([1], 2)
+    assert sorted(record["action_tickets"]) == ["L-0", "L-1", "L-2"]
+    moved = reschedules(client, keys)
+    assert sorted(m["ticket_id"] for m in moved) == ["L-0", "L-1", "L-2"]
+    # its one chain entry: the count, the versions, and the claimed tickets' new seals
+    [(payload,)] = sql(app, "SELECT payload FROM audit_log WHERE subject = :d", d=claim_id)
+    entry = json.loads(payload)
+    assert (entry["moved"], entry["ticket_count"], entry["to_version"]) == (3, 3, 2)
+    assert sorted(entry["tickets"]) == ["L-0", "L-1", "L-2"]
+    # planned from the timer rows: the tickets' timelines were not rewritten (they still name v1)
+    [(timeline,)] = sql(app, "SELECT timeline FROM tickets WHERE ticket_id = 'L-0'")
+    assert json.loads(timeline)["calendars"] == {"cn": 1}
+    # the ticket's history still says its timer was re-planned
+    found = found_records(client, keys, "L-1")
+    assert claim_id in [r["decision_id"] for r in found]
+    start = found[-1]["decision_id"]
+    timers = client.get(f"/v1/decisions/{start}/timers", headers=auth(keys["auditor"])).json()["timers"]
+    marks = [m for t in timers for m in t["marks"] if m["kind"] == "rescheduled"]
+    assert [(m["name"], m["decision_id"]) for m in marks] == [("2027-02-20T11:00:00+08:00", claim_id)]
+    assert problems(client, keys) == set()
+
+    # tampering with any feed row of the claim is detected: its action, its ticket, its existence
+    sql(
+        app,
+        "UPDATE actions SET action = replace(action, '2027-02-20T11', '2027-02-27T11') WHERE ticket_id = 'L-0'",
+    )
+    assert ("actions", "action_mismatch") in problems(client, keys)
+    sql(
+        app,
+        "UPDATE actions SET action = replace(action, '2027-02-27T11', '2027-02-20T11') WHERE ticket_id = 'L-0'",
+    )
+    assert problems(client, keys) == set()
+    sql(app, "UPDATE actions SET ticket_id = 'L-9' WHERE ticket_id = 'L-1' AND decision_id = :d", d=claim_id)
+    assert ("actions", "ticket_mismatch") in problems(client, keys)
+    sql(app, "UPDATE actions SET ticket_id = 'L-1' WHERE ticket_id = 'L-9'")
+    sql(app, "DELETE FROM actions WHERE ticket_id = 'L-2' AND decision_id = :d", d=claim_id)
+    assert ("actions", "feed_count_mismatch") in problems(client, keys)
+
+
+def test_the_calendar_version_a_timer_is_planned_on_is_sealed(
+    app: FastAPI, client: TestClient, keys: dict[str, str]
+) -> None:
+    send(client, keys, "s1", "L-S", FRIDAY)
+    publish(client, keys, approved_draft(client, keys, SATURDAY_WORKED))
+    assert sql(app, "SELECT calendar_version FROM timers WHERE ticket_id = 'L-S'") == [(2,)]
+    assert problems(client, keys) == set()
+    # set back to the old version (its deadline would follow v1 again): the ticket no longer matches its seal
+    sql(app, "UPDATE timers SET calendar_version = 1 WHERE ticket_id = 'L-S'")
+    assert ("tickets", "state_mismatch") in problems(client, keys)
+
+
+def test_a_publish_beyond_the_inline_budget_answers_at_once_and_the_workers_finish_exactly_once(
+    app: FastAPI, client: TestClient, keys: dict[str, str], clock: VirtualClock, database_url: str
+) -> None:
+    for index in range(7):
+        send(client, keys, f"w{index}", f"L-{index}", FRIDAY)
+    hook = app.state.lifecycle.calendars.on_published
+    replanner, lifecycle = hook.args[:2]
+    replanner.batch = 2
+    # the request re-plans 2 tickets itself
+    app.state.lifecycle.calendars.on_published = partial(hook.func, replanner, lifecycle, 2)
+    answer = publish(client, keys, approved_draft(client, keys, SATURDAY_WORKED))["replanned"]
+    assert (answer["tickets"], answer["moved"], answer["pending"]) == (2, 2, 5)
+    assert len(answer["examples"]) == 2 and len(reschedules(client, keys)) == 2
+
+    book = app.state.lifecycle.book
+    masking = make_settings(database_url).mask_policy()
+    engines = [make_engine(database_url) for _ in range(2)]
+    try:
+        pollers = [
+            TimerPoller(
+                TimerService(SqlTimerStore(e), book, clock, masking),
+                batch=10,
+                replanner=CalendarReplanner(SqlTimerStore(e), book, clock, masking, batch=2),
+            )
+            for e in engines
+        ]
+        with ThreadPoolExecutor(2) as pool:  # two workers take up the rest at once
+            list(pool.map(lambda p: p.poll(), pollers))
+        assert sum(p.stats.replanned for p in pollers) == 5
+        for poller in pollers:
+            poller.poll()
+        assert sum(p.stats.replanned for p in pollers) == 5
+    finally:
+        for engine in engines:
+            engine.dispose()
+    moved = reschedules(client, keys)
+    assert sorted(m["ticket_id"] for m in moved) == [f"L-{i}" for i in range(7)]  # each exactly once
+    assert sql(app, "SELECT count(*) FROM timers WHERE calendar_version < 2") == [(0,)]
+    assert problems(client, keys) == set()
