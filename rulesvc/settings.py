@@ -248,6 +248,12 @@ class Settings(BaseSettings):
     worker_in_serve: bool = Field(
         default=True, description="`rulesvc serve` also runs the timer poller and webhook delivery."
     )
+    worker_health_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`rulesvc worker` answers liveness probes on this port (GET /healthz, every interface).",
+    )
     timer_poll_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds between timer polls.")
     timer_batch: int = Field(default=100, ge=1, le=10_000, description="Tickets locked per timer poll.")
     replan_batch: int = Field(

@@ -23,6 +23,7 @@ from rulesvc.wiring.timers import WorkerBook, build_timer_parts
 from scheduler.channels import ChannelSender
 from scheduler.config import WorkerConfig
 from scheduler.delivery import HttpSender, Sender, WebhookDeliverer
+from scheduler.health import Liveness
 from scheduler.metrics import Heartbeat, WorkerMetrics
 from scheduler.poller import TimerPoller
 from scheduler.runner import Worker
@@ -38,6 +39,7 @@ class WorkerParts:
     worker: Worker
     metrics: WorkerMetrics
     heartbeat: Heartbeat
+    liveness: Liveness
 
 
 def build_worker(
@@ -57,11 +59,13 @@ def build_worker(
     metrics: WorkerMetrics | None = None,
     tracer: Tracer = NO_TRACING,
     channels: Mapping[str, ChannelConfig] | None = None,
+    liveness: Liveness | None = None,
 ) -> WorkerParts:
     """A worker on its own engine (migrated). `clock` drives timers (inject a VirtualClock in tests);
     `delivery_clock` drives retry backoff (real time by default). With `channels` (the settings'
     notification channels, maybe none), each becomes a subscription of its own and is sent through its
-    robot or SMTP server; channels no longer configured are deactivated."""
+    robot or SMTP server; channels no longer configured are deactivated. `liveness` counts the heartbeats
+    (default: one of `config.liveness_max_age`)."""
     config = config or WorkerConfig()
     parts = build_timer_parts(
         database_url,
@@ -102,9 +106,13 @@ def build_worker(
         metrics=metrics,
         tracer=tracer,
     )
-    worker = Worker(
-        config, poller, deliverer, notifier, on_stop=parts.engine.dispose, heartbeat=heartbeat.beat
-    )
+    liveness = liveness or Liveness(config.liveness_max_age)
+
+    def beat() -> None:
+        liveness.beat()  # first: a beat the database holds up still shows the scheduler running
+        heartbeat.beat()
+
+    worker = Worker(config, poller, deliverer, notifier, on_stop=parts.engine.dispose, heartbeat=beat)
     return WorkerParts(
-        parts.engine, parts.timers, parts.webhooks, poller, deliverer, worker, metrics, heartbeat
+        parts.engine, parts.timers, parts.webhooks, poller, deliverer, worker, metrics, heartbeat, liveness
     )

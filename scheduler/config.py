@@ -27,3 +27,6 @@ class WorkerConfig:
     fanout_batch: int = 1000
     heartbeat_interval: float = 5.0
     """Seconds between two heartbeats (the worker's status row and metrics, `scheduler.metrics`)."""
+    liveness_max_age: float = 60.0
+    """Seconds without a heartbeat after which the worker's `/healthz` answers 503 (`scheduler.health`): a
+    beat can take the database's statement timeout (30 s) on top of the interval before the next starts."""

@@ -24,6 +24,7 @@ from rulesvc.wiring.timers import open_lifecycle
 from rulesvc.wiring.tracing import build_tracer
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
+from scheduler.health import LivenessServer
 from scheduler.metrics import WorkerMetrics
 
 log = logging.getLogger("rulesvc.scheduler")
@@ -106,14 +107,20 @@ def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorke
 
 
 def run_worker(settings: Settings) -> None:
-    """`rulesvc worker`: run until SIGTERM or SIGINT."""
+    """`rulesvc worker`: run until SIGTERM or SIGINT; with `worker_health_port`, answer liveness probes
+    (`scheduler.health`) meanwhile."""
     import signal
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: done.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: done.set())
     running = start_worker(settings)
+    health = None
+    if settings.worker_health_port is not None:
+        health = LivenessServer(running.parts.liveness, settings.worker_health_port).start()
     done.wait()
+    if health is not None:
+        health.stop()
     running.stop()
 
 

@@ -56,6 +56,8 @@ def test_health_checks_use_the_services_own_probes() -> None:
     assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     assert "ping" in " ".join(services["redis"]["healthcheck"]["test"])
+    port = services["worker"]["environment"]["RULESVC_WORKER_HEALTH_PORT"]
+    assert f"http://127.0.0.1:{port}/healthz" in " ".join(services["worker"]["healthcheck"]["test"])
 
 
 def test_the_migration_runs_once_before_the_api_and_the_worker() -> None:

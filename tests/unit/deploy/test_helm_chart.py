@@ -40,7 +40,15 @@ def deployment(documents: list[dict[str, Any]], component: str) -> dict[str, Any
     return found
 
 
-@pytest.mark.parametrize("values", [{}, {"checkpoints": {"existingClaim": "rulesvc-checkpoints"}}])
+OPTIONS: dict[str, Any] = {
+    "checkpoints": {"existingClaim": "rulesvc-checkpoints"},
+    "tracing": {"otlpEndpoint": "http://otel-collector:4318/v1/traces", "headersKey": "otlp-headers.json"},
+    "notifications": {"channelsKey": "notify-channels.json"},
+}
+"""Every optional value set: tracing with its headers, the notification channels, a checkpoints claim."""
+
+
+@pytest.mark.parametrize("values", [{}, OPTIONS, {"worker": {"healthPort": 0}}])
 def test_every_manifest_is_valid_kubernetes(values: dict[str, Any]) -> None:
     documents = manifests(**values)
     assert {doc["kind"] for doc in documents} == {
@@ -83,7 +91,23 @@ def test_api_replicas_probes_resources_and_secrets() -> None:
 def test_worker_deployment() -> None:
     worker = deployment(manifests(worker={"replicas": 3}), "worker")
     assert worker["spec"]["replicas"] == 3
-    assert worker["spec"]["template"]["spec"]["containers"][0]["command"] == ["rulesvc", "worker"]
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["rulesvc", "worker"]
+    assert container["env"] == [{"name": "RULESVC_WORKER_HEALTH_PORT", "value": "8081"}]
+    assert container["ports"] == [{"name": "health", "containerPort": 8081}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    without = deployment(manifests(worker={"healthPort": 0}), "worker")["spec"]["template"]["spec"]
+    assert {"env", "ports", "livenessProbe"}.isdisjoint(without["containers"][0])
+
+
+def test_tracing_and_channels_are_optional_values() -> None:
+    (plain,) = by_kind(manifests(), "ConfigMap")
+    assert not {k for k in plain["data"] if "OTLP" in k or "TRACE" in k or "NOTIFY" in k}
+    (config,) = by_kind(manifests(**OPTIONS), "ConfigMap")
+    assert config["data"]["RULESVC_OTLP_ENDPOINT"] == "http://otel-collector:4318/v1/traces"
+    assert config["data"]["RULESVC_OTLP_HEADERS_FILE"] == "/run/secrets/rulesvc/otlp-headers.json"
+    assert config["data"]["RULESVC_TRACE_SAMPLE_RATIO"] == "1.0"
+    assert config["data"]["RULESVC_NOTIFY_CHANNELS_FILE"] == "/run/secrets/rulesvc/notify-channels.json"
 
 
 def test_the_migration_is_a_pre_install_and_pre_upgrade_hook() -> None:
@@ -108,7 +132,7 @@ def test_pod_disruption_budget_and_service_select_the_api() -> None:
 
 
 def test_helm_lint_finds_nothing_wrong() -> None:
-    for values in ({}, {"checkpoints": {"existingClaim": "rulesvc-checkpoints"}}):
+    for values in ({}, OPTIONS):
         report = helm.lint(str(CHART), values, strict=True, kube_version="1.37.0")
         assert report["errors"] == [], report
         # severity 1 is information ("icon is recommended"); warnings and errors are 2 and up

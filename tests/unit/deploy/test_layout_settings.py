@@ -9,7 +9,7 @@ import pytest
 
 from tests.docs.test_configuration_doc import documented, read_by_code
 from tests.unit.deploy.test_compose import COMPOSE, compose
-from tests.unit.deploy.test_helm_chart import manifests
+from tests.unit.deploy.test_helm_chart import OPTIONS, manifests
 
 # What a production layout must set: PostgreSQL and Redis (passwords from files), the checkpoint directory and
 # signing key outside the database, the data keys, no key made by `serve`, workers apart from the API.
@@ -24,6 +24,15 @@ PRODUCTION = {
     "RULESVC_BOOTSTRAP_ADMIN_KEY",
     "RULESVC_WORKER_IN_SERVE",
     "RULESVC_SESSION_COOKIE_SECURE",
+    "RULESVC_WORKER_HEALTH_PORT",
+}
+# What a production layout offers to set (commented in compose, values in Helm): tracing, notification channels.
+OPTIONAL = {
+    "RULESVC_OTLP_ENDPOINT",
+    "RULESVC_OTLP_HEADERS_FILE",
+    "RULESVC_TRACE_SERVICE_NAME",
+    "RULESVC_TRACE_SAMPLE_RATIO",
+    "RULESVC_NOTIFY_CHANNELS_FILE",
 }
 
 
@@ -38,7 +47,7 @@ def compose_variables() -> set[str]:
 
 def helm_variables() -> set[str]:
     names: set[str] = set()
-    for doc in manifests():
+    for doc in manifests() + manifests(**OPTIONS):
         if doc["kind"] == "ConfigMap":
             names |= set(doc["data"])
         for container in _containers(doc):
@@ -69,3 +78,9 @@ def test_every_production_variable_is_set(layout: str) -> None:
     names = compose_variables() if layout == "compose" else helm_variables()
     assert not PRODUCTION - names, f"{layout} does not set {sorted(PRODUCTION - names)}"
     assert documented() >= PRODUCTION
+
+
+@pytest.mark.parametrize("layout", ["compose", "helm"])
+def test_tracing_and_channels_can_be_set(layout: str) -> None:
+    names = compose_variables() if layout == "compose" else helm_variables()
+    assert not OPTIONAL - names, f"{layout} does not offer {sorted(OPTIONAL - names)}"
