@@ -9,7 +9,8 @@ the same use cases as `POST /v1/rulesets/{name}/drafts` and `PUT .../cases`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,17 +119,30 @@ def _may_edit(principal: Principal, source: Source) -> bool:
     return draft is None or (draft.status == DRAFT and same_actor(draft.author, principal.actor))
 
 
+class FormQuery(BaseModel):
+    """`?draft=<id>&from=draft`: the case of that draft; `from=draft`: the form returns to the draft's page
+    (the draft page's 修改样例) instead of the 测试用例 page."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    draft: str = Field(default="", max_length=64)
+    from_: Literal["", "cases", "draft"] = Field(default="", alias="from")
+
+
 @router.get(f"{BASE}/cases/{{name}}/new")
-async def new_case_page(request: Request, name: str, draft: str = "") -> Response:
-    return await _form_page(request, name, None, draft)
+async def new_case_page(request: Request, name: str, query: Annotated[FormQuery, Query()]) -> Response:
+    return await _form_page(request, name, None, query)
 
 
 @router.get(f"{BASE}/cases/{{name}}/{{index}}")
-async def case_form_page(request: Request, name: str, index: int, draft: str = "") -> Response:
-    return await _form_page(request, name, index, draft)
+async def case_form_page(
+    request: Request, name: str, index: int, query: Annotated[FormQuery, Query()]
+) -> Response:
+    return await _form_page(request, name, index, query)
 
 
-async def _form_page(request: Request, name: str, index: int | None, draft_id: str) -> Response:
+async def _form_page(request: Request, name: str, index: int | None, query: FormQuery) -> Response:
+    """The one case form: a new case or case `index` of the latest version's case file or of a draft's."""
+    draft_id = query.draft
     principal = await person(request, Permission.RULESETS_WRITE)
     service = _service(request)
 
@@ -160,7 +174,12 @@ async def _form_page(request: Request, name: str, index: int | None, draft_id: s
             }
             for field, spec in kind.specs.items()
         ]
-        return {"name": name, "source": source, "index": index, "form": form, "fields": fields}
+        back = f"{BASE}/cases?ruleset={quote(name, safe='')}"
+        if source.draft is not None:
+            back += f"&draft={source.draft.draft_id}"
+            if query.from_ == "draft":
+                back = f"{BASE}/rulesets/{quote(name, safe='')}/drafts/{source.draft.draft_id}"
+        return {"name": name, "source": source, "index": index, "form": form, "fields": fields, "back": back}
 
     data = await run_in_threadpool(read)
     title = "新建样例" if index is None else f"修改样例 {data['form']['name']}"
@@ -168,7 +187,7 @@ async def _form_page(request: Request, name: str, index: int | None, draft_id: s
         request,
         "caseform.html",
         principal,
-        nav="cases",
+        nav="drafts" if query.from_ == "draft" else "cases",
         title=title,
         event_types=TICKET_EVENT_TYPES,
         **data,

@@ -1,28 +1,28 @@
 """Editing and reviewing: the table grid editor (saved as a draft), the 草稿 list, a draft's page (cell-level
 diff against its base version, every case with pass/fail and expected-vs-actual, submit / approve / reject /
-publish through the `/v1` routes) and the case form (a case changed without typing YAML).
+publish through the `/v1` routes); a draft's 修改样例 opens the one case form of `api/console/cases.py`.
 
 Saving goes through the lifecycle service's `create_draft` and `upload_cases`, the same use cases as
 `POST /v1/rulesets/{name}/drafts` and `PUT .../cases`; the file's text is changed by
-`rulesvc.lang.tableedit` and `rulesvc.cases.caseedit`, which touch only the lines that changed."""
+`rulesvc.lang.tableedit`, which touches only the lines that changed."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from api.console.pages import BASE, PageRoute, person, render
-from api.console.views import case_results, enum_options, replay_window, ruleset_diff, table_view
+from api.console.views import case_results, replay_window, ruleset_diff, table_view
 from api.deps import json_body, require
 from api.errors import ApiError
 from api.responses import JSONBytes
 from api.routes.lifecycle_http import lifecycle_of
 from rulesvc.apikeys import Permission, Principal, same_actor
-from rulesvc.cases.caseedit import CaseEdit, edit_case, flow_text
 from rulesvc.lang.tableedit import RowEdit, TableEditError, edit_table
 from rulesvc.lifecycle.ports import APPROVED, DRAFT, SUBMITTED, DraftRecord
 from rulesvc.lifecycle.service import LifecycleService
@@ -163,77 +163,7 @@ async def draft_page(request: Request, name: str, draft_id: str) -> Response:
 
 @router.get(f"{BASE}/rulesets/{{name}}/drafts/{{draft_id}}/cases/{{index}}")
 async def case_page(request: Request, name: str, draft_id: str, index: int) -> Response:
-    principal = await person(request, Permission.RULESETS_WRITE)
-    service = _service(request)
-    queries = service.queries
-
-    def read() -> dict[str, Any]:
-        draft = queries.draft(name, draft_id)
-        cases = _cases(_case_text(service, draft))
-        if not 0 <= index < len(cases):
-            raise ApiError(404, "case.not_found", f"草稿中没有第 {index + 1} 个样例")
-        ruleset = queries.factory.ruleset(name, draft.content)
-        kind = queries.factory.kinds[ruleset.kind]
-        case = cases[index]
-        events = []
-        for number, event in enumerate(case.get("given") or []):
-            ticket = event.get("ticket") if isinstance(event, dict) else None
-            if not isinstance(ticket, dict):
-                continue
-            fields = [
-                {
-                    "name": field,
-                    "type": spec.type,
-                    "value": "" if ticket.get(field) is None else str(ticket.get(field)),
-                    "options": enum_options(kind, f"ticket.{field}"),
-                }
-                for field, spec in kind.specs.items()
-            ]
-            events.append(
-                {"index": number, "type": event.get("type"), "at": event.get("at"), "fields": fields}
-            )
-        return {
-            "name": name,
-            "draft": draft,
-            "index": index,
-            "case": case,
-            "events": events,
-            "expect": [flow_text(a) for a in case.get("expect") or []],
-            "expect_not": [flow_text(a) for a in case.get("expect_not") or []],
-        }
-
-    data = await run_in_threadpool(read)
-    return render(
-        request, "case.html", principal, nav="drafts", title=f"样例 {data['case'].get('name')}", **data
-    )
-
-
-class CaseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=500)
-    tickets: dict[int, dict[str, str]] = Field(default_factory=dict)
-    expect: list[str] = Field(default_factory=list, max_length=200)
-    expect_not: list[str] = Field(default_factory=list, max_length=200)
-
-
-@api_router.post(f"{BASE}/api/rulesets/{{name}}/drafts/{{draft_id}}/cases/{{index}}")
-async def save_case(
-    request: Request, name: str, draft_id: str, index: int, principal: Principal = Depends(WRITE)
-) -> Response:
-    body = CaseIn.model_validate(await json_body(request))
-    service = _service(request)
-
-    def save() -> DraftRecord:
-        draft = service.queries.draft(name, draft_id)
-        ruleset = service.queries.factory.ruleset(name, draft.content)
-        kind = service.queries.factory.kinds[ruleset.kind]
-        types = {field: spec.type for field, spec in kind.specs.items()}
-        edit = CaseEdit(body.name, body.tickets, body.expect, body.expect_not)
-        text = edit_case(_case_text(service, draft), index, edit, types)
-        return service.upload_cases(principal.actor, name, draft_id, name, text)
-
-    try:
-        draft = await run_in_threadpool(save)
-    except TableEditError as exc:
-        raise ApiError(422, exc.code, exc.message) from None
-    return JSONBytes({"draft_id": draft.draft_id, "url": f"{BASE}/rulesets/{name}/drafts/{draft.draft_id}"})
+    """The draft's case `index` in the one case form (`api/console/cases.py`), which returns to the draft."""
+    await person(request, Permission.RULESETS_WRITE)
+    query = urlencode({"draft": draft_id, "from": "draft"})
+    return RedirectResponse(f"{BASE}/cases/{quote(name, safe='')}/{index}?{query}", status_code=303)

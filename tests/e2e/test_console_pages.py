@@ -95,7 +95,6 @@ def test_every_page_opens_cleanly_and_is_photographed(
         "edit_text": (f"/console/rulesets/{RULESET}/edit/text", f"编辑 {RULESET}"),
         "drafts": ("/console/drafts", "草稿"),
         "draft": (f"/console/rulesets/{RULESET}/drafts/{draft}", f"草稿 {RULESET}"),
-        "case": (f"/console/rulesets/{RULESET}/drafts/{draft}/cases/1", "修改样例"),
         "cases": (f"/console/cases?ruleset={RULESET}&draft={draft}", "测试用例"),
         "caseform": (f"/console/cases/{RULESET}/1?draft={draft}", "修改样例"),
         "decisions": ("/console/decisions", "决策查询"),

@@ -157,6 +157,24 @@ def test_a_case_from_the_form_is_saved_into_a_new_draft_then_the_authors_own(
     assert form.status_code == 200 and 'value="1000"' in form.text
     assert client.get(f"/console/cases/{EXPENSE}/new", headers=auth(keys["auditor"])).status_code == 403
     assert client.get(f"/console/cases/{EXPENSE}/99", headers=auth(keys["editor"])).status_code == 404
+    assert f'data-then="/console/cases?ruleset={EXPENSE}&amp;draft={draft_id}"' in form.text
+
+    # The draft page's 修改样例 opens the same form, which returns to the draft page.
+    draft_page = f"/console/rulesets/{EXPENSE}/drafts/{draft_id}"
+    listing = client.get(draft_page, headers=auth(keys["editor"])).text
+    assert f"/console/cases/{EXPENSE}/{index}?draft={draft_id}&amp;from=draft" in listing
+    from_draft = client.get(
+        f"/console/cases/{EXPENSE}/{index}",
+        params={"draft": draft_id, "from": "draft"},
+        headers=auth(keys["editor"]),
+    )
+    assert from_draft.status_code == 200 and f'data-then="{draft_page}"' in from_draft.text
+    assert f'<a class="button" href="{draft_page}">取消</a>' in from_draft.text
+    old = client.get(f"{draft_page}/cases/{index}", headers=auth(keys["editor"]), follow_redirects=False)
+    assert old.status_code == 303
+    assert old.headers["location"] == f"/console/cases/{EXPENSE}/{index}?draft={draft_id}&from=draft"
+    odd = client.get(f"/console/cases/{EXPENSE}/{index}", params={"from": "x"}, headers=auth(keys["editor"]))
+    assert odd.status_code == 422
 
 
 def test_a_cases_sheet_comes_back_into_a_new_draft_then_the_authors_own(

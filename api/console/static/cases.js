@@ -208,7 +208,8 @@ document.addEventListener("DOMContentLoaded", function () {
     const answer = await api("POST", form.dataset.saveUrl, target());
     button.disabled = false;
     if (answer.ok) {
-      window.location.assign(answer.data.url);
+      // back where the form was opened (the draft's page, the 测试用例 page); a new draft: its cases
+      window.location.assign(form.dataset.draftId ? form.dataset.then : answer.data.url);
       return;
     }
     const details = (answer.data || {}).details;
