@@ -13,7 +13,9 @@ LATE_AFTER = timedelta(seconds=60)
 `rulesvc_timer_late_fires_total`)."""
 
 VERIFY = "verify"
-"""The `ops_status` row holding the last audit verify: `{"ok", "checked"}`."""
+"""The `ops_status` row holding the last audit verify: `{"ok", "checked"}` and the rest of its answer (at
+most `VERIFY_PROBLEMS` problems), which the console's 审计 page shows."""
+VERIFY_PROBLEMS = 100
 
 WORKER_PREFIX = "worker:"
 """`ops_status` rows of workers: `worker:<host>:<pid>`, payload `{"families": [...]}` (their metrics)."""
@@ -54,6 +56,10 @@ class OpsStatus(Protocol):
         self, name: str, at: datetime, payload: dict[str, Any], started_at: datetime | None = None
     ) -> None:
         """Insert or replace the status row `name`."""
+        ...
+
+    def get(self, name: str) -> StatusRow | None:
+        """The status row `name`, if written."""
         ...
 
     def forget_before(self, prefix: str, before: datetime) -> int:

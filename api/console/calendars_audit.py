@@ -1,5 +1,7 @@
 """日历 (a calendar's year: working days, days off, make-up working days, days past `confirmed_through`)
-and 审计 (the chain verified now, with its result; the latest signed checkpoint and a button making one
+and 审计 (the last verification of the chain and its result, kept by `/v1/audit/verify` for every replica,
+and a button verifying it now: a whole verification reads every decision, far too long for a page; the
+latest signed checkpoint and a button making one
 now; the history of every ruleset and calendar change, and of key and user administration). Reads are the
 lifecycle queries and the `DecisionService` calls `/v1/calendars`, `/v1/audit/verify`,
 `/v1/audit/checkpoints/latest` and `/v1/audit/administration` answer with."""
@@ -21,6 +23,7 @@ from api.routes.lifecycle_http import lifecycle_of
 from rulesvc.apikeys import Permission
 from rulesvc.audit.checkpoints import CheckpointError
 from rulesvc.lifecycle.errors import NotFoundError
+from rulesvc.opsstate import VERIFY
 from rulesvc.sla.calendar import BusinessCalendar, format_period
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -112,10 +115,17 @@ def _counts(cal: BusinessCalendar, year: int) -> dict[str, int]:
 async def audit_page(request: Request) -> Response:
     principal = await person(request, Permission.AUDIT_VERIFY)
     lifecycle = lifecycle_of(request)
-    service = runtime(request).service
+    rt = runtime(request)
+    service = rt.service
 
     def read() -> dict[str, Any]:
-        result = service.verify_audit().to_json()
+        last = rt.ops.get(VERIFY) if rt.ops is not None else None
+        if last is not None:
+            result: dict[str, Any] | None = {**last.payload, "at": last.at}
+        elif rt.ops is None:  # no shared status to keep a result in: verify now
+            result = {**service.verify_audit().to_json(), "at": None}
+        else:
+            result = None
         changes: list[dict[str, Any]] = []
         for artifact in (lifecycle.service, lifecycle.calendars):
             queries = artifact.queries

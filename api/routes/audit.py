@@ -17,7 +17,7 @@ from api.responses import JSONBytes
 from api.routes.common import errors
 from api.schemas import AdministrationOut, CheckpointOut, VerifyOut
 from rulesvc.apikeys import Permission, Principal
-from rulesvc.opsstate import VERIFY
+from rulesvc.opsstate import VERIFY, VERIFY_PROBLEMS
 
 log = logging.getLogger("rulesvc.api")
 
@@ -47,8 +47,11 @@ async def verify(
 ) -> Response:
     rt = runtime(request)
     result = await run_in_threadpool(rt.service.verify_audit)
-    if rt.ops is not None:  # for every replica's /metrics (rulesvc_chain_verify_*)
-        payload = {"ok": result.ok, "checked": result.checked}
+    if rt.ops is not None:  # for every replica's /metrics (rulesvc_chain_verify_*) and the 审计 page
+        payload = result.to_json()
+        if "problems" in payload:
+            payload["problems"] = payload["problems"][:VERIFY_PROBLEMS]
+            payload["problems_total"] = len(result.problems)
         try:
             await run_in_threadpool(rt.ops.put, VERIFY, datetime.now(UTC), payload)
         except Exception:  # the result stands whether or not it could be recorded

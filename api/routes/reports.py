@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -65,13 +66,28 @@ def check_window(start: datetime, end: datetime, longest: bool = True) -> None:
         raise InvalidReportError("报表区间最长 10 年", "to")
 
 
-class RuleHitsQuery(BaseModel):
+def _only(description: str) -> Any:
+    """An optional filter by a name (a ruleset, a group, a kind...)."""
+    return Field(None, min_length=1, max_length=200, description=description)
+
+
+class ReportQuery(BaseModel):
+    """What every report route takes: the answer's format."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    format: Literal["json", "csv", "xlsx"] = Field("json", description="json、csv（UTF-8 带 BOM）或 xlsx")
+
+
+class WindowQuery(ReportQuery):
+    """A report over [from, to)."""
 
     from_: AwareDatetime = Field(alias="from", description="区间起点（含），带时区偏移")
     to: AwareDatetime = Field(description="区间终点（不含），带时区偏移")
-    ruleset: str | None = Field(None, min_length=1, max_length=200, description="只看这个规则集")
-    format: Literal["json", "csv", "xlsx"] = Field("json", description="json、csv（UTF-8 带 BOM）或 xlsx")
+
+
+class RuleHitsQuery(WindowQuery):
+    ruleset: str | None = _only("只看这个规则集")
 
 
 @router.get(
@@ -89,18 +105,15 @@ async def rule_hits(
     _principal: Principal = Depends(require(Permission.REPORTS_READ)),
 ) -> Response:
     check_window(query.from_, query.to, longest=False)  # counts of an index: any period
-    service = request.app.state.runtime.service
-    report = await run_in_threadpool(service.rule_hits, query.from_, query.to, query.ruleset)
-    return report_response(report, query.format, "rule-hits", "规则命中") or JSONBytes(report)
+    return await answer(
+        request, query, "rule-hits", "规则命中", lambda s: s.rule_hits(query.from_, query.to, query.ruleset)
+    )
 
 
-class TimersDueQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TimersDueQuery(ReportQuery):
     within_hours: float = Field(24, gt=0, le=24 * 31, description="从现在起多少小时内到期")
-    ruleset: str | None = Field(None, min_length=1, max_length=200, description="只看这个规则集启动的计时")
-    group: str | None = Field(None, min_length=1, max_length=200, description="只看分派给这个组的工单")
-    format: Literal["json", "csv", "xlsx"] = Field("json", description="json、csv（UTF-8 带 BOM）或 xlsx")
+    ruleset: str | None = _only("只看这个规则集启动的计时")
+    group: str | None = _only("只看分派给这个组的工单")
 
 
 @router.get(
@@ -118,15 +131,18 @@ async def timers_due(
     query: Annotated[TimersDueQuery, Query()],
     _principal: Principal = Depends(require(Permission.REPORTS_READ)),
 ) -> Response:
-    service = request.app.state.runtime.service
-    report = await run_in_threadpool(
-        service.timers_due_report, timedelta(hours=query.within_hours), query.ruleset, query.group
+    within = timedelta(hours=query.within_hours)
+    return await answer(
+        request,
+        query,
+        "timers-due",
+        "即将到期计时",
+        lambda s: s.timers_due_report(within, query.ruleset, query.group),
     )
-    return report_response(report, query.format, "timers-due", "即将到期计时") or JSONBytes(report)
 
 
 class LateFiresQuery(RuleHitsQuery):
-    group: str | None = Field(None, min_length=1, max_length=200, description="只看分派给这个组的工单")
+    group: str | None = _only("只看分派给这个组的工单")
 
 
 @router.get(
@@ -144,24 +160,21 @@ async def late_fires(
     _principal: Principal = Depends(require(Permission.REPORTS_READ)),
 ) -> Response:
     check_window(query.from_, query.to)
-    service = request.app.state.runtime.service
-    report = await run_in_threadpool(
-        service.late_fires_report, query.from_, query.to, query.ruleset, query.group
+    return await answer(
+        request,
+        query,
+        "late-fires",
+        "迟到触发",
+        lambda s: s.late_fires_report(query.from_, query.to, query.ruleset, query.group),
     )
-    return report_response(report, query.format, "late-fires", "迟到触发") or JSONBytes(report)
 
 
-class TicketReportQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    from_: AwareDatetime = Field(alias="from", description="区间起点（含），带时区偏移")
-    to: AwareDatetime = Field(description="区间终点（不含），带时区偏移")
+class TicketReportQuery(WindowQuery):
     tz: str = Field("Asia/Shanghai", max_length=64, description="按日/周/月分组所用的时区")
     period: Literal["day", "week", "month"] = Field("day", description="周期（approvals、tickets）")
     kind: str | None = Field(None, min_length=1, max_length=100, description="只看这种工单")
-    field: str | None = Field(None, min_length=1, max_length=200, description="tickets：按哪个工单字段分布")
-    group: str | None = Field(None, min_length=1, max_length=200, description="workload：只看这个组")
-    format: Literal["json", "csv", "xlsx"] = Field("json", description="json、csv（UTF-8 带 BOM）或 xlsx")
+    field: str | None = _only("tickets：按哪个工单字段分布")
+    group: str | None = _only("workload：只看这个组")
 
 
 TICKET_REPORTS = {
@@ -176,10 +189,12 @@ TICKET_REPORTS = {
     "/v1/reports/{report}",
     summary="工单报表：自动审批率与金额、按字段分布、组与处理人工作量、各阶段耗时",
     description=(
-        "基于区间 [from, to) 内决策的工单事件（脱敏记录，按事件时间）。`approvals`：按工单类型与周期的工单数、"
-        "自动审批数、自动审批率与金额；`tickets`：按周期与字段 `field` 取值的工单数；`workload`：按分派组"
-        "（最后一次 assign）与处理人（owner）的工单数与平均处理时长；`stages`：各阶段（stage）停留时长的"
-        "次数、平均值与 P90（秒）。`format=csv|xlsx` 以文件下载。"
+        "基于区间 [from, to) 内决策的工单事件（每个决策写入时记下的事实，按事件时间分周期）。每个工单在每个周期"
+        "（workload、stages 的未结停留：在整个区间）只计一次，取它在其中最后一次决策时的状态。`approvals`：按工单"
+        "类型与周期的工单数、其中在该周期被自动审批的工单数、自动审批率与金额（最后已知金额）；`tickets`：按周期"
+        "与字段 `field` 取值的工单数；`workload`：按分派组（最后一次 assign）与处理人（owner）的工单数与平均"
+        "处理时长（自工单第一个事件起）；`stages`：在区间内离开的各阶段（stage）停留的次数、平均值与 P90（秒，"
+        "完整停留时长，含区间开始前的部分），以及区间结束时仍停留其中的工单数（open）。`format=csv|xlsx` 以文件下载。"
     ),
     responses={**errors(401, 403, 422), **FILE_RESPONSES},
 )
@@ -196,7 +211,6 @@ async def ticket_report(
         raise InvalidReportError(f"tz: 未知时区 {query.tz!r}", "tz") from None
     if report == "tickets" and not query.field:
         raise InvalidReportError("tickets 报表须给出 field（工单字段）", "field")
-    service = request.app.state.runtime.service
     asked = TicketReport(
         report,
         query.from_,
@@ -207,10 +221,14 @@ async def ticket_report(
         query.field or "",
         query.group,
     )
+    return await answer(
+        request, query, report, TICKET_REPORTS[report], lambda s: s.ticket_reports([asked])[0]
+    )
 
-    def build() -> dict[str, Any]:
-        answers: list[dict[str, Any]] = service.ticket_reports([asked])
-        return answers[0]
 
-    body = await run_in_threadpool(build)
-    return report_response(body, query.format, report, TICKET_REPORTS[report]) or JSONBytes(body)
+async def answer(
+    request: Request, query: ReportQuery, name: str, title: str, build: Callable[[Any], dict[str, Any]]
+) -> Response:
+    """The report `build` makes of the decision service (in a worker thread), as `query.format` asks."""
+    report = await run_in_threadpool(build, request.app.state.runtime.service)
+    return report_response(report, query.format, name, title) or JSONBytes(report)

@@ -105,6 +105,18 @@ class SqlOpsStatus:
         with writer(self.engine).begin() as conn:
             conn.execute(statement)
 
+    def get(self, name: str) -> StatusRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(OpsStatusRow.at, OpsStatusRow.started_at, OpsStatusRow.payload).where(
+                    OpsStatusRow.name == name
+                )
+            ).first()
+        if row is None:
+            return None
+        at, started, payload = row
+        return StatusRow(name, _aware(at), _aware(started) if started else None, _payload(payload))
+
     def forget_before(self, prefix: str, before: datetime) -> int:
         with writer(self.engine).begin() as conn:
             result = conn.execute(

@@ -115,5 +115,6 @@ def test_every_page_opens_cleanly_and_is_photographed(
     expect(october.locator("td.holiday").first).to_have_attribute("title", re.compile("国庆节"))
     expect(admin.locator("#year-counts")).to_contain_text("工作日")
     admin.goto("/console/audit")
+    admin.get_by_role("button", name="立即校验").click()
     expect(admin.locator("#verify-result")).to_contain_text("校验通过")
     expect(admin.locator("#changes")).to_contain_text("expense-approval")

@@ -1,4 +1,5 @@
-"""The 审计 page's key and user administration (GET /v1/audit/administration: who created, disabled,
+"""The 审计 page's last verification of the chain (kept by GET /v1/audit/verify; the page itself never
+verifies), its key and user administration (GET /v1/audit/administration: who created, disabled,
 revoked what, from the audit chain), its latest checkpoint and the button making one (roles auditor,
 admin). On SQLite and PostgreSQL."""
 
@@ -6,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
-from tests.integration.conftest import auth
+from tests.integration.conftest import auth, event
 from tests.integration.lifecycle_support import console_app
 
 app = console_app
@@ -82,3 +85,28 @@ def test_audit_page_shows_administration_and_makes_checkpoints(
     assert f"签至第 <strong>{made.json()['seq']}</strong> 条日志" in again
     compliance = client.get("/console/audit", headers=auth(keys["compliance"]))
     assert compliance.status_code == 200 and 'id="make-checkpoint"' not in compliance.text
+
+
+def test_the_page_shows_the_last_verification_and_does_not_verify(
+    app: FastAPI, client: TestClient, keys: dict[str, str]
+) -> None:
+    def verify_section() -> str:
+        page = client.get("/console/audit", headers=auth(keys["auditor"]))
+        assert page.status_code == 200, page.text
+        return page.text.split('id="verify"', 1)[1].split("</section>", 1)[0]
+
+    answer = client.post("/v1/events", json=event("audit-1"), headers=auth(keys["ingest"]))
+    assert answer.status_code == 200, answer.text
+    first = verify_section()
+    assert (
+        "还没有校验过" in first and 'id="verify-now"' in first and 'data-api-url="/v1/audit/verify"' in first
+    )
+    assert client.get("/v1/audit/verify", headers=auth(keys["auditor"])).json()["ok"] is True
+    passed = verify_section()
+    assert "校验通过" in passed and "校验时间：" in passed
+    with app.state.runtime.engine.begin() as conn:
+        conn.execute(text("UPDATE decisions SET record = replace(record, 'audit-1', 'audit-x')"))
+    assert "校验通过" in verify_section()  # the last result stands until verified again
+    assert client.get("/v1/audit/verify", headers=auth(keys["auditor"])).json()["ok"] is False
+    failed = verify_section()
+    assert "校验未通过" in failed and "校验通过" not in failed
