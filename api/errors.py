@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from psycopg.errors import QueryCanceled
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeoutError
@@ -352,6 +353,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _db_unavailable(request: Request, exc: OperationalError) -> Response:
+        if isinstance(exc.orig, QueryCanceled):  # the statement timeout (`db_statement_timeout`)
+            log.warning("statement cancelled: %s %s", request.method, request.url.path)
+            return respond_error(
+                request,
+                503,
+                "query_timeout",
+                "查询超过数据库语句时限被取消：请缩短区间或加筛选后重试",
+                {"request_id": request_id_var.get()},
+            )
         log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
         return respond_error(
             request, 503, "unavailable", "数据库暂不可用，请稍后重试", {"request_id": request_id_var.get()}
