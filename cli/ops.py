@@ -74,7 +74,8 @@ def serve(
     if settings.worker_in_serve:
         from scheduler.main import start_worker
 
-        background = start_worker(settings)  # timer poller and webhook delivery, in this process
+        # timer poller and webhook delivery, in this process (sharing its interpreter with the requests)
+        background = start_worker(settings, in_serve=True)
         # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, under the handlers it found: these
         # no-op handlers let `run` return so the worker stops gracefully too.
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -60,6 +60,7 @@ def build_worker(
     tracer: Tracer = NO_TRACING,
     channels: Mapping[str, ChannelConfig] | None = None,
     liveness: Liveness | None = None,
+    in_serve: bool = False,
 ) -> WorkerParts:
     """A worker on its own engine (migrated). `clock` drives timers (inject a VirtualClock in tests);
     `delivery_clock` drives retry backoff (real time by default). With `channels` (the settings'
@@ -73,6 +74,7 @@ def build_worker(
         masking,
         batch=config.timer_batch,
         replan_batch=config.replan_batch,
+        shares_interpreter=in_serve,
         retry=retry,
         clock=clock,
         delivery_clock=delivery_clock,

@@ -74,8 +74,9 @@ class RunningWorker:
         )
 
 
-def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorker:
-    """Build the worker from settings and start its jobs (background threads)."""
+def start_worker(settings: Settings, clock: Clock | None = None, *, in_serve: bool = False) -> RunningWorker:
+    """Build the worker from settings and start its jobs (background threads); `in_serve`: in the API's
+    process (`rulesvc serve`), whose requests share the interpreter with it."""
     clock = clock or SystemClock()
     masking = settings.mask_policy()
     engine_lock = threading.Lock()
@@ -95,6 +96,7 @@ def start_worker(settings: Settings, clock: Clock | None = None) -> RunningWorke
         metrics=metrics,
         tracer=build_tracer(settings),
         channels=settings.channels(),
+        in_serve=in_serve,
     )
     parts.worker.start()
     log.info(

@@ -3,15 +3,19 @@
 Seeds N tickets (default 100,000) with a running 4-working-hour timer on `cn`, publishes a `cn` version that
 makes Saturday 2027-02-20 a make-up working day (every deadline moves from Monday to Saturday), and times:
 
-1. the baseline in the same run: the naive re-plan, one ticket per transaction, on the first 1,000 tickets,
-   extrapolated to N;
-2. the re-plan as the service does it (claims of `--batch` tickets, `SKIP LOCKED`, one transaction each) on
-   the remaining tickets, with the ratio to the baseline;
-3. `POST /v1/events` while it runs: a client posting loan events back to back on other tickets; the longest
-   answer and p99, against the same client with no re-plan running;
-4. the database's share alone: the rows the re-plan wrote (decisions, inputs, feed actions, search terms,
-   chain entries, timer and ticket updates) written again by PostgreSQL from themselves, one set-based statement per
-   table, no Python and no round trip per row: a lower bound for any re-plan storing the same rows.
+1. the baseline in the same run: the naive re-plan, one ticket per transaction, each through its journal
+   (`CalendarReplanner.journal_only`), on the first 1,000 tickets, extrapolated to N;
+2. the re-plan as the service does it (claims of `--batch` tickets, `SKIP LOCKED`, one transaction, one
+   record and one chain entry each, timers planned from their rows) on the remaining tickets, run by a
+   worker process of its own (as `rulesvc worker`, the compose and helm worker pods), with the ratio to the
+   baseline;
+3. `POST /v1/events` while it runs: a client posting loan events back to back on other tickets to the API
+   (in this process, as `rulesvc serve`); median, p99 and the longest answer, against the same client
+   with no re-plan running;
+4. the database's share alone: the rows the re-plan wrote (claim records, inputs, search terms and chain
+   entries; feed actions; timer and ticket updates) written again by PostgreSQL from themselves, one
+   set-based statement per table, no Python and no round trip per row: a lower bound for any re-plan
+   storing the same rows.
 
 A fresh database `bench_replan_<hex>` is created on the server of `--admin-url` and dropped at the end.
 """
@@ -19,8 +23,11 @@ A fresh database `bench_replan_<hex>` is created on the server of `--admin-url` 
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -42,6 +49,7 @@ from rulesvc.storage.decision_writes import chain, chain_head, lock_chain_head, 
 from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED, SEALED_TIMER_COLUMNS, state_digest
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.timer_tables import TicketRow
+from rulesvc.wiring.lifecycle import build_lifecycle
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime.fromisoformat("2027-02-19T17:00:00+08:00")
@@ -118,6 +126,7 @@ def seal(url: str) -> None:
 
 # The rows the re-plan wrote, written again by the server alone (copies under new keys, same sizes and
 # indexes; timers and tickets updated in place to the same values), in one transaction rolled back.
+CLAIMS = "SELECT decision_id FROM decisions WHERE event_id LIKE 'replan:%'"
 FLOOR = (
     (
         "decisions",
@@ -128,18 +137,18 @@ FLOOR = (
     (
         "decision_inputs",
         "INSERT INTO decision_inputs SELECT 'f' || left(i.decision_id, 35), i.event, i.occurred_at"
-        " FROM decision_inputs i JOIN decisions d USING (decision_id) WHERE d.event_id LIKE 'replan:%'",
+        f" FROM decision_inputs i WHERE i.decision_id IN ({CLAIMS})",
     ),
     (
         "actions",
         "INSERT INTO actions (at, ticket_id, decision_id, action) SELECT at, ticket_id,"
-        " 'f' || left(decision_id, 35), action FROM actions WHERE action LIKE '%reschedule_timer%'",
+        f" 'f' || left(decision_id, 35), action FROM actions WHERE decision_id IN ({CLAIMS})",
     ),
     (
         "decision_terms",
         "INSERT INTO decision_terms (term, decided_at, chain_seq, decision_id) SELECT t.term, t.decided_at,"
-        " t.chain_seq + 100000000, 'f' || left(t.decision_id, 35) FROM decision_terms t"
-        " JOIN decisions d USING (decision_id) WHERE d.event_id LIKE 'replan:%'",
+        f" t.chain_seq + 100000000, 'f' || left(t.decision_id, 35) FROM decision_terms t"
+        f" WHERE t.decision_id IN ({CLAIMS})",
     ),
     (
         "audit_log",
@@ -148,10 +157,11 @@ FLOOR = (
     ),
     (
         "timers",
-        "UPDATE timers SET due_at = due_at, next_fire_at = next_fire_at, calendar_version = calendar_version,"
-        " updated_at = now() WHERE calendar = 'cn'",
+        "UPDATE timers SET due_at = due_at, next_fire_at = next_fire_at, next_point = next_point,"
+        " provisional = provisional, calendar_version = calendar_version, updated_at = now()"
+        " WHERE calendar = 'cn'",
     ),
-    ("tickets", "UPDATE tickets SET timeline = timeline, seal_seq = seal_seq WHERE ticket_id LIKE 'R-%'"),
+    ("tickets", "UPDATE tickets SET seal_seq = seal_seq WHERE ticket_id LIKE 'R-%'"),
 )
 
 
@@ -221,6 +231,33 @@ def latency(poster: Poster) -> str:
     return f"{len(times)} events, median {statistics.median(times):.1f} ms, p99 {p99:.1f} ms, max {times[-1]:.1f} ms"
 
 
+def worker(args: argparse.Namespace) -> None:
+    """The re-plan as a worker process runs it: waits for a line on stdin, re-plans every open timer on
+    `cn` and prints `{"moved", "seconds"}` (a JSON line)."""
+    engine = make_engine(args.worker)
+    clock = VirtualClock(NOW)
+    masking = Settings(database_url=args.worker).mask_policy()
+    lifecycle = build_lifecycle(engine, REPO / "rulesets", clock, masking, bootstrap=False)
+    try:
+        replanner = CalendarReplanner(
+            SqlTimerStore(engine),
+            lifecycle.book,
+            clock,
+            masking,
+            batch=args.batch,
+            lanes=args.lanes,
+            yields=False,  # a worker process of its own, as `rulesvc worker`
+        )
+        print("ready", flush=True)
+        sys.stdin.readline()
+        started = time.perf_counter()
+        result = replanner.replan("cn")
+        print(json.dumps({"moved": result.moved, "seconds": time.perf_counter() - started}), flush=True)
+    finally:
+        lifecycle.close()
+        engine.dispose()
+
+
 def run(args: argparse.Namespace) -> None:
     name = f"bench_replan_{secrets.token_hex(4)}"
     with psycopg.connect(args.admin_url, autocommit=True) as admin:
@@ -246,33 +283,52 @@ def run(args: argparse.Namespace) -> None:
             print(f"POST /v1/events, no re-plan:   {latency(idle)}")
 
             naive = CalendarReplanner(SqlTimerStore(engine), book, clock, masking, batch=1)
+            naive.journal_only = True
             sample = min(1_000, args.timers // 10)
             started = time.perf_counter()
             moved = sum(naive.replan("cn", claims=1).moved for _ in range(sample))
             naive_s = time.perf_counter() - started
             per_timer = naive_s / sample
             print(
-                f"baseline (one ticket per transaction): {sample:,} timers in {naive_s:.2f} s"
-                f" = {per_timer * 1000:.2f} ms each → {per_timer * args.timers:.0f} s for {args.timers:,}"
+                f"baseline (one ticket per transaction, through its journal): {sample:,} timers in"
+                f" {naive_s:.2f} s = {per_timer * 1000:.2f} ms each → {per_timer * args.timers:.0f} s"
+                f" for {args.timers:,}"
             )
             assert moved == sample, moved
 
+            command = [sys.executable, "-m", "bench.replan", "--worker", url, "--batch", str(args.batch)]
+            processes = [
+                subprocess.Popen(
+                    [*command, "--lanes", str(args.lanes)],
+                    cwd=REPO,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(args.workers)
+            ]
+            for process in processes:
+                assert process.stdout is not None
+                assert process.stdout.readline().strip() == "ready"
             busy = Poster(client, key, "busy")
             busy.start()
-            replanner = CalendarReplanner(
-                SqlTimerStore(engine), book, clock, masking, batch=args.batch, lanes=args.lanes
-            )
-            started = time.perf_counter()
-            result = replanner.replan("cn")
-            elapsed = time.perf_counter() - started
+            for process in processes:
+                assert process.stdin is not None
+                process.stdin.write("go\n")
+                process.stdin.flush()
+            done = [json.loads(p.stdout.readline()) for p in processes if p.stdout is not None]
             busy.stop.set()
             busy.join()
+            for process in processes:
+                process.wait(timeout=60)
+            elapsed = max(float(d["seconds"]) for d in done)
             left = args.timers - sample
-            assert result.moved == left, (result.moved, left)
+            assert sum(d["moved"] for d in done) == left, (done, left)
             rate = left / elapsed
             print(
-                f"re-plan, {args.lanes} lane(s) of claims of {args.batch}: {left:,} timers in {elapsed:.2f} s ({rate:,.0f}/s)"
-                f" → {args.timers / rate:.1f} s for {args.timers:,}; {per_timer * rate:.0f}× the baseline"
+                f"re-plan in {args.workers} worker process(es), {args.lanes} lane(s) each, claims of"
+                f" {args.batch}: {left:,} timers in {elapsed:.2f} s ({rate:,.0f}/s) → {args.timers / rate:.1f} s"
+                f" for {args.timers:,}; {per_timer * rate:.0f}× the baseline"
             )
             print(f"POST /v1/events during it:     {latency(busy)}")
             with psycopg.connect(url) as conn:
@@ -282,8 +338,10 @@ def run(args: argparse.Namespace) -> None:
                 actions = conn.execute(
                     "SELECT count(*) FROM actions WHERE action LIKE '%reschedule_timer%'"
                 ).fetchone()
+                claims = conn.execute(CLAIMS.replace("decision_id", "count(*)", 1)).fetchone()
             print(
-                f"left on v1: {stale[0] if stale else '?'}; reschedule_timer actions in the feed: {actions[0] if actions else '?'}"
+                f"left on v1: {stale[0] if stale else '?'}; reschedule_timer actions in the feed:"
+                f" {actions[0] if actions else '?'}; claim records: {claims[0] if claims else '?'}"
             )
             print(f"the database alone writing the same rows: {floor(url)}")
     finally:
@@ -300,7 +358,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--lanes", type=int, default=1, help="concurrent claim loops (the service uses 1)")
     parser.add_argument("--idle-seconds", type=float, default=3.0)
-    run(parser.parse_args())
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes re-planning at once (replicas; default 1)"
+    )
+    parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

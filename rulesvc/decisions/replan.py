@@ -106,6 +106,7 @@ class CalendarReplanner:
         notifier: Notifier | None = None,
         batch: int = 200,
         lanes: int = 1,
+        yields: bool = True,
     ) -> None:
         self.store = store
         self.book = book
@@ -114,6 +115,9 @@ class CalendarReplanner:
         self.notifier = notifier
         self.batch = batch
         self.lanes = lanes
+        self.yields = yields
+        """Give up the interpreter every `YIELD_SECONDS` (`give_way`): when requests share it (the
+        publishing request, a worker inside `rulesvc serve`); not in a worker process of its own."""
         self.journal_only = False
         """Re-plan every ticket through its journal (the per-ticket way; benchmarks' baseline)."""
         self._lock = threading.Lock()
@@ -203,7 +207,7 @@ class CalendarReplanner:
         """The interpreter is shared with requests when the re-plan runs in the API's process: giving it up
         every `YIELD_SECONDS` lets a waiting request run then rather than after a whole switch interval
         (5 ms), and costs one system call per `YIELD_SECONDS` of work."""
-        if time.perf_counter() - self._yielded >= YIELD_SECONDS:
+        if self.yields and time.perf_counter() - self._yielded >= YIELD_SECONDS:
             time.sleep(0)
             self._yielded = time.perf_counter()
 

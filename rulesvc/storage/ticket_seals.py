@@ -49,8 +49,18 @@ SEALED_TIMER_COLUMNS = (
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
+        found = _UTC_TEXT.get(value)  # equal instants in any zone hash and compare equal
+        if found is None:
+            if len(_UTC_TEXT) > 10_000:
+                _UTC_TEXT.clear()
+            found = _UTC_TEXT[value] = value.astimezone(UTC).isoformat()
+        return found
     return value
+
+
+# Instants as the digest spells them: timers share them (started and anchored at the same instant; tickets
+# started together), and a seal check and the new seal of a unit of work spell each twice.
+_UTC_TEXT: dict[datetime, str] = {}
 
 
 def state_digest(

@@ -51,6 +51,7 @@ def build_timer_parts(
     *,
     batch: int,
     replan_batch: int = 200,
+    shares_interpreter: bool = False,
     retry: RetryPolicy | None = None,
     clock: Clock | None = None,
     delivery_clock: Clock | None = None,
@@ -83,7 +84,9 @@ def build_timer_parts(
     if engine.dialect.name == "sqlite":
         batch = min(batch, SQLITE_TIMER_BATCH)
         replan_batch = min(replan_batch, SQLITE_TIMER_BATCH)
-    replanner = CalendarReplanner(SqlTimerStore(engine), book, clock, masking, notifier, batch=replan_batch)
+    replanner = CalendarReplanner(
+        SqlTimerStore(engine), book, clock, masking, notifier, batch=replan_batch, yields=shares_interpreter
+    )
     return TimerParts(engine, timers, webhooks, replanner, batch)
 
 
