@@ -88,12 +88,13 @@ def from_facts(facts: Iterable[Fact], asked: TicketReport) -> dict[str, Any]:
             value = value.get(part) if isinstance(value, Mapping) else None
         if value is not None:
             text = value if isinstance(value, str) else exactjson.dumps(value)
-            spread[(_period(f.occurred_at, period, zone), text)] += 1
+            spread[(bucket_of(f.occurred_at, period, zone), text)] += 1
     rows = [(bucket, value, n) for (bucket, value), n in spread.items()]
     return distribution_report(rows, start, end, tz, period, asked.field, kind)
 
 
-def _period(instant: datetime, period: str, zone: ZoneInfo) -> str:
+def bucket_of(instant: datetime, period: str, zone: ZoneInfo) -> str:
+    """The day, ISO week or month of `instant` in `zone` (`2026-09-30`, `2026-W40`, `2026-09`)."""
     local = instant.astimezone(zone)
     if period == "day":
         return local.date().isoformat()
@@ -111,19 +112,19 @@ def _last_in_bucket(fact: Fact, end: datetime, period: str, zone: ZoneInfo) -> b
     return (
         _last_in_period(fact, end)
         or fact.next_occurred_at is None
-        or _period(fact.next_occurred_at, period, zone) != _period(fact.occurred_at, period, zone)
+        or bucket_of(fact.next_occurred_at, period, zone) != bucket_of(fact.occurred_at, period, zone)
     )
 
 
 def _approvals(last: Iterable[Fact], start: datetime, period: str, zone: ZoneInfo) -> list[dict[str, Any]]:
     figures: dict[tuple[str, str], list[Any]] = {}
     for f in last:
-        bucket = _period(f.occurred_at, period, zone)
+        bucket = bucket_of(f.occurred_at, period, zone)
         auto = (
             f.auto_decided_at is not None
             and f.auto_occurred_at is not None
             and f.auto_decided_at >= start
-            and _period(f.auto_occurred_at, period, zone) == bucket
+            and bucket_of(f.auto_occurred_at, period, zone) == bucket
         )
         amount = f.amount or Decimal(0)
         row = figures.setdefault((f.kind, bucket), [0, 0, Decimal(0), Decimal(0)])

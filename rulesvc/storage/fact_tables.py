@@ -48,10 +48,34 @@ class ExactNumber(TypeDecorator[Decimal]):
         return lambda value: value if value is None or isinstance(value, Decimal) else Decimal(str(value))
 
 
+COVERED = (
+    "kind",
+    "occurred_at",
+    "next_decided_at",
+    "next_occurred_at",
+    "amount",
+    "auto_decided_at",
+    "auto_occurred_at",
+    "routed",
+    "owner",
+    "first_occurred_at",
+    "stage",
+)
+"""What the reports read of a row besides its decision time, but the ticket's fields."""
+
+
 class DecisionFactRow(Base):
     __tablename__ = "decision_facts"
     __table_args__ = (
-        Index("ix_decision_facts_recent", "decided_at"),
+        # the reports read by decision time from the index alone (migration 0023)
+        Index("ix_decision_facts_recent", "decided_at", postgresql_include=list(COVERED)),
+        Index(
+            "ix_decision_facts_stays",
+            "decided_at",
+            postgresql_include=["kind", "left_stage", "stay_seconds"],
+            postgresql_where=text("left_stage IS NOT NULL"),
+            sqlite_where=text("left_stage IS NOT NULL"),
+        ),
         Index(
             "ix_decision_facts_latest",
             "ticket_id",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -53,6 +54,13 @@ class DecisionRow(Base):
     __table_args__ = (
         Index("ix_decisions_ticket_recent", "ticket_id", "decided_at", "chain_seq"),
         Index("ix_decisions_recent", "decided_at", "chain_seq"),
+        # the late-fires report (migration 0023)
+        Index(
+            "ix_decisions_timer_fires",
+            "decided_at",
+            postgresql_where=text("event_id LIKE 'timer:%'"),
+            sqlite_where=text("event_id LIKE 'timer:%'"),
+        ),
     )
 
     decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from rulesvc.decisions.ticket_reports import (
     TicketReport,
     approvals_report,
+    bucket_of,
     distribution_report,
     stages_report,
     workload_report,
@@ -50,16 +51,6 @@ def _when(record: Mapping[str, Any]) -> datetime | None:
     return None
 
 
-def _period(instant: datetime, period: str, zone: ZoneInfo) -> str:
-    local = instant.astimezone(zone)
-    if period == "day":
-        return local.date().isoformat()
-    if period == "week":
-        year, week, _ = local.isocalendar()
-        return f"{year}-W{week:02d}"
-    return f"{local.year}-{local.month:02d}"
-
-
 def _ticket(record: Mapping[str, Any]) -> Mapping[str, Any]:
     ticket = (record.get("event") or {}).get("ticket")
     return ticket if isinstance(ticket, Mapping) else {}
@@ -87,7 +78,7 @@ def approvals(
         ticket, when = _ticket(record), _when(record)
         if when is None or (kind and ticket.get("kind") != kind):
             continue
-        key = (str(ticket.get("kind", "")), _period(when, period, zone))
+        key = (str(ticket.get("kind", "")), bucket_of(when, period, zone))
         auto = any(a.get("type") == AUTO_APPROVE for a in record.get("actions") or ())
         earlier = seen[key].get(str(record.get("ticket_id")), (False, None))
         seen[key][str(record.get("ticket_id"))] = (
@@ -132,7 +123,7 @@ def distribution(
             value = value.get(part) if isinstance(value, Mapping) else None
         if value is None:
             continue
-        buckets[(_period(when, period, zone), str(value))].add(str(record.get("ticket_id")))
+        buckets[(bucket_of(when, period, zone), str(value))].add(str(record.get("ticket_id")))
     rows = [(bucket, value, len(tickets)) for (bucket, value), tickets in buckets.items()]
     return distribution_report(rows, start, end, tz, period, field, kind)
 
