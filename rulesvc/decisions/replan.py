@@ -86,7 +86,7 @@ class Replanned:
     """Open timers still planned on an older version when this run stopped (left to the worker)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "calendar": self.calendar,
             "to_version": self.version,
             "tickets": self.tickets,
@@ -94,6 +94,13 @@ class Replanned:
             "examples": self.examples,
             "pending": self.pending,
         }
+        if self.pending:
+            data["message"] = (
+                f"其余 {self.pending} 个计时器由后台 worker 继续重新计划；每批一条 calendar.replanned 决策，"
+                "每个改变的截止时间一条 reschedule_timer 动作"
+            )
+            data["follow"] = "GET /v1/decisions?action_type=reschedule_timer"
+        return data
 
 
 class CalendarReplanner:

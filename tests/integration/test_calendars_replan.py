@@ -358,6 +358,7 @@ def test_a_publish_beyond_the_inline_budget_answers_at_once_and_the_workers_fini
     answer = publish(client, keys, approved_draft(client, keys, SATURDAY_WORKED))["replanned"]
     assert (answer["tickets"], answer["moved"], answer["pending"]) == (2, 2, 5)
     assert len(answer["examples"]) == 2 and len(reschedules(client, keys)) == 2
+    assert answer["follow"] == "GET /v1/decisions?action_type=reschedule_timer"
 
     book = app.state.lifecycle.book
     masking = make_settings(database_url).mask_policy()
