@@ -261,11 +261,15 @@ class Claim:
         self.latest: CalendarTimeline = latest
         self.from_versions: set[int] = set()
         self.examples: list[dict[str, Any]] = []
+        self._changes: dict[int, datetime] = {}
 
     def changes_from(self, version: int) -> datetime:
         """The first instant at which the latest version plans differently from `version` (the earliest
         effective time of the versions published after it)."""
-        return min(at for at, c in self.latest.versions if c.version > version)
+        found = self._changes.get(version)
+        if found is None:
+            found = self._changes[version] = min(at for at, c in self.latest.versions if c.version > version)
+        return found
 
     def timers(
         self, ticket_id: str, timers: Sequence[ScheduledTimer]

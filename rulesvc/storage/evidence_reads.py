@@ -18,6 +18,7 @@ from rulesvc.storage.tables import ActionRow, AuditRow, DecisionRow
 from rulesvc.storage.ticket_seals import (
     KIND_TICKETS_SEALED,
     SEALED_TIMER_COLUMNS,
+    SealChecks,
     is_empty,
     seal_problem,
     sealed_tickets,
@@ -108,6 +109,7 @@ class SqlEvidenceReader:
         latest = self._latest_seals()
         problems: list[Problem] = []
         mask = default_policy().mask_text
+        checks: SealChecks = {}
         last = ""
         while True:
             with self._read() as session:
@@ -141,7 +143,7 @@ class SqlEvidenceReader:
                 digest = state_digest(ticket_id, kind, group, snapshot, timeline, rows)
                 entry = chain_entry(audit) if audit is not None else None
                 empty = is_empty(kind, snapshot, timeline, rows)
-                found = seal_problem(ticket_id, digest, empty, seal_seq, entry)
+                found = seal_problem(ticket_id, digest, empty, seal_seq, entry, checks)
                 newest = latest.pop(ticket_id, None)
                 if found is None and newest is not None and newest != seal_seq:
                     found = (

@@ -29,7 +29,7 @@ from rulesvc.storage.decision_writes import (
     AUDIT_TABLE,
 )
 from rulesvc.storage.tables import Base
-from rulesvc.storage.ticket_seals import is_empty, seal_problem, state_digest
+from rulesvc.storage.ticket_seals import SealChecks, is_empty, seal_problem, state_digest
 from rulesvc.storage.timer_tables import SlaResultRow, TicketRow, TimerRow
 
 US = timedelta(microseconds=1)
@@ -242,6 +242,7 @@ def sealed_rows(
         row = dict(zip(_TIMER_COLUMNS, values, strict=True))
         by_ticket[row["ticket_id"]].append(row)
     sealing = {entry[0]: ChainEntry(*entry) for entry in entries.all()}
+    checks: SealChecks = {}
     result = []
     for ticket in tickets:
         rows = by_ticket[ticket.ticket_id]
@@ -250,7 +251,7 @@ def sealed_rows(
         )
         empty = is_empty(ticket.kind, ticket.snapshot, ticket.timeline, rows)
         entry = sealing.get(ticket.seal_seq) if ticket.seal_seq is not None else None
-        problem = seal_problem(ticket.ticket_id, digest, empty, ticket.seal_seq, entry)
+        problem = seal_problem(ticket.ticket_id, digest, empty, ticket.seal_seq, entry, checks)
         result.append((ticket, {row["name"]: row for row in rows}, digest, problem))
     return result
 

@@ -112,20 +112,39 @@ def sealed_tickets(entry: ChainEntry) -> dict[str, str]:
     return {}
 
 
+SealChecks = dict[int, tuple[bool, dict[str, str]]]
+"""Seal entries already looked at, by seq: (its hash recomputes, ticket id → digest it seals). Tickets sealed
+by one entry (a group commit, a re-plan claim) share it: hashed and parsed once per read."""
+
+
 def seal_problem(
-    ticket_id: str, digest: str, empty: bool, seal_seq: int | None, entry: ChainEntry | None
+    ticket_id: str,
+    digest: str,
+    empty: bool,
+    seal_seq: int | None,
+    entry: ChainEntry | None,
+    checks: SealChecks | None = None,
 ) -> tuple[str, str] | None:
     """(reason, message) unless the ticket's current state is what its seal entry recorded (the ticket id
-    masked in the message: it may carry personal data)."""
+    masked in the message: it may carry personal data). `checks`: entries looked at before, shared."""
     if seal_seq is None:
         return None if empty else ("seal_missing", f"工单 {_shown(ticket_id)} 的状态没有对应的审计日志条目")
     if entry is None or entry.seq != seal_seq:
         return "seal_missing", f"工单 {_shown(ticket_id)} 的状态所指的审计日志条目不存在"
-    if entry_hash(entry.seq, entry.at, entry.kind, entry.subject, entry.payload_text, entry.prev_hash) != (
-        entry.hash
-    ):
+    checks = {} if checks is None else checks
+    found = checks.get(entry.seq)
+    if found is None:
+        recomputed = entry_hash(
+            entry.seq, entry.at, entry.kind, entry.subject, entry.payload_text, entry.prev_hash
+        )
+        try:
+            sealed = sealed_tickets(entry)
+        except ValueError:
+            sealed = {}
+        found = checks[entry.seq] = (recomputed == entry.hash, sealed)
+    if not found[0]:
         return "entry_mismatch", f"工单 {_shown(ticket_id)} 的状态所指的审计日志条目被修改"
-    if sealed_digest(entry, ticket_id) != digest:
+    if found[1].get(ticket_id) != digest:
         return (
             "state_mismatch",
             f"工单 {_shown(ticket_id)} 的快照、时间线或计时器与审计日志记录的不符（被修改）",
