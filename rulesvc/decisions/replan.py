@@ -147,8 +147,8 @@ class CalendarReplanner:
         """Re-plan the open timers on `calendar` still planned on an earlier version, claim after claim
         of `batch` tickets, until none is left or a limit is reached (`claims`; `tickets` re-planned;
         `seconds` spent: checked after each claim). `lanes` concurrent claim loops (each its own
-        transaction and connection; `SKIP LOCKED` keeps them apart). With a limit, `pending` counts what
-        is left."""
+        transaction and connection; `SKIP LOCKED` keeps them apart). With a `tickets` budget, `pending`
+        counts what is left (one count over the index; the workers' polls do not need it)."""
         version = self.latest(calendar)
         result = Replanned(calendar, version or 0)
         if version is None or version < 2:
@@ -165,7 +165,7 @@ class CalendarReplanner:
                 ]
                 for future in loops:
                     future.result()
-        if claims is not None or tickets is not None or seconds is not None:
+        if tickets is not None:  # the publishing request's budget: say what it leaves to the workers
             result.pending = self.store.replan_count(calendar, version)
         return result
 
