@@ -337,7 +337,7 @@ def closest(word: str, choices: Iterable[str], cutoff: float = 0.5) -> str | Non
 def suggest(word: str, choices: Iterable[str]) -> str | None:
     """'did you mean X?' for a misspelt name, or None."""
     match = closest(word, choices)
-    return f"did you mean {match!r}?" if match is not None else None
+    return f"是不是 {match!r}？" if match is not None else None
 
 
 def unknown_name(
@@ -354,7 +354,7 @@ def unknown_keys(
     return [
         RulesetError(
             "unknown_key",
-            f"unknown key {key!r} in {what}",
+            f"{what}中有未知的键 {key!r}",
             src.key_loc(node, key),
             suggest(str(key), allowed),
         )

@@ -114,7 +114,7 @@ def _short(expr: Expr) -> str:
 
 
 def _kind_word(t: FieldType) -> str:
-    return {"bool": "true/false", "any": "value"}.get(t.kind, str(t))
+    return {"bool": "true/false（布尔）", "any": "任意值"}.get(t.kind, str(t))
 
 
 class Typer:
@@ -164,7 +164,7 @@ class Typer:
             t = self.type_of(node.operand)
             if t.kind in ("number", "duration", "any"):
                 return t
-            self.error("type_mismatch", node, f"cannot negate {_short(node.operand)} ({_kind_word(t)})")
+            self.error("type_mismatch", node, f"不能对 {_short(node.operand)}（{_kind_word(t)}）取负")
             return ANY
         if isinstance(node, BinOp):
             return self._binop(node)
@@ -203,13 +203,13 @@ class Typer:
         candidates = [".".join(p) for p in env.fields] + sorted(env.facts)
         match = difflib.get_close_matches(dotted, candidates, n=1, cutoff=0.6)
         if match:
-            hint: str | None = f"did you mean {match[0]}?"
+            hint: str | None = f"是不是 {match[0]}？"
         elif len(node.parts) == 1:
-            hint = f'to compare with the text {dotted}, quote it: "{dotted}"'
+            hint = f'要与文本 {dotted} 比较，请加引号："{dotted}"'
         else:
             known = sorted(".".join(p) for p in env.fields if p[0] == root)
-            hint = ("known fields: " + ", ".join(known[:12])) if known else None
-        self.error("unknown_field", node, f"unknown field {dotted}", hint)
+            hint = ("已知字段：" + "、".join(known[:12])) if known else None
+        self.error("unknown_field", node, f"未知字段 {dotted}", hint)
         return ANY
 
     def _want_bool(self, node: Expr, word: str) -> None:
@@ -218,8 +218,8 @@ class Typer:
             self.error(
                 "type_mismatch",
                 node,
-                f"{word} needs a true/false condition, but {_short(node)} is a {_kind_word(t)}",
-                "compare it, e.g. ticket.amount > 0",
+                f"{word} 需要一个真/假条件，但 {_short(node)} 是 {_kind_word(t)}",
+                "请写成比较，如 ticket.amount > 0",
             )
 
     def _binop(self, node: BinOp) -> FieldType:
@@ -231,9 +231,9 @@ class Typer:
             self.error(
                 "type_mismatch",
                 node,
-                f"cannot apply '{node.op}' to {_short(node.left)} ({_kind_word(lt)}) "
-                f"and {_short(node.right)} ({_kind_word(rt)})",
-                "arithmetic works on numbers, durations and datetimes",
+                f"'{node.op}' 不能用于 {_short(node.left)}（{_kind_word(lt)}）"
+                f"和 {_short(node.right)}（{_kind_word(rt)}）",
+                "算术运算只用于数字、时长和时间",
             )
             return ANY
         return result
@@ -243,22 +243,22 @@ class Typer:
         arity = FUNCTIONS.get(node.name)
         if arity is None:
             match = difflib.get_close_matches(node.name, list(FUNCTIONS), n=1, cutoff=0.5)
-            available = "functions: " + ", ".join(f"{f}()" for f in FUNCTIONS)
+            available = "可用函数：" + "、".join(f"{f}()" for f in FUNCTIONS)
             self.error(
                 "unknown_function",
                 node,
-                f"unknown function {node.name}()",
-                f"did you mean {match[0]}()? ({available})" if match else available,
+                f"未知函数 {node.name}()",
+                f"是不是 {match[0]}()？（{available}）" if match else available,
             )
             return ANY
         low, high = arity
         if not low <= len(node.args) <= high:
-            wanted = str(low) if low == high else f"{low} or {high}"
+            wanted = str(low) if low == high else f"{low} 或 {high}"
             self.error(
                 "bad_call",
                 node,
-                f"{node.name}() takes {wanted} argument{'s' if high > 1 else ''}, got {len(node.args)}",
-                "round(x, n) rounds x to n decimal places" if node.name == "round" else None,
+                f"{node.name}() 需要 {wanted} 个参数，实际 {len(node.args)} 个",
+                "round(x, n) 把 x 四舍五入到 n 位小数" if node.name == "round" else None,
             )
             return ANY
         allowed = {
@@ -274,8 +274,8 @@ class Typer:
                 self.error(
                     "type_mismatch",
                     arg,
-                    f"{node.name}() does not accept {_short(arg)} ({_kind_word(t)})",
-                    f"{node.name}() takes {' or '.join(k for k in kinds if k != 'any')}",
+                    f"{node.name}() 不接受 {_short(arg)}（{_kind_word(t)}）",
+                    f"{node.name}() 的参数须是 {' 或 '.join(k for k in kinds if k != 'any')}",
                 )
         if node.name == "len" or node.name == "round":
             return NUMBER
@@ -300,7 +300,7 @@ class Typer:
         op = node.op if ordering else "=="
         if is_null(left) or is_null(right):
             if ordering:
-                self.error("type_mismatch", at, f"'{op}' cannot compare with null", "use == null or != null")
+                self.error("type_mismatch", at, f"'{op}' 不能与 null 比较", "请用 == null 或 != null")
             return
         for a, at_, b in ((left, lt, right), (right, rt, left)):
             if at_.kind == "enum" and is_text_literal(b):
@@ -311,7 +311,7 @@ class Typer:
                     self.error(
                         "type_mismatch",
                         b,
-                        f"{_short(b)} is not a date/time (compared with datetime {_short(a)})",
+                        f"{_short(b)} 不是日期/时间（与时间字段 {_short(a)} 比较）",
                         'use ISO 8601, e.g. "2026-10-01T09:00:00+08:00" or "2026-10-01"',
                     )
                 return
@@ -329,15 +329,15 @@ class Typer:
             elif literal is not None and isinstance(literal.value, str):
                 try:
                     Decimal(literal.value.replace(",", "").replace("_", ""))
-                    hint = f"remove the quotes: {literal.value}"
+                    hint = f"去掉引号：{literal.value}"
                 except InvalidOperation:
                     hint = None
             if "duration" in (lt.kind, rt.kind) and "number" in (lt.kind, rt.kind):
-                hint = "write a duration with a unit, e.g. 90m, 2h, 1d"
+                hint = "时长要带单位，如 90m、2h、1d"
             self.error(
                 "type_mismatch",
                 where,
-                f"cannot compare {_short(left)} ({_kind_word(lt)}) with {_short(right)} ({_kind_word(rt)})",
+                f"不能比较 {_short(left)}（{_kind_word(lt)}）和 {_short(right)}（{_kind_word(rt)}）",
                 hint,
             )
             return
@@ -346,11 +346,11 @@ class Typer:
             plain_type = lt if plain is left else rt
             hint = None
             if plain_type.kind == "string":
-                hint = "strings have no order; declare the field as an ordered enum (low → high) in the kind"
+                hint = "文本没有大小顺序；请在工单类型中把该字段声明为有序枚举（从低到高）"
             self.error(
                 "type_mismatch",
                 at,
-                f"'{op}' needs ordered values, but {_short(plain)} is a {_kind_word(plain_type)}",
+                f"'{op}' 需要有顺序的值，但 {_short(plain)} 是 {_kind_word(plain_type)}",
                 hint,
             )
 
@@ -361,11 +361,11 @@ class Typer:
             return
         order = " < ".join(members)
         match = difflib.get_close_matches(literal.value, list(members), n=1, cutoff=0.5)
-        hint = f'did you mean "{match[0]}"? ({t.enum}: {order})' if match else f"{t.enum}: {order}"
+        hint = f'是不是 "{match[0]}"？（{t.enum}：{order}）' if match else f"{t.enum}：{order}"
         self.error(
             "unknown_enum_value",
             literal,
-            f'"{literal.value}" is not a value of {t.enum} ({_short(subject)})',
+            f'"{literal.value}" 不是 {t.enum}（{_short(subject)}）的取值',
             hint,
         )
 
@@ -379,8 +379,8 @@ class Typer:
             self.error(
                 "type_mismatch",
                 right,
-                f"'{node.op}' needs a list, but {_short(right)} is a {_kind_word(rt)}",
-                'write a list like ["a", "b"]; to look for text inside a string use \'contains\'',
+                f"'{node.op}' 需要一个列表，但 {_short(right)} 是 {_kind_word(rt)}",
+                '列表写成 ["a", "b"]；在文本中查找子串请用 contains',
             )
 
     def _string_test(self, node: Compare, lt: FieldType, rt: FieldType) -> None:
@@ -389,20 +389,16 @@ class Typer:
             self.error(
                 "type_mismatch",
                 node,
-                f"'{node.op}' needs text, but {_short(node.left)} is a {_kind_word(lt)}",
-                "use == / < for numbers, 'in' for lists"
-                if lt.kind != "list"
-                else "only 'contains' works on lists",
+                f"'{node.op}' 需要文本，但 {_short(node.left)} 是 {_kind_word(lt)}",
+                "数字请用 == / <，列表请用 in" if lt.kind != "list" else "列表只能用 contains",
             )
         if rt.kind not in (*_TEXT_KINDS, "any") and not list_ok:
-            self.error(
-                "type_mismatch", node.right, f"'{node.op}' needs text on its right, got {_short(node.right)}"
-            )
+            self.error("type_mismatch", node.right, f"'{node.op}' 右边需要文本，实际是 {_short(node.right)}")
         if node.op == "matches" and is_text_literal(node.right):
             try:
                 re.compile(node.right.value)  # type: ignore[attr-defined]
             except (re.error, ValueError, ArithmeticError, RecursionError) as exc:
-                self.error("bad_regex", node.right, f"invalid regular expression: {exc}")
+                self.error("bad_regex", node.right, f"正则表达式无效：{exc}")
 
 
 def check(expr: Expr, env: TypeEnv, location: Location, *, condition: bool = False) -> list[RulesetError]:
@@ -416,8 +412,8 @@ def check(expr: Expr, env: TypeEnv, location: Location, *, condition: bool = Fal
         typer.error(
             "type_mismatch",
             expr,
-            f"a condition must be true or false, but {_short(expr)} is a {_kind_word(result)}",
-            "compare it, e.g. ticket.amount > 0",
+            f"条件必须为真或假，但 {_short(expr)} 是 {_kind_word(result)}",
+            "请写成比较，如 ticket.amount > 0",
         )
     unique = list(dict.fromkeys(typer.errors))  # a subject bound twice (an interval) reports once
     return sorted(unique, key=RulesetError.sort_key)

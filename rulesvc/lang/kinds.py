@@ -106,20 +106,18 @@ class _KindLoader:
         enums: dict[str, tuple[str, ...]] = {}
         raw = data.get("enums") or {}
         if not isinstance(raw, Mapping):
-            self.error(
-                "bad_value", "enums must be a mapping name → [values]", self.src.value_loc(data, "enums")
-            )
+            self.error("bad_value", "enums 须是 名称 → [取值] 的映射", self.src.value_loc(data, "enums"))
             return enums
         for name, values in raw.items():
             where = self.src.value_loc(raw, name)
             if not isinstance(values, list) or not values:
-                self.error("bad_value", f"enum {name!r} needs a list of values", where)
+                self.error("bad_value", f"枚举 {name!r} 需要一个取值列表", where)
                 continue
             strings = tuple(str(v) for v in values)
             if len(set(strings)) != len(strings):
-                self.error("duplicate_value", f"enum {name!r} lists a value twice", where)
+                self.error("duplicate_value", f"枚举 {name!r} 有重复的取值", where)
             if str(name) in FIELD_TYPES or str(name) in _ALIASES:
-                self.error("bad_value", f"enum name {name!r} is a field type; choose another name", where)
+                self.error("bad_value", f"枚举名 {name!r} 与字段类型同名，请换一个名字", where)
             enums[str(name)] = strings
         return enums
 
@@ -130,7 +128,7 @@ class _KindLoader:
         where = src.value_loc(holder, name)
         spec: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {"type": raw}
         if isinstance(raw, Mapping):
-            self.errors += unknown_keys(src, raw, FIELD_KEYS, f"field {name!r}")
+            self.errors += unknown_keys(src, raw, FIELD_KEYS, f"字段 {name!r} ")
         type_text = str(plain(spec.get("type", "")))
         type_name = _ALIASES.get(type_text, type_text)
         enum: str | None = None
@@ -141,18 +139,18 @@ class _KindLoader:
         if type_name not in FIELD_TYPES:
             self.error(
                 "unknown_type",
-                f"unknown type {type_text!r} for field {name!r}",
+                f"字段 {name!r} 的类型 {type_text!r} 未知",
                 src.value_loc(raw, "type") if isinstance(raw, Mapping) and "type" in raw else where,
                 suggest(type_text, [*FIELD_TYPES, *_ALIASES, *enums])
-                or f"use one of {', '.join(FIELD_TYPES)} or an enum",
+                or f"可用：{'、'.join(FIELD_TYPES)} 或一个枚举",
             )
             return None
         if enum is not None and enum not in enums:
             self.error(
                 "unknown_type",
-                f"field {name!r}: unknown enum {enum!r}",
+                f"字段 {name!r}：未知枚举 {enum!r}",
                 where,
-                suggest(enum, enums) or f"declared enums: {', '.join(enums) or 'none'}",
+                suggest(enum, enums) or f"已声明的枚举：{'、'.join(enums) or '无'}",
             )
             return None
         bounds: dict[str, Any] = {}
@@ -163,9 +161,9 @@ class _KindLoader:
             if value is None:
                 self.error(
                     "bad_value",
-                    f"field {name!r}: {key} must be a {type_name} value"
+                    f"字段 {name!r}：{key} 须是 {type_name} 值"
                     if type_name in _ORDERED
-                    else f"field {name!r}: {key} only applies to decimal, integer, date and datetime fields",
+                    else f"字段 {name!r}：{key} 只用于 decimal、integer、date 和 datetime 字段",
                     src.value_loc(spec, key),
                 )
                 continue
@@ -173,22 +171,22 @@ class _KindLoader:
         if ("min" in bounds and "min_exclusive" in bounds) or ("max" in bounds and "max_exclusive" in bounds):
             self.error(
                 "bad_value",
-                f"field {name!r}: give min or min_exclusive (max or max_exclusive), not both",
+                f"字段 {name!r}：min 与 min_exclusive（max 与 max_exclusive）只能写一个",
                 where,
             )
         low = bounds.get("min", bounds.get("min_exclusive"))
         high = bounds.get("max", bounds.get("max_exclusive"))
         if low is not None and high is not None and low > high:
-            self.error("bad_value", f"field {name!r}: the lower bound is above the upper bound", where)
+            self.error("bad_value", f"字段 {name!r}：下限高于上限", where)
         max_length = self.max_length(name, spec, type_name)
         pattern = self.pattern(name, spec, type_name)
         fmt = spec.get("format")
         if fmt is not None and (type_name != "string" or str(fmt) not in FORMATS):
             self.error(
                 "unknown_format" if type_name == "string" else "bad_value",
-                f"field {name!r}: unknown format {fmt!r}"
+                f"字段 {name!r}：未知格式 {fmt!r}"
                 if type_name == "string"
-                else f"field {name!r}: format only applies to string fields",
+                else f"字段 {name!r}：format 只用于 string 字段",
                 src.value_loc(spec, "format"),
                 suggest(str(fmt), FORMATS) or f"formats: {', '.join(FORMATS)}",
             )
@@ -199,7 +197,7 @@ class _KindLoader:
             if type_name != "list" or items not in (*EXPR_TYPES, *enums) or items == "list":
                 self.error(
                     "bad_value",
-                    f"field {name!r}: items must be a field type of a list",
+                    f"字段 {name!r}：items 须是 list 字段的元素类型",
                     src.value_loc(spec, "items"),
                 )
                 items = None
@@ -207,7 +205,7 @@ class _KindLoader:
         if not isinstance(required, bool):
             self.error(
                 "bad_value",
-                f"field {name!r}: required must be true or false",
+                f"字段 {name!r}：required 须是 true 或 false",
                 src.value_loc(spec, "required"),
             )
             required = False
@@ -215,7 +213,7 @@ class _KindLoader:
         if data_class is not None and str(plain(data_class)) not in DATA_CLASSES:
             self.error(
                 "bad_value",
-                f"field {name!r}: unknown class {data_class!r}",
+                f"字段 {name!r}：未知的字段类别 {data_class!r}",
                 src.value_loc(spec, "class"),
                 suggest(str(data_class), DATA_CLASSES) or f"classes: {', '.join(DATA_CLASSES)}",
             )
@@ -249,7 +247,7 @@ class _KindLoader:
         ):
             self.error(
                 "bad_value",
-                f"field {name!r}: max_length must be a positive integer on a string or list field",
+                f"字段 {name!r}：max_length 须是正整数，且只用于 string 或 list 字段",
                 self.src.value_loc(spec, "max_length"),
             )
             return None
@@ -261,12 +259,12 @@ class _KindLoader:
         text = str(plain(spec["pattern"]))
         where = self.src.value_loc(spec, "pattern")
         if type_name != "string":
-            self.error("bad_value", f"field {name!r}: pattern only applies to string fields", where)
+            self.error("bad_value", f"字段 {name!r}：pattern 只用于 string 字段", where)
             return None
         try:
             return re.compile(text)
         except re.error as exc:
-            self.error("bad_regex", f"field {name!r}: invalid pattern: {exc}", where)
+            self.error("bad_regex", f"字段 {name!r}：pattern 不是有效的正则表达式：{exc}", where)
             return None
 
     def invalid(self, data: Mapping[str, Any]) -> InvalidPolicy | None:
@@ -277,7 +275,7 @@ class _KindLoader:
         if not isinstance(raw, Mapping) or set(raw) != {"assign"} or not str(raw.get("assign") or "").strip():
             self.error(
                 "bad_value",
-                "invalid must be {assign: <group>} (the group that checks invalid tickets)",
+                "invalid 须写成 {assign: <组>}（核查不合格工单的组）",
                 where,
             )
             return None
@@ -291,9 +289,9 @@ def load_kind(file: str, text: str) -> tuple[KindSchema | None, list[RulesetErro
         return None, errors
     data = src.data
     if not isinstance(data, Mapping) or not isinstance(data.get("kind"), str):
-        return None, [RulesetError("missing_key", "a kind file needs `kind: <name>`", Location(file, 1, 1))]
+        return None, [RulesetError("missing_key", "工单类型文件需要 `kind: <名称>`", Location(file, 1, 1))]
     loader = _KindLoader(src)
-    loader.errors += unknown_keys(src, data, KIND_KEYS, "kind file")
+    loader.errors += unknown_keys(src, data, KIND_KEYS, "工单类型文件")
     enums = loader.enums(data)
     specs: dict[str, FieldSpec] = {
         "kind": FieldSpec("kind", "string", required=True),
@@ -301,7 +299,7 @@ def load_kind(file: str, text: str) -> tuple[KindSchema | None, list[RulesetErro
     }
     raw_fields = data.get("fields") or {}
     if not isinstance(raw_fields, Mapping):
-        loader.error("bad_value", "fields must be a mapping", src.value_loc(data, "fields"))
+        loader.error("bad_value", "fields 须是映射", src.value_loc(data, "fields"))
         raw_fields = {}
     for name, raw in raw_fields.items():
         spec = loader.field(str(name), raw, raw_fields, enums)

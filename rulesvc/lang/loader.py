@@ -86,7 +86,7 @@ def load_folder(paths: Sequence[Path]) -> tuple[RulesFolder, list[RulesetError]]
         if kind is not None:
             if kind.kind in folder.kinds:
                 errors.append(
-                    RulesetError("duplicate_kind", f"kind {kind.kind!r} declared twice", kind.location)
+                    RulesetError("duplicate_kind", f"工单类型 {kind.kind!r} 声明了两次", kind.location)
                 )
             folder.kinds[kind.kind] = kind
     for file in ruleset_files:
@@ -99,7 +99,7 @@ def load_folder(paths: Sequence[Path]) -> tuple[RulesFolder, list[RulesetError]]
                 errors.append(
                     RulesetError(
                         "duplicate_ruleset",
-                        f"ruleset {ruleset.name!r} is also defined in {folder.rulesets[ruleset.name].file}",
+                        f"规则集 {ruleset.name!r} 在 {folder.rulesets[ruleset.name].file} 中也有定义",
                         Location(ruleset.file, 1, 1),
                     )
                 )
@@ -146,11 +146,9 @@ class _RulesetLoader(OutputLoader):
     def load(self) -> Ruleset | None:
         src, data = self.src, self.src.data
         if not isinstance(data, Mapping):
-            self.error(
-                "bad_file", "a ruleset file must be a mapping with `ruleset:` and `kind:`", src.node_loc(data)
-            )
+            self.error("bad_file", "规则集文件须是含 `ruleset:` 和 `kind:` 的映射", src.node_loc(data))
             return None
-        self.errors += unknown_keys(src, data, RULESET_KEYS, "ruleset")
+        self.errors += unknown_keys(src, data, RULESET_KEYS, "规则集")
         name = data.get("ruleset")
         if not isinstance(name, str) or not name:
             self.error("missing_key", "missing `ruleset: <name>`", src.node_loc(data))
@@ -160,11 +158,11 @@ class _RulesetLoader(OutputLoader):
         if kind is None:
             self.unknown(
                 "unknown_kind",
-                f"unknown ticket kind {kind_name!r}",
+                f"未知的工单类型 {kind_name!r}",
                 src.value_loc(data, "kind") if "kind" in data else src.node_loc(data),
                 kind_name,
                 self.kinds,
-                f"declared kinds: {', '.join(sorted(self.kinds)) or 'none'}",
+                f"已声明的工单类型：{'、'.join(sorted(self.kinds)) or '无'}",
             )
             return None
         self.enums = kind.enums
@@ -176,14 +174,14 @@ class _RulesetLoader(OutputLoader):
         tables = self.load_list(data, "tables", self.load_table, ids)
         rules = self.load_list(data, "rules", self.load_rule, ids)
         if not tables and not rules and "tables" not in data and "rules" not in data:
-            self.error("empty_ruleset", "a ruleset needs `rules:` or `tables:`", src.node_loc(data))
+            self.error("empty_ruleset", "规则集需要 `rules:` 或 `tables:`", src.node_loc(data))
         version = plain(data.get("version", 1))
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             self.error(
                 "bad_value",
-                f"version must be a positive whole number, not {version!r}",
+                f"version 须是正整数，不能是 {version!r}",
                 src.value_loc(data, "version"),
-                "e.g. version: 3",
+                "如 version: 3",
             )
         if self.errors:
             return None
@@ -206,20 +204,18 @@ class _RulesetLoader(OutputLoader):
         if raw is None:
             return facts
         if not isinstance(raw, Mapping):
-            self.error(
-                "bad_value", "facts must map a fact name to its fields", self.src.value_loc(data, "facts")
-            )
+            self.error("bad_value", "facts 须把事实名映射到它的字段", self.src.value_loc(data, "facts"))
             return facts
         for name, fields in raw.items():
             if name in RESERVED_FACTS:
-                self.error("reserved_name", f"{name!r} is reserved", self.src.key_loc(raw, name))
+                self.error("reserved_name", f"{name!r} 是保留名", self.src.key_loc(raw, name))
                 continue
             fact_fields: dict[str, str] = {}
             for field_name, type_name in (fields or {}).items() if isinstance(fields, Mapping) else []:
                 if str(type_name) not in BASE_TYPES and str(type_name) not in self.enums:
                     self.unknown(
                         "unknown_type",
-                        f"unknown type {type_name!r}",
+                        f"未知类型 {type_name!r}",
                         self.src.value_loc(fields, field_name),
                         type_name,
                         [*BASE_TYPES, *self.enums],
@@ -236,13 +232,13 @@ class _RulesetLoader(OutputLoader):
         if raw is None:
             return []
         if not isinstance(raw, list):
-            self.error("bad_value", f"`{key}` must be a list", self.src.value_loc(data, key))
+            self.error("bad_value", f"`{key}` 须是列表", self.src.value_loc(data, key))
             return []
         items = []
         for index, item in enumerate(raw):
             location = self.src.item_loc(raw, index)
             if not isinstance(item, Mapping):
-                self.error("bad_value", f"each entry of `{key}` must be a mapping", location)
+                self.error("bad_value", f"`{key}` 的每一项须是映射", location)
                 continue
             item_id = item.get("id")
             if isinstance(item_id, str | int) and str(item_id):
@@ -250,14 +246,14 @@ class _RulesetLoader(OutputLoader):
                 if str(item_id) in ids:
                     self.error(
                         "duplicate_id",
-                        f"duplicate rule id {str(item_id)!r} (first defined at line {ids[str(item_id)].line})",
+                        f"规则 id {str(item_id)!r} 重复（首次定义在第 {ids[str(item_id)].line} 行）",
                         id_loc,
-                        "every rule and table needs its own id",
+                        "每条规则和每张决策表都需要自己的 id",
                     )
                 else:
                     ids[str(item_id)] = id_loc
             else:
-                self.error("missing_key", f"each entry of `{key}` needs an `id`", location)
+                self.error("missing_key", f"`{key}` 的每一项需要 `id`", location)
                 continue
             items.append(loader(item, index, location))
         return items
@@ -340,9 +336,9 @@ class _RulesetLoader(OutputLoader):
         if raw is None:
             self.error(
                 "missing_key",
-                "missing `on:` (the event types that trigger it)",
+                "缺少 `on:`（触发它的事件类型）",
                 location,
-                "e.g. on: [ticket.created]",
+                "如 on: [ticket.created]",
             )
             return ()
         values = raw if isinstance(raw, list) else [raw]
@@ -354,18 +350,18 @@ class _RulesetLoader(OutputLoader):
             if value not in EVENT_TYPES:
                 self.unknown(
                     "unknown_event",
-                    f"unknown event type {value!r}",
+                    f"未知的事件类型 {value!r}",
                     where,
                     value,
                     EVENT_TYPES,
-                    f"use one of {', '.join(EVENT_TYPES)}",
+                    f"可用：{'、'.join(EVENT_TYPES)}",
                 )
             else:
                 result.append(str(value))
         return tuple(result)
 
     def load_rule(self, item: Mapping[str, Any], index: int, location: Location) -> Rule | None:
-        self.errors += unknown_keys(self.src, item, RULE_KEYS, "rule")
+        self.errors += unknown_keys(self.src, item, RULE_KEYS, "规则")
         on, transitions = self.load_triggers(item, location)
         when: Expr | None = None
         when_text = ""
@@ -374,7 +370,7 @@ class _RulesetLoader(OutputLoader):
             when = self.expression(when_text, self.src.value_loc(item, "when"), condition=True)
         priority = item.get("priority", 0)
         if not isinstance(priority, int) or isinstance(priority, bool):
-            self.error("type_mismatch", "priority must be an integer", self.src.value_loc(item, "priority"))
+            self.error("type_mismatch", "priority 须是整数", self.src.value_loc(item, "priority"))
             priority = 0
         then = self.load_actions(item, location)
         return Rule(
@@ -392,14 +388,14 @@ class _RulesetLoader(OutputLoader):
 
     def load_table(self, item: Mapping[str, Any], index: int, location: Location) -> Table | None:
         src = self.src
-        self.errors += unknown_keys(src, item, TABLE_KEYS, "table")
+        self.errors += unknown_keys(src, item, TABLE_KEYS, "决策表")
         on = self.load_on(item, location)
         hit, aggregate = self.load_hit(item)
         raw_inputs = item.get("inputs")
         inputs: dict[str, Expr] = {}
         input_texts: dict[str, str] = {}
         if not isinstance(raw_inputs, Mapping) or not raw_inputs:
-            self.error("missing_key", "a table needs `inputs:` (column → expression)", location)
+            self.error("missing_key", "决策表需要 `inputs:`（列 → 表达式）", location)
             raw_inputs = {}
         for column, text in raw_inputs.items():
             expr = self.expression(str(text), src.value_loc(raw_inputs, column))
@@ -411,28 +407,28 @@ class _RulesetLoader(OutputLoader):
         result = self.result_name(item, outputs)
         result_at = src.value_loc(item, "result") if "result" in item else location
         if result is not None and result in RESERVED_FACTS:
-            self.error("reserved_name", f"{result!r} is reserved", result_at, "name it with `result: ...`")
+            self.error("reserved_name", f"{result!r} 是保留名", result_at, "请用 `result: ...` 另起名字")
         elif result is not None and result in self.results:
             self.error(
                 "duplicate_fact",
-                f"table {item['id']!r} asserts its outputs as fact {result!r}, as the table at line "
-                f"{self.results[result].line} does",
+                f"决策表 {item['id']!r} 把输出认定为事实 {result!r}，与第 "
+                f"{self.results[result].line} 行的决策表相同",
                 result_at,
-                "give each table its own `result:`",
+                "请给每张决策表各自的 `result:`",
             )
         if result is not None:
             self.results.setdefault(result, location)
         if result is not None and result in self.declared_facts:
             self.error(
                 "duplicate_fact",
-                f"table {item['id']!r} asserts its outputs as fact {result!r}, which `facts:` also declares",
+                f"决策表 {item['id']!r} 把输出认定为事实 {result!r}，而 `facts:` 也声明了它",
                 result_at,
-                "name the table's result differently (`result: ...`) or remove the declaration",
+                "给决策表的结果另起名字（`result: ...`），或删除该声明",
             )
         rows: list[Row] = []
         raw_rows = item.get("rows")
         if not isinstance(raw_rows, list):
-            self.error("missing_key", "a table needs `rows:` (a list)", location)
+            self.error("missing_key", "决策表需要 `rows:`（行的列表）", location)
             raw_rows = []
         for row_index, raw_row in enumerate(raw_rows, start=1):
             row = self.load_row(
@@ -443,21 +439,21 @@ class _RulesetLoader(OutputLoader):
         seen_rows: dict[str, Location] = {}
         for row in rows:
             if row.id in seen_rows:
-                self.error("duplicate_id", f"duplicate row id {row.id!r}", row.location)
+                self.error("duplicate_id", f"行 id {row.id!r} 重复", row.location)
             seen_rows[row.id] = row.location
         raw_default = item.get("default")
         if raw_default is None:
             self.error(
                 "missing_default",
-                "a table needs an explicit `default:` row",
+                "决策表需要明确写出 `default:` 默认行",
                 location,
-                "write `default: {then: [...]}`; `default: {then: []}` states that nothing happens",
+                "写成 `default: {then: [...]}`；`default: {then: []}` 表示无匹配时什么也不做",
             )
             default = Row("默认", {}, {}, (), location, 0, True)
         else:
             default_loc = src.value_loc(item, "default")
             if not isinstance(raw_default, Mapping):
-                self.error("bad_value", "default must be a mapping with `then:`", default_loc)
+                self.error("bad_value", "default 须是含 `then:` 的映射", default_loc)
                 raw_default = {}
             default_outputs, default_texts = self.output_cells(raw_default, outputs)
             default = Row(
@@ -499,7 +495,7 @@ class _RulesetLoader(OutputLoader):
         outputs: Mapping[str, Output],
     ) -> Row | None:
         if not isinstance(raw, Mapping):
-            self.error("bad_value", "a row is a mapping of column → cell, plus `then:`", location)
+            self.error("bad_value", "一行是 列 → 单元格 的映射，外加 `then:`", location)
             return None
         cells: dict[str, Expr] = {}
         texts: dict[str, str] = {}
@@ -510,11 +506,11 @@ class _RulesetLoader(OutputLoader):
             if key not in input_texts:
                 self.unknown(
                     "unknown_column",
-                    f"unknown column {key!r}",
+                    f"未知的列 {key!r}",
                     self.src.key_loc(raw, key),
                     key,
                     input_texts,
-                    f"columns: {', '.join([*input_texts, *outputs])}",
+                    f"列：{'、'.join([*input_texts, *outputs])}",
                 )
                 continue
             text = _cell_text(value)
@@ -592,7 +588,7 @@ def load_ruleset_sources(
             errors.append(
                 RulesetError(
                     "name_mismatch",
-                    f"the file says `ruleset: {ruleset.name}` but it is stored as {name!r}",
+                    f"文件中写的是 `ruleset: {ruleset.name}`，但它保存为 {name!r}",
                     Location(ruleset.file, 1, 1),
                 )
             )

@@ -73,7 +73,7 @@ class ActionLoader:
         if raw is None and optional:
             return ()
         if raw is None:
-            self.error("missing_key", "missing `then:` (the actions)", location)
+            self.error("missing_key", "缺少 `then:`（动作）", location)
             return ()
         if not isinstance(raw, list):
             raw_list = [raw]
@@ -94,9 +94,9 @@ class ActionLoader:
         if not isinstance(entry, Mapping) or len(entry) != 1:
             self.error(
                 "bad_action",
-                "an action is `- <type>: {parameters}`",
+                "动作写成 `- <动作类型>: {参数}`",
                 where,
-                "e.g. - assign: {group: 费用审批岗}",
+                "如 - assign: {group: 费用审批岗}",
             )
             return None
         ((action_type, raw_params),) = entry.items()
@@ -104,27 +104,27 @@ class ActionLoader:
         if kind is None:
             self.unknown(
                 "unknown_action",
-                f"unknown action {action_type!r}",
+                f"未知动作 {action_type!r}",
                 self.src.key_loc(entry, action_type),
                 action_type,
                 CATALOGUE,
-                f"actions: {', '.join(CATALOGUE)}",
+                f"可用动作：{'、'.join(CATALOGUE)}",
             )
             return None
         if action_type == "assert" and isinstance(raw_params, str):
             raw_params = {"fact": raw_params}
         raw_params = raw_params if raw_params is not None else {}
         if not isinstance(raw_params, Mapping):
-            self.error("bad_action", f"parameters of {action_type} must be a mapping", where)
+            self.error("bad_action", f"{action_type} 的参数须是映射", where)
             return None
         params_loc = self.src.value_loc(entry, action_type)
         for name in kind.required:
             if name not in raw_params:
                 self.error(
                     "missing_param",
-                    f"action {action_type} needs parameter {name!r}",
+                    f"动作 {action_type} 需要参数 {name!r}",
                     params_loc,
-                    f"write {action_type}: {{{', '.join(f'{p}: ...' for p in kind.required)}}}",
+                    f"写成 {action_type}: {{{', '.join(f'{p}: ...' for p in kind.required)}}}",
                 )
         allowed = (*kind.required, *kind.optional)
         params: dict[str, ParamSpec] = {}
@@ -135,19 +135,17 @@ class ActionLoader:
             if name not in allowed:
                 self.unknown(
                     "unknown_param",
-                    f"action {action_type} has no parameter {name!r}",
+                    f"动作 {action_type} 没有参数 {name!r}",
                     self.src.key_loc(raw_params, name),
                     name,
                     allowed,
-                    (f"parameters: {', '.join(allowed)}" if allowed else "it takes none"),
+                    (f"可用参数：{'、'.join(allowed)}" if allowed else "该动作不带参数"),
                 )
                 continue
             if action_type == "start_timer" and name == "duration":
                 duration = parse_duration(value)
                 if duration is None or duration.total_seconds() <= 0:
-                    self.error(
-                        "bad_duration", f"not a duration: {value!r}", value_loc, "e.g. 90m, 2h, 1.5h, 1d"
-                    )
+                    self.error("bad_duration", f"不是时长：{value!r}", value_loc, "如 90m、2h、1.5h、1d")
                 continue
             if action_type == "start_timer" and name == "warnings":
                 warnings = self.load_warnings(value, raw_params, value_loc)
@@ -155,11 +153,11 @@ class ActionLoader:
             if action_type == "start_timer" and name == "calendar" and str(value) not in self.calendars:
                 self.unknown(
                     "unknown_calendar",
-                    f"unknown calendar {value!r}",
+                    f"未知日历 {value!r}",
                     value_loc,
                     value,
                     self.calendars,
-                    f"calendars: {', '.join(sorted(self.calendars))}",
+                    f"可用日历：{'、'.join(sorted(self.calendars))}",
                 )
                 continue
             if action_type == "notify" and name == "channels":
@@ -167,11 +165,11 @@ class ActionLoader:
             if action_type == "assert" and name == "fact" and str(value) not in self.facts:
                 self.unknown(
                     "unknown_fact",
-                    f"fact {value!r} is not declared under `facts:`",
+                    f"事实 {value!r} 没有在 `facts:` 下声明",
                     value_loc,
                     value,
                     self.facts,
-                    "declare it: facts: {name: {field: type}}",
+                    "请声明：facts: {事实名: {字段: 类型}}",
                 )
                 continue
             if action_type == "assert" and name == "with":
@@ -179,7 +177,7 @@ class ActionLoader:
                 continue
             params[str(name)] = self.param(value, value_loc)
         if action_type == "start_timer" and duration and any(at >= duration for _, at in warnings):
-            self.error("bad_duration", "a warning point must come before the deadline", params_loc)
+            self.error("bad_duration", "预警点须早于截止时间", params_loc)
         return ActionSpec(
             type=str(action_type),
             params=params,
@@ -190,15 +188,13 @@ class ActionLoader:
 
     def load_warnings(self, value: Any, parent: Any, where: Location) -> list[tuple[str, Any]]:
         if not isinstance(value, Mapping):
-            self.error(
-                "bad_value", "warnings map a warning name to a duration", where, "e.g. warnings: {预警: 90m}"
-            )
+            self.error("bad_value", "warnings 须把预警点名映射到时长", where, "如 warnings: {预警: 90m}")
             return []
         result = []
         for name, text in value.items():
             duration = parse_duration(text)
             if duration is None:
-                self.error("bad_duration", f"not a duration: {text!r}", self.src.value_loc(value, name))
+                self.error("bad_duration", f"不是时长：{text!r}", self.src.value_loc(value, name))
                 continue
             result.append((str(name), duration))
         return result
@@ -209,16 +205,16 @@ class ActionLoader:
             if channel not in CHANNELS:
                 self.unknown(
                     "unknown_channel",
-                    f"unknown channel {channel!r}",
+                    f"未知渠道 {channel!r}",
                     where,
                     channel,
                     CHANNELS,
-                    f"channels: {', '.join(CHANNELS)}",
+                    f"可用渠道：{'、'.join(CHANNELS)}",
                 )
 
     def load_with(self, value: Any, where: Location) -> ParamSpec:
         if not isinstance(value, Mapping):
-            self.error("bad_value", "`with` maps fact fields to values", where)
+            self.error("bad_value", "`with` 须把事实的字段映射到值", where)
             return ParamSpec("literal", {})
         fields = {str(k): self.param(v, self.src.value_loc(value, k)) for k, v in value.items()}
         return ParamSpec("literal", fields)

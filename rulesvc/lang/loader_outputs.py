@@ -74,7 +74,7 @@ class OutputLoader(ActionLoader):
         if hit not in HIT_POLICIES:
             self.unknown(
                 "bad_hit_policy",
-                f"unknown hit policy {hit!r}",
+                f"未知的命中方式 {hit!r}",
                 src.value_loc(item, "hit"),
                 hit,
                 HIT_POLICIES,
@@ -88,7 +88,7 @@ class OutputLoader(ActionLoader):
         if aggregate not in AGGREGATES:
             self.unknown(
                 "bad_aggregate",
-                f"unknown aggregation {aggregate!r}",
+                f"未知的汇总方式 {aggregate!r}",
                 where,
                 aggregate,
                 AGGREGATES,
@@ -98,9 +98,9 @@ class OutputLoader(ActionLoader):
         if hit != "collect":
             self.error(
                 "bad_aggregate",
-                f"aggregate: {aggregate} only applies to hit: collect (this table is hit: {hit})",
+                f"aggregate: {aggregate} 只用于 hit: collect（本表是 hit: {hit}）",
                 where,
-                "write hit: collect, or remove `aggregate:`",
+                "写成 hit: collect，或去掉 `aggregate:`",
             )
             return hit, None
         return hit, aggregate
@@ -113,7 +113,7 @@ class OutputLoader(ActionLoader):
         if not isinstance(raw, Mapping) or not raw:
             self.error(
                 "bad_value",
-                "outputs must map each output column to its type or its values",
+                "outputs 须把每个输出列映射到它的类型或取值",
                 src.value_loc(item, "outputs"),
                 "e.g. outputs: {级别: [总行审批, 分行审批, 支行审批], 额度: number}",
             )
@@ -125,9 +125,9 @@ class OutputLoader(ActionLoader):
             if column in inputs or column in ("id", "then"):
                 self.error(
                     "duplicate_column",
-                    f"output column {column!r} has the name of an input column or of a row key",
+                    f"输出列 {column!r} 与某个输入列或行的键同名",
                     src.key_loc(raw, name),
-                    "give the output its own name",
+                    "请给输出列另起名字",
                 )
                 continue
             output = self._output(column, spec, where)
@@ -152,11 +152,11 @@ class OutputLoader(ActionLoader):
         if type_name not in OUTPUT_TYPES:
             self.unknown(
                 "unknown_type",
-                f"unknown output type {type_name!r} of column {column!r}",
+                f"列 {column!r} 的输出类型 {type_name!r} 未知",
                 where,
                 type_name,
                 OUTPUT_TYPES,
-                f"use {', '.join(OUTPUT_TYPES)} or a list of the values",
+                f"可用：{'、'.join(OUTPUT_TYPES)}，或列出取值",
             )
             return None
         coerced: list[Any] = []
@@ -165,7 +165,7 @@ class OutputLoader(ActionLoader):
             if not ok or converted is None:
                 self.error(
                     "bad_output_value",
-                    f"{value!r} is not a {type_name} (output column {column!r})",
+                    f"{value!r} 不是 {type_name}（输出列 {column!r}）",
                     where,
                 )
                 return None
@@ -185,10 +185,9 @@ class OutputLoader(ActionLoader):
         if hit in ORDERED_HITS and not any(o.values for o in outputs.values()):
             self.error(
                 "missing_output_order",
-                f"hit: {hit} orders rows by their output values: list an output's values, highest priority "
-                "first",
+                f"hit: {hit} 按输出值排序各行：请列出输出列的取值，优先级最高的在前",
                 self.src.value_loc(item, "hit"),
-                "e.g. outputs: {级别: [总行审批, 分行审批, 支行审批]}",
+                "如 outputs: {级别: [总行审批, 分行审批, 支行审批]}",
             )
         if aggregate is None:
             return
@@ -196,18 +195,18 @@ class OutputLoader(ActionLoader):
         if len(outputs) != 1:
             self.error(
                 "bad_aggregate",
-                f"aggregate: {aggregate} needs exactly one output column (this table has {len(outputs)})",
+                f"aggregate: {aggregate} 需要恰好一个输出列（本表有 {len(outputs)} 个）",
                 where,
-                "declare it under outputs:, e.g. outputs: {分数: number}",
+                "在 outputs: 下声明，如 outputs: {分数: number}",
             )
             return
         output = next(iter(outputs.values()))
         if aggregate != "count" and output.type != "number":
             self.error(
                 "bad_aggregate",
-                f"aggregate: {aggregate} adds up numbers, but output {output.name!r} is {output.type}",
+                f"aggregate: {aggregate} 汇总数字，但输出列 {output.name!r} 是 {output.type}",
                 where,
-                "declare the output as number, or use aggregate: count",
+                "把输出列声明为 number，或用 aggregate: count",
             )
 
     def result_name(self, item: Mapping[str, Any], outputs: Mapping[str, Output]) -> str | None:
@@ -215,8 +214,7 @@ class OutputLoader(ActionLoader):
             if "result" in item:
                 self.error(
                     "bad_value",
-                    "`result:` names the fact a table's outputs are asserted as, but this table has no "
-                    "`outputs:`",
+                    "`result:` 命名决策表输出所认定的事实，但本表没有 `outputs:`",
                     self.src.value_loc(item, "result"),
                 )
             return None
@@ -237,18 +235,18 @@ class OutputLoader(ActionLoader):
             if not ok:
                 self.error(
                     "bad_output_value",
-                    f"{plain(value)!r} is not a {output.type} (output column {name!r})",
+                    f"{plain(value)!r} 不是 {output.type}（输出列 {name!r}）",
                     where,
                 )
                 continue
             if output.values and converted is not None and output.rank(converted) == len(output.values):
                 self.unknown(
                     "bad_output_value",
-                    f"{converted!r} is not one of the values of output {name!r}",
+                    f"{converted!r} 不是输出列 {name!r} 的取值之一",
                     where,
                     converted,
                     [str(v) for v in output.values],
-                    f"values: {', '.join(str(v) for v in output.values)}",
+                    f"取值：{'、'.join(str(v) for v in output.values)}",
                 )
                 continue
             values[name] = converted

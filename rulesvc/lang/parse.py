@@ -48,14 +48,12 @@ def _lark() -> Lark:
 def parse_expression(text: str, location: Location) -> Expr:
     """Parse a condition or value expression; raises ExpressionError positioned at the offending character."""
     if not text.strip():
-        raise _syntax_error(
-            "empty expression", location, 1, 1, "write a condition, e.g. ticket.amount < 5000"
-        )
+        raise _syntax_error("表达式为空", location, 1, 1, "请写一个条件，如 ticket.amount < 5000")
     tree = _parse(text, "expression", location)
     try:
         return _Builder(location).expr(tree)
     except RecursionError:
-        raise _syntax_error("expression is nested too deeply", location, 1, 1, None) from None
+        raise _syntax_error("表达式嵌套太深", location, 1, 1, None) from None
 
 
 def parse_cell(text: str, location: Location) -> Expr:
@@ -112,16 +110,16 @@ def _describe_expected(expected: set[str]) -> str:
     words: list[str] = []
     rest = set(expected)
     if {"NUMBER", "STRING"} <= rest:
-        words.append('a value (number, "text", field name, [list] or (...))')
+        words.append('一个值（数字、"文本"、字段名、[列表] 或 (...)）')
         rest -= _VALUE_TERMINALS
     elif "NAME" in rest and rest <= {"NAME"}:
-        words.append("a field name")
+        words.append("字段名")
         rest.discard("NAME")
     if "COMP_OP" in rest:
-        words.append("a comparison (== != < <= > >= in contains ...)")
+        words.append("比较运算（== != < <= > >= in contains ...）")
         rest -= _TEST_TERMINALS | {"NOT"}
     if {"PLUS", "STAR"} <= rest:
-        words.append("an arithmetic operator (+ - * / %)")
+        words.append("算术运算符（+ - * / %）")
         rest -= _ARITH_TERMINALS
     named = {
         "AND": "'and'",
@@ -135,21 +133,21 @@ def _describe_expected(expected: set[str]) -> str:
         "COMMA": "','",
         "DOT": "'.'",
         "DOTDOT": "'..'",
-        "NAME": "a field name",
-        "NUMBER": "a number",
-        "STRING": 'a "string"',
-        "DURATION": "a duration (90m, 2h, 1d)",
+        "NAME": "字段名",
+        "NUMBER": "数字",
+        "STRING": '"文本"',
+        "DURATION": "时长（90m、2h、1d）",
         "MINUS": "'-'",
-        "$END": "the end of the expression",
+        "$END": "表达式结束",
     }
     order = list(named)
     for name in sorted(rest, key=lambda n: order.index(n) if n in order else len(order)):
         words.append(named.get(name, name.lower()))
     if not words:
-        return "nothing more"
+        return "不再有内容"
     if len(words) == 1:
         return words[0]
-    return ", ".join(words[:-1]) + " or " + words[-1]
+    return "、".join(words[:-1]) + " 或 " + words[-1]
 
 
 def _end_position(text: str) -> tuple[int, int]:
@@ -177,13 +175,11 @@ def _explain_syntax_error(text: str, start: str, exc: UnexpectedInput, location:
         line, col, index = exc.line, exc.column, exc.pos_in_stream
         char = text[index] if index is not None and index < len(text) else ""
         expected, prev = _accepted(text, start, index if index is not None else len(text))
-        hint = "expected " + _describe_expected(expected) if expected else None
+        hint = "此处应为" + _describe_expected(expected) if expected else None
         if char in "\"'":
-            return _syntax_error(
-                "unterminated string", location, line, col, f"close it with {char} on the same line"
-            )
+            return _syntax_error("字符串没有结束", location, line, col, f"请在同一行用 {char} 结束它")
         if char == "=":
-            return _syntax_error("unexpected '='", location, line, col, "use '==' to compare")
+            return _syntax_error("多余的 '='", location, line, col, "比较请用 '=='")
         if char in "&|":
             return _syntax_error(f"unexpected '{char}'", location, line, col, "use 'and' / 'or'")
         if char == "!":
@@ -193,15 +189,15 @@ def _explain_syntax_error(text: str, start: str, exc: UnexpectedInput, location:
         )
         if ascii_char:
             return _syntax_error(
-                f"unexpected full-width character '{char}'",
+                f"出现了全角字符 '{char}'",
                 location,
                 line,
                 col,
-                f"use the ASCII '{ascii_char}' instead (switch the input method to half-width)",
+                f"请改用半角的 '{ascii_char}'（把输入法切换到半角）",
             )
         if prev is not None and prev.type in _OPERATOR_TERMINALS and expected & _VALUE_TERMINALS:
-            return _syntax_error(f"expected a value after '{prev}'", location, line, col, hint)
-        return _syntax_error(f"unexpected character '{char}'", location, line, col, hint)
+            return _syntax_error(f"'{prev}' 后面应有一个值", location, line, col, hint)
+        return _syntax_error(f"多余的字符 '{char}'", location, line, col, hint)
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
     at_end = token.type == "$END"
@@ -214,7 +210,7 @@ def _explain_syntax_error(text: str, start: str, exc: UnexpectedInput, location:
     expected, prev = _accepted(text, start, upto)
     if not expected:
         expected = set(exc.expected)
-    hint = "expected " + _describe_expected(expected)
+    hint = "此处应为" + _describe_expected(expected)
     if (
         prev is not None
         and prev.type in _OPERATOR_TERMINALS | {"LPAR", "LSQB"}
@@ -222,34 +218,30 @@ def _explain_syntax_error(text: str, start: str, exc: UnexpectedInput, location:
         and token.type not in _VALUE_TERMINALS
     ):
         if token.type in KEYWORD_TERMINALS:
-            return _syntax_error(
-                f"'{token}' is a reserved word, not a value", location, line, col, "quote it if you mean text"
-            )
-        return _syntax_error(f"expected a value after '{prev}'", location, line, col, hint)
+            return _syntax_error(f"'{token}' 是保留字，不是值", location, line, col, "如果指文本，请加引号")
+        return _syntax_error(f"'{prev}' 后面应有一个值", location, line, col, hint)
     if prev is not None and prev.type == "DOT":
         if token.type in KEYWORD_TERMINALS:
-            return _syntax_error(
-                f"'{token}' is a reserved word", location, line, col, "field names cannot be keywords"
-            )
-        return _syntax_error("expected a field name after '.'", location, line, col, None)
+            return _syntax_error(f"'{token}' 是保留字", location, line, col, "字段名不能是关键字")
+        return _syntax_error("'.' 后面应是字段名", location, line, col, None)
     if at_end:
         if {"RPAR", "RSQB"} <= expected and "$END" not in expected:
-            return _syntax_error("missing ']' or ')'", location, line, col, hint)
+            return _syntax_error("缺少 ']' 或 ')'", location, line, col, hint)
         if "RPAR" in expected and "$END" not in expected:
-            return _syntax_error("missing ')'", location, line, col, hint)
+            return _syntax_error("缺少 ')'", location, line, col, hint)
         if "RSQB" in expected and "$END" not in expected:
-            return _syntax_error("missing ']'", location, line, col, hint)
-        return _syntax_error("unexpected end of expression", location, line, col, hint)
+            return _syntax_error("缺少 ']'", location, line, col, hint)
+        return _syntax_error("表达式意外结束", location, line, col, hint)
     if token.type in _TEST_TERMINALS and "COMP_OP" not in expected and prev is not None:
-        hint = "comparisons cannot be chained; join them with 'and'"
+        hint = "比较不能连写；请用 and 连接"
     elif (
         token.type == "NAME"
         and prev is not None
         and prev.type == "NUMBER"
         and prev.end_pos == token.start_pos
     ):
-        hint = "durations use the units d, h, m, s (e.g. 90m, 1.5h, 1d)"
-    return _syntax_error(f"unexpected '{token}'", location, line, col, hint)
+        hint = "时长的单位是 d、h、m、s（如 90m、1.5h、1d）"
+    return _syntax_error(f"多余的 '{token}'", location, line, col, hint)
 
 
 KEYWORD_TERMINALS: Final = frozenset(k.upper() for k in KEYWORDS)
@@ -341,7 +333,7 @@ class _Builder:
         if token.type == "DURATION":
             value = duration_literal(text)
             if value is None:
-                raise self.fail(f"duration {text} is too large", token)
+                raise self.fail(f"时长 {text} 太大", token)
             return Const(value, line=line, col=col)
         if token.type == "STRING":
             return Const(_unescape(text[1:-1]), line=line, col=col)
@@ -401,11 +393,11 @@ class _Builder:
                 low_value > high_value or (low_value == high_value and (low_op, high_op) != (">=", "<="))
             ):
                 raise _syntax_error(
-                    f"empty interval: no value lies between {to_text(low)} and {to_text(high)}",
+                    f"空区间：{to_text(low)} 与 {to_text(high)} 之间没有任何值",
                     self.location,
                     at["line"],
                     at["col"],
-                    "write the lower bound first, e.g. [1000..5000)",
+                    "下限写在前面，如 [1000..5000)",
                 )
             return And(
                 (

@@ -397,7 +397,7 @@ def analyse_table(table: Table, env: TypeEnv) -> list[RulesetError]:
             errors.append(
                 RulesetError(
                     "unreachable_row",
-                    f"row {row.id!r} of table {table.id!r} can never match: a cell accepts no value",
+                    f"决策表 {table.id!r} 的行 {row.id!r} 永远不会命中：有一个单元格不接受任何值",
                     row.location,
                 )
             )
@@ -408,10 +408,10 @@ def analyse_table(table: Table, env: TypeEnv) -> list[RulesetError]:
                 errors.append(
                     RulesetError(
                         "unreachable_row",
-                        f"row {row.id!r} of table {table.id!r} can never match: "
-                        f"row {earlier.id!r} (line {earlier.location.line}) matches everything it does",
+                        f"决策表 {table.id!r} 的行 {row.id!r} 永远不会命中："
+                        f"行 {earlier.id!r}（第 {earlier.location.line} 行）已命中它能命中的一切",
                         row.location,
-                        "reorder the rows (specific before general) or remove it",
+                        "调整行的顺序（具体的在前、一般的在后），或删除该行",
                     )
                 )
                 break
@@ -423,21 +423,20 @@ def analyse_table(table: Table, env: TypeEnv) -> list[RulesetError]:
                 errors.append(
                     RulesetError(
                         "overlapping_rows",
-                        f"rows {earlier.id!r} (line {earlier.location.line}) and {row.id!r} of any table "
-                        f"{table.id!r} can both match with different results",
+                        f"any 决策表 {table.id!r} 的行 {earlier.id!r}（第 {earlier.location.line} 行）和 {row.id!r} "
+                        f"可能同时命中，结果却不同",
                         row.location,
-                        "rows of an any table may overlap only where they decide the same; make them agree "
-                        "or use hit: first",
+                        "any 表的行只能在结果相同的地方重叠；请让它们一致，或用 hit: first",
                     )
                 )
             if table.hit == "unique" and _overlap(sets[earlier_index], row_set):
                 errors.append(
                     RulesetError(
                         "overlapping_rows",
-                        f"rows {earlier.id!r} (line {earlier.location.line}) and {row.id!r} of unique table "
-                        f"{table.id!r} can both match",
+                        f"unique 决策表 {table.id!r} 的行 {earlier.id!r}（第 {earlier.location.line} 行）和 {row.id!r} "
+                        f"可能同时命中",
                         row.location,
-                        "make the conditions disjoint or use hit: first",
+                        "让各行条件互不重叠，或用 hit: first",
                     )
                 )
     return errors

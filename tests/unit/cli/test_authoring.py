@@ -88,7 +88,7 @@ def test_check_broken_folder_exits_1_with_positioned_errors(tmp_path: Path) -> N
         field_line,
         source[field_line - 1].index("ticket.amout") + 1,
     )
-    assert "unknown field ticket.amout" in lines[2] and "did you mean ticket.amount?" in lines[2]
+    assert "未知字段 ticket.amout" in lines[2] and "是不是 ticket.amount？" in lines[2]
     assert "3 error(s)" in result.output
 
 
@@ -396,4 +396,4 @@ def test_a_case_with_invalid_input_is_routed_under_the_kinds_policy(tmp_path: Pa
     plain = small_copy(tmp_path / "plain", "loan-approval", "loan-routing")
     shutil.copy(folder / "cases" / "invalid.yaml", plain / "cases" / "invalid.yaml")
     refused = run("test", plain)
-    assert refused.exit_code == 1 and "bad event: 事件不合法（2 处问题）" in refused.stdout
+    assert refused.exit_code == 1 and "事件不合格：事件不合法（2 处问题）" in refused.stdout

@@ -71,8 +71,8 @@ invalid: {route: x}
         (11, "bad_value"),
     ], errors
     hints = {(e.location.line, e.code): e.hint for e in errors}
-    assert hints[(5, "unknown_type")] == "did you mean 'decimal'?"
-    assert hints[(8, "unknown_format")] == "did you mean 'cn_mobile'?"
+    assert hints[(5, "unknown_type")] == "是不是 'decimal'？"
+    assert hints[(8, "unknown_format")] == "是不是 'cn_mobile'？"
     assert all(e.location.col > 0 for e in errors)
 
 

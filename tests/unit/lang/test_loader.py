@@ -149,7 +149,7 @@ def test_unknown_field_with_suggestion(tmp_path: Path) -> None:
     path, text, errors = check(tmp_path, rule("ticket.amout > 5000"))
     error = the(errors, "unknown_field")
     assert_at(error, path, *pos(text, "ticket.amout"))
-    assert str(error) == f"{path}:6:11: unknown field ticket.amout (hint: did you mean ticket.amount?)"
+    assert str(error) == f"{path}:6:11: 未知字段 ticket.amout (hint: 是不是 ticket.amount？)"
 
 
 def test_unknown_field_in_table_input(tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_type_mismatch_string_field_vs_number(tmp_path: Path) -> None:
     path, text, errors = check(tmp_path, rule("ticket.expense_type == 5000"))
     error = the(errors, "type_mismatch")
     assert_at(error, path, *pos(text, "5000"))
-    assert "ticket.expense_type (string)" in error.message and "(number)" in error.message
+    assert "ticket.expense_type（string）" in error.message and "（number）" in error.message
     assert error.hint is not None and '"5000"' in error.hint
 
 
@@ -186,7 +186,7 @@ def test_type_mismatch_number_field_vs_string(tmp_path: Path) -> None:
     path, text, errors = check(tmp_path, rule('ticket.amount > "五千"'))
     error = the(errors, "type_mismatch")
     assert_at(error, path, *pos(text, '"五千"'))
-    assert "ticket.amount (number)" in error.message and "(string)" in error.message
+    assert "ticket.amount（number）" in error.message and "（string）" in error.message
 
 
 def test_type_mismatch_in_table_cell(tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_unknown_enum_value_with_suggestion(tmp_path: Path) -> None:
     error = the(errors, "unknown_enum_value")
     assert_at(error, path, *pos(text, '"部门经里"'))
     assert "部门经里" in error.message and "职级" in error.message
-    assert error.hint is not None and "部门经理" in error.hint and "did you mean" in error.hint
+    assert error.hint is not None and "部门经理" in error.hint and "是不是" in error.hint
 
 
 def test_unknown_enum_value_in_table_cell(tmp_path: Path) -> None:
@@ -246,7 +246,7 @@ def test_unknown_action_with_suggestion(tmp_path: Path) -> None:
     error = the(errors, "unknown_action")
     assert_at(error, path, *pos(text, "auto_aprove"))
     assert "auto_aprove" in error.message
-    assert error.hint == "did you mean 'auto_approve'?"
+    assert error.hint == "是不是 'auto_approve'？"
 
 
 def test_missing_parameter(tmp_path: Path) -> None:
@@ -254,15 +254,15 @@ def test_missing_parameter(tmp_path: Path) -> None:
     error = the(errors, "missing_param")
     line, col = pos(text, "assign: {}")
     assert_at(error, path, line, col + len("assign: "))
-    assert error.message == "action assign needs parameter 'group'"
+    assert error.message == "动作 assign 需要参数 'group'"
 
 
 def test_unknown_parameter_with_suggestion(tmp_path: Path) -> None:
     path, text, errors = check(tmp_path, rule(then="[{assign: {group: 费用审批岗, grup: x}}]"))
     error = the(errors, "unknown_param")
     assert_at(error, path, *pos(text, "grup"))
-    assert error.message == "action assign has no parameter 'grup'"
-    assert error.hint == "did you mean 'group'?"
+    assert error.message == "动作 assign 没有参数 'grup'"
+    assert error.hint == "是不是 'group'？"
 
 
 def test_duplicate_rule_id(tmp_path: Path) -> None:
@@ -282,7 +282,7 @@ def test_duplicate_rule_id(tmp_path: Path) -> None:
     )
     error = the(errors, "duplicate_id")
     assert_at(error, path, *pos(text, "自动审批", occurrence=2))
-    assert "自动审批" in error.message and "line 4" in error.message
+    assert "自动审批" in error.message and "第 4 行" in error.message
 
 
 @pytest.mark.parametrize("fact", ["input", "ticket", "timer"])
@@ -333,7 +333,7 @@ def test_shadowed_row_under_first(tmp_path: Path) -> None:
     error = the(errors, "unreachable_row")
     line, col = pos(text, "- id: 更小额高职级")
     assert_at(error, path, line, col + 2)
-    assert "更小额高职级" in error.message and "小额" in error.message and "line 9" in error.message
+    assert "更小额高职级" in error.message and "小额" in error.message and "第 9 行" in error.message
 
 
 def test_row_whose_cell_accepts_nothing_is_unreachable(tmp_path: Path) -> None:
@@ -355,7 +355,7 @@ def test_row_whose_cell_accepts_nothing_is_unreachable(tmp_path: Path) -> None:
     error = the(errors, "unreachable_row")
     line, col = pos(text, '金额: "> 5000')
     assert_at(error, path, line, col)
-    assert "accepts no value" in error.message
+    assert "不接受任何值" in error.message
 
 
 def test_overlapping_rows_under_unique(tmp_path: Path) -> None:
@@ -539,7 +539,7 @@ def test_unknown_column_in_row(tmp_path: Path) -> None:
     )
     error = the(errors, "unknown_column")
     assert_at(error, path, *pos(text, "金钱"))
-    assert error.hint == "did you mean '金额'?"
+    assert error.hint == "是不是 '金额'？"
 
 
 # ---- events, calendars, durations, kinds --------------------------------------------------------------------
@@ -549,7 +549,7 @@ def test_unknown_event_type_in_on(tmp_path: Path) -> None:
     path, text, errors = check(tmp_path, rule(on="[ticket.created, ticket.create]"))
     error = the(errors, "unknown_event")
     assert_at(error, path, *pos(text, "ticket.create]"))
-    assert error.hint == "did you mean 'ticket.created'?"
+    assert error.hint == "是不是 'ticket.created'？"
 
 
 def test_unknown_calendar(tmp_path: Path) -> None:
@@ -569,7 +569,7 @@ def test_bad_duration(tmp_path: Path, duration: str) -> None:
     )
     error = the(errors, "bad_duration")
     assert_at(error, path, *pos(text, duration + "}"))
-    assert error.message.startswith("not a duration: ")
+    assert error.message.startswith("不是时长：")
     assert error.hint is not None and "90m" in error.hint
 
 
@@ -590,7 +590,7 @@ def test_unknown_ticket_kind(tmp_path: Path) -> None:
     path, text, errors = check(tmp_path, "ruleset: r\nkind: expens\nrules: []\n")
     error = the(errors, "unknown_kind")
     assert_at(error, path, *pos(text, "expens\n"))
-    assert error.hint == "did you mean 'expense'?"
+    assert error.hint == "是不是 'expense'？"
 
 
 def test_unknown_type_in_kind_file(tmp_path: Path) -> None:
@@ -600,7 +600,7 @@ def test_unknown_type_in_kind_file(tmp_path: Path) -> None:
     error = the(errors, "unknown_type")
     kind_file = tmp_path / "kinds" / "expense.yaml"
     assert_at(error, kind_file, *pos(bad_kind, "numbr"))
-    assert error.hint == "did you mean 'number'?"
+    assert error.hint == "是不是 'number'？"
 
 
 # ---- expression syntax: the exact column inside `when:` ---------------------------------------------------
@@ -610,14 +610,14 @@ def test_expression_syntax_error_in_plain_when(tmp_path: Path) -> None:
     path, text, errors = check(tmp_path, rule("ticket.amount > > 5000"))
     error = the(errors, "expr_syntax")
     assert_at(error, path, *pos(text, "> 5000"))  # the second `>`, where a value was expected
-    assert error.message == "expected a value after '>'"
+    assert error.message == "'>' 后面应有一个值"
 
 
 def test_expression_syntax_error_in_quoted_when(tmp_path: Path) -> None:
     path, text, errors = check(tmp_path, rule('"ticket.amount < 5000 and ) "'))
     error = the(errors, "expr_syntax")
     assert_at(error, path, *pos(text, ")"))
-    assert "after 'and'" in error.message
+    assert "'and' 后面" in error.message
 
 
 def test_expression_syntax_error_on_first_line_of_block_when(tmp_path: Path) -> None:

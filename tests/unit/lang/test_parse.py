@@ -136,7 +136,7 @@ def test_keywords_are_reserved_and_cjk_names_are_not() -> None:
     for word in ("in", "and", "not", "true", "contains"):
         error = syntax_error(f"ticket.{word} == 1" if word != "true" else f"x == {word}.a")
         assert error.code == "expr_syntax"
-    assert syntax_error("x == and").message == "'and' is a reserved word, not a value"
+    assert syntax_error("x == and").message == "'and' 是保留字，不是值"
     assert p("信贷.初审时间 > 1") == Compare(">", P("信贷", "初审时间"), D("1"))
 
 
@@ -146,24 +146,24 @@ def test_keywords_are_reserved_and_cjk_names_are_not() -> None:
 @pytest.mark.parametrize(
     ("text", "col", "message", "hint_part"),
     [
-        ("ticket.amount < )", 17, "expected a value after '<'", "a value"),
-        ("ticket.amount <", 16, "expected a value after '<'", "a value"),
-        ("ticket.amount < 5000)", 21, "unexpected ')'", "'and'"),
-        ("(ticket.amount < 5000", 22, "missing ')'", "')'"),
-        ("a < 1 < 2", 7, "unexpected '<'", "cannot be chained"),
-        ("a = 1", 3, "unexpected '='", "'=='"),
-        ("a && b", 3, "unexpected '&'", "'and'"),
-        ('a == "abc', 6, "unterminated string", "close it"),
-        ("a == 1 b", 8, "unexpected 'b'", "the end of the expression"),
-        ("x in [1,", 9, "expected a value after ','", "']'"),
-        ("ticket.amount < ５０００", 17, "unexpected full-width character '５'", "'5'"),
-        ("ticket.region in （1）", 18, "unexpected full-width character '（'", "'('"),
-        ("ticket.region == “上海”", 18, "unexpected full-width character '“'", "'\"'"),
-        ("x.", 3, "expected a field name after '.'", None),
-        ("90min > 1", 3, "unexpected 'min'", "units d, h, m, s"),
-        ("a and", 6, "expected a value after 'and'", "a value"),
-        ("   ", 1, "empty expression", "ticket.amount < 5000"),
-        ("a @ b", 3, "unexpected character '@'", "a comparison"),
+        ("ticket.amount < )", 17, "'<' 后面应有一个值", "一个值"),
+        ("ticket.amount <", 16, "'<' 后面应有一个值", "一个值"),
+        ("ticket.amount < 5000)", 21, "多余的 ')'", "'and'"),
+        ("(ticket.amount < 5000", 22, "缺少 ')'", "')'"),
+        ("a < 1 < 2", 7, "多余的 '<'", "不能连写"),
+        ("a = 1", 3, "多余的 '='", "'=='"),
+        ("a && b", 3, "多余的 '&'", "'and'"),
+        ('a == "abc', 6, "字符串没有结束", "结束它"),
+        ("a == 1 b", 8, "多余的 'b'", "表达式结束"),
+        ("x in [1,", 9, "',' 后面应有一个值", "']'"),
+        ("ticket.amount < ５０００", 17, "出现了全角字符 '５'", "'5'"),
+        ("ticket.region in （1）", 18, "出现了全角字符 '（'", "'('"),
+        ("ticket.region == “上海”", 18, "出现了全角字符 '“'", "'\"'"),
+        ("x.", 3, "'.' 后面应是字段名", None),
+        ("90min > 1", 3, "多余的 'min'", "单位是 d、h、m、s"),
+        ("a and", 6, "'and' 后面应有一个值", "一个值"),
+        ("   ", 1, "表达式为空", "ticket.amount < 5000"),
+        ("a @ b", 3, "多余的字符 '@'", "比较运算"),
     ],
 )
 def test_syntax_errors_are_positioned_at_the_offending_character(
@@ -182,7 +182,7 @@ def test_syntax_error_on_a_later_line_uses_that_lines_column() -> None:
     # later lines of an embedded block are de-indented by the loader, so columns keep the block's offset
     error = syntax_error("ticket.amount < 5000 and\n    ticket.region ==")
     assert error.location == Location("r.yaml", 11, 15 + 21 - 1)
-    assert error.message == "expected a value after '=='"
+    assert error.message == "'==' 后面应有一个值"
 
 
 # -------------------------------------------------------------------------------------------- cells
@@ -243,14 +243,14 @@ def test_unbound_cells_use_a_subject_placeholder() -> None:
 @pytest.mark.parametrize(
     ("text", "col", "message"),
     [
-        ("[1000..5000", 12, "missing ']' or ')'"),
-        ("< ", 2, "expected a value after '<'"),
-        ("in 上海", 4, "unexpected '上海'"),
-        ("in", 3, "expected a value after 'in'"),
-        ("上海浦东，北京海淀", 5, "unexpected full-width character '，'"),
-        ("a b", 3, "unexpected 'b'"),
-        ("[5000..1000)", 1, "empty interval: no value lies between 5000 and 1000"),
-        ("(5..5]", 1, "empty interval: no value lies between 5 and 5"),
+        ("[1000..5000", 12, "缺少 ']' 或 ')'"),
+        ("< ", 2, "'<' 后面应有一个值"),
+        ("in 上海", 4, "多余的 '上海'"),
+        ("in", 3, "'in' 后面应有一个值"),
+        ("上海浦东，北京海淀", 5, "出现了全角字符 '，'"),
+        ("a b", 3, "多余的 'b'"),
+        ("[5000..1000)", 1, "空区间：5000 与 1000 之间没有任何值\"),
+        ("(5..5]", 1, "空区间：5 与 5 之间没有任何值\"),
     ],
 )
 def test_cell_syntax_errors(text: str, col: int, message: str) -> None:
