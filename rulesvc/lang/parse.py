@@ -181,9 +181,9 @@ def _explain_syntax_error(text: str, start: str, exc: UnexpectedInput, location:
         if char == "=":
             return _syntax_error("多余的 '='", location, line, col, "比较请用 '=='")
         if char in "&|":
-            return _syntax_error(f"unexpected '{char}'", location, line, col, "use 'and' / 'or'")
+            return _syntax_error(f"多余的 '{char}'", location, line, col, "请用 and / or")
         if char == "!":
-            return _syntax_error("unexpected '!'", location, line, col, "use 'not' or '!='")
+            return _syntax_error("多余的 '!'", location, line, col, "请用 not 或 !=")
         ascii_char = _FULL_WIDTH.get(char) or (
             chr(ord(char) - 0xFEE0) if "\uff01" <= char <= "\uff5e" else None
         )
@@ -271,7 +271,7 @@ class _Builder:
 
     def expr(self, node: Tree[Token] | Token) -> Expr:
         if isinstance(node, Token):  # pragma: no cover - every atom is wrapped in a rule
-            raise self.fail(f"unexpected '{node}'", node)
+            raise self.fail(f"多余的 '{node}'", node)
         kind = str(node.data)
         kids = node.children
         if kind in ("or_test", "and_test"):
