@@ -15,7 +15,7 @@ DEFAULT_PATHS = [Path("rulesets")]
 def _print_errors(errors: list[RulesetError]) -> None:
     for error in errors:
         typer.echo(str(error), err=False)
-    typer.echo(f"{len(errors)} error(s)", err=True)
+    typer.echo(f"共 {len(errors)} 处错误", err=True)
 
 
 def check(
@@ -56,8 +56,8 @@ def check(
     rules = sum(len(r.rules) for r in folder.rulesets.values())
     rows = sum(len(t.rows) + 1 for r in folder.rulesets.values() for t in r.tables)
     typer.echo(
-        f"ok: {len(folder.rulesets)} rulesets ({rules} rules, {rows} table rows), "
-        f"{len(folder.kinds)} kinds, {len(folder.calendars)} calendars, {len(cases)} cases"
+        f"检查通过：{len(folder.rulesets)} 个规则集（{rules} 条规则，{rows} 行决策表），"
+        f"{len(folder.kinds)} 种工单类型，{len(folder.calendars)} 个日历，{len(cases)} 个样例"
     )
 
 
@@ -99,7 +99,7 @@ def test(
     report = run_cases(book, cases, book.all_refs())
     for result in report.results:
         if result.passed:
-            typer.echo(f"PASS {result.case.name}")
+            typer.echo(f"通过 {result.case.name}")
             if verbose:
                 for obs in result.observed:
                     typer.echo(f"    {obs.describe()}")
@@ -107,11 +107,11 @@ def test(
             typer.echo(format_failure(result))
     covered = len(report.all_refs) - len(report.uncovered)
     typer.echo(
-        f"\n{len(report.results) - len(report.failed)} passed, {len(report.failed)} failed; "
-        f"coverage {covered}/{len(report.all_refs)} rules and table rows ({report.coverage:.0%})"
+        f"\n通过 {len(report.results) - len(report.failed)} 个，未通过 {len(report.failed)} 个；"
+        f"覆盖 {covered}/{len(report.all_refs)} 条规则与决策表行（{report.coverage:.0%}）"
     )
     if report.uncovered:
-        typer.echo("not fired by any case:")
+        typer.echo("没有样例触发的规则与决策表行：")
         for ref in report.uncovered:
             typer.echo(f"  - {ref}")
     if junit is not None:

@@ -39,7 +39,7 @@ class RulesetError:
     def __str__(self) -> str:
         text = f"{self.location}: {self.message}"
         if self.hint:
-            text += f" (hint: {self.hint})"
+            text += f"（提示：{self.hint}）"
         return text
 
     def sort_key(self) -> tuple[str, int, int, str]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rulesvc.engine.compiler import CompiledRuleset, base_scope
-from rulesvc.errors import InvalidEventError
+from rulesvc.errors import InvalidEventError, Problem
 from rulesvc.lang.loader import RulesFolder, load_folder_or_raise, type_env
 from rulesvc.lang.model import InvalidPolicy, KindSchema
 from rulesvc.model import Action, Decision, Event, FiredRule, TraceEntry
@@ -58,9 +58,15 @@ class RuleBook:
             return routed_decision(event, kind.invalid)
         rulesets = self.by_kind.get(event.kind)
         if rulesets is None:
-            known = ", ".join(sorted(self.by_kind)) or "none"
-            raise InvalidEventError(
-                f"ticket.kind: unknown ticket kind {event.kind!r} (known: {known})", "ticket.kind"
+            known = "、".join(sorted(self.by_kind)) or "无"
+            raise InvalidEventError.of(
+                [
+                    Problem(
+                        "ticket.kind",
+                        "validation.unknown_kind",
+                        f"没有规则集处理工单类型 {event.kind!r}（有规则集的类型：{known}）",
+                    )
+                ]
             )
         scope = base_scope(event)
         actions: list[Action] = []

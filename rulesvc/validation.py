@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from rulesvc.errors import InvalidEventError, Problem
-from rulesvc.events import MAX_EVENT_ID, TICKET_EVENT_TYPES
+from rulesvc.events import MAX_EVENT_ID, TICKET_EVENT_TYPES, TIME_MESSAGES, parse_instant
 from rulesvc.formats import FORMATS
 from rulesvc.lang.model import FieldSpec, InvalidPolicy, KindSchema
 from rulesvc.model import Event
@@ -60,25 +60,6 @@ class CheckedEvent:
 def _show(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def parse_instant(value: Any) -> datetime | str:
-    """An aware datetime from ISO 8601 text, or the code of what is wrong with it."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else "validation.naive_time"
-    if not isinstance(value, str):
-        return "validation.not_a_time"
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return "validation.not_a_time"
-    return parsed if parsed.tzinfo is not None else "validation.naive_time"
-
-
-_TIME_MESSAGES: Final = {
-    "validation.not_a_time": "应为 ISO 8601 时间，如 2026-09-30T17:00:00+08:00",
-    "validation.naive_time": "时间必须带时区偏移，如 2026-09-30T17:00:00+08:00",
-}
 
 
 def _time_text(value: datetime) -> str:
@@ -145,7 +126,7 @@ class _Checker:
             return None
         parsed = parse_instant(raw)
         if isinstance(parsed, str):
-            self.fail("occurred_at", parsed, _TIME_MESSAGES[parsed])
+            self.fail("occurred_at", parsed, TIME_MESSAGES[parsed])
             return None
         latest = self.now + self.limits.ahead
         if not self.limits.earliest <= parsed <= latest:
@@ -273,7 +254,7 @@ class _Checker:
         if kind == "datetime":
             parsed = parse_instant(raw)
             if isinstance(parsed, str):
-                self.fail(path, parsed, _TIME_MESSAGES[parsed] + f"，收到 {_show(raw)}")
+                self.fail(path, parsed, TIME_MESSAGES[parsed] + f"，收到 {_show(raw)}")
                 return None
             return parsed if self.bounded(spec, parsed, path, _show(raw)) else None
         if kind == "date":

@@ -11,6 +11,11 @@ drives each with `connections` concurrent keep-alive connections POSTing distinc
 expense: rulesets evaluated, decision + actions + audit entry persisted), and prints req/s, p50, p99 and
 the ratios against the bare endpoint. Targets: ≥ 0.4× the bare req/s, p99 ≤ 2.5× the bare p99.
 
+`--facts` measures instead what the `decision_facts` row written with each decision costs (bench/README.md
+"Decision facts: the write-path cost"): `rulesvc serve` on PostgreSQL with the facts written and without them
+(`bench/http/nofacts/sitecustomize.py`, loaded by the server processes only in this run), alternated
+`--rounds` times, a fresh database each run, the load average noted with each figure.
+
 `--tracing` measures instead what tracing costs (bench/README.md "Tracing"): `rulesvc serve` on SQLite with
 tracing off and on (spans exported over OTLP/HTTP to a collector stand-in in this process), alternated
 `--rounds` times in the same run, and in process the do-nothing spans a decision opens when tracing is off.
@@ -217,7 +222,8 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--tool", choices=["auto", "wrk", "asyncio"], default="auto")
     parser.add_argument("--tracing", action="store_true", help="tracing off vs on (nothing else)")
-    parser.add_argument("--rounds", type=int, default=2, help="off/on pairs with --tracing")
+    parser.add_argument("--facts", action="store_true", help="decision_facts written vs not (PostgreSQL)")
+    parser.add_argument("--rounds", type=int, default=2, help="off/on pairs with --tracing or --facts")
     args = parser.parse_args()
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("RULESVC_")}
@@ -242,9 +248,9 @@ def main() -> None:
         f"{args.seconds:.0f}s per target",
         flush=True,
     )
-    if args.tracing:
+    if args.tracing or args.facts:
         try:
-            tracing_cost(args, base_env, work)
+            (tracing_cost if args.tracing else facts_cost)(args, base_env, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
@@ -332,6 +338,52 @@ def tracing_cost(args: argparse.Namespace, base_env: dict[str, str], work: Path)
         f"{request_us:5.0f} µs of machine time a request takes at the off figure ({cpus} CPUs)",
         flush=True,
     )
+
+
+def facts_cost(args: argparse.Namespace, base_env: dict[str, str], work: Path) -> None:
+    """`rulesvc serve` on PostgreSQL with the facts rows written, then without (same code, `observe`
+    replaced in the server processes), `args.rounds` times alternated, each on a fresh database."""
+    nofacts = str(REPO / "bench" / "http" / "nofacts")
+    runs: dict[str, list[LoadResult]] = {"with facts": [], "without": []}
+    loads: list[float] = []
+    for round_no in range(args.rounds):
+        for mode in runs:
+            env = dict(base_env)
+            if mode == "without":
+                env["PYTHONPATH"] = os.pathsep.join([nofacts, env["PYTHONPATH"]])
+            with postgres_database() as url:
+                env["RULESVC_DATABASE_URL"] = url
+                with serving(env, args.workers, work / "facts.log") as (base, key):
+                    runs[mode].append(measure(base, key, f"{mode} #{round_no + 1}", args))
+                    loads.append(os.getloadavg()[0])
+                    print(f"    load average {loads[-1]:.2f}", flush=True)
+                    if mode == "without":
+                        _check_no_facts(url)
+
+    def mean(mode: str, field: str) -> float:
+        return sum(getattr(r, field) for r in runs[mode]) / len(runs[mode])
+
+    on, off = "with facts", "without"
+    print()
+    print(
+        f"facts: with / without req/s {mean(on, 'rps') / mean(off, 'rps'):5.3f} "
+        f"(cost {1 - mean(on, 'rps') / mean(off, 'rps'):6.1%}); "
+        f"p50 {mean(on, 'p50_ms'):.2f} / {mean(off, 'p50_ms'):.2f} ms, "
+        f"p99 {mean(on, 'p99_ms'):.2f} / {mean(off, 'p99_ms'):.2f} ms "
+        f"(means of {args.rounds} runs each, alternated); load average {min(loads):.2f}–{max(loads):.2f}",
+        flush=True,
+    )
+
+
+def _check_no_facts(url: str) -> None:
+    """The "without" side really wrote no facts (else the comparison measures nothing)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM decision_facts").fetchone()
+        decided = conn.execute("SELECT count(*) FROM decisions").fetchone()
+    if row is None or row[0] or decided is None or not decided[0]:
+        raise RuntimeError(f"facts off wrote {row} facts rows for {decided} decisions")
 
 
 def noop_span_cost(count: int = 1_000_000) -> tuple[float, float]:

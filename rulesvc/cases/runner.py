@@ -16,6 +16,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from rulesvc.cases.model import Case
+from rulesvc.errors import InvalidEventError
 from rulesvc.events import parse_time
 from rulesvc.model import to_jsonable
 from rulesvc.sla.simulation import Evaluator, Timeline, simulate
@@ -156,6 +157,11 @@ def run_case(book: Evaluator, case: Case) -> CaseResult:
     result = CaseResult(case)
     try:
         timeline = simulate(book, case.events, case.until)
+    except InvalidEventError as exc:  # an event of the case the service would refuse: its code and text
+        result.error = str(exc)
+        result.error_code = exc.problems[0].code
+        result.seconds = time.perf_counter() - started
+        return result
     except Exception as exc:  # a case must report, not crash the run
         result.error = f"{type(exc).__name__}: {exc}"
         result.error_code = RUN_FAILED
@@ -190,7 +196,7 @@ def run_cases(book: Evaluator, cases: Sequence[Case], all_refs: Iterable[str]) -
 
 
 def format_failure(result: CaseResult) -> str:
-    lines = [f"FAIL {result.case.name}  ({result.case.location})"]
+    lines = [f"未通过 {result.case.name}  （{result.case.location}）"]
     if result.error:
         lines.append(f"  运行出错 [{result.error_code}]：{result.error}")
     lines.extend(

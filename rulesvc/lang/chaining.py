@@ -103,7 +103,7 @@ def _ruleset_warnings(ruleset: Ruleset) -> list[RulesetError]:
             warnings.append(
                 RulesetError(
                     "chaining.self_enabling",
-                    f"warning: 规则 {rule.id} 推出的事实 {fact} 会再次满足它自己的条件{via}："
+                    f"警告：规则 {rule.id} 推出的事实 {fact} 会再次满足它自己的条件{via}："
                     "与已有事实相同时不会重复触发，字段值不同则每次都会再次触发，"
                     "直到超过每次判定的派生事实上限而报错",
                     action.location,

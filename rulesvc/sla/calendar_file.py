@@ -319,6 +319,14 @@ class _FileReader:
                     weekly_ok = False
                 elif periods:
                     weekly[weekday] = periods
+            if weekly_ok and not weekly:
+                # Make-up days end; after the last one a deadline on this calendar would never come.
+                self.error(
+                    "calendar.no_working_time",
+                    "weekly 里一周每天都没有工作时间：这个日历上的截止时间永远不会到来",
+                    self.at(fields["weekly"][0]),
+                    'weekly: {mon: ["09:00-18:00"], …}；全天候计时写 mon … sun: ["00:00-24:00"]',
+                )
 
         holidays = self.dates(fields["holidays"][1], "holidays") if "holidays" in fields else {}
         workdays = self.dates(fields["workdays"][1], "workdays") if "workdays" in fields else {}

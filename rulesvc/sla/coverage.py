@@ -64,7 +64,7 @@ def coverage_warnings(
         warnings.append(
             RulesetError(
                 "calendar.coverage_ending",
-                f"warning: 日历 {name} 的官方安排只确认到 {through.isoformat()}（{state}）；"
+                f"警告：日历 {name} 的官方安排只确认到 {through.isoformat()}（{state}）；"
                 "之后的截止时间只按法定节假日计算，标记为 provisional（暂定）",
                 calendar.confirmed_location or Location(name),
                 "国务院公布下一年放假安排后，更新日历（cn：运行 scripts/import_cn_calendar.py）并推进 confirmed_through",

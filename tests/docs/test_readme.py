@@ -53,7 +53,7 @@ def test_readme_console_example(command: str, expected: list[str]) -> None:
     # stderr carries only what the README says it may: calendar coverage warnings (positioned)
     for line in proc.stderr.splitlines():
         if proc.returncode == 0:
-            assert re.match(r"^rulesets/calendars/\S+:\d+:\d+: warning: ", line), line
+            assert re.match(r"^rulesets/calendars/\S+:\d+:\d+: 警告：", line), line
     # `...` in the README elides lines; everything shown must appear, in order
     position = 0
     for line in expected:

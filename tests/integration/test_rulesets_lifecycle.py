@@ -233,7 +233,7 @@ def test_refusals(lifecycle_client: TestClient, lc_keys: dict[str, str], clock: 
     response = push(client, lc_keys["editor"], broken)
     assert response.status_code == 422 and response.json()["code"] == "invalid_ruleset"
     texts = [e["text"] for e in response.json()["details"]]
-    assert texts[0] == ("expense-approval.yaml:6:44: 未知字段 ticket.amout (hint: 是不是 ticket.amount？)")
+    assert texts[0] == ("expense-approval.yaml:6:44: 未知字段 ticket.amout（提示：是不是 ticket.amount？）")
     assert len(texts) == 6
 
     # Four eyes: the author is refused even holding the approver role.

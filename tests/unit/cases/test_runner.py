@@ -76,7 +76,7 @@ def test_failing_case_shows_expected_entry_and_actual_actions(book: RuleBook) ->
     ]
     report = format_failure(result)
     lines = report.splitlines()
-    assert lines[0] == f"FAIL 升级时间写错  ({case.location})"
+    assert lines[0] == f"未通过 升级时间写错  （{case.location}）"
     assert result.failure_codes == ["case.expected_missing"]
     assert lines[1].strip() == result.failures[0] + " [case.expected_missing]"
     assert lines[2].strip() == "实际动作："
@@ -149,12 +149,12 @@ def test_engine_error_is_reported_not_raised(book: RuleBook) -> None:
     )
     result = run_case(book, case)
     assert not result.passed
-    assert (
-        result.error is not None
-        and result.error.startswith("InvalidEventError:")
-        and "mortgage" in result.error
+    assert result.error_code == "validation.unknown_kind"
+    assert result.error == (
+        "事件不合法（1 处问题）：ticket.kind: 没有规则集处理工单类型 'mortgage'"
+        "（有规则集的类型：complaint、expense、loan）"
     )
-    assert "  运行出错 [case.run_failed]：InvalidEventError:" in format_failure(result)
+    assert f"  运行出错 [validation.unknown_kind]：{result.error}" in format_failure(result)
 
 
 # ---- subset matching ------------------------------------------------------------------------------------------
@@ -287,11 +287,11 @@ def test_junit_xml_parses_and_counts_failures(book: RuleBook) -> None:
     failure = testcases[1].find("failure")
     assert failure is not None
     assert failure.get("message") == "期望 {type: auto_approve}，但没有这样的动作"
-    assert failure.text is not None and "FAIL 失败<1>" in failure.text and "实际动作：" in failure.text
+    assert failure.text is not None and "未通过 失败<1>" in failure.text and "实际动作：" in failure.text
     assert "escalate(to=supervisor" in failure.text
     assert testcases[2].find("failure") is not None
     error = testcases[4].find("error")
-    assert error is not None and "InvalidEventError" in (error.get("message") or "")
+    assert error is not None and "没有规则集处理工单类型 'mortgage'" in (error.get("message") or "")
     assert all(float(tc.get("time") or "-1") >= 0 for tc in testcases)
     props = {p.get("name"): p.get("value") for p in root.iter("property") if p.get("name") == "coverage"}
     assert props["coverage"] == f"{report.coverage:.4f}"

@@ -53,8 +53,8 @@ def small_copy(root: Path, *rulesets: str, cases: tuple[str, ...] = ()) -> Path:
 def test_check_shipped_rulesets_exits_0() -> None:
     result = run("check", RULESETS)
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().startswith("ok: 5 rulesets")
-    assert "51 cases" in result.stdout
+    assert result.stdout.strip().startswith("检查通过：5 个规则集")
+    assert "51 个样例" in result.stdout
 
 
 def test_check_broken_folder_exits_1_with_positioned_errors(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_check_broken_folder_exits_1_with_positioned_errors(tmp_path: Path) -> N
         source[field_line - 1].index("ticket.amout") + 1,
     )
     assert "未知字段 ticket.amout" in lines[2] and "是不是 ticket.amount？" in lines[2]
-    assert "3 error(s)" in result.output
+    assert "共 3 处错误" in result.output
 
 
 SELF_ENABLING = """\
@@ -124,7 +124,7 @@ def test_check_warns_about_a_rule_whose_assert_can_enable_it_again(tmp_path: Pat
     (root / "loop.yaml").write_text(SELF_ENABLING, encoding="utf-8")
     result = run("check", root)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("ok: 2 rulesets")
+    assert result.stdout.startswith("检查通过：2 个规则集")
     warnings = [line for line in result.stderr.splitlines() if "chaining" in line or "规则" in line]
     assert len(warnings) == 2, result.stderr
     parsed = [POSITIONED.match(line) for line in warnings]
@@ -135,7 +135,7 @@ def test_check_warns_about_a_rule_whose_assert_can_enable_it_again(tmp_path: Pat
         "- assert: {fact: 计数,",
         "then: [{assert: {fac",
     ]
-    assert "warning: 规则 累加 推出的事实 计数 会再次满足它自己的条件" in warnings[0]
+    assert "警告：规则 累加 推出的事实 计数 会再次满足它自己的条件" in warnings[0]
 
 
 # ---- test ----------------------------------------------------------------------------------------------------
@@ -145,9 +145,10 @@ def test_test_shipped_rulesets_with_junit(tmp_path: Path) -> None:
     junit = tmp_path / "report.xml"
     result = run("test", RULESETS, "--junit", junit, "--min-coverage", "100")
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("PASS ") == 51
-    assert "FAIL" not in result.stdout
-    assert "51 passed, 0 failed; coverage 23/23 rules and table rows (100%)" in result.stdout
+    passed = [line for line in result.stdout.splitlines() if line.startswith("通过 ")]
+    assert len(passed) == 52 and passed[-1].startswith("通过 51 个，")  # 51 cases, then the summary
+    assert "未通过 0 个" in result.stdout and "\n未通过 " not in result.stdout
+    assert "通过 51 个，未通过 0 个；覆盖 23/23 条规则与决策表行（100%）" in result.stdout
     root = ElementTree.parse(junit).getroot()
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("51", "0", "0")
     assert len(root.findall("testcase")) == 51
@@ -164,21 +165,21 @@ def test_test_broken_case_exits_1_with_fail_and_diff(tmp_path: Path) -> None:
     result = run("test", root)
     assert result.exit_code == 1
     out = result.stdout
-    assert "FAIL 始终未受理1.5小时预警2小时升级" in out
+    assert "未通过 始终未受理1.5小时预警2小时升级" in out
     assert "期望 {type: escalate, at: 2026-11-02T11:30:00+08:00, to: supervisor}，但没有这样的动作" in out
-    block = out[out.index("FAIL 始终未受理") :].split("\nPASS ")[0]
+    block = out[out.index("未通过 始终未受理") :].split("\n通过 ")[0]
     assert "实际动作：" in block
     assert "2026-11-02T11:00:00+08:00  escalate(to=supervisor" in block
     assert "2026-11-02T10:30:00+08:00  notify(to=owner" in block
-    assert "9 passed, 1 failed" in out
+    assert "通过 9 个，未通过 1 个" in out
 
 
 def test_test_lists_uncovered_rules_and_enforces_min_coverage(tmp_path: Path) -> None:
     root = small_copy(tmp_path, "complaint-sla", "expense-approval", "loan-routing", cases=("complaint-sla",))
     result = run("test", root)
     assert result.exit_code == 0, result.output
-    assert "coverage 6/11 rules and table rows (55%)" in result.stdout
-    uncovered = result.stdout[result.stdout.index("not fired by any case:") :].splitlines()[1:]
+    assert "覆盖 6/11 条规则与决策表行（55%）" in result.stdout
+    uncovered = result.stdout[result.stdout.index("没有样例触发的规则与决策表行：") :].splitlines()[1:]
     assert uncovered == [
         "  - expense-approval/报销审批#差旅费小额自动审批",
         "  - expense-approval/报销审批#默认",
@@ -316,7 +317,7 @@ def test_test_reports_a_rule_error_with_the_actions_before_it(tmp_path: Path) ->
     )
     result = run("test", folder)
     assert result.exit_code == 1
-    assert "FAIL 电话银行投诉" in result.stdout
+    assert "未通过 电话银行投诉" in result.stdout
     assert "运行出错 [rule.unique_conflict]：电话银行投诉#1 @ 2026-11-02T09:00:00+08:00：" in result.stdout
     assert "唯一分派.yaml:10:" in result.stdout and "Traceback" not in result.output
 
@@ -391,7 +392,7 @@ def test_a_case_with_invalid_input_is_routed_under_the_kinds_policy(tmp_path: Pa
         encoding="utf-8",
     )
     result = run("test", folder, "-v")
-    assert "PASS 金额写成带逗号的文本" in result.stdout, result.output
+    assert "通过 金额写成带逗号的文本" in result.stdout, result.output
     assert "assign(group=数据核查岗, errors=" in result.stdout
     plain = small_copy(tmp_path / "plain", "loan-approval", "loan-routing")
     shutil.copy(folder / "cases" / "invalid.yaml", plain / "cases" / "invalid.yaml")

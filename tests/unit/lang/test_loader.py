@@ -149,7 +149,7 @@ def test_unknown_field_with_suggestion(tmp_path: Path) -> None:
     path, text, errors = check(tmp_path, rule("ticket.amout > 5000"))
     error = the(errors, "unknown_field")
     assert_at(error, path, *pos(text, "ticket.amout"))
-    assert str(error) == f"{path}:6:11: 未知字段 ticket.amout (hint: 是不是 ticket.amount？)"
+    assert str(error) == f"{path}:6:11: 未知字段 ticket.amout（提示：是不是 ticket.amount？）"
 
 
 def test_unknown_field_in_table_input(tmp_path: Path) -> None:

@@ -140,12 +140,12 @@ def test_bad_cells_are_reported_where_they_are(shipped: RulesFolder) -> None:
     errors = _errors(shipped, book)
     assert errors == [
         '报销样例.xlsx!合规样例!I4: "部门经里" 不是 职级 的取值（是不是 "部门经理"？）'
-        " (hint: 职级 的取值：员工、主管、部门经理、总监、副总经理、总经理)",
+        "（提示：职级 的取值：员工、主管、部门经理、总监、副总经理、总经理）",
         '报销样例.xlsx!合规样例!D5: "2026-11-31 10:00" 不是时间'
-        " (hint: 写成 2026-11-02 10:00（北京时间），或带时区 2026-11-02T10:00:00+08:00)",
+        "（提示：写成 2026-11-02 10:00（北京时间），或带时区 2026-11-02T10:00:00+08:00）",
         '报销样例.xlsx!合规样例!C6: "ticket.create" 不是事件类型（是不是 "ticket.created"？）'
-        " (hint: 事件类型：ticket.created、ticket.updated、ticket.accepted、ticket.resolved、ticket.paused、"
-        "ticket.resumed)",
+        "（提示：事件类型：ticket.created、ticket.updated、ticket.accepted、ticket.resolved、ticket.paused、"
+        "ticket.resumed）",
         errors[3],
         errors[4],
     ]

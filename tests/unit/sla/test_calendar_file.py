@@ -181,3 +181,16 @@ def test_misspelt_top_level_field_suggests_the_closest(tmp_path: Path) -> None:
         load_calendar(write(tmp_path, GOOD.replace("timezone:", "timezon:")))
     unknown = [e for e in info.value.errors if e.code == "calendar.unknown_field"]
     assert [(e.location.line, e.hint) for e in unknown] == [(2, "是不是 timezone？")]
+
+
+def test_a_week_without_working_time_is_refused_at_the_weekly_key(tmp_path: Path) -> None:
+    """A deadline on such a calendar would never come: refused when the file is read, not when a timer starts."""
+    text = GOOD.replace('  mon: ["09:00-12:00", "13:00-18:00"]\n  周二: ["09:00-18:00"]\n', "  mon: []\n")
+    with pytest.raises(InvalidRulesetError) as info:
+        load_calendar(write(tmp_path, text.replace("workdays:\n  2026-10-10: 国庆节调休\n", "")))
+    [error] = info.value.errors
+    assert (error.code, error.location.line, error.location.col) == ("calendar.no_working_time", 4, 1)
+    assert error.message == "weekly 里一周每天都没有工作时间：这个日历上的截止时间永远不会到来"
+    assert str(error).endswith(
+        '（提示：weekly: {mon: ["09:00-18:00"], …}；全天候计时写 mon … sun: ["00:00-24:00"]）'
+    )

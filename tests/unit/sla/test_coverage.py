@@ -69,7 +69,7 @@ def test_coverage_warnings_within_sixty_days(tmp_path: Path) -> None:
     calendars = {"bank": load_calendar(write(tmp_path, CALENDAR))}
     assert coverage_warnings(calendars, date(2026, 10, 31)) == []  # 61 days left
     [warning] = coverage_warnings(calendars, date(2026, 12, 4))
-    assert str(warning).startswith(f"{tmp_path / 'calendars' / 'bank.yaml'}:3:20: warning: 日历 bank")
+    assert str(warning).startswith(f"{tmp_path / 'calendars' / 'bank.yaml'}:3:20: 警告：日历 bank")
     assert "还剩 27 天" in warning.message
     [late] = coverage_warnings(calendars, date(2027, 1, 3))
     assert "已过期 3 天" in late.message
@@ -92,9 +92,9 @@ def test_check_warns_on_stderr_and_still_passes() -> None:
         check=False,
     )
     assert near.returncode == 0, near.stderr
-    assert near.stdout.startswith("ok: ")
+    assert near.stdout.startswith("检查通过：")
     assert near.stderr.startswith(
-        "rulesets/calendars/cn.yaml:10:20: warning: 日历 cn 的官方安排只确认到 2026-12-31"
+        "rulesets/calendars/cn.yaml:10:20: 警告：日历 cn 的官方安排只确认到 2026-12-31"
     )
     far = subprocess.run(
         [str(RULESVC), "check", "rulesets/", "--today", "2026-10-01"],
