@@ -237,6 +237,13 @@ class Settings(BaseSettings):
         default=True,
         description="Concurrent decisions of one process share a transaction (one chain lock, one fsync).",
     )
+    report_rollups: bool = Field(
+        default=True,
+        description=(
+            "On PostgreSQL the reports read the closed days of their period from per-day roll-ups (rolled on "
+            "first read); off, every report reads the facts of its whole period."
+        ),
+    )
     evaluate_in_thread: bool = Field(
         default=False,
         description=(

@@ -12,7 +12,7 @@ import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -24,7 +24,9 @@ from rulesvc.decisions.ports import NewDecision, StoredDecision
 from rulesvc.decisions.search import decision_terms
 from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.decision_facts import Seen, observe, select_latest, write_facts
+from rulesvc.storage.fact_tables import ReportRollupDayRow, ReportRollupRow
 from rulesvc.storage.inputs import stored_input
+from rulesvc.storage.report_rollups import late_days
 from rulesvc.storage.tables import (
     ActionRow,
     AuditHeadRow,
@@ -268,6 +270,11 @@ def write_prepared(
             latest if latest is not None else select_latest_facts(sql, prepared),
         )
         write_entries(sql, entries)
+        # a decision of a day already rolled up (not made by the service: it decides at the time): drop the
+        # day's roll-ups, to be rolled again
+        late = late_days([new.decided_at for new in prepared.news], datetime.now(UTC))
+        sql.delete(_ROLLUPS, ["day"], [{"day": day} for day in late])
+        sql.delete(_ROLLUP_DAYS, ["day"], [{"day": day} for day in late])
     return result, entries[-1].seq
 
 
@@ -293,6 +300,8 @@ def _table(mapped: type[Base]) -> Table:
 
 
 _HEAD = _table(AuditHeadRow)
+_ROLLUPS = _table(ReportRollupRow)
+_ROLLUP_DAYS = _table(ReportRollupDayRow)
 _DECISIONS = _table(DecisionRow)
 # The `decisions` columns, in the order of StoredDecision's fields.
 DECISION_COLUMNS = (

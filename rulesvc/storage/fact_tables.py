@@ -10,16 +10,28 @@ in a bucket or in the period is the one whose next decision falls outside it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Dialect, Float, Index, Numeric, String, Text, TypeDecorator, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    Dialect,
+    Float,
+    Index,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
-from rulesvc.storage.tables import Base, UTCDateTime
+from rulesvc.storage.tables import Base, Int64, UTCDateTime
 
 
 class JsonText(TypeDecorator[str]):
@@ -76,6 +88,13 @@ class DecisionFactRow(Base):
             postgresql_where=text("left_stage IS NOT NULL"),
             sqlite_where=text("left_stage IS NOT NULL"),
         ),
+        # the predecessors of a day's decisions, for the reports' roll-ups (migration 0024)
+        Index(
+            "ix_decision_facts_next",
+            "next_decided_at",
+            postgresql_where=text("next_decided_at IS NOT NULL"),
+            sqlite_where=text("next_decided_at IS NOT NULL"),
+        ),
         Index(
             "ix_decision_facts_latest",
             "ticket_id",
@@ -114,3 +133,40 @@ class DecisionFactRow(Base):
     next_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     next_occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     """The ticket's next decision (None while this is its latest)."""
+
+
+class ReportRollupRow(Base):
+    """Per-day sums of the reports (`rulesvc.storage.report_rollups`, migration 0024): one row per `part`
+    and group of one day (Asia/Shanghai) of decision time; which columns a part fills is said there."""
+
+    __tablename__ = "report_rollups"
+    __table_args__ = (
+        Index("ix_report_rollups_day", "part", "day"),
+        Index("ix_report_rollups_since", "part", "since_day"),
+    )
+
+    id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+    part: Mapped[str] = mapped_column(Text)
+    since_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    """Of a superseded row (parts ending in `-`): the day of its own decision (`day` is its successor's)."""
+    kind: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    occ_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    next_occ_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    auto_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    auto_occ_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    key_a: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_b: Mapped[str | None] = mapped_column(Text, nullable=True)
+    bin: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[Decimal | None] = mapped_column(ExactNumber(), nullable=True)
+    top: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ReportRollupDayRow(Base):
+    """A day (Asia/Shanghai) whose roll-ups of `part` are stored (`report_rollups`)."""
+
+    __tablename__ = "report_rollup_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    part: Mapped[str] = mapped_column(Text, primary_key=True)

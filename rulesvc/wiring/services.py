@@ -84,7 +84,7 @@ def build_services(
     events are decided on the ruleset versions kept in the database as of each event's time (the rules
     folder becomes version 1 on first start). Without `tracer`, the settings' (`RULESVC_OTLP_ENDPOINT`)."""
     engine = open_database(settings.database_url, keyring=settings.keyring(), **settings.engine_options())
-    store = SqlStore(engine, group_commit=settings.group_commit)
+    store = SqlStore(engine, group_commit=settings.group_commit, rollups=settings.report_rollups)
     clock = clock or SystemClock()
     masking = settings.mask_policy()
     engine_lock = threading.Lock()
