@@ -18,7 +18,7 @@ from rulesvc.masking import MaskPolicy
 from rulesvc.settings import ChannelConfig
 from rulesvc.sla.clock import Clock, SystemClock
 from rulesvc.tracing import NO_TRACING, Tracer
-from rulesvc.wiring.ops import instrument_pool, ops_status
+from rulesvc.wiring.ops import instrument_pool, ops_status, report_rollups
 from rulesvc.wiring.timers import WorkerBook, build_timer_parts
 from scheduler.channels import ChannelSender
 from scheduler.config import WorkerConfig
@@ -61,12 +61,14 @@ def build_worker(
     channels: Mapping[str, ChannelConfig] | None = None,
     liveness: Liveness | None = None,
     in_serve: bool = False,
+    rollups: bool = True,
 ) -> WorkerParts:
     """A worker on its own engine (migrated). `clock` drives timers (inject a VirtualClock in tests);
     `delivery_clock` drives retry backoff (real time by default). With `channels` (the settings'
     notification channels, maybe none), each becomes a subscription of its own and is sent through its
     robot or SMTP server; channels no longer configured are deactivated. `liveness` counts the heartbeats
-    (default: one of `config.liveness_max_age`)."""
+    (default: one of `config.liveness_max_age`). With `rollups` (on PostgreSQL), the reports' closed days
+    are rolled up every `config.rollup_interval`."""
     config = config or WorkerConfig()
     parts = build_timer_parts(
         database_url,
@@ -114,7 +116,15 @@ def build_worker(
         liveness.beat()  # first: a beat the database holds up still shows the scheduler running
         heartbeat.beat()
 
-    worker = Worker(config, poller, deliverer, notifier, on_stop=parts.engine.dispose, heartbeat=beat)
+    worker = Worker(
+        config,
+        poller,
+        deliverer,
+        notifier,
+        on_stop=parts.engine.dispose,
+        heartbeat=beat,
+        rollups=report_rollups(parts.engine) if rollups else None,
+    )
     return WorkerParts(
         parts.engine, parts.timers, parts.webhooks, poller, deliverer, worker, metrics, heartbeat, liveness
     )

@@ -25,6 +25,8 @@ class WorkerConfig:
     delivery_batch: int = 50
     delivery_concurrency: int = 8
     fanout_batch: int = 1000
+    rollup_interval: float = 300.0
+    """Seconds between two runs of the job rolling up the reports' closed days (PostgreSQL)."""
     heartbeat_interval: float = 5.0
     """Seconds between two heartbeats (the worker's status row and metrics, `scheduler.metrics`)."""
     liveness_max_age: float = 60.0

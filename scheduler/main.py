@@ -97,6 +97,7 @@ def start_worker(settings: Settings, clock: Clock | None = None, *, in_serve: bo
         tracer=build_tracer(settings),
         channels=settings.channels(),
         in_serve=in_serve,
+        rollups=settings.report_rollups,
     )
     parts.worker.start()
     log.info(

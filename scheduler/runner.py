@@ -26,6 +26,7 @@ log = logging.getLogger("rulesvc.scheduler")
 TIMERS_JOB = "timers"
 WEBHOOKS_JOB = "webhooks"
 HEARTBEAT_JOB = "heartbeat"
+ROLLUPS_JOB = "rollups"
 
 
 class _Job:
@@ -93,8 +94,10 @@ class Worker:
         notifier: Notifier | None = None,
         on_stop: Callable[[], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
+        rollups: Callable[[], object] | None = None,
     ) -> None:
         self.config = config
+        self.rollups = rollups
         self.heartbeat = heartbeat
         self.poller = poller
         self.deliverer = deliverer
@@ -112,6 +115,8 @@ class Worker:
             self._add(WEBHOOKS_JOB, lambda: deliverer.run_once(wait=False), self.config.delivery_interval)
         if self.heartbeat is not None:
             self._add(HEARTBEAT_JOB, self.heartbeat, self.config.heartbeat_interval)
+        if self.rollups is not None:
+            self._add(ROLLUPS_JOB, self.rollups, self.config.rollup_interval)
         if self.notifier is not None:
             self.notifier.subscribe(self._on_notification)
         self._scheduler.start()

@@ -222,10 +222,12 @@ def _roll(conn: Connection, part: str, days: list[date]) -> None:
     )
 
 
-def ensure(engine: Engine, part: str, first: date, last: date) -> None:
-    """Roll up the days [first, last) of `part` not stored yet (closed days only: the caller's `split`)."""
+def ensure(engine: Engine, part: str, first: date, last: date) -> int:
+    """Roll up the days [first, last) of `part` not stored yet (closed days only: the caller's `split`);
+    returns how many were."""
     with engine.connect() as conn:
         missing = _missing(conn, part, first, last)
+    rolled = 0
     for offset in range(0, len(missing), CHUNK_DAYS):
         chunk = missing[offset : offset + CHUNK_DAYS]
         with engine.begin() as conn:
@@ -234,6 +236,8 @@ def ensure(engine: Engine, part: str, first: date, last: date) -> None:
             todo = [day for day in chunk if day in still]
             if todo:
                 _roll(conn, part, todo)
+                rolled += len(todo)
+    return rolled
 
 
 def late_days(decided: Sequence[datetime], now: datetime) -> list[date]:
@@ -241,6 +245,23 @@ def late_days(decided: Sequence[datetime], now: datetime) -> list[date]:
     `decision_writes.write_prepared` in the decisions' transaction)."""
     closed = closed_before(now)
     return sorted({day for day in map(_day, decided) if day < closed})
+
+
+def roll_closed(engine: Engine, now: datetime, fields: Sequence[str] = ("kind",)) -> int:
+    """Roll up every closed day not stored yet, from the first decision's: the facts, rule and row hits,
+    the distributions by `fields` and by every field already rolled up (the worker's job, so that no
+    report waits for them). Returns the days rolled (of all parts)."""
+    with engine.connect() as conn:
+        oldest = conn.execute(text("SELECT min(decided_at) FROM decisions")).scalar()
+        rolled = conn.execute(
+            text("SELECT DISTINCT part FROM report_rollup_days WHERE part LIKE :fields"),
+            {"fields": FIELD + "%"},
+        ).scalars()
+        parts = [FACTS, RULES, *dict.fromkeys([*(FIELD + f for f in fields), *rolled])]
+    if oldest is None:
+        return 0
+    first, last = _day(oldest), closed_before(now)
+    return sum(ensure(engine, part, first, last) for part in parts) if first < last else 0
 
 
 # -- reading ----------------------------------------------------------------------------------------------

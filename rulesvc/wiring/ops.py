@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, event
@@ -11,6 +12,7 @@ from sqlalchemy.pool import QueuePool
 
 from rulesvc.opsstate import OpsStatus
 from rulesvc.storage.ops_store import SqlOpsStatus
+from rulesvc.storage.report_rollups import roll_closed
 
 
 class PoolObserver(Protocol):
@@ -60,3 +62,11 @@ def instrument_pool(engine: Engine, name: str, observer: PoolObserver) -> None:
             raise
 
     setattr(pool, "_do_get", do_get)  # noqa: B010
+
+
+def report_rollups(engine: Engine) -> Callable[[], int] | None:
+    """The worker's job rolling up the reports' closed days (`rulesvc.storage.report_rollups`; PostgreSQL
+    only, None elsewhere)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return lambda: roll_closed(engine, datetime.now(UTC))

@@ -21,6 +21,8 @@ from api.app import create_app
 from rulesvc.decisions.service import Evaluator
 from rulesvc.settings import Settings
 from rulesvc.storage.fact_tables import DecisionFactRow
+from rulesvc.storage.report_rollups import SHANGHAI
+from rulesvc.wiring.ops import report_rollups
 from tests.integration.conftest import auth, event
 from tests.integration.test_report_aggregation import ASKED, END, START, python, seed
 from tests.integration.timer_support import SettableClock
@@ -125,4 +127,22 @@ def test_rolled_up_days_answer_as_the_facts_do_while_decisions_arrive(
     post(client, keys["ingest"], loan, clock.at - timedelta(minutes=5))
     post(client, keys["ingest"], event("exp-7", "expense", id="E-exp-0", amount=100), clock.at)
     post(client, keys["ingest"], event("exp-8", "expense", id="E-exp-6", amount=9000), clock.at)
+    assert_rolled_as_live(app)
+
+
+def test_the_worker_rolls_up_every_closed_day_once(
+    app: FastAPI, client: TestClient, keys: dict[str, str]
+) -> None:
+    seed(client, keys["ingest"])
+    engine: Engine = app.state.runtime.engine
+    job = report_rollups(engine)
+    if engine.dialect.name != "postgresql":
+        assert job is None  # SQLite reads the reports live
+        return
+    assert job is not None
+    assert (
+        job() == 3 * (datetime.now(UTC).astimezone(SHANGHAI).date() - DAY1.date()).days
+    )  # facts, rules, kind
+    assert DAY1.date() in rolled_days(engine) and min(rolled_days(engine)) == DAY1.date()
+    assert job() == 0
     assert_rolled_as_live(app)
