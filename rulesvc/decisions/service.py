@@ -38,7 +38,7 @@ from rulesvc.audit.chain import Problem as ChainProblem
 from rulesvc.audit.checkpoints import Checkpoint, CheckpointError, CheckpointKeeper
 from rulesvc.audit.evidence import EvidenceReader, check_feed, verify_rows
 from rulesvc.decisions.ports import DecisionStore, KeyStore, NewDecision, StoredDecision
-from rulesvc.decisions.record import decision_payload, new_decision, record_json
+from rulesvc.decisions.record import DecisionRecorder, decision_payload, record_json
 from rulesvc.decisions.search import MAX_LIMIT, RULE_TERM, Cursor, DecisionQuery
 from rulesvc.decisions.ticket_reports import TicketReport
 from rulesvc.decisions.ticket_timeline import ticket_timeline
@@ -308,19 +308,16 @@ class DecisionService:
             span.set("rulesvc.kind", event.kind)
         decision_id, decided_at, versions = str(uuid4()), self.clock.now(), book.versions()
 
-        def record(final: Decision) -> NewDecision:
-            return new_decision(
-                decision_id=decision_id,
-                body=body,
-                event=event,
-                decision=final,
-                decided_at=decided_at,
-                versions=versions,
-                masking=self.masking,
-                clear_text=clear_text,
-                problems=[p.to_json() for p in checked.problems],
-            )
-
+        record = DecisionRecorder(  # the masked event and trace made once, if timers change the record too
+            decision_id=decision_id,
+            body=body,
+            event=event,
+            decided_at=decided_at,
+            versions=versions,
+            masking=self.masking,
+            clear_text=clear_text,
+            problems=[p.to_json() for p in checked.problems],
+        )
         new = record(decision)
         # The store runs this under the ticket's lock: timer changes, snapshot, final record (rulesvc.decisions.ticket_work).
         work = EventTicketWork(event, decision, getattr(self.book, "calendars", {}), record, new)
