@@ -17,6 +17,7 @@ from api.console import (
     reports,
     rulesets,
     signin,
+    webhooks,
 )
 from api.console.pages import BASE, STATIC
 
@@ -24,7 +25,7 @@ from api.console.pages import BASE, STATIC
 def install_console(app: FastAPI) -> None:
     """Mount the console's pages and its static assets (`/console/static/...`)."""
     app.mount(f"{BASE}/static", StaticFiles(directory=str(STATIC)), name="console-static")
-    for module in (signin, rulesets, drafts, editor, cases, decisions, reports, calendars_audit):
+    for module in (signin, rulesets, drafts, editor, cases, decisions, reports, calendars_audit, webhooks):
         app.include_router(module.router)
     for module in (drafts, editor, cases):
         app.include_router(module.api_router)

@@ -59,6 +59,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("reports", "看板与报表", f"{BASE}/reports", Permission.REPORTS_READ),
     NavItem("calendars", "日历", f"{BASE}/calendars", Permission.RULESETS_READ),
     NavItem("audit", "审计", f"{BASE}/audit", Permission.AUDIT_VERIFY),
+    NavItem("webhooks", "通知与订阅", f"{BASE}/webhooks", Permission.WEBHOOKS_ADMIN),
 )
 
 ROLE_LABELS: Mapping[str, str] = {

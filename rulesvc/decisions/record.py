@@ -120,9 +120,7 @@ class DecisionRecorder:
         self.salt = token_hex(16)
         self.input_digest = sha256_hex(self.salt + self.clear)
 
-    def __call__(
-        self, decision: Decision, actions: Sequence[Mapping[str, Any]] | None = None
-    ) -> NewDecision:
+    def __call__(self, decision: Decision, actions: Sequence[Mapping[str, Any]] | None = None) -> NewDecision:
         action_list = [dict(a) for a in actions] if actions is not None else decision.actions_json()
         event = self.event
         record: dict[str, Any] = {

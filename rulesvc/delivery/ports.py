@@ -52,6 +52,15 @@ class DeliveryRecord:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """What waits for one subscription: deliveries pending (the oldest since when) and dead letters."""
+
+    pending: int = 0
+    dead: int = 0
+    oldest_pending: datetime | None = None
+
+
+@dataclass(frozen=True)
 class ClaimedDelivery:
     """A delivery reserved for one attempt (its lease runs until `lease_until`)."""
 
@@ -135,4 +144,6 @@ class WebhookStore(Protocol):
 
     def discard(self, delivery_id: str) -> bool: ...
 
-    def counts(self) -> Mapping[str, int]: ...
+    def backlog(self) -> Mapping[str, Backlog]:
+        """Subscription id -> its pending deliveries and dead letters (subscriptions with neither left out)."""
+        ...

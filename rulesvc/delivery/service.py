@@ -22,6 +22,7 @@ from rulesvc.audit.records import FeedRecord
 from rulesvc.delivery.channels import accepts, channel_url, parse_channel_url, subscription_id
 from rulesvc.delivery.ports import (
     DEAD,
+    Backlog,
     ClaimedDelivery,
     DeliveryRecord,
     NewDelivery,
@@ -247,8 +248,8 @@ class WebhookService:
         if not self.store.discard(delivery):
             raise DeliveryNotFoundError(delivery)
 
-    def counts(self) -> Mapping[str, int]:
-        return self.store.counts()
+    def backlog(self) -> Mapping[str, Backlog]:
+        return self.store.backlog()
 
     # -- delivery -----------------------------------------------------------------------------------------
 

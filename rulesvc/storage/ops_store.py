@@ -79,14 +79,19 @@ class SqlOpsStatus:
             subscriptions=[str(s) for s in subscriptions],
             chain_length=int(head or 0),
             statuses=[
-                StatusRow(str(name), _aware(at), _aware(started) if started else None, _payload(payload))
+                StatusRow(
+                    str(name),
+                    aggregate_time(at),
+                    aggregate_time(started) if started else None,
+                    _payload(payload),
+                )
                 for name, at, started, payload in rows
             ],
         )
         for subscription, status, count, oldest in deliveries:
             if status == "pending":
                 snapshot.webhooks_pending[str(subscription)] = int(count)
-                snapshot.webhooks_oldest_pending[str(subscription)] = _aware(oldest)
+                snapshot.webhooks_oldest_pending[str(subscription)] = aggregate_time(oldest)
             else:
                 snapshot.webhooks_dead[str(subscription)] = int(count)
         return snapshot
@@ -115,7 +120,9 @@ class SqlOpsStatus:
         if row is None:
             return None
         at, started, payload = row
-        return StatusRow(name, _aware(at), _aware(started) if started else None, _payload(payload))
+        return StatusRow(
+            name, aggregate_time(at), aggregate_time(started) if started else None, _payload(payload)
+        )
 
     def forget_before(self, prefix: str, before: datetime) -> int:
         with writer(self.engine).begin() as conn:
@@ -133,7 +140,7 @@ def _payload(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _aware(value: Any) -> datetime:
+def aggregate_time(value: Any) -> datetime:
     """Aggregates (`min`) bypass the column type: SQLite gives text or naive datetimes."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from rulesvc.delivery.ports import (
     DELIVERED,
     DISCARDED,
     PENDING,
+    Backlog,
     ClaimedDelivery,
     DeliveryBuilder,
     DeliveryRecord,
@@ -45,6 +47,7 @@ from rulesvc.storage.decision_writes import (
     write_entries,
 )
 from rulesvc.storage.engine import writer
+from rulesvc.storage.ops_store import aggregate_time
 from rulesvc.storage.tables import ActionRow, AuditRow
 from rulesvc.storage.timer_tables import TicketRow
 from rulesvc.storage.webhook_tables import DeliveryRow, SubscriptionRow
@@ -346,12 +349,27 @@ class SqlWebhookStore:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    def counts(self) -> Mapping[str, int]:
+    def backlog(self) -> Mapping[str, Backlog]:
         with self._read() as session:
             rows = session.execute(
-                select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+                select(
+                    DeliveryRow.subscription_id,
+                    DeliveryRow.status,
+                    func.count(),
+                    func.min(DeliveryRow.created_at),
+                )
+                .where(DeliveryRow.status.in_((PENDING, DEAD)))
+                .group_by(DeliveryRow.subscription_id, DeliveryRow.status)
             ).all()
-            return {str(status): int(count) for status, count in rows}
+        found: dict[str, Backlog] = {}
+        for subscription, status, count, oldest in rows:
+            known = found.get(str(subscription), Backlog())
+            found[str(subscription)] = (
+                replace(known, pending=int(count), oldest_pending=aggregate_time(oldest))
+                if status == PENDING
+                else replace(known, dead=int(count))
+            )
+        return found
 
 
 def _fenced(attempt: int | None) -> list[Any]:

@@ -102,6 +102,7 @@ def test_every_page_opens_cleanly_and_is_photographed(
         "reports": ("/console/reports", "看板与报表"),
         "calendars": ("/console/calendars?name=cn&year=2026", "日历"),
         "audit": ("/console/audit", "审计"),
+        "webhooks": ("/console/webhooks", "通知与订阅"),
     }
     for shot, (path, heading) in shots.items():
         response = admin.goto(path)

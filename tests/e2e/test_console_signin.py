@@ -10,7 +10,7 @@ from tests.e2e.conftest import PASSWORD, Console, Pages
 
 pytestmark = pytest.mark.xdist_group("browser")
 
-NAV = ["规则集", "草稿", "测试用例", "决策查询", "看板与报表", "日历", "审计"]
+NAV = ["规则集", "草稿", "测试用例", "决策查询", "看板与报表", "日历", "审计", "通知与订阅"]
 
 
 def test_sign_in_navigate_and_sign_out(pages: Pages, console_server: Console) -> None:

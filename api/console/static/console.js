@@ -67,13 +67,15 @@
     for (const form of document.querySelectorAll("form[data-no-submit]")) {
       form.addEventListener("submit", function (event) { event.preventDefault(); });
     }
-    // Buttons that call the API: data-api-method, data-api-url, optional data-confirm, data-body-form
-    // (the id of a form whose fields become the JSON body) and data-then (where to go after success).
+    // Buttons that call the API: data-api-method, data-api-url, optional data-confirm, data-body (the JSON
+    // body itself), data-body-form (the id of a form whose fields become the JSON body) and data-then
+    // (where to go after success).
     for (const button of document.querySelectorAll("[data-api-url]")) {
       button.addEventListener("click", async function (event) {
         event.preventDefault();
         if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
         let payload;
+        if (button.dataset.body) payload = JSON.parse(button.dataset.body);
         if (button.dataset.bodyForm) {
           payload = {};
           const form = document.getElementById(button.dataset.bodyForm);
