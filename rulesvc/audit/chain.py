@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,10 +48,21 @@ def entry_hash(seq: int, at: str, kind: str, subject: str, payload_text: str, pr
     # Byte-for-byte canonical({"at", "kind", "payload", "prev", "seq", "subject"}) with keys in sorted order;
     # the payload is already canonical text, so it is spliced in rather than parsed and re-encoded.
     body = (
-        f'{{"at":{canonical(at)},"kind":{canonical(kind)},"payload":{payload_text},'
-        f'"prev":{canonical(prev_hash)},"seq":{int(seq)},"subject":{canonical(subject)}}}'
+        f'{{"at":{_text(at)},"kind":{_text(kind)},"payload":{payload_text},'
+        f'"prev":{_text(prev_hash)},"seq":{int(seq)},"subject":{_text(subject)}}}'
     )
     return sha256_hex(body)
+
+
+# What `json.dumps(..., ensure_ascii=False)` escapes in a string: a string without any is its text quoted.
+_ESCAPED = re.compile(r'[\x00-\x1f\\"]')
+
+
+def _text(value: str) -> str:
+    """`canonical(value)` of a string (dates, kinds, hashes and ids: quoted as they are, without json)."""
+    if isinstance(value, str) and _ESCAPED.search(value) is None:
+        return f'"{value}"'
+    return canonical(value)
 
 
 @dataclass(frozen=True)

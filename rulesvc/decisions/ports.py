@@ -46,6 +46,9 @@ class NewDecision:
     """A decision for several tickets (a re-plan claim, `ticket_id` empty): the ticket of each action, in
     order (its feed record's `ticket_id`); it also seals the tickets of its transaction that no decision of
     their own seals (`rulesvc.storage.ticket_seals`)."""
+    record: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The record `record_text` was written from, when the caller has it (the store then reads its search
+    terms from it instead of parsing the text back: a re-plan claim's record holds hundreds of actions)."""
 
 
 @dataclass(frozen=True)

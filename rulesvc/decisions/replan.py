@@ -302,6 +302,11 @@ class Claim:
                 actions.append(self._moved(ticket_id, reschedule(timer, fresh.due_at, self.latest, self.now)))
         return rows, actions
 
+    def again(self, ticket_id: str, actions: Sequence[Mapping[str, Any]]) -> None:
+        self.replanner.give_way()
+        for action in actions[: max(0, EXAMPLES - len(self.examples))]:
+            self.examples.append({"ticket_id": ticket_id, **action})
+
     def ticket(self, view: TicketView) -> tuple[TicketWrite, list[Mapping[str, Any]]]:
         self.replanner.give_way()
         self.from_versions.update(
@@ -331,7 +336,7 @@ class Claim:
             "moved": len(moves),
         }
         body = {"event_id": event_id, "type": REPLANNED, "occurred_at": at, **step}
-        actions = [dict(action) for _, action in moves]
+        actions = [action for _, action in moves]  # shared by tickets planned alike: written once
         tickets_of = [ticket_id for ticket_id, _ in moves]
         record: dict[str, Any] = {
             "decision_id": decision_id,
@@ -363,6 +368,7 @@ class Claim:
             audit_payload={**payload, **step},
             occurred_at=self.now,
             action_tickets=tickets_of,
+            record=record,
         )
 
 

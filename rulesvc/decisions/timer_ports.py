@@ -52,6 +52,12 @@ class ClaimPlan(Protocol):
         moved deadline; None when the rows are not enough (the ticket's journal must be replayed)."""
         ...
 
+    def again(self, ticket_id: str, actions: Sequence[Mapping[str, Any]]) -> None:
+        """The ticket's timer rows are (but for their ids) those of a ticket `timers` planned before in this
+        claim, and get its rows and `actions` (the store did not ask again: the plan is a function of the
+        rows)."""
+        ...
+
     def ticket(self, view: TicketView) -> tuple[TicketWrite, list[Mapping[str, Any]]]:
         """From the ticket's journal: what to store and the `reschedule_timer` actions."""
         ...

@@ -48,14 +48,23 @@ class Rows:
         self._processors = processors
         self._rows: list[tuple[Any, ...]] | None = None
 
+    @classmethod
+    def of(cls, rows: list[tuple[Any, ...]]) -> Rows:
+        """Rows already read (and processed)."""
+        return cls(lambda: rows, ())
+
     def all(self) -> list[tuple[Any, ...]]:
         if self._rows is None:
-            self._rows = [
-                tuple(
-                    v if p is None or v is None else p(v) for v, p in zip(row, self._processors, strict=True)
-                )
-                for row in self._fetch()
-            ]
+            rows = self._fetch()
+            processing = [(i, p) for i, p in enumerate(self._processors) if p is not None]
+            if processing:  # only the columns that have a processor (most have none)
+                for index, row in enumerate(rows):
+                    values = list(row)
+                    for i, p in processing:
+                        if values[i] is not None:
+                            values[i] = p(values[i])
+                    rows[index] = tuple(values)
+            self._rows = rows
         return self._rows
 
 
@@ -140,6 +149,15 @@ class Statements:
         return Rows(
             _joined([self._query(upsert.sql, self._convert(upsert, row)) for row in rows]), processors
         )
+
+    def query(self, sql: str, params: Mapping[str, Any]) -> Rows:
+        """A statement of PostgreSQL's own SQL (named `%(name)s` parameters as psycopg adapts them); its
+        rows as the driver returns them."""
+        if not self._pg:
+            raise NotImplementedError("raw SQL statements are PostgreSQL's")
+        cursor = self._dbapi.cursor()
+        cursor.execute(sql, params)
+        return Rows(lambda: list(cursor.fetchall()), ())
 
     def select(
         self,
@@ -232,7 +250,14 @@ class Statements:
         return lambda: rows
 
     def _arrays(self, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-        return [list(column) for column in zip(*(self._convert(plan, row) for row in rows), strict=True)]
+        """One array per column (built column by column: the same values as `_convert` row by row)."""
+        arrays = []
+        for column, process in zip(plan.columns, plan.processors, strict=True):
+            values = [row[column] for row in rows]
+            if process is not None:
+                values = [v if v is None else process(v) for v in values]
+            arrays.append(values)
+        return arrays
 
     @staticmethod
     def _convert(plan: _Plan, row: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -191,8 +191,9 @@ def prepare_decisions(
     actions: list[dict[str, Any]] = []
     terms: list[tuple[int, dict[str, Any]]] = []
     facts: list[tuple[int, Seen]] = []
+    texts: dict[int, str] = {}  # actions shared by several tickets (a re-plan claim's) are written once
     for index, new in enumerate(news):
-        record = exactjson.loads(new.record_text)
+        record = new.record if new.record is not None else exactjson.loads(new.record_text)
         seen = observe(new.decision_id, new.ticket_id, new.decided_at, record)
         if seen is not None:
             facts.append((index, seen))
@@ -208,7 +209,7 @@ def prepare_decisions(
                 "at": new.decided_at,
                 "ticket_id": new.ticket_id if new.action_tickets is None else new.action_tickets[i],
                 "decision_id": new.decision_id,
-                "action": json_text(action),
+                "action": _action_text(texts, action),
             }
             for i, action in enumerate(new.actions)
         )
@@ -346,3 +347,11 @@ def stored_decision(row: DecisionRow) -> StoredDecision:
 
 def json_text(value: Mapping[str, Any]) -> str:
     return exactjson.dumps(value)
+
+
+def _action_text(texts: dict[int, str], action: Mapping[str, Any]) -> str:
+    """`json_text(action)`, once per action object of a `prepare_decisions` call (`texts`)."""
+    found = texts.get(id(action))
+    if found is None:
+        found = texts[id(action)] = json_text(action)
+    return found

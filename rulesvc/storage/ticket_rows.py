@@ -368,6 +368,8 @@ _TIMERS = _table(TimerRow)
 _LOCKED_COLUMNS = ("ticket_id", "kind", "snapshot", "group_name", "updated_at", "timeline", "seal_seq")
 _REFUSED_RETRY = timedelta(minutes=1)
 _TIMER_COLUMNS = tuple(column.name for column in _TIMERS.c)
+TIMER_COLUMNS = _TIMER_COLUMNS
+"""The columns `select_timers` reads, in order."""
 
 
 def timer_values(ticket_id: str, timer: ScheduledTimer, now: datetime) -> dict[str, Any]:

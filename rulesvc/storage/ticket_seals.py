@@ -155,3 +155,88 @@ def seal_problem(
 def _shown(ticket_id: str) -> str:
     """The ticket id as a message shows it (masked: it may carry personal data; the seal names it clear)."""
     return default_policy().mask_text(ticket_id)
+
+
+# -- the same checks in PostgreSQL's SQL ---------------------------------------------------------------------
+# A re-plan claim reads nothing of a ticket but its timers, so PostgreSQL computes what sealing needs (the
+# digest of the stored state, the state's digest once re-planned, the seal entry's hash) next to the rows,
+# byte for byte as `state_digest` and `entry_hash` do: JSON strings as `to_json` writes them (the escapes of
+# `json.dumps(..., ensure_ascii=False)` and orjson), instants as `datetime.isoformat` in UTC, the timers in
+# code point order of their names (`COLLATE "C"`: UTF-8 bytes sort as code points). A value the SQL spells
+# differently from Python can only make a digest differ, never agree wrongly (equal SHA-256 means equal
+# text, and the text is unambiguous JSON): such a ticket is checked again in Python (`seal_problem`).
+
+
+def _sql_text(column: str) -> str:
+    return f"to_json({column})::text"
+
+
+def _sql_instant(column: str) -> str:
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    # whole seconds (the common case) from to_json, cheaper than to_char
+    whole = f"""rtrim(to_json({utc})::text, '"') || '+00:00"'"""
+    fraction = f"""'"' || to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00"'"""
+    return f"(CASE WHEN date_trunc('second', {column}) = {column} THEN {whole} ELSE {fraction} END)"
+
+
+def _sql_number(column: str) -> str:
+    return f"coalesce(({column})::text, 'null')"
+
+
+_SQL_TIMER_COLUMNS = {
+    "name": _sql_text,
+    "generation": _sql_number,
+    "calendar": _sql_text,
+    "rule": _sql_text,
+    "status": _sql_text,
+    "started_at": _sql_instant,
+    "duration_us": _sql_number,
+    "warnings": _sql_text,
+    "anchor_at": _sql_instant,
+    "consumed_us": _sql_number,
+    "fired": _sql_text,
+    "calendar_version": _sql_number,
+}
+assert tuple(_SQL_TIMER_COLUMNS) == SEALED_TIMER_COLUMNS
+
+
+def _sql_sha256(text: str) -> str:
+    return f"encode(sha256(convert_to({text}, 'UTF8')), 'hex')"
+
+
+def replan_digests_sql(moved: str) -> str:
+    """A statement selecting (ticket id, seal seq, state digest, digest once re-planned) of the tickets
+    whose ids are the parameter `%(ids)s`; re-planned: every timer of theirs (alias `m`) for which the SQL
+    condition `moved` holds gets `calendar_version` = the parameter `%(version)s`. The texts shared by both
+    digests are built once (`OFFSET 0` keeps PostgreSQL from inlining them into each)."""
+    cells = [
+        render(f"m.{column}") for column, render in _SQL_TIMER_COLUMNS.items() if column != "calendar_version"
+    ]
+    assert SEALED_TIMER_COLUMNS[-1] == "calendar_version"
+    row = "'[' || " + " || ',' || ".join(cells) + " || ','"
+    moved_version = f"CASE WHEN {moved} THEN %(version)s ELSE m.calendar_version END"
+    head = " || ',' || ".join(
+        _sql_text(f"t.{c}") for c in ("ticket_id", "kind", "group_name", "snapshot", "timeline")
+    )
+
+    def digest(version: str) -> str:
+        rows = f"""coalesce(string_agg(r.cells || r.{version} || ']', ',' ORDER BY r.name COLLATE "C"), '')"""
+        return _sql_sha256(f"min(h.head) || {rows} || ']]'")
+
+    return (
+        f"SELECT t.ticket_id, t.seal_seq, {digest('stored')}, {digest('moved')} FROM tickets t"
+        f" CROSS JOIN LATERAL (SELECT '[' || {head} || ',[' AS head OFFSET 0) h"
+        f" LEFT JOIN LATERAL (SELECT m.name, {row} AS cells, {_sql_number('m.calendar_version')} AS stored,"
+        f" {_sql_number(moved_version)} AS moved FROM timers m WHERE m.ticket_id = t.ticket_id OFFSET 0) r"
+        " ON true WHERE t.ticket_id = ANY(%(ids)s) GROUP BY t.ticket_id"
+    )
+
+
+def entry_hash_sql(entry: str) -> str:
+    """A boolean SQL expression: the `audit_log` row `entry` (alias) hashes to its `hash` (`entry_hash`)."""
+    body = (
+        f"""'{{"at":' || {_sql_text(entry + ".at")} || ',"kind":' || {_sql_text(entry + ".kind")}"""
+        f""" || ',"payload":' || {entry}.payload || ',"prev":' || {_sql_text(entry + ".prev_hash")}"""
+        f""" || ',"seq":' || ({entry}.seq)::text || ',"subject":' || {_sql_text(entry + ".subject")} || '}}'"""
+    )
+    return f"{_sql_sha256(body)} = {entry}.hash"

@@ -346,6 +346,23 @@ def test_the_calendar_version_a_timer_is_planned_on_is_sealed(
     assert ("tickets", "state_mismatch") in problems(client, keys)
 
 
+def test_a_ticket_whose_state_does_not_match_its_seal_is_not_replanned(
+    app: FastAPI, client: TestClient, keys: dict[str, str]
+) -> None:
+    for index in range(3):
+        send(client, keys, f"f{index}", f"L-{index}", FRIDAY)
+    [(seal,)] = sql(app, "SELECT seal_seq FROM tickets WHERE ticket_id = 'L-1'")
+    sql(app, "UPDATE tickets SET group_name = 'forged' WHERE ticket_id = 'L-1'")
+    replanned = publish(client, keys, approved_draft(client, keys, SATURDAY_WORKED))["replanned"]
+    # the others move; the forged one is neither re-planned nor re-sealed (its state stays found out)
+    assert (replanned["tickets"], replanned["moved"]) == (2, 2)
+    assert sorted(m["ticket_id"] for m in reschedules(client, keys)) == ["L-0", "L-2"]
+    versions = dict(sql(app, "SELECT ticket_id, calendar_version FROM timers"))
+    assert versions == {"L-0": 2, "L-1": 1, "L-2": 2}
+    assert sql(app, "SELECT seal_seq FROM tickets WHERE ticket_id = 'L-1'") == [(seal,)]
+    assert ("tickets", "state_mismatch") in problems(client, keys)
+
+
 def test_a_publish_beyond_the_inline_budget_answers_at_once_and_the_workers_finish_exactly_once(
     app: FastAPI, client: TestClient, keys: dict[str, str], clock: VirtualClock, database_url: str
 ) -> None:
