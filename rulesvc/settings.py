@@ -261,6 +261,16 @@ class Settings(BaseSettings):
         le=65535,
         description="`rulesvc worker` answers liveness probes on this port (GET /healthz, every interface).",
     )
+    worker_stall_seconds: float = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description=(
+            "Seconds without a heartbeat of its scheduler after which `rulesvc worker` counts as stuck: its "
+            "/healthz answers 503 and it exits with status 70, for its supervisor to start it again. Keep it "
+            "above the heartbeat interval (5 s) plus the database's statement timeout (30 s)."
+        ),
+    )
     timer_poll_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds between timer polls.")
     timer_batch: int = Field(default=100, ge=1, le=10_000, description="Tickets locked per timer poll.")
     replan_batch: int = Field(

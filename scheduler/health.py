@@ -1,8 +1,9 @@
-"""The worker's liveness for an orchestrator's probe: `rulesvc worker` with `RULESVC_WORKER_HEALTH_PORT` answers
-`GET /healthz` on that port — 200 while its heartbeat job has run within `max_age` seconds, else 503 (the
-scheduler is stuck or dead: restart the process). The heartbeat is counted when the job starts, before it
-writes its status row, so a database outage does not make the worker look dead (restarting would not
-help; `/readyz` of the API and the alerts speak of the database). Nothing else is served on the port."""
+"""The worker's liveness for an orchestrator's probe: `rulesvc worker` with `RULESVC_WORKER_HEALTH_PORT`
+answers `GET /healthz` on that port — 200 while its heartbeat job has run within `max_age` seconds, else 503
+(the scheduler is stuck or dead: restart the process; `rulesvc worker` itself exits then, see `watch`). The
+heartbeat is counted when the job starts, before it writes its status row, so a database outage does not make
+the worker look dead (restarting would not help; `/readyz` of the API and the alerts speak of the database).
+Nothing else is served on the port."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import orjson
 log = logging.getLogger("rulesvc.scheduler")
 
 HEALTH_PATH = "/healthz"
+STALLED_EXIT = 70
+"""`rulesvc worker`'s exit status once its heartbeat stalled (EX_SOFTWARE): its supervisor restarts it."""
 
 
 class Liveness:
@@ -36,6 +39,15 @@ class Liveness:
 
     def alive(self) -> bool:
         return self.age() <= self.max_age
+
+
+def watch(liveness: Liveness, stopped: threading.Event, every: float = 1.0) -> bool:
+    """Wait until `stopped` is set (False) or the heartbeat is older than its max age (True), looking every
+    `every` seconds."""
+    while not stopped.wait(every):
+        if not liveness.alive():
+            return True
+    return False
 
 
 class LivenessServer:

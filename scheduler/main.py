@@ -24,7 +24,7 @@ from rulesvc.wiring.timers import open_lifecycle
 from rulesvc.wiring.tracing import build_tracer
 from scheduler.build import WorkerParts, build_worker
 from scheduler.config import WorkerConfig
-from scheduler.health import LivenessServer
+from scheduler.health import STALLED_EXIT, LivenessServer, watch
 from scheduler.metrics import WorkerMetrics
 
 log = logging.getLogger("rulesvc.scheduler")
@@ -36,6 +36,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         timer_batch=settings.timer_batch,
         replan_batch=settings.replan_batch,
         delivery_interval=settings.timer_poll_interval,
+        liveness_max_age=settings.worker_stall_seconds,
     )
 
 
@@ -111,17 +112,29 @@ def start_worker(settings: Settings, clock: Clock | None = None, *, in_serve: bo
 
 def run_worker(settings: Settings) -> None:
     """`rulesvc worker`: run until SIGTERM or SIGINT; with `worker_health_port`, answer liveness probes
-    (`scheduler.health`) meanwhile."""
+    (`scheduler.health`) meanwhile. A worker whose scheduler stops beating for `worker_stall_seconds` exits
+    with `STALLED_EXIT` at once (its stuck threads would hold up a clean stop), so that whatever supervises
+    it starts it again: compose's `restart: unless-stopped` (compose restarts a process that exits, never
+    one that is merely unhealthy), systemd's `Restart=on-failure`, Kubernetes alike."""
     import signal
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: done.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: done.set())
     running = start_worker(settings)
+    liveness = running.parts.liveness
     health = None
     if settings.worker_health_port is not None:
-        health = LivenessServer(running.parts.liveness, settings.worker_health_port).start()
-    done.wait()
+        health = LivenessServer(liveness, settings.worker_health_port).start()
+    if watch(liveness, done):
+        log.error(
+            "the worker's scheduler has not run its heartbeat for %.0f s (stuck): exiting with status %d "
+            "for its supervisor to start it again",
+            liveness.age(),
+            STALLED_EXIT,
+        )
+        logging.shutdown()
+        os._exit(STALLED_EXIT)
     if health is not None:
         health.stop()
     running.stop()

@@ -11,7 +11,7 @@ from rulesvc.rulebook import RuleBook
 from rulesvc.settings import Settings
 from scheduler.build import build_worker
 from scheduler.config import WorkerConfig
-from scheduler.health import Liveness, LivenessServer
+from scheduler.health import STALLED_EXIT, Liveness, LivenessServer
 from tests.integration.conftest import REPO, RULESETS, cli_env, free_port, rulesvc_command
 from tests.integration.timer_support import wait_until
 from tests.unit.scheduler.test_health import get
@@ -63,3 +63,25 @@ def test_the_worker_command_serves_the_probe(sqlite_url: str, tmp_path: Path) ->
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0, log.read_text(errors="replace")
     assert f"worker liveness on port {port}" in log.read_text(errors="replace")
+
+
+def test_a_stalled_worker_exits_for_its_supervisor_to_restart_it(sqlite_url: str, tmp_path: Path) -> None:
+    """Compose restarts a process that exits (`restart: unless-stopped`), never one merely unhealthy: once its
+    heartbeat is older than RULESVC_WORKER_STALL_SECONDS the worker exits with STALLED_EXIT by itself. Here
+    the limit (1 s) is under the heartbeat interval (5 s), so the first gap between two beats is a stall."""
+    port = free_port()
+    env = cli_env(sqlite_url, RULESVC_WORKER_HEALTH_PORT=str(port), RULESVC_WORKER_STALL_SECONDS="1")
+    log = tmp_path / "worker.log"
+    with log.open("wb") as handle:
+        worker = subprocess.Popen(
+            [*rulesvc_command(), "worker"], env=env, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT
+        )
+    try:
+        status = worker.wait(60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    text = log.read_text(errors="replace")
+    assert status == STALLED_EXIT, text
+    assert "has not run its heartbeat" in text and f"exiting with status {STALLED_EXIT}" in text

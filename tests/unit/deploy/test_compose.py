@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from rulesvc.settings import Settings
 from tests.unit.deploy.test_alert_rules import REPO
 
 COMPOSE = REPO / "deploy" / "compose" / "compose.yaml"
@@ -58,6 +59,15 @@ def test_health_checks_use_the_services_own_probes() -> None:
     assert "ping" in " ".join(services["redis"]["healthcheck"]["test"])
     port = services["worker"]["environment"]["RULESVC_WORKER_HEALTH_PORT"]
     assert f"http://127.0.0.1:{port}/healthz" in " ".join(services["worker"]["healthcheck"]["test"])
+
+
+def test_a_stuck_worker_is_restarted_by_its_own_exit() -> None:
+    """Compose acts on a health check only for `depends_on`, never by restarting: the worker exits by itself
+    once stalled (tests/integration/test_worker_health.py), and its restart policy brings it back."""
+    worker = compose()["services"]["worker"]
+    assert worker["restart"] == "unless-stopped"
+    stall = float(worker["environment"].get("RULESVC_WORKER_STALL_SECONDS", Settings().worker_stall_seconds))
+    assert stall >= 35  # above the heartbeat interval plus the database's statement timeout
 
 
 def test_the_migration_runs_once_before_the_api_and_the_worker() -> None:

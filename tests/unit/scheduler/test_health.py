@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import urllib.error
 import urllib.request
 from typing import Any
 
 import orjson
 
-from scheduler.health import HEALTH_PATH, Liveness, LivenessServer
+from scheduler.health import HEALTH_PATH, Liveness, LivenessServer, watch
 
 
 def get(port: int, path: str = HEALTH_PATH) -> tuple[int, Any]:
@@ -41,3 +42,23 @@ def test_the_port_answers_200_then_503_and_nothing_else() -> None:
         assert get(server.port, "/metrics")[0] == 404
     finally:
         server.stop()
+
+
+def test_watch_returns_when_stopped_or_once_the_heartbeat_stalls() -> None:
+    now = [0.0]
+    liveness = Liveness(60, now=lambda: now[0])
+    stopped = threading.Event()
+    looked: list[float] = []
+
+    class Ticking(threading.Event):
+        """Each look moves the clock 25 s on; the heartbeat never comes."""
+
+        def wait(self, timeout: float | None = None) -> bool:
+            looked.append(now[0])
+            now[0] += 25
+            return False
+
+    assert watch(liveness, Ticking(), every=0) is True
+    assert looked == [0.0, 25.0, 50.0] and liveness.age() == 75  # 50 s: alive; 75 s: stalled
+    stopped.set()
+    assert watch(Liveness(60, now=lambda: now[0]), stopped, every=0) is False
