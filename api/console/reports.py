@@ -2,8 +2,8 @@
 auto-approval, the distribution of tickets by any field over time, time per stage, workload, rule and row
 hits (those never fired), over a period (default the last 30 days), filtered by kind, ruleset and group;
 each with its CSV and XLSX download (the `/v1/reports/...` routes, same figures). On PostgreSQL the ticket
-reports are aggregated by the database (`DecisionService.ticket_reports`). Tables scroll sideways on a
-phone."""
+reports are aggregated by the database (`DecisionService.ticket_reports`), their closed days and the rule
+and row hits read from per-day roll-ups. Tables scroll sideways on a phone."""
 
 from __future__ import annotations
 

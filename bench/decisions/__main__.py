@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import secrets
 import statistics
@@ -34,6 +35,7 @@ from typing import Any
 
 import psycopg
 from fastapi.testclient import TestClient
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
 
 from api.app import create_app
@@ -46,6 +48,7 @@ from rulesvc.storage.decision_facts import backfill
 from rulesvc.storage.decision_search import search_statement
 from rulesvc.storage.engine import make_engine
 from rulesvc.storage.fact_tables import DecisionFactRow
+from rulesvc.storage.report_rollups import roll_closed
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -445,8 +448,26 @@ def dashboards(client: TestClient, auditor: dict[str, str], url: str, args: argp
         cases.append(
             (f"/v1/reports/{name}{extra} (all {days} days)", f"/v1/reports/{name}", {**whole, **params})
         )
-    print(f"\ndashboards and reports (auditor), {args.report_rounds} requests each, in-process ms:")
-    print(f"{'request':52} {'median':>10} {'p95':>10}")
+    store = client.app.state.runtime.service.store  # type: ignore[attr-defined]
+    engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:  # from scratch: none rolled up yet
+        conn.execute(sql_text("TRUNCATE report_rollups, report_rollup_days"))
+    first_page, _, _ = timed(lambda: client.get(cases[0][1], params=cases[0][2], headers=auditor), 1)
+    started = time.perf_counter()
+    days = roll_closed(engine, datetime.now(UTC))
+    rolled = time.perf_counter() - started
+    with engine.connect() as conn:
+        rows = conn.execute(sql_text("SELECT count(*) FROM report_rollups")).scalar()
+    print(
+        f"\nroll-ups: the 30-day page's first request (rolling its 30 days up) {first_page:,.0f} ms; then the"
+        f" worker's job rolling up every other closed day: {days} day-parts in {rolled:.1f} s;"
+        f" {rows:,} roll-up rows in all"
+    )
+    print(
+        f"\ndashboards and reports (auditor), {args.report_rounds} requests each, in-process ms;"
+        f" load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}:"
+    )
+    print(f"{'request':52} {'rolled median':>14} {'p95':>8} {'live median':>12} {'p95':>8} {'ratio':>7}")
     slowest, after = 0.0, dict[str, float]()
     for label, path, params in cases:
 
@@ -455,12 +476,18 @@ def dashboards(client: TestClient, auditor: dict[str, str], url: str, args: argp
             assert response.status_code == 200, response.text
             return response
 
-        fetch()  # warm-up
-        median, p95, _ = timed(fetch, args.report_rounds)
+        figures = []
+        for rollups in (True, False):  # the baseline: the facts of the whole period read (as before)
+            store.rollups = rollups
+            fetch()  # warm-up
+            figures.append(timed(fetch, args.report_rounds))
+        store.rollups = True
+        (median, p95, _), (live, live_p95, _) = figures
         after[label] = median
         if path == "/console/reports":
             slowest = max(slowest, p95)
-        print(f"{label:52} {median:10.1f} {p95:10.1f}")
+        print(f"{label:52} {median:14.1f} {p95:8.1f} {live:12.1f} {live_p95:8.1f} {live / median:6.1f}×")
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.baseline:
         print(
             "\nbaseline: the statements before decision_facts (records read as jsonb), 30 days, once each, ms"
