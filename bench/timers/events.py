@@ -7,7 +7,9 @@ evaluation, the ticket work the store runs under the ticket's lock, timer points
 microseconds per event of this checkout and, with `--base DIR` (a checkout of an earlier commit, e.g.
 `git worktree add --detach ../base <commit>`), of that one, each measured in a child process, alternating
 for `--rounds` rounds in the same run, and the ratio after / before of the medians. Each checkout decides
-on its own shipped rulesets.
+on its own shipped rulesets. Beside it, the microseconds per event spent masking (`MaskPolicy.mask`: the
+stored records' event and trace, the feed's bodies), measured in a second pass in the same child so that
+the timing wrapper does not weigh on the main figure.
 """
 
 from __future__ import annotations
@@ -33,12 +35,25 @@ events = sum(len(h) for h in histories)
 started = time.process_time()
 for history in histories:
     event_time.served(history, None)
-print(json.dumps((time.process_time() - started) / events * 1e6))
+total = (time.process_time() - started) / events * 1e6
+from rulesvc.masking import MaskPolicy
+spent = [0.0]
+mask = MaskPolicy.mask
+def timed(self, value):
+    at = time.process_time()
+    try:
+        return mask(self, value)
+    finally:
+        spent[0] += time.process_time() - at
+MaskPolicy.mask = timed
+for history in histories:
+    event_time.served(history, None)
+print(json.dumps([total, spent[0] / events * 1e6]))
 """
 
 
-def measure(tree: Path, histories: list[list[dict[str, object]]]) -> float:
-    """Microseconds of CPU per event in a child process importing `tree`."""
+def measure(tree: Path, histories: list[list[dict[str, object]]]) -> tuple[float, float]:
+    """Microseconds of CPU per event in a child process importing `tree`, and of it masking."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
         [sys.executable, "-c", CHILD],
@@ -49,7 +64,8 @@ def measure(tree: Path, histories: list[list[dict[str, object]]]) -> float:
         env=env,
         check=True,
     )
-    return float(done.stdout.strip().splitlines()[-1])
+    total, masking = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(total), float(masking)
 
 
 def main() -> None:
@@ -69,15 +85,27 @@ def main() -> None:
     for kind, histories in kinds.items():
         after: list[float] = []
         before: list[float] = []
+        masked_after: list[float] = []
+        masked_before: list[float] = []
         for _ in range(args.rounds):
             if args.base is not None:
-                before.append(measure(args.base.resolve(), histories))
-            after.append(measure(HERE, histories))
+                total, masking = measure(args.base.resolve(), histories)
+                before.append(total)
+                masked_before.append(masking)
+            total, masking = measure(HERE, histories)
+            after.append(total)
+            masked_after.append(masking)
         events = sum(len(h) for h in histories)
-        line = f"{kind}: {len(histories)} histories, {events} events; after {statistics.median(after):.0f} us/event"
+        line = (
+            f"{kind}: {len(histories)} histories, {events} events; after {statistics.median(after):.0f} us/event"
+            f" (masking {statistics.median(masked_after):.0f})"
+        )
         if before:
             ratio = statistics.median(after) / statistics.median(before)
-            line += f", before {statistics.median(before):.0f} us/event, after/before {ratio:.2f}"
+            line += (
+                f", before {statistics.median(before):.0f} us/event (masking"
+                f" {statistics.median(masked_before):.0f}), after/before {ratio:.2f}"
+            )
         print(line + f" (rounds: after {[round(a) for a in after]}, before {[round(b) for b in before]})")
 
 
