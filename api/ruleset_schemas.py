@@ -13,7 +13,9 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 def _iso_text(value: Any) -> Any:
     """Only ISO 8601 text: pydantic would otherwise take numbers as Unix timestamps."""
     if not isinstance(value, str) or not _ISO.match(value):
-        raise ValueError("expected an ISO 8601 time with offset, e.g. 2026-12-01T00:00:00+08:00")
+        raise ValueError(
+            "应为带时区的时间，如 2026-12-01T00:00:00+08:00（北京时间可写 2026-12-01 00:00+08:00）"
+        )
     return value
 
 

@@ -53,7 +53,7 @@ class SubscriptionIn(BaseModel):
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         if value is not None and any(ord(c) < 32 for c in value):
-            raise ValueError("control characters are not allowed")
+            raise ValueError("不能含控制字符")
         return value
 
     @field_validator("kinds", "action_types")
@@ -61,7 +61,7 @@ class SubscriptionIn(BaseModel):
     def _names(cls, values: list[str]) -> list[str]:
         for value in values:
             if not 0 < len(value) <= 64 or any(ord(c) < 32 for c in value):
-                raise ValueError("names are 1 to 64 printable characters")
+                raise ValueError("名称应为 1 到 64 个可打印字符")
         return values
 
 

@@ -31,7 +31,9 @@ def _time(text: str, path: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidSearchError(
-            "decisions.bad_time", f"{path}：时间格式不对（如 2026-12-05T09:00+08:00）", path
+            "decisions.bad_time",
+            f"{path}：时间格式不对，应为北京时间 2026-12-05 09:00（或带时区 2026-12-05T09:00+08:00）",
+            path,
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=SHANGHAI)  # people type Beijing time

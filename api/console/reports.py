@@ -26,10 +26,18 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def _day(text: str | None, default: datetime) -> datetime:
+def _day(text: str | None, default: datetime, what: str, refused: list[str]) -> datetime:
+    """Midnight in Beijing of a `YYYY-MM-DD` typed into the form; `default`, with the reason in `refused`,
+    for anything else."""
+    text = (text or "").strip()
+    if not text:
+        return default
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI) if text else default
+        if len(text) != 10:
+            raise ValueError(text)
+        return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
     except ValueError:
+        refused.append(f"{what}「{text}」不是日期，应写成 2026-12-05；已按 {default.date().isoformat()} 显示")
         return default
 
 
@@ -42,8 +50,9 @@ DUE_WITHIN = timedelta(hours=24)
 async def reports_page(request: Request) -> Response:
     principal = await person(request, Permission.REPORTS_READ)
     today = datetime.now(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    end = _day(request.query_params.get("to"), today)
-    start = _day(request.query_params.get("from"), end - timedelta(days=30))
+    refused: list[str] = []
+    end = _day(request.query_params.get("to"), today, "止", refused)
+    start = _day(request.query_params.get("from"), end - timedelta(days=30), "起", refused)
     if start >= end:
         start = end - timedelta(days=1)
     chosen = {name: (request.query_params.get(name) or "").strip() or None for name in FILTERS}
@@ -117,6 +126,7 @@ async def reports_page(request: Request) -> Response:
         filters={**chosen, "field": field, "period": period},
         periods=PERIOD_LABELS,
         rulesets=sorted(service.book.versions()),
+        error="；".join(refused),
     )
 
 

@@ -285,8 +285,8 @@ REPLAY_DAYS = 30
 
 
 def replay_window(now: datetime, days: int = REPLAY_DAYS) -> dict[str, str]:
-    """The replay form's default period: the last `days` days to now, as `datetime-local` values in
-    Beijing time (`2026-12-05T22:13`)."""
+    """The replay form's default period: the last `days` days to now, as the form shows times: Beijing
+    time, `2026-12-05 22:13`."""
     end = now.astimezone(ZoneInfo("Asia/Shanghai"))
     start = end - timedelta(days=days)
-    return {"from": start.strftime("%Y-%m-%dT%H:%M"), "to": end.strftime("%Y-%m-%dT%H:%M")}
+    return {"from": start.strftime("%Y-%m-%d %H:%M"), "to": end.strftime("%Y-%m-%d %H:%M")}

@@ -342,37 +342,109 @@ def tracing_cost(args: argparse.Namespace, base_env: dict[str, str], work: Path)
 
 def facts_cost(args: argparse.Namespace, base_env: dict[str, str], work: Path) -> None:
     """`rulesvc serve` on PostgreSQL with the facts rows written, then without (same code, `observe`
-    replaced in the server processes), `args.rounds` times alternated, each on a fresh database."""
+    replaced in the server processes), `args.rounds` times alternated, each on a fresh database.
+
+    Besides req/s and latency (which other work on a shared machine moves by tens of per cent from one run to
+    the next) it counts the CPU time the measured requests took: the server's processes and the database's
+    backends for the bench database, from /proc, per request. That figure is what the facts add to each
+    decision, and it moves far less with the machine's load."""
     nofacts = str(REPO / "bench" / "http" / "nofacts")
-    runs: dict[str, list[LoadResult]] = {"with facts": [], "without": []}
-    loads: list[float] = []
+    modes = ("with facts", "without")
+    runs: dict[str, list[tuple[LoadResult, float, float, float]]] = {mode: [] for mode in modes}
     for round_no in range(args.rounds):
-        for mode in runs:
+        for mode in modes if round_no % 2 == 0 else modes[::-1]:
             env = dict(base_env)
             if mode == "without":
                 env["PYTHONPATH"] = os.pathsep.join([nofacts, env["PYTHONPATH"]])
             with postgres_database() as url:
                 env["RULESVC_DATABASE_URL"] = url
                 with serving(env, args.workers, work / "facts.log") as (base, key):
-                    runs[mode].append(measure(base, key, f"{mode} #{round_no + 1}", args))
-                    loads.append(os.getloadavg()[0])
-                    print(f"    load average {loads[-1]:.2f}", flush=True)
+                    label = f"{mode} #{round_no + 1}"
+                    bodies = bodies_now()
+                    run_load(base, key, bodies, f"{label}w", args.connections, args.warmup, args.tool)
+                    before = _cpu_seconds(url)
+                    result = run_load(base, key, bodies, label, args.connections, args.seconds, args.tool)
+                    server, database = (
+                        after - first for after, first in zip(_cpu_seconds(url), before, strict=True)
+                    )
+                    load = os.getloadavg()[0]
                     if mode == "without":
                         _check_no_facts(url)
+                runs[mode].append(
+                    (result, server / result.requests * 1e6, database / result.requests * 1e6, load)
+                )
+                print(
+                    f"{label:<14} {result.rps:>6.0f} req/s   p50 {result.p50_ms:7.2f} ms   p99 {result.p99_ms:7.2f}"
+                    f" ms   CPU per request: server {runs[mode][-1][1]:6.0f} µs, database {runs[mode][-1][2]:6.0f}"
+                    f" µs   load {load:5.2f}   errors {result.errors}",
+                    flush=True,
+                )
 
-    def mean(mode: str, field: str) -> float:
-        return sum(getattr(r, field) for r in runs[mode]) / len(runs[mode])
+    def median(mode: str, index: int, field: str = "") -> float:
+        values = sorted(getattr(r[0], field) if field else r[index] for r in runs[mode])
+        middle = len(values) // 2
+        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
-    on, off = "with facts", "without"
+    on, off = modes
+    cpu_on = median(on, 1) + median(on, 2)
+    cpu_off = median(off, 1) + median(off, 2)
+    loads = [r[3] for mode in modes for r in runs[mode]]
     print()
     print(
-        f"facts: with / without req/s {mean(on, 'rps') / mean(off, 'rps'):5.3f} "
-        f"(cost {1 - mean(on, 'rps') / mean(off, 'rps'):6.1%}); "
-        f"p50 {mean(on, 'p50_ms'):.2f} / {mean(off, 'p50_ms'):.2f} ms, "
-        f"p99 {mean(on, 'p99_ms'):.2f} / {mean(off, 'p99_ms'):.2f} ms "
-        f"(means of {args.rounds} runs each, alternated); load average {min(loads):.2f}–{max(loads):.2f}",
+        f"facts (medians of {args.rounds} runs each, alternated): req/s {median(on, 0, 'rps'):.0f} with, "
+        f"{median(off, 0, 'rps'):.0f} without ({median(on, 0, 'rps') / median(off, 0, 'rps'):5.3f}); "
+        f"p50 {median(on, 0, 'p50_ms'):.1f} / {median(off, 0, 'p50_ms'):.1f} ms; "
+        f"p99 {median(on, 0, 'p99_ms'):.1f} / {median(off, 0, 'p99_ms'):.1f} ms; load average "
+        f"{min(loads):.2f}–{max(loads):.2f}",
         flush=True,
     )
+    print(
+        f"CPU per request: server {median(on, 1):.0f} / {median(off, 1):.0f} µs, database "
+        f"{median(on, 2):.0f} / {median(off, 2):.0f} µs, together {cpu_on:.0f} / {cpu_off:.0f} µs: the facts "
+        f"cost {cpu_on / cpu_off - 1:6.1%} of a decision's CPU",
+        flush=True,
+    )
+
+
+def _cpu_seconds(url: str) -> tuple[float, float]:
+    """CPU seconds (user + system) so far of this process's children (the server and its workers) and of the
+    database backends connected to `url`'s database."""
+    import psycopg
+
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: int) -> list[str] | None:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        return text[text.rindex(")") + 2 :].split()  # fields from the 3rd on (the name may hold spaces)
+
+    def cpu(fields: list[str]) -> float:
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[1])
+    mine = {os.getpid()}
+    grew = True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in mine} - mine
+        grew = bool(found)
+        mine |= found
+    mine.discard(os.getpid())
+    server = sum(cpu(fields) for pid in mine if (fields := stat(pid)) is not None)
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url) as conn:
+        backends = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
+            )
+        ]
+    database = sum(cpu(fields) for pid in backends if (fields := stat(pid)) is not None)
+    return server, database
 
 
 def _check_no_facts(url: str) -> None:

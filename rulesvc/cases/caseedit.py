@@ -71,7 +71,8 @@ NOTHING = "{}"
 class GivenEvent:
     type: str
     at: str
-    """ISO 8601; without an offset it is Beijing time (what a `datetime-local` input gives)."""
+    """ISO 8601, `T` or a space between date and time; without an offset it is Beijing time (as the form's
+    time fields are typed: `2026-11-02 10:00:00`)."""
     ticket: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -97,7 +98,7 @@ def form_time(text: str, what: str) -> str:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise CaseEditError(f"{what}格式不正确：{text}（例：2026-11-02T10:00）") from None
+        raise CaseEditError(f"{what}格式不正确：{text}（应为北京时间，如 2026-11-02 10:00）") from None
     if moment.tzinfo is None:
         raise CaseEditError(f"{what}须带时区：{text}")
     return moment.isoformat(timespec="seconds")
@@ -194,7 +195,7 @@ def flow_text(action: Any) -> str:
 
 
 def _time_text(value: Any) -> str:
-    """A case's time for a `datetime-local` input: Beijing time, `2026-11-02T10:00:00`."""
+    """A case's time as the form shows it: Beijing time, `2026-11-02 10:00:00`."""
     if value is None or value == "":
         return ""
     try:
@@ -203,4 +204,4 @@ def _time_text(value: Any) -> str:
         return str(value)
     if moment.tzinfo is not None:
         moment = moment.astimezone(SHANGHAI)
-    return moment.replace(tzinfo=None).isoformat(timespec="seconds")
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")

@@ -131,9 +131,13 @@ class Pages:
     def expect_error(self, text: str) -> None:
         self.expected.append(text)
 
-    def __call__(self, username: str | None) -> Any:
+    def __call__(
+        self, username: str | None, locale: str = "zh-CN", timezone_id: str = "Asia/Shanghai"
+    ) -> Any:
+        """`locale`, `timezone_id`: the browser's own (times typed into the console are Beijing time
+        whatever they are)."""
         context = self.browser.new_context(
-            base_url=self.base_url, viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai"
+            base_url=self.base_url, viewport=VIEWPORT, locale=locale, timezone_id=timezone_id
         )
         self.contexts.append(context)
         if username is not None:

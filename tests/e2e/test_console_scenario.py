@@ -80,13 +80,16 @@ def test_threshold_change_from_grid_to_publication(pages: Pages, console_server:
     expect(editor.locator("#flash")).to_contain_text("four_eyes")
     expect(editor.locator("#draft-status")).to_have_text("待审批")
 
-    approver = pages("lilei")
+    # a browser set to English and New York time: the effective time is still typed and shown in Beijing time
+    approver = pages("lilei", locale="en-US", timezone_id="America/New_York")
     approver.goto(draft_url)
     approver.get_by_label("审批意见").fill("门槛调整已与财务确认")
     approver.get_by_role("button", name="批准").click()
     expect(approver.locator("#draft-status")).to_have_text("已批准")
     effective = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(minutes=2)
-    approver.get_by_label("生效时间（北京时间；留空为立即）").fill(effective.strftime("%Y-%m-%dT%H:%M"))
+    effective_field = approver.get_by_label("生效时间（北京时间；留空为立即）")
+    expect(effective_field).to_have_attribute("placeholder", "2026-12-05 09:00")
+    effective_field.fill(effective.strftime("%Y-%m-%d %H:%M"))
     approver.get_by_role("button", name="发布").click()
     expect(approver.locator("h1")).to_have_text(f"规则集 {RULESET}")
     v2 = approver.locator('#versions tr[data-version="2"]')

@@ -76,7 +76,7 @@ def test_an_editor_replays_a_draft_and_reads_masked_examples(pages: Pages, conso
     editor.goto(f"/console/rulesets/{RULESET}/drafts/{draft}")
     expect(editor.locator("#replay-summary")).to_have_text("还没有回放。")
     later = datetime.now(SHANGHAI) + timedelta(minutes=5)
-    editor.get_by_label("止（不含）").fill(later.strftime("%Y-%m-%dT%H:%M"))
+    editor.get_by_label("止（不含）").fill(later.strftime("%Y-%m-%d %H:%M"))
     editor.get_by_role("button", name="开始回放").click()
     expect(editor.locator("#replay-summary")).to_contain_text("因本草稿结果改变")
     examples = editor.locator("#replay-examples")

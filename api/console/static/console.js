@@ -54,7 +54,15 @@
     return data.code ? message + "（" + data.code + "）" : message;
   }
 
-  window.rulesvc = { api, cookie, flash, refusal, base: body.dataset.base || "/console" };
+  // A time typed in Beijing time (2026-12-05 09:00, seconds optional, or with the T of ISO 8601) as ISO 8601
+  // with +08:00, whatever the browser's own time zone (China has kept +08:00 all year since 1991). Anything
+  // else is sent as typed, and the service refuses it with its Chinese message.
+  function beijing(text) {
+    const m = /^\s*(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?\s*$/.exec(text);
+    return m ? m[1] + "T" + m[2] + (m[3] || ":00") + "+08:00" : text.trim();
+  }
+
+  window.rulesvc = { api, cookie, flash, refusal, beijing, base: body.dataset.base || "/console" };
 
   document.addEventListener("DOMContentLoaded", function () {
     const out = document.getElementById("sign-out");
@@ -81,8 +89,8 @@
           const form = document.getElementById(button.dataset.bodyForm);
           for (const field of form.querySelectorAll("[name]")) {
             if (field.type === "checkbox") payload[field.name] = field.checked;
-            else if (field.value !== "") payload[field.name] = field.dataset.convert === "datetime"
-              ? new Date(field.value).toISOString() : field.value;
+            else if (field.value !== "") payload[field.name] = field.dataset.convert === "beijing"
+              ? beijing(field.value) : field.value;
           }
         }
         button.disabled = true;

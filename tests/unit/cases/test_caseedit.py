@@ -107,7 +107,7 @@ def test_a_case_is_replaced_whole_and_reads_back_as_the_form_wrote_it() -> None:
     assert cases[1]["expect_not"] == [{}] and "expect" not in cases[1]
     shown = form_of(cases[1])
     assert shown["expect_none"] is True and shown["expect_not"] == [] and shown["expect"] == []
-    assert [e["at"] for e in shown["given"]] == ["2026-11-04T08:00:00", "2026-11-04T09:00:00"]
+    assert [e["at"] for e in shown["given"]] == ["2026-11-04 08:00:00", "2026-11-04 09:00:00"]
     assert shown["given"][1]["ticket"] == {"kind": "expense", "id": "E-9", "amount": "1"}
 
 
