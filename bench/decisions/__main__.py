@@ -29,7 +29,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -425,7 +425,10 @@ def dashboards(client: TestClient, auditor: dict[str, str], url: str, args: argp
     )
     month = {"from": month_start.isoformat(), "to": month_end.isoformat()}
     end = START + timedelta(seconds=args.decisions * STEP_SECONDS + 1)
-    whole = {"from": START.isoformat(), "to": end.isoformat()}
+    # from the midnight (Asia/Shanghai) before the first decision: the reports read rolled-up days from a
+    # midnight there (a period starting at another time is read from the facts)
+    midnight = datetime(START.year, START.month, START.day, tzinfo=timezone(shanghai))
+    whole = {"from": midnight.isoformat(), "to": end.isoformat()}
     days = (end - START).days
     routes: list[tuple[str, dict[str, str]]] = [
         ("approvals", {"period": "month"}),
