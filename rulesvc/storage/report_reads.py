@@ -11,6 +11,7 @@ caller.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -64,6 +65,11 @@ def approvals(session: Session, asked: TicketReport) -> list[dict[str, Any]]:
         ),
         _params(asked),
     ).all()
+    return approval_rows(rows)
+
+
+def approval_rows(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """The approvals figures of (kind, bucket, tickets, auto-approved, amount, auto amount) rows."""
     return [
         {
             "kind": k,
@@ -141,6 +147,11 @@ def workload(session: Session, asked: TicketReport) -> list[tuple[str, str, int,
         ),
         {**_params(asked), "grp": asked.group},
     ).all()
+    return workload_rows(rows)
+
+
+def workload_rows(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, float]]:
+    """The workload figures of (group, assignee, tickets, average handling seconds) rows."""
     return [(str(g), str(o), int(n), round(float(avg), 3)) for g, o, n, avg in rows]
 
 

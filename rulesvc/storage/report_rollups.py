@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session
 
 from rulesvc.decisions import ticket_reports
 from rulesvc.decisions.ticket_reports import TicketReport
-from rulesvc.storage.report_reads import PERIOD_FORMATS
+from rulesvc.storage.report_reads import PERIOD_FORMATS, approval_rows, workload_rows
 
 ZONE = "Asia/Shanghai"
 SHANGHAI = ZoneInfo(ZONE)
@@ -388,17 +388,7 @@ def ticket_report(engine: Engine, session: Session, asked: TicketReport, span: S
     params = _params(asked, span)
     start, end, tz, period, kind = asked.start, asked.end, asked.tz, asked.period, asked.kind
     if asked.report == "approvals":
-        rows = [
-            {
-                "kind": k,
-                "bucket": b,
-                "tickets": int(n),
-                "auto_approved": int(a),
-                "amount": Decimal(amount),
-                "auto_amount": Decimal(auto_amount),
-            }
-            for k, b, n, a, amount, auto_amount in session.execute(text(_APPROVALS), params).all()
-        ]
+        rows = approval_rows(session.execute(text(_APPROVALS), params).all())
         return ticket_reports.approvals_report(rows, start, end, tz, period, kind)
     if asked.report == "tickets":
         found = session.execute(
@@ -409,7 +399,7 @@ def ticket_report(engine: Engine, session: Session, asked: TicketReport, span: S
         return ticket_reports.distribution_report(spread, start, end, tz, period, asked.field, kind)
     if asked.report == "workload":
         found = session.execute(text(_WORKLOAD), {**params, "grp": asked.group}).all()
-        load = [(str(g), str(o), int(n), round(float(avg), 3)) for g, o, n, avg in found]
+        load = workload_rows(found)
         return ticket_reports.workload_report(load, start, end, tz, asked.group)
     return ticket_reports.stages_report(_stages(session, params), start, end, tz, kind)
 

@@ -46,6 +46,8 @@ TABLES = (
     "decision_inputs",
     "decision_terms",
     "decision_facts",
+    "report_rollups",
+    "report_rollup_days",
     "actions",
     "decisions",
     "audit_log",
