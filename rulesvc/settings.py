@@ -406,7 +406,7 @@ class Settings(BaseSettings):
     )
     oidc_name_claim: str = Field(default="name", description="The claim holding the display name.")
     oidc_after_login_url: str = Field(
-        default="/v1/auth/me", description="Where the browser goes after sign-in when no `next` was given."
+        default="/console/", description="Where the browser goes after sign-in when no `next` was given."
     )
     oidc_timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds to wait for the provider.")
     notify_channels: dict[str, ChannelConfig] = Field(

@@ -73,7 +73,7 @@ class OidcConfig:
     role_map: Mapping[str, frozenset[Role]] = field(default_factory=dict)
     """Claim value (a group such as `rulesvc-editors` or `/rulesvc/editors`) → rulesvc roles."""
     name_claim: str = "name"
-    after_login: str = "/v1/auth/me"
+    after_login: str = "/console/"
     timeout: float = 5.0
     cache_seconds: float = 300.0
 

@@ -88,7 +88,7 @@ def sign_in(client: TestClient, login: str, next_url: str | None = None) -> dict
     client.cookies.clear()
     answer = callback(client, at_provider(start(client, next_url), login))
     assert answer.status_code == 303, answer.text
-    assert answer.headers["location"] == (next_url or "/v1/auth/me")
+    assert answer.headers["location"] == (next_url or "/console/")
     cookies = answer.headers.get_list("set-cookie")
     session = next(c for c in cookies if c.startswith("rulesvc_session="))
     assert "HttpOnly" in session and "SameSite=lax" in session
