@@ -223,6 +223,9 @@ def main() -> None:
     parser.add_argument("--tool", choices=["auto", "wrk", "asyncio"], default="auto")
     parser.add_argument("--tracing", action="store_true", help="tracing off vs on (nothing else)")
     parser.add_argument("--facts", action="store_true", help="decision_facts written vs not (PostgreSQL)")
+    parser.add_argument(
+        "--in-process-only", action="store_true", help="with --facts: only the in-process part"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="off/on pairs with --tracing or --facts")
     args = parser.parse_args()
 
@@ -346,8 +349,11 @@ def facts_cost(args: argparse.Namespace, base_env: dict[str, str], work: Path) -
 
     Besides req/s and latency (which other work on a shared machine moves by tens of per cent from one run to
     the next) it counts the CPU time the measured requests took: the server's processes and the database's
-    backends for the bench database, from /proc, per request. That figure is what the facts add to each
-    decision, and it moves far less with the machine's load."""
+    backends for the bench database, from /proc, per request (a loaded machine inflates it too, though
+    less). Then the same in this process, one decision at a time (`facts_in_process`)."""
+    if args.in_process_only:
+        facts_in_process(base_env)
+        return
     nofacts = str(REPO / "bench" / "http" / "nofacts")
     modes = ("with facts", "without")
     runs: dict[str, list[tuple[LoadResult, float, float, float]]] = {mode: [] for mode in modes}
@@ -402,6 +408,83 @@ def facts_cost(args: argparse.Namespace, base_env: dict[str, str], work: Path) -
         f"CPU per request: server {median(on, 1):.0f} / {median(off, 1):.0f} µs, database "
         f"{median(on, 2):.0f} / {median(off, 2):.0f} µs, together {cpu_on:.0f} / {cpu_off:.0f} µs: the facts "
         f"cost {cpu_on / cpu_off - 1:6.1%} of a decision's CPU",
+        flush=True,
+    )
+    facts_in_process(base_env)
+
+
+def facts_in_process(base_env: dict[str, str], rounds: int = 12, per_round: int = 150) -> None:
+    """The facts' cost without HTTP load or other processes in the way: one app in this process on a fresh
+    PostgreSQL database, events POSTed one at a time (each decision its own commit: the facts' worst case,
+    one latest-row read and one insert per decision), `per_round` with the facts and `per_round` without
+    (`observe` swapped in this process), alternated `rounds` times; CPU of this process and of the database
+    backend, and wall time, per decision."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    import rulesvc.storage.decision_writes as writes
+    from api.app import create_app
+    from rulesvc.settings import Settings
+
+    observe = writes.observe
+    sides = {"with facts": observe, "without": lambda *_args: None}
+    spent: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}
+    texts = [json.dumps(body, ensure_ascii=False) for body in bodies_now()]
+    with postgres_database() as url:
+        key = subprocess.run(
+            [*rulesvc_command(), "keys", "create", "--role", "ingest"],
+            env={**base_env, "RULESVC_DATABASE_URL": url},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()[-1]
+        settings = Settings(
+            database_url=url, rulesets=REPO / "rulesets", access_log=False, log_level="WARNING"
+        )
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        count = 0
+        try:
+            with TestClient(create_app(settings)) as client:
+
+                def post(n: int) -> None:
+                    nonlocal count
+                    for _ in range(n):
+                        count += 1
+                        body = texts[count % len(texts)].replace("@ID@", f"inproc-{count}")
+                        answer = client.post("/v1/events", content=body.encode(), headers=headers)
+                        if answer.status_code != 200:
+                            raise RuntimeError(answer.text)
+
+                post(per_round)  # warm-up: compiled rulesets, pools, caches
+                for round_no in range(rounds):
+                    for side in sides if round_no % 2 == 0 else list(sides)[::-1]:
+                        writes.observe = sides[side]  # type: ignore[assignment]
+                        _, database = _cpu_seconds(url)
+                        cpu, wall = time.process_time(), time.perf_counter()
+                        post(per_round)
+                        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                        database = _cpu_seconds(url)[1] - database
+                        spent[side].append(
+                            (cpu / per_round * 1e6, database / per_round * 1e6, wall / per_round * 1e6)
+                        )
+        finally:
+            writes.observe = observe
+
+    def median(side: str, index: int) -> float:
+        values = sorted(entry[index] for entry in spent[side])
+        middle = len(values) // 2
+        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+    on, off = sides
+    print()
+    print(
+        f"in process, one decision at a time (medians of {rounds} alternated rounds of {per_round}): "
+        f"this process {median(on, 0):.0f} / {median(off, 0):.0f} µs CPU, database backend "
+        f"{median(on, 1):.0f} / {median(off, 1):.0f} µs CPU, wall {median(on, 2):.0f} / {median(off, 2):.0f} µs "
+        f"per decision (with / without facts): CPU +{(median(on, 0) + median(on, 1)) / (median(off, 0) + median(off, 1)) - 1:.1%}, "
+        f"wall +{median(on, 2) / median(off, 2) - 1:.1%}; load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
 
