@@ -79,6 +79,10 @@ class Statements:
         self._pg = self._dialect.name == "postgresql"
         self._together: list[tuple[_Plan, Sequence[Mapping[str, Any]]]] | None = None
 
+    @property
+    def postgresql(self) -> bool:
+        return self._pg
+
     @contextmanager
     def together(self) -> Iterator[None]:
         """The inserts and updates issued inside (on distinct tables, none reading another's rows) go to

@@ -36,7 +36,7 @@ from rulesvc.storage.tables import (
     DecisionRow,
     DecisionTermRow,
 )
-from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED
+from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED, entry_body_sql, sha256_sql
 from rulesvc.storage.timer_tables import TicketRow
 
 
@@ -279,6 +279,65 @@ def write_prepared(
     return result, entries[-1].seq
 
 
+def append_prepared(sql: Statements, prepared: PreparedDecisions) -> HeadRows | None:
+    """On PostgreSQL, `prepared` holding one decision and its one chain entry (a re-plan claim's): lock the
+    chain head, append the entry after it (its hash computed by the server, `entry_body_sql`), move the head
+    and write the decision, its input, feed rows, search terms and ticket seals, in one statement joining
+    the caller's round; the head is then held for that round and the commit only, where `lock_chain_head`
+    and `write_prepared` take a round more. Nothing is written when the head is behind the watermark.
+    Read the outcome with `appended`. None (nothing issued) for any other `prepared`."""
+    if not sql.postgresql or len(prepared.news) != 1 or len(prepared.notes) != 1 or prepared.facts:
+        return None
+    [new] = prepared.news
+    [(at, kind, subject, payload)] = prepared.notes
+    [stored_input] = prepared.inputs
+    params = {
+        "watermark": watermark(sql.pool),
+        "at": at,
+        "kind": kind,
+        "subject": subject,
+        "payload": payload,
+        "decision_id": new.decision_id,
+        "event_id": new.event_id,
+        "ticket_id": new.ticket_id,
+        "decided_at": new.decided_at,
+        "record": new.record_text,
+        "input_salt": new.input_salt,
+        "input_digest": new.input_digest,
+        "input": stored_input["event"],
+        "occurred_at": stored_input["occurred_at"],
+        "terms": [row["term"] for _, row in prepared.terms],
+        "action_tickets": [row["ticket_id"] for row in prepared.actions],
+        "actions": [row["action"] for row in prepared.actions],
+        "sealed": list(prepared.seal_entry),
+    }
+    return HeadRows(sql.query(_APPEND_ONE, params), sql.pool)
+
+
+def appended(rows: HeadRows, prepared: PreparedDecisions) -> tuple[list[StoredDecision], int]:
+    """The stored decision and the new head's seq of `append_prepared` (read after its round); raises
+    `ChainRolledBackError` when the head was behind the watermark (nothing was written)."""
+    found = rows.all()
+    if not found:
+        raise RuntimeError("audit_head row missing: the schema was not migrated")
+    head_seq, seq, hash_ = found[0]
+    if seq is None:
+        raise ChainRolledBackError(head_seq, watermark(rows.pool))
+    [new] = prepared.news
+    stored = StoredDecision(
+        decision_id=new.decision_id,
+        event_id=new.event_id,
+        ticket_id=new.ticket_id,
+        decided_at=new.decided_at,
+        record_text=new.record_text,
+        input_salt=new.input_salt,
+        input_digest=new.input_digest,
+        chain_seq=seq,
+        chain_hash=hash_,
+    )
+    return [stored], seq
+
+
 def insert_decisions(
     sql: Statements,
     head: ChainHead,
@@ -355,3 +414,44 @@ def _action_text(texts: dict[int, str], action: Mapping[str, Any]) -> str:
     if found is None:
         found = texts[id(action)] = json_text(action)
     return found
+
+
+# `append_prepared`'s statement: the head locked, the entry chained after it by the server, and every row
+# of the decision written only if the entry was (the head not behind the watermark).
+_APPEND_ONE = f"""WITH head AS (SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE),
+entry AS (
+    INSERT INTO audit_log (seq, at, kind, subject, payload, prev_hash, hash)
+    SELECT head.seq + 1, %(at)s::text, %(kind)s::text, %(subject)s::text, %(payload)s::text, head.hash, {
+    sha256_sql(
+        entry_body_sql(
+            "%(at)s::text",
+            "%(kind)s::text",
+            "%(subject)s::text",
+            "%(payload)s::text",
+            "head.hash",
+            "head.seq + 1",
+        )
+    )
+}
+    FROM head WHERE head.seq >= %(watermark)s
+    RETURNING seq, hash),
+moved AS (UPDATE audit_head SET seq = entry.seq, hash = entry.hash FROM entry WHERE audit_head.id = 1),
+decision AS (
+    INSERT INTO decisions (decision_id, event_id, ticket_id, decided_at, record, input_salt, input_digest,
+        chain_seq, chain_hash)
+    SELECT %(decision_id)s::text, %(event_id)s::text, %(ticket_id)s::text, %(decided_at)s::timestamptz, %(record)s::text, %(input_salt)s::text,
+        %(input_digest)s::text, entry.seq, entry.hash FROM entry),
+input AS (
+    INSERT INTO decision_inputs (decision_id, event, occurred_at)
+    SELECT %(decision_id)s::text, %(input)s::text, %(occurred_at)s::timestamptz FROM entry),
+feed AS (
+    INSERT INTO actions (at, ticket_id, decision_id, action)
+    SELECT %(decided_at)s::timestamptz, a.ticket_id, %(decision_id)s::text, a.action FROM entry,
+        unnest(%(action_tickets)b::text[], %(actions)b::text[]) WITH ORDINALITY AS a(ticket_id, action, n)
+    ORDER BY a.n),
+terms AS (
+    INSERT INTO decision_terms (term, decided_at, chain_seq, decision_id)
+    SELECT t.term, %(decided_at)s::timestamptz, entry.seq, %(decision_id)s::text
+    FROM entry, unnest(%(terms)b::text[]) AS t(term)),
+sealed AS (UPDATE tickets SET seal_seq = entry.seq FROM entry WHERE tickets.ticket_id = ANY(%(sealed)b::text[]))
+SELECT head.seq, entry.seq, entry.hash FROM head LEFT JOIN entry ON true"""

@@ -200,13 +200,14 @@ _SQL_TIMER_COLUMNS = {
 assert tuple(_SQL_TIMER_COLUMNS) == SEALED_TIMER_COLUMNS
 
 
-def _sql_sha256(text: str) -> str:
+def sha256_sql(text: str) -> str:
+    """SQL: the hex SHA-256 of the UTF-8 bytes of the text expression `text` (`sha256_hex`)."""
     return f"encode(sha256(convert_to({text}, 'UTF8')), 'hex')"
 
 
 def replan_digests_sql(moved: str) -> str:
     """A statement selecting (ticket id, seal seq, state digest, digest once re-planned) of the tickets
-    whose ids are the parameter `%(ids)s`; re-planned: every timer of theirs (alias `m`) for which the SQL
+    whose ids are the parameter `%(ids)b`; re-planned: every timer of theirs (alias `m`) for which the SQL
     condition `moved` holds gets `calendar_version` = the parameter `%(version)s`. The texts shared by both
     digests are built once (`OFFSET 0` keeps PostgreSQL from inlining them into each)."""
     cells = [
@@ -221,22 +222,27 @@ def replan_digests_sql(moved: str) -> str:
 
     def digest(version: str) -> str:
         rows = f"""coalesce(string_agg(r.cells || r.{version} || ']', ',' ORDER BY r.name COLLATE "C"), '')"""
-        return _sql_sha256(f"min(h.head) || {rows} || ']]'")
+        return sha256_sql(f"min(h.head) || {rows} || ']]'")
 
     return (
         f"SELECT t.ticket_id, t.seal_seq, {digest('stored')}, {digest('moved')} FROM tickets t"
         f" CROSS JOIN LATERAL (SELECT '[' || {head} || ',[' AS head OFFSET 0) h"
         f" LEFT JOIN LATERAL (SELECT m.name, {row} AS cells, {_sql_number('m.calendar_version')} AS stored,"
         f" {_sql_number(moved_version)} AS moved FROM timers m WHERE m.ticket_id = t.ticket_id OFFSET 0) r"
-        " ON true WHERE t.ticket_id = ANY(%(ids)s) GROUP BY t.ticket_id"
+        " ON true WHERE t.ticket_id = ANY(%(ids)b::text[]) GROUP BY t.ticket_id"
+    )
+
+
+def entry_body_sql(at: str, kind: str, subject: str, payload: str, prev_hash: str, seq: str) -> str:
+    """The text `entry_hash` hashes, of SQL expressions for an entry's fields (`payload` canonical text)."""
+    return (
+        f"""'{{"at":' || {_sql_text(at)} || ',"kind":' || {_sql_text(kind)}"""
+        f""" || ',"payload":' || {payload} || ',"prev":' || {_sql_text(prev_hash)}"""
+        f""" || ',"seq":' || ({seq})::text || ',"subject":' || {_sql_text(subject)} || '}}'"""
     )
 
 
 def entry_hash_sql(entry: str) -> str:
     """A boolean SQL expression: the `audit_log` row `entry` (alias) hashes to its `hash` (`entry_hash`)."""
-    body = (
-        f"""'{{"at":' || {_sql_text(entry + ".at")} || ',"kind":' || {_sql_text(entry + ".kind")}"""
-        f""" || ',"payload":' || {entry}.payload || ',"prev":' || {_sql_text(entry + ".prev_hash")}"""
-        f""" || ',"seq":' || ({entry}.seq)::text || ',"subject":' || {_sql_text(entry + ".subject")} || '}}'"""
-    )
-    return f"{_sql_sha256(body)} = {entry}.hash"
+    fields = (f"{entry}.{c}" for c in ("at", "kind", "subject", "payload", "prev_hash", "seq"))
+    return f"{sha256_sql(entry_body_sql(*fields))} = {entry}.hash"

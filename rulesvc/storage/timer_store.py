@@ -35,6 +35,8 @@ from rulesvc.sla.ticket_timers import ScheduledTimer
 from rulesvc.sla.timers import PAUSED, RUNNING
 from rulesvc.storage.bulk import Rows, Statements
 from rulesvc.storage.decision_writes import (
+    append_prepared,
+    appended,
     chain_head,
     insert_decisions,
     lock_chain_head,
@@ -234,7 +236,7 @@ _CLAIM = (
 )
 _SEAL_ENTRIES_CHECKED = (
     f"SELECT a.seq, a.at, a.kind, a.subject, a.payload, a.prev_hash, a.hash, {entry_hash_sql('a')}"
-    " FROM audit_log a WHERE a.seq IN (SELECT seal_seq FROM tickets WHERE ticket_id = ANY(%(ids)s))"
+    " FROM audit_log a WHERE a.seq IN (SELECT seal_seq FROM tickets WHERE ticket_id = ANY(%(ids)b::text[]))"
 )
 _TICKET_TABLE: Any = TicketRow.__table__
 LOCKED_NAMES = tuple(column.name for column in LOCKED_COLUMNS)
@@ -308,11 +310,16 @@ class SqlTimerStore:
                     if record is not None or work.seals
                     else None
                 )
-                head = lock_chain_head(sql) if prepared is not None else None
+                # on PostgreSQL the claim's entry is chained by the server in this round: the chain head is
+                # held for this round's end and the commit only
+                one = append_prepared(sql, prepared) if prepared is not None else None
+                head = lock_chain_head(sql) if prepared is not None and one is None else None
             stored: list[StoredDecision] = []
             last_seq = 0
-            with sql.round():
-                if head is not None and prepared is not None:
+            if one is not None and prepared is not None:
+                stored, last_seq = appended(one, prepared)
+            elif head is not None and prepared is not None:
+                with sql.round():
                     stored, last_seq = write_prepared(sql, chain_head(head), prepared)
         raise_watermark(self.engine.pool, last_seq)
         refused = [item.ticket.ticket_id for item in work.refused]

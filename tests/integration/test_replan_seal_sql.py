@@ -1,7 +1,8 @@
 """PostgreSQL computes a re-plan claim's seal digests and entry hashes byte for byte as Python does
 (`rulesvc.storage.ticket_seals`): strings needing JSON escapes, names in code point order, instants with and
 without fractions, timers of other calendars, stopped or never versioned; a state it spells differently
-would only send the ticket to the Python check, but then every claim would pay for it."""
+would only send the ticket to the Python check, but then every claim would pay for it. A claim's chain entry
+appended by the server verifies as any other, and nothing is appended behind the watermark."""
 
 from __future__ import annotations
 
@@ -14,8 +15,19 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from rulesvc.audit.chain import entry_hash
+from rulesvc.audit.chain import GENESIS, ChainEntry, entry_hash
+from rulesvc.audit.evidence import ChainRolledBackError
+from rulesvc.decisions.ports import NewDecision
+from rulesvc.decisions.search import ACTION_TERM
 from rulesvc.storage import make_engine
+from rulesvc.storage.bulk import Statements
+from rulesvc.storage.decision_writes import (
+    _WATERMARKS,
+    append_prepared,
+    appended,
+    prepare_decisions,
+    raise_watermark,
+)
 from rulesvc.storage.tables import AuditRow
 from rulesvc.storage.ticket_seals import SEALED_TIMER_COLUMNS, state_digest
 from rulesvc.storage.timer_store import _REPLAN_DIGESTS, _SEAL_ENTRIES_CHECKED
@@ -141,3 +153,74 @@ def test_digests_and_entry_hashes_match_python(engine: Engine) -> None:
         python = entry_hash(entry.seq, entry.at, entry.kind, entry.subject, entry.payload, entry.prev_hash)
         assert every[entry.seq] == (python == entry.hash), entry.seq
     assert sorted(every.values()) == [False, False, False, True, True, True]
+
+
+def _claim_decision(at: datetime) -> NewDecision:
+    record = {"decision_id": "d-1", "actions": [{"type": "reschedule_timer"}] * 2, "fired": []}
+    return NewDecision(
+        decision_id="d-1",
+        event_id="replan:cn:v2:d-1",
+        ticket_id="",
+        decided_at=at,
+        record_text=json.dumps(record),
+        clear_input_text='{"type":"calendar.replanned"}',
+        input_salt="salt",
+        input_digest="digest",
+        actions=record["actions"],  # type: ignore[arg-type]
+        audit_payload={"decision_id": "d-1", "moved": 2},
+        occurred_at=at,
+        action_tickets=["A-1", "A-2"],
+        record=record,
+    )
+
+
+def test_a_claim_entry_chained_by_the_server_verifies_and_respects_the_watermark(engine: Engine) -> None:
+    at = datetime(2027, 2, 19, 17, 0, tzinfo=EAST)
+    with Session(engine) as session, session.begin():
+        for ticket_id in ("A-1", "A-2"):
+            session.add(
+                TicketRow(ticket_id=ticket_id, kind="loan", snapshot="{}", group_name="", updated_at=at)
+            )
+    seals = {"A-1": "1" * 64, "A-2": "2" * 64}
+
+    # behind the watermark (entries seen written were deleted): nothing is written
+    with engine.begin() as conn:
+        sql = Statements(conn)
+        raise_watermark(sql.pool, 10**9)
+        try:
+            prepared = prepare_decisions(sql.pool, [_claim_decision(at)], seals, at)
+            with sql.round():
+                rows = append_prepared(sql, prepared)
+            assert rows is not None
+            with pytest.raises(ChainRolledBackError):
+                appended(rows, prepared)
+            assert conn.exec_driver_sql("SELECT count(*) FROM decisions").scalar() == 0
+            assert conn.exec_driver_sql("SELECT count(*) FROM actions").scalar() == 0
+        finally:
+            _WATERMARKS.pop(sql.pool, None)
+
+    with engine.begin() as conn:
+        sql = Statements(conn)
+        prepared = prepare_decisions(sql.pool, [_claim_decision(at)], seals, at)
+        with sql.round():
+            rows = append_prepared(sql, prepared)
+        assert rows is not None
+        [stored], seq = appended(rows, prepared)
+    assert (seq, stored.chain_seq) == (1, 1)
+    with engine.connect() as conn:
+        [entry] = [ChainEntry(*row) for row in conn.exec_driver_sql("SELECT * FROM audit_log")]
+        assert entry.hash == entry_hash(
+            entry.seq, entry.at, entry.kind, entry.subject, entry.payload_text, GENESIS
+        )
+        assert (entry.prev_hash, stored.chain_hash) == (GENESIS, entry.hash)
+        assert entry.payload["tickets"] == seals
+        assert conn.exec_driver_sql("SELECT seq, hash FROM audit_head").one() == (1, entry.hash)
+        feed = conn.exec_driver_sql("SELECT ticket_id, decision_id FROM actions ORDER BY cursor").all()
+        assert feed == [("A-1", "d-1"), ("A-2", "d-1")]
+        sealed = conn.exec_driver_sql("SELECT ticket_id, seal_seq FROM tickets ORDER BY ticket_id").all()
+        assert sealed == [("A-1", 1), ("A-2", 1)]
+        chained = conn.exec_driver_sql("SELECT chain_seq, chain_hash FROM decisions").one()
+        assert chained == (1, entry.hash)
+        terms = conn.exec_driver_sql("SELECT term, chain_seq FROM decision_terms").all()
+        assert terms == [(ACTION_TERM + "reschedule_timer", 1)]
+        assert conn.exec_driver_sql("SELECT count(*) FROM decision_inputs").scalar() == 1
