@@ -12,8 +12,10 @@
 3. The facts of the seeded decisions (`decision_facts`) filled by the migration's own backfill
    (`rulesvc.storage.decision_facts.backfill`, one statement); the 看板与报表 page and every report route
    over 30 days and the whole span (`--report-rounds`; the service's request deadline is lifted so that a
-   slow one is measured rather than answered 503); beside them, once each, the statements the ticket
-   reports were before the facts (reading the records as `jsonb`) over the same 30 days: the baseline.
+   slow one is measured rather than answered 503), read from the per-day roll-ups (rolled from scratch
+   first: the page's first request, then the worker's job for every other closed day) and, in the same run,
+   from the facts of the whole period (`rollups` off: the baseline); beside them, once each, the statements
+   the ticket reports were before the facts (reading the records as `jsonb`) over the same 30 days.
 4. The baseline in the same run: the same SQL statements with index scans switched off (what the search
    costs without its indexes: a full scan), timed on the server with EXPLAIN ANALYZE, beside the indexed ones.
 """
