@@ -75,6 +75,18 @@ def at_work(page: Any, shot: str) -> None:
         expect(page.locator("#run-summary")).to_contain_text("未通过")
 
 
+def some_subscriptions(console_server: Console) -> None:
+    """Two webhooks for 通知与订阅, the second paused by the admin."""
+    for url, description in (
+        ("https://crm.bank.cn/rulesvc/hook", "客户关系系统：审批结果"),
+        ("https://oa.bank.cn/rulesvc/sla?token=secret", "办公系统：超时升级"),
+    ):
+        made = console_server.api("POST", "/v1/webhooks", json={"url": url, "description": description})
+        assert made.status_code == 201, made.text
+    paused = console_server.api("PATCH", f"/v1/webhooks/{made.json()['id']}", json={"active": False})
+    assert paused.status_code == 200, paused.text
+
+
 def test_every_page_opens_cleanly_and_is_photographed(
     pages: Pages, console_server: Console, tmp_path: Path
 ) -> None:
@@ -82,6 +94,7 @@ def test_every_page_opens_cleanly_and_is_photographed(
     folder.mkdir(parents=True, exist_ok=True)
     draft = a_draft(console_server)
     why = an_hour_ago(console_server)
+    some_subscriptions(console_server)
     signed_out = pages(None)
     signed_out.goto("/console/")
     expect(signed_out.locator("h1")).to_have_text("登录")
