@@ -3,9 +3,10 @@ period reads a number of rows bounded by its days, not by its decisions.
 
 A day is one of Asia/Shanghai, of decision time (the time every report's period is of). A day is *closed*
 `GRACE` after its end: every decision of it has been committed by then (a decision's time is taken when it
-is made, moments before its commit). The first report that needs a closed day rolls it up (under a
-transaction-level advisory lock, so replicas roll a day once; `report_rollup_days` says which days of which
-part are stored), and from then on reads its sums. The days not closed yet, and a period's end when it is
+is made, moments before its commit). The worker rolls every closed day up (`roll_closed`, every 5
+minutes), under a transaction-level advisory lock, so that replicas roll a day once (`report_rollup_days`
+says which days of which part are stored); a report finding days of its period not rolled up yet rolls
+the oldest few (`CHUNK_DAYS`) itself and reads the facts from the first day still missing. The days not closed yet, and a period's end when it is
 not at midnight, are read from the facts as before (`rulesvc.storage.report_reads`). A decision written
 later with the time of a rolled day (not done by the service; a restore or a hand-written row could) drops
 that day's roll-ups in its transaction (`forget_days`), to be rolled again.
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -223,21 +224,34 @@ def _roll(conn: Connection, part: str, days: list[date]) -> None:
 
 
 def ensure(engine: Engine, part: str, first: date, last: date) -> int:
-    """Roll up the days [first, last) of `part` not stored yet (closed days only: the caller's `split`);
-    returns how many were."""
+    """Roll up the days [first, last) of `part` not stored yet (closed days only); returns how many were."""
     with engine.connect() as conn:
         missing = _missing(conn, part, first, last)
-    rolled = 0
-    for offset in range(0, len(missing), CHUNK_DAYS):
-        chunk = missing[offset : offset + CHUNK_DAYS]
-        with engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-            still = set(_missing(conn, part, chunk[0], chunk[-1] + timedelta(days=1)))
-            todo = [day for day in chunk if day in still]
-            if todo:
-                _roll(conn, part, todo)
-                rolled += len(todo)
-    return rolled
+    return sum(
+        _roll_chunk(engine, part, missing[i : i + CHUNK_DAYS]) for i in range(0, len(missing), CHUNK_DAYS)
+    )
+
+
+def rolled_until(engine: Engine, part: str, first: date, last: date) -> date:
+    """Roll up the oldest `CHUNK_DAYS` days of [first, last) of `part` not stored yet (closed days only: a
+    report does not wait for more, the worker rolls the rest); returns the day up to which the days from
+    `first` are all stored."""
+    with engine.connect() as conn:
+        missing = _missing(conn, part, first, last)
+    if missing:
+        _roll_chunk(engine, part, missing[:CHUNK_DAYS])
+    rest = missing[CHUNK_DAYS:]
+    return rest[0] if rest else last
+
+
+def _roll_chunk(engine: Engine, part: str, chunk: list[date]) -> int:
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+        still = set(_missing(conn, part, chunk[0], chunk[-1] + timedelta(days=1)))
+        todo = [day for day in chunk if day in still]
+        if todo:
+            _roll(conn, part, todo)
+    return len(todo)
 
 
 def late_days(decided: Sequence[datetime], now: datetime) -> list[date]:
@@ -381,10 +395,16 @@ def _parts(asked: TicketReport) -> str:
     return FIELD + asked.field if asked.report == "tickets" else FACTS
 
 
-def ticket_report(engine: Engine, session: Session, asked: TicketReport, span: Split) -> dict[str, Any]:
-    """The report as `report_reads.ticket_report` answers it, from the roll-ups of the closed days of its
-    period (rolled here first when missing) and the facts of the rest."""
-    ensure(engine, _parts(asked), span.first, span.last)
+def rolled_span(engine: Engine, asked: TicketReport, span: Split) -> Split | None:
+    """`span` cut where the days its report needs stop being rolled up (after rolling a few: `rolled_until`);
+    None when none is."""
+    last = rolled_until(engine, _parts(asked), span.first, span.last)
+    return replace(span, last=last) if span.first < last else None
+
+
+def ticket_report(session: Session, asked: TicketReport, span: Split) -> dict[str, Any]:
+    """The report as `report_reads.ticket_report` answers it, from the roll-ups of the days of `span`
+    (`rolled_span`) and the facts of the rest."""
     params = _params(asked, span)
     start, end, tz, period, kind = asked.start, asked.end, asked.tz, asked.period, asked.kind
     if asked.report == "approvals":
@@ -458,10 +478,7 @@ WHERE part = 'rules' AND day >= :first AND day < :last AND key_a = ANY(:terms) G
 """
 
 
-def term_counts(
-    engine: Engine, session: Session, terms: Sequence[str], first: date, last: date
-) -> dict[str, int]:
-    """The entries of these terms in the rolled days [first, last) (rolled here first when missing)."""
-    ensure(engine, RULES, first, last)
+def term_counts(session: Session, terms: Sequence[str], first: date, last: date) -> dict[str, int]:
+    """The entries of these terms in the rolled days [first, last) (`rolled_until`)."""
     found = session.execute(text(_TERMS), {"first": first, "last": last, "terms": list(terms)}).all()
     return {str(term): int(n) for term, n in found}

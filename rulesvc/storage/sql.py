@@ -46,7 +46,7 @@ from rulesvc.storage.group_commit import GroupCommitter
 from rulesvc.storage.inputs import checked_input, clear_input
 from rulesvc.storage.people_store import SqlPeopleStore
 from rulesvc.storage.report_reads import late_fires, ticket_report, timers_due
-from rulesvc.storage.report_rollups import midnight, rolled_days, split
+from rulesvc.storage.report_rollups import RULES, midnight, rolled_days, rolled_span, rolled_until, split
 from rulesvc.storage.report_rollups import term_counts as rolled_term_counts
 from rulesvc.storage.report_rollups import ticket_report as rolled_ticket_report
 from rulesvc.storage.tables import (
@@ -107,18 +107,24 @@ class SqlStore:
 
     def ticket_report(self, asked: TicketReport) -> dict[str, Any]:
         span = split(asked.start, asked.end, datetime.now(UTC), asked.tz) if self.rollups else None
+        if span is not None:
+            span = rolled_span(self.engine, asked, span)
         with self._read() as session:
             if span is None:
                 return ticket_report(session, asked)
-            return rolled_ticket_report(self.engine, session, asked, span)
+            return rolled_ticket_report(session, asked, span)
 
     def term_counts(self, terms: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:
         days = rolled_days(start, end, datetime.now(UTC)) if self.rollups else None
+        if days is not None:
+            first, last = days
+            last = rolled_until(self.engine, RULES, first, last)
+            days = (first, last) if first < last else None
         with self._read() as session:
             if days is None:
                 return term_counts(session, terms, start, end)
             first, last = days
-            counts = rolled_term_counts(self.engine, session, terms, first, last)
+            counts = rolled_term_counts(session, terms, first, last)
             for live in (
                 term_counts(session, terms, start, midnight(first)),
                 term_counts(session, terms, midnight(last), end),
