@@ -37,7 +37,7 @@ from api.timer_schemas import TIMER_BODY_MODELS
 from api.timers import TimerRuntime, install_timers
 from rulesvc.audit.checkpoints import CheckpointError, CheckpointKeeper
 from rulesvc.decisions.service import Evaluator, Simulator
-from rulesvc.people.ratelimit import RateLimiter
+from rulesvc.people.ratelimit import RateLimiter, SharedRateLimiter
 from rulesvc.people.signin import SignIn
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock
@@ -87,8 +87,8 @@ def create_app(
         services.people,
         services.signin,
         services.oidc,
-        _limiter(settings.signin_rate_per_minute, "signin", services.signin),
-        _limiter(settings.invalid_key_rate_per_minute, "invalid_keys", services.signin),
+        _limiter(settings.signin_rate_per_minute, "signin", services.signin, redis_client),
+        _limiter(settings.invalid_key_rate_per_minute, "invalid_keys", services.signin, redis_client),
         ops=services.ops,
     )
 
@@ -174,8 +174,9 @@ def _checkpoint_reader(keeper: CheckpointKeeper | None) -> CheckpointReader | No
     return read
 
 
-def _limiter(per_minute: int, what: str, signin: SignIn) -> RateLimiter | None:
-    """A per-address limiter whose first refusal of an address in a minute is a `signin` chain entry."""
+def _limiter(per_minute: int, what: str, signin: SignIn, redis_client: Any | None) -> RateLimiter | None:
+    """A per-address limiter whose first refusal of an address in a minute is a `signin` chain entry;
+    counted across every replica in Redis when there is one (`rulesvc:ratelimit:<what>:<address>`)."""
     if per_minute <= 0:
         return None
 
@@ -187,6 +188,8 @@ def _limiter(per_minute: int, what: str, signin: SignIn) -> RateLimiter | None:
         except Exception:  # the refusal stands whether or not the entry could be written
             log.exception("could not record the rate limit in the audit chain")
 
+    if redis_client is not None:
+        return SharedRateLimiter(redis_client, f"rulesvc:ratelimit:{what}:", per_minute, 60.0, tripped)
     return RateLimiter(per_minute, 60.0, tripped)
 
 

@@ -15,8 +15,9 @@ from sqlalchemy import text
 from api.app import create_app
 from rulesvc.apikeys import Role
 from rulesvc.decisions.service import Evaluator, create_api_key
+from rulesvc.people.ratelimit import SharedRateLimiter
 from rulesvc.sla.clock import SystemClock
-from tests.integration.conftest import auth, engine_of, make_settings
+from tests.integration.conftest import REDIS_URL, auth, engine_of, free_port, make_settings, unavailable
 
 PASSWORD = "长城-Great-Wall-2026"
 BOGUS = "rsk_000000000000_" + "x" * 43
@@ -76,3 +77,53 @@ def test_invalid_keys_are_limited_per_address_known_keys_still_work(app: FastAPI
     assert client.get("/v1/audit/verify", headers=auth(fresh)).status_code == 429
     entries = [e for e in signin_entries(app) if e["change"] == "rate_limited"]
     assert [e["limit"] for e in entries] == ["invalid_keys"]
+
+
+def test_with_redis_the_limit_is_counted_across_replicas(sqlite_url: str, book: Evaluator) -> None:
+    """Two replicas (one database, one Redis): attempts on either count toward one limit, the refusal is one
+    chain entry whichever replica refuses."""
+    import redis
+
+    shared = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        shared.ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis at {REDIS_URL}", exc)
+    for key in shared.scan_iter("rulesvc:ratelimit:*"):
+        shared.delete(key)
+    settings = make_settings(sqlite_url, signin_rate_per_minute=3, redis_url=REDIS_URL)
+    one, two = create_app(settings, book=book), create_app(settings, book=book)
+    with TestClient(one) as first, TestClient(two) as second:
+        admin = create_api_key(one.state.runtime.service.keys, frozenset({Role.ADMIN}), SystemClock(), "it")[
+            1
+        ]
+        body = {"name": "钱敏", "roles": ["editor"], "password": PASSWORD}
+        assert first.post("/v1/admin/users", json=body, headers=auth(admin)).status_code == 201
+        wrong = {"username": "钱敏", "password": "wrong-password-1"}
+        for replica in (first, second, first):
+            assert replica.post("/v1/auth/login", json=wrong).status_code == 401
+        limited = second.post("/v1/auth/login", json={"username": "钱敏", "password": PASSWORD})
+        assert limited.status_code == 429 and limited.json()["code"] == "auth.rate_limited"
+        assert 0 < int(limited.headers["Retry-After"]) <= 60
+        assert (
+            first.post("/v1/auth/login", json={"username": "钱敏", "password": PASSWORD}).status_code == 429
+        )
+        entries = [e for e in signin_entries(one) if e["change"] == "rate_limited"]
+        assert len(entries) == 1 and entries[0]["attempts"] == 4
+    for key in shared.scan_iter("rulesvc:ratelimit:*"):
+        shared.delete(key)
+    shared.close()
+
+
+def test_without_an_answer_from_redis_each_process_limits_what_it_sees() -> None:
+    import redis
+
+    silent = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    tripped: list[tuple[str, int]] = []
+    limiter = SharedRateLimiter(
+        silent, "rulesvc:ratelimit:test:", 2, 60.0, lambda k, n: tripped.append((k, n))
+    )
+    assert limiter.hit("10.0.0.1") is None and limiter.hit("10.0.0.1") is None
+    assert limiter.retry_after("10.0.0.1") is not None
+    assert limiter.hit("10.0.0.1") is not None and tripped == [("10.0.0.1", 3)]
+    assert limiter.hit("10.0.0.2") is None
