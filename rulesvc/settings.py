@@ -408,6 +408,13 @@ class Settings(BaseSettings):
     oidc_after_login_url: str = Field(
         default="/console/", description="Where the browser goes after sign-in when no `next` was given."
     )
+    oidc_post_logout_url: str | None = Field(
+        default=None,
+        description=(
+            "Where the provider sends the browser after signing the person out there too (register it at the "
+            "provider as a post-logout redirect URI), e.g. https://HOST/console/; none: the provider's page."
+        ),
+    )
     oidc_timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds to wait for the provider.")
     notify_channels: dict[str, ChannelConfig] = Field(
         default_factory=dict,

@@ -110,12 +110,26 @@ def set_session_cookies(answer: Response, created: NewSession, settings: Setting
     answer.set_cookie(CSRF_COOKIE, created.record.csrf_token, httponly=False, **common)
 
 
-@router.post("/v1/auth/logout", summary="退出登录（会话立即失效）", responses=_ERRORS)
-async def logout(request: Request, _principal: Principal = Depends(require_signed_in)) -> Response:
+@router.post(
+    "/v1/auth/logout",
+    summary="退出登录（会话立即失效）",
+    description=(
+        "通过单点登录进入的人，答复里另有 `provider_logout_url`：把浏览器带到这个地址，身份提供方也退出登录"
+        "（否则同一浏览器下次单点登录无需再输入密码）。"
+    ),
+    responses=_ERRORS,
+)
+async def logout(request: Request, principal: Principal = Depends(require_signed_in)) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         await run_in_threadpool(signin(request).logout, token)
-    answer = JSONBytes({"signed_out": True})
+    body: dict[str, Any] = {"signed_out": True}
+    oidc = runtime(request).oidc
+    if token and oidc is not None and principal.session_id:
+        provider = await run_in_threadpool(oidc.logout_url, principal.principal_id)
+        if provider is not None:
+            body["provider_logout_url"] = provider
+    answer = JSONBytes(body)
     answer.delete_cookie(SESSION_COOKIE, path="/")
     answer.delete_cookie(CSRF_COOKIE, path="/")
     return answer

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
 from authlib.common.security import generate_token
@@ -74,6 +74,8 @@ class OidcConfig:
     """Claim value (a group such as `rulesvc-editors` or `/rulesvc/editors`) → rulesvc roles."""
     name_claim: str = "name"
     after_login: str = "/console/"
+    post_logout: str | None = None
+    """Where the provider sends the browser after signing the person out there (RP-initiated logout)."""
     timeout: float = 5.0
     cache_seconds: float = 300.0
 
@@ -111,6 +113,10 @@ class OidcStore(Protocol):
         ...
 
     def by_subject(self, subject: str) -> PrincipalRecord | None: ...
+
+    def has_subject(self, principal_id: str) -> bool:
+        """Whether the person signs in through the provider (an identity is bound to them)."""
+        ...
 
     def provision(self, record: PrincipalRecord, subject: str, by: str) -> None:
         """A person made on first sign-in (a `user` chain entry)."""
@@ -248,6 +254,20 @@ class OidcClient:
             code_challenge_method="S256",
         )
         return url
+
+    def logout_url(self) -> str | None:
+        """The provider's end-session endpoint (OpenID Connect RP-Initiated Logout) with this client's id and
+        the post-logout redirect; None when the provider has none or does not answer."""
+        try:
+            endpoint = self.metadata().get("end_session_endpoint")
+        except OidcError:
+            return None
+        if not isinstance(endpoint, str) or not endpoint:
+            return None
+        query = {"client_id": self.config.client_id}
+        if self.config.post_logout:
+            query["post_logout_redirect_uri"] = self.config.post_logout
+        return endpoint + ("&" if "?" in endpoint else "?") + urlencode(query)
 
     def exchange(self, code: str, verifier: str) -> dict[str, Any]:
         meta = self.metadata()
@@ -421,6 +441,14 @@ class OidcSignIn:
         except DisabledError:
             self.bursts.failed(source, "auth.disabled", self.clock.now())
             raise
+
+    def logout_url(self, principal_id: str) -> str | None:
+        """Where to send the browser of a person signing out so that the provider signs them out too (else
+        the next sign-in at the same browser passes without a password): for people who sign in through
+        the provider only."""
+        if not principal_id or not self.store.has_subject(principal_id):
+            return None
+        return self.client.logout_url()
 
     def _pending(self, cookie_state: str | None, state: str | None) -> PendingLogin:
         if not state or not cookie_state or not hmac.compare_digest(cookie_state.encode(), state.encode()):

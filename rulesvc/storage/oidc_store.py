@@ -61,6 +61,13 @@ class SqlOidcStore(SqlSignInStore):
                 check_user(session, row, GRANT_MISMATCH)
             return principal_record(row) if row is not None else None
 
+    def has_subject(self, principal_id: str) -> bool:
+        with self._read() as session:
+            subject = session.scalar(
+                select(PrincipalRow.oidc_subject).where(PrincipalRow.principal_id == principal_id)
+            )
+        return subject is not None
+
     def provision(self, record: PrincipalRecord, subject: str, by: str) -> None:
         try:
             with self._chained() as (session, notes):

@@ -187,6 +187,7 @@ def oidc_config(settings: Settings) -> OidcConfig:
         role_map={group: parse_roles(roles) for group, roles in settings.oidc_role_map.items()},
         name_claim=settings.oidc_name_claim,
         after_login=settings.oidc_after_login_url,
+        post_logout=settings.oidc_post_logout_url,
         timeout=settings.oidc_timeout,
     )
 

@@ -30,6 +30,7 @@ PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc"
 CLIENT_ID = "rulesvc"
 CLIENT_SECRET = "rulesvc-test-client-secret"
 REDIRECT_URL = "http://testserver/v1/auth/oidc/callback"
+POST_LOGOUT_URL = "http://testserver/console/"
 
 
 def _missing(what: str) -> None:
@@ -91,6 +92,7 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider
         "CLIENT_ID": CLIENT_ID,
         "CLIENT_SECRET": CLIENT_SECRET,
         "REDIRECT_URI": REDIRECT_URL,
+        "POST_LOGOUT_URI": POST_LOGOUT_URL,
         "ACCOUNTS_FILE": str(accounts),
     }
     process = subprocess.Popen(
@@ -131,35 +133,43 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider
 _FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
 
 
-def at_provider(authorization_url: str, login: str, redirect_url: str = REDIRECT_URL) -> str:
-    """Sign in at the provider as `login` (its development login and consent pages, a fresh browser) and
-    return the callback URL the provider sends the browser to (with `code` and `state`)."""
+def at_provider(
+    authorization_url: str,
+    login: str,
+    redirect_url: str = REDIRECT_URL,
+    browser: httpx.Client | None = None,
+) -> str:
+    """Sign in at the provider as `login` (its development login and consent pages; a fresh browser unless
+    `browser` is given, whose cookies keep the provider's session) and return the callback URL the provider
+    sends the browser to (with `code` and `state`)."""
+    if browser is None:
+        with httpx.Client(timeout=10) as fresh:
+            return at_provider(authorization_url, login, redirect_url, fresh)
     location = authorization_url
-    with httpx.Client(timeout=10) as browser:
-        for _ in range(20):
+    for _ in range(20):
+        if location.startswith(redirect_url):
+            return location
+        response = browser.get(location)
+        while response.status_code in (302, 303):
+            location = urljoin(location, response.headers["location"])
             if location.startswith(redirect_url):
                 return location
             response = browser.get(location)
-            while response.status_code in (302, 303):
-                location = urljoin(location, response.headers["location"])
-                if location.startswith(redirect_url):
-                    return location
-                response = browser.get(location)
-            assert response.status_code == 200, response.text
-            page = response.text
-            action = _FORM_ACTION.search(page)
-            assert action is not None, page
-            target = urljoin(location, action.group(1).replace("&amp;", "&"))
-            if 'name="prompt" value="login"' in page:
-                form = {"prompt": "login", "login": login, "password": "any"}
-            elif 'name="prompt" value="consent"' in page:
-                form = {"prompt": "consent"}
-            else:
-                raise AssertionError(page)
-            answer = browser.post(target, data=form)
-            assert answer.status_code in (302, 303), answer.text
-            location = urljoin(target, answer.headers["location"])
-        raise AssertionError("the provider never sent the browser back")
+        assert response.status_code == 200, response.text
+        page = response.text
+        action = _FORM_ACTION.search(page)
+        assert action is not None, page
+        target = urljoin(location, action.group(1).replace("&amp;", "&"))
+        if 'name="prompt" value="login"' in page:
+            form = {"prompt": "login", "login": login, "password": "any"}
+        elif 'name="prompt" value="consent"' in page:
+            form = {"prompt": "consent"}
+        else:
+            raise AssertionError(page)
+        answer = browser.post(target, data=form)
+        assert answer.status_code in (302, 303), answer.text
+        location = urljoin(target, answer.headers["location"])
+    raise AssertionError("the provider never sent the browser back")
 
 
 def wait_until(predicate: Any, seconds: float = 5) -> None:

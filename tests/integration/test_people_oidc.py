@@ -7,10 +7,12 @@ burst of failures in the chain, and the settings check."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -24,6 +26,7 @@ from tests.integration.conftest import auth, engine_of, make_settings
 from tests.integration.oidc_support import (
     CLIENT_ID,
     CLIENT_SECRET,
+    POST_LOGOUT_URL,
     REDIRECT_URL,
     Provider,
     at_provider,
@@ -289,3 +292,64 @@ def test_an_identity_moved_onto_another_person_by_hand_signs_nobody_in(
     refused = callback(client, at_provider(start(client), "mallory"))
     assert refused.status_code == 401 and refused.json()["code"] == "auth.grant_mismatch"
     assert "rulesvc_session" not in refused.headers.get("set-cookie", "")
+
+
+def back_without_a_password(browser: httpx.Client, authorization_url: str) -> bool:
+    """Whether the provider sends this browser straight back (its session still open), without asking."""
+    location = authorization_url
+    for _ in range(10):
+        if location.startswith(REDIRECT_URL):
+            return True
+        response = browser.get(location)
+        if response.status_code not in (302, 303):
+            assert 'name="prompt" value="login"' in response.text, response.text
+            return False
+        location = urljoin(location, response.headers["location"])
+    raise AssertionError("the provider kept redirecting")
+
+
+def test_signing_out_signs_out_at_the_provider_too(
+    database_url: str, book: Evaluator, oidc_provider: Provider
+) -> None:
+    """Without it the next person at the same browser would pass the provider without a password."""
+    settings = oidc_settings(database_url, oidc_provider, oidc_post_logout_url=POST_LOGOUT_URL)
+    oidc_provider.set_account("sunli", "孙丽", ["rulesvc-editors"])
+    with TestClient(create_app(settings, book=book)) as client, httpx.Client(timeout=10) as browser:
+        answer = callback(client, at_provider(start(client), "sunli", browser=browser))
+        assert answer.status_code == 303, answer.text
+        assert back_without_a_password(browser, start(client))  # the provider's session is open
+        csrf = client.cookies.get("rulesvc_csrf")
+        assert csrf
+        out = client.post("/v1/auth/logout", headers={"X-CSRF-Token": csrf})
+        assert out.status_code == 200, out.text
+        provider_url = out.json()["provider_logout_url"]
+        parts = urlsplit(provider_url)
+        assert provider_url.startswith(oidc_provider.issuer + "/")
+        assert parse_qs(parts.query) == {
+            "client_id": [CLIENT_ID],
+            "post_logout_redirect_uri": [POST_LOGOUT_URL],
+        }
+        assert client.get("/v1/auth/me").status_code == 401  # the service's session ended at once
+
+        page = browser.get(provider_url)  # the provider asks to confirm, then sends the browser back
+        assert page.status_code == 200, page.text
+        action = re.search(r'<form[^>]*action="([^"]+)"', page.text)
+        xsrf = re.search(r'name="xsrf" value="([^"]+)"', page.text)
+        assert action is not None and xsrf is not None, page.text
+        done = browser.post(
+            urljoin(provider_url, action.group(1)), data={"xsrf": xsrf.group(1), "logout": "yes"}
+        )
+        assert done.status_code in (302, 303) and done.headers["location"] == POST_LOGOUT_URL
+        assert not back_without_a_password(browser, start(client))  # the provider asks again
+
+        # a local account signs out of the service only
+        admin = create_api_key(
+            client.app.state.runtime.service.keys, frozenset({Role.ADMIN}), SystemClock(), "it"
+        )[1]
+        body = {"name": "周立", "roles": ["editor"], "password": "长城-Great-Wall-2026"}
+        assert client.post("/v1/admin/users", json=body, headers=auth(admin)).status_code == 201
+        client.cookies.clear()
+        signed = client.post("/v1/auth/login", json={"username": "周立", "password": body["password"]})
+        assert signed.status_code == 200, signed.text
+        local = client.post("/v1/auth/logout", headers={"X-CSRF-Token": signed.json()["csrf_token"]})
+        assert local.status_code == 200 and "provider_logout_url" not in local.json()

@@ -1,6 +1,6 @@
 // A real OpenID Connect provider (panva/oidc-provider) for the end-to-end sign-in tests, on 127.0.0.1 only.
 //
-//   node provider.mjs   with  PORT, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, ACCOUNTS_FILE
+//   node provider.mjs   with  PORT, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, ACCOUNTS_FILE (, POST_LOGOUT_URI)
 //
 // Accounts are read from ACCOUNTS_FILE (JSON: {"login": {"name": "张敏", "groups": ["rulesvc-editors"]}})
 // at every sign-in, so a test changes a person's groups by rewriting the file. Sign-in uses the provider's
@@ -22,6 +22,7 @@ const provider = new Provider(issuer, {
       client_id: process.env.CLIENT_ID,
       client_secret: process.env.CLIENT_SECRET,
       redirect_uris: [process.env.REDIRECT_URI],
+      post_logout_redirect_uris: process.env.POST_LOGOUT_URI ? [process.env.POST_LOGOUT_URI] : [],
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',

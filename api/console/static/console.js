@@ -68,8 +68,10 @@
     const out = document.getElementById("sign-out");
     if (out) {
       out.addEventListener("click", async function () {
-        await api("POST", "/v1/auth/logout");
-        window.location.assign(window.rulesvc.base + "/");
+        const result = await api("POST", "/v1/auth/logout");
+        // signed in through the provider: sign out there too (it sends the browser back, when configured)
+        const provider = result.ok && result.data && result.data.provider_logout_url;
+        window.location.assign(provider || window.rulesvc.base + "/");
       });
     }
     for (const form of document.querySelectorAll("form[data-no-submit]")) {
