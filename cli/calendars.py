@@ -9,7 +9,18 @@ from urllib.parse import quote
 
 import typer
 
-from cli.rulesets import DEFAULT_URL, Draft, Key, Url, _client, _handled, _history_details, _when
+from cli.rulesets import (
+    DEFAULT_URL,
+    Draft,
+    Key,
+    Url,
+    _client,
+    _effective,
+    _handled,
+    _history_details,
+    _when,
+    status_text,
+)
 
 app = typer.Typer(
     help="Calendar lifecycle: drafts, checks, four-eyes approval, publishing (re-plans open timers), history.",
@@ -24,20 +35,20 @@ def _path(name: str, *parts: str) -> str:
 
 
 def _print_draft(draft: dict[str, Any]) -> None:
-    base = f"v{draft['base_version']}" if draft.get("base_version") else "nothing (new calendar)"
-    typer.echo(f"draft {draft['draft_id']}  {draft['calendar']}  status {draft['status']}  based on {base}")
-    typer.echo(f"author {draft['author']}  reason: {draft.get('reason') or '-'}")
+    base = f"v{draft['base_version']}" if draft.get("base_version") else "无（新日历）"
+    typer.echo(f"草稿 {draft['draft_id']}  {draft['calendar']}  {status_text(draft['status'])}  基于 {base}")
+    typer.echo(f"作者 {draft['author']}  原因：{draft.get('reason') or '-'}")
     changes = (draft.get("diff") or {}).get("summary", [])
     if changes:
-        typer.echo("changes:")
+        typer.echo("改动：")
         for line in changes:
             typer.echo(f"  {line}")
     tests = draft.get("tests") or {}
-    typer.echo(f"tests: {tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed")
+    typer.echo(f"样例：通过 {tests.get('passed', 0)} 个，未通过 {tests.get('failed', 0)} 个")
     for failure in tests.get("failures", []):
         typer.echo(failure.get("text", ""))
     for warning in tests.get("warnings") or []:
-        typer.echo(f"  warning: {warning['message']}")
+        typer.echo(f"  警告：{warning['message']}")
 
 
 @app.command("list")
@@ -49,17 +60,17 @@ def list_calendars(
 ) -> None:
     """Each calendar's version in force now (or at --as-of), how far it is confirmed, scheduled versions."""
     body = _client(url, key).call("GET", "/v1/calendars", params={"as_of": as_of} if as_of else None)
-    typer.echo(f"in force at {_when(body['as_of'])}:")
+    typer.echo(f"{_when(body['as_of'])} 生效中：")
     for entry in body["calendars"]:
         confirmed = (
-            f"  confirmed through {entry['confirmed_through']} ({entry['days_left']} days left)"
+            f"  官方安排确认到 {entry['confirmed_through']}（还剩 {entry['days_left']} 天）"
             if entry.get("confirmed_through")
             else ""
         )
-        pending = ", ".join(f"v{p['version']} from {_when(p['effective_at'])}" for p in entry["pending"])
+        pending = "，".join(f"v{p['version']}（{_when(p['effective_at'])} 起）" for p in entry["pending"])
         typer.echo(
-            f"  {entry['name']:<10} v{entry['version']}  effective {_when(entry['effective_at'])}{confirmed}"
-            + (f"; scheduled: {pending}" if pending else "")
+            f"  {entry['name']:<10} v{entry['version']}  {_effective(entry['effective_at'])}{confirmed}"
+            + (f"；待生效：{pending}" if pending else "")
         )
 
 
@@ -124,7 +135,7 @@ def approve(
     result = _client(url, key).call(
         "POST", _path(name, "drafts", draft, "approve"), json={"comment": comment}
     )
-    typer.echo(f"approved draft {result['draft_id']} of {name} by {result['reviewer']}")
+    typer.echo(f"已批准 {name} 草稿 {result['draft_id']}（审批人 {result['reviewer']}）")
 
 
 @app.command()
@@ -138,7 +149,7 @@ def reject(
 ) -> None:
     """Reject a submitted draft, with the reason."""
     result = _client(url, key).call("POST", _path(name, "drafts", draft, "reject"), json={"comment": comment})
-    typer.echo(f"rejected draft {result['draft_id']} of {name} by {result['reviewer']}")
+    typer.echo(f"已驳回 {name} 草稿 {result['draft_id']}（审批人 {result['reviewer']}）")
 
 
 @app.command()
@@ -153,12 +164,12 @@ def publish(
     """Publish an approved draft as the next version, effective now or at --at; open timers are re-planned."""
     body = {"effective_at": at} if at else {}
     result = _client(url, key).call("POST", _path(name, "drafts", draft, "publish"), json=body)
-    typer.echo(f"published {name} v{result['version']}, effective {_when(result['effective_at'])}")
+    typer.echo(f"已发布 {name} v{result['version']}，{_effective(result['effective_at'])}")
     replan = result.get("replanned")
     if isinstance(replan, dict):
         typer.echo(
-            f"re-planned {replan.get('moved', 0)} open timer(s) of {replan.get('tickets', 0)} ticket(s);"
-            f" {replan.get('pending', 0)} left to the worker"
+            f"已重排 {replan.get('tickets', 0)} 张工单的 {replan.get('moved', 0)} 个未结计时；"
+            f"{replan.get('pending', 0)} 个留给 worker 继续"
         )
         for example in replan.get("examples", []):
             typer.echo(
@@ -191,8 +202,8 @@ def versions(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
     result = _client(url, key).call("GET", _path(name, "versions"))
     for v in result["versions"]:
         typer.echo(
-            f"v{v['version']}  {v['state_label']}  effective {_when(v['effective_at'])}  by {v['author']}"
-            f"  approved by {v['approver'] or '-'}  {v['source']}: {v['reason']}"
+            f"v{v['version']}  {v['state_label']}  {_effective(v['effective_at'])}  作者 {v['author']}"
+            f"  审批人 {v['approver'] or '-'}  {v['source']}：{v['reason']}"
         )
 
 
@@ -204,7 +215,7 @@ def history(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
     for entry in result["entries"]:
         details = "  ".join(_history_details(entry))
         typer.echo(
-            f"#{entry['seq']:<4} {_when(entry['at'])}  {entry['step']:<18} by {entry['by']:<12}  {details}"
+            f"#{entry['seq']:<4} {_when(entry['at'])}  {entry['step']:<18} 操作人 {entry['by']:<12}  {details}"
         )
 
 
@@ -217,9 +228,7 @@ def _push_text(url: str, key: str | None, name: str, text: str, reason: str) -> 
         headers={"Content-Type": "application/yaml"},
     )
     _print_draft(draft)
-    typer.echo(
-        f"next: another person reviews it (rulesvc calendars show {name} {draft['draft_id']}), then approve and publish"
-    )
+    typer.echo(f"下一步：由另一人审阅（rulesvc calendars show {name} {draft['draft_id']}），再批准并发布")
 
 
 def _version_text(url: str, key: str | None, name: str, version: int | None) -> tuple[int, str]:
@@ -248,14 +257,14 @@ def import_cn(
     text, confirmed = build(year, command=f"rulesvc calendars import-cn --year {year}")
     if year not in confirmed:
         typer.echo(
-            f"warning: holidays=={package_version()} does not know the make-up working days of {year} yet:"
-            f" the draft has its statutory days off only and stays confirmed through {confirmed[-1]}-12-31"
-            " (update the package once it has the notice, then run this again)",
+            f"警告：holidays=={package_version()} 还不知道 {year} 年的调休上班日："
+            f"草稿只有法定假日，官方安排仍只确认到 {confirmed[-1]}-12-31"
+            "（国务院通知发布、软件包更新后再运行一次）",
             err=True,
         )
     if out is not None:
         out.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {out} (confirmed {confirmed[0]}–{confirmed[-1]})")
+        typer.echo(f"已写入 {out}（确认 {confirmed[0]}–{confirmed[-1]} 年）")
         return
     why = reason or f"国务院 {year} 年部分节假日安排（holidays=={package_version()}）"
     _push_text(url, key, "cn", text, why)
@@ -280,7 +289,7 @@ def export_ics(
         raise typer.BadParameter("; ".join(str(e) for e in errors))
     out.write_bytes(to_ics(calendar, number))
     typer.echo(
-        f"wrote {out}: {name} v{number}, {len(calendar.holidays)} holidays, {len(calendar.workdays)} make-up days"
+        f"已写入 {out}：{name} v{number}，节假日 {len(calendar.holidays)} 天，调休上班日 {len(calendar.workdays)} 天"
     )
 
 

@@ -31,7 +31,7 @@ def _read(model: Path) -> tuple[str, str]:
 def _fail(errors: list[RulesetError]) -> None:
     for error in errors:
         typer.echo(str(error))
-    typer.echo(f"{len(errors)} error(s)", err=True)
+    typer.echo(f"共 {len(errors)} 处错误", err=True)
     raise typer.Exit(1)
 
 
@@ -61,7 +61,7 @@ def import_command(
     except InvalidRulesetError as exc:
         _fail(exc.errors)
         return
-    typer.echo(f"wrote {kind_path} and {ruleset_path}")
+    typer.echo(f"已写入 {kind_path} 和 {ruleset_path}")
 
 
 @dmn_app.command("export")
@@ -219,7 +219,7 @@ def jdm_import_command(
     (out / "kinds").mkdir(parents=True, exist_ok=True)
     (out / "kinds" / f"{found.kind}.yaml").write_text(found.kind_yaml, encoding="utf-8")
     (out / f"{found.ruleset}.yaml").write_text(found.ruleset_yaml, encoding="utf-8")
-    typer.echo(f"wrote {out / 'kinds' / (found.kind + '.yaml')} and {out / (found.ruleset + '.yaml')}")
+    typer.echo(f"已写入 {out / 'kinds' / (found.kind + '.yaml')} 和 {out / (found.ruleset + '.yaml')}")
 
 
 @jdm_app.command("export")

@@ -226,4 +226,4 @@ def db_upgrade() -> None:
     from rulesvc.wiring.database import open_database
 
     open_database(Settings().database_url).dispose()
-    typer.echo("database schema is up to date")
+    typer.echo("数据库结构已是最新")

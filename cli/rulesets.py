@@ -73,9 +73,9 @@ def _print_refusal(exc: RefusedError, local_file: Path | None = None) -> None:
             if local_file is not None and "file" in error and text.startswith(str(error["file"])):
                 text = str(local_file) + text[len(str(error["file"])) :]
             typer.echo(text, err=True)
-        typer.echo(f"{len(details)} error(s)", err=True)
+        typer.echo(f"共 {len(details)} 处错误", err=True)
         return
-    typer.echo(f"refused ({exc.status} {exc.code}): {exc.message}", err=True)
+    typer.echo(f"被拒绝（{exc.status} {exc.code}）：{exc.message}", err=True)
     if exc.code not in _DETAILED:
         for line in _detail_lines(details):
             typer.echo(f"  {line}", err=True)
@@ -94,6 +94,12 @@ def _print_refusal(exc: RefusedError, local_file: Path | None = None) -> None:
             typer.echo(f"  - {line}", err=True)
         for change in difference.get("cases", []):
             typer.echo(f"  {change['summary']}", err=True)
+
+
+def _effective(value: Any) -> str:
+    """`2026-12-01T00:00:00+08:00 起生效`, or `一直生效` for a version in force since the beginning."""
+    when = _when(value)
+    return "一直生效" if when == "always" else f"{when} 起生效"
 
 
 _DETAILED = ("cases_failed", "draft.stale_base")
@@ -154,22 +160,22 @@ def _client(url: str, key: str | None) -> RulesetsClient:
 
 def _tests_line(tests: Mapping[str, Any]) -> str:
     return (
-        f"tests: {tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed; "
-        f"coverage {float(tests.get('coverage', 0)):.0%}"
+        f"样例：通过 {tests.get('passed', 0)} 个，未通过 {tests.get('failed', 0)} 个；"
+        f"覆盖 {float(tests.get('coverage', 0)):.0%}"
     )
 
 
 def _print_draft(draft: Mapping[str, Any]) -> None:
-    base = f"v{draft['base_version']}" if draft.get("base_version") else "nothing (new ruleset)"
-    typer.echo(f"draft {draft['draft_id']}  {draft['ruleset']}  status {draft['status']}  based on {base}")
-    typer.echo(f"author {draft['author']}  reason: {draft.get('reason') or '-'}")
+    base = f"v{draft['base_version']}" if draft.get("base_version") else "无（新规则集）"
+    typer.echo(f"草稿 {draft['draft_id']}  {draft['ruleset']}  {status_text(draft['status'])}  基于 {base}")
+    typer.echo(f"作者 {draft['author']}  原因：{draft.get('reason') or '-'}")
     if draft.get("reviewer"):
-        typer.echo(f"reviewed by {draft['reviewer']}: {draft.get('review_comment') or '-'}")
+        typer.echo(f"审批人 {draft['reviewer']}：{draft.get('review_comment') or '-'}")
     changes = (draft.get("diff") or {}).get("summary", [])
     added = (draft.get("diff") or {}).get("added", [])
     removed = (draft.get("diff") or {}).get("removed", [])
     if changes or added or removed:
-        typer.echo("changes:")
+        typer.echo("改动：")
         for line in changes:
             typer.echo(f"  {line}")
         for line in added:
@@ -178,13 +184,13 @@ def _print_draft(draft: Mapping[str, Any]) -> None:
             typer.echo(f"  - {line}")
     case_lines = [c["summary"] for c in (draft.get("diff") or {}).get("cases", [])]
     if case_lines:
-        typer.echo("case changes:")
+        typer.echo("样例改动：")
         for line in case_lines:
             typer.echo(f"  {line}")
-        typer.echo(f"  (the text: rulesvc rulesets diff {draft['ruleset']} --to {draft['draft_id']})")
+        typer.echo(f"  （全文：rulesvc rulesets diff {draft['ruleset']} --to {draft['draft_id']}）")
     tests = draft.get("tests") or {}
     if draft.get("submitted_at") and draft.get("status") != "draft":
-        typer.echo(f"evidence frozen at submit {_when(draft['submitted_at'])}:")
+        typer.echo(f"提交时冻结的证据（{_when(draft['submitted_at'])}）：")
     typer.echo(_tests_line(tests))
     for failure in tests.get("failures", []):
         typer.echo(failure.get("text", ""))
@@ -193,35 +199,32 @@ def _print_draft(draft: Mapping[str, Any]) -> None:
     if replay:
         _print_replay(replay)
     elif draft.get("status") != "draft":
-        typer.echo("replay: none was run before submitting")
+        typer.echo("回放：提交前没有运行")
 
 
 def _print_findings(tests: Mapping[str, Any]) -> None:
     scenarios = tests.get("scenarios") or []
     if len(scenarios) > 1:
-        typer.echo("  ran against: " + "; ".join(s["label"] for s in scenarios))
+        typer.echo("  运行于：" + "；".join(s["label"] for s in scenarios))
     gaps = tests.get("gaps") or []
     if gaps:
-        typer.echo(f"gaps in the gate ({len(gaps)}; the approver must accept them):")
+        typer.echo(f"门禁缺口 {len(gaps)} 处（须审批人接受）：")
         for gap in gaps:
             typer.echo(f"  ! {gap['message']}")
         if tests.get("gaps_reason"):
-            typer.echo(f"  reason: {tests['gaps_reason']}")
+            typer.echo(f"  原因：{tests['gaps_reason']}")
     for warning in tests.get("warnings") or []:
-        typer.echo(f"  warning: {warning['message']}")
+        typer.echo(f"  警告：{warning['message']}")
 
 
 def _print_replay(report: Mapping[str, Any]) -> None:
-    by = "that occurred" if report.get("selected_by") == "occurred_at" else "logged"
+    by = "发生" if report.get("selected_by") == "occurred_at" else "记录"
     typer.echo(
-        f"replay of events {by} {_when(report['from'])} .. {_when(report['to'])}: {report['decisions']} decisions"
-        f" of kind {report['kind']}, {report['changed']} would change because of this draft"
+        f"回放{by}于 {_when(report['from'])} .. {_when(report['to'])} 的事件：{report['kind']} 类决策"
+        f" {report['decisions']} 条，因本草稿改变 {report['changed']} 条"
     )
     if report.get("changed_by_later_versions"):
-        typer.echo(
-            f"  {report['changed_by_later_versions']} more already decide differently because of versions"
-            " published since (not counted)"
-        )
+        typer.echo(f"  另有 {report['changed_by_later_versions']} 条的结果因之后发布的版本已不同（不计入）")
     for action, counts in report.get("by_action", {}).items():
         typer.echo(f"  {action}: +{counts['added']} -{counts['removed']}")
     totals = report.get("totals", {})
@@ -229,15 +232,15 @@ def _print_replay(report: Mapping[str, Any]) -> None:
         for value, counts in values.items() if field not in totals else ():
             typer.echo(f"  {field} = {value}: +{counts['added']} -{counts['removed']}")
     for field, total in totals.items():
-        typer.echo(f"  {field} total: +{total['added']} -{total['removed']} (net {total['net']})")
+        typer.echo(f"  {field} 合计：+{total['added']} -{total['removed']}（净 {total['net']}）")
     timers = report.get("timer_firings", report.get("skipped", {}).get("timer", 0))
-    typer.echo(f"  timer firings in the period: {timers} (not re-decided: they depend on timer state)")
+    typer.echo(f"  区间内的计时触发：{timers} 条（不重新判定：结果取决于计时状态）")
     if report.get("truncated"):
-        typer.echo("  (cut at the limit: the period holds more decisions)")
+        typer.echo("  （已达条数上限：区间内还有更多决策）")
     for example in report.get("examples", [])[:3]:
-        before = ", ".join(a["type"] for a in example["before"]) or "nothing"
-        after = ", ".join(a["type"] for a in example["after"]) or "nothing"
-        typer.echo(f"  e.g. {example['event_id']}: {before} → {after}")
+        before = ", ".join(a["type"] for a in example["before"]) or "无动作"
+        after = ", ".join(a["type"] for a in example["after"]) or "无动作"
+        typer.echo(f"  例：{example['event_id']}：{before} → {after}")
 
 
 @app.command("list")
@@ -249,22 +252,22 @@ def list_rulesets(
 ) -> None:
     """Each ruleset's version in force now (or at --as-of) and versions scheduled after it."""
     body = _client(url, key).call("GET", "/v1/rulesets", params={"as_of": as_of} if as_of else None)
-    typer.echo(f"in force at {_when(body['as_of'])}:")
+    typer.echo(f"{_when(body['as_of'])} 生效中：")
     for entry in body["rulesets"]:
         if entry["version"] is None:
-            line = f"  {entry['name']:<18} -   not in force yet"
+            line = f"  {entry['name']:<18} -   尚未生效"
         else:
-            approved = f"approved by {entry['approver']}" if entry["approver"] else "imported at first start"
-            line = f"  {entry['name']:<18} v{entry['version']}  effective {_when(entry['effective_at'])}  {approved}"
-        pending = ", ".join(f"v{p['version']} from {_when(p['effective_at'])}" for p in entry["pending"])
+            approved = f"审批人 {entry['approver']}" if entry["approver"] else "首次启动时导入"
+            line = (
+                f"  {entry['name']:<18} v{entry['version']}  {_effective(entry['effective_at'])}  {approved}"
+            )
+        pending = "，".join(f"v{p['version']}（{_when(p['effective_at'])} 起）" for p in entry["pending"])
         gone = ", ".join(
             f"v{p['version']} ({p['state_label']} → v{p['superseded_by']})"
             for p in entry.get("superseded", [])
         )
         typer.echo(
-            line
-            + (f"; scheduled: {pending}" if pending else "")
-            + (f"; will never take effect: {gone}" if gone else "")
+            line + (f"；待生效：{pending}" if pending else "") + (f"；不会生效：{gone}" if gone else "")
         )
 
 
@@ -297,11 +300,9 @@ def push(
     draft = _client(url, key).call("POST", RulesetsClient.path(target, "drafts"), json=body)
     _print_draft(draft)
     if not draft.get("submittable"):
-        typer.echo(
-            "not submittable yet: fix the ruleset, or upload updated cases with `rulesvc rulesets cases`"
-        )
+        typer.echo("还不能提交：先修正规则集，或用 `rulesvc rulesets cases` 上传更新后的样例")
         raise typer.Exit(1)
-    typer.echo(f"next: rulesvc rulesets submit {target} {draft['draft_id']}")
+    typer.echo(f"下一步：rulesvc rulesets submit {target} {draft['draft_id']}")
 
 
 @app.command("cases")
@@ -376,7 +377,7 @@ def submit(
     """Submit for approval (every compliance case is re-run and must pass); freezes the evidence."""
     body = {"gaps_reason": gaps_reason} if gaps_reason else {}
     result = _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "submit"), json=body)
-    typer.echo(f"submitted {name} draft {draft}; {_tests_line(result['tests'])}")
+    typer.echo(f"已提交 {name} 草稿 {draft}；{_tests_line(result['tests'])}")
     _print_findings(result["tests"])
 
 
@@ -385,7 +386,7 @@ def submit(
 def withdraw(name: Name, draft: Draft, url: Url = DEFAULT_URL, key: Key = None) -> None:
     """Take your submitted draft back to editing (to replay again or change cases); submit it again after."""
     _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "withdraw"))
-    typer.echo(f"withdrew {name} draft {draft}: back to editing")
+    typer.echo(f"已撤回 {name} 草稿 {draft}：回到编辑")
 
 
 @app.command()
@@ -403,7 +404,7 @@ def approve(
     """Approve a submitted draft (not your own)."""
     body = {"comment": comment, **({"accept_gaps": True} if accept_gaps else {})}
     _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "approve"), json=body)
-    typer.echo(f"approved {name} draft {draft}")
+    typer.echo(f"已批准 {name} 草稿 {draft}")
 
 
 @app.command()
@@ -419,7 +420,7 @@ def reject(
     _client(url, key).call(
         "POST", RulesetsClient.path(name, "drafts", draft, "reject"), json={"comment": comment}
     )
-    typer.echo(f"rejected {name} draft {draft}")
+    typer.echo(f"已驳回 {name} 草稿 {draft}")
 
 
 @app.command()
@@ -434,11 +435,9 @@ def publish(
     """Publish an approved draft as the next version, effective now or at --at."""
     body = {"effective_at": at} if at else {}
     result = _client(url, key).call("POST", RulesetsClient.path(name, "drafts", draft, "publish"), json=body)
-    typer.echo(f"published {name} v{result['version']}, effective {_when(result['effective_at'])}")
+    typer.echo(f"已发布 {name} v{result['version']}，{_effective(result['effective_at'])}")
     if result.get("supersedes"):
-        typer.echo(
-            "scheduled versions that will now never take effect: " + ", ".join(map(str, result["supersedes"]))
-        )
+        typer.echo("待生效、现在不会再生效的版本：" + "，".join(map(str, result["supersedes"])))
 
 
 @app.command()
@@ -456,7 +455,7 @@ def rollback(
     )
     _print_draft(draft)
     if draft["status"] == "submitted":
-        typer.echo(f"next (another person): rulesvc rulesets approve {name} {draft['draft_id']}")
+        typer.echo(f"下一步（由另一人）：rulesvc rulesets approve {name} {draft['draft_id']}")
 
 
 @app.command()
@@ -487,8 +486,8 @@ def versions(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
     for v in result["versions"]:
         replaced = f" → v{v['superseded_by']}" if v.get("superseded_by") else ""
         typer.echo(
-            f"v{v['version']}  {v['state_label']}{replaced}  effective {_when(v['effective_at'])}  by {v['author']}"
-            f"  approved by {v['approver'] or '-'}  {v['source']}: {v['reason']}"
+            f"v{v['version']}  {v['state_label']}{replaced}  {_effective(v['effective_at'])}  作者 {v['author']}"
+            f"  审批人 {v['approver'] or '-'}  {v['source']}：{v['reason']}"
         )
 
 
@@ -500,38 +499,48 @@ def history(name: Name, url: Url = DEFAULT_URL, key: Key = None) -> None:
     for entry in result["entries"]:
         details = "  ".join(_history_details(entry))
         typer.echo(
-            f"#{entry['seq']:<4} {_when(entry['at'])}  {entry['step']:<18} by {entry['by']:<12}  {details}"
+            f"#{entry['seq']:<4} {_when(entry['at'])}  {entry['step']:<18} 操作人 {entry['by']:<12}  {details}"
         )
+
+
+def status_text(status: str) -> str:
+    """A draft's state as people read it, with the state's code: `状态 待审批（submitted）`."""
+    from rulesvc.lifecycle.ports import STATUS_LABELS
+
+    return f"状态 {STATUS_LABELS.get(status, status)}（{status}）"
+
+
+_HISTORY_WORDS = {"reason": "原因", "comment": "意见"}
 
 
 def _history_details(entry: Mapping[str, Any]) -> list[str]:
     parts = []
     if entry.get("draft_id"):
-        parts.append(f"draft {str(entry['draft_id'])[:8]}")
+        parts.append(f"草稿 {str(entry['draft_id'])[:8]}")
     if entry.get("version"):
         parts.append(f"v{entry['version']}")
     if entry.get("base_version"):
-        parts.append(f"based on v{entry['base_version']}")
+        parts.append(f"基于 v{entry['base_version']}")
     if entry.get("rollback_to"):
-        parts.append(f"back to v{entry['rollback_to']}")
+        parts.append(f"回到 v{entry['rollback_to']}")
     if entry.get("effective_at"):
-        parts.append(f"effective {_when(entry['effective_at'])}")
+        parts.append(f"{_effective(entry['effective_at'])}")
     if entry.get("approver"):
-        parts.append(f"author {entry.get('author')} approver {entry['approver']}")
+        parts.append(f"作者 {entry.get('author')} 审批人 {entry['approver']}")
     if entry.get("supersedes"):
-        parts.append("supersedes " + ", ".join(f"v{v}" for v in entry["supersedes"]))
+        parts.append("取代 " + "，".join(f"v{v}" for v in entry["supersedes"]))
     if entry.get("file"):
         parts.append(f"cases/{entry['file']}.yaml")
     tests = entry.get("tests")
     if isinstance(tests, dict) and tests:
-        parts.append(f"cases {tests.get('passed', 0)} passed {tests.get('failed', 0)} failed")
+        parts.append(f"样例通过 {tests.get('passed', 0)} 个未通过 {tests.get('failed', 0)} 个")
     if entry.get("changed") is not None and entry.get("decisions") is not None:
-        parts.append(f"replay {entry['decisions']} decisions, {entry['changed']} changed")
+        parts.append(f"回放 {entry['decisions']} 条决策，改变 {entry['changed']} 条")
     if entry.get("content_sha256"):
         parts.append(f"sha256 {str(entry['content_sha256'])[:12]}")
     for field in ("reason", "comment"):
         if entry.get(field):
-            parts.append(f'{field} "{entry[field]}"')
+            parts.append(f"{_HISTORY_WORDS[field]}「{entry[field]}」")
     return parts
 
 
@@ -550,11 +559,11 @@ def import_folder(
         body["base_versions"] = {n: e["version"] for n, e in (manifest.get("rulesets") or {}).items()}
     result = _client(url, key).call("POST", "/v1/rulesets/import", json=body)
     for version in result["imported"]:
-        typer.echo(f"imported {version['ruleset']} v{version['version']}")
+        typer.echo(f"已导入 {version['ruleset']} v{version['version']}")
     for draft in result["drafts"]:
-        typer.echo(f"draft {draft['draft_id']} for {draft['ruleset']}: {_tests_line(draft['tests'])}")
+        typer.echo(f"草稿 {draft['draft_id']}（{draft['ruleset']}）：{_tests_line(draft['tests'])}")
     for name in result["unchanged"]:
-        typer.echo(f"unchanged {name}")
+        typer.echo(f"未改变 {name}")
 
 
 @app.command()
@@ -572,13 +581,13 @@ def export(
     written = write_folder(folder, rulesets, result["cases"])
     write_manifest(folder, result)
     versions = ", ".join(f"{n} v{e['version']}" for n, e in result["rulesets"].items())
-    typer.echo(f"wrote {len(written)} files to {folder} (in force at {_when(result['as_of'])}: {versions})")
+    typer.echo(f"已写入 {len(written)} 个文件到 {folder}（{_when(result['as_of'])} 生效中：{versions}）")
     for name, entry in result["rulesets"].items():
         for pending in entry.get("scheduled", []):
             typer.echo(
-                f"note: {name} v{pending['version']} is scheduled from {_when(pending['effective_at'])}; files based on"
-                f" v{entry['version']} will be refused when pushed (to change v{pending['version']}: export"
-                f" --as-of {pending['effective_at']})"
+                f"注意：{name} v{pending['version']} 将于 {_when(pending['effective_at'])} 起生效；基于"
+                f" v{entry['version']} 的文件推送时会被拒绝（要修改 v{pending['version']}：export"
+                f" --as-of {pending['effective_at']}）"
             )
 
 

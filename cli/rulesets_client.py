@@ -47,7 +47,7 @@ class RulesetsClient:
                 method, self.url.rstrip("/") + path, headers=headers, timeout=self.timeout, **kwargs
             )
         except httpx.HTTPError as exc:
-            raise UnreachableError(f"cannot reach {self.url}: {exc}") from exc
+            raise UnreachableError(f"连不上服务 {self.url}：{exc}") from exc
         try:
             body = response.json()
         except ValueError:

@@ -28,6 +28,7 @@ from api.errors import ApiError, status_of
 from rulesvc.apikeys import Permission, Principal, Role
 from rulesvc.errors import RulesvcError
 from rulesvc.lifecycle import EPOCH
+from rulesvc.lifecycle.ports import STATUS_LABELS
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -71,13 +72,7 @@ ROLE_LABELS: Mapping[str, str] = {
     Role.ADMIN.value: "管理员",
 }
 
-DRAFT_STATUS_LABELS: Mapping[str, str] = {
-    "draft": "编辑中",
-    "submitted": "待审批",
-    "approved": "已批准",
-    "rejected": "已驳回",
-    "published": "已发布",
-}
+DRAFT_STATUS_LABELS: Mapping[str, str] = STATUS_LABELS
 
 
 def shanghai(value: datetime | str | None, seconds: bool = False) -> str:

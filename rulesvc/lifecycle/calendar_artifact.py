@@ -20,6 +20,7 @@ from rulesvc.sla.calendar import BusinessCalendar
 from rulesvc.sla.coverage import coverage_warnings, today_in
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 HOLIDAY, WORKDAY = "放假", "调休上班"
 
 
@@ -97,7 +98,7 @@ class CalendarArtifact:
 
 
 def _day(day: date) -> str:
-    return f"{day.isoformat()} ({WEEKDAYS[day.weekday()]})"
+    return f"{day.isoformat()}（{_WEEKDAYS_ZH[day.weekday()]}）"
 
 
 def _periods(periods: Sequence[tuple[time, time]]) -> str:
@@ -124,11 +125,11 @@ def calendar_changes(old: BusinessCalendar | None, new: BusinessCalendar) -> lis
             label = after.get(day, before.get(day, ""))
             note = f"（{label}）" if label else ""
             if day not in before:
-                change, text = "added", f"{_day(day)}: {which} added{note}"
+                change, text = "added", f"{_day(day)}：新增 {which}{note}"
             elif day not in after:
-                change, text = "removed", f"{_day(day)}: {which} removed{note}"
+                change, text = "removed", f"{_day(day)}：删除 {which}{note}"
             elif before[day] != after[day]:
-                change, text = "relabelled", f"{_day(day)}: {which} {before[day]} → {after[day]}"
+                change, text = "relabelled", f"{_day(day)}：{which} {before[day]} → {after[day]}"
             else:
                 continue
             changes.append(

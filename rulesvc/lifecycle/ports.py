@@ -19,6 +19,14 @@ from rulesvc.audit.chain import ChainEntry
 DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED = "draft", "submitted", "approved", "rejected", "published"
 STATUSES = (DRAFT, SUBMITTED, APPROVED, REJECTED, PUBLISHED)
 """A draft's states: draft → submitted → approved → published, or submitted → rejected."""
+STATUS_LABELS = {
+    DRAFT: "编辑中",
+    SUBMITTED: "待审批",
+    APPROVED: "已批准",
+    REJECTED: "已驳回",
+    PUBLISHED: "已发布",
+}
+"""Each state as people read it (console and command line)."""
 
 KIND_RULESET = "ruleset"
 """Chain entry kind of every ruleset lifecycle step; the subject is `ruleset:<name>`."""

@@ -118,7 +118,7 @@ def test_calendar_lifecycle(client: TestClient, keys: dict[str, str], clock: Vir
     draft = created.json()
     draft_id = draft["draft_id"]
     assert draft["calendar"] == "cn" and draft["base_version"] == 1
-    assert "2027-02-20 (sat): 调休上班 added（春节调休）" in draft["diff"]["summary"]
+    assert "2027-02-20（周六）：新增 调休上班（春节调休）" in draft["diff"]["summary"]
     assert "confirmed_through: 2026-12-31 → 2027-12-31" in draft["diff"]["summary"]
     assert draft["tests"]["failed"] == 0 and draft["tests"]["passed"] > 0
 
@@ -153,7 +153,7 @@ def test_calendar_lifecycle(client: TestClient, keys: dict[str, str], clock: Vir
     versions = client.get("/v1/calendars/cn/versions", headers=auth(editor)).json()["versions"]
     assert [(v["version"], v["state"]) for v in versions] == [(1, "superseded"), (2, "in_force")]
     diff = client.get("/v1/calendars/cn/diff", params={"from": "1", "to": "v2"}, headers=auth(editor))
-    assert "2027-02-20 (sat): 调休上班 added（春节调休）" in diff.json()["summary"]
+    assert "2027-02-20（周六）：新增 调休上班（春节调休）" in diff.json()["summary"]
     assert "+  2027-02-20" in diff.json()["text"]
 
     history = client.get("/v1/calendars/cn/history", headers=auth(keys["auditor"]))
@@ -185,7 +185,7 @@ def test_cli_calendars_beside_rulesets(
 
     listed = run("editor", "list")
     assert listed.exit_code == 0, listed.output
-    assert "cn         v1  effective always  confirmed through 2026-12-31 (-50 days left)" in listed.output
+    assert "cn         v1  一直生效  官方安排确认到 2026-12-31（还剩 -50 天）" in listed.output
     broken = tmp_path / "cn.yaml"
     broken.write_text(BROKEN, encoding="utf-8")
     refused = run("editor", "push", str(broken))
@@ -194,17 +194,19 @@ def test_cli_calendars_beside_rulesets(
     good.write_text(MAKEUP, encoding="utf-8")
     pushed = run("editor", "push", str(good), "--reason", "国务院 2027 年放假安排")
     assert pushed.exit_code == 0, pushed.output
-    assert "  2027-02-20 (sat): 调休上班 added（春节调休）" in pushed.output
+    assert "  2027-02-20（周六）：新增 调休上班（春节调休）" in pushed.output
     draft_id = pushed.output.split()[1]
     assert run("editor", "submit", "cn", draft_id).exit_code == 0
     assert run("approver", "approve", "cn", draft_id, "--comment", "核对一致").exit_code == 0
     published = run("approver", "publish", "cn", draft_id)
     assert published.exit_code == 0, published.output
-    assert "published cn v2" in published.output
+    assert "已发布 cn v2，" in published.output
     shown = run("editor", "diff", "cn", "--from", "1", "--to", "2")
-    assert "2027-02-20 (sat): 调休上班 added（春节调休）" in shown.output, shown.output
+    assert "2027-02-20（周六）：新增 调休上班（春节调休）" in shown.output, shown.output
     history = run("auditor", "history", "cn")
-    assert "published" in history.output and "v2" in history.output, history.output
+    assert "published" in history.output and "操作人" in history.output and "v2" in history.output, (
+        history.output
+    )
 
 
 def test_import_cn_and_ics_make_drafts_never_versions(
@@ -220,7 +222,7 @@ def test_import_cn_and_ics_make_drafts_never_versions(
 
     imported = runner.invoke(calendars_cli, ["import-cn", "--year", "2027"], env=env)
     assert imported.exit_code == 0, imported.output
-    assert "status draft  based on v1" in imported.output
+    assert "状态 编辑中（draft）  基于 v1" in imported.output
     versions = client.get("/v1/calendars/cn/versions", headers=auth(keys["editor"])).json()["versions"]
     assert len(versions) == 1  # a draft, never a publication
 
@@ -236,6 +238,6 @@ def test_import_cn_and_ics_make_drafts_never_versions(
     )
     pushed = runner.invoke(calendars_cli, ["import-ics", "cn", str(feed)], env=env)
     assert pushed.exit_code == 0, pushed.output
-    assert "2027-02-20 (sat): 调休上班 added（春节补班）" in pushed.output
+    assert "2027-02-20（周六）：新增 调休上班（春节补班）" in pushed.output
     drafts = client.get("/v1/calendars/cn/drafts", headers=auth(keys["editor"])).json()["drafts"]
     assert len(drafts) == 2 and all(d["status"] == "draft" for d in drafts)

@@ -610,13 +610,13 @@ def test_cli_export_writes_its_base_and_push_sends_it(
         rulesets_cli, ["export", str(work)], env={**env, "RULESVC_KEY": lc_keys["auditor"]}
     )
     assert exported.exit_code == 0, exported.output
-    assert "note: loan-routing v2 is scheduled from 2026-12-01T00:00:00+08:00" in exported.output
+    assert "注意：loan-routing v2 将于 2026-12-01T00:00:00+08:00 起生效" in exported.output
     assert json.loads((work / ".rulesvc-export.json").read_text())["rulesets"][ROUTING]["version"] == 1
     file = work / f"{ROUTING}.yaml"
     file.write_text(reworded(file.read_text(encoding="utf-8")), encoding="utf-8")
     pushed = runner.invoke(rulesets_cli, ["push", str(file)], env={**env, "RULESVC_KEY": lc_keys["editor"]})
     assert pushed.exit_code == 1, pushed.output
-    assert "refused (409 draft.stale_base)" in pushed.output
+    assert "被拒绝（409 draft.stale_base）" in pushed.output
     assert (
         "  + 决策表 地区分派 行 西安雁塔（地区: 西安雁塔 → 分派（审批组: 西安分行信贷审批组））"
         in pushed.output
@@ -629,7 +629,7 @@ def test_cli_export_writes_its_base_and_push_sends_it(
     file.write_text(reworded(file.read_text(encoding="utf-8")), encoding="utf-8")
     pushed = runner.invoke(rulesets_cli, ["push", str(file)], env={**env, "RULESVC_KEY": lc_keys["editor"]})
     assert pushed.exit_code == 0, pushed.output
-    assert "based on v2" in pushed.output
+    assert "基于 v2" in pushed.output
 
 
 def test_cli_cases_takes_the_folder_path_and_refusals_show_the_api_details(
@@ -653,7 +653,7 @@ def test_cli_cases_takes_the_folder_path_and_refusals_show_the_api_details(
         rulesets_cli, ["cases", EXPENSE, draft_id, str(cases), "--file", f"cases/{EXPENSE}.yaml"], env=editor
     )
     assert uploaded.exit_code == 0, uploaded.output
-    assert "tests: 51 passed, 0 failed" in uploaded.output
+    assert "样例：通过 51 个，未通过 0 个" in uploaded.output
     # another ruleset's case file: refused, with what the API said about it
     foreign = runner.invoke(
         rulesets_cli, ["cases", EXPENSE, draft_id, str(cases), "--file", "cases/loan-sla.yaml"], env=editor
@@ -665,7 +665,7 @@ def test_cli_cases_takes_the_folder_path_and_refusals_show_the_api_details(
         content=RAISED_CASES.encode("utf-8"),
         headers={**auth(lc_keys["editor"]), "Content-Type": "application/yaml"},
     ).json()
-    assert f"refused (403 {refusal['code']}): {refusal['message']}" in foreign.output
+    assert f"被拒绝（403 {refusal['code']}）：{refusal['message']}" in foreign.output
     for key, value in refusal["details"].items():
         assert f"  {key}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}" in (
             foreign.output
@@ -675,5 +675,5 @@ def test_cli_cases_takes_the_folder_path_and_refusals_show_the_api_details(
         rulesets_cli, ["cases", EXPENSE, draft_id, str(cases), "--file", "cases/bad name.yaml"], env=editor
     )
     assert bad.exit_code == 1
-    assert "refused (422 invalid_request): 请求参数不合法" in bad.output
+    assert "被拒绝（422 invalid_request）：请求参数不合法" in bad.output
     assert "  query.file: " in bad.output, bad.output

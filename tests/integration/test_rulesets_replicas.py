@@ -136,7 +136,7 @@ def test_publish_on_one_replica_decides_on_the_other_within_a_second(
         done = rulesets_cli(args, first, key)
         assert done.exit_code == 0, done.output
     published = rulesets_cli(["publish", EXPENSE, draft_id], first, keys["approver"])
-    assert published.exit_code == 0 and "published expense-approval v2" in published.output, published.output
+    assert published.exit_code == 0 and "已发布 expense-approval v2，" in published.output, published.output
 
     started = time.monotonic()
     attempt = 0

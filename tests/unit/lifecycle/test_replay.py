@@ -77,6 +77,6 @@ def test_timer_firings_are_counted_and_shown(folder: RulesFolder, capsys: pytest
     assert report["totals"]["trigger_payment.amount"] == {"added": "6000", "removed": "0", "net": "6000"}
     _print_replay(report)
     shown = capsys.readouterr().out
-    assert "timer firings in the period: 2 (not re-decided: they depend on timer state)" in shown
+    assert "区间内的计时触发：2 条（不重新判定：结果取决于计时状态）" in shown
     assert "assign.group = 费用审批岗: +0 -1" in shown
-    assert "trigger_payment.amount total: +6000 -0 (net 6000)" in shown
+    assert "trigger_payment.amount 合计：+6000 -0（净 6000）" in shown
