@@ -187,11 +187,14 @@ UNBOUNDED = frozenset({"/v1/audit/verify", "/v1/simulate", "/v1/rulesets/import"
 def _unbounded(scope: Scope) -> bool:
     """Also the reports (`/v1/reports/...`, the 看板与报表 page): over a long period of a large database they
     may take longer than the request deadline, and are bounded by the database's statement timeout instead
-    (a statement cancelled by it is answered 503 `query_timeout`)."""
+    (a statement cancelled by it is answered 503 `query_timeout`); and the evidence files of a version (a
+    draft's are under `/drafts`), which run every case and lay out a PDF in seconds."""
     path = str(scope.get("path", ""))
     if path.startswith("/v1/reports/") or path == "/console/reports":
         return True
-    return path.startswith("/v1/rulesets/") and (path.endswith("/replay") or "/drafts" in path)
+    return path.startswith("/v1/rulesets/") and (
+        path.endswith("/replay") or path.endswith("/report") or "/drafts" in path
+    )
 
 
 def _forget(task: asyncio.Future[None]) -> None:
