@@ -192,7 +192,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `key
     with _people() as people:
         found = people.store.get_key(key_id)
         if found is None or found.revoked_at is not None:
-            typer.echo(f"no active key {key_id!r}", err=True)
+            typer.echo(f"没有生效中的密钥 {key_id!r}", err=True)
             raise typer.Exit(1)
         people.revoke_key(host_actor(), key_id)
     typer.echo(f"revoked {key_id}")

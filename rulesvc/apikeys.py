@@ -113,11 +113,9 @@ def parse_roles(values: Iterable[str]) -> frozenset[Role]:
             try:
                 roles.add(Role(name))
             except ValueError:
-                raise ValueError(
-                    f"unknown role {name!r}; roles: {', '.join(r.value for r in Role)}"
-                ) from None
+                raise ValueError(f"未知角色 {name!r}；可用角色：{'、'.join(r.value for r in Role)}") from None
     if not roles:
-        raise ValueError("at least one role is required")
+        raise ValueError("至少需要一个角色")
     return frozenset(roles)
 
 

@@ -59,13 +59,11 @@ def parse_grants(values: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str
     grants = dict(DEFAULT_GRANTS)
     for role, classes in values.items():
         if role not in DEFAULT_GRANTS:
-            raise ValueError(
-                f"unknown role {role!r} in field class grants; roles: {', '.join(DEFAULT_GRANTS)}"
-            )
+            raise ValueError(f"字段级别授权里有未知角色 {role!r}；可用角色：{'、'.join(DEFAULT_GRANTS)}")
         chosen = frozenset(classes)
         unknown = sorted(chosen - set(CLASSES))
         if unknown:
-            raise ValueError(f"unknown field classes {unknown}; classes: {', '.join(CLASSES)}")
+            raise ValueError(f"未知的字段级别 {'、'.join(unknown)}；可用级别：{'、'.join(CLASSES)}")
         grants[role] = chosen
     return grants
 

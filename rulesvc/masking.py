@@ -231,7 +231,7 @@ class MaskPolicy:
         """Field names are matched case-insensitively; patterns are compiled once (a bad one raises re.error)."""
         for kind in (*fields.values(), *patterns.values()):
             if kind not in MASKERS:
-                raise ValueError(f"unknown mask kind {kind!r}; use one of {', '.join(MASKERS)}")
+                raise ValueError(f"未知的脱敏方式 {kind!r}；可用：{'、'.join(MASKERS)}")
         compiled = tuple((re.compile(p), kind) for p, kind in patterns.items())
         return cls(
             fields={name.casefold(): kind for name, kind in fields.items()},

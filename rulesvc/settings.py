@@ -71,13 +71,13 @@ class _SecretFiles(PydanticBaseSettingsSource):
             try:
                 text = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
-                raise SettingsError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+                raise SettingsError(f"{variable}：读不了 {path}：{exc.strerror}") from None
             value = text.removesuffix("\n").removesuffix("\r")
             if name in _JSON_SECRETS:
                 try:
                     value = json.loads(value)
                 except ValueError as exc:
-                    raise SettingsError(f"{variable}: {path} is not JSON: {exc}") from None
+                    raise SettingsError(f"{variable}：{path} 不是 JSON：{exc}") from None
             values[name] = value
         return values
 
@@ -140,13 +140,13 @@ class ChannelConfig(BaseModel):
     @model_validator(mode="after")
     def _complete(self) -> ChannelConfig:
         if self.type in ("wecom", "dingtalk") and self.webhook_url is None:
-            raise ValueError(f"a {self.type} channel needs webhook_url")
+            raise ValueError(f"{self.type} 通道需要 webhook_url")
         if self.type == "email" and not (self.smtp_host and self.sender and (self.to or self.recipients)):
-            raise ValueError("an email channel needs smtp_host, sender and to (or recipients)")
+            raise ValueError("email 通道需要 smtp_host、sender 和 to（或 recipients）")
         if self.starttls and self.smtps:
-            raise ValueError("starttls and smtps exclude each other: smtps is TLS from the start")
+            raise ValueError("starttls 与 smtps 不能同时设置：smtps 从连接开始就是 TLS")
         if self.type == "email" and self.smtp_port == SMTPS_PORT and not (self.starttls or self.smtps):
-            raise ValueError(f"smtp_port {SMTPS_PORT} is SMTP over TLS: set smtps true (or starttls)")
+            raise ValueError(f"smtp_port {SMTPS_PORT} 是 SMTP over TLS 端口：请设 smtps: true（或 starttls）")
         return self
 
 
@@ -468,7 +468,7 @@ class Settings(BaseSettings):
     @classmethod
     def _non_empty(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("database_url must not be empty")
+            raise ValueError("database_url 不能为空")
         return value.strip()
 
     @model_validator(mode="before")
@@ -487,18 +487,18 @@ class Settings(BaseSettings):
             if password is None:
                 continue
             if not isinstance(url, str) or not url.strip():
-                raise ValueError(f"{password_name} is set but {url_name} is not")
+                raise ValueError(f"设置了 {password_name}，但没有设置 {url_name}")
             data[url_name] = with_password(url.strip(), password)
         return _cas_into_urls(data)
 
     @model_validator(mode="after")
     def _certificate_with_key(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise ValueError("tls_cert_file and tls_key_file are set together (HTTPS needs both)")
+            raise ValueError("tls_cert_file 与 tls_key_file 须同时设置（HTTPS 两者都需要）")
         for name in ("tls_cert_file", "tls_key_file", "database_ca_file", "redis_ca_file"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
-                raise ValueError(f"{name}: {path} is not a file")
+                raise ValueError(f"{name}：{path} 不是文件")
         return self
 
     @field_validator("oidc_role_map")
@@ -516,7 +516,7 @@ class Settings(BaseSettings):
     def _channel_names(cls, value: dict[str, ChannelConfig]) -> dict[str, ChannelConfig]:
         for name in value:
             if not re.match(CHANNEL_NAME, name):
-                raise ValueError(f"notify_channels: name {name!r} must match {CHANNEL_NAME}")
+                raise ValueError(f"notify_channels：通道名 {name!r} 应符合 {CHANNEL_NAME}")
         return value
 
     def channels(self) -> dict[str, ChannelConfig]:
@@ -586,14 +586,14 @@ def _cas_into_urls(data: dict[str, Any]) -> dict[str, Any]:
     if database_ca:
         url = str(data.get("database_url") or "sqlite:///")
         if not url.startswith(("postgresql", "postgres:")):
-            raise ValueError("database_ca_file is set but database_url is not a postgresql:// URL")
+            raise ValueError("设置了 database_ca_file，但 database_url 不是 postgresql:// 地址")
         sslmode = {} if "sslmode=" in urlsplit(url).query else {"sslmode": "verify-full"}
         data["database_url"] = with_query(url, {**sslmode, "sslrootcert": str(database_ca)})
     redis_ca = data.get("redis_ca_file")
     if redis_ca:
         url = str(data.get("redis_url") or "")
         if not url.startswith("rediss://"):
-            raise ValueError("redis_ca_file is set but redis_url is not a rediss:// URL (Redis over TLS)")
+            raise ValueError("设置了 redis_ca_file，但 redis_url 不是 rediss:// 地址（TLS 上的 Redis）")
         data["redis_url"] = with_query(
             url, {"ssl_ca_certs": str(redis_ca), "ssl_cert_reqs": "required", "ssl_check_hostname": "true"}
         )
@@ -611,7 +611,7 @@ def with_password(url: str, password: str) -> str:
     """`url` with its password replaced by `password` (quoted); the user name is kept (or empty)."""
     parts = urlsplit(url)
     if not parts.hostname and not parts.netloc:
-        raise ValueError(f"a password needs a URL with a host: {parts.scheme}://...")
+        raise ValueError(f"密码需要带主机名的地址：{parts.scheme}://...")
     userinfo, _, host = parts.netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]  # as written (already quoted)
     netloc = f"{user}:{quote(password, safe='')}@{host}"

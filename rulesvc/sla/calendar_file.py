@@ -452,7 +452,7 @@ def load_calendar(path: Path) -> BusinessCalendar:
 def load_calendars(directory: Path) -> dict[str, BusinessCalendar]:
     """Load every `*.yaml` in `directory`, keyed by calendar name; all files' errors are raised together."""
     if not directory.is_dir():
-        raise FileNotFoundError(f"calendar folder not found: {directory}")
+        raise FileNotFoundError(f"找不到日历文件夹：{directory}")
     errors: list[RulesetError] = []
     calendars: dict[str, BusinessCalendar] = {}
     defined_at: dict[str, Location] = {}

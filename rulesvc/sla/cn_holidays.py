@@ -76,9 +76,7 @@ def build(through_year: int | None = None, command: str = COMMAND) -> tuple[str,
     workdays_all = set(china.weekend_workdays)
     years = sorted({day.year for day in workdays_all})
     if not years:
-        raise ValueError(
-            f"holidays {package_version()} reports no PRC make-up working days; nothing to import"
-        )
+        raise ValueError(f"holidays {package_version()} 没有中国大陆的调休上班日，没有可导入的内容")
     last = through_year if through_year is not None else years[-1] + 1
     unconfirmed = [year for year in range(years[-1] + 1, last + 1) if year <= China.end_year]
     covered = set(years) | set(unconfirmed)
@@ -88,10 +86,10 @@ def build(through_year: int | None = None, command: str = COMMAND) -> tuple[str,
 
     clash = sorted(set(holidays_out) & set(workdays_out))
     if clash:
-        raise ValueError(f"package lists days both as holiday and make-up day: {clash}")
+        raise ValueError(f"软件包把这些日子同时列为节假日和调休上班日：{', '.join(map(str, clash))}")
     not_weekend = [day for day in workdays_out if day.weekday() < 5]
     if not_weekend:
-        raise ValueError(f"package lists make-up working days that are not weekend days: {not_weekend}")
+        raise ValueError(f"软件包列出的调休上班日不是周末：{', '.join(map(str, not_weekend))}")
 
     span = f"{years[0]}–{years[-1]}"
     gaps = sorted(set(range(years[0], years[-1] + 1)) - covered)

@@ -34,7 +34,7 @@ def test_create_list_revoke(database_url: str) -> None:
 def test_unknown_role_is_refused(database_url: str) -> None:
     result = invoke_cli(["keys", "create", "--role", "root"], database_url)
     assert result.exit_code == 2
-    assert "unknown role 'root'" in result.output
+    assert "未知角色 'root'" in result.output
 
 
 def test_first_start_creates_a_local_admin_key_or_says_how_to_make_one(database_url: str) -> None:

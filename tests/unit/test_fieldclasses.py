@@ -38,9 +38,9 @@ def test_grants() -> None:
     assert granted(["compliance"]) == frozenset(DEFAULT_GRANTS["compliance"])
     assert SENSITIVE not in granted(["ingest"]) and SENSITIVE in granted(["ingest", "auditor"])
     assert parse_grants({"auditor": ["公开"]})["auditor"] == frozenset({"公开"})
-    with pytest.raises(ValueError, match="unknown field classes"):
+    with pytest.raises(ValueError, match="未知的字段级别"):
         parse_grants({"auditor": ["秘密"]})
-    with pytest.raises(ValueError, match="unknown role"):
+    with pytest.raises(ValueError, match="未知角色"):
         parse_grants({"boss": ["公开"]})
 
 

@@ -58,7 +58,7 @@ def test_configurable_fields_and_patterns() -> None:
 
 
 def test_unknown_kind_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown mask kind"):
+    with pytest.raises(ValueError, match="未知的脱敏方式"):
         MaskPolicy.build({"x": "hash"})  # type: ignore[dict-item]
 
 

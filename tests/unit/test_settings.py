@@ -75,13 +75,13 @@ def test_a_password_replaces_the_one_in_the_url(monkeypatch: pytest.MonkeyPatch)
 
 def test_a_password_without_its_url_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RULESVC_REDIS_PASSWORD", "x")
-    with pytest.raises(ValidationError, match="redis_password is set but redis_url is not"):
+    with pytest.raises(ValidationError, match="设置了 redis_password，但没有设置 redis_url"):
         Settings()
 
 
 def test_an_unreadable_file_names_its_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RULESVC_REDIS_PASSWORD_FILE", str(tmp_path / "missing"))
-    with pytest.raises(SettingsError, match="RULESVC_REDIS_PASSWORD_FILE: cannot read"):
+    with pytest.raises(SettingsError, match="RULESVC_REDIS_PASSWORD_FILE：读不了"):
         Settings()
 
 
@@ -91,7 +91,7 @@ def test_the_database_ca_makes_connections_verify_full(tmp_path: Path) -> None:
     assert make_url(settings.database_url).query == {"sslmode": "verify-full", "sslrootcert": str(ca)}
     named = Settings(database_url="postgresql://u@db/rulesvc?sslmode=verify-ca", database_ca_file=ca)
     assert make_url(named.database_url).query == {"sslmode": "verify-ca", "sslrootcert": str(ca)}
-    with pytest.raises(ValidationError, match="not a postgresql:// URL"):
+    with pytest.raises(ValidationError, match="database_url 不是 postgresql:// 地址"):
         Settings(database_url="sqlite:///x.db", database_ca_file=ca)
 
 
@@ -107,15 +107,15 @@ def test_the_redis_ca_needs_rediss_and_checks_the_host(tmp_path: Path) -> None:
         "required",
         True,
     )
-    with pytest.raises(ValidationError, match="not a rediss:// URL"):
+    with pytest.raises(ValidationError, match="redis_url 不是 rediss:// 地址"):
         Settings(redis_url="redis://cache:6379/0", redis_ca_file=ca)
 
 
 def test_https_needs_both_certificate_and_key(tmp_path: Path) -> None:
     cert = Path(secret(tmp_path, "cert.pem", "-"))
-    with pytest.raises(ValidationError, match="set together"):
+    with pytest.raises(ValidationError, match="须同时设置"):
         Settings(tls_cert_file=cert)
-    with pytest.raises(ValidationError, match="is not a file"):
+    with pytest.raises(ValidationError, match="不是文件"):
         Settings(tls_cert_file=cert, tls_key_file=tmp_path / "missing.key")
 
 
@@ -124,5 +124,5 @@ def test_json_secrets_are_read_as_json(tmp_path: Path, monkeypatch: pytest.Monke
     headers = Settings().otlp_headers
     assert {k: v.get_secret_value() for k, v in headers.items()} == {"Authorization": "Bearer t"}
     monkeypatch.setenv("RULESVC_OTLP_HEADERS_FILE", secret(tmp_path, "bad", "Bearer t"))
-    with pytest.raises(SettingsError, match=r"RULESVC_OTLP_HEADERS_FILE: .* is not JSON"):
+    with pytest.raises(SettingsError, match=r"RULESVC_OTLP_HEADERS_FILE：.* 不是 JSON"):
         Settings()

@@ -139,12 +139,12 @@ def test_configuration_is_checked() -> None:
     with pytest.raises(ValidationError, match="smtp_host"):
         config(type="email", sender="a@b", to=["x@b"])
     mail = {"type": "email", "smtp_host": "mail.bank.cn", "sender": "a@b", "to": ["x@b"]}
-    with pytest.raises(ValidationError, match="exclude each other"):
+    with pytest.raises(ValidationError, match="不能同时设置"):
         config(**mail, starttls=True, smtps=True)
-    with pytest.raises(ValidationError, match="smtp_port 465 is SMTP over TLS"):
+    with pytest.raises(ValidationError, match="smtp_port 465 是 SMTP over TLS 端口"):
         config(**mail, smtp_port=465)  # a plain session would wait for the server's TLS hello
     assert config(**mail, smtp_port=465, smtps=True).smtps
-    with pytest.raises(ValidationError, match="must match"):
+    with pytest.raises(ValidationError, match="应符合"):
         Settings(notify_channels={"Bad Name": {"type": "wecom", "webhook_url": "https://w"}})  # type: ignore[dict-item]
     channels = Settings(
         notify_channels={"ops": {"type": "wecom", "webhook_url": "https://w?key=K"}}  # type: ignore[dict-item]
@@ -162,5 +162,5 @@ def test_channels_from_a_file(tmp_path: Any) -> None:
     channels = Settings(notify_channels_file=path).channels()
     assert channels["ops"].type == "dingtalk" and channels["ops"].secret is not None
     path.write_text('{"Ops": {"type": "dingtalk", "webhook_url": "https://d"}}')
-    with pytest.raises(ValueError, match="must match"):
+    with pytest.raises(ValueError, match="应符合"):
         Settings(notify_channels_file=path).channels()
