@@ -1,8 +1,8 @@
 """`rulesvc rulesets ...`: the ruleset lifecycle from the command line, talking to a running service.
 
 Every command takes `--url` (env `RULESVC_URL`, default http://127.0.0.1:8000) and `--key` (env
-`RULESVC_KEY`). Times are shown in the zone named by `RULESVC_TZ` (e.g. `Asia/Shanghai`), else the
-machine's local zone; times typed on the command line need an offset. Exit codes: 0 done; 1 refused by the server (authoring errors, failing cases, four-eyes,
+`RULESVC_KEY`). Times are shown in Beijing time (Asia/Shanghai), or in the zone named by `RULESVC_TZ`
+(whatever the machine's own zone); times typed on the command line need an offset. Exit codes: 0 done; 1 refused by the server (authoring errors, failing cases, four-eyes,
 wrong state, ...), with its message on stderr; 2 the server could not be reached or a local file is wrong.
 """
 
@@ -149,9 +149,8 @@ def _when(value: Any) -> str:
     instant = datetime.fromisoformat(str(value))
     if instant.timestamp() == 0:
         return "always"  # versions imported at first start are in force since the beginning
-    zone = os.environ.get("RULESVC_TZ")
-    local = instant.astimezone(ZoneInfo(zone)) if zone else instant.astimezone()
-    return local.isoformat(timespec="seconds")
+    zone = ZoneInfo(os.environ.get("RULESVC_TZ") or "Asia/Shanghai")
+    return instant.astimezone(zone).isoformat(timespec="seconds")
 
 
 def _client(url: str, key: str | None) -> RulesetsClient:
