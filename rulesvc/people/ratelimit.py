@@ -137,7 +137,10 @@ class SharedRateLimiter(RateLimiter):
         self._degraded = False
 
     def _shared(self, key: str, count: bool) -> tuple[int, int] | None:
-        """(ms to wait, events in the window) from Redis, or None when it does not answer."""
+        """(ms to wait, events in the window) from Redis; None without a limit or when Redis does not answer
+        (then this process's own count decides)."""
+        if not self.enabled:
+            return None
         now = int(self._wall() * 1000)
         member = f"{now}:{token_hex(8)}"
         try:
@@ -155,17 +158,12 @@ class SharedRateLimiter(RateLimiter):
         return int(wait), int(seen)
 
     def retry_after(self, key: str) -> int | None:
-        if not self.enabled:
-            return None
         shared = self._shared(key, count=False)
         if shared is None:
             return super().retry_after(key)
-        wait, _ = shared
-        return math.ceil(wait / 1000) if wait else None
+        return math.ceil(shared[0] / 1000) or None
 
     def hit(self, key: str) -> int | None:
-        if not self.enabled:
-            return None
         shared = self._shared(key, count=True)
         if shared is None:
             return super().hit(key)
