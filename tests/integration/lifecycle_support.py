@@ -18,7 +18,7 @@ from rulesvc.decisions.service import create_api_key
 from rulesvc.settings import Settings
 from rulesvc.sla.clock import Clock, VirtualClock
 from rulesvc.storage import make_engine
-from tests.integration.conftest import make_settings
+from tests.integration.conftest import RULESETS, auth, make_settings
 
 LIFECYCLE_TABLES = ("ruleset_drafts", "ruleset_versions")
 
@@ -70,3 +70,16 @@ def console_app(settings: Settings, database_url: str) -> Iterator[FastAPI]:
         if hasattr(built.state, "lifecycle"):
             built.state.lifecycle.close()
         clear_lifecycle(database_url)
+
+
+def threshold_draft(client: TestClient, editor_key: str, reason: str = "门槛调整") -> str:
+    """A draft of expense-approval raising the travel auto-approval threshold 5000 → 8000; its id."""
+    content = (RULESETS / "expense-approval.yaml").read_text(encoding="utf-8")
+    draft = client.post(
+        "/v1/rulesets/expense-approval/drafts",
+        params={"reason": reason},
+        content=content.replace('金额: "< 5000"', '金额: "< 8000"').encode(),
+        headers={**auth(editor_key), "Content-Type": "application/yaml"},
+    )
+    assert draft.status_code == 201, draft.text
+    return str(draft.json()["draft_id"])

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.integration.conftest import RULESETS, auth, event
-from tests.integration.lifecycle_support import console_app
+from tests.integration.conftest import auth, event
+from tests.integration.lifecycle_support import console_app, threshold_draft
 
 app = console_app
 
@@ -22,15 +22,7 @@ def test_replay_summary_and_masked_examples_on_the_draft_page(
         body = event(f"exp-{n}", "expense", amount=amount, applicant="赵敏", mobile="13812345678")
         answer = client.post("/v1/events", json=body, headers=auth(keys["ingest"]))
         assert answer.status_code == 200, answer.text
-    content = (RULESETS / f"{EXPENSE}.yaml").read_text(encoding="utf-8")
-    draft = client.post(
-        f"/v1/rulesets/{EXPENSE}/drafts",
-        params={"reason": "差旅费自动审批门槛调整为 8000 元"},
-        content=content.replace('金额: "< 5000"', '金额: "< 8000"').encode(),
-        headers={**auth(keys["editor"]), "Content-Type": "application/yaml"},
-    )
-    assert draft.status_code == 201, draft.text
-    draft_id = draft.json()["draft_id"]
+    draft_id = threshold_draft(client, keys["editor"], "差旅费自动审批门槛调整为 8000 元")
     page_url = f"/console/rulesets/{EXPENSE}/drafts/{draft_id}"
 
     before = client.get(page_url, headers=auth(keys["editor"]))

@@ -7,8 +7,8 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.integration.conftest import RULESETS, auth
-from tests.integration.lifecycle_support import console_app
+from tests.integration.conftest import auth
+from tests.integration.lifecycle_support import console_app, threshold_draft
 
 app = console_app
 
@@ -34,15 +34,7 @@ def test_ruleset_and_draft_pages_link_their_evidence_files(client: TestClient, k
     download = client.get(offered["xlsx"], headers=auditor)
     assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
 
-    content = (RULESETS / f"{EXPENSE}.yaml").read_text(encoding="utf-8")
-    draft = client.post(
-        f"/v1/rulesets/{EXPENSE}/drafts",
-        params={"reason": "门槛调整"},
-        content=content.replace('金额: "< 5000"', '金额: "< 8000"').encode(),
-        headers={**auth(keys["editor"]), "Content-Type": "application/yaml"},
-    )
-    assert draft.status_code == 201, draft.text
-    draft_id = draft.json()["draft_id"]
+    draft_id = threshold_draft(client, keys["editor"])
     page = client.get(f"/console/rulesets/{EXPENSE}/drafts/{draft_id}", headers=auditor)
     assert page.status_code == 200, page.text
     offered = links(page.text)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.integration.conftest import RULESETS, auth
-from tests.integration.lifecycle_support import console_app
+from tests.integration.conftest import auth
+from tests.integration.lifecycle_support import console_app, threshold_draft
 
 app = console_app
 
@@ -15,15 +15,7 @@ EXPENSE = "expense-approval"
 
 
 def test_the_replay_and_publish_fields_are_beijing_text(client: TestClient, keys: dict[str, str]) -> None:
-    content = (RULESETS / f"{EXPENSE}.yaml").read_text(encoding="utf-8")
-    draft = client.post(
-        f"/v1/rulesets/{EXPENSE}/drafts",
-        params={"reason": "门槛调整"},
-        content=content.replace('金额: "< 5000"', '金额: "< 8000"').encode(),
-        headers={**auth(keys["editor"]), "Content-Type": "application/yaml"},
-    )
-    assert draft.status_code == 201, draft.text
-    draft_id = draft.json()["draft_id"]
+    draft_id = threshold_draft(client, keys["editor"])
     page = client.get(f"/console/rulesets/{EXPENSE}/drafts/{draft_id}", headers=auth(keys["editor"])).text
     form = page.split('id="replay-form"', 1)[1].split("</form>", 1)[0]
     assert "datetime-local" not in form and form.count('type="text"') == 2
