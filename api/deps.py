@@ -193,7 +193,7 @@ async def json_body(request: Request) -> Any:
             422,
             "invalid_request",
             "请求体为空",
-            [{"path": "", "message": "body required", "type": "missing"}],
+            [{"path": "", "code": "validation.missing", "message": "缺少请求体"}],
         )
     try:
         data = exactjson.loads(raw)
