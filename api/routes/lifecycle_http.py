@@ -90,7 +90,12 @@ async def yaml_text(request: Request) -> str:
     except UnicodeDecodeError as exc:
         raise ApiError(422, "invalid_encoding", "请求体不是合法的 UTF-8", {"position": exc.start}) from None
     if not text.strip():
-        raise ApiError(422, "invalid_request", "请求体为空", [{"path": "", "code": "validation.missing", "message": "缺少请求体"}])
+        raise ApiError(
+            422,
+            "invalid_request",
+            "请求体为空",
+            [{"path": "", "code": "validation.missing", "message": "缺少请求体"}],
+        )
     return text
 
 

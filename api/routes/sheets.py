@@ -75,7 +75,12 @@ async def sheet_body(request: Request, fmt: SheetFormat | None) -> tuple[SheetFo
         )
     data = await request.body()
     if not data.strip():
-        raise ApiError(422, "invalid_request", "请求体为空", [{"path": "", "code": "validation.missing", "message": "缺少请求体"}])
+        raise ApiError(
+            422,
+            "invalid_request",
+            "请求体为空",
+            [{"path": "", "code": "validation.missing", "message": "缺少请求体"}],
+        )
     return chosen, data
 
 
