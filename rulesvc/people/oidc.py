@@ -554,6 +554,13 @@ def check(config: OidcConfig, client: OidcClient) -> list[Problem]:
         )
     elif parts.scheme != "https" and not _loopback(config.redirect_url):
         add("oidc.insecure_url", f"回调地址应使用 https：{config.redirect_url}")
+    if config.post_logout is not None:
+        after = urlsplit(config.post_logout)
+        if after.scheme not in ("http", "https") or not after.netloc:
+            add(
+                "oidc.post_logout_url_invalid",
+                f"退出后地址 RULESVC_OIDC_POST_LOGOUT_URL 不是完整网址（在身份提供方登记同一地址）：{config.post_logout}",
+            )
     if "openid" not in config.scopes.split():
         add("oidc.scope_openid", f"RULESVC_OIDC_SCOPES 必须包含 openid（当前：{config.scopes}）")
     if not config.role_map:
@@ -598,6 +605,13 @@ def check(config: OidcConfig, client: OidcClient) -> list[Problem]:
         add(
             "oidc.pkce_unsupported",
             "身份提供方不支持 PKCE S256（code_challenge_methods_supported 中没有 S256）",
+        )
+    if not meta.get("end_session_endpoint"):
+        add(
+            "oidc.end_session_unsupported",
+            "发现文档未声明 end_session_endpoint：退出登录只退出 rulesvc，身份提供方的登录仍然有效"
+            "（同一浏览器再次单点登录无需密码）",
+            "warning",
         )
     algs = meta.get("id_token_signing_alg_values_supported") or []
     if algs and not set(algs) & set(ALGORITHMS):

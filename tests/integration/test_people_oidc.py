@@ -217,7 +217,24 @@ def test_settings_check(app: FastAPI, client: TestClient, admin_key: str, oidc_p
     # the test's redirect URL is plain http on a non-loopback host name: the only problem reported
     assert [p["code"] for p in body["problems"] if p["level"] == "error"] == ["oidc.insecure_url"]
     assert all(p["message"] for p in body["problems"])
+    assert "oidc.end_session_unsupported" not in {p["code"] for p in body["problems"]}  # it signs out too
     assert client.get("/v1/admin/oidc/check").status_code == 401
+
+
+def test_settings_check_names_a_post_logout_url_that_is_no_address(
+    database_url: str, book: Evaluator, oidc_provider: Provider
+) -> None:
+    settings = oidc_settings(database_url, oidc_provider, oidc_post_logout_url="/console/")
+    app = create_app(settings, book=book)
+    with TestClient(app) as client:
+        key = create_api_key(app.state.runtime.service.keys, frozenset({Role.ADMIN}), SystemClock(), "it")[1]
+        problems = client.get("/v1/admin/oidc/check", headers=auth(key)).json()["problems"]
+        found = [p for p in problems if p["code"] == "oidc.post_logout_url_invalid"]
+        assert (
+            len(found) == 1
+            and found[0]["level"] == "error"
+            and "RULESVC_OIDC_POST_LOGOUT_URL" in found[0]["message"]
+        )
 
 
 def test_settings_check_names_an_unreachable_or_wrong_issuer(
