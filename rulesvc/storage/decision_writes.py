@@ -237,17 +237,7 @@ def write_prepared(
         return [], head.seq
     entries = chain_texts(head, prepared.notes)
     result = [
-        StoredDecision(
-            decision_id=new.decision_id,
-            event_id=new.event_id,
-            ticket_id=new.ticket_id,
-            decided_at=new.decided_at,
-            record_text=new.record_text,
-            input_salt=new.input_salt,
-            input_digest=new.input_digest,
-            chain_seq=entry.seq,
-            chain_hash=entry.hash,
-        )
+        _stored(new, entry.seq, entry.hash)
         for new, entry in zip(prepared.news, entries[: len(prepared.news)], strict=True)
     ]
     decisions = [
@@ -324,7 +314,12 @@ def appended(rows: HeadRows, prepared: PreparedDecisions) -> tuple[list[StoredDe
     if seq is None:
         raise ChainRolledBackError(head_seq, watermark(rows.pool))
     [new] = prepared.news
-    stored = StoredDecision(
+    return [_stored(new, seq, hash_)], seq
+
+
+def _stored(new: NewDecision, chain_seq: int, chain_hash: str) -> StoredDecision:
+    """`new` as stored under the chain entry (`chain_seq`, `chain_hash`)."""
+    return StoredDecision(
         decision_id=new.decision_id,
         event_id=new.event_id,
         ticket_id=new.ticket_id,
@@ -332,10 +327,9 @@ def appended(rows: HeadRows, prepared: PreparedDecisions) -> tuple[list[StoredDe
         record_text=new.record_text,
         input_salt=new.input_salt,
         input_digest=new.input_digest,
-        chain_seq=seq,
-        chain_hash=hash_,
+        chain_seq=chain_seq,
+        chain_hash=chain_hash,
     )
-    return [stored], seq
 
 
 def insert_decisions(
