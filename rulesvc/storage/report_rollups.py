@@ -6,7 +6,8 @@ A day is one of Asia/Shanghai, of decision time (the time every report's period 
 is made, moments before its commit). The worker rolls every closed day up (`roll_closed`, every 5
 minutes), under a transaction-level advisory lock, so that replicas roll a day once (`report_rollup_days`
 says which days of which part are stored); a report finding days of its period not rolled up yet rolls
-the oldest few (`CHUNK_DAYS`) itself and reads the facts from the first day still missing. The days not closed yet, and a period's end when it is
+them itself when they are a few (`CHUNK_DAYS`), else only the oldest, and reads the facts from the first
+day still missing. The days not closed yet, and a period's end when it is
 not at midnight, are read from the facts as before (`rulesvc.storage.report_reads`). A decision written
 later with the time of a rolled day (not done by the service; a restore or a hand-written row could) drops
 that day's roll-ups in its transaction (`forget_days`), to be rolled again.
@@ -233,14 +234,16 @@ def ensure(engine: Engine, part: str, first: date, last: date) -> int:
 
 
 def rolled_until(engine: Engine, part: str, first: date, last: date) -> date:
-    """Roll up the oldest `CHUNK_DAYS` days of [first, last) of `part` not stored yet (closed days only: a
-    report does not wait for more, the worker rolls the rest); returns the day up to which the days from
-    `first` are all stored."""
+    """Roll up the days of [first, last) of `part` not stored yet (closed days only) when they are a few
+    (`CHUNK_DAYS`), else only the oldest (which makes the part known to the worker, `roll_closed`, that rolls
+    the rest): a report does not wait for more. Returns the day up to which the days from `first` are all
+    stored."""
     with engine.connect() as conn:
         missing = _missing(conn, part, first, last)
-    if missing:
-        _roll_chunk(engine, part, missing[:CHUNK_DAYS])
-    rest = missing[CHUNK_DAYS:]
+    now = missing if len(missing) <= CHUNK_DAYS else missing[:1]
+    if now:
+        _roll_chunk(engine, part, now)
+    rest = missing[len(now) :]
     return rest[0] if rest else last
 
 
