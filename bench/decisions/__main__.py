@@ -465,7 +465,7 @@ def dashboards(client: TestClient, auditor: dict[str, str], url: str, args: argp
     with engine.connect() as conn:
         rows = conn.execute(sql_text("SELECT count(*) FROM report_rollups")).scalar()
     print(
-        f"\nroll-ups: the 30-day page's first request (rolling up its first day, the rest read from the facts) {first_page:,.0f} ms; then the"
+        f"\nroll-ups: the 30-day page's first request (nothing rolled up: the facts read) {first_page:,.0f} ms; then the"
         f" worker's job rolling up every other closed day: {days} day-parts in {rolled:.1f} s;"
         f" {rows:,} roll-up rows in all"
     )

@@ -6,8 +6,7 @@ A day is one of Asia/Shanghai, of decision time (the time every report's period 
 is made, moments before its commit). The worker rolls every closed day up (`roll_closed`, every 5
 minutes), under a transaction-level advisory lock, so that replicas roll a day once (`report_rollup_days`
 says which days of which part are stored); a report finding days of its period not rolled up yet rolls
-them itself when they are a few (`CHUNK_DAYS`), else only the oldest, and reads the facts from the first
-day still missing. The days not closed yet, and a period's end when it is
+them itself when they are a few (`CHUNK_DAYS`), else reads the facts of its whole period. The days not closed yet, and a period's end when it is
 not at midnight, are read from the facts as before (`rulesvc.storage.report_reads`). A decision written
 later with the time of a rolled day (not done by the service; a restore or a hand-written row could) drops
 that day's roll-ups in its transaction (`forget_days`), to be rolled again.
@@ -235,16 +234,17 @@ def ensure(engine: Engine, part: str, first: date, last: date) -> int:
 
 def rolled_until(engine: Engine, part: str, first: date, last: date) -> date:
     """Roll up the days of [first, last) of `part` not stored yet (closed days only) when they are a few
-    (`CHUNK_DAYS`), else only the oldest (which makes the part known to the worker, `roll_closed`, that rolls
-    the rest): a report does not wait for more. Returns the day up to which the days from `first` are all
-    stored."""
+    (`CHUNK_DAYS`) and return `last`; else roll only the oldest (which makes the part known to the worker,
+    `roll_closed`, that rolls the rest) and return `first`: the report reads the facts of its whole period
+    rather than wait (or read the rows of many days crossing into the facts read)."""
     with engine.connect() as conn:
         missing = _missing(conn, part, first, last)
-    now = missing if len(missing) <= CHUNK_DAYS else missing[:1]
-    if now:
-        _roll_chunk(engine, part, now)
-    rest = missing[len(now) :]
-    return rest[0] if rest else last
+    if len(missing) <= CHUNK_DAYS:
+        if missing:
+            _roll_chunk(engine, part, missing)
+        return last
+    _roll_chunk(engine, part, missing[:1])
+    return first
 
 
 def _roll_chunk(engine: Engine, part: str, chunk: list[date]) -> int:

@@ -95,7 +95,7 @@ def test_rolled_up_days_answer_as_the_facts_do_while_decisions_arrive(
     engine: Engine = app.state.runtime.engine
     pg = engine.dialect.name == "postgresql"
     seed(client, keys["ingest"])
-    assert_rolled_as_live(app)  # the reports roll up a day each (the oldest), the rest read from the facts
+    assert_rolled_as_live(app)  # most days not rolled up: the reports read the facts (rolling a day each)
     job = report_rollups(engine)
     if job is not None:  # the worker's job: every closed day, DAY1 and those after it (without decisions)
         job()
