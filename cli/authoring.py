@@ -99,7 +99,8 @@ def test(
     report = run_cases(book, cases, book.all_refs())
     for result in report.results:
         if result.passed:
-            typer.echo(f"通过 {result.case.name}")
+            # PASS/FAIL lead each case line: the stable token scripts match; the words are for people
+            typer.echo(f"PASS 通过 {result.case.name}")
             if verbose:
                 for obs in result.observed:
                     typer.echo(f"    {obs.describe()}")

@@ -196,7 +196,7 @@ def run_cases(book: Evaluator, cases: Sequence[Case], all_refs: Iterable[str]) -
 
 
 def format_failure(result: CaseResult) -> str:
-    lines = [f"未通过 {result.case.name}  （{result.case.location}）"]
+    lines = [f"FAIL 未通过 {result.case.name}  （{result.case.location}）"]
     if result.error:
         lines.append(f"  运行出错 [{result.error_code}]：{result.error}")
     lines.extend(

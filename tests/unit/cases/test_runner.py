@@ -76,7 +76,7 @@ def test_failing_case_shows_expected_entry_and_actual_actions(book: RuleBook) ->
     ]
     report = format_failure(result)
     lines = report.splitlines()
-    assert lines[0] == f"未通过 升级时间写错  （{case.location}）"
+    assert lines[0] == f"FAIL 未通过 升级时间写错  （{case.location}）"
     assert result.failure_codes == ["case.expected_missing"]
     assert lines[1].strip() == result.failures[0] + " [case.expected_missing]"
     assert lines[2].strip() == "实际动作："
@@ -287,7 +287,7 @@ def test_junit_xml_parses_and_counts_failures(book: RuleBook) -> None:
     failure = testcases[1].find("failure")
     assert failure is not None
     assert failure.get("message") == "期望 {type: auto_approve}，但没有这样的动作"
-    assert failure.text is not None and "未通过 失败<1>" in failure.text and "实际动作：" in failure.text
+    assert failure.text is not None and "FAIL 未通过 失败<1>" in failure.text and "实际动作：" in failure.text
     assert "escalate(to=supervisor" in failure.text
     assert testcases[2].find("failure") is not None
     error = testcases[4].find("error")

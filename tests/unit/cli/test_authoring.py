@@ -145,9 +145,9 @@ def test_test_shipped_rulesets_with_junit(tmp_path: Path) -> None:
     junit = tmp_path / "report.xml"
     result = run("test", RULESETS, "--junit", junit, "--min-coverage", "100")
     assert result.exit_code == 0, result.output
-    passed = [line for line in result.stdout.splitlines() if line.startswith("通过 ")]
-    assert len(passed) == 52 and passed[-1].startswith("通过 51 个，")  # 51 cases, then the summary
-    assert "未通过 0 个" in result.stdout and "\n未通过 " not in result.stdout
+    passed = [line for line in result.stdout.splitlines() if line.startswith("PASS 通过 ")]
+    assert len(passed) == 51  # every case on its own line, led by the stable token
+    assert "未通过 0 个" in result.stdout and "\nFAIL " not in result.stdout
     assert "通过 51 个，未通过 0 个；覆盖 23/23 条规则与决策表行（100%）" in result.stdout
     root = ElementTree.parse(junit).getroot()
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("51", "0", "0")
@@ -165,9 +165,9 @@ def test_test_broken_case_exits_1_with_fail_and_diff(tmp_path: Path) -> None:
     result = run("test", root)
     assert result.exit_code == 1
     out = result.stdout
-    assert "未通过 始终未受理1.5小时预警2小时升级" in out
+    assert "FAIL 未通过 始终未受理1.5小时预警2小时升级" in out
     assert "期望 {type: escalate, at: 2026-11-02T11:30:00+08:00, to: supervisor}，但没有这样的动作" in out
-    block = out[out.index("未通过 始终未受理") :].split("\n通过 ")[0]
+    block = out[out.index("FAIL 未通过 始终未受理") :].split("\nPASS ")[0]
     assert "实际动作：" in block
     assert "2026-11-02T11:00:00+08:00  escalate(to=supervisor" in block
     assert "2026-11-02T10:30:00+08:00  notify(to=owner" in block
@@ -317,7 +317,7 @@ def test_test_reports_a_rule_error_with_the_actions_before_it(tmp_path: Path) ->
     )
     result = run("test", folder)
     assert result.exit_code == 1
-    assert "未通过 电话银行投诉" in result.stdout
+    assert "FAIL 未通过 电话银行投诉" in result.stdout
     assert "运行出错 [rule.unique_conflict]：电话银行投诉#1 @ 2026-11-02T09:00:00+08:00：" in result.stdout
     assert "唯一分派.yaml:10:" in result.stdout and "Traceback" not in result.output
 
@@ -392,7 +392,7 @@ def test_a_case_with_invalid_input_is_routed_under_the_kinds_policy(tmp_path: Pa
         encoding="utf-8",
     )
     result = run("test", folder, "-v")
-    assert "通过 金额写成带逗号的文本" in result.stdout, result.output
+    assert "PASS 通过 金额写成带逗号的文本" in result.stdout, result.output
     assert "assign(group=数据核查岗, errors=" in result.stdout
     plain = small_copy(tmp_path / "plain", "loan-approval", "loan-routing")
     shutil.copy(folder / "cases" / "invalid.yaml", plain / "cases" / "invalid.yaml")

@@ -62,7 +62,7 @@ def written(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     files = {ext: out / f"证据.{ext}" for ext in ("html", "xlsx")}
     result = run("test", folder, "--report", files["html"], "--report", files["xlsx"])
     assert result.exit_code == 1, result.output  # a failing case: the run fails, the evidence is written
-    assert f"未通过 {FAILING}" in result.output
+    assert f"FAIL 未通过 {FAILING}" in result.output
     digests = set(re.findall(r"报告摘要 SHA-256 ([0-9a-f]{64})", result.output))
     assert len(digests) == 1  # both files state one digest of one content
     return files
