@@ -274,7 +274,16 @@ class Settings(BaseSettings):
     timer_poll_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds between timer polls.")
     timer_batch: int = Field(default=100, ge=1, le=10_000, description="Tickets locked per timer poll.")
     replan_batch: int = Field(
-        default=200, ge=1, le=10_000, description="Tickets locked per claim when re-planning timers."
+        default=500, ge=1, le=10_000, description="Tickets locked per claim when re-planning timers."
+    )
+    replan_lanes: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description=(
+            "Claims a worker re-plans at once (each its own transaction; PostgreSQL only, SQLite and a worker "
+            "inside `serve` use 1): one claim's rows are planned while another's are written."
+        ),
     )
     replan_inline_tickets: int = Field(
         default=1_000,

@@ -76,6 +76,7 @@ def build_worker(
         masking,
         batch=config.timer_batch,
         replan_batch=config.replan_batch,
+        replan_lanes=config.replan_lanes,
         shares_interpreter=in_serve,
         retry=retry,
         clock=clock,

@@ -15,8 +15,10 @@ class WorkerConfig:
     """Seconds between timer polls (a wake-up notification polls at once)."""
     timer_batch: int = 100
     """Tickets locked per claim transaction."""
-    replan_batch: int = 200
+    replan_batch: int = 500
     """Tickets locked per re-plan claim (timers of a newly published calendar version)."""
+    replan_lanes: int = 2
+    """Re-plan claims run at once (PostgreSQL, a worker process of its own)."""
     replan_seconds: float = 2.0
     """Seconds of re-planning per poll at most, so that due points keep firing during a long re-plan."""
     min_wake_gap: float = 0.05

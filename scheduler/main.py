@@ -35,6 +35,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         poll_interval=settings.timer_poll_interval,
         timer_batch=settings.timer_batch,
         replan_batch=settings.replan_batch,
+        replan_lanes=settings.replan_lanes,
         delivery_interval=settings.timer_poll_interval,
         liveness_max_age=settings.worker_stall_seconds,
     )

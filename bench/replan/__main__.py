@@ -50,6 +50,7 @@ from rulesvc.storage.ticket_seals import KIND_TICKETS_SEALED, SEALED_TIMER_COLUM
 from rulesvc.storage.timer_store import SqlTimerStore
 from rulesvc.storage.timer_tables import TicketRow
 from rulesvc.wiring.lifecycle import build_lifecycle
+from scheduler.config import WorkerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime.fromisoformat("2027-02-19T17:00:00+08:00")
@@ -190,6 +191,9 @@ def publish(app: Any, clock: VirtualClock) -> None:
     calendars.publish("approver (bench-approver)", "cn", draft.draft_id, clock.now())
 
 
+WORKER_APP = "rulesvc-bench-replan"
+
+
 class Poster(threading.Thread):
     """Posts loan events back to back and records each answer's time (ms)."""
 
@@ -223,6 +227,42 @@ class Poster(threading.Thread):
             )
             self.times.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.text
+
+
+class LockWaits(threading.Thread):
+    """Samples PostgreSQL every 2 ms for the service's backends waiting on a lock (the chain head, a ticket
+    row) and records how long each wait lasted (ms): what the re-plan blocks an event for, apart from the
+    CPU the two share. The re-plan's own connections (`application_name` WORKER_APP) are left out."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.waits: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        started: dict[tuple[int, Any], float] = {}
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                rows = conn.execute(
+                    "SELECT pid, query_start FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND application_name <> %s",
+                    (WORKER_APP,),
+                ).fetchall()
+                now = time.perf_counter()
+                waiting = {(pid, query_start) for pid, query_start in rows}
+                for key in waiting:
+                    started.setdefault(key, now)
+                for key in [k for k in started if k not in waiting]:
+                    self.waits.append((now - started.pop(key)) * 1000)
+                time.sleep(0.002)
+
+    def summary(self) -> str:
+        waits = sorted(self.waits)
+        if not waits:
+            return "no event waited on a lock"
+        over = sum(1 for w in waits if w > 100)
+        return f"{len(waits)} waits, median {statistics.median(waits):.1f} ms, max {waits[-1]:.1f} ms, over 100 ms: {over}"
 
 
 def latency(poster: Poster) -> str:
@@ -296,7 +336,16 @@ def run(args: argparse.Namespace) -> None:
             )
             assert moved == sample, moved
 
-            command = [sys.executable, "-m", "bench.replan", "--worker", url, "--batch", str(args.batch)]
+            worker_url = f"{url}?application_name={WORKER_APP}"
+            command = [
+                sys.executable,
+                "-m",
+                "bench.replan",
+                "--worker",
+                worker_url,
+                "--batch",
+                str(args.batch),
+            ]
             processes = [
                 subprocess.Popen(
                     [*command, "--lanes", str(args.lanes)],
@@ -311,6 +360,8 @@ def run(args: argparse.Namespace) -> None:
                 assert process.stdout is not None
                 assert process.stdout.readline().strip() == "ready"
             busy = Poster(client, key, "busy")
+            waits = LockWaits(url)
+            waits.start()
             busy.start()
             for process in processes:
                 assert process.stdin is not None
@@ -319,6 +370,8 @@ def run(args: argparse.Namespace) -> None:
             done = [json.loads(p.stdout.readline()) for p in processes if p.stdout is not None]
             busy.stop.set()
             busy.join()
+            waits.stop.set()
+            waits.join()
             for process in processes:
                 process.wait(timeout=60)
             elapsed = max(float(d["seconds"]) for d in done)
@@ -331,6 +384,7 @@ def run(args: argparse.Namespace) -> None:
                 f" for {args.timers:,}; {per_timer * rate:.0f}× the baseline"
             )
             print(f"POST /v1/events during it:     {latency(busy)}")
+            print(f"events waiting on a lock during it (sampled every 2 ms): {waits.summary()}")
             with psycopg.connect(url) as conn:
                 stale = conn.execute(
                     "SELECT count(*) FROM timers WHERE calendar = 'cn' AND calendar_version < 2"
@@ -355,8 +409,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--timers", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument("--lanes", type=int, default=1, help="concurrent claim loops (the service uses 1)")
+    parser.add_argument("--batch", type=int, default=WorkerConfig.replan_batch)
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=WorkerConfig.replan_lanes,
+        help="concurrent claim loops per worker process",
+    )
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes re-planning at once (replicas; default 1)"

@@ -50,7 +50,8 @@ def build_timer_parts(
     masking: MaskPolicy,
     *,
     batch: int,
-    replan_batch: int = 200,
+    replan_batch: int = 500,
+    replan_lanes: int = 1,
     shares_interpreter: bool = False,
     retry: RetryPolicy | None = None,
     clock: Clock | None = None,
@@ -84,8 +85,17 @@ def build_timer_parts(
     if engine.dialect.name == "sqlite":
         batch = min(batch, SQLITE_TIMER_BATCH)
         replan_batch = min(replan_batch, SQLITE_TIMER_BATCH)
+    if engine.dialect.name == "sqlite" or shares_interpreter:
+        replan_lanes = 1  # one writer at a time; inside `serve` the requests share the interpreter
     replanner = CalendarReplanner(
-        SqlTimerStore(engine), book, clock, masking, notifier, batch=replan_batch, yields=shares_interpreter
+        SqlTimerStore(engine),
+        book,
+        clock,
+        masking,
+        notifier,
+        batch=replan_batch,
+        lanes=replan_lanes,
+        yields=shares_interpreter,
     )
     return TimerParts(engine, timers, webhooks, replanner, batch)
 

@@ -172,6 +172,7 @@ def test_a_replan_left_to_the_workers_fires_past_deadlines_late_once(
     engines = [make_engine(database_url) for _ in range(2)]
     try:
         replanners = [CalendarReplanner(SqlTimerStore(e), book, clock, masking, batch=2) for e in engines]
+        replanners[0].lanes = 2  # a worker's two claim loops (RULESVC_REPLAN_LANES) beside another replica
         replanners[1].journal_only = True  # one plans from the timer rows, the other through the journals
         with ThreadPoolExecutor(2) as pool:  # two replicas' workers take it up at once
             results = list(pool.map(lambda r: r.replan("cn"), replanners))
