@@ -125,7 +125,7 @@ def test_the_layouts_migration_reads_its_password_from_a_secret_file(
         rulesvc(services["migrate"]["command"]), env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert "up to date" in done.stdout
+    assert "数据库结构已是最新" in done.stdout
 
 
 @pytest.mark.parametrize("service", ["api", "worker", "migrate"])
