@@ -36,15 +36,15 @@ TIMER_FIRES: ColumnClause[str] = literal_column("'timer:%'")
 PERIOD_FORMATS = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM"}
 
 
-def _bucket(column: str) -> str:
+def bucket_at(column: str) -> str:
     return f"to_char({column} AT TIME ZONE :tz, :fmt)"
 
 
 _OF_PERIOD = "decided_at >= :start AND decided_at < :end"
-_OF_KIND = "(CAST(:kind AS text) IS NULL OR kind = :kind)"
-_LAST = "(next_decided_at IS NULL OR next_decided_at >= :end)"
+OF_KIND = "(CAST(:kind AS text) IS NULL OR kind = :kind)"
+LAST_OF_PERIOD = "(next_decided_at IS NULL OR next_decided_at >= :end)"
 """The ticket's last decision of the period."""
-_LAST_IN_BUCKET = f"({_LAST} OR {_bucket('next_occurred_at')} <> {_bucket('occurred_at')})"
+LAST_IN_BUCKET = f"({LAST_OF_PERIOD} OR {bucket_at('next_occurred_at')} <> {bucket_at('occurred_at')})"
 """The ticket's last decision of the period in its bucket."""
 
 
@@ -56,10 +56,10 @@ def approvals(session: Session, asked: TicketReport) -> list[dict[str, Any]]:
             SELECT kind, bucket, count(*), count(*) FILTER (WHERE auto),
                    coalesce(sum(amount), 0), coalesce(sum(amount) FILTER (WHERE auto), 0)
             FROM (
-                SELECT kind, {_bucket("occurred_at")} AS bucket, amount,
+                SELECT kind, {bucket_at("occurred_at")} AS bucket, amount,
                        coalesce(auto_decided_at >= :start
-                                AND {_bucket("auto_occurred_at")} = {_bucket("occurred_at")}, false) AS auto
-                FROM decision_facts WHERE {_OF_PERIOD} AND {_OF_KIND} AND {_LAST_IN_BUCKET}
+                                AND {bucket_at("auto_occurred_at")} = {bucket_at("occurred_at")}, false) AS auto
+                FROM decision_facts WHERE {_OF_PERIOD} AND {OF_KIND} AND {LAST_IN_BUCKET}
             ) last GROUP BY 1, 2
             """
         ),
@@ -88,9 +88,9 @@ def distribution(session: Session, asked: TicketReport) -> list[tuple[str, str, 
     rows = session.execute(
         text(
             f"""
-            SELECT {_bucket("occurred_at")}, fields #>> CAST(:path AS text[]), count(*)
+            SELECT {bucket_at("occurred_at")}, fields #>> CAST(:path AS text[]), count(*)
             FROM decision_facts
-            WHERE {_OF_PERIOD} AND {_OF_KIND} AND {_LAST_IN_BUCKET}
+            WHERE {_OF_PERIOD} AND {OF_KIND} AND {LAST_IN_BUCKET}
               AND fields #>> CAST(:path AS text[]) IS NOT NULL
             GROUP BY 1, 2
             """
@@ -110,10 +110,10 @@ def stages(session: Session, asked: TicketReport) -> list[dict[str, Any]]:
                    percentile_disc(0.9) WITHIN GROUP (ORDER BY stay), count(*) FILTER (WHERE open)
             FROM (
                 SELECT kind, left_stage AS stage, stay_seconds AS stay, false AS open FROM decision_facts
-                WHERE {_OF_PERIOD} AND {_OF_KIND} AND left_stage IS NOT NULL
+                WHERE {_OF_PERIOD} AND {OF_KIND} AND left_stage IS NOT NULL
                 UNION ALL
                 SELECT kind, stage, NULL, true FROM decision_facts
-                WHERE {_OF_PERIOD} AND {_OF_KIND} AND stage IS NOT NULL AND {_LAST}
+                WHERE {_OF_PERIOD} AND {OF_KIND} AND stage IS NOT NULL AND {LAST_OF_PERIOD}
             ) s
             GROUP BY 1, 2
             """
@@ -141,7 +141,7 @@ def workload(session: Session, asked: TicketReport) -> list[tuple[str, str, int,
             f"""
             SELECT routed, owner, count(*), avg(extract(epoch FROM occurred_at - first_occurred_at))
             FROM decision_facts
-            WHERE {_OF_PERIOD} AND {_LAST} AND (CAST(:grp AS text) IS NULL OR routed = :grp)
+            WHERE {_OF_PERIOD} AND {LAST_OF_PERIOD} AND (CAST(:grp AS text) IS NULL OR routed = :grp)
             GROUP BY 1, 2
             """
         ),

@@ -57,7 +57,15 @@ from sqlalchemy.orm import Session
 
 from rulesvc.decisions import ticket_reports
 from rulesvc.decisions.ticket_reports import TicketReport
-from rulesvc.storage.report_reads import PERIOD_FORMATS, approval_rows, workload_rows
+from rulesvc.storage.report_reads import (
+    LAST_IN_BUCKET,
+    LAST_OF_PERIOD,
+    OF_KIND,
+    PERIOD_FORMATS,
+    approval_rows,
+    bucket_at,
+    workload_rows,
+)
 
 ZONE = "Asia/Shanghai"
 SHANGHAI = ZoneInfo(ZONE)
@@ -288,21 +296,14 @@ def _bucket_day(column: str) -> str:
     return f"to_char(CAST({column} AS timestamp), :fmt)"
 
 
-def _bucket_at(column: str) -> str:
-    return f"to_char({column} AT TIME ZONE :tz, :fmt)"
-
-
-_KIND = "(CAST(:kind AS text) IS NULL OR kind = :kind)"
 _ROLLED = "day >= :first AND day < :last"
 _SUPERSEDED = "since_day >= :first AND since_day < :last AND day < :last"
 _LIVE = "decided_at >= :cut AND decided_at < :end"
-_LIVE_LAST = "(next_decided_at IS NULL OR next_decided_at >= :end)"
-_LIVE_LAST_IN_BUCKET = f"({_LIVE_LAST} OR {_bucket_at('next_occurred_at')} <> {_bucket_at('occurred_at')})"
 _CROSSING = (
     "next_decided_at >= :cut AND next_decided_at < :end AND decided_at >= :start AND decided_at < :cut"
 )
 """Rows of rolled days whose next decision is of a live one."""
-_SAME_BUCKET = f"{_bucket_at('next_occurred_at')} = {_bucket_at('occurred_at')}"
+_SAME_BUCKET = f"{bucket_at('next_occurred_at')} = {bucket_at('occurred_at')}"
 
 
 def _params(asked: TicketReport, span: Split) -> dict[str, Any]:
@@ -322,62 +323,62 @@ def _auto_day(occ: str) -> str:
     return f"(auto_day >= :first AND {_bucket_day('auto_occ_day')} = {_bucket_day(occ)})"
 
 
-_AUTO_AT = f"coalesce(auto_decided_at >= :start AND {_bucket_at('auto_occurred_at')} = {_bucket_at('occurred_at')}, false)"
+_AUTO_AT = f"coalesce(auto_decided_at >= :start AND {bucket_at('auto_occurred_at')} = {bucket_at('occurred_at')}, false)"
 _APPROVALS = f"""
 SELECT kind, bucket, sum(n), sum(a), sum(amount), sum(auto_amount) FROM (
     SELECT kind, {_bucket_day("occ_day")} AS bucket, n, CASE WHEN {_auto_day("occ_day")} THEN n ELSE 0 END AS a,
            total AS amount, CASE WHEN {_auto_day("occ_day")} THEN total ELSE 0 END AS auto_amount
-    FROM report_rollups WHERE part = 'approvals' AND {_ROLLED} AND {_KIND}
+    FROM report_rollups WHERE part = 'approvals' AND {_ROLLED} AND {OF_KIND}
     UNION ALL
     SELECT kind, {_bucket_day("occ_day")}, -n, CASE WHEN {_auto_day("occ_day")} THEN -n ELSE 0 END,
            -total, CASE WHEN {_auto_day("occ_day")} THEN -total ELSE 0 END
-    FROM report_rollups WHERE part = 'approvals-' AND {_SUPERSEDED} AND {_KIND}
+    FROM report_rollups WHERE part = 'approvals-' AND {_SUPERSEDED} AND {OF_KIND}
       AND {_bucket_day("next_occ_day")} = {_bucket_day("occ_day")}
     UNION ALL
-    SELECT kind, {_bucket_at("occurred_at")}, 1, CASE WHEN {_AUTO_AT} THEN 1 ELSE 0 END,
+    SELECT kind, {bucket_at("occurred_at")}, 1, CASE WHEN {_AUTO_AT} THEN 1 ELSE 0 END,
            coalesce(amount, 0), CASE WHEN {_AUTO_AT} THEN coalesce(amount, 0) ELSE 0 END
-    FROM decision_facts WHERE {_LIVE} AND {_KIND} AND {_LIVE_LAST_IN_BUCKET}
+    FROM decision_facts WHERE {_LIVE} AND {OF_KIND} AND {LAST_IN_BUCKET}
     UNION ALL
-    SELECT kind, {_bucket_at("occurred_at")}, -1, CASE WHEN {_AUTO_AT} THEN -1 ELSE 0 END,
+    SELECT kind, {bucket_at("occurred_at")}, -1, CASE WHEN {_AUTO_AT} THEN -1 ELSE 0 END,
            -coalesce(amount, 0), CASE WHEN {_AUTO_AT} THEN -coalesce(amount, 0) ELSE 0 END
-    FROM decision_facts WHERE {_CROSSING} AND {_KIND} AND {_SAME_BUCKET}
+    FROM decision_facts WHERE {_CROSSING} AND {OF_KIND} AND {_SAME_BUCKET}
 ) x GROUP BY 1, 2 HAVING sum(n) > 0
 """
 _VALUE = "fields #>> CAST(:path AS text[])"
 _DISTRIBUTION = f"""
 SELECT bucket, value, sum(n) FROM (
     SELECT {_bucket_day("occ_day")} AS bucket, key_a AS value, n
-    FROM report_rollups WHERE part = :part AND {_ROLLED} AND {_KIND}
+    FROM report_rollups WHERE part = :part AND {_ROLLED} AND {OF_KIND}
     UNION ALL
     SELECT {_bucket_day("occ_day")}, key_a, -n
-    FROM report_rollups WHERE part = :part || '-' AND {_SUPERSEDED} AND {_KIND}
+    FROM report_rollups WHERE part = :part || '-' AND {_SUPERSEDED} AND {OF_KIND}
       AND {_bucket_day("next_occ_day")} = {_bucket_day("occ_day")}
     UNION ALL
-    SELECT {_bucket_at("occurred_at")}, {_VALUE}, 1
-    FROM decision_facts WHERE {_LIVE} AND {_KIND} AND {_LIVE_LAST_IN_BUCKET} AND {_VALUE} IS NOT NULL
+    SELECT {bucket_at("occurred_at")}, {_VALUE}, 1
+    FROM decision_facts WHERE {_LIVE} AND {OF_KIND} AND {LAST_IN_BUCKET} AND {_VALUE} IS NOT NULL
     UNION ALL
-    SELECT {_bucket_at("occurred_at")}, {_VALUE}, -1
-    FROM decision_facts WHERE {_CROSSING} AND {_KIND} AND {_SAME_BUCKET} AND {_VALUE} IS NOT NULL
+    SELECT {bucket_at("occurred_at")}, {_VALUE}, -1
+    FROM decision_facts WHERE {_CROSSING} AND {OF_KIND} AND {_SAME_BUCKET} AND {_VALUE} IS NOT NULL
 ) x GROUP BY 1, 2 HAVING sum(n) > 0
 """
 _LIVE_BIN = _BIN
 _STAYS = f"""
 SELECT kind, key_a, bin, sum(n), sum(total), max(top)
-FROM report_rollups WHERE part = 'stays' AND {_ROLLED} AND {_KIND} GROUP BY 1, 2, 3
+FROM report_rollups WHERE part = 'stays' AND {_ROLLED} AND {OF_KIND} GROUP BY 1, 2, 3
 UNION ALL
 SELECT kind, left_stage, {_LIVE_BIN}, count(stay_seconds), sum(stay_seconds)::numeric, max(stay_seconds)
-FROM decision_facts WHERE {_LIVE} AND {_KIND} AND left_stage IS NOT NULL GROUP BY 1, 2, 3
+FROM decision_facts WHERE {_LIVE} AND {OF_KIND} AND left_stage IS NOT NULL GROUP BY 1, 2, 3
 """
 _OPEN = f"""
 SELECT kind, stage, sum(n) FROM (
-    SELECT kind, key_a AS stage, n FROM report_rollups WHERE part = 'open' AND {_ROLLED} AND {_KIND}
+    SELECT kind, key_a AS stage, n FROM report_rollups WHERE part = 'open' AND {_ROLLED} AND {OF_KIND}
     UNION ALL
-    SELECT kind, key_a, -n FROM report_rollups WHERE part = 'open-' AND {_SUPERSEDED} AND {_KIND}
+    SELECT kind, key_a, -n FROM report_rollups WHERE part = 'open-' AND {_SUPERSEDED} AND {OF_KIND}
     UNION ALL
     SELECT kind, stage, 1 FROM decision_facts
-    WHERE {_LIVE} AND {_KIND} AND stage IS NOT NULL AND {_LIVE_LAST}
+    WHERE {_LIVE} AND {OF_KIND} AND stage IS NOT NULL AND {LAST_OF_PERIOD}
     UNION ALL
-    SELECT kind, stage, -1 FROM decision_facts WHERE {_CROSSING} AND {_KIND} AND stage IS NOT NULL
+    SELECT kind, stage, -1 FROM decision_facts WHERE {_CROSSING} AND {OF_KIND} AND stage IS NOT NULL
 ) x GROUP BY 1, 2 HAVING sum(n) > 0
 """
 _HANDLING = "extract(epoch FROM occurred_at - first_occurred_at)"
@@ -387,7 +388,7 @@ SELECT routed, owner, sum(n), sum(total) / sum(n) FROM (
     UNION ALL
     SELECT key_a, key_b, -n, -total FROM report_rollups WHERE part = 'workload-' AND {_SUPERSEDED}
     UNION ALL
-    SELECT routed, owner, 1, {_HANDLING} FROM decision_facts WHERE {_LIVE} AND {_LIVE_LAST}
+    SELECT routed, owner, 1, {_HANDLING} FROM decision_facts WHERE {_LIVE} AND {LAST_OF_PERIOD}
     UNION ALL
     SELECT routed, owner, -1, -{_HANDLING} FROM decision_facts WHERE {_CROSSING}
 ) x WHERE CAST(:grp AS text) IS NULL OR routed = :grp GROUP BY 1, 2 HAVING sum(n) > 0
